@@ -1,0 +1,105 @@
+//! AWS clients, built once from one `SdkConfig` and shared. Retries, timeouts and the HTTP
+//! client are set here and nowhere else.
+
+pub mod error;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+pub use error::{AwsResultExt, ErrorKind};
+
+use crate::profile::Runtime;
+
+/// How to reach AWS: resolved settings, no clap types.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Region from the command line or the profile; otherwise the SDK's chain decides.
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub aws_profile: Option<String>,
+}
+
+/// Standard retry with 5 attempts: with 30% injected faults 3 attempts still lose calls, 5 do
+/// not. Adaptive mode is avoided: its client-side rate limiter stalls a throttled scan.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// The SDK sets no read or operation timeout by default: a stalled response waits forever.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(90);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn load_config(opts: &ConnectOptions) -> SdkConfig {
+    let http =
+        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
+    if let Some(region) = &opts.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &opts.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(profile) = &opts.aws_profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
+}
+
+/// One client per service for the home region, plus who and where we are.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub runtime: Runtime,
+    pub s3: aws_sdk_s3::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub kms: aws_sdk_kms::Client,
+}
+
+impl Aws {
+    pub fn new(config: &SdkConfig, runtime: Runtime) -> Self {
+        // Emulators and custom endpoints serve S3 path-style; with an IP address the SDK
+        // switches by itself, with a host name such as localhost it does not.
+        let s3_conf =
+            aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
+        Aws {
+            runtime,
+            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            iam: aws_sdk_iam::Client::new(config),
+            cloudtrail: aws_sdk_cloudtrail::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.runtime.region
+    }
+}
+
+/// The caller's account and partition, from STS. The first AWS call of every command.
+pub async fn whoami(config: &SdkConfig) -> anyhow::Result<Runtime> {
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .context("no AWS region: pass --region, set home_region in the profile, or set AWS_REGION")?;
+    let sts = aws_sdk_sts::Client::new(config);
+    let id =
+        sts.get_caller_identity().send().await.ctx(|| "asking STS who the caller is (GetCallerIdentity)".into())?;
+    let account_id = id.account().context("STS returned no account id")?.to_string();
+    // arn:PARTITION:sts::ACCOUNT:assumed-role/...
+    let partition = id.arn().and_then(|a| a.split(':').nth(1)).unwrap_or("aws").to_string();
+    Ok(Runtime { account_id, partition, region })
+}

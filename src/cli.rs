@@ -1,0 +1,140 @@
+//! Command-line interface: clap structs only. Their doc comments are the help text.
+//! Nothing here does work; `settings` resolves these into plain values first.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Declare, apply and verify the AWS monitoring that catches destructive actions.
+///
+/// ctguard reads a profile (a TOML file that says what the account must have), compares it with
+/// the live account and shows, applies or verifies the difference: the hardened audit-log bucket,
+/// the multi-region CloudTrail trail and its CloudWatch Logs delivery.
+///
+/// Start with `ctguard plan -p ai-agent-guard`: it changes nothing.
+#[derive(Debug, Parser)]
+#[command(name = "ctguard", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what apply would change, field by field. Makes no changes.
+    ///
+    /// Exit status: 0 success, 1 error; with --detailed-exitcode, 2 when changes are pending.
+    Plan(PlanArgs),
+    /// Converge the account to the profile, in dependency order.
+    ///
+    /// Shows the plan first and asks for confirmation on a terminal. Without a terminal it
+    /// refuses unless --auto-approve is given. A second apply changes nothing.
+    Apply(ApplyArgs),
+    /// Fail when the account has drifted from the profile: the CI gate.
+    ///
+    /// Exit status: 0 the account matches, 2 drift or a failing health check, 1 could not decide.
+    Verify(VerifyArgs),
+    /// List the profiles built into ctguard, print one, or write one out to customise it.
+    Profiles(ProfilesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Profile to use: the name of a built-in profile (see `ctguard profiles list`) or a path
+    /// to a .toml file.
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
+    pub profile: String,
+
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// The home region: where the bucket, trail and log group live. Defaults to the profile's
+    /// home_region, then AWS_REGION and the shared config.
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Named profile from the shared AWS config and credentials files.
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+    pub aws_profile: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// More detail on stderr: each AWS call's retries and timings with -vv.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Exit 2 when changes are pending, 0 when there are none, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Apply without asking. Required when stdin is not a terminal.
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfilesArgs {
+    #[command(subcommand)]
+    pub action: ProfilesAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// List the built-in profiles.
+    List,
+    /// Print a built-in profile's TOML.
+    Show {
+        /// Profile name.
+        name: String,
+    },
+    /// Write a built-in profile and the policy templates it uses into DIR, laid out as
+    /// DIR/profiles/NAME.toml and DIR/policies/*.json, ready to edit and pass to -p.
+    Export {
+        /// Profile name.
+        name: String,
+        /// Directory to write into; existing files are not overwritten.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}

@@ -1,0 +1,74 @@
+//! Commands: short orchestration over profile, engine and renderers.
+
+pub mod apply;
+pub mod plan;
+pub mod profiles;
+pub mod verify;
+
+use std::time::Instant;
+
+use crate::aws::{self, Aws};
+use crate::engine::{self, LiveState};
+use crate::plan::Plan;
+use crate::printer::Printer;
+use crate::profile::{self, Profile, Runtime};
+use crate::render::Context;
+use crate::resources::{self, Resource};
+use crate::settings::Settings;
+
+/// How a command ended, mapped to the exit code in `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// 0.
+    Success,
+    /// 2: changes pending (plan --detailed-exitcode) or drift (verify).
+    Differs,
+}
+
+/// A profile resolved against a live account, with its clients and resources.
+pub struct Session {
+    pub aws: Aws,
+    pub profile: Profile,
+    pub resources: Vec<Box<dyn Resource>>,
+    pub ctx: Context,
+}
+
+impl Session {
+    /// Loads and fully validates the profile, then connects. The profile is checked once with
+    /// stand-in account facts before any AWS call, so a bad profile fails without credentials.
+    pub async fn open(settings: &Settings, printer: &Printer) -> anyhow::Result<Session> {
+        let loaded = profile::load(&settings.profile)?;
+        let home = settings.region.clone().or(loaded.home_region().map(str::to_string));
+        if let Some(region) = &home {
+            profile::validate::region(region).map_err(|e| anyhow::anyhow!("region: expected {e}"))?;
+        }
+        loaded.resolve(&Runtime::placeholder(home.as_deref().unwrap_or("us-east-1")), &settings.overrides)?;
+
+        let started = Instant::now();
+        let config = aws::load_config(&settings.connect(loaded.home_region())).await;
+        let runtime = aws::whoami(&config).await?;
+        printer.verbose(&format!(
+            "account {} in {} ({:.0} ms)",
+            runtime.account_id,
+            runtime.region,
+            started.elapsed().as_secs_f64() * 1e3
+        ));
+        let profile = loaded.resolve(&runtime, &settings.overrides)?;
+        let resources = resources::declared(&profile);
+        let ctx = Context {
+            profile: profile.name.clone(),
+            account: runtime.account_id.clone(),
+            region: runtime.region.clone(),
+        };
+        Ok(Session { aws: Aws::new(&config, runtime), profile, resources, ctx })
+    }
+
+    /// Reads live state and plans.
+    pub async fn plan(&self, printer: &Printer) -> anyhow::Result<(LiveState, Plan)> {
+        let started = Instant::now();
+        let live = engine::read_all(&self.aws, &self.resources).await?;
+        printer.verbose(&format!("read {} resources in {:.0} ms", live.len(), started.elapsed().as_secs_f64() * 1e3));
+        let plan = engine::plan(&self.profile.name, &self.resources, &live);
+        Ok((live, plan))
+    }
+}

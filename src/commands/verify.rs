@@ -1,0 +1,18 @@
+use super::{Session, Status};
+use crate::cli::Format;
+use crate::engine;
+use crate::printer::Printer;
+use crate::render;
+use crate::settings::Settings;
+
+pub async fn run(settings: &Settings, printer: &Printer) -> anyhow::Result<Status> {
+    let session = Session::open(settings, printer).await?;
+    let (live, plan) = session.plan(printer).await?;
+    let checks = engine::checks(&live, &session.resources);
+    printer.data(|w, paint| match settings.format {
+        Format::Human => render::human::verify(w, paint, &session.ctx, &plan, &checks),
+        Format::Json => render::json::verify(w, &session.ctx, &plan, &checks),
+    })?;
+    let healthy = checks.iter().all(|(_, c)| c.ok);
+    Ok(if plan.has_changes() || !healthy { Status::Differs } else { Status::Success })
+}

@@ -1,0 +1,233 @@
+//! Reads live state concurrently, plans, and applies changes in dependency order. Progress is
+//! reported through `Hook`; the engine never prints.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::join_all;
+
+use crate::aws::Aws;
+use crate::plan::{self, Action, Address, Change, Plan, UNKNOWN};
+use crate::resources::{Check, Live, Outputs, Resource};
+
+/// Reads in flight at once: enough to hide latency, few enough to stay clear of throttling.
+const READ_CONCURRENCY: usize = 16;
+
+/// Live state of every declared resource, keyed by address.
+pub type LiveState = HashMap<Address, Option<Live>>;
+
+/// Reads every resource concurrently. Fails on the first error that is not "absent".
+pub async fn read_all(aws: &Aws, resources: &[Box<dyn Resource>]) -> anyhow::Result<LiveState> {
+    let results: Vec<(Address, anyhow::Result<Option<Live>>)> = futures::stream::iter(resources)
+        .map(|r| async move { (r.address(), r.read(aws).await) })
+        .buffer_unordered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    let mut state = LiveState::new();
+    for (address, result) in results {
+        state.insert(address, result?);
+    }
+    Ok(state)
+}
+
+fn outputs_of(live: &LiveState) -> Outputs {
+    live.iter().filter_map(|(a, l)| l.as_ref().map(|l| (a.clone(), l.outputs.clone()))).collect()
+}
+
+/// The plan: a pure function of the declared resources and their live state.
+pub fn plan(profile_name: &str, resources: &[Box<dyn Resource>], live: &LiveState) -> Plan {
+    let outputs = outputs_of(live);
+    let changes = resources
+        .iter()
+        .map(|r| {
+            let address = r.address();
+            let have = live.get(&address).and_then(Option::as_ref);
+            let want = r.desired(&outputs);
+            let mut change = plan::plan_change(address, Some(&want), have.map(|l| &l.attrs), r.replace_on());
+            if let Some(l) = have {
+                change.notes.extend(ownership_note(profile_name, l.owner()));
+            }
+            change
+        })
+        .collect();
+    Plan { changes }
+}
+
+fn ownership_note(profile: &str, owner: Option<&str>) -> Option<String> {
+    match owner {
+        Some(o) if o == profile => None,
+        Some(other) => {
+            Some(format!("tagged as owned by ctguard profile {other:?}; apply takes it over for {profile:?}"))
+        }
+        None => Some("exists and was not created by ctguard; apply adopts it and tags it".into()),
+    }
+}
+
+/// Health checks gathered while reading.
+pub fn checks(live: &LiveState, resources: &[Box<dyn Resource>]) -> Vec<(Address, Check)> {
+    resources
+        .iter()
+        .filter_map(|r| live.get(&r.address()).and_then(Option::as_ref).map(|l| (r.address(), l)))
+        .flat_map(|(a, l)| l.checks.iter().map(move |c| (a.clone(), c.clone())))
+        .collect()
+}
+
+/// What apply reports as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Started { address: Address, action: Action },
+    Finished { address: Address, action: Action, elapsed: Duration },
+    Failed { address: Address, action: Action, error: String },
+    Skipped { address: Address, action: Action, because: Address },
+}
+
+/// A listener for apply's progress: a progress bar, plain lines, a test recorder.
+pub trait Hook: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// How one planned change ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    Failed(String),
+    /// Not attempted because a dependency failed.
+    Skipped(Address),
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub outcomes: Vec<(Change, Outcome)>,
+}
+
+impl Report {
+    pub fn failed(&self) -> bool {
+        self.outcomes.iter().any(|(_, o)| *o != Outcome::Done)
+    }
+}
+
+/// Executes the plan. A change runs once everything it depends on has succeeded; changes
+/// whose dependencies are all done run concurrently. A failure skips its dependents and
+/// lets independent changes finish.
+pub async fn apply(
+    aws: &Aws,
+    resources: &[Box<dyn Resource>],
+    plan: &Plan,
+    live: &LiveState,
+    hook: &dyn Hook,
+) -> Report {
+    let mut outputs = outputs_of(live);
+    let by_address: HashMap<Address, &dyn Resource> = resources.iter().map(|r| (r.address(), r.as_ref())).collect();
+    let mut pending: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    let mut done: BTreeSet<Address> =
+        plan.changes.iter().filter(|c| c.action == Action::NoOp).map(|c| c.address.clone()).collect();
+    // Failed or skipped address -> the failure that caused it.
+    let mut failed: HashMap<Address, Address> = HashMap::new();
+    let mut outcomes: HashMap<Address, Outcome> = HashMap::new();
+
+    while !pending.is_empty() {
+        let deps = |c: &Change| by_address.get(&c.address).map(|r| r.depends_on()).unwrap_or_default();
+        // Skip anything that waits on a failure; remember the root cause.
+        pending.retain(|c| match deps(c).iter().find_map(|d| failed.get(d).cloned()) {
+            Some(root) => {
+                hook.event(&Event::Skipped { address: c.address.clone(), action: c.action, because: root.clone() });
+                failed.insert(c.address.clone(), root.clone());
+                outcomes.insert(c.address.clone(), Outcome::Skipped(root));
+                false
+            }
+            None => true,
+        });
+        let (ready, waiting): (Vec<&Change>, Vec<&Change>) =
+            pending.into_iter().partition(|c| deps(c).iter().all(|d| done.contains(d)));
+        if ready.is_empty() {
+            for c in &waiting {
+                outcomes.insert(c.address.clone(), Outcome::Failed("dependency cycle or undeclared dependency".into()));
+            }
+            break;
+        }
+        let results = join_all(ready.iter().map(|c| {
+            let resource = by_address[&c.address];
+            let want = resource.desired(&outputs);
+            run_one(aws, resource, c, want, hook)
+        }))
+        .await;
+        for (change, result) in ready.iter().zip(results) {
+            match result {
+                Ok(new_outputs) => {
+                    outputs.insert(change.address.clone(), new_outputs);
+                    done.insert(change.address.clone());
+                    outcomes.insert(change.address.clone(), Outcome::Done);
+                }
+                Err(e) => {
+                    failed.insert(change.address.clone(), change.address.clone());
+                    outcomes.insert(change.address.clone(), Outcome::Failed(format!("{e:#}")));
+                }
+            }
+        }
+        pending = waiting;
+    }
+    let outcomes = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .map(|c| (c.clone(), outcomes.remove(&c.address).unwrap_or(Outcome::Done)))
+        .collect();
+    Report { outcomes }
+}
+
+/// Runs one change and reads the resource back. Returns its fresh outputs.
+async fn run_one(
+    aws: &Aws,
+    r: &dyn Resource,
+    change: &Change,
+    want: plan::Attrs,
+    hook: &dyn Hook,
+) -> anyhow::Result<plan::Attrs> {
+    let address = change.address.clone();
+    hook.event(&Event::Started { address: address.clone(), action: change.action });
+    let start = Instant::now();
+    let result = async {
+        // Values that only exist after a dependency is created must be known by now.
+        if want.values().any(|v| v.to_string().contains(UNKNOWN)) {
+            anyhow::bail!("internal error: {address} still has values {UNKNOWN:?}");
+        }
+        match change.action {
+            Action::NoOp => {}
+            Action::Create => r.create(aws, &want).await?,
+            Action::Update => {
+                let changed: BTreeSet<String> = change.diffs.iter().map(|d| top_level(&d.path)).collect();
+                r.update(aws, &want, &changed).await?
+            }
+            Action::Replace => {
+                r.delete(aws).await?;
+                r.create(aws, &want).await?
+            }
+            Action::Delete => {
+                r.delete(aws).await?;
+                return Ok(plan::Attrs::new());
+            }
+        }
+        let back =
+            r.read(aws).await?.ok_or_else(|| anyhow::anyhow!("{address} is missing right after it was written"))?;
+        let left = plan::diff(Some(&back.attrs), Some(&want));
+        if let Some(d) = left.first() {
+            anyhow::bail!(
+                "{address} did not converge: {} reads back as {} after setting it",
+                d.path,
+                d.before.as_ref().map(|v| v.to_string()).unwrap_or("(absent)".into())
+            );
+        }
+        Ok(back.outputs)
+    }
+    .await;
+    match &result {
+        Ok(_) => hook.event(&Event::Finished { address, action: change.action, elapsed: start.elapsed() }),
+        Err(e) => hook.event(&Event::Failed { address, action: change.action, error: format!("{e:#}") }),
+    }
+    result
+}
+
+fn top_level(path: &str) -> String {
+    path.split(['.', '[']).next().unwrap_or(path).to_string()
+}

@@ -1,0 +1,13 @@
+//! ctguard: declare, apply and verify the AWS monitoring that catches destructive actions.
+
+pub mod aws;
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod plan;
+pub mod policy;
+pub mod printer;
+pub mod profile;
+pub mod render;
+pub mod resources;
+pub mod settings;

@@ -1,0 +1,155 @@
+//! Policy documents in canonical form, so that two documents AWS treats as the same compare
+//! equal: key order, whitespace, a one-element list versus a string, statement order, IAM's
+//! URL-encoding, and condition values written as booleans or numbers versus strings.
+
+use serde_json::{Map, Value};
+
+/// Keys whose value may be a string or a list of strings with the same meaning.
+const SET_KEYS: [&str; 4] = ["Action", "NotAction", "Resource", "NotResource"];
+
+/// Parses a policy as returned by AWS. IAM returns documents URL-encoded (RFC 3986); S3, KMS
+/// and CloudWatch Logs return plain JSON.
+pub fn parse_live(text: &str) -> anyhow::Result<Value> {
+    let trimmed = text.trim_start();
+    let decoded;
+    let json = if trimmed.starts_with('{') {
+        text
+    } else {
+        decoded = percent_encoding::percent_decode_str(text).decode_utf8()?;
+        &decoded
+    };
+    Ok(canonical(&serde_json::from_str(json)?))
+}
+
+/// The canonical form of a policy document.
+pub fn canonical(doc: &Value) -> Value {
+    let Value::Object(map) = doc else { return doc.clone() };
+    let mut out = Map::new();
+    for (k, v) in map {
+        let v = match k.as_str() {
+            "Statement" => statements(v),
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    Value::Object(out)
+}
+
+fn statements(v: &Value) -> Value {
+    let list = match v {
+        Value::Array(items) => items.clone(),
+        single => vec![single.clone()],
+    };
+    let mut list: Vec<Value> = list.iter().map(statement).collect();
+    // Statement order carries no meaning; sort by Sid, then by content.
+    list.sort_by_cached_key(|s| (s.get("Sid").and_then(Value::as_str).unwrap_or("").to_string(), s.to_string()));
+    Value::Array(list)
+}
+
+fn statement(v: &Value) -> Value {
+    let Value::Object(map) = v else { return v.clone() };
+    let mut out = Map::new();
+    for (k, v) in map {
+        let v = match k.as_str() {
+            k if SET_KEYS.contains(&k) => string_set(v),
+            "Principal" | "NotPrincipal" => principal(v),
+            "Condition" => condition(v),
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    Value::Object(out)
+}
+
+/// Sorted, de-duplicated; a single element collapses to a bare string.
+fn string_set(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(scalar_as_string).collect();
+            items.sort_by_key(|i| i.to_string());
+            items.dedup();
+            if items.len() == 1 { items.pop().unwrap_or(Value::Null) } else { Value::Array(items) }
+        }
+        other => scalar_as_string(other),
+    }
+}
+
+fn scalar_as_string(v: &Value) -> Value {
+    match v {
+        Value::Bool(b) => Value::String(b.to_string()),
+        Value::Number(n) => Value::String(n.to_string()),
+        other => other.clone(),
+    }
+}
+
+fn principal(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), string_set(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `{"Operator": {"key": value-or-list}}`: values are a set of strings.
+fn condition(v: &Value) -> Value {
+    let Value::Object(ops) = v else { return v.clone() };
+    let ops = ops
+        .iter()
+        .map(|(op, keys)| {
+            let keys = match keys {
+                Value::Object(keys) => Value::Object(keys.iter().map(|(k, v)| (k.clone(), string_set(v))).collect()),
+                other => other.clone(),
+            };
+            (op.clone(), keys)
+        })
+        .collect();
+    Value::Object(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reordered_policy_is_equal() {
+        let a = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "B", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": "arn:aws:s3:::b/*"},
+            {"Sid": "A", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": ["arn:aws:s3:::b/*", "arn:aws:s3:::b"],
+             "Condition": {"Bool": {"aws:SecureTransport": false}}}
+        ]});
+        let b = json!({"Statement": [
+            {"Principal": "*", "Condition": {"Bool": {"aws:SecureTransport": ["false"]}}, "Sid": "A", "Effect": "Deny",
+             "Action": "s3:*", "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]},
+            {"Resource": ["arn:aws:s3:::b/*"], "Action": "s3:PutObject", "Effect": "Allow", "Sid": "B"}
+        ], "Version": "2012-10-17"});
+        assert_eq!(canonical(&a), canonical(&b));
+    }
+
+    #[test]
+    fn single_statement_object_equals_list() {
+        let a = json!({"Statement": {"Effect": "Allow", "Action": "sts:AssumeRole"}});
+        let b = json!({"Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole"]}]});
+        assert_eq!(canonical(&a), canonical(&b));
+    }
+
+    #[test]
+    fn principal_lists_collapse() {
+        let a = json!({"Statement": [{"Principal": {"Service": ["cloudtrail.amazonaws.com"]}}]});
+        let b = json!({"Statement": [{"Principal": {"Service": "cloudtrail.amazonaws.com"}}]});
+        assert_eq!(canonical(&a), canonical(&b));
+    }
+
+    #[test]
+    fn iam_url_encoded_documents_decode() {
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D";
+        let plain = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]});
+        assert_eq!(parse_live(encoded).unwrap(), canonical(&plain));
+    }
+
+    #[test]
+    fn a_changed_statement_is_not_equal() {
+        let a = json!({"Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents"}]});
+        let b = json!({"Statement": [{"Effect": "Allow", "Action": ["logs:PutLogEvents", "logs:*"]}]});
+        assert_ne!(canonical(&a), canonical(&b));
+    }
+}

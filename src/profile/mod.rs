@@ -1,0 +1,499 @@
+//! Profiles: the declared desired state. Loading parses and type-checks the TOML; resolving
+//! fills in variables, renders the policy templates and checks every name AWS would reject.
+//! A `Profile` that exists is complete and valid: nothing downstream re-checks it.
+
+pub mod source;
+pub mod types;
+pub mod validate;
+pub mod vars;
+
+use std::fmt;
+
+use serde_json::{Value, json};
+
+pub use source::{Origin, SourceFile};
+use types::ProfileDoc;
+pub use types::{Encryption, Lifecycle, ReadWrite};
+use vars::Vars;
+
+/// One problem in a profile or template, located as precisely as ctguard knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found; the profile is unusable if there is at least one.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Invalid(pub Vec<Problem>);
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "the profile is invalid ({n} problem{}); nothing was changed", if n == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Facts known only at run time, from STS and the resolved region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runtime {
+    pub account_id: String,
+    pub partition: String,
+    pub region: String,
+}
+
+impl Runtime {
+    /// Stand-in used to validate a profile before any AWS call is made.
+    pub fn placeholder(region: &str) -> Self {
+        Runtime { account_id: "000000000000".into(), partition: "aws".into(), region: region.into() }
+    }
+}
+
+/// A parsed, type-checked profile whose placeholders are not yet filled.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub file: SourceFile,
+    pub origin: Origin,
+    pub doc: ProfileDoc,
+}
+
+/// The resolved profile: plain values, rendered policy documents.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub file: String,
+    pub runtime: Runtime,
+    pub vars: Vars,
+    pub bucket: Bucket,
+    pub access_log_bucket: Option<AccessLogBucket>,
+    pub trail: Trail,
+    pub cloudwatch_logs: Option<CloudWatchLogs>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    pub name: String,
+    pub trail_prefix: String,
+    pub encryption: Encryption,
+    pub kms_key_arn: Option<String>,
+    pub policy: Value,
+    pub lifecycle: Lifecycle,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessLogBucket {
+    pub name: String,
+    pub prefix: String,
+    pub policy: Value,
+    pub lifecycle: Lifecycle,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trail {
+    pub name: String,
+    pub arn: String,
+    pub multi_region: bool,
+    pub include_global_service_events: bool,
+    pub log_file_validation: bool,
+    pub management_events: ReadWrite,
+    pub kms: Option<TrailKms>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TrailKms {
+    /// ctguard creates the key and its alias and keeps its policy and rotation.
+    Managed { alias: String, policy: Value },
+    /// The trail uses a key managed elsewhere.
+    Existing { key_arn: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudWatchLogs {
+    pub log_group: String,
+    pub log_group_arn: String,
+    pub retention_days: i32,
+    pub role_name: String,
+    pub role_path: String,
+    pub role_arn: String,
+    pub trust_policy: Value,
+    pub role_policy: Value,
+}
+
+/// Reads and type-checks a profile (by built-in name or path).
+pub fn load(spec: &str) -> anyhow::Result<Loaded> {
+    let (file, origin) = source::find_profile(spec)?;
+    let doc = parse(&file).map_err(|p| Invalid(vec![p]))?;
+    Ok(Loaded { file, origin, doc })
+}
+
+fn parse(file: &SourceFile) -> Result<ProfileDoc, Problem> {
+    toml::from_str::<ProfileDoc>(&file.text).map_err(|e| {
+        let line = e.span().map(|s| file.text[..s.start].matches('\n').count() + 1);
+        let key = line.map(|l| key_at_line(&file.text, l)).unwrap_or_default();
+        Problem { file: file.display.clone(), line, key, message: e.message().trim().to_string() }
+    })
+}
+
+/// The dotted key defined on a line, prefixed by the table in force there.
+fn key_at_line(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let table = lines[..line.min(lines.len())]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        .unwrap_or_default();
+    let this = lines.get(line - 1).map(|l| l.trim()).unwrap_or("");
+    let key = if this.starts_with('[') { "" } else { this.split('=').next().unwrap_or("").trim() };
+    match (table.is_empty(), key.is_empty()) {
+        (_, true) => table,
+        (true, false) => key.to_string(),
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// Parses `--var key=value` flags.
+pub fn parse_overrides(flags: &[String]) -> anyhow::Result<Vars> {
+    flags
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), Value::String(v.to_string()))),
+            _ => anyhow::bail!("--var {f:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+const BUILTINS: [&str; 4] = ["account_id", "partition", "region", "profile"];
+
+impl Loaded {
+    pub fn name(&self) -> &str {
+        &self.doc.profile.name
+    }
+
+    /// The home region the profile asks for, if it names one.
+    pub fn home_region(&self) -> Option<&str> {
+        self.doc.profile.home_region.as_deref()
+    }
+
+    /// Fills every placeholder, renders templates and validates. Collects every problem
+    /// rather than stopping at the first.
+    pub fn resolve(&self, runtime: &Runtime, overrides: &Vars) -> Result<Profile, Invalid> {
+        Resolver { loaded: self, problems: Vec::new() }.run(runtime, overrides)
+    }
+}
+
+struct Resolver<'a> {
+    loaded: &'a Loaded,
+    problems: Vec<Problem>,
+}
+
+impl Resolver<'_> {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        let file = self.loaded.file.display.clone();
+        self.problems.push(Problem { file, line: None, key: key.into(), message: message.into() });
+    }
+
+    /// Substitutes a profile string; records a problem and returns it unchanged on failure.
+    fn text(&mut self, key: &str, raw: &str, vars: &Vars) -> String {
+        match vars::substitute(raw, vars) {
+            Ok(Value::String(s)) => s,
+            Ok(other) => {
+                self.problem(key, format!("expected text, but the placeholder holds {other}"));
+                raw.to_string()
+            }
+            Err(e) => {
+                self.problem(key, format!("{e}: define it under [variables] or pass --var {}=…", e.name));
+                raw.to_string()
+            }
+        }
+    }
+
+    fn check(&mut self, key: &str, value: &str, rule: fn(&str) -> Result<(), String>) {
+        if let Err(expected) = rule(value) {
+            self.problem(key, format!("{value:?} is not valid: expected {expected}"));
+        }
+    }
+
+    fn variables(&mut self, runtime: &Runtime, overrides: &Vars) -> Vars {
+        let doc = &self.loaded.doc;
+        let mut builtins = Vars::new();
+        builtins.insert("account_id".into(), json!(runtime.account_id));
+        builtins.insert("partition".into(), json!(runtime.partition));
+        builtins.insert("region".into(), json!(runtime.region));
+        builtins.insert("profile".into(), json!(doc.profile.name));
+        let mut user = Vars::new();
+        for (k, v) in &doc.variables {
+            if BUILTINS.contains(&k.as_str()) {
+                self.problem(&format!("variables.{k}"), "this name is built in and cannot be redefined");
+                continue;
+            }
+            match serde_json::to_value(v) {
+                Ok(v) => {
+                    user.insert(k.clone(), v);
+                }
+                Err(e) => self.problem(&format!("variables.{k}"), format!("unsupported value: {e}")),
+            }
+        }
+        for (k, v) in overrides {
+            if !user.contains_key(k) {
+                let declared: Vec<&str> = user.keys().map(String::as_str).collect();
+                self.problem(
+                    &format!("--var {k}"),
+                    format!("the profile declares no variable {k:?} (it declares: {})", declared.join(", ")),
+                );
+                continue;
+            }
+            user.insert(k.clone(), v.clone());
+        }
+        match vars::resolve_all(user, &builtins) {
+            Ok(all) => all,
+            Err((name, e)) => {
+                self.problem(&format!("variables.{name}"), e.to_string());
+                builtins
+            }
+        }
+    }
+
+    /// Reads, parses and renders a template; `key` is the profile key that named it.
+    fn template(&mut self, key: &str, name: &str, vars: &Vars) -> Value {
+        let dir = self.loaded.doc.profile.policies_dir.clone();
+        let file = match self.loaded.origin.read_template(&dir, name) {
+            Ok(f) => f,
+            Err(e) => {
+                self.problem(key, e);
+                return Value::Null;
+            }
+        };
+        let doc: Value = match serde_json::from_str(&file.text) {
+            Ok(v) => v,
+            Err(e) => {
+                let p = Problem {
+                    file: file.display,
+                    line: Some(e.line()),
+                    key: String::new(),
+                    message: format!("malformed JSON: {e}"),
+                };
+                self.problems.push(p);
+                return Value::Null;
+            }
+        };
+        match vars::substitute_json(&doc, vars) {
+            Ok(v) => v,
+            Err((path, e)) => {
+                let message = format!("{e}: ctguard defines {}", vars.keys().cloned().collect::<Vec<_>>().join(", "));
+                self.problems.push(Problem { file: file.display, line: None, key: path, message });
+                Value::Null
+            }
+        }
+    }
+
+    fn run(mut self, runtime: &Runtime, overrides: &Vars) -> Result<Profile, Invalid> {
+        let doc = self.loaded.doc.clone();
+        let (account, partition, region) = (&runtime.account_id, &runtime.partition, &runtime.region);
+        let mut vars = self.variables(runtime, overrides);
+
+        // Names first: the templates refer to the ARNs derived from them.
+        let bucket_name = self.text("bucket.name", &doc.bucket.name, &vars);
+        self.check("bucket.name", &bucket_name, validate::bucket_name);
+        let trail_prefix = self.text("bucket.trail_prefix", &doc.bucket.trail_prefix, &vars);
+        self.check("bucket.trail_prefix", &trail_prefix, validate::trail_prefix);
+        let kms_key_arn = doc.bucket.kms_key_arn.as_ref().map(|k| self.text("bucket.kms_key_arn", k, &vars));
+        match (doc.bucket.encryption, &kms_key_arn) {
+            (Encryption::Kms, None) => self.problem("bucket.kms_key_arn", "required when encryption = \"aws:kms\""),
+            (Encryption::Aes256, Some(_)) => {
+                self.problem("bucket.kms_key_arn", "only allowed when encryption = \"aws:kms\"")
+            }
+            (Encryption::Kms, Some(arn)) => self.check("bucket.kms_key_arn", &arn.clone(), validate::kms_key_arn),
+            _ => {}
+        }
+        self.lifecycle("bucket.lifecycle", &doc.bucket.lifecycle);
+        let trail_name = self.text("trail.name", &doc.trail.name, &vars);
+        self.check("trail.name", &trail_name, validate::trail_name);
+        let trail_arn = format!("arn:{partition}:cloudtrail:{region}:{account}:trail/{trail_name}");
+        let log_path = if trail_prefix.is_empty() {
+            format!("AWSLogs/{account}")
+        } else {
+            format!("{trail_prefix}/AWSLogs/{account}")
+        };
+        vars.insert("bucket_name".into(), json!(bucket_name));
+        vars.insert("bucket_arn".into(), json!(format!("arn:{partition}:s3:::{bucket_name}")));
+        vars.insert("trail_name".into(), json!(trail_name));
+        vars.insert("trail_arn".into(), json!(trail_arn));
+        vars.insert("trail_log_path".into(), json!(log_path));
+
+        let access_log_bucket = doc.access_log_bucket.as_ref().map(|a| {
+            let name = self.text("access_log_bucket.name", &a.name, &vars);
+            self.check("access_log_bucket.name", &name, validate::bucket_name);
+            if name == bucket_name {
+                self.problem(
+                    "access_log_bucket.name",
+                    "must differ from bucket.name: a bucket cannot log its own access",
+                );
+            }
+            let prefix = self.text("access_log_bucket.prefix", &a.prefix, &vars);
+            self.lifecycle("access_log_bucket.lifecycle", &a.lifecycle);
+            vars.insert("access_log_bucket_name".into(), json!(name));
+            vars.insert("access_log_bucket_arn".into(), json!(format!("arn:{partition}:s3:::{name}")));
+            vars.insert("access_log_prefix".into(), json!(prefix));
+            (name, prefix, a.clone())
+        });
+
+        let cloudwatch_logs = doc.cloudwatch_logs.as_ref().map(|c| {
+            let log_group = self.text("cloudwatch_logs.log_group", &c.log_group, &vars);
+            self.check("cloudwatch_logs.log_group", &log_group, validate::log_group_name);
+            if let Err(e) = validate::retention_days(c.retention_days) {
+                self.problem("cloudwatch_logs.retention_days", format!("expected {e}"));
+            }
+            let role_name = self.text("cloudwatch_logs.role_name", &c.role_name, &vars);
+            self.check("cloudwatch_logs.role_name", &role_name, validate::role_name);
+            self.check("cloudwatch_logs.role_path", &c.role_path, validate::role_path);
+            let role_arn = format!("arn:{partition}:iam::{account}:role{}{role_name}", c.role_path);
+            let log_group_arn = format!("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*");
+            vars.insert("log_group_name".into(), json!(log_group));
+            vars.insert("log_group_arn".into(), json!(log_group_arn));
+            vars.insert("role_arn".into(), json!(role_arn));
+            (log_group, log_group_arn, role_name, role_arn, c.clone())
+        });
+
+        let kms = doc.trail.kms.as_ref().and_then(|k| self.trail_kms(k, &vars));
+        if let Some(TrailKms::Managed { alias, .. }) = &kms {
+            vars.insert("kms_alias".into(), json!(alias));
+        }
+
+        // Templates last, with every derived name defined.
+        let bucket_policy = self.template("bucket.policy", &doc.bucket.policy, &vars);
+        let access_log_bucket = access_log_bucket.map(|(name, prefix, a)| AccessLogBucket {
+            policy: self.template("access_log_bucket.policy", &a.policy, &vars),
+            name,
+            prefix,
+            lifecycle: a.lifecycle,
+        });
+        let cloudwatch_logs =
+            cloudwatch_logs.map(|(log_group, log_group_arn, role_name, role_arn, c)| CloudWatchLogs {
+                trust_policy: self.template("cloudwatch_logs.trust_policy", &c.trust_policy, &vars),
+                role_policy: self.template("cloudwatch_logs.role_policy", &c.role_policy, &vars),
+                log_group,
+                log_group_arn,
+                retention_days: c.retention_days,
+                role_name,
+                role_path: c.role_path,
+                role_arn,
+            });
+        let kms = kms.map(|k| match k {
+            TrailKms::Managed { alias, .. } => {
+                let name = doc.trail.kms.as_ref().and_then(|d| d.policy.clone()).unwrap_or_default();
+                TrailKms::Managed { alias, policy: self.template("trail.kms.policy", &name, &vars) }
+            }
+            existing => existing,
+        });
+
+        if !self.problems.is_empty() {
+            return Err(Invalid(self.problems));
+        }
+        Ok(Profile {
+            name: doc.profile.name.clone(),
+            file: self.loaded.file.display.clone(),
+            runtime: runtime.clone(),
+            bucket: Bucket {
+                name: bucket_name,
+                trail_prefix,
+                encryption: doc.bucket.encryption,
+                kms_key_arn,
+                policy: bucket_policy,
+                lifecycle: doc.bucket.lifecycle.clone(),
+            },
+            access_log_bucket,
+            trail: Trail {
+                name: trail_name,
+                arn: trail_arn,
+                multi_region: doc.trail.multi_region,
+                include_global_service_events: doc.trail.include_global_service_events,
+                log_file_validation: doc.trail.log_file_validation,
+                management_events: doc.trail.management_events,
+                kms,
+            },
+            cloudwatch_logs,
+            vars,
+        })
+    }
+
+    fn trail_kms(&mut self, k: &types::TrailKmsDoc, vars: &Vars) -> Option<TrailKms> {
+        match (&k.alias, &k.policy, &k.key_arn) {
+            (Some(alias), Some(_), None) => {
+                let alias = self.text("trail.kms.alias", alias, vars);
+                self.check("trail.kms.alias", &alias, validate::kms_alias);
+                Some(TrailKms::Managed { alias, policy: Value::Null })
+            }
+            (None, None, Some(arn)) => {
+                let key_arn = self.text("trail.kms.key_arn", arn, vars);
+                self.check("trail.kms.key_arn", &key_arn, validate::kms_key_arn);
+                Some(TrailKms::Existing { key_arn })
+            }
+            _ => {
+                self.problem(
+                    "trail.kms",
+                    "expected either alias and policy (ctguard creates the key) or key_arn alone (an existing key)",
+                );
+                None
+            }
+        }
+    }
+
+    fn lifecycle(&mut self, key: &str, l: &Lifecycle) {
+        let fields = [
+            ("transition_to_ia_days", l.transition_to_ia_days),
+            ("transition_to_glacier_days", l.transition_to_glacier_days),
+            ("expire_days", l.expire_days),
+            ("noncurrent_expire_days", l.noncurrent_expire_days),
+            ("abort_incomplete_upload_days", l.abort_incomplete_upload_days),
+        ];
+        for (name, days) in fields {
+            if days < 0 {
+                self.problem(
+                    &format!("{key}.{name}"),
+                    format!("expected 0 (off) or a positive number of days, got {days}"),
+                );
+            }
+        }
+        // S3 refuses a transition to STANDARD_IA sooner than 30 days after creation.
+        if (1..30).contains(&l.transition_to_ia_days) {
+            self.problem(
+                &format!("{key}.transition_to_ia_days"),
+                format!("expected 0 (off) or at least 30 (an S3 minimum), got {}", l.transition_to_ia_days),
+            );
+        }
+        if l.transition_to_ia_days > 0
+            && l.transition_to_glacier_days > 0
+            && l.transition_to_glacier_days <= l.transition_to_ia_days
+        {
+            self.problem(&format!("{key}.transition_to_glacier_days"), "expected more days than transition_to_ia_days");
+        }
+        let last_transition = l.transition_to_ia_days.max(l.transition_to_glacier_days);
+        if l.expire_days > 0 && l.expire_days <= last_transition {
+            self.problem(&format!("{key}.expire_days"), "expected more days than every transition");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+use super::*;
+
+fn runtime() -> Runtime {
+    Runtime { account_id: "123456789012".into(), partition: "aws".into(), region: "us-east-1".into() }
+}
+
+/// Writes a profile (and optionally templates) into a temp dir laid out like the repo.
+fn on_disk(profile: &str, templates: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    for (name, text) in source::builtin_templates() {
+        std::fs::write(dir.path().join("policies").join(name), text).unwrap();
+    }
+    for (name, text) in templates {
+        std::fs::write(dir.path().join("policies").join(name), text).unwrap();
+    }
+    let path = dir.path().join("profiles").join("p.toml");
+    std::fs::write(&path, profile).unwrap();
+    let spec = path.to_string_lossy().into_owned();
+    (dir, spec)
+}
+
+fn flagship() -> String {
+    source::builtin_profile("ai-agent-guard").unwrap().text
+}
+
+fn problems(spec: &str, overrides: &Vars) -> Vec<Problem> {
+    match load(spec) {
+        Err(e) => e.downcast::<Invalid>().expect("an Invalid error").0,
+        Ok(loaded) => loaded.resolve(&runtime(), overrides).expect_err("should be invalid").0,
+    }
+}
+
+#[test]
+fn flagship_resolves_with_every_name_filled() {
+    let profile = load("ai-agent-guard").unwrap().resolve(&runtime(), &Vars::new()).unwrap();
+    assert_eq!(profile.bucket.name, "ctguard-audit-123456789012-us-east-1");
+    assert_eq!(profile.trail.arn, "arn:aws:cloudtrail:us-east-1:123456789012:trail/ctguard-audit");
+    let cw = profile.cloudwatch_logs.unwrap();
+    assert_eq!(cw.role_arn, "arn:aws:iam::123456789012:role/ctguard/ctguard-cloudtrail-to-logs");
+    assert_eq!(cw.log_group_arn, "arn:aws:logs:us-east-1:123456789012:log-group:/ctguard/cloudtrail:*");
+    let text = profile.bucket.policy.to_string();
+    assert!(
+        text.contains("arn:aws:s3:::ctguard-audit-123456789012-us-east-1/cloudtrail/AWSLogs/123456789012/*"),
+        "{text}"
+    );
+    assert!(!text.contains("${"), "no placeholder may survive: {text}");
+}
+
+#[test]
+fn var_overrides_a_declared_variable() {
+    let overrides = Vars::from([("trail_name".to_string(), json!("org-audit"))]);
+    let profile = load("ai-agent-guard").unwrap().resolve(&runtime(), &overrides).unwrap();
+    assert_eq!(profile.trail.name, "org-audit");
+    assert!(profile.bucket.policy.to_string().contains("trail/org-audit"));
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let text = flagship().replace("log_file_validation = true", "log_file_validaton = true");
+    let (_dir, spec) = on_disk(&text, &[]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert!(p.file.ends_with("p.toml"));
+    let line = text.lines().position(|l| l.starts_with("log_file_validaton")).unwrap() + 1;
+    assert_eq!(p.line, Some(line));
+    assert_eq!(p.key, "trail.log_file_validaton");
+    assert!(p.message.contains("unknown field"), "{}", p.message);
+}
+
+#[test]
+fn wrong_type_is_reported() {
+    let text = flagship().replace("retention_days = 365", "retention_days = \"a year\"");
+    let (_dir, spec) = on_disk(&text, &[]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert_eq!(p.key, "cloudwatch_logs.retention_days");
+    assert!(p.message.contains("invalid type: string \"a year\""), "{}", p.message);
+}
+
+#[test]
+fn every_bad_value_is_reported_at_once() {
+    let text = flagship()
+        .replace("audit_bucket = \"ctguard-audit-${account_id}-${region}\"", "audit_bucket = \"Audit_Logs\"")
+        .replace("retention_days = 365", "retention_days = 366")
+        .replace("role_name = \"ctguard-cloudtrail-to-logs\"", "role_name = \"has space\"");
+    let (_dir, spec) = on_disk(&text, &[]);
+    let keys: Vec<String> = problems(&spec, &Vars::new()).into_iter().map(|p| p.key).collect();
+    for key in ["bucket.name", "cloudwatch_logs.retention_days", "cloudwatch_logs.role_name"] {
+        assert!(keys.contains(&key.to_string()), "{key} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn unresolved_placeholder_in_profile() {
+    let text = flagship().replace("name = \"${trail_name}\"", "name = \"${trail_nam}\"");
+    let (_dir, spec) = on_disk(&text, &[]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert_eq!(p.key, "trail.name");
+    assert!(p.message.contains("${trail_nam}"), "{}", p.message);
+}
+
+#[test]
+fn unresolved_placeholder_in_template() {
+    let bad = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "${nope}"}]}"#;
+    let (_dir, spec) = on_disk(&flagship(), &[("audit-bucket-policy.json", bad)]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert!(p.file.ends_with("audit-bucket-policy.json"));
+    assert_eq!(p.key, "$.Statement[0].Resource");
+    assert!(p.message.contains("${nope}"));
+}
+
+#[test]
+fn malformed_template_json() {
+    let (_dir, spec) = on_disk(
+        &flagship(),
+        &[("cloudtrail-logs-trust.json", "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n}")],
+    );
+    let p = &problems(&spec, &Vars::new())[0];
+    assert!(p.file.ends_with("cloudtrail-logs-trust.json"));
+    assert_eq!(p.line, Some(4));
+    assert!(p.message.starts_with("malformed JSON"));
+}
+
+#[test]
+fn missing_template_names_the_key() {
+    let text = flagship().replace("policy = \"audit-bucket-policy.json\"", "policy = \"nope.json\"");
+    let (_dir, spec) = on_disk(&text, &[]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert_eq!(p.key, "bucket.policy");
+    assert!(p.message.contains("nope.json"));
+}
+
+#[test]
+fn undeclared_var_override_is_an_error() {
+    let p = &problems("ai-agent-guard", &Vars::from([("trail_nme".to_string(), json!("x"))]))[0];
+    assert_eq!(p.key, "--var trail_nme");
+}
+
+#[test]
+fn lifecycle_order_is_checked() {
+    let text = flagship().replace(
+        "transition_to_ia_days = 30\ntransition_to_glacier_days = 90",
+        "transition_to_ia_days = 10\ntransition_to_glacier_days = 90",
+    );
+    let (_dir, spec) = on_disk(&text, &[]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert_eq!(p.key, "bucket.lifecycle.transition_to_ia_days");
+}
+
+#[test]
+fn kms_key_needs_one_mode() {
+    let text = flagship().replace(
+        "alias = \"alias/ctguard-audit\"",
+        "alias = \"alias/ctguard-audit\"\nkey_arn = \"arn:aws:kms:us-east-1:123456789012:key/x\"",
+    );
+    let (_dir, spec) = on_disk(&text, &[]);
+    assert_eq!(problems(&spec, &Vars::new())[0].key, "trail.kms");
+}
+
+#[test]
+fn problems_display_as_file_line_key_message() {
+    let p = Problem { file: "p.toml".into(), line: Some(3), key: "bucket.name".into(), message: "bad".into() };
+    assert_eq!(p.to_string(), "p.toml:3: bucket.name: bad");
+}

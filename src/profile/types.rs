@@ -1,0 +1,179 @@
+//! The profile's TOML schema. Every table denies unknown keys so a typo is an error, not a
+//! silently ignored setting. Strings may hold `${variable}` placeholders until resolved.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A profile as written in its file. After `resolve`, no string holds a placeholder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileDoc {
+    pub profile: Meta,
+    #[serde(default)]
+    pub variables: BTreeMap<String, toml::Value>,
+    pub bucket: BucketDoc,
+    pub access_log_bucket: Option<AccessLogBucketDoc>,
+    pub trail: TrailDoc,
+    pub cloudwatch_logs: Option<CloudWatchLogsDoc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Where the bucket, trail and log group live. Falls back to --region / AWS_REGION.
+    pub home_region: Option<String>,
+    /// Directory of policy templates, relative to the profile file.
+    #[serde(default = "default_policies_dir")]
+    pub policies_dir: String,
+}
+
+fn default_policies_dir() -> String {
+    "../policies".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketDoc {
+    pub name: String,
+    /// S3 key prefix the trail writes under (no leading or trailing slash); empty for none.
+    #[serde(default)]
+    pub trail_prefix: String,
+    #[serde(default)]
+    pub encryption: Encryption,
+    /// Key for SSE-KMS: a key ARN. Required when encryption = "aws:kms".
+    pub kms_key_arn: Option<String>,
+    /// Bucket policy template file name, under the profile's policies_dir.
+    pub policy: String,
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogBucketDoc {
+    pub name: String,
+    /// Prefix of the access-log objects in this bucket.
+    #[serde(default = "default_access_log_prefix")]
+    pub prefix: String,
+    pub policy: String,
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+}
+
+fn default_access_log_prefix() -> String {
+    "s3-access-logs/".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Encryption {
+    #[default]
+    #[serde(rename = "AES256")]
+    Aes256,
+    #[serde(rename = "aws:kms")]
+    Kms,
+}
+
+/// Object lifecycle, in days. 0 switches a step off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    #[serde(default = "days::<30>")]
+    pub transition_to_ia_days: i32,
+    #[serde(default = "days::<90>")]
+    pub transition_to_glacier_days: i32,
+    /// 2555 days is seven years, a common audit-retention requirement.
+    #[serde(default = "days::<2555>")]
+    pub expire_days: i32,
+    #[serde(default = "days::<90>")]
+    pub noncurrent_expire_days: i32,
+    #[serde(default = "days::<7>")]
+    pub abort_incomplete_upload_days: i32,
+}
+
+fn days<const N: i32>() -> i32 {
+    N
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            transition_to_ia_days: 30,
+            transition_to_glacier_days: 90,
+            expire_days: 2555,
+            noncurrent_expire_days: 90,
+            abort_incomplete_upload_days: 7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrailDoc {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub multi_region: bool,
+    #[serde(default = "yes")]
+    pub include_global_service_events: bool,
+    #[serde(default = "yes")]
+    pub log_file_validation: bool,
+    #[serde(default)]
+    pub management_events: ReadWrite,
+    pub kms: Option<TrailKmsDoc>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ReadWrite {
+    #[default]
+    All,
+    ReadOnly,
+    WriteOnly,
+}
+
+impl ReadWrite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadWrite::All => "All",
+            ReadWrite::ReadOnly => "ReadOnly",
+            ReadWrite::WriteOnly => "WriteOnly",
+        }
+    }
+}
+
+/// Either ctguard creates and manages a key (`alias` + `policy`), or the trail uses an
+/// existing one (`key_arn`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrailKmsDoc {
+    pub alias: Option<String>,
+    pub policy: Option<String>,
+    pub key_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudWatchLogsDoc {
+    pub log_group: String,
+    #[serde(default = "default_retention")]
+    pub retention_days: i32,
+    pub role_name: String,
+    #[serde(default = "default_role_path")]
+    pub role_path: String,
+    pub trust_policy: String,
+    pub role_policy: String,
+}
+
+fn default_retention() -> i32 {
+    365
+}
+
+fn default_role_path() -> String {
+    "/ctguard/".into()
+}

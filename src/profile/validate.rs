@@ -1,0 +1,207 @@
+//! Name and value rules AWS enforces, checked before any call so a bad profile changes nothing.
+//! Each function returns what was expected, phrased to follow "expected …".
+
+/// S3 general purpose bucket naming rules (S3 User Guide, "Bucket naming rules").
+pub fn bucket_name(name: &str) -> Result<(), String> {
+    let len = name.len();
+    if !(3..=63).contains(&len) {
+        return Err(format!("3 to 63 characters, got {len}"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-')) {
+        return Err(format!("only lowercase letters, digits, dots and hyphens, found {c:?}"));
+    }
+    let first_last_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_last_ok(name.chars().next()) || !first_last_ok(name.chars().last()) {
+        return Err("a name that begins and ends with a letter or digit".into());
+    }
+    if name.contains("..") {
+        return Err("no two adjacent periods".into());
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return Err("a name that is not formatted as an IP address".into());
+    }
+    for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(prefix) {
+            return Err(format!("a name that does not start with the reserved prefix {prefix:?}"));
+        }
+    }
+    for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+        if name.ends_with(suffix) {
+            return Err(format!("a name that does not end with the reserved suffix {suffix:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// CloudTrail trail naming rules (CreateTrail, Name).
+pub fn trail_name(name: &str) -> Result<(), String> {
+    let len = name.len();
+    if !(3..=128).contains(&len) {
+        return Err(format!("3 to 128 characters, got {len}"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("only ASCII letters, digits, '.', '_' and '-', found {c:?}"));
+    }
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
+        return Err("a name that begins and ends with a letter or digit".into());
+    }
+    let punct = |c: char| matches!(c, '.' | '_' | '-');
+    if name.as_bytes().windows(2).any(|w| punct(w[0] as char) && punct(w[1] as char)) {
+        return Err("no adjacent '.', '_' or '-' (like \"my--trail\" or \"my-_trail\")".into());
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return Err("a name that is not formatted as an IP address".into());
+    }
+    Ok(())
+}
+
+/// CloudWatch Logs log group names (CreateLogGroup).
+pub fn log_group_name(name: &str) -> Result<(), String> {
+    let len = name.len();
+    if !(1..=512).contains(&len) {
+        return Err(format!("1 to 512 characters, got {len}"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#'))) {
+        return Err(format!("only letters, digits and '.', '-', '_', '/', '#', found {c:?}"));
+    }
+    if name.starts_with("aws/") {
+        return Err("a name that does not start with the reserved \"aws/\"".into());
+    }
+    Ok(())
+}
+
+/// The retention values PutRetentionPolicy accepts.
+pub const RETENTION_DAYS: [i32; 22] =
+    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+pub fn retention_days(days: i32) -> Result<(), String> {
+    if RETENTION_DAYS.contains(&days) {
+        Ok(())
+    } else {
+        let list: Vec<String> = RETENTION_DAYS.iter().map(|d| d.to_string()).collect();
+        Err(format!("one of {}, got {days}", list.join(", ")))
+    }
+}
+
+/// IAM role names (CreateRole, RoleName).
+pub fn role_name(name: &str) -> Result<(), String> {
+    let len = name.len();
+    if !(1..=64).contains(&len) {
+        return Err(format!("1 to 64 characters, got {len}"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-".contains(*c))) {
+        return Err(format!("only letters, digits and '+=,.@_-', found {c:?}"));
+    }
+    Ok(())
+}
+
+/// IAM paths: "/" or "/segment/.../".
+pub fn role_path(path: &str) -> Result<(), String> {
+    let ok = path.starts_with('/')
+        && path.ends_with('/')
+        && path.len() <= 512
+        && path.chars().all(|c| ('\u{21}'..='\u{7e}').contains(&c));
+    if ok { Ok(()) } else { Err("a path that begins and ends with '/', like \"/ctguard/\"".into()) }
+}
+
+/// KMS alias names that a customer may create.
+pub fn kms_alias(alias: &str) -> Result<(), String> {
+    let Some(rest) = alias.strip_prefix("alias/") else {
+        return Err("an alias that begins with \"alias/\"".into());
+    };
+    if rest.starts_with("aws/") {
+        return Err("an alias outside the reserved \"alias/aws/\" namespace".into());
+    }
+    if rest.is_empty() || alias.len() > 256 {
+        return Err("an alias of 1 to 250 characters after \"alias/\"".into());
+    }
+    if let Some(c) = rest.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'))) {
+        return Err(format!("only letters, digits and '/', '_', '-', found {c:?}"));
+    }
+    Ok(())
+}
+
+/// A KMS key ARN (not an alias: CloudTrail reports the key ARN, so only that compares).
+pub fn kms_key_arn(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6 && parts[0] == "arn" && parts[2] == "kms" && parts[5].starts_with("key/");
+    if ok { Ok(()) } else { Err("a key ARN like arn:aws:kms:us-east-1:111122223333:key/1234abcd-…".into()) }
+}
+
+/// An S3 key prefix for CloudTrail: no leading or trailing slash, at most 200 characters.
+pub fn trail_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.starts_with('/') || prefix.ends_with('/') {
+        return Err("a prefix without a leading or trailing '/', like \"cloudtrail\"".into());
+    }
+    if prefix.len() > 200 {
+        return Err(format!("at most 200 characters, got {}", prefix.len()));
+    }
+    Ok(())
+}
+
+/// A region code such as us-east-1 or us-gov-west-1.
+pub fn region(region: &str) -> Result<(), String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty();
+    if ok { Ok(()) } else { Err(format!("a region code like us-east-1, got {region:?}")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        for good in ["ctguard-audit-123456789012", "a.b.c", "abc"] {
+            assert_eq!(bucket_name(good), Ok(()), "{good}");
+        }
+        for bad in ["ab", "Upper", "-dash", "dash-", "a..b", "192.168.1.1", "xn--abc", "x-s3alias", "under_score"] {
+            assert!(bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trail_names() {
+        assert_eq!(trail_name("ctguard-audit"), Ok(()));
+        for bad in ["ab", "my--trail", "my-_trail", "-x-", "has space", "10.0.0.1"] {
+            assert!(trail_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn log_groups_and_retention() {
+        assert_eq!(log_group_name("/ctguard/cloudtrail"), Ok(()));
+        assert!(log_group_name("bad name").is_err());
+        assert_eq!(retention_days(365), Ok(()));
+        assert!(retention_days(366).unwrap_err().contains("365, 400"));
+    }
+
+    #[test]
+    fn iam_and_kms() {
+        assert_eq!(role_name("ctguard-cloudtrail-logs"), Ok(()));
+        assert!(role_name("no spaces").is_err());
+        assert_eq!(role_path("/ctguard/"), Ok(()));
+        assert!(role_path("ctguard").is_err());
+        assert_eq!(kms_alias("alias/ctguard-audit"), Ok(()));
+        assert!(kms_alias("alias/aws/sns").is_err());
+        assert!(kms_alias("ctguard").is_err());
+        assert_eq!(kms_key_arn("arn:aws:kms:us-east-1:123456789012:key/abcd"), Ok(()));
+        assert!(kms_key_arn("alias/x").is_err());
+    }
+
+    #[test]
+    fn regions_and_prefixes() {
+        for good in ["us-east-1", "us-gov-west-1", "ap-southeast-4"] {
+            assert_eq!(region(good), Ok(()), "{good}");
+        }
+        for bad in ["useast1", "US-EAST-1", "us-east-"] {
+            assert!(region(bad).is_err(), "{bad}");
+        }
+        assert_eq!(trail_prefix("cloudtrail"), Ok(()));
+        assert!(trail_prefix("/cloudtrail/").is_err());
+    }
+}

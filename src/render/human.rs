@@ -1,0 +1,268 @@
+//! Human-readable text, in Terraform's shape.
+
+use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Style};
+use serde_json::Value;
+
+use super::{Context, phrase, symbol};
+use crate::engine::{Outcome, Report};
+use crate::plan::Address;
+use crate::plan::{Action, AttrDiff, Change, Plan};
+use crate::resources::Check;
+
+/// Paints text when colour is on.
+#[derive(Debug, Clone, Copy)]
+pub struct Paint {
+    pub color: bool,
+}
+
+impl Paint {
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
+    }
+
+    fn action(&self, action: Action, text: &str) -> String {
+        let color = match action {
+            Action::Create => AnsiColor::Green,
+            Action::Update => AnsiColor::Yellow,
+            Action::Replace | Action::Delete => AnsiColor::Red,
+            Action::NoOp => return text.to_string(),
+        };
+        self.paint(Style::new().fg_color(Some(color.into())), text)
+    }
+
+    fn bold(&self, text: &str) -> String {
+        self.paint(Style::new().bold(), text)
+    }
+
+    fn ok(&self, ok: bool, text: &str) -> String {
+        let color = if ok { AnsiColor::Green } else { AnsiColor::Red };
+        self.paint(Style::new().fg_color(Some(color.into())), text)
+    }
+}
+
+fn value(v: &Option<Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(v) => serde_json::to_string(v).unwrap_or_default(),
+    }
+}
+
+fn diff_line(w: &mut dyn Write, p: Paint, d: &AttrDiff) -> io::Result<()> {
+    let (action, text) = match (&d.before, &d.after) {
+        (None, _) => (Action::Create, format!("+ {} = {}", d.path, value(&d.after))),
+        (_, None) => (Action::Delete, format!("- {} = {}", d.path, value(&d.before))),
+        _ => (Action::Update, format!("~ {} = {} -> {}", d.path, value(&d.before), value(&d.after))),
+    };
+    let forces = if d.forces_replacement { " # forces replacement" } else { "" };
+    writeln!(w, "      {}{}", p.action(action, &text), p.action(Action::Delete, forces))
+}
+
+fn change(w: &mut dyn Write, p: Paint, c: &Change) -> io::Result<()> {
+    writeln!(w, "  {}", p.bold(&format!("# {} {}", c.address, phrase(c.action))))?;
+    for note in &c.notes {
+        writeln!(w, "  # ({note})")?;
+    }
+    writeln!(w, "  {} {} ({})", p.action(c.action, symbol(c.action)), c.address, c.address.region)?;
+    for d in &c.diffs {
+        diff_line(w, p, d)?;
+    }
+    writeln!(w)
+}
+
+pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::Result<()> {
+    if !plan.has_changes() {
+        writeln!(
+            w,
+            "{} The account {} matches profile {} in {}.",
+            p.bold("No changes."),
+            ctx.account,
+            ctx.profile,
+            ctx.region
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "ctguard will perform the following actions in account {} ({}), profile {}:\n",
+        ctx.account, ctx.region, ctx.profile
+    )?;
+    for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
+        change(w, p, c)?;
+    }
+    let s = plan.summary();
+    writeln!(w, "{} {} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)
+}
+
+pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan, checks: &[(Address, Check)]) -> io::Result<()> {
+    let drifted: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    if !drifted.is_empty() {
+        writeln!(w, "{}\n", p.bold("Drift: the account differs from the profile"))?;
+        for c in &drifted {
+            change(w, p, c)?;
+        }
+    }
+    if !checks.is_empty() {
+        writeln!(w, "{}", p.bold("Health checks:"))?;
+        for (address, c) in checks {
+            let mark = if c.ok { p.ok(true, "ok  ") } else { p.ok(false, "FAIL") };
+            writeln!(w, "  {mark} {address}: {} ({})", c.name, c.detail)?;
+        }
+        writeln!(w)?;
+    }
+    let failing = checks.iter().filter(|(_, c)| !c.ok).count();
+    if drifted.is_empty() && failing == 0 {
+        writeln!(
+            w,
+            "{} account {} matches profile {} in {} ({} resources, {} checks passed).",
+            p.ok(true, "verify: OK"),
+            ctx.account,
+            ctx.profile,
+            ctx.region,
+            plan.changes.len(),
+            checks.len()
+        )
+    } else {
+        writeln!(
+            w,
+            "{} {} drifted resource(s), {} failing check(s).",
+            p.ok(false, "verify: FAILED"),
+            drifted.len(),
+            failing
+        )
+    }
+}
+
+pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<()> {
+    let count = |a: Action| report.outcomes.iter().filter(|(c, o)| c.action == a && *o == Outcome::Done).count();
+    let replaced = count(Action::Replace);
+    let (added, changed, destroyed) =
+        (count(Action::Create) + replaced, count(Action::Update), count(Action::Delete) + replaced);
+    if !report.failed() {
+        return writeln!(
+            w,
+            "{} Resources: {added} added, {changed} changed, {destroyed} destroyed.",
+            p.ok(true, "Apply complete!")
+        );
+    }
+    let failed = report.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).count();
+    let skipped = report.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Skipped(_))).count();
+    writeln!(
+        w,
+        "{} {failed} failed, {skipped} skipped; {added} added, {changed} changed, {destroyed} destroyed.",
+        p.ok(false, "Apply failed:")
+    )?;
+    for (c, o) in &report.outcomes {
+        match o {
+            Outcome::Done => {}
+            Outcome::Failed(e) => writeln!(w, "  {} {}: {e}", p.ok(false, "failed "), c.address)?,
+            Outcome::Skipped(root) => {
+                writeln!(w, "  {} {}: not attempted because {root} failed", p.ok(false, "skipped"), c.address)?
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Address, Plan};
+    use serde_json::json;
+
+    fn ctx() -> Context {
+        Context { profile: "ai-agent-guard".into(), account: "123456789012".into(), region: "us-east-1".into() }
+    }
+
+    fn addr(kind: &'static str, name: &str) -> Address {
+        Address { kind, name: name.into(), region: "us-east-1".into() }
+    }
+
+    fn render(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
+        let mut out = Vec::new();
+        f(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn sample() -> Plan {
+        Plan {
+            changes: vec![
+                Change {
+                    address: addr("s3_bucket", "audit"),
+                    action: Action::Create,
+                    diffs: vec![AttrDiff {
+                        path: "versioning".into(),
+                        before: None,
+                        after: Some(json!("Enabled")),
+                        forces_replacement: false,
+                    }],
+                    notes: vec![],
+                },
+                Change {
+                    address: addr("cloudtrail_trail", "audit"),
+                    action: Action::Update,
+                    diffs: vec![AttrDiff {
+                        path: "is_logging".into(),
+                        before: Some(json!(false)),
+                        after: Some(json!(true)),
+                        forces_replacement: false,
+                    }],
+                    notes: vec!["exists and was not created by ctguard; apply adopts it and tags it".into()],
+                },
+                Change {
+                    address: addr("logs_log_group", "/ctguard"),
+                    action: Action::NoOp,
+                    diffs: vec![],
+                    notes: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn plan_text_is_terraform_shaped() {
+        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &sample()));
+        let expected = "\
+ctguard will perform the following actions in account 123456789012 (us-east-1), profile ai-agent-guard:
+
+  # s3_bucket.audit will be created
+  + s3_bucket.audit (us-east-1)
+      + versioning = \"Enabled\"
+
+  # cloudtrail_trail.audit will be updated in place
+  # (exists and was not created by ctguard; apply adopts it and tags it)
+  ~ cloudtrail_trail.audit (us-east-1)
+      ~ is_logging = false -> true
+
+Plan: 1 to add, 1 to change, 0 to destroy.
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn empty_plan_says_no_changes() {
+        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &Plan { changes: vec![] }));
+        assert_eq!(text, "No changes. The account 123456789012 matches profile ai-agent-guard in us-east-1.\n");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let plain = render(|w| plan(w, Paint { color: false }, &ctx(), &sample()));
+        let coloured = render(|w| plan(w, Paint { color: true }, &ctx(), &sample()));
+        assert!(!plain.contains('\u{1b}'));
+        assert!(coloured.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn verify_lists_drift_and_failing_checks() {
+        let checks = vec![(
+            addr("cloudtrail_trail", "audit"),
+            Check { name: "trail delivers log files to S3".into(), ok: false, detail: "AccessDenied".into() },
+        )];
+        let text = render(|w| verify(w, Paint { color: false }, &ctx(), &sample(), &checks));
+        assert!(text.contains("~ is_logging = false -> true"));
+        assert!(text.contains("FAIL cloudtrail_trail.audit: trail delivers log files to S3 (AccessDenied)"));
+        assert!(text.ends_with("verify: FAILED 2 drifted resource(s), 1 failing check(s).\n"));
+    }
+}

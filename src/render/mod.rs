@@ -1,0 +1,62 @@
+//! Renderers: plan, verify and apply results as human text or versioned JSON, written to any
+//! `Write` so tests render into a `Vec<u8>`. The words and symbols for actions live here only.
+
+pub mod human;
+pub mod json;
+pub mod progress;
+
+use crate::plan::Action;
+
+/// The version of every JSON document ctguard prints. Bump it on any incompatible change.
+pub const FORMAT_VERSION: &str = "1";
+
+/// Where the output is about: shown in headers and JSON documents.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Context {
+    pub profile: String,
+    pub account: String,
+    pub region: String,
+}
+
+/// Terraform's symbols.
+pub fn symbol(action: Action) -> &'static str {
+    match action {
+        Action::NoOp => " ",
+        Action::Create => "+",
+        Action::Update => "~",
+        Action::Replace => "-/+",
+        Action::Delete => "-",
+    }
+}
+
+pub fn phrase(action: Action) -> &'static str {
+    match action {
+        Action::NoOp => "is unchanged",
+        Action::Create => "will be created",
+        Action::Update => "will be updated in place",
+        Action::Replace => "must be replaced",
+        Action::Delete => "will be destroyed",
+    }
+}
+
+/// Past tense, for apply's progress.
+pub fn done_phrase(action: Action) -> &'static str {
+    match action {
+        Action::NoOp => "unchanged",
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Replace => "replaced",
+        Action::Delete => "destroyed",
+    }
+}
+
+/// JSON's action list, as Terraform writes it (a replacement is delete then create).
+pub fn json_actions(action: Action) -> &'static [&'static str] {
+    match action {
+        Action::NoOp => &["no-op"],
+        Action::Create => &["create"],
+        Action::Update => &["update"],
+        Action::Replace => &["delete", "create"],
+        Action::Delete => &["delete"],
+    }
+}

@@ -1,0 +1,87 @@
+//! Listeners for apply's progress: spinners on a terminal, plain lines otherwise. Both write
+//! to stderr so stdout stays data.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{done_phrase, phrase};
+use crate::engine::{Event, Hook};
+use crate::plan::Address;
+
+/// One spinner per resource in flight.
+pub struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<Address, ProgressBar>>,
+}
+
+impl Bars {
+    pub fn new() -> Self {
+        Bars { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hook for Bars {
+    fn event(&self, event: &Event) {
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Started { address, action } => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_message(format!(
+                    "{address}: {}",
+                    phrase(*action).replace("will be ", "").replace("must be ", "")
+                ));
+                bar.enable_steady_tick(Duration::from_millis(100));
+                bars.insert(address.clone(), bar);
+            }
+            Event::Finished { address, action, elapsed } => {
+                if let Some(bar) = bars.remove(address) {
+                    bar.finish_with_message(format!(
+                        "{address}: {} in {:.1}s",
+                        done_phrase(*action),
+                        elapsed.as_secs_f64()
+                    ));
+                }
+            }
+            Event::Failed { address, error, .. } => {
+                if let Some(bar) = bars.remove(address) {
+                    bar.abandon_with_message(format!("{address}: failed: {error}"));
+                }
+            }
+            Event::Skipped { address, because, .. } => {
+                let _ = self.multi.println(format!("  {address}: skipped, {because} failed"));
+            }
+        }
+    }
+}
+
+/// Plain lines for logs and CI.
+pub struct Lines;
+
+impl Hook for Lines {
+    fn event(&self, event: &Event) {
+        let line = match event {
+            Event::Started { address, action } => {
+                format!("{address}: {}...", phrase(*action).replace("will be ", "").replace("must be ", ""))
+            }
+            Event::Finished { address, action, elapsed } => {
+                format!("{address}: {} in {:.1}s", done_phrase(*action), elapsed.as_secs_f64())
+            }
+            Event::Failed { address, error, .. } => format!("{address}: failed: {error}"),
+            Event::Skipped { address, because, .. } => format!("{address}: skipped, {because} failed"),
+        };
+        eprintln!("{line}");
+    }
+}

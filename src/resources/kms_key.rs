@@ -1,0 +1,169 @@
+//! The customer-managed KMS key that encrypts the trail's log files, found by its alias.
+//! Rotation stays on; the key policy lets CloudTrail encrypt only for this account's trails.
+//! ctguard never schedules a key for deletion: that would make every log it encrypted unreadable.
+
+use std::collections::BTreeSet;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use aws_sdk_kms::types::{KeyState, Tag};
+use serde_json::{Value, json};
+
+use super::{Live, Outputs, Resource, managed_tags, owner_tags, retry_propagation, tag_pairs, text};
+use crate::aws::{Aws, AwsResultExt};
+use crate::plan::{Address, Attrs};
+use crate::policy;
+use crate::profile::Profile;
+
+pub const KIND: &str = "kms_key";
+
+pub fn address(alias: &str, region: &str) -> Address {
+    Address { kind: KIND, name: alias.to_string(), region: region.into() }
+}
+
+pub struct KmsKey {
+    alias: String,
+    region: String,
+    want: Attrs,
+}
+
+impl KmsKey {
+    pub fn new(profile: &Profile, alias: &str, key_policy: &Value) -> Self {
+        let mut want = Attrs::new();
+        want.insert("policy".into(), policy::canonical(key_policy));
+        want.insert("key_rotation_enabled".into(), json!(true));
+        want.insert("key_state".into(), json!("Enabled"));
+        want.insert(
+            "description".into(),
+            json!(format!("ctguard: encrypts CloudTrail logs (profile {})", profile.name)),
+        );
+        want.insert("tags".into(), owner_tags(profile));
+        KmsKey { alias: alias.to_string(), region: profile.runtime.region.clone(), want }
+    }
+
+    fn what(&self, doing: &str) -> String {
+        format!("{doing} KMS key {}/{}", self.region, self.alias)
+    }
+
+    fn tags(want: &Attrs) -> anyhow::Result<Vec<Tag>> {
+        Ok(tag_pairs(want)
+            .into_iter()
+            .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+#[async_trait]
+impl Resource for KmsKey {
+    fn address(&self) -> Address {
+        address(&self.alias, &self.region)
+    }
+
+    fn desired(&self, _: &Outputs) -> Attrs {
+        self.want.clone()
+    }
+
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+        let kms = &aws.kms;
+        let Some(found) = kms.describe_key().key_id(&self.alias).send().await.found(|| self.what("reading"))? else {
+            return Ok(None);
+        };
+        let meta = found.key_metadata().context("DescribeKey returned no key metadata")?;
+        let id = meta.key_id();
+        let (key_policy, rotation, tags) = tokio::try_join!(
+            async {
+                kms.get_key_policy()
+                    .key_id(id)
+                    .policy_name("default")
+                    .send()
+                    .await
+                    .ctx(|| self.what("reading the policy of"))
+            },
+            async { kms.get_key_rotation_status().key_id(id).send().await.ctx(|| self.what("reading rotation of")) },
+            async { kms.list_resource_tags().key_id(id).send().await.ctx(|| self.what("reading tags of")) },
+        )?;
+        let mut attrs = Attrs::new();
+        let doc = key_policy
+            .policy()
+            .map(policy::parse_live)
+            .transpose()
+            .with_context(|| self.what("parsing the policy of"))?;
+        attrs.insert("policy".into(), doc.unwrap_or(Value::Null));
+        attrs.insert("key_rotation_enabled".into(), json!(rotation.key_rotation_enabled()));
+        attrs.insert("key_state".into(), json!(meta.key_state().map(|s| s.as_str())));
+        attrs.insert("description".into(), json!(meta.description().unwrap_or("")));
+        attrs.insert("tags".into(), managed_tags(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))));
+        let mut outputs = Attrs::new();
+        outputs.insert("arn".into(), json!(meta.arn()));
+        outputs.insert("key_id".into(), json!(id));
+        Ok(Some(Live { attrs, outputs, ..Live::default() }))
+    }
+
+    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
+        let tags = Self::tags(want)?;
+        let doc = serde_json::to_string(&want["policy"])?;
+        // KMS rejects a policy naming a principal it cannot resolve yet; retry while it propagates.
+        let created = retry_propagation(|| async {
+            aws.kms
+                .create_key()
+                .policy(&doc)
+                .description(text(want, "description"))
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+                .ctx(|| self.what("creating"))
+        })
+        .await?;
+        let id = created.key_metadata().map(|m| m.key_id().to_string()).context("CreateKey returned no key id")?;
+        aws.kms.create_alias().alias_name(&self.alias).target_key_id(&id).send().await.ctx(|| self.what("naming"))?;
+        aws.kms.enable_key_rotation().key_id(&id).send().await.ctx(|| self.what("enabling rotation of"))?;
+        Ok(())
+    }
+
+    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+        let kms = &aws.kms;
+        let found = kms.describe_key().key_id(&self.alias).send().await.ctx(|| self.what("reading"))?;
+        let meta = found.key_metadata().context("DescribeKey returned no key metadata")?;
+        let id = meta.key_id();
+        if changed.contains("key_state") {
+            if meta.key_state() == Some(&KeyState::PendingDeletion) {
+                kms.cancel_key_deletion().key_id(id).send().await.ctx(|| self.what("cancelling deletion of"))?;
+            }
+            kms.enable_key().key_id(id).send().await.ctx(|| self.what("enabling"))?;
+        }
+        if changed.contains("policy") {
+            let doc = serde_json::to_string(&want["policy"])?;
+            kms.put_key_policy()
+                .key_id(id)
+                .policy_name("default")
+                .policy(doc)
+                .send()
+                .await
+                .ctx(|| self.what("setting the policy of"))?;
+        }
+        if changed.contains("key_rotation_enabled") {
+            kms.enable_key_rotation().key_id(id).send().await.ctx(|| self.what("enabling rotation of"))?;
+        }
+        if changed.contains("description") {
+            kms.update_key_description()
+                .key_id(id)
+                .description(text(want, "description"))
+                .send()
+                .await
+                .ctx(|| self.what("describing"))?;
+        }
+        if changed.contains("tags") {
+            kms.tag_resource()
+                .key_id(id)
+                .set_tags(Some(Self::tags(want)?))
+                .send()
+                .await
+                .ctx(|| self.what("tagging"))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, _: &Aws) -> anyhow::Result<()> {
+        anyhow::bail!("refusing to delete {}: logs encrypted with it would become unreadable", self.what("the"))
+    }
+}

@@ -1,0 +1,145 @@
+//! Resource kinds, one file each. A kind knows how to read its live state as attributes,
+//! what the profile wants, and how to create, update and delete itself. The engine decides
+//! when; a kind never prints.
+
+pub mod bucket;
+pub mod kms_key;
+pub mod log_group;
+pub mod role;
+pub mod trail;
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::aws::Aws;
+use crate::plan::{Address, Attrs};
+use crate::profile::Profile;
+
+/// The tag that marks what ctguard created, valued with the profile's name.
+pub const OWNER_TAG: &str = "ctguard:profile";
+
+/// Live state of one resource.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Comparable attributes, in the same shape `desired` returns.
+    pub attrs: Attrs,
+    /// Values other resources need (a key ARN), which are not compared.
+    pub outputs: Attrs,
+    /// Runtime health that no plan can fix by declaration alone (delivery errors).
+    pub checks: Vec<Check>,
+}
+
+impl Live {
+    /// The ctguard profile that owns this resource, from its tags.
+    pub fn owner(&self) -> Option<&str> {
+        self.attrs.get("tags").and_then(|t| t.get(OWNER_TAG)).and_then(Value::as_str)
+    }
+}
+
+/// One health check result.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Outputs of every resource read or applied so far.
+pub type Outputs = HashMap<Address, Attrs>;
+
+#[async_trait]
+pub trait Resource: Send + Sync {
+    fn address(&self) -> Address;
+    /// Resources that must exist before this one is created or updated.
+    fn depends_on(&self) -> Vec<Address> {
+        Vec::new()
+    }
+    /// Desired attributes; values depending on resources not yet created are `plan::UNKNOWN`.
+    fn desired(&self, outputs: &Outputs) -> Attrs;
+    /// Fields that cannot change in place.
+    fn replace_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// `None` when the resource does not exist.
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
+    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()>;
+    /// `changed` holds the top-level attribute names that differ.
+    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()>;
+    async fn delete(&self, aws: &Aws) -> anyhow::Result<()>;
+}
+
+/// Every resource the profile declares, in dependency order.
+pub fn declared(profile: &Profile) -> Vec<Box<dyn Resource>> {
+    let mut out: Vec<Box<dyn Resource>> = Vec::new();
+    let region = &profile.runtime.region;
+    if let Some(logs) = &profile.access_log_bucket {
+        out.push(Box::new(bucket::Bucket::access_logs(profile, logs)));
+    }
+    out.push(Box::new(bucket::Bucket::audit(profile)));
+    if let Some(crate::profile::TrailKms::Managed { alias, policy }) = &profile.trail.kms {
+        out.push(Box::new(kms_key::KmsKey::new(profile, alias, policy)));
+    }
+    if let Some(cw) = &profile.cloudwatch_logs {
+        out.push(Box::new(log_group::LogGroup::new(profile, cw)));
+        out.push(Box::new(role::Role::cloudtrail_logs(profile, cw)));
+    }
+    out.push(Box::new(trail::Trail::new(profile, region)));
+    out
+}
+
+/// The ownership tags every resource carries.
+pub fn owner_tags(profile: &Profile) -> Value {
+    json!({ OWNER_TAG: profile.name })
+}
+
+/// Live tags, cut down to the keys ctguard manages so other tags are not drift.
+pub fn managed_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
+    let map: serde_json::Map<String, Value> = tags
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("ctguard:"))
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    Value::Object(map)
+}
+
+/// The desired tags as (key, value) pairs, for tagging calls.
+pub fn tag_pairs(want: &Attrs) -> Vec<(String, String)> {
+    want.get("tags")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default()
+}
+
+/// Reads a string attribute that `desired` always sets.
+pub fn text<'a>(want: &'a Attrs, key: &str) -> &'a str {
+    want.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+pub fn flag(want: &Attrs, key: &str) -> bool {
+    want.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Retries `op` while AWS says a just-created dependency is not visible yet (IAM roles take
+/// seconds to propagate to CloudTrail and KMS). Other errors return at once.
+pub async fn retry_propagation<T, F, Fut>(mut op: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut delay = std::time::Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        match op().await {
+            Err(e)
+                if crate::aws::error::kind(&e) == crate::aws::ErrorKind::Propagating
+                    && tokio::time::Instant::now() + delay < deadline =>
+            {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(15));
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Test harness: one moto emulator per test on 127.0.0.1, the real ctguard binary pointed at it,
+//! and SDK clients to read state back without trusting ctguard's own output.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::Credentials;
+
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+pub const BUCKET: &str = "ctguard-audit-123456789012-us-east-1";
+pub const ACCESS_BUCKET: &str = "ctguard-audit-123456789012-us-east-1-access";
+pub const TRAIL: &str = "ctguard-audit";
+pub const LOG_GROUP: &str = "/ctguard/cloudtrail";
+pub const ROLE: &str = "ctguard-cloudtrail-to-logs";
+pub const KEY_ALIAS: &str = "alias/ctguard-audit";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running emulator. Dropping it stops the server; closing its stdin does too, so a test
+/// process that dies takes its emulator with it.
+pub struct Emulator {
+    child: Child,
+    _stdin: ChildStdin,
+    pub endpoint: String,
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let python = repo().join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "the AWS emulator is not installed ({} is missing): run scripts/emulator-setup, or scripts/test which runs it",
+            python.display()
+        );
+        let mut child = Command::new(&python)
+            .arg(repo().join("tests/emulator/server.py"))
+            .args(["--host", "127.0.0.1", "--port", "0", "--exit-on-stdin-eof"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the emulator with {}: {e}", python.display()));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the AWS emulator did not report a port within 60 s");
+        });
+        let port: u16 = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the AWS emulator printed {line:?} instead of `PORT <n>`"));
+        Emulator { child, _stdin: stdin, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Runs ctguard with only the emulator's dummy credentials in its environment.
+    pub fn ctguard(&self, args: &[&str]) -> Run {
+        self.ctguard_in(args, None)
+    }
+
+    pub fn ctguard_in(&self, args: &[&str], dir: Option<&Path>) -> Run {
+        let mut cmd = ctguard_cmd();
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint);
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        run(cmd.args(args))
+    }
+
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::new(&self.sdk().await)
+    }
+
+    /// Requests the emulator has served, as recorded by its wrapper.
+    pub fn requests(&self) -> Vec<Request> {
+        let body = http_get(&format!("{}/_ctguard/requests", self.endpoint));
+        let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("request log is JSON");
+        list.into_iter()
+            .map(|v| Request {
+                method: v["method"].as_str().unwrap_or("").into(),
+                path: v["path"].as_str().unwrap_or("").into(),
+                query: v["query"].as_str().unwrap_or("").into(),
+                operation: v["operation"].as_str().unwrap_or("").into(),
+            })
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        http_post(&format!("{}/_ctguard/requests/clear", self.endpoint));
+    }
+
+    /// The requests that change state.
+    pub fn mutating_requests(&self) -> Vec<Request> {
+        self.requests().into_iter().filter(Request::mutates).collect()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// The operation name for query and JSON protocols (Action or X-Amz-Target); empty for S3.
+    pub operation: String,
+}
+
+impl Request {
+    pub fn mutates(&self) -> bool {
+        if self.path.starts_with("/_ctguard") || self.path.starts_with("/moto-api") {
+            return false;
+        }
+        if self.operation.is_empty() {
+            // S3's REST protocol: reads are GET and HEAD.
+            return !matches!(self.method.as_str(), "GET" | "HEAD");
+        }
+        let op = self.operation.rsplit('.').next().unwrap_or(&self.operation);
+        !["Get", "List", "Describe", "Head", "Lookup"].iter().any(|p| op.starts_with(p))
+    }
+}
+
+/// A minimal HTTP/1.0 exchange with the emulator's own endpoints (no client crate needed).
+fn http(method: &str, url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).expect("emulator reachable");
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n").expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{method} {url}: {head}");
+    body.to_string()
+}
+
+fn http_get(url: &str) -> String {
+    http("GET", url)
+}
+
+fn http_post(url: &str) {
+    http("POST", url);
+}
+
+/// ctguard with a clean AWS environment: nothing from the developer's machine leaks in.
+pub fn ctguard_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctguard"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k == "NO_COLOR" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", REGION)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The result of one ctguard run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output { status, stdout, stderr } = cmd.output().expect("ctguard runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+}

@@ -1,0 +1,710 @@
+#!/usr/bin/env python3
+"""Local AWS emulator for ctguard's integration tests.
+
+Runs moto's server (moto's WSGI app served by werkzeug's threaded server) on
+127.0.0.1 only, wrapped in a small WSGI middleware (`AwsWireAdapter`) that
+corrects a few places where moto 5.2.5's *wire format* differs from real AWS
+in ways the AWS SDK for Rust cannot parse. The adaptations are test-only: the
+product code stays written for real AWS, and nothing here changes what moto
+stores or decides, only how its answers are spelled on the wire.
+
+Usage (from the repo root, after scripts/emulator-setup):
+
+    .venv/bin/python tests/emulator/server.py [--host 127.0.0.1] [--port 0]
+                                              [--exit-on-stdin-eof] [--verbose]
+
+Besides moto's own endpoints (e.g. `POST /moto-api/reset`), the harness
+serves a request log for the tests, kept by `RequestLog`:
+    GET  /_ctguard/requests        JSON list, oldest first, of
+                                   {"method", "path", "query", "operation", "status"}
+    POST /_ctguard/requests/clear  empties it
+`operation` is the query protocol's Action, the JSON protocols' X-Amz-Target,
+or `<Target prefix>.<Op>` for RPC v2 CBOR; it is "" for S3's REST protocol.
+Requests to /_ctguard/* are not logged.
+
+Protocol: once the socket is listening, exactly one line `PORT <n>` is written
+to stdout and flushed; nothing else is ever written to stdout (logs go to
+stderr). The process then serves until SIGTERM/SIGINT (exit 0) or, with
+--exit-on-stdin-eof, until its stdin reaches EOF (so a test process that dies
+takes its emulator with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import gzip
+import io
+import ipaddress
+import json
+import logging
+import math
+import os
+import re
+import signal
+import sys
+import threading
+import zlib
+from typing import Any, Callable, Iterable
+
+log = logging.getLogger("ctguard-emulator")
+
+
+# ---------------------------------------------------------------------------
+# Small WSGI helpers
+# ---------------------------------------------------------------------------
+
+def _call_buffered(app: Callable, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run a WSGI app to completion and return (status, headers, body)."""
+    captured: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    def start_response(status, headers, exc_info=None):  # noqa: ANN001
+        captured["status"] = status
+        captured["headers"] = list(headers)
+        return chunks.append
+
+    result = app(environ, start_response)
+    try:
+        for chunk in result:
+            if chunk:
+                chunks.append(chunk)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return captured["status"], captured["headers"], b"".join(chunks)
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    name = name.lower()
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _set_header(headers: list[tuple[str, str]], name: str, value: str | None) -> list[tuple[str, str]]:
+    out = [(k, v) for k, v in headers if k.lower() != name.lower()]
+    if value is not None:
+        out.append((name, value))
+    return out
+
+
+def _read_body(environ: dict) -> bytes:
+    from werkzeug.wsgi import get_input_stream
+
+    return get_input_stream(environ).read()
+
+
+# ---------------------------------------------------------------------------
+# Adaptation 1: S3 XML root element names
+#
+# moto 5.2.5 serializes some S3 GET replies with the root element named after
+# the operation (`<GetBucketVersioningResponse xmlns=...>`) instead of the
+# element the S3 API reference documents (`<VersioningConfiguration
+# xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`). botocore ignores the
+# root name, but the AWS SDK for Rust checks it and fails with "encountered
+# invalid XML root". We only rename the root element (open and close tag);
+# children and namespace are already what AWS sends. Observed in moto 5.2.5:
+#   GET ?versioning    -> always GetBucketVersioningResponse
+#   GET ?accelerate    -> always GetBucketAccelerateConfigurationResponse
+#   GET ?notification  -> GetBucketNotificationResponse when nothing is
+#                         configured (correct NotificationConfiguration once
+#                         something is)
+#   GET <key>?attributes -> GetObjectAttributesOutput (AWS: GetObjectAttributesResponse)
+# Works for path-style and virtual-host-style requests alike, since it keys on
+# the sub-resource in the query string and on moto's (unambiguous) wrong name.
+# Test-only: ctguard's product code stays written for real AWS's documented
+# shape and must not work around this.
+# ---------------------------------------------------------------------------
+
+S3_ROOT_RENAMES: dict[bytes, bytes] = {
+    b"GetBucketVersioningResponse": b"VersioningConfiguration",
+    b"GetBucketAccelerateConfigurationResponse": b"AccelerateConfiguration",
+    b"GetBucketNotificationResponse": b"NotificationConfiguration",
+    b"GetBucketNotificationConfigurationResponse": b"NotificationConfiguration",
+    b"GetObjectAttributesOutput": b"GetObjectAttributesResponse",
+}
+S3_FIXED_SUBRESOURCES = frozenset({"versioning", "accelerate", "notification", "attributes"})
+_XML_ROOT = re.compile(rb"\A\s*(?:<\?xml[^>]*\?>\s*)?<([A-Za-z][A-Za-z0-9]*)[\s/>]")
+
+
+def _query_keys(environ: dict) -> set[str]:
+    qs = environ.get("QUERY_STRING", "")
+    return {part.split("=", 1)[0] for part in qs.split("&") if part}
+
+
+def fix_s3_xml_root(body: bytes) -> bytes:
+    match = _XML_ROOT.match(body)
+    if not match or match.group(1) not in S3_ROOT_RENAMES:
+        return body
+    old, new = match.group(1), S3_ROOT_RENAMES[match.group(1)]
+    return re.sub(rb"<(/?)" + old + rb"(?=[\s/>])", rb"<\g<1>" + new, body)
+
+
+# ---------------------------------------------------------------------------
+# Adaptation 2: CloudWatch over Smithy RPC v2 CBOR
+#
+# The current AWS SDK for Rust talks to CloudWatch (monitoring) with the
+# Smithy RPC v2 CBOR protocol:
+#   POST /service/GraniteServiceVersion20100801/operation/<Op>
+#   smithy-protocol: rpc-v2-cbor, Content-Type: application/cbor, CBOR body
+# and expects CBOR back (timestamps as tag 1 + epoch seconds, doubles as CBOR
+# floats, blobs as byte strings, errors as a map with `__type` = absolute
+# shape id and `message`, plus `x-amzn-query-error` because CloudWatch is
+# awsQueryCompatible). moto 5.2.5 has no CBOR support at all: its CloudWatch
+# handler only answers JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.<Op>`,
+# `Content-Type: application/x-amz-json-1.0`, POST /) or the old query
+# protocol. We transcode CBOR -> JSON 1.0 for the request and JSON -> CBOR for
+# the reply, using botocore's CloudWatch model (installed with moto) to know
+# which members are timestamps / blobs / doubles / integers. Members the
+# model does not know fall back to a name rule: *Timestamp / *Timestamps are
+# timestamps. moto does not check SigV4 signatures, so the SDK's signature over
+# the CBOR request does not matter; see _json_environ for routing.
+# Test-only: ctguard's product code stays written for real AWS (the SDK's
+# default CloudWatch protocol) and must not work around this.
+# ---------------------------------------------------------------------------
+
+# Smithy service shape name -> (botocore service name, SigV4 signing name,
+# Smithy namespace, JSON target prefix).
+CBOR_SERVICES: dict[str, tuple[str, str, str, str]] = {
+    "GraniteServiceVersion20100801": (
+        "cloudwatch",
+        "monitoring",
+        "com.amazonaws.cloudwatch",
+        "GraniteServiceVersion20100801",
+    ),
+}
+_CBOR_PATH = re.compile(r"\A(?:/.*)?/service/([^/]+)/operation/([^/]+)/?\Z")
+
+_models: dict[str, Any] = {}
+_models_lock = threading.Lock()
+
+
+def _service_model(name: str):
+    with _models_lock:
+        if name not in _models:
+            import botocore.session
+
+            _models[name] = botocore.session.get_session().get_service_model(name)
+        return _models[name]
+
+
+def _cbor_to_json(value: Any) -> Any:
+    """CBOR-decoded request value -> what moto's JSON 1.0 parser expects."""
+    import cbor2
+
+    if isinstance(value, dict):
+        return {str(k): _cbor_to_json(v) for k, v in value.items() if v is not None and v is not cbor2.undefined}
+    if isinstance(value, (list, tuple)):
+        return [_cbor_to_json(v) for v in value]
+    if isinstance(value, dt.datetime):  # cbor2 decodes tag 0/1 to datetime
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.timestamp()
+    if isinstance(value, cbor2.CBORTag) and value.tag == 1:
+        return float(value.value)
+    if isinstance(value, (bytes, bytearray, memoryview)):  # blob -> base64 text
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if value is cbor2.undefined:
+        return None
+    return value
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.timestamp()
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        return parsed.timestamp()
+    return None
+
+
+def _timestamp_tag(value: Any) -> Any:
+    import cbor2
+
+    seconds = _epoch(value)
+    # Always a CBOR float: the Rust SDK decodes tag-1 payloads with f64().
+    return cbor2.CBORTag(1, seconds) if seconds is not None else value
+
+
+def _json_to_cbor_by_name(key: str | None, value: Any) -> Any:
+    """Fallback for members the botocore model does not describe."""
+    if key and key.endswith("Timestamps") and isinstance(value, list):
+        return [_timestamp_tag(v) for v in value]
+    if key and key.endswith("Timestamp"):
+        return _timestamp_tag(value)
+    if isinstance(value, dict):
+        return {k: _json_to_cbor_by_name(k, v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_json_to_cbor_by_name(None, v) for v in value]
+    return value
+
+
+def _json_to_cbor(value: Any, shape: Any) -> Any:
+    """moto's JSON reply value -> CBOR-ready Python value, guided by `shape`."""
+    if value is None:
+        return None
+    if shape is None:
+        return _json_to_cbor_by_name(None, value)
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        out = {}
+        for key, member_value in value.items():
+            if member_value is None:
+                continue
+            member = shape.members.get(key)
+            out[key] = _json_to_cbor(member_value, member) if member is not None else _json_to_cbor_by_name(key, member_value)
+        return out
+    if kind == "list" and isinstance(value, list):
+        return [_json_to_cbor(v, shape.member) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _json_to_cbor(v, shape.value) for k, v in value.items() if v is not None}
+    if kind == "timestamp":
+        return _timestamp_tag(value)
+    if kind == "blob" and isinstance(value, str):
+        try:
+            return base64.b64decode(value)
+        except ValueError:
+            return value.encode()
+    if kind in ("double", "float"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+    if kind in ("integer", "long", "short", "byte"):
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            return value
+        return int(as_float) if math.isfinite(as_float) and as_float.is_integer() else value
+    if kind == "boolean" and isinstance(value, str):
+        return value.lower() == "true"
+    return value
+
+
+class CborError(Exception):
+    def __init__(self, status: int, shape: str, message: str, query_code: str, fault: str = "Sender"):
+        super().__init__(message)
+        self.status, self.shape, self.message = status, shape, message
+        self.query_code, self.fault = query_code, fault
+
+
+# ---------------------------------------------------------------------------
+# The middleware
+# ---------------------------------------------------------------------------
+
+class AwsWireAdapter:
+    """WSGI middleware around moto's app; see the module docstring."""
+
+    def __init__(self, app: Callable):
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        if method == "POST":
+            match = _CBOR_PATH.match(path)
+            if match and self._is_cbor_request(environ):
+                return self._cbor(environ, start_response, match.group(1), match.group(2))
+        if method == "GET" and _query_keys(environ) & S3_FIXED_SUBRESOURCES:
+            return self._s3_root(environ, start_response)
+        return self.app(environ, start_response)
+
+    # -- S3 ---------------------------------------------------------------
+
+    def _s3_root(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        status, headers, body = _call_buffered(self.app, environ)
+        if status.startswith("2"):
+            fixed = fix_s3_xml_root(body)
+            if fixed is not body:
+                log.debug("s3: renamed XML root for %s?%s", environ.get("PATH_INFO"), environ.get("QUERY_STRING"))
+                body = fixed
+                headers = _set_header(headers, "Content-Length", str(len(body)))
+        start_response(status, headers)
+        return [body]
+
+    # -- CloudWatch CBOR ----------------------------------------------------
+
+    @staticmethod
+    def _is_cbor_request(environ: dict) -> bool:
+        protocol = environ.get("HTTP_SMITHY_PROTOCOL", "").strip().lower()
+        ctype = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        return protocol == "rpc-v2-cbor" or ctype == "application/cbor"
+
+    def _cbor(self, environ: dict, start_response: Callable, service: str, operation: str) -> Iterable[bytes]:
+        # Per the spec a server accepts "Name" and "namespace.Name".
+        service_name = service.rsplit(".", 1)[-1]
+        if service_name not in CBOR_SERVICES:
+            return self._cbor_reply(start_response, CborError(
+                404, "UnknownOperationException", f"emulator: no CBOR adapter for service {service!r}",
+                "UnknownOperation"), namespace="smithy.framework")
+        botocore_name, signing_name, namespace, target_prefix = CBOR_SERVICES[service_name]
+        model = _service_model(botocore_name)
+        try:
+            try:
+                operation_model = model.operation_model(operation)
+            except Exception:
+                raise CborError(404, "UnknownOperationException", f"Unknown operation {operation}", "UnknownOperation")
+            request_json = self._decode_cbor_request(environ)
+            try:
+                status, headers, body = _call_buffered(self.app, self._json_environ(
+                    environ, request_json, f"{target_prefix}.{operation}", signing_name))
+            except Exception as exc:
+                # moto runs Flask in debug mode, so its own crashes (e.g. a
+                # member of the wrong type) propagate up to here instead of
+                # becoming an HTML 500. Answer in CBOR so the SDK can parse it.
+                log.exception("moto raised while handling %s.%s", service_name, operation)
+                raise CborError(500, "InternalServiceFault",
+                                f"emulator: moto raised {type(exc).__name__}: {exc}",
+                                "InternalServiceError", "Receiver")
+        except CborError as err:
+            return self._cbor_reply(start_response, err, namespace=namespace)
+
+        code = int(status.split()[0])
+        request_id = _header(headers, "x-amzn-requestid")
+        try:
+            reply = json.loads(body) if body.strip() else {}
+        except ValueError:
+            reply = None
+        if reply is None and body.strip() == b"null":  # some moto handlers answer `null`
+            reply = {}
+
+        if 200 <= code < 300 and isinstance(reply, dict):
+            if operation_model.output_shape is None:
+                # Unit output: the spec says no body and no Content-Type.
+                return self._cbor_raw(start_response, 200, b"", request_id, None)
+            import cbor2
+
+            payload = cbor2.dumps(_json_to_cbor(reply, operation_model.output_shape))
+            return self._cbor_raw(start_response, 200, payload, request_id, None)
+
+        if isinstance(reply, dict) and (reply.get("__type") or reply.get("code") or reply.get("Code")):
+            return self._cbor_moto_error(start_response, code, headers, reply, model, namespace, request_id)
+
+        # moto crashed (HTML 500) or answered something that is not JSON.
+        text = body.decode("utf-8", "replace")
+        title = re.search(r"<title>(.*?)</title>", text, re.S)
+        detail = title.group(1).strip() if title else text.strip()[:300]
+        return self._cbor_reply(start_response, CborError(
+            code if code >= 400 else 500, "InternalServiceFault",
+            f"emulator: moto returned HTTP {code} for {operation}: {detail}",
+            "InternalServiceError", "Receiver"), namespace=namespace, request_id=request_id)
+
+    def _decode_cbor_request(self, environ: dict) -> Any:
+        import cbor2
+
+        raw = _read_body(environ)
+        encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+        try:
+            # CloudWatch PutMetricData has @requestCompression: the SDK may gzip it.
+            if encoding == "gzip":
+                raw = gzip.decompress(raw)
+            elif encoding == "deflate":
+                raw = zlib.decompress(raw)
+        except (OSError, zlib.error) as exc:
+            raise CborError(400, "SerializationException", f"cannot decompress body: {exc}", "SerializationException")
+        if not raw:
+            return {}
+        try:
+            decoded = cbor2.loads(raw)
+        except Exception as exc:  # cbor2 raises several error types
+            raise CborError(400, "SerializationException", f"malformed CBOR body: {exc}", "SerializationException")
+        if not isinstance(decoded, dict):
+            raise CborError(400, "SerializationException", "CBOR body is not a map", "SerializationException")
+        return _cbor_to_json(decoded)
+
+    @staticmethod
+    def _json_environ(environ: dict, request_json: Any, target: str, signing_name: str) -> dict:
+        body = json.dumps(request_json).encode()
+        env = dict(environ)
+        for key in ("HTTP_CONTENT_ENCODING", "HTTP_SMITHY_PROTOCOL", "HTTP_TRANSFER_ENCODING",
+                    "HTTP_ACCEPT", "HTTP_X_AMZN_TARGET", "wsgi.input_terminated"):
+            env.pop(key, None)
+        env.update({
+            "PATH_INFO": "/",
+            "RAW_URI": "/",
+            "REQUEST_URI": "/",
+            "QUERY_STRING": "",
+            "CONTENT_TYPE": "application/x-amz-json-1.0",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_X_AMZ_TARGET": target,
+            "wsgi.input": io.BytesIO(body),
+        })
+        # moto picks the backend from the SigV4 credential scope (service name
+        # "monitoring"), not from the Host header, and does not verify the
+        # signature; the SDK's signature over the CBOR request is therefore
+        # harmless. An unsigned request would be routed to S3, so give it a
+        # dummy scope (default account/region).
+        if not env.get("HTTP_AUTHORIZATION", "").startswith("AWS4-"):
+            env["HTTP_AUTHORIZATION"] = (
+                f"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/19700101/us-east-1/{signing_name}/aws4_request, "
+                "SignedHeaders=host, Signature=0"
+            )
+        return env
+
+    def _cbor_moto_error(self, start_response, code, headers, reply, model, namespace, request_id):
+        raw_type = str(reply.get("__type") or reply.get("code") or reply.get("Code"))
+        name = raw_type.split(":", 1)[0].rsplit("#", 1)[-1]
+        shapes = {shape.name: shape for shape in model.error_shapes}
+        shape = shapes.get(name)
+        if shape is None:  # moto may use the query error code instead of the shape name
+            shape = next((s for s in shapes.values() if (s.metadata.get("error") or {}).get("code") == name), None)
+        error_meta = (shape.metadata.get("error") or {}) if shape is not None else {}
+        query_error = _header(headers, "x-amzn-query-error")
+        if not query_error:
+            fault = "Sender" if error_meta.get("senderFault") or code < 500 else "Receiver"
+            query_error = f"{error_meta.get('code', name)};{fault}"
+        message = reply.get("message") or reply.get("Message") or ""
+        fields = {k: v for k, v in reply.items() if k not in ("__type", "Message", "message", "code", "Code")}
+        fields = _json_to_cbor(fields, shape) if shape is not None else _json_to_cbor_by_name(None, fields)
+        payload = {"__type": f"{namespace}#{shape.name if shape is not None else name}", "message": message}
+        payload.update(fields)
+        import cbor2
+
+        return self._cbor_raw(start_response, code, cbor2.dumps(payload), request_id, query_error)
+
+    def _cbor_reply(self, start_response, err: CborError, namespace: str, request_id: str | None = None):
+        import cbor2
+
+        payload = cbor2.dumps({"__type": f"{namespace}#{err.shape}", "message": err.message})
+        return self._cbor_raw(start_response, err.status, payload, request_id, f"{err.query_code};{err.fault}")
+
+    @staticmethod
+    def _cbor_raw(start_response, code: int, payload: bytes, request_id: str | None, query_error: str | None):
+        from http import HTTPStatus
+
+        try:
+            reason = HTTPStatus(code).phrase
+        except ValueError:
+            reason = "Unknown"
+        headers = [("smithy-protocol", "rpc-v2-cbor"), ("Content-Length", str(len(payload)))]
+        if payload:
+            headers.append(("Content-Type", "application/cbor"))
+        if request_id:
+            headers.append(("x-amzn-RequestId", request_id))
+        if query_error:
+            headers.append(("x-amzn-query-error", query_error))
+        start_response(f"{code} {reason}", headers)
+        return [payload]
+
+
+# ---------------------------------------------------------------------------
+# Request log (harness feature, not a wire adaptation)
+# ---------------------------------------------------------------------------
+
+_ACTION_IN_FORM = re.compile(r"(?:^|&)Action=([^&]*)")
+
+
+class RequestLog:
+    """Outermost middleware: records every request so tests can assert which
+    AWS calls ctguard made (e.g. "a dry run sends no mutating request")."""
+
+    PREFIX = "/_ctguard/"
+
+    def __init__(self, app: Callable):
+        self.app = app
+        self.lock = threading.Lock()
+        self.entries: list[dict[str, Any]] = []
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(self.PREFIX):
+            return self._own_endpoint(environ, start_response, path)
+        entry = {
+            "method": environ.get("REQUEST_METHOD", ""),
+            "path": path.encode("latin-1").decode("utf-8", "replace"),
+            "query": environ.get("QUERY_STRING", ""),
+            "operation": self._operation(environ, path),
+            "status": None,
+        }
+        with self.lock:
+            self.entries.append(entry)
+
+        def recording_start_response(status, headers, exc_info=None):  # noqa: ANN001
+            try:
+                entry["status"] = int(status.split()[0])
+            except ValueError:
+                pass
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return self.app(environ, recording_start_response)
+
+    @staticmethod
+    def _operation(environ: dict, path: str) -> str:
+        match = _CBOR_PATH.match(path) if environ.get("REQUEST_METHOD") == "POST" else None
+        if match:
+            service = match.group(1).rsplit(".", 1)[-1]
+            prefix = CBOR_SERVICES.get(service, (None, None, None, service))[3]
+            return f"{prefix}.{match.group(2)}"
+        target = environ.get("HTTP_X_AMZ_TARGET") or environ.get("HTTP_X_AMZN_TARGET")
+        if target:
+            return target
+        found = _ACTION_IN_FORM.search(environ.get("QUERY_STRING", ""))
+        if found is None and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            body = _read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(body)  # give moto the body back
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("wsgi.input_terminated", None)
+            found = _ACTION_IN_FORM.search(body.decode("utf-8", "replace"))
+        if found is not None:
+            from urllib.parse import unquote_plus
+
+            return unquote_plus(found.group(1))
+        return ""
+
+    def _own_endpoint(self, environ: dict, start_response: Callable, path: str) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        route = path[len(self.PREFIX):].rstrip("/")
+        if route == "requests" and method == "GET":
+            with self.lock:
+                body = json.dumps(self.entries).encode()
+        elif route == "requests/clear" and method == "POST":
+            with self.lock:
+                cleared = len(self.entries)
+                self.entries.clear()
+            body = json.dumps({"cleared": cleared}).encode()
+        else:
+            body = json.dumps({"error": f"no such emulator endpoint: {method} {path}"}).encode()
+            start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+# ---------------------------------------------------------------------------
+# Server
+# ---------------------------------------------------------------------------
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 (default) lets the OS choose")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true",
+                        help="exit when stdin reaches EOF (tie the emulator's life to its parent)")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--no-adaptations", action="store_true",
+                        help="serve plain moto (debugging: shows moto's own wire format)")
+    args = parser.parse_args(argv)
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        parser.error(f"--host must be a loopback IP address (got {args.host!r}); this emulator is test-only")
+    return args
+
+
+def patch_s3_logging_permission_check() -> None:
+    """Correct moto 5.2.5's PutBucketLogging permission check (a model fix, not a wire fix).
+
+    moto crashes (AttributeError, served as HTTP 500) on any target-bucket policy statement
+    whose Principal is the string "*", such as the usual TLS-only Deny, and it demands that
+    the logging grant's Resource equal `<bucket>/<target prefix>*` exactly. AWS evaluates the
+    policy: an Allow for logging.s3.amazonaws.com with s3:PutObject on a resource pattern that
+    covers the log objects is enough. This replacement checks exactly that.
+    """
+    import fnmatch
+
+    from moto.s3.models import LOGGING_SERVICE_PRINCIPAL, FakeBucket
+
+    def as_list(value: Any) -> list:
+        return value if isinstance(value, list) else [value]
+
+    def allowed(target_bucket: Any, target_prefix: str | None) -> bool:
+        if not target_bucket.policy:
+            return False
+        doc = json.loads(target_bucket.policy.decode())
+        sample_key = f"arn:{target_bucket.partition}:s3:::{target_bucket.name}/{target_prefix or ''}sample-log-object"
+        for stmt in as_list(doc.get("Statement", [])):
+            principal = stmt.get("Principal")
+            services = as_list(principal.get("Service", [])) if isinstance(principal, dict) else []
+            if stmt.get("Effect") != "Allow" or LOGGING_SERVICE_PRINCIPAL not in services:
+                continue
+            if not any(fnmatch.fnmatchcase("s3:PutObject", a) for a in as_list(stmt.get("Action", []))):
+                continue
+            if any(fnmatch.fnmatchcase(sample_key, r) for r in as_list(stmt.get("Resource", []))):
+                return True
+        return False
+
+    FakeBucket._log_permissions_enabled_policy = staticmethod(allowed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="emulator: %(levelname)s %(name)s: %(message)s")
+    # werkzeug logs one INFO line per request; keep errors and tracebacks.
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+
+    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    app: Callable = DomainDispatcherApplication(create_backend_app)
+    if not args.no_adaptations:
+        app = AwsWireAdapter(app)
+        patch_s3_logging_permission_check()
+    app = RequestLog(app)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    port = server.socket.getsockname()[1]
+    # moto builds some self-referencing URLs from MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+
+    stop = threading.Event()
+
+    def request_stop(signum=None, frame=None):  # noqa: ANN001
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    serve_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="serve", daemon=True)
+    serve_thread.start()
+
+    # The one and only stdout line. Afterwards fd 1 points at stderr, so a
+    # stray print() from moto can never fill a pipe nobody reads.
+    sys.stdout.write(f"PORT {port}\n")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    if args.exit_on_stdin_eof:
+        def watch_stdin() -> None:
+            try:
+                while os.read(sys.stdin.fileno(), 65536):
+                    pass
+            except OSError:
+                pass
+            log.info("stdin closed; shutting down")
+            stop.set()
+
+        threading.Thread(target=watch_stdin, name="stdin-eof", daemon=True).start()
+
+    log.info("listening on http://%s:%d", args.host, port)
+    while not stop.wait(1.0):
+        if not serve_thread.is_alive():
+            log.error("server thread died")
+            return 1
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
