@@ -43,8 +43,11 @@ pub fn plan(profile_name: &str, resources: &[Box<dyn Resource>], live: &LiveStat
         .map(|r| {
             let address = r.address();
             let have = live.get(&address).and_then(Option::as_ref);
-            let want = r.desired(&outputs);
-            let mut change = plan::plan_change(address, Some(&want), have.map(|l| &l.attrs), r.replace_on());
+            let want = r.declared().then(|| r.desired(&outputs));
+            let mut change = plan::plan_change(address, want.as_ref(), have.map(|l| &l.attrs), r.replace_on());
+            if !r.declared() {
+                change.notes.push("owned by this profile but no longer declared in it".into());
+            }
             if let Some(l) = have {
                 change.notes.extend(ownership_note(profile_name, l.owner()));
             }

@@ -274,3 +274,25 @@ async fn apply_refuses_without_a_terminal_or_auto_approve() {
     assert!(run.stderr.contains("--auto-approve"), "{}", run.stderr);
     assert!(emu.requests().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_owned_resources_the_profile_dropped_are_deleted() {
+    let emu = Emulator::start();
+    emu.ctguard(&["apply", "--auto-approve"]).expect(0);
+    let ct = aws_sdk_cloudtrail::Client::new(&emu.sdk().await);
+    // A trail someone else made: ctguard must leave it alone.
+    ct.create_trail().name("team-trail").s3_bucket_name(BUCKET).send().await.unwrap();
+
+    let plan = emu.ctguard(&["plan", "--var", "trail_name=renamed-audit"]);
+    plan.expect(0);
+    assert!(plan.stdout.contains("# cloudtrail_trail.ctguard-audit will be destroyed"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("# cloudtrail_trail.renamed-audit will be created"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("team-trail"), "{}", plan.stdout);
+
+    emu.ctguard(&["apply", "--auto-approve", "--var", "trail_name=renamed-audit"]).expect(0);
+    let trails = ct.describe_trails().send().await.unwrap();
+    let mut names: Vec<&str> = trails.trail_list().iter().filter_map(|t| t.name()).collect();
+    names.sort();
+    assert_eq!(names, ["renamed-audit", "team-trail"]);
+    emu.ctguard(&["verify", "--var", "trail_name=renamed-audit"]).expect(0);
+}

@@ -54,13 +54,16 @@ impl Session {
             started.elapsed().as_secs_f64() * 1e3
         ));
         let profile = loaded.resolve(&runtime, &settings.overrides)?;
-        let resources = resources::declared(&profile);
         let ctx = Context {
             profile: profile.name.clone(),
             account: runtime.account_id.clone(),
             region: runtime.region.clone(),
         };
-        Ok(Session { aws: Aws::new(&config, runtime), profile, resources, ctx })
+        let aws = Aws::new(&config, runtime);
+        let mut resources = resources::declared(&profile);
+        let orphans = resources::undeclared(&aws, &profile, &resources).await?;
+        resources.extend(orphans);
+        Ok(Session { aws, profile, resources, ctx })
     }
 
     /// Reads live state and plans.

@@ -36,13 +36,11 @@ fn walk(path: String, before: Option<&Value>, after: Option<&Value>, out: &mut V
             for s in sids {
                 let find = |list: &[Value]| list.iter().find(|v| sid(v) == s).cloned();
                 let (bv, av) = (find(b), find(a));
-                if bv != av {
-                    out.push(AttrDiff {
-                        path: format!("{path}[{s}]"),
-                        before: bv,
-                        after: av,
-                        forces_replacement: false,
-                    });
+                let path = format!("{path}[{s}]");
+                // A statement added or removed reads best whole; a changed one, leaf by leaf.
+                match (&bv, &av) {
+                    (Some(_), Some(_)) => walk(path, bv.as_ref(), av.as_ref(), out),
+                    _ => out.push(AttrDiff { path, before: bv, after: av, forces_replacement: false }),
                 }
             }
         }

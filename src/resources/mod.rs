@@ -58,6 +58,10 @@ pub trait Resource: Send + Sync {
     }
     /// Desired attributes; values depending on resources not yet created are `plan::UNKNOWN`.
     fn desired(&self, outputs: &Outputs) -> Attrs;
+    /// False for a resource ctguard owns that the profile no longer declares: plan deletes it.
+    fn declared(&self) -> bool {
+        true
+    }
     /// Fields that cannot change in place.
     fn replace_on(&self) -> &'static [&'static str] {
         &[]
@@ -87,6 +91,16 @@ pub fn declared(profile: &Profile) -> Vec<Box<dyn Resource>> {
     }
     out.push(Box::new(trail::Trail::new(profile, region)));
     out
+}
+
+/// Resources this profile's tag marks as ctguard's own that the profile no longer declares.
+/// Only kinds that hold no audit data are looked for: buckets, log groups and keys are never
+/// deleted, so there is nothing to propose for them.
+pub async fn undeclared(aws: &Aws, profile: &Profile, declared: &[Box<dyn Resource>]) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    let known: std::collections::HashSet<Address> = declared.iter().map(|r| r.address()).collect();
+    let role_path = profile.cloudwatch_logs.as_ref().map(|c| c.role_path.as_str()).unwrap_or("/ctguard/");
+    let (trails, roles) = tokio::try_join!(trail::owned(aws, &profile.name), role::owned(aws, &profile.name, role_path))?;
+    Ok(trails.into_iter().chain(roles).filter(|r| !known.contains(&r.address())).collect())
 }
 
 /// The ownership tags every resource carries.

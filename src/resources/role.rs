@@ -27,6 +27,7 @@ pub fn address(name: &str, _region: &str) -> Address {
 pub struct Role {
     name: String,
     want: Attrs,
+    declared: bool,
 }
 
 impl Role {
@@ -38,7 +39,7 @@ impl Role {
         want.insert("inline_policies".into(), json!({ INLINE_POLICY: policy::canonical(&cw.role_policy) }));
         want.insert("managed_policies".into(), json!([]));
         want.insert("tags".into(), owner_tags(profile));
-        Role { name: cw.role_name.clone(), want }
+        Role { name: cw.role_name.clone(), want, declared: true }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -53,6 +54,27 @@ impl Role {
     }
 }
 
+/// Roles under `path` tagged as owned by `profile`.
+pub async fn owned(aws: &Aws, profile: &str, path: &str) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    let pages = aws.iam.list_roles().path_prefix(path).into_paginator().send().collect::<Vec<_>>().await;
+    let mut names = Vec::new();
+    for page in pages {
+        names.extend(page.ctx(|| format!("listing IAM roles under {path}"))?.roles().iter().map(|r| r.role_name().to_string()));
+    }
+    // ListRoles leaves tags out; ask per role (a handful at most under ctguard's path).
+    let tagged = try_join_all(names.into_iter().map(|name| async move {
+        let tags = aws.iam.list_role_tags().role_name(&name).send().await.ctx(|| format!("reading tags of IAM role {name}"))?;
+        let mine = tags.tags().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == profile);
+        anyhow::Ok(mine.then_some(name))
+    }))
+    .await?;
+    Ok(tagged
+        .into_iter()
+        .flatten()
+        .map(|name| Box::new(Role { name, want: Attrs::new(), declared: false }) as Box<dyn Resource>)
+        .collect())
+}
+
 #[async_trait]
 impl Resource for Role {
     fn address(&self) -> Address {
@@ -61,6 +83,10 @@ impl Resource for Role {
 
     fn desired(&self, _: &Outputs) -> Attrs {
         self.want.clone()
+    }
+
+    fn declared(&self) -> bool {
+        self.declared
     }
 
     /// The path is part of the role's identity: changing it means a new role.

@@ -36,6 +36,7 @@ pub struct Trail {
     /// Where the key ARN comes from when ctguard manages the key.
     key: Option<Address>,
     depends: Vec<Address>,
+    declared: bool,
 }
 
 impl Trail {
@@ -80,12 +81,45 @@ impl Trail {
                 None
             }
         };
-        Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), want, key, depends }
+        Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), want, key, depends, declared: true }
+    }
+
+    /// A trail this profile owns but no longer declares.
+    fn orphan(name: &str, arn: &str, region: &str) -> Self {
+        let (want, key, depends) = (Attrs::new(), None, Vec::new());
+        Trail { name: name.into(), arn: arn.into(), region: region.into(), want, key, depends, declared: false }
     }
 
     fn what(&self, doing: &str) -> String {
         format!("{doing} CloudTrail trail {}/{}", self.region, self.name)
     }
+}
+
+/// Trails in the home region tagged as owned by `profile`.
+pub async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    let region = aws.region();
+    let listed = aws.cloudtrail.describe_trails().include_shadow_trails(false).send().await.ctx(|| "listing CloudTrail trails".into())?;
+    let local: Vec<(String, String)> = listed
+        .trail_list()
+        .iter()
+        .filter(|t| t.home_region() == Some(region))
+        .filter_map(|t| Some((t.name()?.to_string(), t.trail_arn()?.to_string())))
+        .collect();
+    let mut out: Vec<Box<dyn Resource>> = Vec::new();
+    // ListTags takes at most 20 trails per call.
+    for chunk in local.chunks(20) {
+        let arns: Vec<String> = chunk.iter().map(|(_, arn)| arn.clone()).collect();
+        let tags = aws.cloudtrail.list_tags().set_resource_id_list(Some(arns)).send().await.ctx(|| "reading trail tags".into())?;
+        for r in tags.resource_tag_list() {
+            let mine = r.tags_list().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == Some(profile));
+            if let Some((name, arn)) = chunk.iter().find(|(_, arn)| Some(arn.as_str()) == r.resource_id())
+                && mine
+            {
+                out.push(Box::new(Trail::orphan(name, arn, region)));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn selectors(list: &[EventSelector]) -> Value {
@@ -122,6 +156,10 @@ impl Resource for Trail {
 
     fn depends_on(&self) -> Vec<Address> {
         self.depends.clone()
+    }
+
+    fn declared(&self) -> bool {
+        self.declared
     }
 
     fn desired(&self, outputs: &Outputs) -> Attrs {
