@@ -49,7 +49,13 @@ pub fn plan(profile_name: &str, resources: &[Box<dyn Resource>], live: &LiveStat
                 change.notes.push("owned by this profile but no longer declared in it".into());
             }
             if let Some(l) = have {
-                change.notes.extend(ownership_note(profile_name, l.owner()));
+                // Ownership is only known for kinds that carry tags.
+                if want.as_ref().is_some_and(|w| w.contains_key("tags")) {
+                    change.notes.extend(ownership_note(profile_name, l.owner()));
+                    change.conflict =
+                        l.owner().filter(|o| *o != profile_name).map(|o| format!("owned by ctguard profile {o:?}"));
+                }
+                change.notes.extend(l.notes.iter().cloned());
             }
             change
         })
@@ -60,9 +66,9 @@ pub fn plan(profile_name: &str, resources: &[Box<dyn Resource>], live: &LiveStat
 fn ownership_note(profile: &str, owner: Option<&str>) -> Option<String> {
     match owner {
         Some(o) if o == profile => None,
-        Some(other) => {
-            Some(format!("tagged as owned by ctguard profile {other:?}; apply takes it over for {profile:?}"))
-        }
+        Some(other) => Some(format!(
+            "owned by ctguard profile {other:?}: apply will not take it over; rename it in {profile:?} or drop it from {other:?}"
+        )),
         None => Some("exists and was not created by ctguard; apply adopts it and tags it".into()),
     }
 }
@@ -211,8 +217,10 @@ async fn run_one(
                 return Ok(plan::Attrs::new());
             }
         }
-        let back =
-            r.read(aws).await?.ok_or_else(|| anyhow::anyhow!("{address} is missing right after it was written"))?;
+        let back = r
+            .read_back(aws)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{address} is missing right after it was written"))?;
         let left = plan::diff(Some(&back.attrs), Some(&want));
         if let Some(d) = left.first() {
             anyhow::bail!(

@@ -105,6 +105,21 @@ fn condition(v: &Value) -> Value {
     Value::Object(ops)
 }
 
+/// The canonical form of an EventBridge event pattern. Every array in a pattern is a set of
+/// alternatives (values, `$or` branches, operator objects), so order carries no meaning.
+pub fn canonical_pattern(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), canonical_pattern(v))).collect()),
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(canonical_pattern).collect();
+            items.sort_by_cached_key(|i| i.to_string());
+            items.dedup();
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +159,14 @@ mod tests {
         let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D";
         let plain = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]});
         assert_eq!(parse_live(encoded).unwrap(), canonical(&plain));
+    }
+
+    #[test]
+    fn event_patterns_ignore_order() {
+        let a = json!({"detail": {"eventName": ["B", "A"]}, "$or": [{"x": [1]}, {"y": [2]}]});
+        let b = json!({"$or": [{"y": [2]}, {"x": [1]}], "detail": {"eventName": ["A", "B"]}});
+        assert_eq!(canonical_pattern(&a), canonical_pattern(&b));
+        assert_ne!(canonical_pattern(&a), canonical_pattern(&json!({"detail": {"eventName": ["A"]}})));
     }
 
     #[test]

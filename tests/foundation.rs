@@ -25,7 +25,7 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
     let emu = Emulator::start();
     let run = emu.ctguard(&["apply", "--auto-approve"]);
     run.expect(0);
-    assert!(run.stdout.contains("Apply complete! Resources: 6 added, 0 changed, 0 destroyed."), "{}", run.stdout);
+    assert!(run.stdout.contains("Apply complete! Resources: 121 added, 0 changed, 0 destroyed."), "{}", run.stdout);
 
     let conf = emu.sdk().await;
     let s3 = aws_sdk_s3::Client::new(&conf);
@@ -260,7 +260,7 @@ async fn existing_resources_not_created_by_ctguard_are_adopted_with_a_note() {
     let bucket = doc["resource_changes"].as_array().unwrap().iter().find(|c| c["name"] == BUCKET).unwrap();
     assert_eq!(bucket["actions"], json!(["update"]));
     assert!(bucket["notes"][0].as_str().unwrap().contains("not created by ctguard"));
-    assert_eq!(doc["summary"], json!({"add": 5, "change": 1, "destroy": 0}));
+    assert_eq!(doc["summary"], json!({"add": 120, "change": 1, "destroy": 0}));
     emu.ctguard(&["apply", "--auto-approve"]).expect(0);
     let tags = s3.get_bucket_tagging().bucket(BUCKET).send().await.unwrap();
     assert!(tags.tag_set().iter().any(|t| t.key() == "ctguard:profile"));

@@ -3,6 +3,7 @@
 
 pub mod error;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -57,7 +58,8 @@ pub async fn load_config(opts: &ConnectOptions) -> SdkConfig {
     loader.load().await
 }
 
-/// One client per service for the home region, plus who and where we are.
+/// One client per service for the home region, EventBridge in every profile region, plus
+/// who and where we are.
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub runtime: Runtime,
@@ -66,10 +68,13 @@ pub struct Aws {
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub kms: aws_sdk_kms::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    events: BTreeMap<String, aws_sdk_eventbridge::Client>,
 }
 
 impl Aws {
-    pub fn new(config: &SdkConfig, runtime: Runtime) -> Self {
+    pub fn new(config: &SdkConfig, runtime: Runtime, regions: &[String]) -> Self {
         // Emulators and custom endpoints serve S3 path-style; with an IP address the SDK
         // switches by itself, with a host name such as localhost it does not.
         let s3_conf =
@@ -81,7 +86,22 @@ impl Aws {
             cloudtrail: aws_sdk_cloudtrail::Client::new(config),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            events: regions
+                .iter()
+                .map(|r| {
+                    let conf =
+                        aws_sdk_eventbridge::config::Builder::from(config).region(Region::new(r.clone())).build();
+                    (r.clone(), aws_sdk_eventbridge::Client::from_conf(conf))
+                })
+                .collect(),
         }
+    }
+
+    /// The EventBridge client for `region`, which must be one of the profile's regions.
+    pub fn events(&self, region: &str) -> &aws_sdk_eventbridge::Client {
+        &self.events[region]
     }
 
     pub fn region(&self) -> &str {

@@ -24,6 +24,10 @@ pub async fn run(settings: &Settings, printer: &Printer, auto_approve: bool) -> 
         }
         return Ok(Status::Success);
     }
+    let conflicts: Vec<String> = plan.conflicts().map(|(a, why)| format!("{a}: {why}")).collect();
+    if !conflicts.is_empty() {
+        anyhow::bail!("refusing to apply: {}", conflicts.join("; "));
+    }
     if !auto_approve && !confirm()? {
         anyhow::bail!("apply cancelled: nothing was changed");
     }

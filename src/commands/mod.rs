@@ -59,7 +59,7 @@ impl Session {
             account: runtime.account_id.clone(),
             region: runtime.region.clone(),
         };
-        let aws = Aws::new(&config, runtime);
+        let aws = Aws::new(&config, runtime, &profile.regions);
         let mut resources = resources::declared(&profile);
         let orphans = resources::undeclared(&aws, &profile, &resources).await?;
         resources.extend(orphans);

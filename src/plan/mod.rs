@@ -64,6 +64,9 @@ pub struct Change {
     pub diffs: Vec<AttrDiff>,
     /// Anything the reader should know about this resource (ownership, why it is kept).
     pub notes: Vec<String>,
+    /// Set when another ctguard profile owns the resource: apply refuses to touch it, so two
+    /// profiles never take a resource back and forth.
+    pub conflict: Option<String>,
 }
 
 /// The whole plan, in dependency order.
@@ -81,6 +84,11 @@ pub struct Summary {
 }
 
 impl Plan {
+    /// Changes apply must refuse, with the reason.
+    pub fn conflicts(&self) -> impl Iterator<Item = (&Address, &str)> {
+        self.changes.iter().filter_map(|c| c.conflict.as_deref().map(|why| (&c.address, why)))
+    }
+
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| c.action != Action::NoOp)
     }
@@ -127,7 +135,7 @@ pub fn plan_change(address: Address, desired: Option<&Attrs>, live: Option<&Attr
         (Some(_), Some(_)) if diffs.iter().any(|d| d.forces_replacement) => Action::Replace,
         (Some(_), Some(_)) => Action::Update,
     };
-    Change { address, action, diffs, notes: Vec::new() }
+    Change { address, action, diffs, notes: Vec::new(), conflict: None }
 }
 
 #[cfg(test)]
@@ -176,7 +184,7 @@ mod tests {
 
     #[test]
     fn summary_counts_replace_twice() {
-        let mk = |action| Change { address: addr(), action, diffs: vec![], notes: vec![] };
+        let mk = |action| Change { address: addr(), action, diffs: vec![], notes: vec![], conflict: None };
         let plan =
             Plan { changes: vec![mk(Action::Create), mk(Action::Update), mk(Action::Replace), mk(Action::NoOp)] };
         assert_eq!(plan.summary(), Summary { add: 2, change: 1, destroy: 1 });

@@ -2,6 +2,7 @@
 //! fills in variables, renders the policy templates and checks every name AWS would reject.
 //! A `Profile` that exists is complete and valid: nothing downstream re-checks it.
 
+mod alerting;
 pub mod source;
 pub mod types;
 pub mod validate;
@@ -11,9 +12,10 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
+pub use alerting::{Alarm, Alerts, Events, Rule, Subscription};
 pub use source::{Origin, SourceFile};
 use types::ProfileDoc;
-pub use types::{Encryption, Lifecycle, ReadWrite};
+pub use types::{Comparison, Encryption, Lifecycle, ReadWrite, Severity};
 use vars::Vars;
 
 /// One problem in a profile or template, located as precisely as ctguard knows.
@@ -87,6 +89,11 @@ pub struct Profile {
     pub access_log_bucket: Option<AccessLogBucket>,
     pub trail: Trail,
     pub cloudwatch_logs: Option<CloudWatchLogs>,
+    /// Every region the EventBridge rules cover, the home region first.
+    pub regions: Vec<String>,
+    pub alerts: Option<Alerts>,
+    pub events: Option<Events>,
+    pub alarms: Vec<Alarm>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,11 +122,11 @@ pub struct Trail {
     pub include_global_service_events: bool,
     pub log_file_validation: bool,
     pub management_events: ReadWrite,
-    pub kms: Option<TrailKms>,
+    pub kms: Option<Kms>,
 }
 
 #[derive(Debug, Clone)]
-pub enum TrailKms {
+pub enum Kms {
     /// ctguard creates the key and its alias and keeps its policy and rotation.
     Managed { alias: String, policy: Value },
     /// The trail uses a key managed elsewhere.
@@ -375,10 +382,11 @@ impl Resolver<'_> {
             (log_group, log_group_arn, role_name, role_arn, c.clone())
         });
 
-        let kms = doc.trail.kms.as_ref().and_then(|k| self.trail_kms(k, &vars));
-        if let Some(TrailKms::Managed { alias, .. }) = &kms {
+        if let Some(alias) = doc.trail.kms.as_ref().and_then(|k| k.alias.as_ref()) {
+            let alias = self.text("trail.kms.alias", alias, &vars);
             vars.insert("kms_alias".into(), json!(alias));
         }
+        let kms = doc.trail.kms.as_ref().and_then(|k| self.kms("trail.kms", k, &vars));
 
         // Templates last, with every derived name defined.
         let bucket_policy = self.template("bucket.policy", &doc.bucket.policy, &vars);
@@ -399,13 +407,7 @@ impl Resolver<'_> {
                 role_path: c.role_path,
                 role_arn,
             });
-        let kms = kms.map(|k| match k {
-            TrailKms::Managed { alias, .. } => {
-                let name = doc.trail.kms.as_ref().and_then(|d| d.policy.clone()).unwrap_or_default();
-                TrailKms::Managed { alias, policy: self.template("trail.kms.policy", &name, &vars) }
-            }
-            existing => existing,
-        });
+        let alerting = self.alerting(&doc, runtime, &mut vars);
 
         if !self.problems.is_empty() {
             return Err(Invalid(self.problems));
@@ -433,25 +435,31 @@ impl Resolver<'_> {
                 kms,
             },
             cloudwatch_logs,
+            regions: alerting.regions,
+            alerts: alerting.alerts,
+            events: alerting.events,
+            alarms: alerting.alarms,
             vars,
         })
     }
 
-    fn trail_kms(&mut self, k: &types::TrailKmsDoc, vars: &Vars) -> Option<TrailKms> {
+    /// A KMS key: created by ctguard (`alias` + `policy`, rendered now) or an existing key.
+    fn kms(&mut self, key: &str, k: &types::KmsDoc, vars: &Vars) -> Option<Kms> {
         match (&k.alias, &k.policy, &k.key_arn) {
-            (Some(alias), Some(_), None) => {
-                let alias = self.text("trail.kms.alias", alias, vars);
-                self.check("trail.kms.alias", &alias, validate::kms_alias);
-                Some(TrailKms::Managed { alias, policy: Value::Null })
+            (Some(alias), Some(template), None) => {
+                let alias = self.text(&format!("{key}.alias"), alias, vars);
+                self.check(&format!("{key}.alias"), &alias, validate::kms_alias);
+                let policy = self.template(&format!("{key}.policy"), template, vars);
+                Some(Kms::Managed { alias, policy })
             }
             (None, None, Some(arn)) => {
-                let key_arn = self.text("trail.kms.key_arn", arn, vars);
-                self.check("trail.kms.key_arn", &key_arn, validate::kms_key_arn);
-                Some(TrailKms::Existing { key_arn })
+                let key_arn = self.text(&format!("{key}.key_arn"), arn, vars);
+                self.check(&format!("{key}.key_arn"), &key_arn, validate::kms_key_arn);
+                Some(Kms::Existing { key_arn })
             }
             _ => {
                 self.problem(
-                    "trail.kms",
+                    key,
                     "expected either alias and policy (ctguard creates the key) or key_arn alone (an existing key)",
                 );
                 None

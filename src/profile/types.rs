@@ -16,6 +16,11 @@ pub struct ProfileDoc {
     pub access_log_bucket: Option<AccessLogBucketDoc>,
     pub trail: TrailDoc,
     pub cloudwatch_logs: Option<CloudWatchLogsDoc>,
+    pub alerts: Option<AlertsDoc>,
+    pub events: Option<EventsDoc>,
+    pub metrics: Option<MetricsDoc>,
+    #[serde(default)]
+    pub alarms: Vec<AlarmDoc>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +31,10 @@ pub struct Meta {
     pub description: String,
     /// Where the bucket, trail and log group live. Falls back to --region / AWS_REGION.
     pub home_region: Option<String>,
+    /// Regions the EventBridge rules cover. The home region is always included. A string
+    /// (such as "${regions}") may name a list variable.
+    #[serde(default)]
+    pub regions: StringOrList,
     /// Directory of policy templates, relative to the profile file.
     #[serde(default = "default_policies_dir")]
     pub policies_dir: String,
@@ -122,7 +131,7 @@ pub struct TrailDoc {
     pub log_file_validation: bool,
     #[serde(default)]
     pub management_events: ReadWrite,
-    pub kms: Option<TrailKmsDoc>,
+    pub kms: Option<KmsDoc>,
 }
 
 fn yes() -> bool {
@@ -151,7 +160,7 @@ impl ReadWrite {
 /// existing one (`key_arn`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TrailKmsDoc {
+pub struct KmsDoc {
     pub alias: Option<String>,
     pub policy: Option<String>,
     pub key_arn: Option<String>,
@@ -176,4 +185,150 @@ fn default_retention() -> i32 {
 
 fn default_role_path() -> String {
     "/ctguard/".into()
+}
+
+/// A list of strings, or one string holding a placeholder for a list variable.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(untagged)]
+pub enum StringOrList {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The SNS topic every alert goes to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsDoc {
+    pub topic: String,
+    pub policy: String,
+    pub kms: Option<KmsDoc>,
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionDoc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionDoc {
+    pub protocol: String,
+    pub endpoint: String,
+}
+
+/// EventBridge rules, deployed in every region.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsDoc {
+    /// The role EventBridge assumes to forward matches from other regions to the home bus.
+    pub forwarder_role: String,
+    #[serde(default = "default_role_path")]
+    pub forwarder_role_path: String,
+    pub forwarder_trust_policy: String,
+    pub forwarder_role_policy: String,
+    pub rules: Vec<RuleDoc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDoc {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Event pattern template file.
+    pub pattern: String,
+    /// Headline of the alert message.
+    pub title: String,
+    pub severity: Severity,
+    /// Restrict the rule to these principal ARN patterns (`*` wildcards).
+    #[serde(default)]
+    pub principals: StringOrList,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsDoc {
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+}
+
+fn default_namespace() -> String {
+    "ctguard".into()
+}
+
+/// A CloudWatch Logs metric filter on the trail's log group and the alarm on its metric.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmDoc {
+    pub id: String,
+    pub name: String,
+    pub metric: String,
+    #[serde(default)]
+    pub description: String,
+    pub pattern: String,
+    #[serde(default = "one")]
+    pub threshold: f64,
+    #[serde(default)]
+    pub comparison: Comparison,
+    #[serde(default = "five_minutes")]
+    pub period: i32,
+    #[serde(default = "one_period")]
+    pub evaluation_periods: i32,
+    pub severity: Severity,
+    #[serde(default)]
+    pub principals: StringOrList,
+    /// Only meaningful when the trail records S3 data events.
+    #[serde(default)]
+    pub requires_data_events: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn five_minutes() -> i32 {
+    300
+}
+
+fn one_period() -> i32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Comparison {
+    #[default]
+    GreaterThanOrEqualToThreshold,
+    GreaterThanThreshold,
+    LessThanThreshold,
+    LessThanOrEqualToThreshold,
+}
+
+impl Comparison {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Comparison::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+            Comparison::GreaterThanThreshold => "GreaterThanThreshold",
+            Comparison::LessThanThreshold => "LessThanThreshold",
+            Comparison::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+        }
+    }
 }

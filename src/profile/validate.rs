@@ -150,6 +150,69 @@ pub fn region(region: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(format!("a region code like us-east-1, got {region:?}")) }
 }
 
+/// SNS topic names (CreateTopic): 1 to 256 letters, digits, '-' and '_'.
+pub fn topic_name(name: &str) -> Result<(), String> {
+    let ok = (1..=256).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok { Ok(()) } else { Err("1 to 256 letters, digits, '-' and '_'".into()) }
+}
+
+/// EventBridge rule names (PutRule): 1 to 64 of `[.\-_A-Za-z0-9]`.
+pub fn rule_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok { Ok(()) } else { Err("1 to 64 letters, digits, '.', '-' and '_'".into()) }
+}
+
+/// Alarm names double as metric filter names, so both rules apply: 1 to 255 characters, no
+/// control characters, and (for the filter) no ':' or '*'.
+pub fn alarm_name(name: &str) -> Result<(), String> {
+    let ok = (1..=255).contains(&name.len()) && !name.chars().any(|c| c.is_control() || c == ':' || c == '*');
+    if ok { Ok(()) } else { Err("1 to 255 characters without ':', '*' or control characters".into()) }
+}
+
+pub fn metric_name(name: &str) -> Result<(), String> {
+    let ok =
+        (1..=255).contains(&name.len()) && !name.chars().any(|c| c.is_control() || c == ':' || c == '*' || c == '$');
+    if ok { Ok(()) } else { Err("1 to 255 characters without ':', '*', '$' or control characters".into()) }
+}
+
+/// A JSON-form CloudWatch Logs filter pattern: `{ ... }`, at most 1024 characters, with
+/// balanced brackets and quotes. (The full grammar is checked by the pattern evaluator.)
+pub fn filter_pattern(p: &str) -> Result<(), String> {
+    let t = p.trim();
+    if !(t.starts_with('{') && t.ends_with('}')) {
+        return Err("a JSON filter pattern in braces, like { $.eventName = \"StopLogging\" }".into());
+    }
+    if p.len() > 1024 {
+        return Err(format!("at most 1024 characters, got {}", p.len()));
+    }
+    let (mut depth, mut quoted) = (0i32, false);
+    for c in t.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '(' | '{' | '[' if !quoted => depth += 1,
+            ')' | '}' | ']' if !quoted => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            break;
+        }
+    }
+    if depth != 0 || quoted { Err("balanced brackets and quotes".into()) } else { Ok(()) }
+}
+
+/// CloudWatch alarm periods: 10, 30 or a multiple of 60 seconds; the evaluation window at
+/// most one day.
+pub fn alarm_period(period: i32, evaluation_periods: i32) -> Result<(), String> {
+    if !(period == 10 || period == 30 || (period > 0 && period % 60 == 0)) {
+        return Err(format!("a period of 10, 30 or a multiple of 60 seconds, got {period}"));
+    }
+    if evaluation_periods < 1 || i64::from(period) * i64::from(evaluation_periods) > 86_400 {
+        return Err("at least one evaluation period, and period x evaluation_periods of at most one day".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +254,21 @@ mod tests {
         assert!(kms_alias("ctguard").is_err());
         assert_eq!(kms_key_arn("arn:aws:kms:us-east-1:123456789012:key/abcd"), Ok(()));
         assert!(kms_key_arn("alias/x").is_err());
+    }
+
+    #[test]
+    fn alerting_names() {
+        assert_eq!(topic_name("ctguard-alerts"), Ok(()));
+        assert!(topic_name("has.dot").is_err());
+        assert_eq!(rule_name("ctguard-destructive-actions"), Ok(()));
+        assert!(rule_name(&"x".repeat(65)).is_err());
+        assert!(alarm_name("a:b").is_err());
+        assert_eq!(filter_pattern("{ ($.a = \"x\") && ($.b != \"}\") }"), Ok(()));
+        assert!(filter_pattern("{ ($.a = \"x\" }").is_err());
+        assert!(filter_pattern("ERROR").is_err());
+        assert_eq!(alarm_period(300, 1), Ok(()));
+        assert!(alarm_period(90, 1).is_err());
+        assert!(alarm_period(3600, 25).is_err());
     }
 
     #[test]

@@ -198,6 +198,7 @@ mod tests {
                         forces_replacement: false,
                     }],
                     notes: vec![],
+                    conflict: None,
                 },
                 Change {
                     address: addr("cloudtrail_trail", "audit"),
@@ -209,12 +210,14 @@ mod tests {
                         forces_replacement: false,
                     }],
                     notes: vec!["exists and was not created by ctguard; apply adopts it and tags it".into()],
+                    conflict: None,
                 },
                 Change {
                     address: addr("logs_log_group", "/ctguard"),
                     action: Action::NoOp,
                     diffs: vec![],
                     notes: vec![],
+                    conflict: None,
                 },
             ],
         }

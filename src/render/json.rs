@@ -20,6 +20,7 @@ fn change(c: &Change) -> Value {
         "actions": json_actions(c.action),
         "changes": c.diffs,
         "notes": c.notes,
+        "conflict": c.conflict,
     })
 }
 
@@ -108,6 +109,7 @@ mod tests {
                     forces_replacement: true,
                 }],
                 notes: vec![],
+                conflict: None,
             }],
         };
         let mut out = Vec::new();
@@ -122,7 +124,8 @@ mod tests {
                     "address": "iam_role.r", "kind": "iam_role", "name": "r", "region": "global",
                     "actions": ["delete", "create"],
                     "changes": [{"path": "path", "before": "/a/", "after": "/b/", "forces_replacement": true}],
-                    "notes": []
+                    "notes": [],
+                    "conflict": null
                 }]
             })
         );

@@ -387,12 +387,12 @@ impl Resource for Bucket {
 }
 
 impl Bucket {
-    /// PutBucketTagging replaces the whole set: keep the tags ctguard does not manage.
+    /// PutBucketTagging replaces the whole set: keep the tags ctguard does not declare.
     async fn put_tags(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
         let current =
             aws.s3.get_bucket_tagging().bucket(&self.name).send().await.found(|| self.what("reading tags of"))?;
         let mut tags: Vec<Tag> = current
-            .map(|t| t.tag_set().iter().filter(|t| !t.key().starts_with("ctguard:")).cloned().collect())
+            .map(|t| t.tag_set().iter().filter(|t| !super::MANAGED_TAG_KEYS.contains(&t.key())).cloned().collect())
             .unwrap_or_default();
         for (k, v) in super::tag_pairs(want) {
             tags.push(Tag::builder().key(k).value(v).build()?);

@@ -1,5 +1,5 @@
-//! The customer-managed KMS key that encrypts the trail's log files, found by its alias.
-//! Rotation stays on; the key policy lets CloudTrail encrypt only for this account's trails.
+//! Customer-managed KMS keys, found by alias: the one that encrypts the trail's log files, and
+//! the one that encrypts the alert topic. Rotation stays on; the policy comes from the profile.
 //! ctguard never schedules a key for deletion: that would make every log it encrypted unreadable.
 
 use std::collections::BTreeSet;
@@ -28,15 +28,12 @@ pub struct KmsKey {
 }
 
 impl KmsKey {
-    pub fn new(profile: &Profile, alias: &str, key_policy: &Value) -> Self {
+    pub fn new(profile: &Profile, alias: &str, key_policy: &Value, purpose: &str) -> Self {
         let mut want = Attrs::new();
         want.insert("policy".into(), policy::canonical(key_policy));
         want.insert("key_rotation_enabled".into(), json!(true));
         want.insert("key_state".into(), json!("Enabled"));
-        want.insert(
-            "description".into(),
-            json!(format!("ctguard: encrypts CloudTrail logs (profile {})", profile.name)),
-        );
+        want.insert("description".into(), json!(format!("ctguard: {purpose} (profile {})", profile.name)));
         want.insert("tags".into(), owner_tags(profile));
         KmsKey { alias: alias.to_string(), region: profile.runtime.region.clone(), want }
     }

@@ -2,10 +2,15 @@
 //! what the profile wants, and how to create, update and delete itself. The engine decides
 //! when; a kind never prints.
 
+pub mod alarm;
 pub mod bucket;
 pub mod kms_key;
 pub mod log_group;
+pub mod metric_filter;
 pub mod role;
+pub mod rule;
+pub mod subscriptions;
+pub mod topic;
 pub mod trail;
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::aws::Aws;
 use crate::plan::{Address, Attrs};
-use crate::profile::Profile;
+use crate::profile::{Kms, Profile};
 
 /// The tag that marks what ctguard created, valued with the profile's name.
 pub const OWNER_TAG: &str = "ctguard:profile";
@@ -29,6 +34,8 @@ pub struct Live {
     pub outputs: Attrs,
     /// Runtime health that no plan can fix by declaration alone (delivery errors).
     pub checks: Vec<Check>,
+    /// What the reader should know that is not drift (things found and left alone).
+    pub notes: Vec<String>,
 }
 
 impl Live {
@@ -68,6 +75,10 @@ pub trait Resource: Send + Sync {
     }
     /// `None` when the resource does not exist.
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
+    /// Reads again after a write. Kinds that read in batches drop their snapshot first.
+    async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+        self.read(aws).await
+    }
     async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()>;
     /// `changed` holds the top-level attribute names that differ.
     async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()>;
@@ -82,24 +93,91 @@ pub fn declared(profile: &Profile) -> Vec<Box<dyn Resource>> {
         out.push(Box::new(bucket::Bucket::access_logs(profile, logs)));
     }
     out.push(Box::new(bucket::Bucket::audit(profile)));
-    if let Some(crate::profile::TrailKms::Managed { alias, policy }) = &profile.trail.kms {
-        out.push(Box::new(kms_key::KmsKey::new(profile, alias, policy)));
+    if let Some(Kms::Managed { alias, policy }) = &profile.trail.kms {
+        out.push(Box::new(kms_key::KmsKey::new(profile, alias, policy, "encrypts CloudTrail logs")));
     }
     if let Some(cw) = &profile.cloudwatch_logs {
         out.push(Box::new(log_group::LogGroup::new(profile, cw)));
         out.push(Box::new(role::Role::cloudtrail_logs(profile, cw)));
     }
     out.push(Box::new(trail::Trail::new(profile, region)));
+    if let Some(alerts) = &profile.alerts {
+        if let Some(Kms::Managed { alias, policy }) = &alerts.kms {
+            out.push(Box::new(kms_key::KmsKey::new(profile, alias, policy, "encrypts the alert topic")));
+        }
+        out.push(Box::new(topic::Topic::new(profile, alerts)));
+        out.push(Box::new(subscriptions::Subscriptions::new(profile, alerts)));
+    }
+    if let Some(events) = &profile.events {
+        // The forwarding role is only needed when there is another region to forward from.
+        if profile.regions.len() > 1 {
+            out.push(Box::new(role::Role::events_forwarder(profile, events)));
+        }
+        for rule in &events.rules {
+            for r in &profile.regions {
+                out.push(Box::new(rule::EventRule::new(profile, events, rule, r)));
+            }
+        }
+    }
+    if let Some(cw) = &profile.cloudwatch_logs {
+        // Alarms on S3 data events would never fire: the trail records management events only.
+        let alarms: Vec<&crate::profile::Alarm> = profile.alarms.iter().filter(|a| !a.requires_data_events).collect();
+        let filters = std::sync::Arc::new(Snapshot::default());
+        let set = alarm::AlarmSet::new(alarms.iter().map(|a| a.name.clone()).collect());
+        for a in alarms {
+            out.push(Box::new(metric_filter::MetricFilter::new(profile, cw, a, filters.clone())));
+            out.push(Box::new(alarm::CloudWatchAlarm::new(profile, a, set.clone())));
+        }
+    }
     out
+}
+
+/// One batched read shared by every resource of a kind (all metric filters of a log group, all
+/// alarms), so plan makes one call where it would otherwise make one per resource.
+pub struct Snapshot<T> {
+    value: tokio::sync::Mutex<Option<std::sync::Arc<T>>>,
+}
+
+impl<T> Default for Snapshot<T> {
+    fn default() -> Self {
+        Snapshot { value: tokio::sync::Mutex::new(None) }
+    }
+}
+
+impl<T> Snapshot<T> {
+    /// The snapshot, fetched by the first caller; the others wait for it and share it.
+    pub async fn get<F, Fut>(&self, fetch: F) -> anyhow::Result<std::sync::Arc<T>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        let mut guard = self.value.lock().await;
+        if let Some(v) = guard.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = std::sync::Arc::new(fetch().await?);
+        *guard = Some(v.clone());
+        Ok(v)
+    }
+
+    /// Drops the snapshot after a write, so the next read sees it.
+    pub async fn forget(&self) {
+        *self.value.lock().await = None;
+    }
 }
 
 /// Resources this profile's tag marks as ctguard's own that the profile no longer declares.
 /// Only kinds that hold no audit data are looked for: buckets, log groups and keys are never
 /// deleted, so there is nothing to propose for them.
-pub async fn undeclared(aws: &Aws, profile: &Profile, declared: &[Box<dyn Resource>]) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+pub async fn undeclared(
+    aws: &Aws,
+    profile: &Profile,
+    declared: &[Box<dyn Resource>],
+) -> anyhow::Result<Vec<Box<dyn Resource>>> {
     let known: std::collections::HashSet<Address> = declared.iter().map(|r| r.address()).collect();
     let role_path = profile.cloudwatch_logs.as_ref().map(|c| c.role_path.as_str()).unwrap_or("/ctguard/");
-    let (trails, roles) = tokio::try_join!(trail::owned(aws, &profile.name), role::owned(aws, &profile.name, role_path))?;
+    let (trails, roles) =
+        tokio::try_join!(trail::owned(aws, &profile.name), role::owned(aws, &profile.name, role_path))?;
     Ok(trails.into_iter().chain(roles).filter(|r| !known.contains(&r.address())).collect())
 }
 
@@ -108,11 +186,15 @@ pub fn owner_tags(profile: &Profile) -> Value {
     json!({ OWNER_TAG: profile.name })
 }
 
+/// Tag keys whose values ctguard declares; other tags (the user's, or ctguard's own
+/// bookkeeping such as subscription records) are not compared.
+pub(crate) const MANAGED_TAG_KEYS: [&str; 2] = [OWNER_TAG, "ctguard:severity"];
+
 /// Live tags, cut down to the keys ctguard manages so other tags are not drift.
 pub fn managed_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
     let map: serde_json::Map<String, Value> = tags
         .into_iter()
-        .filter(|(k, _)| k.starts_with("ctguard:"))
+        .filter(|(k, _)| MANAGED_TAG_KEYS.contains(k))
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
     Value::Object(map)

@@ -1,6 +1,7 @@
-//! The IAM role CloudTrail assumes to write to CloudWatch Logs. Its trust policy names the
-//! trail; its one inline policy allows only CreateLogStream and PutLogEvents on the group.
-//! Any other inline or attached policy on the role is drift, removed on apply.
+//! IAM roles that AWS services assume on ctguard's behalf: CloudTrail writing to CloudWatch
+//! Logs, and EventBridge forwarding matches between regions. Each has a trust policy scoped to
+//! its source and one inline policy; any other inline or attached policy is drift, removed on
+//! apply.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +15,7 @@ use super::{Live, Outputs, Resource, managed_tags, owner_tags, tag_pairs, text};
 use crate::aws::{Aws, AwsResultExt, ErrorKind};
 use crate::plan::{Address, Attrs};
 use crate::policy;
-use crate::profile::{CloudWatchLogs, Profile};
+use crate::profile::{CloudWatchLogs, Events, Profile};
 
 pub const KIND: &str = "iam_role";
 const INLINE_POLICY: &str = "ctguard-cloudtrail-to-logs";
@@ -32,14 +33,33 @@ pub struct Role {
 
 impl Role {
     pub fn cloudtrail_logs(profile: &Profile, cw: &CloudWatchLogs) -> Self {
+        let description = "ctguard: lets CloudTrail deliver events to CloudWatch Logs";
+        let inline = (INLINE_POLICY, &cw.role_policy);
+        Role::new(profile, &cw.role_name, &cw.role_path, description, &cw.trust_policy, inline)
+    }
+
+    pub fn events_forwarder(profile: &Profile, e: &Events) -> Self {
+        let description = "ctguard: lets EventBridge forward matches to the home region's event bus";
+        let inline = ("ctguard-forward-events", &e.role_policy);
+        Role::new(profile, &e.role_name, &e.role_path, description, &e.trust_policy, inline)
+    }
+
+    fn new(
+        profile: &Profile,
+        name: &str,
+        path: &str,
+        description: &str,
+        trust: &Value,
+        inline: (&str, &Value),
+    ) -> Self {
         let mut want = Attrs::new();
-        want.insert("path".into(), json!(cw.role_path));
-        want.insert("description".into(), json!("ctguard: lets CloudTrail deliver events to CloudWatch Logs"));
-        want.insert("assume_role_policy".into(), policy::canonical(&cw.trust_policy));
-        want.insert("inline_policies".into(), json!({ INLINE_POLICY: policy::canonical(&cw.role_policy) }));
+        want.insert("path".into(), json!(path));
+        want.insert("description".into(), json!(description));
+        want.insert("assume_role_policy".into(), policy::canonical(trust));
+        want.insert("inline_policies".into(), json!({ inline.0: policy::canonical(inline.1) }));
         want.insert("managed_policies".into(), json!([]));
         want.insert("tags".into(), owner_tags(profile));
-        Role { name: cw.role_name.clone(), want, declared: true }
+        Role { name: name.to_string(), want, declared: true }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -59,11 +79,19 @@ pub async fn owned(aws: &Aws, profile: &str, path: &str) -> anyhow::Result<Vec<B
     let pages = aws.iam.list_roles().path_prefix(path).into_paginator().send().collect::<Vec<_>>().await;
     let mut names = Vec::new();
     for page in pages {
-        names.extend(page.ctx(|| format!("listing IAM roles under {path}"))?.roles().iter().map(|r| r.role_name().to_string()));
+        names.extend(
+            page.ctx(|| format!("listing IAM roles under {path}"))?.roles().iter().map(|r| r.role_name().to_string()),
+        );
     }
     // ListRoles leaves tags out; ask per role (a handful at most under ctguard's path).
     let tagged = try_join_all(names.into_iter().map(|name| async move {
-        let tags = aws.iam.list_role_tags().role_name(&name).send().await.ctx(|| format!("reading tags of IAM role {name}"))?;
+        let tags = aws
+            .iam
+            .list_role_tags()
+            .role_name(&name)
+            .send()
+            .await
+            .ctx(|| format!("reading tags of IAM role {name}"))?;
         let mine = tags.tags().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == profile);
         anyhow::Ok(mine.then_some(name))
     }))

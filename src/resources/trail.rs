@@ -12,7 +12,7 @@ use super::{
 };
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs, UNKNOWN};
-use crate::profile::{Profile, TrailKms};
+use crate::profile::{Kms, Profile};
 
 pub const KIND: &str = "cloudtrail_trail";
 
@@ -67,12 +67,12 @@ impl Trail {
         want.insert("cloud_watch_logs_log_group_arn".into(), group);
         want.insert("cloud_watch_logs_role_arn".into(), role_arn);
         let key = match &t.kms {
-            Some(TrailKms::Managed { alias, .. }) => {
+            Some(Kms::Managed { alias, .. }) => {
                 let a = kms_key::address(alias, region);
                 depends.push(a.clone());
                 Some(a)
             }
-            Some(TrailKms::Existing { key_arn }) => {
+            Some(Kms::Existing { key_arn }) => {
                 want.insert("kms_key_id".into(), json!(key_arn));
                 None
             }
@@ -98,7 +98,13 @@ impl Trail {
 /// Trails in the home region tagged as owned by `profile`.
 pub async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<Box<dyn Resource>>> {
     let region = aws.region();
-    let listed = aws.cloudtrail.describe_trails().include_shadow_trails(false).send().await.ctx(|| "listing CloudTrail trails".into())?;
+    let listed = aws
+        .cloudtrail
+        .describe_trails()
+        .include_shadow_trails(false)
+        .send()
+        .await
+        .ctx(|| "listing CloudTrail trails".into())?;
     let local: Vec<(String, String)> = listed
         .trail_list()
         .iter()
@@ -109,7 +115,13 @@ pub async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<Box<dyn Resou
     // ListTags takes at most 20 trails per call.
     for chunk in local.chunks(20) {
         let arns: Vec<String> = chunk.iter().map(|(_, arn)| arn.clone()).collect();
-        let tags = aws.cloudtrail.list_tags().set_resource_id_list(Some(arns)).send().await.ctx(|| "reading trail tags".into())?;
+        let tags = aws
+            .cloudtrail
+            .list_tags()
+            .set_resource_id_list(Some(arns))
+            .send()
+            .await
+            .ctx(|| "reading trail tags".into())?;
         for r in tags.resource_tag_list() {
             let mine = r.tags_list().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == Some(profile));
             if let Some((name, arn)) = chunk.iter().find(|(_, arn)| Some(arn.as_str()) == r.resource_id())

@@ -1,0 +1,225 @@
+//! EventBridge rules on CloudTrail events, one per profile rule and region. EventBridge only
+//! sees events from its own region, and global services (IAM, STS, Organizations, Route 53)
+//! deliver only to us-east-1, so every rule runs in every region of the profile. Matches in
+//! other regions are forwarded to the home region's default bus, where the same rule turns
+//! them into a readable message on the one alert topic: one topic, one set of subscribers.
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Tag, Target};
+use serde_json::{Value, json};
+
+use super::{Live, Outputs, Resource, managed_tags, owner_tags, role, tag_pairs, text, topic};
+use crate::aws::{Aws, AwsResultExt};
+use crate::plan::{Address, Attrs};
+use crate::policy;
+use crate::profile::{Events, Profile, Rule};
+
+pub const KIND: &str = "events_rule";
+const TOPIC_TARGET: &str = "ctguard-alert-topic";
+const FORWARD_TARGET: &str = "ctguard-forward-to-home";
+
+pub struct EventRule {
+    name: String,
+    region: String,
+    arn: String,
+    want: Attrs,
+    depends: Vec<Address>,
+}
+
+/// The alert text: "<principal> called <eventName> (<eventSource>) in <region> at <time>;
+/// error: <errorCode>", headed by severity and title. An SNS target wants a JSON string.
+fn input_transformer(rule: &Rule) -> Value {
+    let text = format!(
+        "[{}] {}: <principal> called <action> (<service>) in <region> at <time>; error: <error>",
+        rule.severity.as_str().to_uppercase(),
+        rule.title
+    );
+    json!({
+        "paths": {
+            "principal": "$.detail.userIdentity.arn",
+            "action": "$.detail.eventName",
+            "service": "$.detail.eventSource",
+            "region": "$.region",
+            "time": "$.time",
+            "error": "$.detail.errorCode",
+        },
+        "template": serde_json::to_string(&text).unwrap_or_default(),
+    })
+}
+
+impl EventRule {
+    pub fn new(profile: &Profile, events: &Events, rule: &Rule, region: &str) -> Self {
+        let rt = &profile.runtime;
+        let home = region == rt.region;
+        let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
+        let (target_id, target, depends) = if home {
+            let t = json!({"arn": alerts.topic_arn, "role_arn": null, "input_transformer": input_transformer(rule)});
+            (TOPIC_TARGET, t, vec![topic::address(alerts, &rt.region)])
+        } else {
+            let t = json!({"arn": events.home_bus_arn, "role_arn": events.role_arn, "input_transformer": null});
+            (FORWARD_TARGET, t, vec![role::address(&events.role_name, region)])
+        };
+        let mut want = Attrs::new();
+        want.insert("pattern".into(), policy::canonical_pattern(&rule.pattern));
+        want.insert("state".into(), json!("ENABLED"));
+        want.insert("description".into(), json!(rule.description));
+        want.insert("targets".into(), json!({ target_id: target }));
+        want.insert("tags".into(), owner_tags(profile));
+        let arn = format!("arn:{}:events:{region}:{}:rule/{}", rt.partition, rt.account_id, rule.name);
+        EventRule { name: rule.name.clone(), region: region.into(), arn, want, depends }
+    }
+
+    fn what(&self, doing: &str) -> String {
+        format!("{doing} EventBridge rule {}/{}", self.region, self.name)
+    }
+
+    fn target(id: &str, spec: &Value) -> anyhow::Result<Target> {
+        let mut t = Target::builder().id(id).arn(spec["arn"].as_str().unwrap_or_default());
+        if let Some(role) = spec["role_arn"].as_str() {
+            t = t.role_arn(role);
+        }
+        if let Some(it) = spec["input_transformer"].as_object() {
+            let paths: HashMap<String, String> = it["paths"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                .unwrap_or_default();
+            let transformer = InputTransformer::builder()
+                .set_input_paths_map(Some(paths))
+                .input_template(it["template"].as_str().unwrap_or_default())
+                .build()?;
+            t = t.input_transformer(transformer);
+        }
+        Ok(t.build()?)
+    }
+}
+
+#[async_trait]
+impl Resource for EventRule {
+    fn address(&self) -> Address {
+        Address { kind: KIND, name: format!("{}/{}", self.region, self.name), region: self.region.clone() }
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        self.depends.clone()
+    }
+
+    fn desired(&self, _: &Outputs) -> Attrs {
+        self.want.clone()
+    }
+
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+        let eb = aws.events(&self.region);
+        let Some(rule) = eb.describe_rule().name(&self.name).send().await.found(|| self.what("reading"))? else {
+            return Ok(None);
+        };
+        let (targets, tags) = tokio::try_join!(
+            async { eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of")) },
+            async {
+                eb.list_tags_for_resource().resource_arn(&self.arn).send().await.ctx(|| self.what("reading tags of"))
+            },
+        )?;
+        let pattern: Value = match rule.event_pattern() {
+            Some(p) => serde_json::from_str(p).with_context(|| self.what("parsing the pattern of"))?,
+            None => Value::Null,
+        };
+        let targets: serde_json::Map<String, Value> = targets
+            .targets()
+            .iter()
+            .map(|t| {
+                let it = t
+                    .input_transformer()
+                    .map(|it| json!({"paths": it.input_paths_map(), "template": it.input_template()}));
+                (t.id().to_string(), json!({"arn": t.arn(), "role_arn": t.role_arn(), "input_transformer": it}))
+            })
+            .collect();
+        let mut attrs = Attrs::new();
+        attrs.insert("pattern".into(), policy::canonical_pattern(&pattern));
+        attrs.insert("state".into(), json!(rule.state().map(|s| s.as_str())));
+        attrs.insert("description".into(), json!(rule.description().unwrap_or("")));
+        attrs.insert("targets".into(), Value::Object(targets));
+        attrs.insert("tags".into(), managed_tags(tags.tags().iter().map(|t| (t.key(), t.value()))));
+        Ok(Some(Live { attrs, ..Live::default() }))
+    }
+
+    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
+        let all: BTreeSet<String> = want.keys().cloned().collect();
+        self.update(aws, want, &all).await
+    }
+
+    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+        let eb = aws.events(&self.region);
+        if ["pattern", "state", "description"].iter().any(|k| changed.contains(*k)) {
+            // PutRule creates or replaces the rule's definition; targets are kept.
+            eb.put_rule()
+                .name(&self.name)
+                .event_pattern(serde_json::to_string(&want["pattern"])?)
+                .state(RuleState::Enabled)
+                .description(text(want, "description"))
+                .send()
+                .await
+                .ctx(|| self.what("writing"))?;
+        }
+        if changed.contains("targets") {
+            let wanted = want["targets"].as_object().cloned().unwrap_or_default();
+            let targets = wanted.iter().map(|(id, spec)| Self::target(id, spec)).collect::<anyhow::Result<Vec<_>>>()?;
+            let put = eb
+                .put_targets()
+                .rule(&self.name)
+                .set_targets(Some(targets))
+                .send()
+                .await
+                .ctx(|| self.what("setting targets of"))?;
+            if let Some(failed) = put.failed_entries().first() {
+                anyhow::bail!(
+                    "{}: {}: {}",
+                    self.what("setting targets of"),
+                    failed.error_code().unwrap_or("error"),
+                    failed.error_message().unwrap_or("")
+                );
+            }
+            let listed =
+                eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of"))?;
+            let extra: Vec<String> =
+                listed.targets().iter().map(|t| t.id().to_string()).filter(|id| !wanted.contains_key(id)).collect();
+            if !extra.is_empty() {
+                eb.remove_targets()
+                    .rule(&self.name)
+                    .set_ids(Some(extra))
+                    .send()
+                    .await
+                    .ctx(|| self.what("removing targets from"))?;
+            }
+        }
+        if changed.contains("tags") {
+            let tags = tag_pairs(want)
+                .into_iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()?;
+            eb.tag_resource().resource_arn(&self.arn).set_tags(Some(tags)).send().await.ctx(|| self.what("tagging"))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
+        let eb = aws.events(&self.region);
+        let Some(listed) =
+            eb.list_targets_by_rule().rule(&self.name).send().await.found(|| self.what("listing targets of"))?
+        else {
+            return Ok(());
+        };
+        let ids: Vec<String> = listed.targets().iter().map(|t| t.id().to_string()).collect();
+        if !ids.is_empty() {
+            eb.remove_targets()
+                .rule(&self.name)
+                .set_ids(Some(ids))
+                .send()
+                .await
+                .ctx(|| self.what("removing targets from"))?;
+        }
+        eb.delete_rule().name(&self.name).send().await.found(|| self.what("deleting"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,178 @@
+//! The alert topic's subscriptions, as one set. Subscriptions cannot be tagged, so ctguard
+//! records the ones it created as tags on the topic (`ctguard:sub:<hash>`); only those are
+//! ever removed. A subscription still pending confirmation is a failing health check: an alarm
+//! nobody receives is not monitoring.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use aws_sdk_sns::types::Tag;
+use serde_json::{Value, json};
+
+use super::{Check, Live, Outputs, Resource, topic};
+use crate::aws::{Aws, AwsResultExt};
+use crate::plan::{Address, Attrs};
+use crate::profile::{Alerts, Profile};
+
+pub const KIND: &str = "sns_subscriptions";
+const SUB_TAG_PREFIX: &str = "ctguard:sub:";
+/// What SNS reports instead of an ARN until the endpoint confirms.
+const PENDING: &str = "PendingConfirmation";
+
+pub struct Subscriptions {
+    topic: Address,
+    topic_arn: String,
+    want: Attrs,
+}
+
+/// The stable key of one subscription: "protocol:endpoint".
+fn key(protocol: &str, endpoint: &str) -> String {
+    format!("{protocol}:{endpoint}")
+}
+
+/// FNV-1a: a short, stable tag key for a subscription (tag keys are limited to 128 characters,
+/// endpoints are not).
+fn tag_key(sub: &str) -> String {
+    let hash = sub.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{SUB_TAG_PREFIX}{hash:016x}")
+}
+
+impl Subscriptions {
+    pub fn new(profile: &Profile, alerts: &Alerts) -> Self {
+        let subs: serde_json::Map<String, Value> =
+            alerts.subscriptions.iter().map(|s| (key(&s.protocol, &s.endpoint), json!("subscribed"))).collect();
+        let want = Attrs::from([("subscriptions".to_string(), Value::Object(subs))]);
+        Subscriptions {
+            topic: topic::address(alerts, &profile.runtime.region),
+            topic_arn: alerts.topic_arn.clone(),
+            want,
+        }
+    }
+
+    fn what(&self, doing: &str) -> String {
+        format!("{doing} subscriptions of SNS topic {}", self.topic.name)
+    }
+
+    /// (key, subscription ARN) of every subscription on the topic, and the topic's tags.
+    async fn list(&self, aws: &Aws) -> anyhow::Result<Option<(Vec<(String, String)>, BTreeMap<String, String>)>> {
+        let mut subs = Vec::new();
+        let mut pages = aws.sns.list_subscriptions_by_topic().topic_arn(&self.topic_arn).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let Some(page) = page.found(|| self.what("listing"))? else { return Ok(None) };
+            for s in page.subscriptions() {
+                let k = key(s.protocol().unwrap_or(""), s.endpoint().unwrap_or(""));
+                subs.push((k, s.subscription_arn().unwrap_or(PENDING).to_string()));
+            }
+        }
+        let tags = aws
+            .sns
+            .list_tags_for_resource()
+            .resource_arn(&self.topic_arn)
+            .send()
+            .await
+            .ctx(|| self.what("reading tags for"))?;
+        let tags = tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+        Ok(Some((subs, tags)))
+    }
+}
+
+#[async_trait]
+impl Resource for Subscriptions {
+    fn address(&self) -> Address {
+        Address { kind: KIND, name: self.topic.name.clone(), region: self.topic.region.clone() }
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        vec![self.topic.clone()]
+    }
+
+    fn desired(&self, _: &Outputs) -> Attrs {
+        self.want.clone()
+    }
+
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+        let Some((subs, tags)) = self.list(aws).await? else { return Ok(None) };
+        let declared = self.want["subscriptions"].as_object().cloned().unwrap_or_default();
+        let mut live = serde_json::Map::new();
+        let mut live_state = Live::default();
+        for (k, arn) in &subs {
+            let owned = tags.contains_key(&tag_key(k));
+            if declared.contains_key(k) || owned {
+                live.insert(k.clone(), json!("subscribed"));
+            } else {
+                live_state.notes.push(format!("{k} is subscribed but was not created by ctguard: left alone"));
+            }
+            if declared.contains_key(k) {
+                let ok = arn != PENDING;
+                let detail = if ok {
+                    "confirmed".to_string()
+                } else {
+                    "pending confirmation: alerts are not delivered until the endpoint confirms".to_string()
+                };
+                live_state.checks.push(Check { name: format!("subscription {k} is confirmed"), ok, detail });
+            }
+        }
+        live_state.attrs.insert("subscriptions".into(), Value::Object(live));
+        Ok(Some(live_state))
+    }
+
+    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
+        let all: BTreeSet<String> = want.keys().cloned().collect();
+        self.update(aws, want, &all).await
+    }
+
+    async fn update(&self, aws: &Aws, want: &Attrs, _: &BTreeSet<String>) -> anyhow::Result<()> {
+        let sns = &aws.sns;
+        let (subs, tags) = self
+            .list(aws)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{}: the topic does not exist", self.what("updating")))?;
+        let declared = want["subscriptions"].as_object().cloned().unwrap_or_default();
+        let present: BTreeSet<&str> = subs.iter().map(|(k, _)| k.as_str()).collect();
+        for k in declared.keys().filter(|k| !present.contains(k.as_str())) {
+            let (protocol, endpoint) = k.split_once(':').unwrap_or((k, ""));
+            // Record ownership first: a crash after Subscribe must not leave an unowned twin.
+            let tag = Tag::builder().key(tag_key(k)).value(protocol).build()?;
+            sns.tag_resource().resource_arn(&self.topic_arn).tags(tag).send().await.ctx(|| self.what("recording"))?;
+            sns.subscribe()
+                .topic_arn(&self.topic_arn)
+                .protocol(protocol)
+                .endpoint(endpoint)
+                .return_subscription_arn(true)
+                .send()
+                .await
+                .ctx(|| format!("subscribing {k} to SNS topic {}", self.topic.name))?;
+        }
+        for (k, arn) in subs.iter().filter(|(k, _)| !declared.contains_key(k) && tags.contains_key(&tag_key(k))) {
+            if arn == PENDING {
+                anyhow::bail!(
+                    "cannot remove {k}: SNS does not allow unsubscribing a subscription pending confirmation"
+                );
+            }
+            sns.unsubscribe().subscription_arn(arn).send().await.found(|| format!("unsubscribing {k}"))?;
+            sns.untag_resource()
+                .resource_arn(&self.topic_arn)
+                .tag_keys(tag_key(k))
+                .send()
+                .await
+                .ctx(|| self.what("forgetting"))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, _: &Aws) -> anyhow::Result<()> {
+        anyhow::bail!("subscriptions are removed through the profile, one by one")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_keys_are_stable_and_short() {
+        assert_eq!(tag_key("email:security@example.com"), tag_key("email:security@example.com"));
+        assert_ne!(tag_key("email:a@example.com"), tag_key("email:b@example.com"));
+        assert_eq!(tag_key(&"x".repeat(2000)).len(), SUB_TAG_PREFIX.len() + 16);
+    }
+}

@@ -1,0 +1,248 @@
+//! The alerting pipeline against the emulator: topic, subscriptions, rules in every region,
+//! metric filters and alarms; idempotence; drift found and repaired.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::{Value, json};
+
+const TOPIC: &str = "ctguard-alerts";
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:ctguard-test-alerts";
+
+fn topic_arn() -> String {
+    format!("arn:aws:sns:{REGION}:{ACCOUNT}:{TOPIC}")
+}
+
+/// The flagship profile, cut down to three regions, with an SQS subscriber beside the email one.
+fn profile(dir: &tempfile::TempDir) -> PathBuf {
+    let out = run(ctguard_cmd().args(["profiles", "export", "ai-agent-guard", dir.path().to_str().unwrap()]));
+    out.expect(0);
+    let path = dir.path().join("profiles/ai-agent-guard.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("regions = [").unwrap();
+    let end = start + text[start..].find("]\n").unwrap() + 2;
+    let regions = format!("regions = {}\n", serde_json::to_string(&REGIONS).unwrap());
+    let text = format!("{}{}{}", &text[..start], regions, &text[end..]);
+    let text = text.replace(
+        "endpoint = \"${alert_email}\"\n",
+        &format!(
+            "endpoint = \"${{alert_email}}\"\n\n[[alerts.subscriptions]]\nprotocol = \"sqs\"\nendpoint = \"{QUEUE}\"\n"
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn policy_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_builds_the_alerting_pipeline_in_every_region() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(&dir);
+    let p = p.to_str().unwrap();
+    let run = emu.ctguard(&["apply", "--auto-approve", "-p", p]);
+    run.expect(0);
+    let conf = emu.sdk().await;
+
+    // Topic policy: EventBridge and CloudWatch may publish, scoped to this account.
+    let sns = aws_sdk_sns::Client::new(&conf);
+    let attrs = sns.get_topic_attributes().topic_arn(topic_arn()).send().await.unwrap();
+    let doc = policy_json(&attrs.attributes().unwrap()["Policy"]);
+    let by_sid = |sid: &str| doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).cloned().unwrap();
+    for (sid, service) in
+        [("EventBridgeRulesPublish", "events.amazonaws.com"), ("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com")]
+    {
+        let s = by_sid(sid);
+        assert_eq!(s["Principal"]["Service"], service);
+        assert_eq!(s["Condition"]["StringEquals"]["aws:SourceAccount"], ACCOUNT);
+    }
+    assert!(!doc.to_string().contains("\"Principal\":\"*\""), "the topic must be public to no one: {doc}");
+    let subs = sns.list_subscriptions_by_topic().topic_arn(topic_arn()).send().await.unwrap();
+    let mut endpoints: Vec<&str> = subs.subscriptions().iter().filter_map(|s| s.endpoint()).collect();
+    endpoints.sort();
+    assert_eq!(endpoints, [QUEUE, "security-alerts@example.com"]);
+
+    // Rules in every region: the home region publishes a readable message to the topic, the
+    // others forward to the home bus through the forwarder role.
+    for region in REGIONS {
+        let eb = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(&conf)
+                .region(aws_sdk_eventbridge::config::Region::new(region))
+                .build(),
+        );
+        for rule in ["ctguard-destructive-actions", "ctguard-monitoring-tampering", "ctguard-agent-destructive-actions"]
+        {
+            let r = eb.describe_rule().name(rule).send().await.unwrap_or_else(|e| panic!("{region}/{rule}: {e:?}"));
+            assert_eq!(r.state().map(|s| s.as_str()), Some("ENABLED"));
+            let targets = eb.list_targets_by_rule().rule(rule).send().await.unwrap();
+            let t = &targets.targets()[0];
+            if region == REGION {
+                assert_eq!(t.arn(), topic_arn());
+                let template = t.input_transformer().unwrap().input_template();
+                assert!(
+                    template.contains("<principal> called <action> (<service>) in <region> at <time>; error: <error>"),
+                    "{template}"
+                );
+            } else {
+                assert_eq!(t.arn(), format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"));
+                assert_eq!(
+                    t.role_arn(),
+                    Some(format!("arn:aws:iam::{ACCOUNT}:role/ctguard/ctguard-events-forwarder").as_str())
+                );
+            }
+        }
+        let agent = eb.describe_rule().name("ctguard-agent-destructive-actions").send().await.unwrap();
+        let pattern: Value = serde_json::from_str(agent.event_pattern().unwrap()).unwrap();
+        assert_eq!(
+            pattern["detail"]["userIdentity"]["arn"],
+            json!([{"wildcard": "arn:aws:iam::123456789012:role/AIAgent*"}, {"wildcard": "arn:aws:sts::123456789012:assumed-role/AIAgent*"}])
+        );
+        let all: Value = serde_json::from_str(
+            eb.describe_rule().name("ctguard-destructive-actions").send().await.unwrap().event_pattern().unwrap(),
+        )
+        .unwrap();
+        assert!(
+            all.to_string().contains("TerminateInstances") && all.to_string().contains("DeleteHostedZone"),
+            "{all}"
+        );
+    }
+
+    // Metric filters and alarms: CIS 4.1-4.15 plus the agent detections (the data-event alarm
+    // is not deployed on a management-events trail).
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    let filters = logs.describe_metric_filters().log_group_name(LOG_GROUP).send().await.unwrap();
+    assert_eq!(filters.metric_filters().len(), 22);
+    let root = filters
+        .metric_filters()
+        .iter()
+        .find(|f| f.filter_name() == Some("ctguard-cis-4.3-root-account-usage"))
+        .unwrap();
+    assert!(root.filter_pattern().unwrap().contains("AwsServiceEvent"));
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let alarms = cw.describe_alarms().alarm_name_prefix("ctguard-").max_records(100).send().await.unwrap();
+    assert_eq!(alarms.metric_alarms().len(), 22);
+    for a in alarms.metric_alarms() {
+        assert_eq!(a.alarm_actions(), [topic_arn()]);
+        assert_eq!(a.treat_missing_data(), Some("notBreaching"));
+    }
+    let cis1 = alarms
+        .metric_alarms()
+        .iter()
+        .find(|a| a.alarm_name() == Some("ctguard-cis-4.1-unauthorized-api-calls"))
+        .unwrap();
+    assert_eq!((cis1.period(), cis1.evaluation_periods(), cis1.threshold()), (Some(300), Some(1), Some(1.0)));
+    assert_eq!(cis1.comparison_operator().map(|c| c.as_str()), Some("GreaterThanOrEqualToThreshold"));
+
+    // Converged.
+    emu.clear_requests();
+    let again = emu.ctguard(&["apply", "--auto-approve", "-p", p]);
+    again.expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert!(emu.mutating_requests().is_empty(), "{:?}", emu.mutating_requests());
+    let verify = emu.ctguard(&["verify", "-p", p]);
+    verify.expect(0);
+    assert!(
+        verify.stdout.contains("subscription sqs:arn:aws:sqs:us-east-1:123456789012:ctguard-test-alerts is confirmed"),
+        "{}",
+        verify.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerting_drift_is_reported_and_repaired() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(&dir);
+    let p = p.to_str().unwrap();
+    emu.ctguard(&["apply", "--auto-approve", "-p", p]).expect(0);
+    let conf = emu.sdk().await;
+    let eu = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&conf)
+            .region(aws_sdk_eventbridge::config::Region::new("eu-west-1"))
+            .build(),
+    );
+    let home = aws_sdk_eventbridge::Client::new(&conf);
+    let sns = aws_sdk_sns::Client::new(&conf);
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+
+    // A rule disabled in one region, a target removed in another, an event name dropped.
+    eu.disable_rule().name("ctguard-monitoring-tampering").send().await.unwrap();
+    home.remove_targets().rule("ctguard-destructive-actions").ids("ctguard-alert-topic").send().await.unwrap();
+    let rule = home.describe_rule().name("ctguard-agent-destructive-actions").send().await.unwrap();
+    let trimmed = rule.event_pattern().unwrap().replace(",\"TerminateInstances\"", "");
+    assert_ne!(trimmed, rule.event_pattern().unwrap());
+    home.put_rule().name("ctguard-agent-destructive-actions").event_pattern(trimmed).send().await.unwrap();
+    // An alarm threshold changed, a subscription deleted, a statement added to the topic policy.
+    let name = "ctguard-cis-4.3-root-account-usage";
+    let a = cw.describe_alarms().alarm_names(name).send().await.unwrap();
+    let a = &a.metric_alarms()[0];
+    cw.put_metric_alarm()
+        .alarm_name(name)
+        .metric_name(a.metric_name().unwrap())
+        .namespace(a.namespace().unwrap())
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(300)
+        .evaluation_periods(1)
+        .threshold(50.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .set_alarm_actions(Some(a.alarm_actions().to_vec()))
+        .treat_missing_data("notBreaching")
+        .alarm_description(a.alarm_description().unwrap_or(""))
+        .send()
+        .await
+        .unwrap();
+    let subs = sns.list_subscriptions_by_topic().topic_arn(topic_arn()).send().await.unwrap();
+    let sqs = subs.subscriptions().iter().find(|s| s.protocol() == Some("sqs")).unwrap();
+    sns.unsubscribe().subscription_arn(sqs.subscription_arn().unwrap()).send().await.unwrap();
+    let attrs = sns.get_topic_attributes().topic_arn(topic_arn()).send().await.unwrap();
+    let mut doc = policy_json(&attrs.attributes().unwrap()["Policy"]);
+    doc["Statement"].as_array_mut().unwrap().push(json!({"Sid": "Anyone", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sns:Subscribe", "Resource": topic_arn()}));
+    sns.set_topic_attributes()
+        .topic_arn(topic_arn())
+        .attribute_name("Policy")
+        .attribute_value(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let plan = emu.ctguard(&["plan", "--detailed-exitcode", "-p", p]);
+    plan.expect(2);
+    for expected in [
+        "# events_rule.eu-west-1/ctguard-monitoring-tampering will be updated in place",
+        "~ state = \"DISABLED\" -> \"ENABLED\"",
+        "+ targets.ctguard-alert-topic",
+        "# events_rule.us-east-1/ctguard-agent-destructive-actions will be updated in place",
+        "~ threshold = 50.0 -> 1.0",
+        &format!("+ subscriptions.sqs:{QUEUE} = \"subscribed\""),
+        "- policy.Statement[Anyone]",
+    ] {
+        assert!(plan.stdout.contains(expected), "plan lacks {expected:?}:\n{}", plan.stdout);
+    }
+    emu.ctguard(&["verify", "-p", p]).expect(2);
+    emu.ctguard(&["apply", "--auto-approve", "-p", p]).expect(0);
+    emu.ctguard(&["verify", "-p", p]).expect(0);
+    let r = eu.describe_rule().name("ctguard-monitoring-tampering").send().await.unwrap();
+    assert_eq!(r.state().map(|s| s.as_str()), Some("ENABLED"));
+    let a = cw.describe_alarms().alarm_names(name).send().await.unwrap();
+    assert_eq!(a.metric_alarms()[0].threshold(), Some(1.0));
+}
+
+#[test]
+fn the_aws_managed_sns_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(&dir);
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "policy = \"alert-topic-policy.json\"\n",
+        "policy = \"alert-topic-policy.json\"\nkms = { key_arn = \"alias/aws/sns\" }\n",
+    );
+    std::fs::write(&p, text).unwrap();
+    let run = run(ctguard_cmd().args(["plan", "-p", p.to_str().unwrap()]));
+    run.expect(1);
+    assert!(run.stderr.contains("alerts.kms: the AWS-managed key alias/aws/sns cannot be used"), "{}", run.stderr);
+}
