@@ -246,3 +246,69 @@ fn the_aws_managed_sns_key_is_refused() {
     run.expect(1);
     assert!(run.stderr.contains("alerts.kms: the AWS-managed key alias/aws/sns cannot be used"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_and_alarms_the_profile_drops_are_deleted_but_others_are_not() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(&dir);
+    emu.ctguard(&["apply", "--auto-approve", "-p", p.to_str().unwrap()]).expect(0);
+    let conf = emu.sdk().await;
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    // Someone else's alarm with ctguard's prefix but no ownership tag: never touched.
+    cw.put_metric_alarm()
+        .alarm_name("ctguard-handmade")
+        .metric_name("X")
+        .namespace("Y")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(300)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+
+    // Drop the tampering rule and the CIS 4.15 alarm from the profile.
+    let text = std::fs::read_to_string(&p).unwrap();
+    let rule = text.find("[[events.rules]]\nname = \"ctguard-monitoring-tampering\"").unwrap();
+    let rule_end = rule + text[rule..].find("\n\n").unwrap() + 2;
+    let text = format!("{}{}", &text[..rule], &text[rule_end..]);
+    let alarm = text.find("[[alarms]]\nid = \"cis-4.15\"").unwrap();
+    let alarm_end = alarm + text[alarm..].find("\n\n").unwrap() + 2;
+    let text = format!("{}{}", &text[..alarm], &text[alarm_end..]);
+    std::fs::write(&p, text).unwrap();
+
+    let plan = emu.ctguard(&["plan", "--format", "json", "-p", p.to_str().unwrap()]);
+    plan.expect(0);
+    let doc: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let mut deleted: Vec<String> = doc["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["actions"] == json!(["delete"]))
+        .map(|c| c["address"].as_str().unwrap().to_string())
+        .collect();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        [
+            "cloudwatch_alarm.ctguard-cis-4.15-organizations-changes",
+            "events_rule.ap-southeast-2/ctguard-monitoring-tampering",
+            "events_rule.eu-west-1/ctguard-monitoring-tampering",
+            "events_rule.us-east-1/ctguard-monitoring-tampering",
+            "logs_metric_filter.ctguard-cis-4.15-organizations-changes",
+        ]
+    );
+    emu.ctguard(&["apply", "--auto-approve", "-p", p.to_str().unwrap()]).expect(0);
+    emu.ctguard(&["verify", "-p", p.to_str().unwrap()]).expect(0);
+    let left = cw
+        .describe_alarms()
+        .alarm_names("ctguard-handmade")
+        .alarm_names("ctguard-cis-4.15-organizations-changes")
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<&str> = left.metric_alarms().iter().filter_map(|a| a.alarm_name()).collect();
+    assert_eq!(names, ["ctguard-handmade"]);
+}

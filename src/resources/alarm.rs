@@ -1,7 +1,7 @@
 //! CloudWatch alarms on the metric filters' metrics, notifying the alert topic. Alarms are
 //! read in batches of 100 names per DescribeAlarms call, shared by every alarm of the profile.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -60,12 +60,41 @@ impl AlarmSet {
     }
 }
 
+/// Alarms named with `prefix`, tagged as owned by `profile`, that are not `known`.
+pub async fn owned(
+    aws: &Aws,
+    profile: &str,
+    prefix: &str,
+    known: &HashSet<Address>,
+) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    let region = aws.region();
+    let mut found: Vec<Box<dyn Resource>> = Vec::new();
+    let mut pages = aws.cloudwatch.describe_alarms().alarm_name_prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx(|| "listing CloudWatch alarms".into())?;
+        for a in page.metric_alarms() {
+            let (Some(name), Some(arn)) = (a.alarm_name(), a.alarm_arn()) else { continue };
+            let candidate = CloudWatchAlarm::orphan(name, region);
+            if known.contains(&candidate.address()) {
+                continue;
+            }
+            let tags = aws.cloudwatch.list_tags_for_resource().resource_arn(arn).send().await;
+            let tags = tags.ctx(|| format!("reading tags of CloudWatch alarm {name}"))?;
+            if tags.tags().iter().any(|t| t.key() == Some(super::OWNER_TAG) && t.value() == Some(profile)) {
+                found.push(Box::new(candidate));
+            }
+        }
+    }
+    Ok(found)
+}
+
 pub struct CloudWatchAlarm {
     name: String,
     region: String,
     want: Attrs,
     depends: Vec<Address>,
     set: Arc<AlarmSet>,
+    declared: bool,
 }
 
 impl CloudWatchAlarm {
@@ -92,7 +121,19 @@ impl CloudWatchAlarm {
             Address { kind: metric_filter::KIND, name: alarm.name.clone(), region: region.clone() },
             super::topic::address(alerts, &region),
         ];
-        CloudWatchAlarm { name: alarm.name.clone(), region, want, depends, set }
+        CloudWatchAlarm { name: alarm.name.clone(), region, want, depends, set, declared: true }
+    }
+
+    fn orphan(name: &str, region: &str) -> Self {
+        let set = AlarmSet::new(vec![name.to_string()]);
+        CloudWatchAlarm {
+            name: name.into(),
+            region: region.into(),
+            want: Attrs::new(),
+            depends: Vec::new(),
+            set,
+            declared: false,
+        }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -108,6 +149,10 @@ impl Resource for CloudWatchAlarm {
 
     fn depends_on(&self) -> Vec<Address> {
         self.depends.clone()
+    }
+
+    fn declared(&self) -> bool {
+        self.declared
     }
 
     fn desired(&self, _: &Outputs) -> Attrs {

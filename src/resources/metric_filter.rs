@@ -2,7 +2,7 @@
 //! pattern matches into a metric that an alarm watches. All filters of the group are read in
 //! one paginated batch.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -26,6 +26,7 @@ pub struct MetricFilter {
     want: Attrs,
     depends: Vec<Address>,
     group: Arc<Snapshot<Option<Filters>>>,
+    declared: bool,
 }
 
 impl MetricFilter {
@@ -38,7 +39,15 @@ impl MetricFilter {
         want.insert("metric_namespace".into(), json!(alarm.namespace));
         want.insert("metric_value".into(), json!("1"));
         let depends = vec![log_group::address(cw, &region)];
-        MetricFilter { name: alarm.name.clone(), log_group: cw.log_group.clone(), region, want, depends, group }
+        MetricFilter {
+            name: alarm.name.clone(),
+            log_group: cw.log_group.clone(),
+            region,
+            want,
+            depends,
+            group,
+            declared: true,
+        }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -66,6 +75,34 @@ impl MetricFilter {
     }
 }
 
+/// Filters named with `prefix` on the profile's own log group that are not `known`. Filters
+/// cannot be tagged; the log group is ctguard's, so prefixed filters on it are too.
+pub async fn owned(
+    aws: &Aws,
+    cw: &CloudWatchLogs,
+    prefix: &str,
+    known: &HashSet<Address>,
+) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    let Some(all) = MetricFilter::fetch(aws, &cw.log_group).await? else { return Ok(Vec::new()) };
+    let group = Arc::new(Snapshot::default());
+    let region = aws.region().to_string();
+    Ok(all
+        .keys()
+        .filter(|name| name.starts_with(prefix))
+        .map(|name| MetricFilter {
+            name: name.clone(),
+            log_group: cw.log_group.clone(),
+            region: region.clone(),
+            want: Attrs::new(),
+            depends: Vec::new(),
+            group: group.clone(),
+            declared: false,
+        })
+        .filter(|f| !known.contains(&f.address()))
+        .map(|f| Box::new(f) as Box<dyn Resource>)
+        .collect())
+}
+
 #[async_trait]
 impl Resource for MetricFilter {
     fn address(&self) -> Address {
@@ -74,6 +111,10 @@ impl Resource for MetricFilter {
 
     fn depends_on(&self) -> Vec<Address> {
         self.depends.clone()
+    }
+
+    fn declared(&self) -> bool {
+        self.declared
     }
 
     fn desired(&self, _: &Outputs) -> Attrs {

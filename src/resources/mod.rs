@@ -166,6 +166,11 @@ impl<T> Snapshot<T> {
     }
 }
 
+/// Rules, alarms and metric filters are listed by this name prefix (a server-side filter, so
+/// discovery costs a call or two however large the account); ownership is then decided by tag.
+/// Every shipped name starts with it; a resource named otherwise is never proposed for deletion.
+pub const DISCOVERY_PREFIX: &str = "ctguard-";
+
 /// Resources this profile's tag marks as ctguard's own that the profile no longer declares.
 /// Only kinds that hold no audit data are looked for: buckets, log groups and keys are never
 /// deleted, so there is nothing to propose for them.
@@ -176,9 +181,21 @@ pub async fn undeclared(
 ) -> anyhow::Result<Vec<Box<dyn Resource>>> {
     let known: std::collections::HashSet<Address> = declared.iter().map(|r| r.address()).collect();
     let role_path = profile.cloudwatch_logs.as_ref().map(|c| c.role_path.as_str()).unwrap_or("/ctguard/");
-    let (trails, roles) =
-        tokio::try_join!(trail::owned(aws, &profile.name), role::owned(aws, &profile.name, role_path))?;
-    Ok(trails.into_iter().chain(roles).filter(|r| !known.contains(&r.address())).collect())
+    let name = profile.name.as_str();
+    let (trails, roles, rules, alarms, filters) = tokio::try_join!(
+        trail::owned(aws, name),
+        role::owned(aws, name, role_path),
+        rule::owned(aws, name, DISCOVERY_PREFIX, &profile.regions, &known),
+        alarm::owned(aws, name, DISCOVERY_PREFIX, &known),
+        async {
+            match &profile.cloudwatch_logs {
+                Some(cw) => metric_filter::owned(aws, cw, DISCOVERY_PREFIX, &known).await,
+                None => Ok(Vec::new()),
+            }
+        },
+    )?;
+    let all = trails.into_iter().chain(roles).chain(rules).chain(alarms).chain(filters);
+    Ok(all.filter(|r| !known.contains(&r.address())).collect())
 }
 
 /// The ownership tags every resource carries.

@@ -4,7 +4,7 @@
 //! other regions are forwarded to the home region's default bus, where the same rule turns
 //! them into a readable message on the one alert topic: one topic, one set of subscribers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -27,6 +27,7 @@ pub struct EventRule {
     arn: String,
     want: Attrs,
     depends: Vec<Address>,
+    declared: bool,
 }
 
 /// The alert text: "<principal> called <eventName> (<eventSource>) in <region> at <time>;
@@ -69,7 +70,14 @@ impl EventRule {
         want.insert("targets".into(), json!({ target_id: target }));
         want.insert("tags".into(), owner_tags(profile));
         let arn = format!("arn:{}:events:{region}:{}:rule/{}", rt.partition, rt.account_id, rule.name);
-        EventRule { name: rule.name.clone(), region: region.into(), arn, want, depends }
+        EventRule { name: rule.name.clone(), region: region.into(), arn, want, depends, declared: true }
+    }
+
+    fn orphan(aws: &Aws, name: &str, region: &str) -> Self {
+        let rt = &aws.runtime;
+        let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
+        let (want, depends) = (Attrs::new(), Vec::new());
+        EventRule { name: name.into(), region: region.into(), arn, want, depends, declared: false }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -96,6 +104,43 @@ impl EventRule {
     }
 }
 
+/// Rules named with `prefix` in `regions`, tagged as owned by `profile`, that are not `known`.
+pub async fn owned(
+    aws: &Aws,
+    profile: &str,
+    prefix: &str,
+    regions: &[String],
+    known: &HashSet<Address>,
+) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    let per_region = regions.iter().map(|region| async move {
+        let eb = aws.events(region);
+        let mut found: Vec<Box<dyn Resource>> = Vec::new();
+        let mut token = None;
+        loop {
+            let page = eb.list_rules().name_prefix(prefix).set_next_token(token).send().await;
+            let page = page.ctx(|| format!("listing EventBridge rules in {region}"))?;
+            for r in page.rules() {
+                let (Some(name), Some(arn)) = (r.name(), r.arn()) else { continue };
+                let candidate = EventRule::orphan(aws, name, region);
+                if known.contains(&candidate.address()) {
+                    continue;
+                }
+                let tags = eb.list_tags_for_resource().resource_arn(arn).send().await;
+                let tags = tags.ctx(|| format!("reading tags of EventBridge rule {region}/{name}"))?;
+                if tags.tags().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == profile) {
+                    found.push(Box::new(candidate));
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        anyhow::Ok(found)
+    });
+    Ok(futures::future::try_join_all(per_region).await?.into_iter().flatten().collect())
+}
+
 #[async_trait]
 impl Resource for EventRule {
     fn address(&self) -> Address {
@@ -104,6 +149,10 @@ impl Resource for EventRule {
 
     fn depends_on(&self) -> Vec<Address> {
         self.depends.clone()
+    }
+
+    fn declared(&self) -> bool {
+        self.declared
     }
 
     fn desired(&self, _: &Outputs) -> Attrs {
