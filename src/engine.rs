@@ -82,6 +82,17 @@ pub fn checks(live: &LiveState, resources: &[Box<dyn Resource>]) -> Vec<(Address
         .collect()
 }
 
+/// Health only verify asks about (it costs extra calls), for every resource that exists.
+pub async fn health(aws: &Aws, resources: &[Box<dyn Resource>], live: &LiveState) -> Vec<(Address, Check)> {
+    let present = resources.iter().filter(|r| live.get(&r.address()).is_some_and(Option::is_some));
+    let checks: Vec<Vec<(Address, Check)>> = futures::stream::iter(present)
+        .map(|r| async move { r.health(aws).await.into_iter().map(|c| (r.address(), c)).collect() })
+        .buffered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    checks.into_iter().flatten().collect()
+}
+
 /// What apply reports as it goes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

@@ -101,6 +101,10 @@ impl AwsError {
         };
         // Without a modeled code, the status and the parse failure say more than the raw dump.
         let detail = match (&err, err.raw_response()) {
+            (SdkError::ResponseError(_), Some(raw)) => {
+                let why = std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default();
+                format!("HTTP {}: unreadable response: {why}", raw.status().as_u16())
+            }
             (SdkError::ServiceError(se), Some(raw)) => {
                 format!("HTTP {}: {}", raw.status().as_u16(), DisplayErrorContext(se.err()))
             }

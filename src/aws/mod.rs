@@ -70,7 +70,14 @@ pub struct Aws {
     pub kms: aws_sdk_kms::Client,
     pub sns: aws_sdk_sns::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
-    events: BTreeMap<String, aws_sdk_eventbridge::Client>,
+    regional: BTreeMap<String, Regional>,
+}
+
+/// Clients for the services ctguard deploys in every region of the profile.
+#[derive(Clone, Debug)]
+struct Regional {
+    events: aws_sdk_eventbridge::Client,
+    config: aws_sdk_config::Client,
 }
 
 impl Aws {
@@ -88,12 +95,17 @@ impl Aws {
             kms: aws_sdk_kms::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
-            events: regions
+            regional: regions
                 .iter()
                 .map(|r| {
-                    let conf =
-                        aws_sdk_eventbridge::config::Builder::from(config).region(Region::new(r.clone())).build();
-                    (r.clone(), aws_sdk_eventbridge::Client::from_conf(conf))
+                    let region = Region::new(r.clone());
+                    let events = aws_sdk_eventbridge::config::Builder::from(config).region(region.clone()).build();
+                    let cfg = aws_sdk_config::config::Builder::from(config).region(region).build();
+                    let clients = Regional {
+                        events: aws_sdk_eventbridge::Client::from_conf(events),
+                        config: aws_sdk_config::Client::from_conf(cfg),
+                    };
+                    (r.clone(), clients)
                 })
                 .collect(),
         }
@@ -101,7 +113,12 @@ impl Aws {
 
     /// The EventBridge client for `region`, which must be one of the profile's regions.
     pub fn events(&self, region: &str) -> &aws_sdk_eventbridge::Client {
-        &self.events[region]
+        &self.regional[region].events
+    }
+
+    /// The AWS Config client for `region`, which must be one of the profile's regions.
+    pub fn config(&self, region: &str) -> &aws_sdk_config::Client {
+        &self.regional[region].config
     }
 
     pub fn region(&self) -> &str {

@@ -8,7 +8,8 @@ use crate::settings::Settings;
 pub async fn run(settings: &Settings, printer: &Printer) -> anyhow::Result<Status> {
     let session = Session::open(settings, printer).await?;
     let (live, plan) = session.plan(printer).await?;
-    let checks = engine::checks(&live, &session.resources);
+    let mut checks = engine::checks(&live, &session.resources);
+    checks.extend(engine::health(&session.aws, &session.resources, &live).await);
     printer.data(|w, paint| match settings.format {
         Format::Human => render::human::verify(w, paint, &session.ctx, &plan, &checks),
         Format::Json => render::json::verify(w, &session.ctx, &plan, &checks),

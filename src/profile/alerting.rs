@@ -297,7 +297,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn unique(&mut self, key: &str, names: impl Iterator<Item = String>) {
+    pub(super) fn unique(&mut self, key: &str, names: impl Iterator<Item = String>) {
         let mut seen = std::collections::BTreeSet::new();
         for n in names {
             if !seen.insert(n.clone()) {

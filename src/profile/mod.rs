@@ -3,6 +3,8 @@
 //! A `Profile` that exists is complete and valid: nothing downstream re-checks it.
 
 mod alerting;
+mod config;
+pub mod managed_rules;
 pub mod source;
 pub mod types;
 pub mod validate;
@@ -13,6 +15,7 @@ use std::fmt;
 use serde_json::{Value, json};
 
 pub use alerting::{Alarm, Alerts, Events, Rule, Subscription};
+pub use config::{ConfigRule, ConfigSetup};
 pub use source::{Origin, SourceFile};
 use types::ProfileDoc;
 pub use types::{Comparison, Encryption, Lifecycle, ReadWrite, Severity};
@@ -94,6 +97,7 @@ pub struct Profile {
     pub alerts: Option<Alerts>,
     pub events: Option<Events>,
     pub alarms: Vec<Alarm>,
+    pub config: Option<ConfigSetup>,
 }
 
 #[derive(Debug, Clone)]
@@ -408,6 +412,12 @@ impl Resolver<'_> {
                 role_arn,
             });
         let alerting = self.alerting(&doc, runtime, &mut vars);
+        let config = doc.config.as_ref().map(|c| self.config(c, runtime, &alerting.regions, &mut vars));
+        // Config delivers to the audit bucket: its statements join the bucket's policy.
+        let mut bucket_policy = bucket_policy;
+        if let (Some((_, extra)), Some(Value::Array(list))) = (&config, bucket_policy.get_mut("Statement")) {
+            list.extend(extra.iter().cloned());
+        }
 
         if !self.problems.is_empty() {
             return Err(Invalid(self.problems));
@@ -439,6 +449,7 @@ impl Resolver<'_> {
             alerts: alerting.alerts,
             events: alerting.events,
             alarms: alerting.alarms,
+            config: config.map(|(setup, _)| setup),
             vars,
         })
     }

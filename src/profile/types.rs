@@ -21,6 +21,7 @@ pub struct ProfileDoc {
     pub metrics: Option<MetricsDoc>,
     #[serde(default)]
     pub alarms: Vec<AlarmDoc>,
+    pub config: Option<ConfigDoc>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -331,4 +332,83 @@ impl Comparison {
             Comparison::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
         }
     }
+}
+
+/// AWS Config in every region of the profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigDoc {
+    /// Name of the recorder and the delivery channel ctguard manages.
+    #[serde(default = "default_recorder")]
+    pub recorder: String,
+    /// "service-linked" (AWSServiceRoleForConfig, created when missing) or an IAM role ARN.
+    #[serde(default = "default_config_role")]
+    pub role: String,
+    /// Key prefix in the audit bucket.
+    #[serde(default = "default_config_prefix")]
+    pub s3_prefix: String,
+    #[serde(default)]
+    pub snapshot_frequency: SnapshotFrequency,
+    /// Manage a recorder that already exists under another name instead of leaving it alone.
+    #[serde(default)]
+    pub adopt_existing_recorder: bool,
+    /// Make verify fail (exit 2) when a rule reports non-compliant resources.
+    #[serde(default)]
+    pub fail_on_noncompliance: bool,
+    /// Template whose statements are added to the audit bucket's policy so Config can deliver.
+    pub bucket_policy: String,
+    #[serde(default)]
+    pub rules: Vec<ConfigRuleDoc>,
+}
+
+fn default_recorder() -> String {
+    "ctguard".into()
+}
+
+fn default_config_role() -> String {
+    "service-linked".into()
+}
+
+fn default_config_prefix() -> String {
+    "config".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[allow(non_camel_case_types)] // AWS's own spelling, as written in profiles
+pub enum SnapshotFrequency {
+    One_Hour,
+    Three_Hours,
+    Six_Hours,
+    Twelve_Hours,
+    #[default]
+    TwentyFour_Hours,
+}
+
+impl SnapshotFrequency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotFrequency::One_Hour => "One_Hour",
+            SnapshotFrequency::Three_Hours => "Three_Hours",
+            SnapshotFrequency::Six_Hours => "Six_Hours",
+            SnapshotFrequency::Twelve_Hours => "Twelve_Hours",
+            SnapshotFrequency::TwentyFour_Hours => "TwentyFour_Hours",
+        }
+    }
+}
+
+/// An AWS managed Config rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRuleDoc {
+    pub name: String,
+    /// The managed rule's identifier, such as RDS_INSTANCE_DELETION_PROTECTION_ENABLED.
+    pub identifier: String,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, toml::Value>,
+    /// Restrict the rule to these resource types.
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+    /// Deploy in the home region only. Defaults to true for rules about global (IAM and
+    /// account-level) resources, which Config records in one region.
+    pub home_region_only: Option<bool>,
 }

@@ -201,6 +201,12 @@ pub fn filter_pattern(p: &str) -> Result<(), String> {
     if depth != 0 || quoted { Err("balanced brackets and quotes".into()) } else { Ok(()) }
 }
 
+/// AWS Config recorder, channel and rule names: 1 to 128 characters, no whitespace.
+pub fn config_name(name: &str) -> Result<(), String> {
+    let ok = (1..=128).contains(&name.len()) && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok { Ok(()) } else { Err("1 to 128 characters without whitespace".into()) }
+}
+
 /// CloudWatch alarm periods: 10, 30 or a multiple of 60 seconds; the evaluation window at
 /// most one day.
 pub fn alarm_period(period: i32, evaluation_periods: i32) -> Result<(), String> {

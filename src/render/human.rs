@@ -154,13 +154,22 @@ pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<
         p.ok(false, "Apply failed:")
     )?;
     for (c, o) in &report.outcomes {
-        match o {
-            Outcome::Done => {}
-            Outcome::Failed(e) => writeln!(w, "  {} {}: {e}", p.ok(false, "failed "), c.address)?,
-            Outcome::Skipped(root) => {
-                writeln!(w, "  {} {}: not attempted because {root} failed", p.ok(false, "skipped"), c.address)?
+        if let Outcome::Failed(e) = o {
+            writeln!(w, "  {} {}: {e}", p.ok(false, "failed "), c.address)?;
+        }
+    }
+    // Skipped resources, one line per failure that caused them.
+    let mut roots: Vec<(&crate::plan::Address, usize)> = Vec::new();
+    for (_, o) in &report.outcomes {
+        if let Outcome::Skipped(root) = o {
+            match roots.iter_mut().find(|(r, _)| *r == root) {
+                Some((_, n)) => *n += 1,
+                None => roots.push((root, 1)),
             }
         }
+    }
+    for (root, n) in roots {
+        writeln!(w, "  {} {n} resource(s) that depend on {root}", p.ok(false, "skipped"))?;
     }
     Ok(())
 }

@@ -4,11 +4,15 @@
 
 pub mod alarm;
 pub mod bucket;
+pub mod config_channel;
+pub mod config_recorder;
+pub mod config_rule;
 pub mod kms_key;
 pub mod log_group;
 pub mod metric_filter;
 pub mod role;
 pub mod rule;
+pub mod service_role;
 pub mod subscriptions;
 pub mod topic;
 pub mod trail;
@@ -83,6 +87,10 @@ pub trait Resource: Send + Sync {
     /// `changed` holds the top-level attribute names that differ.
     async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()>;
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()>;
+    /// Health that only verify asks about, at the cost of extra calls (rule compliance).
+    async fn health(&self, _aws: &Aws) -> Vec<Check> {
+        Vec::new()
+    }
 }
 
 /// Every resource the profile declares, in dependency order.
@@ -116,6 +124,23 @@ pub fn declared(profile: &Profile) -> Vec<Box<dyn Resource>> {
         for rule in &events.rules {
             for r in &profile.regions {
                 out.push(Box::new(rule::EventRule::new(profile, events, rule, r)));
+            }
+        }
+    }
+    if let Some(setup) = &profile.config {
+        if setup.service_linked {
+            out.push(Box::new(service_role::ConfigServiceRole));
+        }
+        for r in &profile.regions {
+            let shared = std::sync::Arc::new(config_recorder::RegionConfig::default());
+            out.push(Box::new(config_recorder::Recorder::new(profile, setup, r, shared.clone())));
+            out.push(Box::new(config_channel::Channel::new(profile, setup, r, shared.clone())));
+            out.push(Box::new(config_recorder::Recording::new(setup, r, shared)));
+            let here: Vec<_> = setup.rules.iter().filter(|rule| rule.regions.contains(r)).collect();
+            let shared = config_rule::RegionRules::new(here.iter().map(|rule| rule.name.clone()).collect());
+            for rule in here {
+                let fail = setup.fail_on_noncompliance;
+                out.push(Box::new(config_rule::ManagedConfigRule::new(profile, rule, r, fail, shared.clone())));
             }
         }
     }
@@ -182,7 +207,7 @@ pub async fn undeclared(
     let known: std::collections::HashSet<Address> = declared.iter().map(|r| r.address()).collect();
     let role_path = profile.cloudwatch_logs.as_ref().map(|c| c.role_path.as_str()).unwrap_or("/ctguard/");
     let name = profile.name.as_str();
-    let (trails, roles, rules, alarms, filters) = tokio::try_join!(
+    let (trails, roles, rules, alarms, filters, config_rules) = tokio::try_join!(
         trail::owned(aws, name),
         role::owned(aws, name, role_path),
         rule::owned(aws, name, DISCOVERY_PREFIX, &profile.regions, &known),
@@ -193,8 +218,9 @@ pub async fn undeclared(
                 None => Ok(Vec::new()),
             }
         },
+        config_rule::owned(aws, name, DISCOVERY_PREFIX, &profile.regions, &known),
     )?;
-    let all = trails.into_iter().chain(roles).chain(rules).chain(alarms).chain(filters);
+    let all = trails.into_iter().chain(roles).chain(rules).chain(alarms).chain(filters).chain(config_rules);
     Ok(all.filter(|r| !known.contains(&r.address())).collect())
 }
 

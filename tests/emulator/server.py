@@ -311,6 +311,13 @@ class CborError(Exception):
 # The middleware
 # ---------------------------------------------------------------------------
 
+# Config operations moto lacks, with AWS's answer for rules that have evaluated nothing yet.
+CONFIG_COMPLIANCE_NOT_EVALUATED = {
+    "StarlingDoveService.DescribeComplianceByConfigRule": {"ComplianceByConfigRules": []},
+    "StarlingDoveService.GetComplianceDetailsByConfigRule": {"EvaluationResults": []},
+}
+
+
 class AwsWireAdapter:
     """WSGI middleware around moto's app; see the module docstring."""
 
@@ -326,7 +333,21 @@ class AwsWireAdapter:
                 return self._cbor(environ, start_response, match.group(1), match.group(2))
         if method == "GET" and _query_keys(environ) & S3_FIXED_SUBRESOURCES:
             return self._s3_root(environ, start_response)
+        unevaluated = CONFIG_COMPLIANCE_NOT_EVALUATED.get(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if method == "POST" and unevaluated is not None:
+            return self._config_compliance(start_response, unevaluated)
         return self.app(environ, start_response)
+
+    # -- AWS Config compliance ------------------------------------------------
+
+    @staticmethod
+    def _config_compliance(start_response: Callable, body: dict) -> Iterable[bytes]:
+        """moto 5.2.5 does not implement Config's compliance APIs (it answers HTTP 500, which the
+        SDK retries for seconds). Answer as AWS does for rules that have not evaluated anything
+        yet: an empty result. Tests of the compliance report itself use recorded responses."""
+        payload = json.dumps(body).encode()
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload)))])
+        return [payload]
 
     # -- S3 ---------------------------------------------------------------
 
@@ -647,6 +668,17 @@ def patch_s3_logging_permission_check() -> None:
     FakeBucket._log_permissions_enabled_policy = staticmethod(allowed)
 
 
+def patch_service_linked_role_names() -> None:
+    """Correct moto 5.2.5's name for AWS Config's service-linked role (a model fix).
+
+    moto derives the role name from the service principal and spells Config's
+    "AWSServiceRoleForconfig"; AWS documents and creates "AWSServiceRoleForConfig".
+    """
+    from moto.iam import models
+
+    models.SERVICE_NAME_CONVERSION.setdefault("config", "Config")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -661,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_adaptations:
         app = AwsWireAdapter(app)
         patch_s3_logging_permission_check()
+        patch_service_linked_role_names()
     app = RequestLog(app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
