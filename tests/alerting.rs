@@ -22,8 +22,8 @@ fn profile(dir: &tempfile::TempDir) -> PathBuf {
     out.expect(0);
     let path = dir.path().join("profiles/ai-agent-guard.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let start = text.find("regions = [").unwrap();
-    let end = start + text[start..].find("]\n").unwrap() + 2;
+    let start = text.find("regions = \"all-enabled\"\n").unwrap();
+    let end = start + "regions = \"all-enabled\"\n".len();
     let regions = format!("regions = {}\n", serde_json::to_string(&REGIONS).unwrap());
     let text = format!("{}{}{}", &text[..start], regions, &text[end..]);
     let text = text.replace(

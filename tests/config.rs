@@ -15,8 +15,8 @@ fn profile(dir: &tempfile::TempDir, edit: impl FnOnce(String) -> String) -> Path
     run(ctguard_cmd().args(["profiles", "export", "ai-agent-guard", dir.path().to_str().unwrap()])).expect(0);
     let path = dir.path().join("profiles/ai-agent-guard.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let start = text.find("regions = [").unwrap();
-    let end = start + text[start..].find("]\n").unwrap() + 2;
+    let start = text.find("regions = \"all-enabled\"\n").unwrap();
+    let end = start + "regions = \"all-enabled\"\n".len();
     let text = format!("{}regions = {}\n{}", &text[..start], serde_json::to_string(&REGIONS).unwrap(), &text[end..]);
     std::fs::write(&path, edit(text)).unwrap();
     path

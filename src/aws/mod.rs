@@ -138,5 +138,25 @@ pub async fn whoami(config: &SdkConfig) -> anyhow::Result<Runtime> {
     let account_id = id.account().context("STS returned no account id")?.to_string();
     // arn:PARTITION:sts::ACCOUNT:assumed-role/...
     let partition = id.arn().and_then(|a| a.split(':').nth(1)).unwrap_or("aws").to_string();
-    Ok(Runtime { account_id, partition, region })
+    Ok(Runtime { account_id, partition, region, enabled_regions: Vec::new() })
+}
+
+/// Every region enabled for the account, from the Account API (a small client, where EC2's
+/// DescribeRegions would pull in by far the largest SDK crate).
+pub async fn enabled_regions(config: &SdkConfig) -> anyhow::Result<Vec<String>> {
+    use aws_sdk_account::types::RegionOptStatus;
+    let account = aws_sdk_account::Client::new(config);
+    let mut pages = account
+        .list_regions()
+        .region_opt_status_contains(RegionOptStatus::Enabled)
+        .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
+        .into_paginator()
+        .send();
+    let mut regions = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx(|| "listing the account's enabled regions (account:ListRegions)".into())?;
+        regions.extend(page.regions().iter().filter_map(|r| r.region_name().map(str::to_string)));
+    }
+    regions.sort();
+    Ok(regions)
 }

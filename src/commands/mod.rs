@@ -46,7 +46,10 @@ impl Session {
 
         let started = Instant::now();
         let config = aws::load_config(&settings.connect(loaded.home_region())).await;
-        let runtime = aws::whoami(&config).await?;
+        let mut runtime = aws::whoami(&config).await?;
+        if loaded.wants_enabled_regions() {
+            runtime.enabled_regions = aws::enabled_regions(&config).await?;
+        }
         printer.verbose(&format!(
             "account {} in {} ({:.0} ms)",
             runtime.account_id,

@@ -76,7 +76,11 @@ impl Resolver<'_> {
     pub(super) fn alerting(&mut self, doc: &ProfileDoc, runtime: &Runtime, vars: &mut Vars) -> Alerting {
         let (account, partition, home) = (&runtime.account_id, &runtime.partition, &runtime.region);
         let mut regions = vec![home.clone()];
-        for r in self.list("profile.regions", &doc.profile.regions, vars) {
+        let declared = match &doc.profile.regions {
+            StringOrList::One(s) if s == super::ALL_ENABLED => runtime.enabled_regions.clone(),
+            other => self.list("profile.regions", other, vars),
+        };
+        for r in declared {
             self.check("profile.regions", &r, validate::region);
             if !regions.contains(&r) {
                 regions.push(r);

@@ -64,12 +64,22 @@ pub struct Runtime {
     pub account_id: String,
     pub partition: String,
     pub region: String,
+    /// Regions enabled for the account; read only when the profile asks for ALL_ENABLED.
+    pub enabled_regions: Vec<String>,
 }
+
+/// The `regions` value that means "every region enabled for the account".
+pub const ALL_ENABLED: &str = "all-enabled";
 
 impl Runtime {
     /// Stand-in used to validate a profile before any AWS call is made.
     pub fn placeholder(region: &str) -> Self {
-        Runtime { account_id: "000000000000".into(), partition: "aws".into(), region: region.into() }
+        Runtime {
+            account_id: "000000000000".into(),
+            partition: "aws".into(),
+            region: region.into(),
+            enabled_regions: vec![region.into()],
+        }
     }
 }
 
@@ -199,6 +209,11 @@ const BUILTINS: [&str; 4] = ["account_id", "partition", "region", "profile"];
 impl Loaded {
     pub fn name(&self) -> &str {
         &self.doc.profile.name
+    }
+
+    /// Whether resolving needs the account's enabled regions.
+    pub fn wants_enabled_regions(&self) -> bool {
+        matches!(&self.doc.profile.regions, types::StringOrList::One(s) if s == ALL_ENABLED)
     }
 
     /// The home region the profile asks for, if it names one.

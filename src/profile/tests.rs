@@ -1,7 +1,12 @@
 use super::*;
 
 fn runtime() -> Runtime {
-    Runtime { account_id: "123456789012".into(), partition: "aws".into(), region: "us-east-1".into() }
+    Runtime {
+        account_id: "123456789012".into(),
+        partition: "aws".into(),
+        region: "us-east-1".into(),
+        enabled_regions: vec!["us-east-1".into()],
+    }
 }
 
 /// Writes a profile (and optionally templates) into a temp dir laid out like the repo.

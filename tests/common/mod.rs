@@ -141,12 +141,15 @@ impl Request {
         if self.path.starts_with("/_ctguard") || self.path.starts_with("/moto-api") {
             return false;
         }
+        let reads = ["get", "list", "describe", "head", "lookup"];
         if self.operation.is_empty() {
-            // S3's REST protocol: reads are GET and HEAD.
-            return !matches!(self.method.as_str(), "GET" | "HEAD");
+            // REST protocols: S3 reads are GET and HEAD; REST-JSON APIs name the operation in
+            // the path (POST /listRegions).
+            let verb = self.path.trim_start_matches('/').to_ascii_lowercase();
+            return !matches!(self.method.as_str(), "GET" | "HEAD") && !reads.iter().any(|r| verb.starts_with(r));
         }
-        let op = self.operation.rsplit('.').next().unwrap_or(&self.operation);
-        !["Get", "List", "Describe", "Head", "Lookup"].iter().any(|p| op.starts_with(p))
+        let op = self.operation.rsplit('.').next().unwrap_or(&self.operation).to_ascii_lowercase();
+        !reads.iter().any(|r| op.starts_with(r))
     }
 }
 

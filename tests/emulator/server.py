@@ -311,6 +311,13 @@ class CborError(Exception):
 # The middleware
 # ---------------------------------------------------------------------------
 
+# The regions every AWS account has enabled by default (no opt-in needed).
+DEFAULT_REGIONS = [
+    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-southeast-1", "ap-southeast-2",
+    "ca-central-1", "eu-central-1", "eu-north-1", "eu-west-1", "eu-west-2", "eu-west-3", "sa-east-1",
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+]
+
 # Config operations moto lacks, with AWS's answer for rules that have evaluated nothing yet.
 CONFIG_COMPLIANCE_NOT_EVALUATED = {
     "StarlingDoveService.DescribeComplianceByConfigRule": {"ComplianceByConfigRules": []},
@@ -333,10 +340,23 @@ class AwsWireAdapter:
                 return self._cbor(environ, start_response, match.group(1), match.group(2))
         if method == "GET" and _query_keys(environ) & S3_FIXED_SUBRESOURCES:
             return self._s3_root(environ, start_response)
+        if method == "POST" and path == "/listRegions":
+            return self._account_regions(start_response)
         unevaluated = CONFIG_COMPLIANCE_NOT_EVALUATED.get(environ.get("HTTP_X_AMZ_TARGET", ""))
         if method == "POST" and unevaluated is not None:
             return self._config_compliance(start_response, unevaluated)
         return self.app(environ, start_response)
+
+    # -- Account ------------------------------------------------------------------
+
+    @staticmethod
+    def _account_regions(start_response: Callable) -> Iterable[bytes]:
+        """moto 5.2.5 does not implement the Account API's ListRegions. Answer as AWS does for an
+        account with no opt-in regions: the regions enabled by default."""
+        regions = [{"RegionName": r, "RegionOptStatus": "ENABLED_BY_DEFAULT"} for r in DEFAULT_REGIONS]
+        payload = json.dumps({"Regions": regions}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
 
     # -- AWS Config compliance ------------------------------------------------
 
