@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod cli;
 pub mod commands;
+pub mod detect;
 pub mod engine;
 pub mod plan;
 pub mod policy;

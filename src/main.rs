@@ -28,28 +28,32 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Status> {
-    if let Command::Profiles(args) = &cli.command {
-        let printer = Printer::new(Output::resolve(ctguard::cli::ColorChoice::Auto, 0));
-        return commands::profiles::run(&args.action, &printer);
-    }
+    let (common, job) = match cli.command {
+        Command::Profiles(args) => {
+            let printer = Printer::new(Output::resolve(ctguard::cli::ColorChoice::Auto, 0));
+            return commands::profiles::run(&args.action, &printer);
+        }
+        Command::Plan(args) => (args.common, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
+        Command::Apply(args) => (args.common, Job::Apply { auto_approve: args.auto_approve }),
+        Command::Verify(args) => (args.common, Job::Verify),
+    };
+    let settings = Settings::resolve(&common)?;
+    let printer = Printer::new(settings.output);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        match &cli.command {
-            Command::Plan(args) => {
-                let settings = Settings::resolve(&args.common)?;
-                commands::plan::run(&settings, &Printer::new(settings.output), args.detailed_exitcode).await
-            }
-            Command::Apply(args) => {
-                let settings = Settings::resolve(&args.common)?;
-                commands::apply::run(&settings, &Printer::new(settings.output), args.auto_approve).await
-            }
-            Command::Verify(args) => {
-                let settings = Settings::resolve(&args.common)?;
-                commands::verify::run(&settings, &Printer::new(settings.output)).await
-            }
-            Command::Profiles(_) => unreachable!("handled above"),
+        match job {
+            Job::Plan { detailed_exitcode } => commands::plan::run(&settings, &printer, detailed_exitcode).await,
+            Job::Apply { auto_approve } => commands::apply::run(&settings, &printer, auto_approve).await,
+            Job::Verify => commands::verify::run(&settings, &printer).await,
         }
     })
+}
+
+/// The commands that talk to AWS, with their own flags.
+enum Job {
+    Plan { detailed_exitcode: bool },
+    Apply { auto_approve: bool },
+    Verify,
 }
 
 /// A closed stdout (`ctguard plan | head`) ends the program quietly.

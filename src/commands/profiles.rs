@@ -12,7 +12,10 @@ pub fn run(action: &ProfilesAction, printer: &Printer) -> anyhow::Result<Status>
         ProfilesAction::List => {
             printer.data(|w, _| {
                 for name in source::builtin_names() {
-                    let description = profile::load(&name).map(|l| l.doc.profile.description).unwrap_or_default();
+                    let description = match profile::load(&name) {
+                        Ok(l) => l.doc.profile.description,
+                        Err(e) => format!("(invalid: {e:#})"),
+                    };
                     writeln!(w, "{name:<24} {description}")?;
                 }
                 Ok(())
