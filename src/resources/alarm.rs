@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic, Tag};
 use serde_json::{Value, json};
 
-use super::{Live, Outputs, Resource, Snapshot, managed_tags, metric_filter, tag_pairs, text};
+use super::{Live, Resource, Snapshot, Spec, managed_tags, metric_filter, tag_pairs, text};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::profile::{Alarm, Profile};
@@ -16,6 +16,10 @@ use crate::profile::{Alarm, Profile};
 pub const KIND: &str = "cloudwatch_alarm";
 /// DescribeAlarms takes at most 100 names.
 const NAMES_PER_CALL: usize = 100;
+
+fn address(name: &str, region: &str) -> Address {
+    Address { kind: KIND, name: name.into(), region: region.into() }
+}
 
 /// Every declared alarm's name and, once read, what AWS holds for each (attributes and ARN).
 pub struct AlarmSet {
@@ -91,10 +95,8 @@ pub async fn owned(
 pub struct CloudWatchAlarm {
     name: String,
     region: String,
-    want: Attrs,
-    depends: Vec<Address>,
+    spec: Spec,
     set: Arc<AlarmSet>,
-    declared: bool,
 }
 
 impl CloudWatchAlarm {
@@ -121,19 +123,13 @@ impl CloudWatchAlarm {
             Address { kind: metric_filter::KIND, name: alarm.name.clone(), region: region.clone() },
             super::topic::address(alerts, &region),
         ];
-        CloudWatchAlarm { name: alarm.name.clone(), region, want, depends, set, declared: true }
+        let spec = Spec::new(address(&alarm.name, &region), want, depends);
+        CloudWatchAlarm { name: alarm.name.clone(), region, spec, set }
     }
 
     fn orphan(name: &str, region: &str) -> Self {
         let set = AlarmSet::new(vec![name.to_string()]);
-        CloudWatchAlarm {
-            name: name.into(),
-            region: region.into(),
-            want: Attrs::new(),
-            depends: Vec::new(),
-            set,
-            declared: false,
-        }
+        CloudWatchAlarm { name: name.into(), region: region.into(), spec: Spec::undeclared(address(name, region)), set }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -143,20 +139,8 @@ impl CloudWatchAlarm {
 
 #[async_trait]
 impl Resource for CloudWatchAlarm {
-    fn address(&self) -> Address {
-        Address { kind: KIND, name: self.name.clone(), region: self.region.clone() }
-    }
-
-    fn depends_on(&self) -> Vec<Address> {
-        self.depends.clone()
-    }
-
-    fn declared(&self) -> bool {
-        self.declared
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

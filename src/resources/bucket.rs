@@ -16,7 +16,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Value, json};
 
-use super::{Live, Outputs, Resource, managed_tags, owner_tags};
+use super::{Live, Resource, Spec, managed_tags, owner_tags};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::policy;
@@ -30,7 +30,7 @@ const RULE_ID: &str = "ctguard-retention";
 pub struct Bucket {
     name: String,
     region: String,
-    want: Attrs,
+    spec: Spec,
 }
 
 impl Bucket {
@@ -77,7 +77,14 @@ impl Bucket {
         want.insert("lifecycle".into(), json!([lifecycle_rule(lifecycle)]));
         want.insert("logging".into(), logging);
         want.insert("tags".into(), owner_tags(profile));
-        Bucket { name: name.to_string(), region: profile.runtime.region.clone(), want }
+        let region = profile.runtime.region.clone();
+        // Server access logging needs its target bucket first.
+        let depends = match want.get("logging").and_then(|l| l.get("target_bucket")).and_then(Value::as_str) {
+            Some(target) => vec![Address { kind: KIND, name: target.to_string(), region: region.clone() }],
+            None => Vec::new(),
+        };
+        let spec = Spec::new(Address { kind: KIND, name: name.to_string(), region: region.clone() }, want, depends);
+        Bucket { name: name.to_string(), region, spec }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -170,20 +177,8 @@ fn build_rule(rule: &Value) -> anyhow::Result<LifecycleRule> {
 
 #[async_trait]
 impl Resource for Bucket {
-    fn address(&self) -> Address {
-        Address { kind: KIND, name: self.name.clone(), region: self.region.clone() }
-    }
-
-    fn depends_on(&self) -> Vec<Address> {
-        // Server access logging needs its target bucket first.
-        match self.want.get("logging").and_then(|l| l.get("target_bucket")).and_then(Value::as_str) {
-            Some(target) => vec![Address { kind: KIND, name: target.to_string(), region: self.region.clone() }],
-            None => Vec::new(),
-        }
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

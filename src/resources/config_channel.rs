@@ -9,7 +9,7 @@ use aws_sdk_config::types::{ConfigSnapshotDeliveryProperties, DeliveryChannel, M
 use serde_json::json;
 
 use super::config_recorder::{self, Managed, RegionConfig};
-use super::{Live, Outputs, Resource, bucket, text};
+use super::{Live, Resource, Spec, bucket, text};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::profile::{ConfigSetup, Profile};
@@ -19,8 +19,7 @@ pub const KIND: &str = "config_delivery_channel";
 pub struct Channel {
     region: String,
     setup: ConfigSetup,
-    want: Attrs,
-    depends: Vec<Address>,
+    spec: Spec,
     shared: Arc<RegionConfig>,
 }
 
@@ -36,28 +35,23 @@ impl Channel {
             config_recorder::address(config_recorder::KIND, region),
             Address { kind: bucket::KIND, name: profile.bucket.name.clone(), region: home.clone() },
         ];
-        Channel { region: region.into(), setup: setup.clone(), want, depends, shared }
+        let spec = Spec::new(config_recorder::address(KIND, region), want, depends);
+        Channel { region: region.into(), setup: setup.clone(), spec, shared }
     }
 }
 
 #[async_trait]
 impl Resource for Channel {
-    fn address(&self) -> Address {
-        config_recorder::address(KIND, &self.region)
-    }
-
-    fn depends_on(&self) -> Vec<Address> {
-        self.depends.clone()
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         let state = self.shared.state(aws, &self.region).await?;
         let name = match RegionConfig::managed(&state, &self.setup) {
-            Managed::Foreign(name) => return Ok(Some(RegionConfig::left_alone(&name, &self.want, "delivery channel"))),
+            Managed::Foreign(name) => {
+                return Ok(Some(RegionConfig::left_alone(&name, &self.spec.want, "delivery channel")));
+            }
             Managed::Ours(name) => name,
         };
         // One channel per region; it need not share the recorder's name.

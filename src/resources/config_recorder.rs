@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_config::types::{ConfigurationRecorder, DeliveryChannel, RecorderStatus, RecordingGroup};
 use serde_json::json;
 
-use super::{Check, Live, Outputs, Resource, Snapshot, service_role};
+use super::{Check, Live, Resource, Snapshot, Spec, service_role};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::profile::{ConfigSetup, Profile};
@@ -93,8 +93,7 @@ pub fn address(kind: &'static str, region: &str) -> Address {
 pub struct Recorder {
     region: String,
     setup: ConfigSetup,
-    want: Attrs,
-    depends: Vec<Address>,
+    spec: Spec,
     shared: Arc<RegionConfig>,
 }
 
@@ -107,28 +106,23 @@ impl Recorder {
         // once per region.
         want.insert("include_global_resource_types".into(), json!(region == profile.runtime.region));
         let depends = if setup.service_linked { vec![service_role::address()] } else { Vec::new() };
-        Recorder { region: region.into(), setup: setup.clone(), want, depends, shared }
+        let spec = Spec::new(address(KIND, region), want, depends);
+        Recorder { region: region.into(), setup: setup.clone(), spec, shared }
     }
 }
 
 #[async_trait]
 impl Resource for Recorder {
-    fn address(&self) -> Address {
-        address(KIND, &self.region)
-    }
-
-    fn depends_on(&self) -> Vec<Address> {
-        self.depends.clone()
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         let state = self.shared.state(aws, &self.region).await?;
         let name = match RegionConfig::managed(&state, &self.setup) {
-            Managed::Foreign(name) => return Ok(Some(RegionConfig::left_alone(&name, &self.want, "configuration"))),
+            Managed::Foreign(name) => {
+                return Ok(Some(RegionConfig::left_alone(&name, &self.spec.want, "configuration")));
+            }
             Managed::Ours(name) => name,
         };
         let Some(r) = state.recorders.iter().find(|r| r.name() == Some(name.as_str())) else { return Ok(None) };
@@ -182,35 +176,31 @@ impl Resource for Recorder {
 pub struct Recording {
     region: String,
     setup: ConfigSetup,
+    spec: Spec,
     shared: Arc<RegionConfig>,
 }
 
 impl Recording {
     pub fn new(setup: &ConfigSetup, region: &str, shared: Arc<RegionConfig>) -> Self {
-        Recording { region: region.into(), setup: setup.clone(), shared }
+        let want = Attrs::from([("recording".to_string(), json!(true))]);
+        // Order matters to AWS: recorder, then delivery channel, then start.
+        let depends = vec![address(KIND, region), address(super::config_channel::KIND, region)];
+        let spec = Spec::new(address(RECORDING_KIND, region), want, depends);
+        Recording { region: region.into(), setup: setup.clone(), spec, shared }
     }
 }
 
 #[async_trait]
 impl Resource for Recording {
-    fn address(&self) -> Address {
-        address(RECORDING_KIND, &self.region)
-    }
-
-    /// Order matters to AWS: recorder, then delivery channel, then start.
-    fn depends_on(&self) -> Vec<Address> {
-        vec![address(KIND, &self.region), address(super::config_channel::KIND, &self.region)]
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        Attrs::from([("recording".to_string(), json!(true))])
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         let state = self.shared.state(aws, &self.region).await?;
         let name = match RegionConfig::managed(&state, &self.setup) {
             Managed::Foreign(name) => {
-                let mut live = RegionConfig::left_alone(&name, &self.desired(&Outputs::new()), "recording state");
+                let mut live = RegionConfig::left_alone(&name, &self.spec.want, "recording state");
                 live.checks.extend(status_check(&state, &name));
                 return Ok(Some(live));
             }

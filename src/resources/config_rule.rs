@@ -10,12 +10,17 @@ use async_trait::async_trait;
 use aws_sdk_config::types::{ComplianceType, ConfigRule, Owner, Scope, Source, Tag};
 use serde_json::{Value, json};
 
-use super::{Check, Live, Outputs, Resource, Snapshot, config_recorder, managed_tags, owner_tags, tag_pairs};
+use super::{Check, Live, Resource, Snapshot, Spec, config_recorder, managed_tags, owner_tags, tag_pairs};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::profile::{self, Profile};
 
 pub const KIND: &str = "config_rule";
+
+/// Rules repeat in every region, so the region is part of the name.
+fn address(name: &str, region: &str) -> Address {
+    Address { kind: KIND, name: format!("{region}/{name}"), region: region.into() }
+}
 
 /// Every rule of one region by name, with its ARN.
 pub type Rules = BTreeMap<String, (Attrs, String)>;
@@ -63,10 +68,9 @@ impl RegionRules {
 pub struct ManagedConfigRule {
     name: String,
     region: String,
-    want: Attrs,
+    spec: Spec,
     fail_on_noncompliance: bool,
     shared: Arc<RegionRules>,
-    declared: bool,
 }
 
 /// Config stores input parameters as a JSON string; compare them as a JSON object.
@@ -107,14 +111,9 @@ impl ManagedConfigRule {
         types.sort();
         want.insert("resource_types".into(), json!(types));
         want.insert("tags".into(), owner_tags(profile));
-        ManagedConfigRule {
-            name: rule.name.clone(),
-            region: region.into(),
-            want,
-            fail_on_noncompliance: fail,
-            shared,
-            declared: true,
-        }
+        let depends = vec![config_recorder::address(config_recorder::KIND, region)];
+        let spec = Spec::new(address(&rule.name, region), want, depends);
+        ManagedConfigRule { name: rule.name.clone(), region: region.into(), spec, fail_on_noncompliance: fail, shared }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -156,7 +155,7 @@ pub async fn owned(
         let rules = ManagedConfigRule::fetch(aws, region).await?;
         let mut found: Vec<Box<dyn Resource>> = Vec::new();
         for (name, (_, arn)) in rules.iter().filter(|(n, _)| n.starts_with(prefix)) {
-            let address = Address { kind: KIND, name: format!("{region}/{name}"), region: region.clone() };
+            let address = address(name, region);
             if known.contains(&address) {
                 continue;
             }
@@ -166,10 +165,9 @@ pub async fn owned(
                 let rule = ManagedConfigRule {
                     name: name.clone(),
                     region: region.clone(),
-                    want: Attrs::new(),
+                    spec: Spec::undeclared(address),
                     fail_on_noncompliance: false,
                     shared: RegionRules::new(vec![name.clone()]),
-                    declared: false,
                 };
                 found.push(Box::new(rule));
             }
@@ -181,23 +179,11 @@ pub async fn owned(
 
 #[async_trait]
 impl Resource for ManagedConfigRule {
-    fn address(&self) -> Address {
-        Address { kind: KIND, name: format!("{}/{}", self.region, self.name), region: self.region.clone() }
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     /// Config evaluates nothing until the region has a recorder.
-    fn depends_on(&self) -> Vec<Address> {
-        vec![config_recorder::address(config_recorder::KIND, &self.region)]
-    }
-
-    fn declared(&self) -> bool {
-        self.declared
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
-    }
-
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         let rules = self.shared.rules.get(|| Self::fetch(aws, &self.region)).await?;
         let Some((attrs, arn)) = rules.get(&self.name) else { return Ok(None) };

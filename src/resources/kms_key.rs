@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_kms::types::{KeyState, Tag};
 use serde_json::{Value, json};
 
-use super::{Live, Outputs, Resource, managed_tags, owner_tags, retry_propagation, tag_pairs, text};
+use super::{Live, Resource, Spec, managed_tags, owner_tags, retry_propagation, tag_pairs, text};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::policy;
@@ -24,7 +24,7 @@ pub fn address(alias: &str, region: &str) -> Address {
 pub struct KmsKey {
     alias: String,
     region: String,
-    want: Attrs,
+    spec: Spec,
 }
 
 impl KmsKey {
@@ -35,7 +35,9 @@ impl KmsKey {
         want.insert("key_state".into(), json!("Enabled"));
         want.insert("description".into(), json!(format!("ctguard: {purpose} (profile {})", profile.name)));
         want.insert("tags".into(), owner_tags(profile));
-        KmsKey { alias: alias.to_string(), region: profile.runtime.region.clone(), want }
+        let region = profile.runtime.region.clone();
+        let spec = Spec::new(address(alias, &region), want, Vec::new());
+        KmsKey { alias: alias.to_string(), region, spec }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -52,12 +54,8 @@ impl KmsKey {
 
 #[async_trait]
 impl Resource for KmsKey {
-    fn address(&self) -> Address {
-        address(&self.alias, &self.region)
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Live, Outputs, Resource, managed_tags, owner_tags, tag_pairs};
+use super::{Live, Resource, Spec, managed_tags, owner_tags, tag_pairs};
 use crate::aws::{Aws, AwsResultExt, ErrorKind};
 use crate::plan::{Address, Attrs};
 use crate::profile::{CloudWatchLogs, Profile};
@@ -22,7 +22,7 @@ pub struct LogGroup {
     /// ARN without the trailing `:*`, as the tagging API wants it.
     arn: String,
     region: String,
-    want: Attrs,
+    spec: Spec,
 }
 
 impl LogGroup {
@@ -31,7 +31,9 @@ impl LogGroup {
         want.insert("retention_in_days".into(), json!(cw.retention_days));
         want.insert("tags".into(), owner_tags(profile));
         let arn = cw.log_group_arn.trim_end_matches(":*").to_string();
-        LogGroup { name: cw.log_group.clone(), arn, region: profile.runtime.region.clone(), want }
+        let region = profile.runtime.region.clone();
+        let spec = Spec::new(address(cw, &region), want, Vec::new());
+        LogGroup { name: cw.log_group.clone(), arn, region, spec }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -41,12 +43,8 @@ impl LogGroup {
 
 #[async_trait]
 impl Resource for LogGroup {
-    fn address(&self) -> Address {
-        Address { kind: KIND, name: self.name.clone(), region: self.region.clone() }
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

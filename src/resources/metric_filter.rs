@@ -9,12 +9,16 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 use serde_json::json;
 
-use super::{Live, Outputs, Resource, Snapshot, log_group, text};
+use super::{Live, Resource, Snapshot, Spec, log_group, text};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::profile::{Alarm, CloudWatchLogs, Profile};
 
 pub const KIND: &str = "logs_metric_filter";
+
+fn address(name: &str, region: &str) -> Address {
+    Address { kind: KIND, name: name.into(), region: region.into() }
+}
 
 /// Every filter of one log group, by name, as attributes.
 pub type Filters = BTreeMap<String, Attrs>;
@@ -22,11 +26,8 @@ pub type Filters = BTreeMap<String, Attrs>;
 pub struct MetricFilter {
     name: String,
     log_group: String,
-    region: String,
-    want: Attrs,
-    depends: Vec<Address>,
+    spec: Spec,
     group: Arc<Snapshot<Option<Filters>>>,
-    declared: bool,
 }
 
 impl MetricFilter {
@@ -39,15 +40,8 @@ impl MetricFilter {
         want.insert("metric_namespace".into(), json!(alarm.namespace));
         want.insert("metric_value".into(), json!("1"));
         let depends = vec![log_group::address(cw, &region)];
-        MetricFilter {
-            name: alarm.name.clone(),
-            log_group: cw.log_group.clone(),
-            region,
-            want,
-            depends,
-            group,
-            declared: true,
-        }
+        let spec = Spec::new(address(&alarm.name, &region), want, depends);
+        MetricFilter { name: alarm.name.clone(), log_group: cw.log_group.clone(), spec, group }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -92,11 +86,8 @@ pub async fn owned(
         .map(|name| MetricFilter {
             name: name.clone(),
             log_group: cw.log_group.clone(),
-            region: region.clone(),
-            want: Attrs::new(),
-            depends: Vec::new(),
+            spec: Spec::undeclared(address(name, &region)),
             group: group.clone(),
-            declared: false,
         })
         .filter(|f| !known.contains(&f.address()))
         .map(|f| Box::new(f) as Box<dyn Resource>)
@@ -105,20 +96,8 @@ pub async fn owned(
 
 #[async_trait]
 impl Resource for MetricFilter {
-    fn address(&self) -> Address {
-        Address { kind: KIND, name: self.name.clone(), region: self.region.clone() }
-    }
-
-    fn depends_on(&self) -> Vec<Address> {
-        self.depends.clone()
-    }
-
-    fn declared(&self) -> bool {
-        self.declared
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

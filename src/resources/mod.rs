@@ -57,21 +57,48 @@ pub struct Check {
     pub detail: String,
 }
 
+/// What every resource states about itself: where it is, what it should be, what it needs
+/// first. A resource the profile no longer declares has no desired attributes.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub address: Address,
+    pub want: Attrs,
+    pub depends: Vec<Address>,
+    pub declared: bool,
+}
+
+impl Spec {
+    pub fn new(address: Address, want: Attrs, depends: Vec<Address>) -> Self {
+        Spec { address, want, depends, declared: true }
+    }
+
+    /// Owned by the profile but no longer declared: plan proposes deleting it.
+    pub fn undeclared(address: Address) -> Self {
+        Spec { address, want: Attrs::new(), depends: Vec::new(), declared: false }
+    }
+}
+
 /// Outputs of every resource read or applied so far.
 pub type Outputs = HashMap<Address, Attrs>;
 
 #[async_trait]
 pub trait Resource: Send + Sync {
-    fn address(&self) -> Address;
+    /// Identity, desired attributes and dependencies.
+    fn spec(&self) -> &Spec;
+    fn address(&self) -> Address {
+        self.spec().address.clone()
+    }
     /// Resources that must exist before this one is created or updated.
     fn depends_on(&self) -> Vec<Address> {
-        Vec::new()
+        self.spec().depends.clone()
     }
     /// Desired attributes; values depending on resources not yet created are `plan::UNKNOWN`.
-    fn desired(&self, outputs: &Outputs) -> Attrs;
+    fn desired(&self, _outputs: &Outputs) -> Attrs {
+        self.spec().want.clone()
+    }
     /// False for a resource ctguard owns that the profile no longer declares: plan deletes it.
     fn declared(&self) -> bool {
-        true
+        self.spec().declared
     }
     /// Fields that cannot change in place.
     fn replace_on(&self) -> &'static [&'static str] {
@@ -129,7 +156,7 @@ pub fn declared(profile: &Profile) -> Vec<Box<dyn Resource>> {
     }
     if let Some(setup) = &profile.config {
         if setup.service_linked {
-            out.push(Box::new(service_role::ConfigServiceRole));
+            out.push(Box::new(service_role::ConfigServiceRole::default()));
         }
         for r in &profile.regions {
             let shared = std::sync::Arc::new(config_recorder::RegionConfig::default());

@@ -11,7 +11,7 @@ use aws_sdk_iam::types::Tag;
 use futures::future::try_join_all;
 use serde_json::{Value, json};
 
-use super::{Live, Outputs, Resource, managed_tags, owner_tags, tag_pairs, text};
+use super::{Live, Resource, Spec, managed_tags, owner_tags, tag_pairs, text};
 use crate::aws::{Aws, AwsResultExt, ErrorKind};
 use crate::plan::{Address, Attrs};
 use crate::policy;
@@ -27,8 +27,7 @@ pub fn address(name: &str, _region: &str) -> Address {
 
 pub struct Role {
     name: String,
-    want: Attrs,
-    declared: bool,
+    spec: Spec,
 }
 
 impl Role {
@@ -59,7 +58,7 @@ impl Role {
         want.insert("inline_policies".into(), json!({ inline.0: policy::canonical(inline.1) }));
         want.insert("managed_policies".into(), json!([]));
         want.insert("tags".into(), owner_tags(profile));
-        Role { name: name.to_string(), want, declared: true }
+        Role { name: name.to_string(), spec: Spec::new(address(name, ""), want, Vec::new()) }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -99,22 +98,14 @@ pub async fn owned(aws: &Aws, profile: &str, path: &str) -> anyhow::Result<Vec<B
     Ok(tagged
         .into_iter()
         .flatten()
-        .map(|name| Box::new(Role { name, want: Attrs::new(), declared: false }) as Box<dyn Resource>)
+        .map(|name| Box::new(Role { spec: Spec::undeclared(address(&name, "")), name }) as Box<dyn Resource>)
         .collect())
 }
 
 #[async_trait]
 impl Resource for Role {
-    fn address(&self) -> Address {
-        address(&self.name, "")
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
-    }
-
-    fn declared(&self) -> bool {
-        self.declared
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     /// The path is part of the role's identity: changing it means a new role.

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Tag, Target};
 use serde_json::{Value, json};
 
-use super::{Live, Outputs, Resource, managed_tags, owner_tags, role, tag_pairs, text, topic};
+use super::{Live, Resource, Spec, managed_tags, owner_tags, role, tag_pairs, text, topic};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::policy;
@@ -25,9 +25,7 @@ pub struct EventRule {
     name: String,
     region: String,
     arn: String,
-    want: Attrs,
-    depends: Vec<Address>,
-    declared: bool,
+    spec: Spec,
 }
 
 /// The alert text: "<principal> called <eventName> (<eventSource>) in <region> at <time>;
@@ -51,6 +49,11 @@ fn input_transformer(rule: &Rule) -> Value {
     })
 }
 
+/// Rules repeat in every region, so the region is part of the name.
+fn address(name: &str, region: &str) -> Address {
+    Address { kind: KIND, name: format!("{region}/{name}"), region: region.into() }
+}
+
 impl EventRule {
     pub fn new(profile: &Profile, events: &Events, rule: &Rule, region: &str) -> Self {
         let rt = &profile.runtime;
@@ -70,14 +73,14 @@ impl EventRule {
         want.insert("targets".into(), json!({ target_id: target }));
         want.insert("tags".into(), owner_tags(profile));
         let arn = format!("arn:{}:events:{region}:{}:rule/{}", rt.partition, rt.account_id, rule.name);
-        EventRule { name: rule.name.clone(), region: region.into(), arn, want, depends, declared: true }
+        let spec = Spec::new(address(&rule.name, region), want, depends);
+        EventRule { name: rule.name.clone(), region: region.into(), arn, spec }
     }
 
     fn orphan(aws: &Aws, name: &str, region: &str) -> Self {
         let rt = &aws.runtime;
         let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
-        let (want, depends) = (Attrs::new(), Vec::new());
-        EventRule { name: name.into(), region: region.into(), arn, want, depends, declared: false }
+        EventRule { name: name.into(), region: region.into(), arn, spec: Spec::undeclared(address(name, region)) }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -143,20 +146,8 @@ pub async fn owned(
 
 #[async_trait]
 impl Resource for EventRule {
-    fn address(&self) -> Address {
-        Address { kind: KIND, name: format!("{}/{}", self.region, self.name), region: self.region.clone() }
-    }
-
-    fn depends_on(&self) -> Vec<Address> {
-        self.depends.clone()
-    }
-
-    fn declared(&self) -> bool {
-        self.declared
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Live, Outputs, Resource};
+use super::{Live, Resource, Spec};
 use crate::aws::{Aws, AwsResultExt, ErrorKind};
 use crate::plan::{Address, Attrs};
 
@@ -18,21 +18,26 @@ pub fn address() -> Address {
     Address { kind: KIND, name: ROLE.into(), region: "global".into() }
 }
 
-pub struct ConfigServiceRole;
+pub struct ConfigServiceRole {
+    spec: Spec,
+}
+
+impl Default for ConfigServiceRole {
+    fn default() -> Self {
+        let want = Attrs::from([("service".to_string(), json!(SERVICE))]);
+        ConfigServiceRole { spec: Spec::new(address(), want, Vec::new()) }
+    }
+}
 
 #[async_trait]
 impl Resource for ConfigServiceRole {
-    fn address(&self) -> Address {
-        address()
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        Attrs::from([("service".to_string(), json!(SERVICE))])
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         let found = aws.iam.get_role().role_name(ROLE).send().await.found(|| format!("reading IAM role {ROLE}"))?;
-        Ok(found.map(|_| Live { attrs: self.desired(&Outputs::new()), ..Live::default() }))
+        Ok(found.map(|_| Live { attrs: self.spec.want.clone(), ..Live::default() }))
     }
 
     async fn create(&self, aws: &Aws, _: &Attrs) -> anyhow::Result<()> {

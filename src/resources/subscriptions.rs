@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_sns::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Check, Live, Outputs, Resource, topic};
+use super::{Check, Live, Resource, Spec, topic};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::profile::{Alerts, Profile};
@@ -22,7 +22,7 @@ const PENDING: &str = "PendingConfirmation";
 pub struct Subscriptions {
     topic: Address,
     topic_arn: String,
-    want: Attrs,
+    spec: Spec,
 }
 
 /// The stable key of one subscription: "protocol:endpoint".
@@ -42,11 +42,10 @@ impl Subscriptions {
         let subs: serde_json::Map<String, Value> =
             alerts.subscriptions.iter().map(|s| (key(&s.protocol, &s.endpoint), json!("subscribed"))).collect();
         let want = Attrs::from([("subscriptions".to_string(), Value::Object(subs))]);
-        Subscriptions {
-            topic: topic::address(alerts, &profile.runtime.region),
-            topic_arn: alerts.topic_arn.clone(),
-            want,
-        }
+        let topic = topic::address(alerts, &profile.runtime.region);
+        let address = Address { kind: KIND, name: topic.name.clone(), region: topic.region.clone() };
+        let spec = Spec::new(address, want, vec![topic.clone()]);
+        Subscriptions { topic, topic_arn: alerts.topic_arn.clone(), spec }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -78,21 +77,13 @@ impl Subscriptions {
 
 #[async_trait]
 impl Resource for Subscriptions {
-    fn address(&self) -> Address {
-        Address { kind: KIND, name: self.topic.name.clone(), region: self.topic.region.clone() }
-    }
-
-    fn depends_on(&self) -> Vec<Address> {
-        vec![self.topic.clone()]
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         let Some((subs, tags)) = self.list(aws).await? else { return Ok(None) };
-        let declared = self.want["subscriptions"].as_object().cloned().unwrap_or_default();
+        let declared = self.spec.want["subscriptions"].as_object().cloned().unwrap_or_default();
         let mut live = serde_json::Map::new();
         let mut live_state = Live::default();
         for (k, arn) in &subs {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_sns::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Live, Outputs, Resource, kms_key, managed_tags, owner_tags, tag_pairs};
+use super::{Live, Resource, Spec, kms_key, managed_tags, owner_tags, tag_pairs};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::policy;
@@ -23,8 +23,7 @@ pub struct Topic {
     name: String,
     arn: String,
     region: String,
-    want: Attrs,
-    depends: Vec<Address>,
+    spec: Spec,
 }
 
 impl Topic {
@@ -40,7 +39,8 @@ impl Topic {
         };
         want.insert("kms_master_key_id".into(), key);
         want.insert("tags".into(), owner_tags(profile));
-        Topic { name: alerts.topic.clone(), arn: alerts.topic_arn.clone(), region, want, depends }
+        let spec = Spec::new(address(alerts, &region), want, depends);
+        Topic { name: alerts.topic.clone(), arn: alerts.topic_arn.clone(), region, spec }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -57,16 +57,8 @@ impl Topic {
 
 #[async_trait]
 impl Resource for Topic {
-    fn address(&self) -> Address {
-        Address { kind: KIND, name: self.name.clone(), region: self.region.clone() }
-    }
-
-    fn depends_on(&self) -> Vec<Address> {
-        self.depends.clone()
-    }
-
-    fn desired(&self, _: &Outputs) -> Attrs {
-        self.want.clone()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

@@ -8,7 +8,8 @@ use aws_sdk_cloudtrail::types::{EventSelector, ReadWriteType, Tag};
 use serde_json::{Value, json};
 
 use super::{
-    Check, Live, Outputs, Resource, flag, kms_key, log_group, managed_tags, owner_tags, retry_propagation, role, text,
+    Check, Live, Outputs, Resource, Spec, flag, kms_key, log_group, managed_tags, owner_tags, retry_propagation, role,
+    text,
 };
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs, UNKNOWN};
@@ -32,11 +33,13 @@ pub struct Trail {
     name: String,
     arn: String,
     region: String,
-    want: Attrs,
+    spec: Spec,
     /// Where the key ARN comes from when ctguard manages the key.
     key: Option<Address>,
-    depends: Vec<Address>,
-    declared: bool,
+}
+
+fn address(name: &str, region: &str) -> Address {
+    Address { kind: KIND, name: name.into(), region: region.into() }
 }
 
 impl Trail {
@@ -81,13 +84,14 @@ impl Trail {
                 None
             }
         };
-        Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), want, key, depends, declared: true }
+        let spec = Spec::new(address(&t.name, region), want, depends);
+        Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), spec, key }
     }
 
     /// A trail this profile owns but no longer declares.
     fn orphan(name: &str, arn: &str, region: &str) -> Self {
-        let (want, key, depends) = (Attrs::new(), None, Vec::new());
-        Trail { name: name.into(), arn: arn.into(), region: region.into(), want, key, depends, declared: false }
+        let spec = Spec::undeclared(address(name, region));
+        Trail { name: name.into(), arn: arn.into(), region: region.into(), spec, key: None }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -162,20 +166,12 @@ fn opt(v: Option<&str>) -> Value {
 
 #[async_trait]
 impl Resource for Trail {
-    fn address(&self) -> Address {
-        Address { kind: KIND, name: self.name.clone(), region: self.region.clone() }
-    }
-
-    fn depends_on(&self) -> Vec<Address> {
-        self.depends.clone()
-    }
-
-    fn declared(&self) -> bool {
-        self.declared
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     fn desired(&self, outputs: &Outputs) -> Attrs {
-        let mut want = self.want.clone();
+        let mut want = self.spec.want.clone();
         if let Some(key) = &self.key {
             let arn = outputs.get(key).and_then(|o| o.get("arn")).cloned().unwrap_or(json!(UNKNOWN));
             want.insert("kms_key_id".into(), arn);
