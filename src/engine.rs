@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use futures::future::join_all;
 
 use crate::aws::Aws;
 use crate::plan::{self, Action, Address, Change, Plan, UNKNOWN};
@@ -13,6 +12,9 @@ use crate::resources::{Check, Live, Outputs, Resource};
 
 /// Reads in flight at once: enough to hide latency, few enough to stay clear of throttling.
 const READ_CONCURRENCY: usize = 16;
+/// Changes in flight at once. Write APIs have low rate limits (PutMetricAlarm allows a few
+/// calls per second), and a burst that outruns the SDK's retries fails the apply.
+const WRITE_CONCURRENCY: usize = 4;
 
 /// Live state of every declared resource, keyed by address.
 pub type LiveState = HashMap<Address, Option<Live>>;
@@ -166,11 +168,13 @@ pub async fn apply(
             }
             break;
         }
-        let results = join_all(ready.iter().map(|c| {
+        let results: Vec<_> = futures::stream::iter(ready.iter().map(|c| {
             let resource = by_address[&c.address];
             let want = resource.desired(&outputs);
             run_one(aws, resource, c, want, hook)
         }))
+        .buffered(WRITE_CONCURRENCY)
+        .collect()
         .await;
         for (change, result) in ready.iter().zip(results) {
             match result {
