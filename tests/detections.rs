@@ -1,0 +1,365 @@
+//! Every shipped detection against CloudTrail records, in both directions.
+//!
+//! `tests/detections/samples/<id>.json` holds, for one detection (an EventBridge rule by name or a
+//! metric-filter alarm by id), records that must fire it, close look-alikes that must not (each
+//! with the reason), and optionally `gaps`: records on which the deployed pattern disagrees with
+//! what the detection is for (a miss, or a documented false positive). Gaps are not asserted;
+//! they are printed (`cargo test --test detections -- --nocapture`), each marked as still open or
+//! as resolved by a pattern change (then move the record to `fires` or `silent`).
+//!
+//! The patterns are the deployed ones: the profiles resolved for account 123456789012, with the
+//! agent principal clause merged in. Rules see the EventBridge event a record becomes
+//! (`envelope`); alarms see the raw record, as the trail's log group receives it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use ctguard::detect::eventbridge::{EventPattern, envelope};
+use ctguard::detect::logfilter::FilterPattern;
+use ctguard::profile::{self, Profile, Runtime};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Profiles whose detections must all have samples. cis-aws-foundations deploys the same CIS
+/// texts under the same alarm ids, so `cis-4.N.json` is checked against both.
+const PROFILES: [&str; 2] = ["ai-agent-guard", "cis-aws-foundations"];
+
+const ACCOUNT: &str = "123456789012";
+
+/// CloudTrail record fields every sample record must carry (CloudTrail record contents reference).
+const REQUIRED_FIELDS: [&str; 10] = [
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "eventID",
+    "eventType",
+    "recipientAccountId",
+];
+
+/// The documented `eventType` values.
+const EVENT_TYPES: [&str; 5] =
+    ["AwsApiCall", "AwsServiceEvent", "AwsConsoleAction", "AwsConsoleSignIn", "AwsCloudTrailInsight"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sample {
+    detection: String,
+    kind: Kind,
+    fires: Vec<Value>,
+    silent: Vec<Silent>,
+    #[serde(default)]
+    gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Rule,
+    Alarm,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Silent {
+    why: String,
+    record: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Gap {
+    why: String,
+    expected: Expected,
+    record: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Expected {
+    Fires,
+    Silent,
+}
+
+/// One deployed detection of one profile, parsed the way AWS would evaluate it.
+struct Detection {
+    profile: String,
+    id: String,
+    kind: Kind,
+    /// The pattern as deployed, for failure messages.
+    text: String,
+    matcher: Matcher,
+}
+
+enum Matcher {
+    Rule(EventPattern),
+    Alarm(FilterPattern),
+}
+
+impl Detection {
+    fn fires(&self, record: &Value) -> bool {
+        match &self.matcher {
+            Matcher::Rule(pattern) => pattern.matches(&envelope(record)),
+            Matcher::Alarm(pattern) => pattern.matches(record),
+        }
+    }
+
+    fn label(&self) -> String {
+        let kind = match self.kind {
+            Kind::Rule => "rule",
+            Kind::Alarm => "alarm",
+        };
+        format!("{}: {kind} {}", self.profile, self.id)
+    }
+}
+
+fn runtime() -> Runtime {
+    Runtime {
+        account_id: ACCOUNT.into(),
+        partition: "aws".into(),
+        region: "us-east-1".into(),
+        enabled_regions: vec!["us-east-1".into()],
+    }
+}
+
+/// The profile as shipped, read from the repository (not the copy built into the library, which
+/// can lag behind an edit until the next rebuild) and resolved as `apply` would resolve it.
+fn resolved(name: &str) -> Profile {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles").join(format!("{name}.toml"));
+    let loaded = profile::load(path.to_str().unwrap()).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
+    loaded.resolve(&runtime(), &Default::default()).unwrap_or_else(|e| panic!("resolving {name}: {e}"))
+}
+
+fn detections() -> Vec<Detection> {
+    let mut out = Vec::new();
+    for name in PROFILES {
+        let profile = resolved(name);
+        for rule in profile.events.iter().flat_map(|e| &e.rules) {
+            let pattern = EventPattern::parse(&rule.pattern)
+                .unwrap_or_else(|e| panic!("{name}: rule {}: deployed pattern rejected: {e}", rule.name));
+            out.push(Detection {
+                profile: name.to_string(),
+                id: rule.name.clone(),
+                kind: Kind::Rule,
+                text: rule.pattern.to_string(),
+                matcher: Matcher::Rule(pattern),
+            });
+        }
+        for alarm in &profile.alarms {
+            let pattern = FilterPattern::parse(&alarm.pattern)
+                .unwrap_or_else(|e| panic!("{name}: alarm {}: deployed pattern rejected: {e}", alarm.id));
+            out.push(Detection {
+                profile: name.to_string(),
+                id: alarm.id.clone(),
+                kind: Kind::Alarm,
+                text: alarm.pattern.clone(),
+                matcher: Matcher::Alarm(pattern),
+            });
+        }
+    }
+    out
+}
+
+fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/detections/samples")
+}
+
+/// Every sample file, by file stem. Malformed files fail here, naming the file.
+fn samples() -> BTreeMap<String, (PathBuf, Sample)> {
+    let dir = samples_dir();
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let sample: Sample =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not a sample file: {e}", path.display()));
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        out.insert(stem, (path, sample));
+    }
+    assert!(!out.is_empty(), "no sample files in {}", dir.display());
+    out
+}
+
+fn file_name(path: &Path) -> String {
+    format!("tests/detections/samples/{}", path.file_name().unwrap().to_string_lossy())
+}
+
+/// "ec2.amazonaws.com TerminateInstances", for messages.
+fn describe(record: &Value) -> String {
+    let field = |name: &str| record.get(name).and_then(Value::as_str).unwrap_or("<missing>");
+    let mut text = format!("{} {}", field("eventSource"), field("eventName"));
+    if let Some(code) = record.get("errorCode").and_then(Value::as_str) {
+        let _ = write!(text, " ({code})");
+    }
+    if let Some(arn) = record.pointer("/userIdentity/arn").and_then(Value::as_str) {
+        let _ = write!(text, " by {arn}");
+    }
+    text
+}
+
+/// Problems with a record's shape: the fields CloudTrail always writes, with the right types.
+fn shape_problems(record: &Value) -> Vec<String> {
+    let Some(object) = record.as_object() else { return vec!["not a JSON object".into()] };
+    let mut problems: Vec<String> =
+        REQUIRED_FIELDS.iter().filter(|f| !object.contains_key(**f)).map(|f| format!("no {f}")).collect();
+    if !record.get("userIdentity").is_some_and(Value::is_object) {
+        problems.push("userIdentity is not an object".into());
+    }
+    match record.get("eventType").and_then(Value::as_str) {
+        Some(t) if EVENT_TYPES.contains(&t) => {}
+        other => problems.push(format!("eventType {other:?} is not one of {EVENT_TYPES:?}")),
+    }
+    let time = record.get("eventTime").and_then(Value::as_str).unwrap_or("");
+    let looks_like_time = time.len() == 20 && time.as_bytes()[10] == b'T' && time.ends_with('Z');
+    if !looks_like_time {
+        problems.push(format!("eventTime {time:?} is not yyyy-MM-ddTHH:mm:ssZ"));
+    }
+    if record.get("recipientAccountId").and_then(Value::as_str) != Some(ACCOUNT) {
+        problems.push(format!("recipientAccountId is not {ACCOUNT}"));
+    }
+    problems
+}
+
+#[test]
+fn every_shipped_detection_has_a_sample_file_and_every_sample_a_detection() {
+    let detections = detections();
+    let samples = samples();
+    let mut problems = Vec::new();
+
+    for d in &detections {
+        match samples.get(&d.id) {
+            None => problems.push(format!(
+                "{}: no sample file: add tests/detections/samples/{}.json with records that fire it and \
+                 look-alikes that do not",
+                d.label(),
+                d.id
+            )),
+            Some((path, sample)) if sample.kind != d.kind => problems.push(format!(
+                "{}: {} says kind {:?}, but the detection is a {:?}",
+                d.label(),
+                file_name(path),
+                sample.kind,
+                d.kind
+            )),
+            Some(_) => {}
+        }
+    }
+    for (stem, (path, sample)) in &samples {
+        if sample.detection != *stem {
+            problems.push(format!(
+                "{}: \"detection\" is {:?}, but the file is named for {stem:?}",
+                file_name(path),
+                sample.detection
+            ));
+        }
+        if !detections.iter().any(|d| d.id == *stem) {
+            problems.push(format!(
+                "{}: no profile in {PROFILES:?} ships a detection {stem:?} (renamed or removed?)",
+                file_name(path)
+            ));
+        }
+        if sample.fires.is_empty() || sample.silent.is_empty() {
+            problems.push(format!("{}: needs at least one record in \"fires\" and one in \"silent\"", file_name(path)));
+        }
+    }
+    assert!(problems.is_empty(), "{} problem(s):\n  {}", problems.len(), problems.join("\n  "));
+}
+
+#[test]
+fn sample_records_have_the_cloudtrail_record_shape() {
+    let mut problems = Vec::new();
+    for (path, sample) in samples().values() {
+        let records = sample
+            .fires
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("fires[{i}]"), r))
+            .chain(sample.silent.iter().enumerate().map(|(i, s)| (format!("silent[{i}]"), &s.record)))
+            .chain(sample.gaps.iter().enumerate().map(|(i, g)| (format!("gaps[{i}]"), &g.record)));
+        for (at, record) in records {
+            for problem in shape_problems(record) {
+                problems.push(format!("{} {at} ({}): {problem}", file_name(path), describe(record)));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} malformed record(s):\n  {}", problems.len(), problems.join("\n  "));
+}
+
+#[test]
+fn deployed_patterns_fire_on_their_samples_and_stay_silent_on_look_alikes() {
+    let detections = detections();
+    let samples = samples();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+
+    for d in &detections {
+        let Some((path, sample)) = samples.get(&d.id) else { continue };
+        let file = file_name(path);
+        for (i, record) in sample.fires.iter().enumerate() {
+            checked += 1;
+            if !d.fires(record) {
+                failures.push(format!(
+                    "{}: {file} fires[{i}] {}: expected to fire, did not\n      pattern: {}",
+                    d.label(),
+                    describe(record),
+                    d.text
+                ));
+            }
+        }
+        for (i, case) in sample.silent.iter().enumerate() {
+            checked += 1;
+            if d.fires(&case.record) {
+                failures.push(format!(
+                    "{}: {file} silent[{i}] {} ({}): fired, expected silence\n      pattern: {}",
+                    d.label(),
+                    describe(&case.record),
+                    case.why,
+                    d.text
+                ));
+            }
+        }
+    }
+    assert!(checked > 0, "no sample record was checked");
+    assert!(failures.is_empty(), "{} of {checked} checks failed:\n  {}", failures.len(), failures.join("\n  "));
+}
+
+/// Not an assertion: the list of known disagreements between the deployed patterns and what
+/// the detections are for, printed so it stays visible, with each gap's current status.
+#[test]
+fn known_gaps_are_listed() {
+    let detections = detections();
+    let samples = samples();
+    let mut report = String::new();
+    let (mut open, mut resolved) = (0, 0);
+
+    for d in &detections {
+        let Some((path, sample)) = samples.get(&d.id) else { continue };
+        for (i, gap) in sample.gaps.iter().enumerate() {
+            let wanted = gap.expected == Expected::Fires;
+            let status = if d.fires(&gap.record) == wanted {
+                resolved += 1;
+                "RESOLVED (the pattern now does what the gap asks: move the record to fires/silent)"
+            } else {
+                open += 1;
+                "open"
+            };
+            let expected = if wanted { "should fire, does not" } else { "should stay silent, fires" };
+            let _ = writeln!(
+                report,
+                "  [{status}] {}: {} gaps[{i}] {}: {expected}\n      {}",
+                d.label(),
+                file_name(path),
+                describe(&gap.record),
+                gap.why
+            );
+        }
+    }
+    println!("known detection gaps: {open} open, {resolved} resolved\n{report}");
+}
