@@ -122,6 +122,11 @@ async fn a_recorder_ctguard_does_not_own_is_left_alone_unless_adopted() {
     let plan = emu.ctguard(&["plan", "-p", p.to_str().unwrap()]);
     plan.expect(0);
     assert!(!plan.stdout.contains("config_recorder.eu-west-1 will be"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("config_recorder.eu-west-1: AWS Config recorder \"control-tower\" already exists and was not created by ctguard"),
+        "{}",
+        plan.stdout
+    );
     assert!(plan.stdout.contains("config_recorder.us-east-1 will be created"), "{}", plan.stdout);
     let apply = emu.ctguard(&["apply", "--auto-approve", "-p", p.to_str().unwrap()]);
     apply.expect(0);

@@ -81,7 +81,7 @@ pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::Resu
             ctx.profile,
             ctx.region
         )?;
-        return Ok(());
+        return unchanged_notes(w, plan);
     }
     writeln!(
         w,
@@ -92,7 +92,26 @@ pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::Resu
         change(w, p, c)?;
     }
     let s = plan.summary();
-    writeln!(w, "{} {} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)
+    writeln!(w, "{} {} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)?;
+    unchanged_notes(w, plan)
+}
+
+/// What a reader should know about resources that need no change (a subscription nobody has
+/// confirmed, a recorder ctguard leaves alone).
+fn unchanged_notes(w: &mut dyn Write, plan: &Plan) -> io::Result<()> {
+    let notes: Vec<(&Change, &String)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::NoOp)
+        .flat_map(|c| c.notes.iter().map(move |n| (c, n)))
+        .collect();
+    if !notes.is_empty() {
+        writeln!(w, "\nNotes:")?;
+    }
+    for (c, note) in notes {
+        writeln!(w, "  {}: {note}", c.address)?;
+    }
+    Ok(())
 }
 
 pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan, checks: &[(Address, Check)]) -> io::Result<()> {
@@ -256,6 +275,18 @@ Plan: 1 to add, 1 to change, 0 to destroy.
     fn empty_plan_says_no_changes() {
         let text = render(|w| plan(w, Paint { color: false }, &ctx(), &Plan { changes: vec![] }));
         assert_eq!(text, "No changes. The account 123456789012 matches profile ai-agent-guard in us-east-1.\n");
+    }
+
+    #[test]
+    fn notes_on_unchanged_resources_are_shown() {
+        let mut quiet = sample();
+        quiet.changes.retain(|c| c.action == Action::NoOp);
+        quiet.changes[0].notes.push("email:security@example.com is pending confirmation".into());
+        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &quiet));
+        assert!(
+            text.ends_with("\nNotes:\n  logs_log_group./ctguard: email:security@example.com is pending confirmation\n"),
+            "{text}"
+        );
     }
 
     #[test]

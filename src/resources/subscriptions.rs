@@ -100,6 +100,9 @@ impl Resource for Subscriptions {
                 } else {
                     "pending confirmation: alerts are not delivered until the endpoint confirms".to_string()
                 };
+                if !ok {
+                    live_state.notes.push(format!("{k} is {detail}"));
+                }
                 live_state.checks.push(Check { name: format!("subscription {k} is confirmed"), ok, detail });
             }
         }
