@@ -301,3 +301,19 @@ async fn only_owned_resources_the_profile_dropped_are_deleted() {
     assert_eq!(names, ["renamed-audit", "team-trail"]);
     emu.ctguard(&["verify", "--var", "trail_name=renamed-audit"]).expect(0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_left_without_its_alias_by_an_interrupted_run_is_reused() {
+    let emu = Emulator::start();
+    let kms = aws_sdk_kms::Client::new(&emu.sdk().await);
+    // What an apply killed between CreateKey and CreateAlias leaves behind.
+    let tag = aws_sdk_kms::types::Tag::builder().tag_key("ctguard:alias").tag_value(KEY_ALIAS).build().unwrap();
+    let orphan = kms.create_key().tags(tag).send().await.unwrap();
+    let orphan = orphan.key_metadata().unwrap().key_id().to_string();
+
+    emu.ctguard(&["apply", "--auto-approve"]).expect(0);
+    let named = kms.describe_key().key_id(KEY_ALIAS).send().await.unwrap();
+    assert_eq!(named.key_metadata().unwrap().key_id(), orphan);
+    assert_eq!(kms.list_keys().send().await.unwrap().keys().len(), 1, "a second key was created");
+    emu.ctguard(&["verify"]).expect(0);
+}

@@ -17,6 +17,9 @@ use crate::profile::Profile;
 
 pub const KIND: &str = "kms_key";
 
+/// Records, on the key itself, the alias ctguard is about to give it.
+const ALIAS_TAG: &str = "ctguard:alias";
+
 pub fn address(alias: &str, region: &str) -> Address {
     Address { kind: KIND, name: alias.to_string(), region: region.into() }
 }
@@ -42,6 +45,24 @@ impl KmsKey {
 
     fn what(&self, doing: &str) -> String {
         format!("{doing} KMS key {}/{}", self.region, self.alias)
+    }
+
+    /// A key ctguard created for this alias that never got it. Only called on the create
+    /// path, so listing the account's keys is a one-off cost.
+    async fn unnamed(&self, aws: &Aws) -> anyhow::Result<Option<String>> {
+        let mut pages = aws.kms.list_keys().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for key in page.ctx(|| "listing KMS keys".into())?.keys() {
+                let Some(id) = key.key_id() else { continue };
+                let tags = aws.kms.list_resource_tags().key_id(id).send().await;
+                // Keys of other accounts' grants or AWS-managed keys may not be readable.
+                let Ok(tags) = tags else { continue };
+                if tags.tags().iter().any(|t| t.tag_key() == ALIAS_TAG && t.tag_value() == self.alias) {
+                    return Ok(Some(id.to_string()));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn tags(want: &Attrs) -> anyhow::Result<Vec<Tag>> {
@@ -95,7 +116,21 @@ impl Resource for KmsKey {
     }
 
     async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let tags = Self::tags(want)?;
+        // A run interrupted between CreateKey and CreateAlias left a key without its alias:
+        // name that key rather than create a second one.
+        if let Some(id) = self.unnamed(aws).await? {
+            let all: BTreeSet<String> = want.keys().cloned().collect();
+            aws.kms
+                .create_alias()
+                .alias_name(&self.alias)
+                .target_key_id(&id)
+                .send()
+                .await
+                .ctx(|| self.what("naming"))?;
+            return self.update(aws, want, &all).await;
+        }
+        let mut tags = Self::tags(want)?;
+        tags.push(Tag::builder().tag_key(ALIAS_TAG).tag_value(&self.alias).build()?);
         let doc = serde_json::to_string(&want["policy"])?;
         // KMS rejects a policy naming a principal it cannot resolve yet; retry while it propagates.
         let created = retry_propagation(|| async {
@@ -117,6 +152,7 @@ impl Resource for KmsKey {
 
     async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
         let kms = &aws.kms;
+        // Tags are merged, so the alias record (ALIAS_TAG) set at creation stays.
         let found = kms.describe_key().key_id(&self.alias).send().await.ctx(|| self.what("reading"))?;
         let meta = found.key_metadata().context("DescribeKey returned no key metadata")?;
         let id = meta.key_id();
