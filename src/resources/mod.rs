@@ -148,9 +148,10 @@ pub fn declared(profile: &Profile) -> Vec<Box<dyn Resource>> {
         if profile.regions.len() > 1 {
             out.push(Box::new(role::Role::events_forwarder(profile, events)));
         }
-        for rule in &events.rules {
-            for r in &profile.regions {
-                out.push(Box::new(rule::EventRule::new(profile, events, rule, r)));
+        for r in &profile.regions {
+            let listed = std::sync::Arc::new(rule::RegionEventRules::default());
+            for rule in &events.rules {
+                out.push(Box::new(rule::EventRule::new(profile, events, rule, r, listed.clone())));
             }
         }
     }

@@ -4,14 +4,15 @@
 //! other regions are forwarded to the home region's default bus, where the same rule turns
 //! them into a readable message on the one alert topic: one topic, one set of subscribers.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Tag, Target};
 use serde_json::{Value, json};
 
-use super::{Live, Resource, Spec, managed_tags, owner_tags, role, tag_pairs, text, topic};
+use super::{Live, Resource, Snapshot, Spec, managed_tags, owner_tags, role, tag_pairs, text, topic};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::policy;
@@ -26,6 +27,49 @@ pub struct EventRule {
     region: String,
     arn: String,
     spec: Spec,
+    region_rules: Arc<RegionEventRules>,
+}
+
+/// What ListRules says about one rule; it carries what DescribeRule would.
+#[derive(Debug, Clone)]
+struct Listed {
+    pattern: Option<String>,
+    state: Option<String>,
+    description: String,
+}
+
+/// Every rule of one region's default bus, from one paginated ListRules, shared by the
+/// profile's rules in that region instead of a DescribeRule each.
+#[derive(Default)]
+pub struct RegionEventRules {
+    snapshot: Snapshot<BTreeMap<String, Listed>>,
+}
+
+impl RegionEventRules {
+    async fn get(&self, aws: &Aws, region: &str) -> anyhow::Result<Arc<BTreeMap<String, Listed>>> {
+        self.snapshot
+            .get(|| async {
+                let mut rules = BTreeMap::new();
+                let mut token = None;
+                loop {
+                    let page = aws.events(region).list_rules().set_next_token(token).send().await;
+                    let page = page.ctx(|| format!("listing EventBridge rules in {region}"))?;
+                    for r in page.rules() {
+                        let listed = Listed {
+                            pattern: r.event_pattern().map(str::to_string),
+                            state: r.state().map(|s| s.as_str().to_string()),
+                            description: r.description().unwrap_or("").to_string(),
+                        };
+                        rules.insert(r.name().unwrap_or("").to_string(), listed);
+                    }
+                    token = page.next_token().map(str::to_string);
+                    if token.is_none() {
+                        return Ok(rules);
+                    }
+                }
+            })
+            .await
+    }
 }
 
 /// The alert text: "<principal> called <eventName> (<eventSource>) in <region> at <time>;
@@ -55,7 +99,14 @@ fn address(name: &str, region: &str) -> Address {
 }
 
 impl EventRule {
-    pub fn new(profile: &Profile, events: &Events, rule: &Rule, region: &str) -> Self {
+    /// `region_rules` is shared by every rule of the profile in `region`.
+    pub fn new(
+        profile: &Profile,
+        events: &Events,
+        rule: &Rule,
+        region: &str,
+        region_rules: Arc<RegionEventRules>,
+    ) -> Self {
         let rt = &profile.runtime;
         let home = region == rt.region;
         let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
@@ -74,13 +125,14 @@ impl EventRule {
         want.insert("tags".into(), owner_tags(profile));
         let arn = format!("arn:{}:events:{region}:{}:rule/{}", rt.partition, rt.account_id, rule.name);
         let spec = Spec::new(address(&rule.name, region), want, depends);
-        EventRule { name: rule.name.clone(), region: region.into(), arn, spec }
+        EventRule { name: rule.name.clone(), region: region.into(), arn, spec, region_rules }
     }
 
     fn orphan(aws: &Aws, name: &str, region: &str) -> Self {
         let rt = &aws.runtime;
         let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
-        EventRule { name: name.into(), region: region.into(), arn, spec: Spec::undeclared(address(name, region)) }
+        let spec = Spec::undeclared(address(name, region));
+        EventRule { name: name.into(), region: region.into(), arn, spec, region_rules: Arc::default() }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -152,16 +204,15 @@ impl Resource for EventRule {
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         let eb = aws.events(&self.region);
-        let Some(rule) = eb.describe_rule().name(&self.name).send().await.found(|| self.what("reading"))? else {
-            return Ok(None);
-        };
+        let listed = self.region_rules.get(aws, &self.region).await?;
+        let Some(rule) = listed.get(&self.name) else { return Ok(None) };
         let (targets, tags) = tokio::try_join!(
             async { eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of")) },
             async {
                 eb.list_tags_for_resource().resource_arn(&self.arn).send().await.ctx(|| self.what("reading tags of"))
             },
         )?;
-        let pattern: Value = match rule.event_pattern() {
+        let pattern: Value = match &rule.pattern {
             Some(p) => serde_json::from_str(p).with_context(|| self.what("parsing the pattern of"))?,
             None => Value::Null,
         };
@@ -177,13 +228,17 @@ impl Resource for EventRule {
             .collect();
         let mut attrs = Attrs::new();
         attrs.insert("pattern".into(), policy::canonical_pattern(&pattern));
-        attrs.insert("state".into(), json!(rule.state().map(|s| s.as_str())));
-        attrs.insert("description".into(), json!(rule.description().unwrap_or("")));
+        attrs.insert("state".into(), json!(rule.state));
+        attrs.insert("description".into(), json!(rule.description));
         attrs.insert("targets".into(), Value::Object(targets));
         attrs.insert("tags".into(), managed_tags(tags.tags().iter().map(|t| (t.key(), t.value()))));
         Ok(Some(Live { attrs, ..Live::default() }))
     }
 
+    async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+        self.region_rules.snapshot.forget().await;
+        self.read(aws).await
+    }
     async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
         let all: BTreeSet<String> = want.keys().cloned().collect();
         self.update(aws, want, &all).await
