@@ -125,6 +125,8 @@ pub struct AccessLogBucket {
     pub name: String,
     pub prefix: String,
     pub policy: Value,
+    /// The template file the policy was rendered from.
+    pub policy_template: String,
     pub lifecycle: Lifecycle,
 }
 
@@ -367,39 +369,9 @@ impl Resolver<'_> {
         vars.insert("trail_arn".into(), json!(trail_arn));
         vars.insert("trail_log_path".into(), json!(log_path));
 
-        let access_log_bucket = doc.access_log_bucket.as_ref().map(|a| {
-            let name = self.text("access_log_bucket.name", &a.name, &vars);
-            self.check("access_log_bucket.name", &name, validate::bucket_name);
-            if name == bucket_name {
-                self.problem(
-                    "access_log_bucket.name",
-                    "must differ from bucket.name: a bucket cannot log its own access",
-                );
-            }
-            let prefix = self.text("access_log_bucket.prefix", &a.prefix, &vars);
-            self.lifecycle("access_log_bucket.lifecycle", &a.lifecycle);
-            vars.insert("access_log_bucket_name".into(), json!(name));
-            vars.insert("access_log_bucket_arn".into(), json!(format!("arn:{partition}:s3:::{name}")));
-            vars.insert("access_log_prefix".into(), json!(prefix));
-            (name, prefix, a.clone())
-        });
-
-        let cloudwatch_logs = doc.cloudwatch_logs.as_ref().map(|c| {
-            let log_group = self.text("cloudwatch_logs.log_group", &c.log_group, &vars);
-            self.check("cloudwatch_logs.log_group", &log_group, validate::log_group_name);
-            if let Err(e) = validate::retention_days(c.retention_days) {
-                self.problem("cloudwatch_logs.retention_days", format!("expected {e}"));
-            }
-            let role_name = self.text("cloudwatch_logs.role_name", &c.role_name, &vars);
-            self.check("cloudwatch_logs.role_name", &role_name, validate::role_name);
-            self.check("cloudwatch_logs.role_path", &c.role_path, validate::role_path);
-            let role_arn = format!("arn:{partition}:iam::{account}:role{}{role_name}", c.role_path);
-            let log_group_arn = format!("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*");
-            vars.insert("log_group_name".into(), json!(log_group));
-            vars.insert("log_group_arn".into(), json!(log_group_arn));
-            vars.insert("role_arn".into(), json!(role_arn));
-            (log_group, log_group_arn, role_name, role_arn, c.clone())
-        });
+        let access_log_bucket =
+            doc.access_log_bucket.as_ref().map(|a| self.access_log_names(a, &bucket_name, &mut vars));
+        let cloudwatch_logs = doc.cloudwatch_logs.as_ref().map(|c| self.cloudwatch_logs_names(c, runtime, &mut vars));
 
         if let Some(alias) = doc.trail.kms.as_ref().and_then(|k| k.alias.as_ref()) {
             let alias = self.text("trail.kms.alias", alias, &vars);
@@ -409,23 +381,15 @@ impl Resolver<'_> {
 
         // Templates last, with every derived name defined.
         let bucket_policy = self.template("bucket.policy", &doc.bucket.policy, &vars);
-        let access_log_bucket = access_log_bucket.map(|(name, prefix, a)| AccessLogBucket {
-            policy: self.template("access_log_bucket.policy", &a.policy, &vars),
-            name,
-            prefix,
-            lifecycle: a.lifecycle,
+        let access_log_bucket = access_log_bucket.map(|mut a| {
+            a.policy = self.template("access_log_bucket.policy", &a.policy_template, &vars);
+            a
         });
-        let cloudwatch_logs =
-            cloudwatch_logs.map(|(log_group, log_group_arn, role_name, role_arn, c)| CloudWatchLogs {
-                trust_policy: self.template("cloudwatch_logs.trust_policy", &c.trust_policy, &vars),
-                role_policy: self.template("cloudwatch_logs.role_policy", &c.role_policy, &vars),
-                log_group,
-                log_group_arn,
-                retention_days: c.retention_days,
-                role_name,
-                role_path: c.role_path,
-                role_arn,
-            });
+        let cloudwatch_logs = cloudwatch_logs.map(|(mut c, trust, policy)| {
+            c.trust_policy = self.template("cloudwatch_logs.trust_policy", &trust, &vars);
+            c.role_policy = self.template("cloudwatch_logs.role_policy", &policy, &vars);
+            c
+        });
         let alerting = self.alerting(&doc, runtime, &mut vars);
         let config = doc.config.as_ref().map(|c| self.config(c, runtime, &alerting.regions, &mut vars));
         // Config delivers to the audit bucket: its statements join the bucket's policy.
@@ -467,6 +431,67 @@ impl Resolver<'_> {
             config: config.map(|(setup, _)| setup),
             vars,
         })
+    }
+
+    /// The access-log bucket's names; its policy is rendered once every name is known.
+    fn access_log_names(
+        &mut self,
+        a: &types::AccessLogBucketDoc,
+        bucket_name: &str,
+        vars: &mut Vars,
+    ) -> AccessLogBucket {
+        let partition = vars.get("partition").and_then(Value::as_str).unwrap_or("aws").to_string();
+        let name = self.text("access_log_bucket.name", &a.name, vars);
+        self.check("access_log_bucket.name", &name, validate::bucket_name);
+        if name == bucket_name {
+            self.problem("access_log_bucket.name", "must differ from bucket.name: a bucket cannot log its own access");
+        }
+        let prefix = self.text("access_log_bucket.prefix", &a.prefix, vars);
+        self.lifecycle("access_log_bucket.lifecycle", &a.lifecycle);
+        vars.insert("access_log_bucket_name".into(), json!(name));
+        vars.insert("access_log_bucket_arn".into(), json!(format!("arn:{partition}:s3:::{name}")));
+        vars.insert("access_log_prefix".into(), json!(prefix));
+        AccessLogBucket {
+            name,
+            prefix,
+            policy: Value::Null,
+            policy_template: a.policy.clone(),
+            lifecycle: a.lifecycle.clone(),
+        }
+    }
+
+    /// The log group's and role's names and ARNs, and the two templates still to render.
+    fn cloudwatch_logs_names(
+        &mut self,
+        c: &types::CloudWatchLogsDoc,
+        runtime: &Runtime,
+        vars: &mut Vars,
+    ) -> (CloudWatchLogs, String, String) {
+        let (account, partition, region) = (&runtime.account_id, &runtime.partition, &runtime.region);
+        let log_group = self.text("cloudwatch_logs.log_group", &c.log_group, vars);
+        self.check("cloudwatch_logs.log_group", &log_group, validate::log_group_name);
+        if let Err(e) = validate::retention_days(c.retention_days) {
+            self.problem("cloudwatch_logs.retention_days", format!("expected {e}"));
+        }
+        let role_name = self.text("cloudwatch_logs.role_name", &c.role_name, vars);
+        self.check("cloudwatch_logs.role_name", &role_name, validate::role_name);
+        self.check("cloudwatch_logs.role_path", &c.role_path, validate::role_path);
+        let role_arn = format!("arn:{partition}:iam::{account}:role{}{role_name}", c.role_path);
+        let log_group_arn = format!("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*");
+        vars.insert("log_group_name".into(), json!(log_group));
+        vars.insert("log_group_arn".into(), json!(log_group_arn));
+        vars.insert("role_arn".into(), json!(role_arn));
+        let resolved = CloudWatchLogs {
+            log_group,
+            log_group_arn,
+            retention_days: c.retention_days,
+            role_name,
+            role_path: c.role_path.clone(),
+            role_arn,
+            trust_policy: Value::Null,
+            role_policy: Value::Null,
+        };
+        (resolved, c.trust_policy.clone(), c.role_policy.clone())
     }
 
     /// A KMS key: created by ctguard (`alias` + `policy`, rendered now) or an existing key.

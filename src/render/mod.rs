@@ -39,6 +39,17 @@ pub fn phrase(action: Action) -> &'static str {
     }
 }
 
+/// Present participle, for apply's progress.
+pub fn doing_phrase(action: Action) -> &'static str {
+    match action {
+        Action::NoOp => "checking",
+        Action::Create => "creating",
+        Action::Update => "updating",
+        Action::Replace => "replacing",
+        Action::Delete => "destroying",
+    }
+}
+
 /// Past tense, for apply's progress.
 pub fn done_phrase(action: Action) -> &'static str {
     match action {

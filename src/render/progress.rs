@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{done_phrase, phrase};
+use super::{doing_phrase, done_phrase};
 use crate::engine::{Event, Hook};
 use crate::plan::Address;
 
@@ -39,10 +39,7 @@ impl Hook for Bars {
                     ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
-                bar.set_message(format!(
-                    "{address}: {}",
-                    phrase(*action).replace("will be ", "").replace("must be ", "")
-                ));
+                bar.set_message(format!("{address}: {}", doing_phrase(*action)));
                 bar.enable_steady_tick(Duration::from_millis(100));
                 bars.insert(address.clone(), bar);
             }
@@ -74,7 +71,7 @@ impl Hook for Lines {
     fn event(&self, event: &Event) {
         let line = match event {
             Event::Started { address, action } => {
-                format!("{address}: {}...", phrase(*action).replace("will be ", "").replace("must be ", ""))
+                format!("{address}: {}...", doing_phrase(*action))
             }
             Event::Finished { address, action, elapsed } => {
                 format!("{address}: {} in {:.1}s", done_phrase(*action), elapsed.as_secs_f64())
