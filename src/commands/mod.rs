@@ -63,8 +63,9 @@ impl Session {
             region: runtime.region.clone(),
         };
         let aws = Aws::new(&config, runtime, &profile.regions);
-        let mut resources = resources::declared(&profile);
-        let orphans = resources::undeclared(&aws, &profile, &resources).await?;
+        let listings = resources::Listings::new(&profile.regions);
+        let mut resources = resources::declared(&profile, &listings);
+        let orphans = resources::undeclared(&aws, &profile, &resources, &listings).await?;
         resources.extend(orphans);
         Ok(Session { aws, profile, resources, ctx })
     }

@@ -27,10 +27,9 @@ pub type Rules = BTreeMap<String, (Attrs, String)>;
 
 /// The rules of one region, read once: their definitions for plan, and their compliance
 /// (DescribeComplianceByConfigRule takes up to 25 names per call) for verify.
-#[derive(Default)]
 pub struct RegionRules {
     names: Vec<String>,
-    rules: Snapshot<Rules>,
+    rules: Arc<Snapshot<Rules>>,
     compliance: Snapshot<Result<BTreeMap<String, ComplianceType>, String>>,
 }
 
@@ -38,8 +37,9 @@ pub struct RegionRules {
 const COMPLIANCE_NAMES_PER_CALL: usize = 25;
 
 impl RegionRules {
-    pub fn new(names: Vec<String>) -> Arc<Self> {
-        Arc::new(RegionRules { names, ..RegionRules::default() })
+    /// `rules` is the region's listing, shared with the search for undeclared rules.
+    pub fn new(names: Vec<String>, rules: Arc<Snapshot<Rules>>) -> Arc<Self> {
+        Arc::new(RegionRules { names, rules, compliance: Snapshot::default() })
     }
 
     /// Compliance of every rule of the region; an error is kept, not retried per rule.
@@ -148,11 +148,11 @@ pub async fn owned(
     aws: &Aws,
     profile: &str,
     prefix: &str,
-    regions: &[String],
+    listings: &super::Listings,
     known: &HashSet<Address>,
 ) -> anyhow::Result<Vec<Box<dyn Resource>>> {
-    let per_region = regions.iter().map(|region| async move {
-        let rules = ManagedConfigRule::fetch(aws, region).await?;
+    let per_region = listings.config_rules.iter().map(|(region, listing)| async move {
+        let rules = listing.get(|| ManagedConfigRule::fetch(aws, region)).await?;
         let mut found: Vec<Box<dyn Resource>> = Vec::new();
         for (name, (_, arn)) in rules.iter().filter(|(n, _)| n.starts_with(prefix)) {
             let address = address(name, region);
@@ -167,7 +167,7 @@ pub async fn owned(
                     region: region.clone(),
                     spec: Spec::undeclared(address),
                     fail_on_noncompliance: false,
-                    shared: RegionRules::new(vec![name.clone()]),
+                    shared: RegionRules::new(vec![name.clone()], listing.clone()),
                 };
                 found.push(Box::new(rule));
             }

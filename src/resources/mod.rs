@@ -120,8 +120,24 @@ pub trait Resource: Send + Sync {
     }
 }
 
+/// Per-region listings read both by the declared resources and by the search for undeclared
+/// ones, so each is fetched once per run.
+pub struct Listings {
+    pub event_rules: std::collections::BTreeMap<String, std::sync::Arc<rule::RegionEventRules>>,
+    pub config_rules: std::collections::BTreeMap<String, std::sync::Arc<Snapshot<config_rule::Rules>>>,
+}
+
+impl Listings {
+    pub fn new(regions: &[String]) -> Self {
+        Listings {
+            event_rules: regions.iter().map(|r| (r.clone(), Default::default())).collect(),
+            config_rules: regions.iter().map(|r| (r.clone(), Default::default())).collect(),
+        }
+    }
+}
+
 /// Every resource the profile declares, in dependency order.
-pub fn declared(profile: &Profile) -> Vec<Box<dyn Resource>> {
+pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>> {
     let mut out: Vec<Box<dyn Resource>> = Vec::new();
     let region = &profile.runtime.region;
     if let Some(logs) = &profile.access_log_bucket {
@@ -149,9 +165,9 @@ pub fn declared(profile: &Profile) -> Vec<Box<dyn Resource>> {
             out.push(Box::new(role::Role::events_forwarder(profile, events)));
         }
         for r in &profile.regions {
-            let listed = std::sync::Arc::new(rule::RegionEventRules::default());
             for rule in &events.rules {
-                out.push(Box::new(rule::EventRule::new(profile, events, rule, r, listed.clone())));
+                let listed = listings.event_rules[r].clone();
+                out.push(Box::new(rule::EventRule::new(profile, events, rule, r, listed)));
             }
         }
     }
@@ -165,7 +181,8 @@ pub fn declared(profile: &Profile) -> Vec<Box<dyn Resource>> {
             out.push(Box::new(config_channel::Channel::new(profile, setup, r, shared.clone())));
             out.push(Box::new(config_recorder::Recording::new(setup, r, shared)));
             let here: Vec<_> = setup.rules.iter().filter(|rule| rule.regions.contains(r)).collect();
-            let shared = config_rule::RegionRules::new(here.iter().map(|rule| rule.name.clone()).collect());
+            let names = here.iter().map(|rule| rule.name.clone()).collect();
+            let shared = config_rule::RegionRules::new(names, listings.config_rules[r].clone());
             for rule in here {
                 let fail = setup.fail_on_noncompliance;
                 out.push(Box::new(config_rule::ManagedConfigRule::new(profile, rule, r, fail, shared.clone())));
@@ -231,6 +248,7 @@ pub async fn undeclared(
     aws: &Aws,
     profile: &Profile,
     declared: &[Box<dyn Resource>],
+    listings: &Listings,
 ) -> anyhow::Result<Vec<Box<dyn Resource>>> {
     let known: std::collections::HashSet<Address> = declared.iter().map(|r| r.address()).collect();
     let role_path = profile.cloudwatch_logs.as_ref().map(|c| c.role_path.as_str()).unwrap_or("/ctguard/");
@@ -238,7 +256,7 @@ pub async fn undeclared(
     let (trails, roles, rules, alarms, filters, config_rules) = tokio::try_join!(
         trail::owned(aws, name),
         role::owned(aws, name, role_path),
-        rule::owned(aws, name, DISCOVERY_PREFIX, &profile.regions, &known),
+        rule::owned(aws, name, DISCOVERY_PREFIX, listings, &known),
         alarm::owned(aws, name, DISCOVERY_PREFIX, &known),
         async {
             match &profile.cloudwatch_logs {
@@ -246,7 +264,7 @@ pub async fn undeclared(
                 None => Ok(Vec::new()),
             }
         },
-        config_rule::owned(aws, name, DISCOVERY_PREFIX, &profile.regions, &known),
+        config_rule::owned(aws, name, DISCOVERY_PREFIX, listings, &known),
     )?;
     let all = trails.into_iter().chain(roles).chain(rules).chain(alarms).chain(filters).chain(config_rules);
     Ok(all.filter(|r| !known.contains(&r.address())).collect())

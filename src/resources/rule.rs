@@ -33,6 +33,7 @@ pub struct EventRule {
 /// What ListRules says about one rule; it carries what DescribeRule would.
 #[derive(Debug, Clone)]
 struct Listed {
+    arn: String,
     pattern: Option<String>,
     state: Option<String>,
     description: String,
@@ -56,6 +57,7 @@ impl RegionEventRules {
                     let page = page.ctx(|| format!("listing EventBridge rules in {region}"))?;
                     for r in page.rules() {
                         let listed = Listed {
+                            arn: r.arn().unwrap_or("").to_string(),
                             pattern: r.event_pattern().map(str::to_string),
                             state: r.state().map(|s| s.as_str().to_string()),
                             description: r.description().unwrap_or("").to_string(),
@@ -128,11 +130,11 @@ impl EventRule {
         EventRule { name: rule.name.clone(), region: region.into(), arn, spec, region_rules }
     }
 
-    fn orphan(aws: &Aws, name: &str, region: &str) -> Self {
+    fn orphan(aws: &Aws, name: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Self {
         let rt = &aws.runtime;
         let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
         let spec = Spec::undeclared(address(name, region));
-        EventRule { name: name.into(), region: region.into(), arn, spec, region_rules: Arc::default() }
+        EventRule { name: name.into(), region: region.into(), arn, spec, region_rules }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -164,31 +166,21 @@ pub async fn owned(
     aws: &Aws,
     profile: &str,
     prefix: &str,
-    regions: &[String],
+    listings: &super::Listings,
     known: &HashSet<Address>,
 ) -> anyhow::Result<Vec<Box<dyn Resource>>> {
-    let per_region = regions.iter().map(|region| async move {
-        let eb = aws.events(region);
+    let per_region = listings.event_rules.iter().map(|(region, shared)| async move {
+        let listed = shared.get(aws, region).await?;
         let mut found: Vec<Box<dyn Resource>> = Vec::new();
-        let mut token = None;
-        loop {
-            let page = eb.list_rules().name_prefix(prefix).set_next_token(token).send().await;
-            let page = page.ctx(|| format!("listing EventBridge rules in {region}"))?;
-            for r in page.rules() {
-                let (Some(name), Some(arn)) = (r.name(), r.arn()) else { continue };
-                let candidate = EventRule::orphan(aws, name, region);
-                if known.contains(&candidate.address()) {
-                    continue;
-                }
-                let tags = eb.list_tags_for_resource().resource_arn(arn).send().await;
-                let tags = tags.ctx(|| format!("reading tags of EventBridge rule {region}/{name}"))?;
-                if tags.tags().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == profile) {
-                    found.push(Box::new(candidate));
-                }
+        for (name, rule) in listed.iter().filter(|(name, _)| name.starts_with(prefix)) {
+            let candidate = EventRule::orphan(aws, name, region, shared.clone());
+            if known.contains(&candidate.address()) {
+                continue;
             }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
+            let tags = aws.events(region).list_tags_for_resource().resource_arn(&rule.arn).send().await;
+            let tags = tags.ctx(|| format!("reading tags of EventBridge rule {region}/{name}"))?;
+            if tags.tags().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == profile) {
+                found.push(Box::new(candidate));
             }
         }
         anyhow::Ok(found)
