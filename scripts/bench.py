@@ -16,7 +16,7 @@ CTGUARD = os.path.join(ROOT, "target", "release", "ctguard")
 REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
            "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ca-central-1", "eu-central-1", "eu-west-1",
            "eu-west-2", "eu-west-3", "eu-north-1", "sa-east-1"]
-PLAN_RUNS = 5
+PLAN_RUNS = 9
 READS = ("get", "list", "describe", "head", "lookup")
 
 
@@ -116,7 +116,7 @@ def version_ms():
 def main():
     results = [bench(n) for n in (1, 4, 17)]
     print(f"ctguard --version: {version_ms():.1f} ms (median of 20)\n")
-    print("| regions | resources | apply from empty | calls (writes) | second apply | writes | plan, converged (median of 5) | plan calls |")
+    print("| regions | resources | apply from empty | calls (writes) | second apply | writes | plan, converged (median of 9) | plan calls |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['regions']} | {r['resources']} | {r['apply_s']:.2f} s | {r['apply_calls']} ({r['apply_writes']}) "
