@@ -177,3 +177,45 @@ fn a_mistyped_rule_identifier_is_caught_with_a_suggestion() {
     );
     assert!(r.stderr.contains("config.rules[11].identifier"), "{}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rule_parameters_and_scope_round_trip_and_drift() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(&dir, |t| {
+        t.replace(
+            "identifier = \"RDS_INSTANCE_DELETION_PROTECTION_ENABLED\"\n",
+            "identifier = \"RDS_INSTANCE_DELETION_PROTECTION_ENABLED\"\nparameters = { databaseEngines = \"mysql,postgres\" }\nresource_types = [\"AWS::RDS::DBInstance\"]\n",
+        )
+    });
+    let p = p.to_str().unwrap();
+    emu.ctguard(&["apply", "--auto-approve", "-p", p]).expect(0);
+    emu.ctguard(&["plan", "--detailed-exitcode", "-p", p]).expect(0);
+
+    let cfg = config_client(&emu.sdk().await, "eu-west-1");
+    let name = "ctguard-rds-instance-deletion-protection";
+    let rules = cfg.describe_config_rules().config_rule_names(name).send().await.unwrap();
+    let rule = &rules.config_rules()[0];
+    let params: Value = serde_json::from_str(rule.input_parameters().unwrap()).unwrap();
+    assert_eq!(params["databaseEngines"], "mysql,postgres");
+    assert_eq!(rule.scope().unwrap().compliance_resource_types(), ["AWS::RDS::DBInstance"]);
+
+    // Someone narrows the rule by hand.
+    let source = rule.source().unwrap().clone();
+    let changed = aws_sdk_config::types::ConfigRule::builder()
+        .config_rule_name(name)
+        .source(source)
+        .input_parameters(r#"{"databaseEngines":"mysql"}"#)
+        .build();
+    cfg.put_config_rule().config_rule(changed).send().await.unwrap();
+    let plan = emu.ctguard(&["plan", "--detailed-exitcode", "-p", p]);
+    plan.expect(2);
+    assert!(
+        plan.stdout.contains("~ input_parameters.databaseEngines = \"mysql\" -> \"mysql,postgres\""),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("~ resource_types = [] -> [\"AWS::RDS::DBInstance\"]"), "{}", plan.stdout);
+    emu.ctguard(&["apply", "--auto-approve", "-p", p]).expect(0);
+    emu.ctguard(&["plan", "--detailed-exitcode", "-p", p]).expect(0);
+}

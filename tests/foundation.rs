@@ -317,3 +317,23 @@ async fn a_key_left_without_its_alias_by_an_interrupted_run_is_reused() {
     assert_eq!(kms.list_keys().send().await.unwrap().keys().len(), 1, "a second key was created");
     emu.ctguard(&["verify"]).expect(0);
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let emu = Emulator::start();
+    let mut child = ctguard_cmd()
+        .env("AWS_ENDPOINT_URL", &emu.endpoint)
+        .arg("plan")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The plan for an empty account is thousands of lines: read one, then hang up (`| head -1`).
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("ctguard will perform"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
