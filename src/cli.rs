@@ -36,6 +36,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List the profiles built into ctguard, print one, or write one out to customise it.
     Profiles(ProfilesArgs),
+    /// Print the least-privilege IAM policy ctguard needs.
+    ///
+    /// By default the policy for apply (which includes plan and verify); with --read-only the
+    /// policy for plan and verify alone, for a CI role that must not change anything.
+    Permissions(PermissionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +104,13 @@ pub struct ApplyArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsArgs {
+    /// Only what plan and verify need.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Args)]

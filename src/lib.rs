@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod detect;
 pub mod engine;
+pub mod permissions;
 pub mod plan;
 pub mod policy;
 pub mod printer;

@@ -33,6 +33,12 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             let printer = Printer::new(Output::resolve(ctguard::cli::ColorChoice::Auto, 0));
             return commands::profiles::run(&args.action, &printer);
         }
+        Command::Permissions(args) => {
+            let printer = Printer::new(Output::resolve(ctguard::cli::ColorChoice::Auto, 0));
+            let doc = ctguard::permissions::policy(args.read_only);
+            printer.data(|w, _| writeln!(w, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default()))?;
+            return Ok(Status::Success);
+        }
         Command::Plan(args) => (args.common, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
         Command::Apply(args) => (args.common, Job::Apply { auto_approve: args.auto_approve }),
         Command::Verify(args) => (args.common, Job::Verify),

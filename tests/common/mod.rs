@@ -106,6 +106,7 @@ impl Emulator {
                 path: v["path"].as_str().unwrap_or("").into(),
                 query: v["query"].as_str().unwrap_or("").into(),
                 operation: v["operation"].as_str().unwrap_or("").into(),
+                service: v["service"].as_str().unwrap_or("").into(),
             })
             .collect()
     }
@@ -134,9 +135,49 @@ pub struct Request {
     pub query: String,
     /// The operation name for query and JSON protocols (Action or X-Amz-Target); empty for S3.
     pub operation: String,
+    /// The SigV4 signing name (iam, s3, monitoring, ...).
+    pub service: String,
 }
 
 impl Request {
+    /// The IAM action this request needs.
+    pub fn iam_action(&self) -> String {
+        let prefix = match self.service.as_str() {
+            "monitoring" => "cloudwatch",
+            other => other,
+        };
+        if !self.operation.is_empty() {
+            return format!("{prefix}:{}", self.operation.rsplit('.').next().unwrap_or_default());
+        }
+        if self.path == "/listRegions" {
+            return "account:ListRegions".into();
+        }
+        // S3's REST protocol: the subresource names the operation.
+        let sub = self.query.split(['=', '&']).next().unwrap_or("");
+        let action = match (self.method.as_str(), sub) {
+            ("HEAD", "") => "ListBucket",
+            ("GET", "versioning") => "GetBucketVersioning",
+            ("GET", "encryption") => "GetEncryptionConfiguration",
+            ("GET", "publicAccessBlock") => "GetBucketPublicAccessBlock",
+            ("GET", "ownershipControls") => "GetBucketOwnershipControls",
+            ("GET", "policy") => "GetBucketPolicy",
+            ("GET", "lifecycle") => "GetLifecycleConfiguration",
+            ("GET", "logging") => "GetBucketLogging",
+            ("GET", "tagging") => "GetBucketTagging",
+            ("PUT", "") => "CreateBucket",
+            ("PUT", "versioning") => "PutBucketVersioning",
+            ("PUT", "encryption") => "PutEncryptionConfiguration",
+            ("PUT", "publicAccessBlock") => "PutBucketPublicAccessBlock",
+            ("PUT", "ownershipControls") => "PutBucketOwnershipControls",
+            ("PUT", "policy") => "PutBucketPolicy",
+            ("PUT", "lifecycle") => "PutLifecycleConfiguration",
+            ("PUT", "logging") => "PutBucketLogging",
+            ("PUT", "tagging") => "PutBucketTagging",
+            (method, sub) => return format!("s3:<unmapped {method} ?{sub}>"),
+        };
+        format!("s3:{action}")
+    }
+
     pub fn mutates(&self) -> bool {
         if self.path.starts_with("/_ctguard") || self.path.starts_with("/moto-api") {
             return false;

@@ -16,7 +16,7 @@ Usage (from the repo root, after scripts/emulator-setup):
 Besides moto's own endpoints (e.g. `POST /moto-api/reset`), the harness
 serves a request log for the tests, kept by `RequestLog`:
     GET  /_ctguard/requests        JSON list, oldest first, of
-                                   {"method", "path", "query", "operation", "status"}
+                                   {"method", "path", "query", "operation", "service", "status"}
     POST /_ctguard/requests/clear  empties it
 `operation` is the query protocol's Action, the JSON protocols' X-Amz-Target,
 or `<Target prefix>.<Op>` for RPC v2 CBOR; it is "" for S3's REST protocol.
@@ -574,6 +574,7 @@ class RequestLog:
             "path": path.encode("latin-1").decode("utf-8", "replace"),
             "query": environ.get("QUERY_STRING", ""),
             "operation": self._operation(environ, path),
+            "service": self._signing_service(environ),
             "status": None,
         }
         with self.lock:
@@ -587,6 +588,14 @@ class RequestLog:
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         return self.app(environ, recording_start_response)
+
+    @staticmethod
+    def _signing_service(environ: dict) -> str:
+        """The service a SigV4 request is signed for (the credential scope's fourth part), which
+        names the service even for protocols whose path and body do not (query, REST)."""
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        match = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request", auth)
+        return match.group(1) if match else ""
 
     @staticmethod
     def _operation(environ: dict, path: str) -> str:

@@ -1,0 +1,163 @@
+//! The IAM actions ctguard calls: what plan and verify need (read-only), and what apply adds.
+//! One table, so the printed policies, the README and the tests that watch the calls agree.
+
+use serde_json::{Value, json};
+
+/// Actions plan and verify call. account:ListRegions only with `regions = "all-enabled"`.
+pub const READ: &[&str] = &[
+    "account:ListRegions",
+    "cloudtrail:DescribeTrails",
+    "cloudtrail:GetEventSelectors",
+    "cloudtrail:GetTrail",
+    "cloudtrail:GetTrailStatus",
+    "cloudtrail:ListTags",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:ListTagsForResource",
+    "config:DescribeComplianceByConfigRule",
+    "config:DescribeConfigRules",
+    "config:DescribeConfigurationRecorderStatus",
+    "config:DescribeConfigurationRecorders",
+    "config:DescribeDeliveryChannels",
+    "config:GetComplianceDetailsByConfigRule",
+    "config:ListTagsForResource",
+    "events:ListRules",
+    "events:ListTagsForResource",
+    "events:ListTargetsByRule",
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListRolePolicies",
+    "iam:ListRoleTags",
+    "iam:ListRoles",
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "logs:DescribeLogGroups",
+    "logs:DescribeMetricFilters",
+    "logs:ListTagsForResource",
+    "s3:GetBucketLogging",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:ListBucket",
+    "sns:GetTopicAttributes",
+    "sns:ListSubscriptionsByTopic",
+    "sns:ListTagsForResource",
+    "sts:GetCallerIdentity",
+];
+
+/// Actions apply adds. Deletes are only of what ctguard owns and the profile dropped;
+/// kms:ListKeys finds a key an interrupted apply left without its alias.
+pub const WRITE: &[&str] = &[
+    "cloudtrail:AddTags",
+    "cloudtrail:CreateTrail",
+    "cloudtrail:DeleteTrail",
+    "cloudtrail:PutEventSelectors",
+    "cloudtrail:StartLogging",
+    "cloudtrail:UpdateTrail",
+    "cloudwatch:DeleteAlarms",
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:TagResource",
+    "config:DeleteConfigRule",
+    "config:PutConfigRule",
+    "config:PutConfigurationRecorder",
+    "config:PutDeliveryChannel",
+    "config:StartConfigurationRecorder",
+    "config:TagResource",
+    "events:DeleteRule",
+    "events:PutRule",
+    "events:PutTargets",
+    "events:RemoveTargets",
+    "events:TagResource",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:TagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole",
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:CreateKey",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:ListKeys",
+    "kms:PutKeyPolicy",
+    "kms:TagResource",
+    "kms:UpdateKeyDescription",
+    "logs:CreateLogGroup",
+    "logs:DeleteMetricFilter",
+    "logs:PutMetricFilter",
+    "logs:PutRetentionPolicy",
+    "logs:TagResource",
+    "s3:CreateBucket",
+    "s3:PutBucketLogging",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketTagging",
+    "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutLifecycleConfiguration",
+    "sns:CreateTopic",
+    "sns:SetTopicAttributes",
+    "sns:Subscribe",
+    "sns:TagResource",
+    "sns:Unsubscribe",
+    "sns:UntagResource",
+];
+
+/// The identity policy ctguard needs: read-only for plan and verify, or everything for apply.
+pub fn policy(read_only: bool) -> Value {
+    let mut statements = vec![json!({"Sid": "CtguardRead", "Effect": "Allow", "Action": READ, "Resource": "*"})];
+    if !read_only {
+        statements.push(json!({"Sid": "CtguardApply", "Effect": "Allow", "Action": WRITE, "Resource": "*"}));
+        // Roles are handed only to the services that assume them.
+        statements.push(json!({
+            "Sid": "CtguardPassRoles",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"iam:PassedToService": [
+                "cloudtrail.amazonaws.com", "events.amazonaws.com", "config.amazonaws.com"
+            ]}}
+        }));
+        statements.push(json!({
+            "Sid": "CtguardConfigServiceLinkedRole",
+            "Effect": "Allow",
+            "Action": "iam:CreateServiceLinkedRole",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"iam:AWSServiceName": "config.amazonaws.com"}}
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_sorted_and_disjoint() {
+        for list in [READ, WRITE] {
+            let mut sorted = list.to_vec();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted, list, "keep the list sorted and free of repeats");
+        }
+        assert!(READ.iter().all(|a| !WRITE.contains(a)));
+    }
+
+    #[test]
+    fn the_read_only_policy_has_no_writes() {
+        let doc = policy(true).to_string();
+        assert!(!doc.contains("Put") && !doc.contains("Create") && !doc.contains("Delete"), "{doc}");
+        assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 4);
+    }
+}
