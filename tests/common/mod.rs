@@ -1,6 +1,7 @@
 //! Test harness: one moto emulator per test on 127.0.0.1, the real ctguard binary pointed at it,
 //! and SDK clients to read state back without trusting ctguard's own output.
 
+// Every test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
