@@ -76,9 +76,10 @@ pub async fn owned(
     cw: &CloudWatchLogs,
     prefix: &str,
     known: &HashSet<Address>,
+    group: Arc<Snapshot<Option<Filters>>>,
 ) -> anyhow::Result<Vec<Box<dyn Resource>>> {
-    let Some(all) = MetricFilter::fetch(aws, &cw.log_group).await? else { return Ok(Vec::new()) };
-    let group = Arc::new(Snapshot::default());
+    let all = group.get(|| MetricFilter::fetch(aws, &cw.log_group)).await?;
+    let Some(all) = all.as_ref() else { return Ok(Vec::new()) };
     let region = aws.region().to_string();
     Ok(all
         .keys()

@@ -125,6 +125,8 @@ pub trait Resource: Send + Sync {
 pub struct Listings {
     pub event_rules: std::collections::BTreeMap<String, std::sync::Arc<rule::RegionEventRules>>,
     pub config_rules: std::collections::BTreeMap<String, std::sync::Arc<Snapshot<config_rule::Rules>>>,
+    /// The metric filters of the trail's log group.
+    pub metric_filters: std::sync::Arc<Snapshot<Option<metric_filter::Filters>>>,
 }
 
 impl Listings {
@@ -132,6 +134,7 @@ impl Listings {
         Listings {
             event_rules: regions.iter().map(|r| (r.clone(), Default::default())).collect(),
             config_rules: regions.iter().map(|r| (r.clone(), Default::default())).collect(),
+            metric_filters: Default::default(),
         }
     }
 }
@@ -192,7 +195,7 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
     if let Some(cw) = &profile.cloudwatch_logs {
         // Alarms on S3 data events would never fire: the trail records management events only.
         let alarms: Vec<&crate::profile::Alarm> = profile.alarms.iter().filter(|a| !a.requires_data_events).collect();
-        let filters = std::sync::Arc::new(Snapshot::default());
+        let filters = listings.metric_filters.clone();
         let set = alarm::AlarmSet::new(alarms.iter().map(|a| a.name.clone()).collect());
         for a in alarms {
             out.push(Box::new(metric_filter::MetricFilter::new(profile, cw, a, filters.clone())));
@@ -260,7 +263,9 @@ pub async fn undeclared(
         alarm::owned(aws, name, DISCOVERY_PREFIX, &known),
         async {
             match &profile.cloudwatch_logs {
-                Some(cw) => metric_filter::owned(aws, cw, DISCOVERY_PREFIX, &known).await,
+                Some(cw) => {
+                    metric_filter::owned(aws, cw, DISCOVERY_PREFIX, &known, listings.metric_filters.clone()).await
+                }
                 None => Ok(Vec::new()),
             }
         },
