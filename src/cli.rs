@@ -34,6 +34,20 @@ pub enum Command {
     ///
     /// Exit status: 0 the account matches, 2 drift or a failing health check, 1 could not decide.
     Verify(VerifyArgs),
+    /// Replay CloudTrail records through the profile's detections, offline: no AWS call.
+    ///
+    /// For each record that fires, shows which EventBridge rules and metric-filter alarms fire
+    /// and where each sends it, then a count per detection. Patterns are the ones apply deploys,
+    /// matched with AWS's documented semantics; each record is matched as deployed in the account
+    /// that logged it (agent principal ARNs name the account), unless --account says otherwise.
+    ///
+    /// Reads CloudTrail log files as delivered to S3 (`{"Records": [...]}`, gzipped or not),
+    /// arrays of records, single records and JSON lines. Directories are walked for *.json,
+    /// *.jsonl and their .gz forms, skipping CloudTrail-Digest files. With no PATH, or `-`,
+    /// reads stdin.
+    ///
+    /// Exit status: 0 replayed, 1 error (unreadable input, invalid profile).
+    Test(TestArgs),
     /// List the profiles built into ctguard, print one, or write one out to customise it.
     Profiles(ProfilesArgs),
     /// Print the least-privilege IAM policy ctguard needs.
@@ -104,6 +118,42 @@ pub struct ApplyArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Profile whose detections to replay: a built-in name or a path to a .toml file.
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
+    pub profile: String,
+
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Match every record as deployed in this account, instead of each record's own
+    /// recipientAccountId.
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+
+    /// Worker threads. Defaults to one per CPU.
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// Print only the count per detection, not each record that fired.
+    #[arg(long)]
+    pub summary: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// CloudTrail log files, record files or directories; `-` for stdin (the default).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,10 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             printer.data(|w, _| writeln!(w, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default()))?;
             return Ok(Status::Success);
         }
+        Command::Test(args) => {
+            let settings = ctguard::settings::TestSettings::resolve(&args)?;
+            return commands::test::run(&settings, &Printer::new(settings.output));
+        }
         Command::Plan(args) => (args.common, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
         Command::Apply(args) => (args.common, Job::Apply { auto_approve: args.auto_approve }),
         Command::Verify(args) => (args.common, Job::Verify),

@@ -4,7 +4,8 @@
 use std::io::IsTerminal;
 
 use crate::aws::ConnectOptions;
-use crate::cli::{ColorChoice, Common, Format};
+use crate::cli::{ColorChoice, Common, Format, TestArgs};
+use crate::detect::replay::Input;
 use crate::profile::{self, vars::Vars};
 
 #[derive(Debug, Clone)]
@@ -64,5 +65,46 @@ impl Settings {
             endpoint_url: self.endpoint_url.clone(),
             aws_profile: self.aws_profile.clone(),
         }
+    }
+}
+
+/// `ctguard test`, resolved.
+#[derive(Debug, Clone)]
+pub struct TestSettings {
+    pub profile: String,
+    pub overrides: Vars,
+    pub account: Option<String>,
+    pub jobs: usize,
+    pub summary_only: bool,
+    pub format: Format,
+    pub output: Output,
+    pub inputs: Vec<Input>,
+}
+
+impl TestSettings {
+    pub fn resolve(args: &TestArgs) -> anyhow::Result<Self> {
+        if let Some(account) = &args.account {
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                anyhow::bail!("--account: expected a 12-digit AWS account ID, got {account:?}");
+            }
+        }
+        let inputs = if args.paths.is_empty() {
+            vec![Input::Stdin]
+        } else {
+            args.paths
+                .iter()
+                .map(|p| if p.as_os_str() == "-" { Input::Stdin } else { Input::Path(p.clone()) })
+                .collect()
+        };
+        Ok(TestSettings {
+            profile: args.profile.clone(),
+            overrides: profile::parse_overrides(&args.vars)?,
+            account: args.account.clone(),
+            jobs: args.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), usize::from),
+            summary_only: args.summary,
+            format: args.format,
+            output: Output::resolve(args.color, 0),
+            inputs,
+        })
     }
 }

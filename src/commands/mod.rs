@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod plan;
 pub mod profiles;
+pub mod test;
 pub mod verify;
 
 use std::time::Instant;

@@ -21,7 +21,7 @@ mod leaf;
 #[cfg(test)]
 mod tests;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::detect::PatternError;
 use leaf::Leaf;
@@ -282,19 +282,25 @@ impl Parser {
 /// and the envelope fields come from it (EventBridge User Guide, "AWS service events delivered
 /// via AWS CloudTrail"). `id` is the record's eventID here; EventBridge assigns its own.
 pub fn envelope(record: &Value) -> Value {
+    into_envelope(record.clone())
+}
+
+/// [`envelope`], moving the record into `detail` instead of copying it: the per-record path of
+/// `ctguard test` builds one envelope per record.
+pub fn into_envelope(record: Value) -> Value {
     let field = |name: &str| record.get(name).cloned().unwrap_or(Value::Null);
     let event_source = record.get("eventSource").and_then(Value::as_str);
-    json!({
-        "version": "0",
-        "id": field("eventID"),
-        "detail-type": detail_type(record.get("eventType").and_then(Value::as_str)),
-        "source": event_source.map_or(Value::Null, |s| Value::String(source(s))),
-        "account": field("recipientAccountId"),
-        "time": field("eventTime"),
-        "region": field("awsRegion"),
-        "resources": [],
-        "detail": record,
-    })
+    let mut event = Map::with_capacity(9);
+    event.insert("version".into(), Value::from("0"));
+    event.insert("id".into(), field("eventID"));
+    event.insert("detail-type".into(), Value::from(detail_type(record.get("eventType").and_then(Value::as_str))));
+    event.insert("source".into(), event_source.map_or(Value::Null, |s| Value::String(source(s))));
+    event.insert("account".into(), field("recipientAccountId"));
+    event.insert("time".into(), field("eventTime"));
+    event.insert("region".into(), field("awsRegion"));
+    event.insert("resources".into(), Value::Array(Vec::new()));
+    event.insert("detail".into(), record);
+    Value::Object(event)
 }
 
 /// CloudTrail `eventType` to EventBridge `detail-type` (same guide page, which lists the five

@@ -81,7 +81,37 @@ struct Condition {
     test: Test,
 }
 
-#[derive(Debug, Clone)]
+/// Folds `($.f = "a") || ($.f = "b") || ...` into one set lookup. The CIS patterns are long
+/// chains of exact eventName tests, and `ctguard test` runs them on every record.
+fn merge_exact(terms: Vec<Expr>) -> Vec<Expr> {
+    let mut out: Vec<Expr> = Vec::with_capacity(terms.len());
+    for term in terms {
+        let exact = match &term {
+            Expr::Condition(Condition { selector, test: Test::Equal(l) }) if l.number.is_none() => match &l.shape {
+                Shape::Exact(text) => Some((selector.clone(), text.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((selector, text)) = exact else {
+            out.push(term);
+            continue;
+        };
+        let same = out.iter_mut().find_map(|e| match e {
+            Expr::Condition(Condition { selector: s, test: Test::OneOf(set) }) if *s == selector => Some(set),
+            _ => None,
+        });
+        match same {
+            Some(set) => {
+                set.insert(text);
+            }
+            None => out.push(Expr::Condition(Condition { selector, test: Test::OneOf([text].into()) })),
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq)]
 enum Step {
     Key(String),
     Index(usize),
@@ -99,6 +129,8 @@ fn resolve<'a>(event: &'a Value, selector: &[Step]) -> Option<&'a Value> {
 #[derive(Debug, Clone)]
 enum Test {
     Equal(Literal),
+    /// Several ORed exact-string `=` tests on one selector.
+    OneOf(std::collections::HashSet<String>),
     NotEqual(Literal),
     Compare(Comparison, f64),
     IsNull,
@@ -113,6 +145,10 @@ impl Test {
         match self {
             Test::Equal(literal) => value_node.is_some_and(|v| literal.matches(v)),
             Test::NotEqual(literal) => value_node.is_some_and(|v| !literal.matches(v)),
+            Test::OneOf(set) => value_node.is_some_and(|v| match v {
+                Value::String(s) => set.contains(s.as_str()),
+                other => StackText::of(other).is_some_and(|text| set.contains(text.as_str())),
+            }),
             // "numeric comparisons" read numbers: a string of digits is not one.
             Test::Compare(op, bound) => value.and_then(Value::as_f64).is_some_and(|v| op.holds(v, *bound)),
             Test::IsNull => matches!(value, Some(Value::Null)),
@@ -258,7 +294,7 @@ impl Parser {
         while self.eat("||") {
             terms.push(self.and()?);
         }
-        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::Or(terms) })
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::Or(merge_exact(terms)) })
     }
 
     fn and(&mut self) -> Result<Expr, PatternError> {

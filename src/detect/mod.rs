@@ -10,8 +10,10 @@
 //! returns a [`PatternError`]; matching never fails, never panics, and does not allocate on the
 //! common paths, because it runs once per record over millions of records.
 
+pub mod catalog;
 pub mod eventbridge;
 pub mod logfilter;
+pub mod replay;
 
 use std::fmt;
 

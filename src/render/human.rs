@@ -6,6 +6,8 @@ use anstyle::{AnsiColor, Style};
 use serde_json::Value;
 
 use super::{Context, phrase, symbol};
+use crate::detect::catalog::{Catalog, Feed, Kind};
+use crate::detect::replay::{Hit, Tally};
 use crate::engine::{Outcome, Report};
 use crate::plan::Address;
 use crate::plan::{Action, AttrDiff, Change, Plan};
@@ -308,4 +310,81 @@ Plan: 1 to add, 1 to change, 0 to destroy.
         assert!(text.contains("FAIL cloudtrail_trail.audit: trail delivers log files to S3 (AccessDenied)"));
         assert!(text.ends_with("verify: FAILED 2 drifted resource(s), 1 failing check(s).\n"));
     }
+}
+
+/// Where a fired detection sends the record, in words.
+fn feed_text(feed: &Feed) -> String {
+    let topic = |t: &Option<String>| {
+        t.as_deref().map_or("no topic (the profile declares no alerts)".into(), |t| format!("topic {t}"))
+    };
+    match feed {
+        Feed::Topic { topic: t } => format!("-> {}", topic(t)),
+        Feed::Metric { namespace, metric, alarm, condition, topic: t } => {
+            format!("-> +1 {namespace}/{metric} -> alarm {alarm} ({condition}) -> {}", topic(t))
+        }
+    }
+}
+
+/// The header of `ctguard test`.
+pub fn test_header(w: &mut dyn Write, p: Paint, profile: &str, catalog: &Catalog) -> io::Result<()> {
+    let rules = catalog.detections.iter().filter(|d| d.kind == Kind::Rule).count();
+    let alarms = catalog.detections.len() - rules;
+    writeln!(
+        w,
+        "{}",
+        p.bold(&format!("Replaying CloudTrail records through profile {profile}: {rules} rules, {alarms} alarms."))
+    )?;
+    writeln!(w)
+}
+
+/// One record that fired, and each detection it fired.
+pub fn test_hit(w: &mut dyn Write, p: Paint, catalog: &Catalog, hit: &Hit) -> io::Result<()> {
+    let error = hit.error_code.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+    writeln!(
+        w,
+        "{} {} {} {}{error} by {}  [{}#{}]",
+        if hit.event_time.is_empty() { "(no time)" } else { &hit.event_time },
+        hit.region,
+        hit.event_source,
+        p.bold(&hit.event_name),
+        if hit.principal.is_empty() { "(no principal)" } else { &hit.principal },
+        hit.origin,
+        hit.index
+    )?;
+    for d in hit.fired.iter().filter_map(|&i| catalog.detections.get(i)) {
+        writeln!(
+            w,
+            "    {} {:<5} {:<44} {:<8} {}",
+            p.ok(false, "!"),
+            d.kind.as_str(),
+            d.id,
+            d.severity,
+            feed_text(&d.feed)
+        )?;
+    }
+    Ok(())
+}
+
+/// The count per detection.
+pub fn test_summary(w: &mut dyn Write, p: Paint, catalog: &Catalog, tally: &Tally) -> io::Result<()> {
+    let from = match tally.files {
+        0 => "stdin".to_string(),
+        1 => "1 file".to_string(),
+        n => format!("{n} files"),
+    };
+    writeln!(
+        w,
+        "\n{} {} records from {from}; {} fired at least one detection.",
+        p.bold("Replayed"),
+        tally.records,
+        tally.matched
+    )?;
+    writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", "kind", "detection", "severity", "fires")?;
+    for (d, n) in catalog.detections.iter().zip(&tally.fires) {
+        writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", d.kind.as_str(), d.id, d.severity, n)?;
+    }
+    for s in &tally.skipped {
+        writeln!(w, "  skipped {s}")?;
+    }
+    Ok(())
 }

@@ -7,6 +7,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Context, FORMAT_VERSION, json_actions};
+use crate::detect::catalog::Catalog;
+use crate::detect::replay::Hit;
+use crate::detect::replay::Tally;
 use crate::engine::{Outcome, Report};
 use crate::plan::{Action, Address, Change, Plan};
 use crate::resources::Check;
@@ -129,5 +132,56 @@ mod tests {
                 }]
             })
         );
+    }
+}
+
+/// `ctguard test` as one JSON document, written as the records stream past: the detections,
+/// then each record that fired, then the counts. Memory stays flat however many records fire.
+pub struct TestStream<'w> {
+    w: &'w mut dyn Write,
+    first: bool,
+}
+
+impl<'w> TestStream<'w> {
+    pub fn start(w: &'w mut dyn Write, profile: &str, catalog: &Catalog) -> io::Result<Self> {
+        let detections: Vec<Value> = catalog
+            .detections
+            .iter()
+            .map(|d| json!({"id": d.id, "kind": d.kind, "severity": d.severity, "feeds": d.feed, "pattern": d.text}))
+            .collect();
+        write!(
+            w,
+            "{{\"format_version\":{},\"command\":\"test\",\"profile\":{},\"detections\":{},\"events\":[",
+            Value::from(FORMAT_VERSION),
+            Value::from(profile),
+            Value::from(detections)
+        )?;
+        Ok(TestStream { w, first: true })
+    }
+
+    pub fn hit(&mut self, catalog: &Catalog, hit: &Hit) -> io::Result<()> {
+        let mut doc = serde_json::to_value(hit).map_err(io::Error::other)?;
+        let ids: Vec<&str> =
+            hit.fired.iter().filter_map(|&i| catalog.detections.get(i)).map(|d| d.id.as_str()).collect();
+        doc["fired"] = json!(ids);
+        if !std::mem::take(&mut self.first) {
+            self.w.write_all(b",")?;
+        }
+        writeln!(self.w)?;
+        serde_json::to_writer(&mut *self.w, &doc)?;
+        Ok(())
+    }
+
+    pub fn finish(self, catalog: &Catalog, tally: &Tally) -> io::Result<()> {
+        let fires: serde_json::Map<String, Value> =
+            catalog.detections.iter().zip(&tally.fires).map(|(d, n)| (d.id.clone(), json!(n))).collect();
+        let summary = json!({
+            "files": tally.files,
+            "records": tally.records,
+            "matched": tally.matched,
+            "fires": fires,
+            "skipped": tally.skipped,
+        });
+        writeln!(self.w, "\n],\"summary\":{summary}}}")
     }
 }

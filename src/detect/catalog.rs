@@ -1,0 +1,210 @@
+//! A profile's detections as deployed, parsed once for matching: every EventBridge rule (the
+//! same pattern in every region) and every metric filter that feeds an alarm.
+//!
+//! Rules see the EventBridge event a record becomes ([`into_envelope`]); metric filters see the
+//! raw record, which is what the trail writes to its log group.
+
+use serde_json::Value;
+
+use crate::detect::PatternError;
+use crate::detect::eventbridge::{EventPattern, into_envelope};
+use crate::detect::logfilter::FilterPattern;
+use crate::profile::Profile;
+
+/// What a detection is deployed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Rule,
+    Alarm,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Rule => "rule",
+            Kind::Alarm => "alarm",
+        }
+    }
+}
+
+/// Where a match goes once it fires.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum Feed {
+    /// The rule's target: the alert topic (other regions forward to the home bus first).
+    Topic { topic: Option<String> },
+    /// One count on the metric; the alarm notifies the topic once the threshold is crossed.
+    Metric { namespace: String, metric: String, alarm: String, condition: String, topic: Option<String> },
+}
+
+/// One deployed detection.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// The rule name or the alarm id, as in the profile and under tests/detections/samples.
+    pub id: String,
+    pub kind: Kind,
+    pub severity: String,
+    pub feed: Feed,
+    /// The pattern as deployed.
+    pub text: String,
+    matcher: Matcher,
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    Rule(EventPattern),
+    Alarm(FilterPattern),
+}
+
+/// A detection whose deployed pattern does not parse, with what is wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind} {id}: {error}", kind = kind.as_str())]
+pub struct Rejected {
+    pub id: String,
+    pub kind: Kind,
+    pub error: PatternError,
+}
+
+impl Detection {
+    pub fn rule(id: &str, pattern: &Value, severity: &str, topic: Option<&str>) -> Result<Detection, Rejected> {
+        let matcher =
+            EventPattern::parse(pattern).map_err(|error| Rejected { id: id.to_string(), kind: Kind::Rule, error })?;
+        Ok(Detection {
+            id: id.to_string(),
+            kind: Kind::Rule,
+            severity: severity.to_string(),
+            feed: Feed::Topic { topic: topic.map(str::to_string) },
+            text: pattern.to_string(),
+            matcher: Matcher::Rule(matcher),
+        })
+    }
+
+    pub fn alarm(id: &str, pattern: &str, severity: &str, feed: Feed) -> Result<Detection, Rejected> {
+        let matcher =
+            FilterPattern::parse(pattern).map_err(|error| Rejected { id: id.to_string(), kind: Kind::Alarm, error })?;
+        Ok(Detection {
+            id: id.to_string(),
+            kind: Kind::Alarm,
+            severity: severity.to_string(),
+            feed,
+            text: pattern.to_string(),
+            matcher: Matcher::Alarm(matcher),
+        })
+    }
+
+    /// Whether this detection fires on `record` (a CloudTrail record) whose envelope is `event`.
+    pub fn fires(&self, record: &Value, event: &Value) -> bool {
+        match &self.matcher {
+            Matcher::Rule(p) => p.matches(event),
+            Matcher::Alarm(p) => p.matches(record),
+        }
+    }
+}
+
+/// Every detection of a profile, in profile order: rules first, then alarms.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub detections: Vec<Detection>,
+}
+
+impl Catalog {
+    /// The profile's detections as apply deploys them. Alarms that need S3 data events are
+    /// left out, as apply leaves them out.
+    pub fn of(profile: &Profile) -> Result<Catalog, Rejected> {
+        let topic = profile.alerts.as_ref().map(|a| a.topic.as_str());
+        let mut detections = Vec::new();
+        for rule in profile.events.iter().flat_map(|e| &e.rules) {
+            detections.push(Detection::rule(&rule.name, &rule.pattern, rule.severity.as_str(), topic)?);
+        }
+        for alarm in profile.alarms.iter().filter(|a| !a.requires_data_events) {
+            let feed = Feed::Metric {
+                namespace: alarm.namespace.clone(),
+                metric: alarm.metric.clone(),
+                alarm: alarm.name.clone(),
+                condition: format!(
+                    "{} {} in {} x {} s",
+                    comparison_symbol(alarm.comparison.as_str()),
+                    alarm.threshold,
+                    alarm.evaluation_periods,
+                    alarm.period
+                ),
+                topic: topic.map(str::to_string),
+            };
+            detections.push(Detection::alarm(&alarm.id, &alarm.pattern, alarm.severity.as_str(), feed)?);
+        }
+        Ok(Catalog { detections })
+    }
+
+    /// Indexes of the detections that fire on `record`, and the record back. Rules match the
+    /// envelope built around the record, which is moved in and out rather than copied.
+    pub fn evaluate(&self, record: Value) -> (Vec<usize>, Value) {
+        let mut fired: Vec<usize> = self
+            .detections
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.kind == Kind::Alarm && d.fires(&record, &Value::Null))
+            .map(|(i, _)| i)
+            .collect();
+        let mut event = into_envelope(record);
+        fired.extend(
+            self.detections
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.kind == Kind::Rule && d.fires(&Value::Null, &event))
+                .map(|(i, _)| i),
+        );
+        fired.sort_unstable();
+        let record = event.get_mut("detail").map(Value::take).unwrap_or_default();
+        (fired, record)
+    }
+}
+
+fn comparison_symbol(comparison: &str) -> &'static str {
+    match comparison {
+        "GreaterThanThreshold" => ">",
+        "GreaterThanOrEqualToThreshold" => ">=",
+        "LessThanThreshold" => "<",
+        _ => "<=",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(name: &str, source: &str) -> Value {
+        json!({
+            "eventVersion": "1.09", "eventSource": source, "eventName": name, "awsRegion": "eu-west-1",
+            "eventType": "AwsApiCall", "eventTime": "2026-11-27T10:00:00Z", "recipientAccountId": "123456789012",
+            "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::123456789012:assumed-role/AIAgent-ops/s1"}
+        })
+    }
+
+    fn catalog() -> Catalog {
+        let rule = json!({"source": ["aws.ec2"], "detail": {"eventName": ["TerminateInstances"]}});
+        let feed = Feed::Topic { topic: Some("alerts".into()) };
+        Catalog {
+            detections: vec![
+                Detection::alarm("stop-logging", r#"{ $.eventName = "StopLogging" }"#, "high", feed).unwrap(),
+                Detection::rule("terminate", &rule, "critical", Some("alerts")).unwrap(),
+            ],
+        }
+    }
+
+    #[test]
+    fn rules_match_the_envelope_and_filters_the_raw_record() {
+        let c = catalog();
+        assert_eq!(c.evaluate(record("TerminateInstances", "ec2.amazonaws.com")).0, vec![1]);
+        assert_eq!(c.evaluate(record("StopLogging", "cloudtrail.amazonaws.com")).0, vec![0]);
+        // Same event name, other service: the rule's source clause keeps it silent.
+        assert!(c.evaluate(record("TerminateInstances", "gamelift.amazonaws.com")).0.is_empty());
+    }
+
+    #[test]
+    fn a_rejected_pattern_names_the_detection() {
+        let e = Detection::alarm("bad", "{ $.a = ", "low", Feed::Topic { topic: None }).unwrap_err();
+        assert!(e.to_string().starts_with("alarm bad: "), "{e}");
+    }
+}
