@@ -1,6 +1,7 @@
 //! ctguard: declare, apply and verify the AWS monitoring that catches destructive actions.
 
 pub mod aws;
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod detect;

@@ -10,6 +10,8 @@ pub async fn run(settings: &Settings, printer: &Printer) -> anyhow::Result<Statu
     let (live, plan) = session.plan(printer).await?;
     let mut checks = engine::checks(&live, &session.resources);
     checks.extend(engine::health(&session.aws, &session.resources, &live).await);
+    checks.extend(crate::checks::deployed_patterns(&session.resources, &live));
+    checks.extend(crate::checks::cis_texts(&session.profile, &live));
     printer.data(|w, paint| match settings.format {
         Format::Human => render::human::verify(w, paint, &session.ctx, &plan, &checks),
         Format::Json => render::json::verify(w, &session.ctx, &plan, &checks),

@@ -52,6 +52,13 @@ impl FilterPattern {
     pub fn matches(&self, log_event: &Value) -> bool {
         self.root.holds(log_event)
     }
+
+    /// A normal form: spacing, quoting of plain strings, nesting of `||` and `&&`, and the order
+    /// of their terms do not show. Two patterns with the same normal form match the same
+    /// events; the converse does not hold.
+    pub fn canonical(&self) -> String {
+        self.root.canonical()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -71,6 +78,39 @@ impl Expr {
             Expr::Or(terms) => terms.iter().any(|t| t.holds(event)),
             Expr::And(terms) => terms.iter().all(|t| t.holds(event)),
             Expr::Condition(condition) => condition.test.holds(resolve(event, &condition.selector)),
+        }
+    }
+}
+
+impl Expr {
+    fn canonical(&self) -> String {
+        let joiner = match self {
+            Expr::Condition(c) => {
+                let alternatives = c.canonical();
+                return match alternatives.as_slice() {
+                    [one] => one.clone(),
+                    many => format!("({})", many.join(" || ")),
+                };
+            }
+            Expr::Or(_) => " || ",
+            Expr::And(_) => " && ",
+        };
+        let mut parts = std::collections::BTreeSet::new();
+        self.flatten(&mut parts);
+        format!("({})", parts.into_iter().collect::<Vec<_>>().join(joiner))
+    }
+
+    /// The canonical terms of an `||` or `&&`, with children of the same operator spliced in.
+    fn flatten(&self, parts: &mut std::collections::BTreeSet<String>) {
+        let (Expr::Or(terms) | Expr::And(terms)) = self else { return };
+        for term in terms {
+            match (self, term) {
+                (Expr::Or(_), Expr::Or(_)) | (Expr::And(_), Expr::And(_)) => term.flatten(parts),
+                (Expr::Or(_), Expr::Condition(c)) => parts.extend(c.canonical()),
+                _ => {
+                    parts.insert(term.canonical());
+                }
+            }
         }
     }
 }
@@ -109,6 +149,33 @@ fn merge_exact(terms: Vec<Expr>) -> Vec<Expr> {
         }
     }
     out
+}
+
+impl Condition {
+    /// One text per ORed alternative (several for a merged set of `=` tests).
+    fn canonical(&self) -> Vec<String> {
+        let selector: String = std::iter::once("$".to_string())
+            .chain(self.selector.iter().map(|step| match step {
+                Step::Key(k) => format!(".{k}"),
+                Step::Index(i) => format!("[{i}]"),
+            }))
+            .collect();
+        let tests = match &self.test {
+            Test::Equal(l) => vec![format!("= {}", l.canonical())],
+            Test::OneOf(set) => {
+                let mut texts: Vec<&String> = set.iter().collect();
+                texts.sort();
+                texts.into_iter().map(|t| format!("= {}", Value::from(t.as_str()))).collect()
+            }
+            Test::NotEqual(l) => vec![format!("!= {}", l.canonical())],
+            Test::Compare(op, bound) => vec![format!("{} {bound}", op.symbol())],
+            Test::IsNull => vec!["IS NULL".into()],
+            Test::IsTrue => vec!["IS TRUE".into()],
+            Test::IsFalse => vec!["IS FALSE".into()],
+            Test::NotExists => vec!["NOT EXISTS".into()],
+        };
+        tests.into_iter().map(|t| format!("{selector} {t}")).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +235,15 @@ enum Comparison {
 }
 
 impl Comparison {
+    fn symbol(self) -> &'static str {
+        match self {
+            Comparison::Less => "<",
+            Comparison::LessOrEqual => "<=",
+            Comparison::Greater => ">",
+            Comparison::GreaterOrEqual => ">=",
+        }
+    }
+
     fn holds(self, value: f64, bound: f64) -> bool {
         match self {
             Comparison::Less => value < bound,
@@ -211,6 +287,20 @@ impl Literal {
             _ => Shape::Prefix(core),
         };
         Literal { number: None, shape }
+    }
+
+    fn canonical(&self) -> String {
+        if let Some(n) = self.number {
+            return n.to_string();
+        }
+        let text = match &self.shape {
+            Shape::Exact(t) => t.clone(),
+            Shape::Prefix(core) => format!("{core}*"),
+            Shape::Suffix(core) => format!("*{core}"),
+            Shape::Contains(core) => format!("*{core}*"),
+            Shape::Anything => "*".into(),
+        };
+        Value::from(text).to_string()
     }
 
     /// `value` is a string or a number.

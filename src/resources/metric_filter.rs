@@ -16,7 +16,7 @@ use crate::profile::{Alarm, CloudWatchLogs, Profile};
 
 pub const KIND: &str = "logs_metric_filter";
 
-fn address(name: &str, region: &str) -> Address {
+pub fn address(name: &str, region: &str) -> Address {
     Address { kind: KIND, name: name.into(), region: region.into() }
 }
 

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Tag, Target};
 use serde_json::{Value, json};
 
-use super::{Live, Resource, Snapshot, Spec, managed_tags, owner_tags, role, tag_pairs, text, topic};
+use super::{Check, Live, Resource, Snapshot, Spec, managed_tags, owner_tags, role, tag_pairs, text, topic};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::policy;
@@ -188,6 +188,27 @@ pub async fn owned(
     Ok(futures::future::try_join_all(per_region).await?.into_iter().flatten().collect())
 }
 
+impl EventRule {
+    /// An EventBridge rule delivers only when ENABLED and with its target in place.
+    fn delivery_check(&self, attrs: &Attrs) -> Check {
+        let state = attrs["state"].as_str().unwrap_or("(none)");
+        let have = attrs["targets"].as_object();
+        let wanted = self.spec.want["targets"].as_object();
+        let missing: Vec<&String> = wanted
+            .into_iter()
+            .flat_map(|w| w.keys())
+            .filter(|id| !have.is_some_and(|h| h.get(*id) == wanted.and_then(|w| w.get(*id))))
+            .collect();
+        let ok = state == "ENABLED" && missing.is_empty();
+        let detail = match (state, missing.as_slice()) {
+            ("ENABLED", []) => format!("ENABLED, {} target(s) as declared", have.map_or(0, |h| h.len())),
+            ("ENABLED", m) => format!("ENABLED, but target {m:?} is missing or differs: matches go nowhere"),
+            (s, _) => format!("{s}: it matches nothing until enabled"),
+        };
+        Check { name: "rule is enabled and delivers to its target".into(), ok, detail }
+    }
+}
+
 #[async_trait]
 impl Resource for EventRule {
     fn spec(&self) -> &Spec {
@@ -224,7 +245,8 @@ impl Resource for EventRule {
         attrs.insert("description".into(), json!(rule.description));
         attrs.insert("targets".into(), Value::Object(targets));
         attrs.insert("tags".into(), managed_tags(tags.tags().iter().map(|t| (t.key(), t.value()))));
-        Ok(Some(Live { attrs, ..Live::default() }))
+        let check = self.delivery_check(&attrs);
+        Ok(Some(Live { attrs, checks: vec![check], ..Live::default() }))
     }
 
     async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

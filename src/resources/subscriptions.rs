@@ -106,6 +106,16 @@ impl Resource for Subscriptions {
                 live_state.checks.push(Check { name: format!("subscription {k} is confirmed"), ok, detail });
             }
         }
+        // Any confirmed subscriber counts, declared or not: someone receives the alerts.
+        let confirmed = subs.values().filter(|arn| *arn != PENDING).count();
+        live_state.checks.push(Check {
+            name: "alert topic has a confirmed subscriber".into(),
+            ok: confirmed > 0,
+            detail: match confirmed {
+                0 => "no confirmed subscription: every alert is dropped".into(),
+                n => format!("{n} confirmed subscription(s)"),
+            },
+        });
         live_state.attrs.insert("subscriptions".into(), Value::Object(live));
         Ok(Some(live_state))
     }

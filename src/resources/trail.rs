@@ -238,6 +238,9 @@ impl Resource for Trail {
             };
             checks.push(Check { name: name.into(), ok: err.is_none_or(str::is_empty), detail });
         }
+        if !self.spec.want["cloud_watch_logs_log_group_arn"].is_null() {
+            checks.push(recent_delivery(status.latest_cloud_watch_logs_delivery_time(), std::time::SystemTime::now()));
+        }
         Ok(Some(Live { attrs, checks, ..Live::default() }))
     }
 
@@ -328,5 +331,42 @@ impl Resource for Trail {
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
         aws.cloudtrail.delete_trail().name(&self.name).send().await.found(|| self.what("deleting"))?;
         Ok(())
+    }
+}
+
+/// A trail that logs management events delivers to its log group every few minutes: AWS's own
+/// services make calls in every account. Hours of silence mean the group has stopped receiving
+/// (a broken role, a deleted stream) even when no delivery error is reported.
+const QUIET_LIMIT: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
+fn recent_delivery(last: Option<&aws_smithy_types::DateTime>, now: std::time::SystemTime) -> Check {
+    let name = "log group received events from the trail recently".to_string();
+    let Some(last) = last else {
+        return Check { name, ok: true, detail: "the API reports no delivery time yet".into() };
+    };
+    let age = std::time::SystemTime::try_from(*last).ok().and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
+    let minutes = age.as_secs() / 60;
+    let ok = age <= QUIET_LIMIT;
+    let detail = if ok {
+        format!("last delivery {minutes} min ago")
+    } else {
+        format!("last delivery {minutes} min ago, more than {} h: CloudWatch Logs alarms see nothing", QUIET_LIMIT.as_secs() / 3600)
+    };
+    Check { name, ok, detail }
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn delivery_recency() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |secs_ago: i64| aws_smithy_types::DateTime::from_secs(1_800_000_000 - secs_ago);
+        assert!(recent_delivery(Some(&at(300)), now).ok);
+        let stale = recent_delivery(Some(&at(3 * 3600)), now);
+        assert!(!stale.ok && stale.detail.contains("180 min ago"), "{}", stale.detail);
+        assert!(recent_delivery(None, now).ok);
     }
 }

@@ -1,0 +1,215 @@
+//! Checks verify runs on what it read, beyond drift: do the detections deployed in the account
+//! still fire, and what will an auditor make of each CIS metric filter.
+//!
+//! Deployed patterns are read back from AWS and run, through the same evaluators as
+//! `ctguard test`, over the sample CloudTrail records shipped under tests/detections/samples
+//! (built into the binary). A pattern that differs from the profile only cosmetically passes; one
+//! that decides any sample record differently (a truncated list, a hand-edited operator) fails,
+//! naming the records it now misses or newly fires on.
+
+use std::sync::OnceLock;
+
+use include_dir::{Dir, include_dir};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::detect::catalog::Detection;
+use crate::detect::eventbridge::envelope;
+use crate::detect::logfilter::FilterPattern;
+use crate::engine::LiveState;
+use crate::plan::Address;
+use crate::profile::Profile;
+use crate::resources::{Check, Resource, metric_filter, rule};
+
+static SAMPLES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/detections/samples");
+static CIS: &str = include_str!("../tests/detections/cis.toml");
+
+/// How many differing records a failing check names.
+const SHOWN: usize = 3;
+
+/// A sample record, with where it comes from and the event EventBridge makes of it.
+struct Probe {
+    label: String,
+    record: Value,
+    event: Value,
+}
+
+fn probes() -> &'static [Probe] {
+    static PROBES: OnceLock<Vec<Probe>> = OnceLock::new();
+    PROBES.get_or_init(|| {
+        let mut out = Vec::new();
+        for file in SAMPLES.files().filter(|f| f.path().extension().is_some_and(|e| e == "json")) {
+            let name = file.path().display().to_string();
+            let Ok(sample) = serde_json::from_slice::<Value>(file.contents()) else { continue };
+            let lists = [("fires", ""), ("silent", "record"), ("gaps", "record")];
+            for (list, inner) in lists {
+                for (i, item) in sample[list].as_array().into_iter().flatten().enumerate() {
+                    let record = if inner.is_empty() { item.clone() } else { item[inner].clone() };
+                    let what = |k: &str| record[k].as_str().unwrap_or("?").to_string();
+                    let label = format!("{} {} ({name} {list}[{i}])", what("eventSource"), what("eventName"));
+                    out.push(Probe { label, event: envelope(&record), record });
+                }
+            }
+        }
+        out
+    })
+}
+
+/// For every deployed rule and metric filter the profile declares: does the live pattern
+/// decide every sample record the way the declared one does?
+pub fn deployed_patterns(resources: &[Box<dyn Resource>], live: &LiveState) -> Vec<(Address, Check)> {
+    let mut out = Vec::new();
+    for r in resources.iter().filter(|r| r.declared()) {
+        let address = r.address();
+        let Some(have) = live.get(&address).and_then(Option::as_ref) else { continue };
+        let (Some(want), Some(got)) = (r.spec().want.get("pattern"), have.attrs.get("pattern")) else { continue };
+        let parse = |p: &Value| match address.kind {
+            rule::KIND => Detection::rule(&address.name, p, "", None),
+            metric_filter::KIND => Detection::alarm(&address.name, p.as_str().unwrap_or(""), "", no_feed()),
+            _ => unreachable!("only rules and metric filters have patterns"),
+        };
+        if !matches!(address.kind, rule::KIND | metric_filter::KIND) {
+            continue;
+        }
+        let name = "deployed pattern fires as declared on the sample records".to_string();
+        let check = match (parse(want), parse(got)) {
+            (Ok(want), Ok(got)) => compare(&want, &got),
+            (Ok(_), Err(e)) => (false, format!("the deployed pattern does not parse: {}", e.error)),
+            (Err(_), _) => continue,
+        };
+        out.push((address, Check { name, ok: check.0, detail: check.1 }));
+    }
+    out
+}
+
+fn no_feed() -> crate::detect::catalog::Feed {
+    crate::detect::catalog::Feed::Topic { topic: None }
+}
+
+fn compare(want: &Detection, got: &Detection) -> (bool, String) {
+    let probes = probes();
+    let (mut missed, mut extra) = (Vec::new(), Vec::new());
+    for p in probes {
+        match (want.fires(&p.record, &p.event), got.fires(&p.record, &p.event)) {
+            (true, false) => missed.push(p.label.as_str()),
+            (false, true) => extra.push(p.label.as_str()),
+            _ => {}
+        }
+    }
+    if missed.is_empty() && extra.is_empty() {
+        return (true, format!("{} sample records decided as declared", probes.len()));
+    }
+    let list = |v: &[&str]| {
+        let more = v.len().saturating_sub(SHOWN);
+        let shown = v.iter().take(SHOWN).copied().collect::<Vec<_>>().join("; ");
+        if more > 0 { format!("{shown}; and {more} more") } else { shown }
+    };
+    let mut parts = Vec::new();
+    if !missed.is_empty() {
+        parts.push(format!("no longer fires on {} it should: {}", missed.len(), list(&missed)));
+    }
+    if !extra.is_empty() {
+        parts.push(format!("now fires on {} it should not: {}", extra.len(), list(&extra)));
+    }
+    (false, format!("the deployed pattern {}", parts.join("; ")))
+}
+
+/// A text a source publishes for a CIS control.
+#[derive(Debug, Deserialize)]
+struct Published {
+    control: String,
+    source: String,
+    pattern: String,
+    correct: bool,
+}
+
+#[derive(Deserialize)]
+struct CisFile {
+    #[serde(default)]
+    published: Vec<Published>,
+}
+
+fn published() -> &'static [Published] {
+    static TEXTS: OnceLock<Vec<Published>> = OnceLock::new();
+    TEXTS.get_or_init(|| toml::from_str::<CisFile>(CIS).map(|f| f.published).unwrap_or_default())
+}
+
+/// For each deployed CIS metric filter: is its pattern exactly a published CIS / Security Hub
+/// text, equivalent to one (same normal form), or different from all of them? Informational:
+/// it never fails verify (a pattern that differs from the profile is drift already), it says
+/// what an auditor comparing texts will conclude.
+pub fn cis_texts(profile: &Profile, live: &LiveState) -> Vec<(Address, Check)> {
+    let mut out = Vec::new();
+    for alarm in &profile.alarms {
+        let texts: Vec<&Published> = published().iter().filter(|p| p.control == alarm.id).collect();
+        if texts.is_empty() {
+            continue;
+        }
+        let address = metric_filter::address(&alarm.name, &profile.runtime.region);
+        let Some(have) = live.get(&address).and_then(Option::as_ref) else { continue };
+        let deployed = have.attrs.get("pattern").and_then(Value::as_str).unwrap_or("");
+        let detail = classify(deployed, &texts);
+        let name = format!("{} pattern against the published CIS and Security Hub texts", alarm.id.to_uppercase());
+        out.push((address, Check { name, ok: true, detail }));
+    }
+    out
+}
+
+fn classify(deployed: &str, texts: &[&Published]) -> String {
+    let sources = |ps: Vec<&&Published>| {
+        ps.iter().map(|p| format!("{}{}", p.source, if p.correct { "" } else { " (a flawed text)" })).collect::<Vec<_>>().join("; ")
+    };
+    let exact: Vec<&&Published> = texts.iter().filter(|p| p.pattern == deployed).collect();
+    if !exact.is_empty() {
+        return format!("exact: the text of {}", sources(exact));
+    }
+    let normal = |p: &str| FilterPattern::parse(p).ok().map(|f| f.canonical());
+    let mine = normal(deployed);
+    let same: Vec<&&Published> = texts.iter().filter(|p| mine.is_some() && normal(&p.pattern) == mine).collect();
+    if !same.is_empty() {
+        return format!(
+            "equivalent: the same terms as {}, written differently; an auditor comparing text verbatim will flag it",
+            sources(same)
+        );
+    }
+    format!(
+        "different from every published text ({}); an auditor comparing text will flag it",
+        sources(texts.iter().collect())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_file_is_built_in_and_parses() {
+        let files = SAMPLES.files().filter(|f| f.path().extension().is_some_and(|e| e == "json")).count();
+        assert!(files >= 20, "{files}");
+        assert!(probes().len() > 400, "{}", probes().len());
+        assert!(published().len() >= 15, "{}", published().len());
+    }
+
+    #[test]
+    fn a_truncated_event_name_list_is_caught_and_a_reordered_one_is_not() {
+        let want = r#"{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || ($.eventName = StartLogging) || ($.eventName = StopLogging) }"#;
+        let reordered = r#"{($.eventName="StopLogging")||($.eventName="StartLogging")||($.eventName="DeleteTrail")||($.eventName="UpdateTrail")||($.eventName="CreateTrail")}"#;
+        let truncated = r#"{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) }"#;
+        let d = |p: &str| Detection::alarm("x", p, "", no_feed()).unwrap();
+        assert!(compare(&d(want), &d(reordered)).0);
+        let (ok, detail) = compare(&d(want), &d(truncated));
+        assert!(!ok);
+        assert!(detail.contains("no longer fires on") && detail.contains("StopLogging"), "{detail}");
+    }
+
+    #[test]
+    fn cis_texts_are_classified() {
+        let texts = published();
+        let sh: Vec<&Published> = texts.iter().filter(|p| p.control == "cis-4.1").collect();
+        let exact = r#"{($.errorCode="*UnauthorizedOperation") || ($.errorCode="AccessDenied*")}"#;
+        assert!(classify(exact, &sh).starts_with("exact: the text of AWS Security Hub CloudWatch.2"), "{}", classify(exact, &sh));
+        let respaced = r#"{ ($.errorCode = "AccessDenied*") || ($.errorCode = "*UnauthorizedOperation") }"#;
+        assert!(classify(respaced, &sh).starts_with("equivalent"), "{}", classify(respaced, &sh));
+        assert!(classify(r#"{ $.errorCode = "AccessDenied" }"#, &sh).starts_with("different"));
+    }
+}
