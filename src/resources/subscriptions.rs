@@ -107,7 +107,7 @@ impl Resource for Subscriptions {
             }
         }
         // Any confirmed subscriber counts, declared or not: someone receives the alerts.
-        let confirmed = subs.values().filter(|arn| *arn != PENDING).count();
+        let confirmed = subs.iter().filter(|(_, arn)| arn != PENDING).count();
         live_state.checks.push(Check {
             name: "alert topic has a confirmed subscriber".into(),
             ok: confirmed > 0,
