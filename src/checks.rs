@@ -157,7 +157,10 @@ pub fn cis_texts(profile: &Profile, live: &LiveState) -> Vec<(Address, Check)> {
 
 fn classify(deployed: &str, texts: &[&Published]) -> String {
     let sources = |ps: Vec<&&Published>| {
-        ps.iter().map(|p| format!("{}{}", p.source, if p.correct { "" } else { " (a flawed text)" })).collect::<Vec<_>>().join("; ")
+        ps.iter()
+            .map(|p| format!("{}{}", p.source, if p.correct { "" } else { " (a flawed text)" }))
+            .collect::<Vec<_>>()
+            .join("; ")
     };
     let exact: Vec<&&Published> = texts.iter().filter(|p| p.pattern == deployed).collect();
     if !exact.is_empty() {
@@ -194,7 +197,8 @@ mod tests {
     fn a_truncated_event_name_list_is_caught_and_a_reordered_one_is_not() {
         let want = r#"{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || ($.eventName = StartLogging) || ($.eventName = StopLogging) }"#;
         let reordered = r#"{($.eventName="StopLogging")||($.eventName="StartLogging")||($.eventName="DeleteTrail")||($.eventName="UpdateTrail")||($.eventName="CreateTrail")}"#;
-        let truncated = r#"{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) }"#;
+        let truncated =
+            r#"{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) }"#;
         let d = |p: &str| Detection::alarm("x", p, "", no_feed()).unwrap();
         assert!(compare(&d(want), &d(reordered)).0);
         let (ok, detail) = compare(&d(want), &d(truncated));
@@ -207,7 +211,11 @@ mod tests {
         let texts = published();
         let sh: Vec<&Published> = texts.iter().filter(|p| p.control == "cis-4.1").collect();
         let exact = r#"{($.errorCode="*UnauthorizedOperation") || ($.errorCode="AccessDenied*")}"#;
-        assert!(classify(exact, &sh).starts_with("exact: the text of AWS Security Hub CloudWatch.2"), "{}", classify(exact, &sh));
+        assert!(
+            classify(exact, &sh).starts_with("exact: the text of AWS Security Hub CloudWatch.2"),
+            "{}",
+            classify(exact, &sh)
+        );
         let respaced = r#"{ ($.errorCode = "AccessDenied*") || ($.errorCode = "*UnauthorizedOperation") }"#;
         assert!(classify(respaced, &sh).starts_with("equivalent"), "{}", classify(respaced, &sh));
         assert!(classify(r#"{ $.errorCode = "AccessDenied" }"#, &sh).starts_with("different"));

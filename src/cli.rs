@@ -118,6 +118,11 @@ pub struct ApplyArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub common: Common,
+
+    /// Also write the result as JUnit XML to FILE: one test case per resource and per health
+    /// check, failing ones as failures and waived ones as skipped, for CI systems to show.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -14,3 +14,4 @@ pub mod profile;
 pub mod render;
 pub mod resources;
 pub mod settings;
+pub mod verdict;

@@ -45,7 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Plan(args) => (args.common, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
         Command::Apply(args) => (args.common, Job::Apply { auto_approve: args.auto_approve }),
-        Command::Verify(args) => (args.common, Job::Verify),
+        Command::Verify(args) => (args.common, Job::Verify { junit: args.junit }),
     };
     let settings = Settings::resolve(&common)?;
     let printer = Printer::new(settings.output);
@@ -54,7 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         match job {
             Job::Plan { detailed_exitcode } => commands::plan::run(&settings, &printer, detailed_exitcode).await,
             Job::Apply { auto_approve } => commands::apply::run(&settings, &printer, auto_approve).await,
-            Job::Verify => commands::verify::run(&settings, &printer).await,
+            Job::Verify { junit } => commands::verify::run(&settings, &printer, junit.as_deref()).await,
         }
     })
 }
@@ -63,7 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
 enum Job {
     Plan { detailed_exitcode: bool },
     Apply { auto_approve: bool },
-    Verify,
+    Verify { junit: Option<std::path::PathBuf> },
 }
 
 /// A closed stdout (`ctguard plan | head`) ends the program quietly.

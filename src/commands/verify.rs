@@ -1,21 +1,29 @@
+use std::path::Path;
+
+use anyhow::Context as _;
+
 use super::{Session, Status};
 use crate::cli::Format;
-use crate::engine;
 use crate::printer::Printer;
-use crate::render;
 use crate::settings::Settings;
+use crate::{checks, engine, render, verdict};
 
-pub async fn run(settings: &Settings, printer: &Printer) -> anyhow::Result<Status> {
+pub async fn run(settings: &Settings, printer: &Printer, junit: Option<&Path>) -> anyhow::Result<Status> {
     let session = Session::open(settings, printer).await?;
     let (live, plan) = session.plan(printer).await?;
-    let mut checks = engine::checks(&live, &session.resources);
-    checks.extend(engine::health(&session.aws, &session.resources, &live).await);
-    checks.extend(crate::checks::deployed_patterns(&session.resources, &live));
-    checks.extend(crate::checks::cis_texts(&session.profile, &live));
+    let mut found = engine::checks(&live, &session.resources);
+    found.extend(engine::health(&session.aws, &session.resources, &live).await);
+    found.extend(checks::deployed_patterns(&session.resources, &live));
+    found.extend(checks::cis_texts(&session.profile, &live));
+    let verdict = verdict::judge(plan, found, &session.profile.waivers);
+    if let Some(path) = junit {
+        let mut xml = Vec::new();
+        render::junit::verify(&mut xml, &session.ctx, &verdict)?;
+        std::fs::write(path, xml).with_context(|| format!("writing the JUnit report to {}", path.display()))?;
+    }
     printer.data(|w, paint| match settings.format {
-        Format::Human => render::human::verify(w, paint, &session.ctx, &plan, &checks),
-        Format::Json => render::json::verify(w, &session.ctx, &plan, &checks),
+        Format::Human => render::human::verify(w, paint, &session.ctx, &verdict),
+        Format::Json => render::json::verify(w, &session.ctx, &verdict),
     })?;
-    let healthy = checks.iter().all(|(_, c)| c.ok);
-    Ok(if plan.has_changes() || !healthy { Status::Differs } else { Status::Success })
+    Ok(if verdict.passed() { Status::Success } else { Status::Differs })
 }

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 pub use alerting::{Alarm, Alerts, Events, Rule, Subscription};
 pub use config::{ConfigRule, ConfigSetup};
 pub use source::{Origin, SourceFile};
-use types::ProfileDoc;
 pub use types::{Comparison, Encryption, Lifecycle, ReadWrite, Severity};
+use types::{ProfileDoc, WaiverDoc};
 use vars::Vars;
 
 /// One problem in a profile or template, located as precisely as ctguard knows.
@@ -108,6 +108,17 @@ pub struct Profile {
     pub events: Option<Events>,
     pub alarms: Vec<Alarm>,
     pub config: Option<ConfigSetup>,
+    pub waivers: Vec<Waiver>,
+}
+
+/// A resolved waiver: placeholders filled, exactly one of `field` and `check`, a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiver {
+    pub resource: String,
+    pub region: Option<String>,
+    pub field: Option<String>,
+    pub check: Option<String>,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +313,35 @@ impl Resolver<'_> {
         }
     }
 
+    fn waiver(&mut self, i: usize, w: &WaiverDoc, vars: &Vars) -> Waiver {
+        let key = format!("waivers[{i}]");
+        let resource = self.text(&format!("{key}.resource"), &w.resource, vars);
+        if w.reason.trim().is_empty() {
+            self.problem(
+                &format!("{key}.reason"),
+                "expected the reason for the waiver, which verify prints: it is empty",
+            );
+        }
+        if w.field.is_some() == w.check.is_some() {
+            self.problem(&key, "expected exactly one of `field` (a drifting field) or `check` (a health check)");
+        }
+        for (k, glob) in [("resource", Some(&resource)), ("check", w.check.as_ref())] {
+            if let Some(Err(e)) = glob.map(|g| globset::Glob::new(g)) {
+                self.problem(&format!("{key}.{k}"), format!("expected a pattern with `*` wildcards: {e}"));
+            }
+        }
+        if let Some(region) = &w.region {
+            self.check(&format!("{key}.region"), region, validate::region);
+        }
+        Waiver {
+            resource,
+            region: w.region.clone(),
+            field: w.field.clone(),
+            check: w.check.clone(),
+            reason: w.reason.trim().to_string(),
+        }
+    }
+
     /// Reads, parses and renders a template; `key` is the profile key that named it.
     fn template(&mut self, key: &str, name: &str, vars: &Vars) -> Value {
         let dir = self.loaded.doc.profile.policies_dir.clone();
@@ -398,6 +438,8 @@ impl Resolver<'_> {
             list.extend(extra.iter().cloned());
         }
 
+        let waivers = doc.waivers.iter().enumerate().map(|(i, w)| self.waiver(i, w, &vars)).collect();
+
         if !self.problems.is_empty() {
             return Err(Invalid(self.problems));
         }
@@ -429,6 +471,7 @@ impl Resolver<'_> {
             events: alerting.events,
             alarms: alerting.alarms,
             config: config.map(|(setup, _)| setup),
+            waivers,
             vars,
         })
     }

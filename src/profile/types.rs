@@ -22,6 +22,25 @@ pub struct ProfileDoc {
     #[serde(default)]
     pub alarms: Vec<AlarmDoc>,
     pub config: Option<ConfigDoc>,
+    #[serde(default)]
+    pub waivers: Vec<WaiverDoc>,
+}
+
+/// A finding verify reports but does not fail on, with the reason it prints. Waives either the
+/// drift of one field (and everything under it) or one health check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaiverDoc {
+    /// The resource, by the address plan prints (`kind.name`); `*` matches any characters.
+    pub resource: String,
+    /// Only in this region; all regions when absent.
+    pub region: Option<String>,
+    /// A field whose drift is waived, as plan prints its path (`lifecycle`, `tags.team`).
+    pub field: Option<String>,
+    /// A health check, by the name verify prints; `*` matches any characters.
+    pub check: Option<String>,
+    /// Why: required, and printed by verify next to what it waives.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

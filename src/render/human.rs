@@ -9,9 +9,8 @@ use super::{Context, phrase, symbol};
 use crate::detect::catalog::{Catalog, Feed, Kind};
 use crate::detect::replay::{Hit, Tally};
 use crate::engine::{Outcome, Report};
-use crate::plan::Address;
 use crate::plan::{Action, AttrDiff, Change, Plan};
-use crate::resources::Check;
+use crate::verdict::Verdict;
 
 /// Paints text when colour is on.
 #[derive(Debug, Clone, Copy)]
@@ -116,33 +115,58 @@ fn unchanged_notes(w: &mut dyn Write, plan: &Plan) -> io::Result<()> {
     Ok(())
 }
 
-pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan, checks: &[(Address, Check)]) -> io::Result<()> {
-    let drifted: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict) -> io::Result<()> {
+    let drifted: Vec<&Change> = v.drifted().collect();
     if !drifted.is_empty() {
         writeln!(w, "{}\n", p.bold("Drift: the account differs from the profile"))?;
         for c in &drifted {
             change(w, p, c)?;
         }
     }
-    if !checks.is_empty() {
+    if !v.checks.is_empty() {
         writeln!(w, "{}", p.bold("Health checks:"))?;
-        for (address, c) in checks {
-            let mark = if c.ok { p.ok(true, "ok  ") } else { p.ok(false, "FAIL") };
-            writeln!(w, "  {mark} {address}: {} ({})", c.name, c.detail)?;
+        for c in &v.checks {
+            let mark = match (&c.waived, c.check.ok) {
+                (_, true) => p.ok(true, "ok    "),
+                (Some(_), false) => p.bold("WAIVED"),
+                (None, false) => p.ok(false, "FAIL  "),
+            };
+            writeln!(w, "  {mark} {}: {} ({})", c.address, c.check.name, c.check.detail)?;
+            if let Some(reason) = &c.waived {
+                writeln!(w, "         waived: {reason}")?;
+            }
         }
         writeln!(w)?;
     }
-    let failing = checks.iter().filter(|(_, c)| !c.ok).count();
-    if drifted.is_empty() && failing == 0 {
+    if !v.waived_drift.is_empty() {
+        writeln!(w, "{}", p.bold("Waived drift:"))?;
+        for d in &v.waived_drift {
+            writeln!(w, "  {}: {} (waived: {})", d.address, d.field, d.reason)?;
+        }
+        writeln!(w)?;
+    }
+    for u in &v.unused {
+        let what = u
+            .field
+            .as_ref()
+            .map_or_else(|| format!("check {:?}", u.check.as_deref().unwrap_or("")), |f| format!("field {f:?}"));
+        writeln!(w, "note: the waiver for {} {what} matches nothing: remove it, or fix its address", u.resource)?;
+    }
+    let failing = v.failing().count();
+    if v.passed() {
         writeln!(
             w,
-            "{} account {} matches profile {} in {} ({} resources, {} checks passed).",
+            "{} account {} matches profile {} in {} ({} resources, {} checks passed{}).",
             p.ok(true, "verify: OK"),
             ctx.account,
             ctx.profile,
             ctx.region,
-            plan.changes.len(),
-            checks.len()
+            v.plan.changes.len(),
+            v.checks.iter().filter(|c| c.check.ok).count(),
+            match v.checks.iter().filter(|c| c.waived.is_some()).count() + v.waived_drift.len() {
+                0 => String::new(),
+                n => format!(", {n} waived"),
+            }
         )
     } else {
         writeln!(
@@ -199,6 +223,7 @@ pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<
 mod tests {
     use super::*;
     use crate::plan::{Address, Plan};
+    use crate::resources::Check;
     use serde_json::json;
 
     fn ctx() -> Context {
@@ -305,9 +330,10 @@ Plan: 1 to add, 1 to change, 0 to destroy.
             addr("cloudtrail_trail", "audit"),
             Check { name: "trail delivers log files to S3".into(), ok: false, detail: "AccessDenied".into() },
         )];
-        let text = render(|w| verify(w, Paint { color: false }, &ctx(), &sample(), &checks));
+        let verdict = crate::verdict::judge(sample(), checks, &[]);
+        let text = render(|w| verify(w, Paint { color: false }, &ctx(), &verdict));
         assert!(text.contains("~ is_logging = false -> true"));
-        assert!(text.contains("FAIL cloudtrail_trail.audit: trail delivers log files to S3 (AccessDenied)"));
+        assert!(text.contains("FAIL   cloudtrail_trail.audit: trail delivers log files to S3 (AccessDenied)"));
         assert!(text.ends_with("verify: FAILED 2 drifted resource(s), 1 failing check(s).\n"));
     }
 }

@@ -11,8 +11,8 @@ use crate::detect::catalog::Catalog;
 use crate::detect::replay::Hit;
 use crate::detect::replay::Tally;
 use crate::engine::{Outcome, Report};
-use crate::plan::{Action, Address, Change, Plan};
-use crate::resources::Check;
+use crate::plan::{Change, Plan};
+use crate::verdict::Verdict;
 
 fn change(c: &Change) -> Value {
     json!({
@@ -46,13 +46,25 @@ pub fn plan(w: &mut dyn Write, ctx: &Context, plan: &Plan) -> io::Result<()> {
     write(w, &doc)
 }
 
-pub fn verify(w: &mut dyn Write, ctx: &Context, plan: &Plan, checks: &[(Address, Check)]) -> io::Result<()> {
-    let drift: Vec<Value> = plan.changes.iter().filter(|c| c.action != Action::NoOp).map(change).collect();
-    let failing = checks.iter().any(|(_, c)| !c.ok);
-    let status = if drift.is_empty() && !failing { "ok" } else { "drift" };
-    let checks: Vec<Value> = checks
+pub fn verify(w: &mut dyn Write, ctx: &Context, v: &Verdict) -> io::Result<()> {
+    let drift: Vec<Value> = v.drifted().map(change).collect();
+    let checks: Vec<Value> = v
+        .checks
         .iter()
-        .map(|(a, c)| json!({"address": a.to_string(), "name": c.name, "ok": c.ok, "detail": c.detail}))
+        .map(|c| {
+            json!({"address": c.address.to_string(), "region": c.address.region, "name": c.check.name,
+                   "ok": c.check.ok, "detail": c.check.detail, "waived": c.waived})
+        })
+        .collect();
+    let waived_drift: Vec<Value> = v
+        .waived_drift
+        .iter()
+        .map(|d| json!({"address": d.address.to_string(), "region": d.address.region, "field": d.field, "reason": d.reason}))
+        .collect();
+    let unused: Vec<Value> = v
+        .unused
+        .iter()
+        .map(|u| json!({"resource": u.resource, "region": u.region, "field": u.field, "check": u.check}))
         .collect();
     let doc = json!({
         "format_version": FORMAT_VERSION,
@@ -60,10 +72,12 @@ pub fn verify(w: &mut dyn Write, ctx: &Context, plan: &Plan, checks: &[(Address,
         "profile": ctx.profile,
         "account": ctx.account,
         "region": ctx.region,
-        "status": status,
-        "resources": plan.changes.len(),
+        "status": if v.passed() { "ok" } else { "drift" },
+        "resources": v.plan.changes.len(),
         "drift": drift,
         "checks": checks,
+        "waived_drift": waived_drift,
+        "unused_waivers": unused,
     });
     write(w, &doc)
 }
@@ -96,7 +110,7 @@ pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::AttrDiff;
+    use crate::plan::{Action, Address, AttrDiff};
 
     #[test]
     fn plan_document_is_stable() {

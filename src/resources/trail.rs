@@ -350,7 +350,10 @@ fn recent_delivery(last: Option<&aws_smithy_types::DateTime>, now: std::time::Sy
     let detail = if ok {
         format!("last delivery {minutes} min ago")
     } else {
-        format!("last delivery {minutes} min ago, more than {} h: CloudWatch Logs alarms see nothing", QUIET_LIMIT.as_secs() / 3600)
+        format!(
+            "last delivery {minutes} min ago, more than {} h: CloudWatch Logs alarms see nothing",
+            QUIET_LIMIT.as_secs() / 3600
+        )
     };
     Check { name, ok, detail }
 }

@@ -450,13 +450,22 @@ fn deep_parentheses_are_fine() {
 fn canonical_form_ignores_spacing_quoting_order_and_nesting() {
     let canonical = |p: &str| FilterPattern::parse(p).unwrap().canonical();
     let a = canonical(r#"{($.eventName=DeleteTrail) || ($.eventName=StopLogging) || ($.eventName=UpdateTrail)}"#);
-    let b = canonical(r#"{ ($.eventName = "UpdateTrail") || (($.eventName = "StopLogging") || ($.eventName = "DeleteTrail")) }"#);
+    let b = canonical(
+        r#"{ ($.eventName = "UpdateTrail") || (($.eventName = "StopLogging") || ($.eventName = "DeleteTrail")) }"#,
+    );
     assert_eq!(a, b);
-    let c = canonical(r#"{ $.userIdentity.type = "Root" && $.userIdentity.invokedBy NOT EXISTS && $.eventType != "AwsServiceEvent" }"#);
-    let d = canonical(r#"{$.eventType !="AwsServiceEvent" && ($.userIdentity.invokedBy NOT EXISTS && $.userIdentity.type="Root")}"#);
+    let c = canonical(
+        r#"{ $.userIdentity.type = "Root" && $.userIdentity.invokedBy NOT EXISTS && $.eventType != "AwsServiceEvent" }"#,
+    );
+    let d = canonical(
+        r#"{$.eventType !="AwsServiceEvent" && ($.userIdentity.invokedBy NOT EXISTS && $.userIdentity.type="Root")}"#,
+    );
     assert_eq!(c, d);
     // A wildcard, a number and a different operator are different patterns.
     assert_ne!(canonical(r#"{ $.a = "x*" }"#), canonical(r#"{ $.a = "x" }"#));
     assert_ne!(canonical(r#"{ $.a = 400 }"#), canonical(r#"{ $.a = "400" }"#));
-    assert_ne!(a, canonical(r#"{($.eventName=DeleteTrail) && ($.eventName=StopLogging) && ($.eventName=UpdateTrail)}"#));
+    assert_ne!(
+        a,
+        canonical(r#"{($.eventName=DeleteTrail) && ($.eventName=StopLogging) && ($.eventName=UpdateTrail)}"#)
+    );
 }
