@@ -190,10 +190,11 @@ pub async fn owned(
 
 impl EventRule {
     /// An EventBridge rule delivers only when ENABLED and with its target in place.
-    fn delivery_check(&self, attrs: &Attrs) -> Check {
-        let state = attrs["state"].as_str().unwrap_or("(none)");
-        let have = attrs["targets"].as_object();
-        let wanted = self.spec.want["targets"].as_object();
+    fn delivery_check(&self, attrs: &Attrs) -> Option<Check> {
+        // A rule the profile no longer declares is not expected to deliver anything.
+        let wanted = self.spec.want.get("targets")?.as_object();
+        let state = attrs.get("state").and_then(Value::as_str).unwrap_or("(none)");
+        let have = attrs.get("targets").and_then(Value::as_object);
         let missing: Vec<&String> = wanted
             .into_iter()
             .flat_map(|w| w.keys())
@@ -205,7 +206,7 @@ impl EventRule {
             ("ENABLED", m) => format!("ENABLED, but target {m:?} is missing or differs: matches go nowhere"),
             (s, _) => format!("{s}: it matches nothing until enabled"),
         };
-        Check { name: "rule is enabled and delivers to its target".into(), ok, detail }
+        Some(Check { name: "rule is enabled and delivers to its target".into(), ok, detail })
     }
 }
 
@@ -245,8 +246,8 @@ impl Resource for EventRule {
         attrs.insert("description".into(), json!(rule.description));
         attrs.insert("targets".into(), Value::Object(targets));
         attrs.insert("tags".into(), managed_tags(tags.tags().iter().map(|t| (t.key(), t.value()))));
-        let check = self.delivery_check(&attrs);
-        Ok(Some(Live { attrs, checks: vec![check], ..Live::default() }))
+        let checks = self.delivery_check(&attrs).into_iter().collect();
+        Ok(Some(Live { attrs, checks, ..Live::default() }))
     }
 
     async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

@@ -238,7 +238,7 @@ impl Resource for Trail {
             };
             checks.push(Check { name: name.into(), ok: err.is_none_or(str::is_empty), detail });
         }
-        if !self.spec.want["cloud_watch_logs_log_group_arn"].is_null() {
+        if self.spec.want.get("cloud_watch_logs_log_group_arn").is_some_and(|v| !v.is_null()) {
             checks.push(recent_delivery(status.latest_cloud_watch_logs_delivery_time(), std::time::SystemTime::now()));
         }
         Ok(Some(Live { attrs, checks, ..Live::default() }))
