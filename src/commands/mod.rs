@@ -39,10 +39,12 @@ impl Session {
     /// stand-in account facts before any AWS call, so a bad profile fails without credentials.
     pub async fn open(settings: &Settings, printer: &Printer) -> anyhow::Result<Session> {
         let loaded = profile::load(&settings.profile)?;
-        let home = settings.region.clone().or(loaded.home_region().map(str::to_string));
-        if let Some(region) = &home {
-            profile::validate::region(region).map_err(|e| anyhow::anyhow!("region: expected {e}"))?;
+        // The profile's own home_region is checked with the rest of the profile, in resolve.
+        if let Some(region) = &settings.region {
+            profile::validate::region(region)
+                .map_err(|e| anyhow::anyhow!("--region (or AWS_REGION): {region:?} is not valid: expected {e}"))?;
         }
+        let home = settings.region.clone().or(loaded.home_region().map(str::to_string));
         loaded.resolve(&Runtime::placeholder(home.as_deref().unwrap_or("us-east-1")), &settings.overrides)?;
 
         let started = Instant::now();

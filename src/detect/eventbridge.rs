@@ -19,6 +19,8 @@
 
 mod leaf;
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 use serde_json::{Map, Value};

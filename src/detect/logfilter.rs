@@ -19,6 +19,8 @@
 //! - Matching is case sensitive ("Metric filters are case sensitive").
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 use serde_json::Value;
@@ -27,6 +29,12 @@ use crate::detect::{PatternError, StackText};
 
 /// PutMetricFilter `filterPattern`: "Maximum length of 1024".
 const MAX_LENGTH: usize = 1024;
+
+/// Deepest parenthesis nesting parsed. The parser and the evaluator recurse once per level, and
+/// the 1024 characters allow about 500 levels, enough to overflow a 2 MiB thread stack in a
+/// debug build (a crash, not an error). AWS documents no limit; real patterns nest two or three
+/// levels.
+const MAX_NESTING: usize = 256;
 
 /// A parsed JSON filter pattern.
 #[derive(Debug, Clone)]
@@ -44,7 +52,7 @@ impl FilterPattern {
                 format!("{length} characters, more than the {MAX_LENGTH} allowed"),
             ));
         }
-        let mut parser = Parser { chars: pattern.chars().collect(), pos: 0 };
+        let mut parser = Parser { chars: pattern.chars().collect(), pos: 0, nesting: 0 };
         Ok(FilterPattern { root: parser.pattern()? })
     }
 
@@ -332,6 +340,8 @@ impl Literal {
 struct Parser {
     chars: Vec<char>,
     pos: usize,
+    /// Parentheses open at `pos`.
+    nesting: usize,
 }
 
 impl Parser {
@@ -400,7 +410,12 @@ impl Parser {
         self.skip_spaces();
         let open = self.pos;
         if self.eat("(") {
+            if self.nesting == MAX_NESTING {
+                return Err(self.error_at(open, format!("parentheses nested more than {MAX_NESTING} deep")));
+            }
+            self.nesting += 1;
             let inner = self.or()?;
+            self.nesting -= 1;
             if !self.eat(")") {
                 let message = format!("expected && or || or ) to close the ( at character {}", open + 1);
                 return Err(self.error(message));

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::types::{AlarmDoc, Comparison, ProfileDoc, RuleDoc, Severity, StringOrList};
 use super::vars::Vars;
-use super::{Kms, Resolver, Runtime, validate};
+use super::{Kms, Problem, Resolver, Runtime, validate};
 
 #[derive(Debug, Clone)]
 pub struct Alerts {
@@ -226,10 +226,19 @@ impl Resolver<'_> {
     fn rule(&mut self, key: &str, r: &RuleDoc, vars: &Vars) -> Rule {
         let name = self.text(&format!("{key}.name"), &r.name, vars);
         self.check(&format!("{key}.name"), &name, validate::rule_name);
-        let mut pattern = self.template(&format!("{key}.pattern"), &r.pattern, vars);
-        if !pattern.is_object() && !pattern.is_null() {
-            self.problem(&format!("{key}.pattern"), "expected an event pattern: a JSON object");
-        }
+        // PutRule refuses a malformed pattern; refusing it here, with the template file and the
+        // JSON path, keeps an apply from stopping halfway with earlier resources changed.
+        let (mut pattern, pattern_ok) = match self.rendered(&format!("{key}.pattern"), &r.pattern, vars) {
+            Some((doc, file)) => match validate::event_pattern(&doc) {
+                Ok(()) => (doc, true),
+                Err(e) => {
+                    let message = format!("{}; in the event pattern of {key}", e.message());
+                    self.problems.push(Problem { file, line: None, key: e.location().to_string(), message });
+                    (doc, false)
+                }
+            },
+            None => (Value::Null, false),
+        };
         let principals = self.list(&format!("{key}.principals"), &r.principals, vars);
         self.principals(&format!("{key}.principals"), &principals);
         if !principals.is_empty()
@@ -239,6 +248,14 @@ impl Resolver<'_> {
             let arns: Vec<Value> = principals.iter().map(|p| json!({ "wildcard": p })).collect();
             let detail = obj.entry("detail").or_insert_with(|| json!({}));
             detail["userIdentity"] = json!({ "arn": arns });
+            // The principals become wildcard values, which have rules of their own (no `**`,
+            // a backslash escapes only `*` or `\`).
+            if pattern_ok && let Err(e) = validate::event_pattern(&pattern) {
+                self.problem(
+                    &format!("{key}.principals"),
+                    format!("as the wildcard filter added to the event pattern ({}): {}", e.location(), e.message()),
+                );
+            }
         }
         Rule {
             name,
@@ -260,6 +277,24 @@ impl Resolver<'_> {
         }
     }
 
+    /// In a metric filter a `*` is a wildcard only at the start or end of a value ("Ev*ent will
+    /// only match the actual string Ev*ent", Filter pattern syntax): a principal with a `*`
+    /// inside would be compared literally and the alarm would never fire.
+    fn filter_principals(&mut self, key: &str, principals: &[String]) {
+        for p in principals {
+            let inner = p.trim_start_matches('*').trim_end_matches('*');
+            if inner.contains('*') {
+                self.problem(
+                    key,
+                    format!(
+                        "{p:?}: a metric filter treats '*' as a wildcard only at the start or end of the value, \
+                         so this would match only a literal '*'; expected a pattern like arn:aws:iam::123456789012:role/AIAgent*"
+                    ),
+                );
+            }
+        }
+    }
+
     fn alarms(&mut self, docs: &[AlarmDoc], namespace: &str, vars: &Vars) -> Vec<Alarm> {
         let alarms: Vec<Alarm> =
             docs.iter().enumerate().map(|(i, a)| self.alarm(&format!("alarms[{i}]"), a, namespace, vars)).collect();
@@ -272,12 +307,31 @@ impl Resolver<'_> {
         let name = self.text(&format!("{key}.name"), &a.name, vars);
         self.check(&format!("{key}.name"), &name, validate::alarm_name);
         self.check(&format!("{key}.metric"), &a.metric, validate::metric_name);
+        let before = self.problems.len();
         let mut pattern = self.text(&format!("{key}.pattern"), &a.pattern, vars);
-        self.check(&format!("{key}.pattern"), &pattern, validate::filter_pattern);
+        // An unresolved placeholder is already reported; parsing its raw text would only add noise.
+        let mut pattern_ok = self.problems.len() == before;
+        if pattern_ok && let Err(e) = validate::filter_pattern(&pattern) {
+            self.problem(&format!("{key}.pattern"), format!("{}: {}", e.location(), e.message()));
+            pattern_ok = false;
+        }
         let principals = self.list(&format!("{key}.principals"), &a.principals, vars);
         self.principals(&format!("{key}.principals"), &principals);
+        self.filter_principals(&format!("{key}.principals"), &principals);
         if !principals.is_empty() {
             pattern = restrict_to_principals(&pattern, &principals);
+            // The deployed pattern is what PutMetricFilter sees: the restriction can push it past
+            // 1024 characters, or a principal holding '"' can break its quoting.
+            if pattern_ok && let Err(e) = validate::filter_pattern(&pattern) {
+                self.problem(
+                    &format!("{key}.principals"),
+                    format!(
+                        "with the principal restriction added, the filter pattern is invalid: {}: {}",
+                        e.location(),
+                        e.message()
+                    ),
+                );
+            }
         }
         if let Err(e) = validate::alarm_period(a.period, a.evaluation_periods) {
             self.problem(&format!("{key}.period"), format!("expected {e}"));

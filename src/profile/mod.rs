@@ -187,16 +187,19 @@ fn parse(file: &SourceFile) -> Result<ProfileDoc, Problem> {
     })
 }
 
-/// The dotted key defined on a line, prefixed by the table in force there.
+/// The dotted key defined on a line, prefixed by the table in force there. An entry of an
+/// array of tables is numbered as the resolver numbers it (`alarms[1].threshold`).
 fn key_at_line(text: &str, line: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let table = lines[..line.min(lines.len())]
-        .iter()
-        .rev()
-        .map(|l| l.trim())
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-        .unwrap_or_default();
+    let above = &lines[..line.min(lines.len())];
+    let table = match above.iter().enumerate().rev().find_map(|(at, l)| Some((at, header(l)?))) {
+        None => String::new(),
+        Some((_, (name, false))) => name,
+        Some((at, (name, true))) => {
+            let index = above[..at].iter().filter(|l| header(l) == Some((name.clone(), true))).count();
+            format!("{name}[{index}]")
+        }
+    };
     let this = lines.get(line - 1).map(|l| l.trim()).unwrap_or("");
     let key = if this.starts_with('[') { "" } else { this.split('=').next().unwrap_or("").trim() };
     match (table.is_empty(), key.is_empty()) {
@@ -204,6 +207,16 @@ fn key_at_line(text: &str, line: usize) -> String {
         (true, false) => key.to_string(),
         (false, false) => format!("{table}.{key}"),
     }
+}
+
+/// A table header's name, and whether it opens an entry of an array of tables (`[[name]]`).
+fn header(line: &str) -> Option<(String, bool)> {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("[[") {
+        return Some((rest.split("]]").next()?.trim().to_string(), true));
+    }
+    let rest = line.strip_prefix('[')?;
+    Some((rest.split(']').next()?.trim().to_string(), false))
 }
 
 /// Parses `--var key=value` flags.
@@ -268,6 +281,11 @@ impl Resolver<'_> {
     }
 
     fn check(&mut self, key: &str, value: &str, rule: fn(&str) -> Result<(), String>) {
+        // A value still holding a placeholder failed to resolve, and that is already reported;
+        // its `$` and braces would only add a second, misleading problem.
+        if !vars::references(value).is_empty() {
+            return;
+        }
         if let Err(expected) = rule(value) {
             self.problem(key, format!("{value:?} is not valid: expected {expected}"));
         }
@@ -304,13 +322,11 @@ impl Resolver<'_> {
             }
             user.insert(k.clone(), v.clone());
         }
-        match vars::resolve_all(user, &builtins) {
-            Ok(all) => all,
-            Err((name, e)) => {
-                self.problem(&format!("variables.{name}"), e.to_string());
-                builtins
-            }
+        let (all, problems) = vars::resolve_all(user, &builtins);
+        for (name, message) in problems {
+            self.problem(&format!("variables.{name}"), message);
         }
+        all
     }
 
     fn waiver(&mut self, i: usize, w: &WaiverDoc, vars: &Vars) -> Waiver {
@@ -342,14 +358,21 @@ impl Resolver<'_> {
         }
     }
 
-    /// Reads, parses and renders a template; `key` is the profile key that named it.
+    /// Reads, parses and renders a template; `key` is the profile key that named it. `Null`
+    /// when the template could not be rendered (the problem is recorded).
     fn template(&mut self, key: &str, name: &str, vars: &Vars) -> Value {
+        self.rendered(key, name, vars).map(|(doc, _)| doc).unwrap_or(Value::Null)
+    }
+
+    /// Like `template`, with the name errors should show for the template file, so a check of
+    /// the rendered document can point into it.
+    fn rendered(&mut self, key: &str, name: &str, vars: &Vars) -> Option<(Value, String)> {
         let dir = self.loaded.doc.profile.policies_dir.clone();
         let file = match self.loaded.origin.read_template(&dir, name) {
             Ok(f) => f,
             Err(e) => {
                 self.problem(key, e);
-                return Value::Null;
+                return None;
             }
         };
         let doc: Value = match serde_json::from_str(&file.text) {
@@ -362,15 +385,15 @@ impl Resolver<'_> {
                     message: format!("malformed JSON: {e}"),
                 };
                 self.problems.push(p);
-                return Value::Null;
+                return None;
             }
         };
         match vars::substitute_json(&doc, vars) {
-            Ok(v) => v,
+            Ok(v) => Some((v, file.display)),
             Err((path, e)) => {
                 let message = format!("{e}: ctguard defines {}", vars.keys().cloned().collect::<Vec<_>>().join(", "));
                 self.problems.push(Problem { file: file.display, line: None, key: path, message });
-                Value::Null
+                None
             }
         }
     }
@@ -379,6 +402,9 @@ impl Resolver<'_> {
         let doc = self.loaded.doc.clone();
         let (account, partition, region) = (&runtime.account_id, &runtime.partition, &runtime.region);
         let mut vars = self.variables(runtime, overrides);
+        if let Some(home) = &doc.profile.home_region {
+            self.check("profile.home_region", home, validate::region);
+        }
 
         // Names first: the templates refer to the ARNs derived from them.
         let bucket_name = self.text("bucket.name", &doc.bucket.name, &vars);
@@ -597,5 +623,7 @@ impl Resolver<'_> {
     }
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

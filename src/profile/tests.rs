@@ -167,3 +167,66 @@ fn problems_display_as_file_line_key_message() {
     let p = Problem { file: "p.toml".into(), line: Some(3), key: "bucket.name".into(), message: "bad".into() };
     assert_eq!(p.to_string(), "p.toml:3: bucket.name: bad");
 }
+
+#[test]
+fn malformed_event_pattern_names_the_template_and_json_path() {
+    let bad = r#"{"source": ["aws.ec2"], "detail": {"eventName": [{"prefx": "Terminate"}]}}"#;
+    let (_dir, spec) = on_disk(&flagship(), &[("monitoring-tampering.json", bad)]);
+    let problems = problems(&spec, &Vars::new());
+    let p = problems.iter().find(|p| p.file.ends_with("monitoring-tampering.json")).expect("a problem in the template");
+    assert_eq!(p.key, "$.detail.eventName[0].prefx");
+    assert!(p.message.contains("unknown operator \"prefx\""), "{}", p.message);
+    assert!(p.message.contains("events.rules[2]"), "names the rule that uses it: {}", p.message);
+}
+
+#[test]
+fn malformed_filter_pattern_names_the_alarm_key_and_character() {
+    let text = flagship().replace(
+        r#"pattern = '{ ($.eventName = "ConsoleLogin") && ($.responseElements.ConsoleLogin = "Failure") }'"#,
+        r#"pattern = '{ ($.eventName = "ConsoleLogin") && ($.responseElements.ConsoleLogin = "Failure" }'"#,
+    );
+    let (_dir, spec) = on_disk(&text, &[]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert!(p.key.starts_with("alarms[") && p.key.ends_with("].pattern"), "{}", p.key);
+    assert!(p.message.starts_with("character "), "{}", p.message);
+    assert!(p.message.contains("expected && or || or )"), "{}", p.message);
+}
+
+#[test]
+fn principals_are_checked_as_the_deployed_patterns_use_them() {
+    // EventBridge wildcards refuse `**`; a metric filter reads an inner `*` literally.
+    let text = flagship().replace(
+        r#""arn:${partition}:iam::${account_id}:role/AIAgent*","#,
+        r#""arn:${partition}:iam::*:role/AIAgent**","#,
+    );
+    let (_dir, spec) = on_disk(&text, &[]);
+    let problems = problems(&spec, &Vars::new());
+    let rule = problems.iter().find(|p| p.key == "events.rules[3].principals").expect("the rule's principals");
+    assert!(rule.message.contains("(**)"), "{}", rule.message);
+    let alarm = problems.iter().find(|p| p.key.starts_with("alarms[")).expect("an alarm's principals");
+    assert!(alarm.key.ends_with("].principals"), "{}", alarm.key);
+    assert!(alarm.message.contains("literal '*'"), "{}", alarm.message);
+}
+
+#[test]
+fn a_restriction_that_breaks_the_filter_pattern_is_reported_on_principals() {
+    let text = flagship().replace(
+        r#""arn:${partition}:sts::${account_id}:assumed-role/AIAgent*","#,
+        r#""arn:${partition}:sts::${account_id}:assumed-role/AI\"Agent*","#,
+    );
+    let (_dir, spec) = on_disk(&text, &[]);
+    let problems = problems(&spec, &Vars::new());
+    let p = problems.iter().find(|p| p.key.starts_with("alarms[")).expect("an alarm problem");
+    assert!(p.key.ends_with("].principals"), "{}", p.key);
+    assert!(p.message.contains("with the principal restriction added"), "{}", p.message);
+}
+
+#[test]
+fn home_region_is_validated_with_the_profile() {
+    let text = flagship()
+        .replace("policies_dir = \"../policies\"", "policies_dir = \"../policies\"\nhome_region = \"us-east1\"");
+    let (_dir, spec) = on_disk(&text, &[]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert_eq!(p.key, "profile.home_region");
+    assert!(p.message.contains("a region code like us-east-1"), "{}", p.message);
+}

@@ -1,5 +1,10 @@
 //! Name and value rules AWS enforces, checked before any call so a bad profile changes nothing.
-//! Each function returns what was expected, phrased to follow "expected …".
+//! Each function returns what was expected, phrased to follow "expected …"; the two pattern
+//! checks return the pattern parser's located error instead.
+
+use crate::detect::PatternError;
+use crate::detect::eventbridge::EventPattern;
+use crate::detect::logfilter::FilterPattern;
 
 /// S3 general purpose bucket naming rules (S3 User Guide, "Bucket naming rules").
 pub fn bucket_name(name: &str) -> Result<(), String> {
@@ -147,7 +152,7 @@ pub fn region(region: &str) -> Result<(), String> {
         && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty();
-    if ok { Ok(()) } else { Err(format!("a region code like us-east-1, got {region:?}")) }
+    if ok { Ok(()) } else { Err("a region code like us-east-1".into()) }
 }
 
 /// SNS topic names (CreateTopic): 1 to 256 letters, digits, '-' and '_'.
@@ -176,29 +181,17 @@ pub fn metric_name(name: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err("1 to 255 characters without ':', '*', '$' or control characters".into()) }
 }
 
-/// A JSON-form CloudWatch Logs filter pattern: `{ ... }`, at most 1024 characters, with
-/// balanced brackets and quotes. (The full grammar is checked by the pattern evaluator.)
-pub fn filter_pattern(p: &str) -> Result<(), String> {
-    let t = p.trim();
-    if !(t.starts_with('{') && t.ends_with('}')) {
-        return Err("a JSON filter pattern in braces, like { $.eventName = \"StopLogging\" }".into());
-    }
-    if p.len() > 1024 {
-        return Err(format!("at most 1024 characters, got {}", p.len()));
-    }
-    let (mut depth, mut quoted) = (0i32, false);
-    for c in t.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '(' | '{' | '[' if !quoted => depth += 1,
-            ')' | '}' | ']' if !quoted => depth -= 1,
-            _ => {}
-        }
-        if depth < 0 {
-            break;
-        }
-    }
-    if depth != 0 || quoted { Err("balanced brackets and quotes".into()) } else { Ok(()) }
+/// A CloudWatch Logs JSON filter pattern, parsed with the full grammar PutMetricFilter accepts
+/// (`crate::detect::logfilter`): a malformed pattern is refused here rather than by AWS halfway
+/// through an apply. The error locates the problem by character.
+pub fn filter_pattern(p: &str) -> Result<(), PatternError> {
+    FilterPattern::parse(p).map(drop)
+}
+
+/// An EventBridge event pattern, parsed with the rules PutRule applies
+/// (`crate::detect::eventbridge`). The error locates the problem by JSON path.
+pub fn event_pattern(p: &serde_json::Value) -> Result<(), PatternError> {
+    EventPattern::parse(p).map(drop)
 }
 
 /// AWS Config recorder, channel and rule names: 1 to 128 characters, no whitespace.
@@ -272,6 +265,11 @@ mod tests {
         assert_eq!(filter_pattern("{ ($.a = \"x\") && ($.b != \"}\") }"), Ok(()));
         assert!(filter_pattern("{ ($.a = \"x\" }").is_err());
         assert!(filter_pattern("ERROR").is_err());
+        // Balanced but not a pattern: the old bracket count let these through to PutMetricFilter.
+        for bad in ["{ $.a == 1 }", "{ $.a[x] = 1 }", "{ ($.a = 1) & ($.b = 2) }", "{ $.a > \"x\" }", "{}"] {
+            let e = filter_pattern(bad).expect_err(bad);
+            assert!(e.location().starts_with("character "), "{bad}: {e}");
+        }
         assert_eq!(alarm_period(300, 1), Ok(()));
         assert!(alarm_period(90, 1).is_err());
         assert!(alarm_period(3600, 25).is_err());

@@ -100,9 +100,11 @@ pub fn substitute_json(doc: &Value, vars: &Vars) -> Result<Value, (String, Unres
     walk(doc, vars, &mut String::from("$"))
 }
 
-/// Resolves variables that refer to other variables, in any order. A cycle or a reference to
-/// nothing is reported with the variable's name.
-pub fn resolve_all(mut pending: Vars, known: &Vars) -> Result<Vars, (String, Unresolved)> {
+/// Resolves variables that refer to other variables, in any order. Returns every variable,
+/// and a problem for each root cause that stops some from resolving: a placeholder nothing
+/// defines, or a cycle (reported once, at its first member). A variable that cannot be resolved
+/// keeps its raw value, so it is reported here once rather than again at every use.
+pub fn resolve_all(mut pending: Vars, known: &Vars) -> (Vars, Vec<(String, String)>) {
     let mut done = known.clone();
     while !pending.is_empty() {
         let before = pending.len();
@@ -118,14 +120,57 @@ pub fn resolve_all(mut pending: Vars, known: &Vars) -> Result<Vars, (String, Unr
             }
         }
         if still.len() == before {
-            // No progress: report the first variable with the placeholder it cannot resolve.
-            let (name, value) = still.into_iter().next().expect("non-empty");
-            let err = substitute_json(&value, &done).expect_err("made no progress").1;
-            return Err((name, err));
+            let problems = stuck(&still, &done);
+            done.extend(still);
+            return (done, problems);
         }
         pending = still;
     }
-    Ok(done)
+    (done, Vec::new())
+}
+
+/// Why no variable in `stuck` resolves, given the variables already `done`.
+fn stuck(stuck: &Vars, done: &Vars) -> Vec<(String, String)> {
+    // Each stuck variable waits on its first reference that is not resolved yet; following
+    // those links ends at a name nothing defines or goes round a cycle.
+    let waits_on = |value: &Value| json_references(value).into_iter().find(|r| !done.contains_key(r));
+    let mut problems = Vec::new();
+    let mut in_reported_cycle = std::collections::BTreeSet::new();
+    for (name, value) in stuck {
+        let Some(next) = waits_on(value) else { continue };
+        if !stuck.contains_key(&next) {
+            problems.push((name.clone(), Unresolved { name: next }.to_string()));
+            continue;
+        }
+        let mut chain = vec![name.clone()];
+        let mut at = next;
+        while !chain.contains(&at) {
+            chain.push(at.clone());
+            match stuck.get(&at).and_then(waits_on) {
+                Some(next) if stuck.contains_key(&next) => at = next,
+                _ => break,
+            }
+        }
+        // Only a chain that comes back to `name` is a cycle through it; any other is reported
+        // at its own root.
+        if at == *name && !in_reported_cycle.contains(name) {
+            in_reported_cycle.extend(chain.iter().cloned());
+            chain.push(name.clone());
+            let message = format!("the variables refer to each other in a cycle: {}", chain.join(" -> "));
+            problems.push((name.clone(), message));
+        }
+    }
+    problems
+}
+
+/// Names referenced anywhere in a JSON value's strings, in document order.
+fn json_references(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => references(s),
+        Value::Array(items) => items.iter().flat_map(json_references).collect(),
+        Value::Object(map) => map.values().flat_map(json_references).collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -171,13 +216,33 @@ mod tests {
     #[test]
     fn variables_resolve_through_each_other() {
         let pending = Vars::from([("b".into(), json!("${a}-logs")), ("a".into(), json!("audit-${account_id}"))]);
-        let all = resolve_all(pending, &vars()).unwrap();
+        let (all, problems) = resolve_all(pending, &vars());
+        assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(all["b"], json!("audit-123456789012-logs"));
     }
 
     #[test]
-    fn cycles_are_reported() {
-        let pending = Vars::from([("a".into(), json!("${b}")), ("b".into(), json!("${a}"))]);
-        assert!(resolve_all(pending, &vars()).is_err());
+    fn cycles_are_reported_once_and_undefined_names_at_their_root() {
+        let pending = Vars::from([
+            ("a".into(), json!("${b}")),
+            ("b".into(), json!("x-${a}")),
+            ("c".into(), json!("${a}")),
+            ("d".into(), json!("${nope}")),
+            ("e".into(), json!("${d}")),
+            ("f".into(), json!("${f}")),
+            ("ok".into(), json!("${account_id}")),
+        ]);
+        let (all, problems) = resolve_all(pending, &vars());
+        assert_eq!(
+            problems,
+            vec![
+                ("a".to_string(), "the variables refer to each other in a cycle: a -> b -> a".to_string()),
+                ("d".to_string(), "unresolved placeholder ${nope}".to_string()),
+                ("f".to_string(), "the variables refer to each other in a cycle: f -> f".to_string()),
+            ]
+        );
+        // The rest still resolve, and the stuck ones keep their raw text.
+        assert_eq!(all["ok"], json!("123456789012"));
+        assert_eq!(all["c"], json!("${a}"));
     }
 }
