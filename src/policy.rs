@@ -109,7 +109,12 @@ fn condition(v: &Value) -> Value {
 /// alternatives (values, `$or` branches, operator objects), so order carries no meaning.
 pub fn canonical_pattern(v: &Value) -> Value {
     match v {
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), canonical_pattern(v))).collect()),
+        // `numeric` takes ordered operator/operand pairs: the one list whose order means something.
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), if k == "numeric" { v.clone() } else { canonical_pattern(v) }))
+                .collect(),
+        ),
         Value::Array(items) => {
             let mut items: Vec<Value> = items.iter().map(canonical_pattern).collect();
             items.sort_by_cached_key(|i| i.to_string());
