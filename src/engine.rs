@@ -1,7 +1,7 @@
 //! Reads live state concurrently, plans, and applies changes in dependency order. Progress is
 //! reported through `Hook`; the engine never prints.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -10,7 +10,9 @@ use crate::aws::Aws;
 use crate::plan::{self, Action, Address, Change, Plan, UNKNOWN};
 use crate::resources::{Check, Live, Outputs, Resource};
 
-/// Reads in flight at once: enough to hide latency, few enough to stay clear of throttling.
+/// Reads in flight at once per region: enough to hide latency, few enough to stay clear of
+/// throttling. AWS rate-limits each region separately, so regions do not share the bound, and
+/// a plan over 17 regions takes about as long as the busiest region's reads.
 const READ_CONCURRENCY: usize = 16;
 /// Changes in flight at once. Write APIs have low rate limits (PutMetricAlarm allows a few
 /// calls per second), and a burst that outruns the SDK's retries fails the apply.
@@ -19,15 +21,21 @@ const WRITE_CONCURRENCY: usize = 4;
 /// Live state of every declared resource, keyed by address.
 pub type LiveState = HashMap<Address, Option<Live>>;
 
-/// Reads every resource concurrently. Fails on the first error that is not "absent".
+/// Reads every resource concurrently, each region under its own bound. Fails on the first
+/// error that is not "absent".
 pub async fn read_all(aws: &Aws, resources: &[Box<dyn Resource>]) -> anyhow::Result<LiveState> {
-    let results: Vec<(Address, anyhow::Result<Option<Live>>)> = futures::stream::iter(resources)
-        .map(|r| async move { (r.address(), r.read(aws).await) })
-        .buffer_unordered(READ_CONCURRENCY)
-        .collect()
-        .await;
+    let mut by_region: BTreeMap<&str, Vec<&dyn Resource>> = BTreeMap::new();
+    for r in resources {
+        by_region.entry(r.spec().address.region.as_str()).or_default().push(r.as_ref());
+    }
+    let regions = by_region.into_values().map(|rs| {
+        futures::stream::iter(rs)
+            .map(|r| async move { (r.address(), r.read(aws).await) })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect::<Vec<_>>()
+    });
     let mut state = LiveState::new();
-    for (address, result) in results {
+    for (address, result) in futures::future::join_all(regions).await.into_iter().flatten() {
         state.insert(address, result?);
     }
     Ok(state)
