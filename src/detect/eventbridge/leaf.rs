@@ -15,6 +15,9 @@ use crate::detect::{PatternError, StackText};
 /// A field's array of values: it matches when any entry matches.
 #[derive(Debug, Clone)]
 pub(super) struct Leaf {
+    /// Plain strings (not IP addresses), looked up at once: destructive-call rules list dozens
+    /// of event names per service.
+    strings: std::collections::HashSet<String>,
     matchers: Vec<Matcher>,
     /// `{"exists": true}` is in the array.
     exists: bool,
@@ -33,6 +36,8 @@ impl Leaf {
     pub(super) fn matches_present(&self, value: Option<&Value>) -> bool {
         let Some(value) = value else { return false };
         (self.exists && any_scalar(value, &mut |_| true))
+            || (!self.strings.is_empty()
+                && any_scalar(value, &mut |v| v.as_str().is_some_and(|s| self.strings.contains(s))))
             || self.matchers.iter().any(|m| any_scalar(value, &mut |v| m.matches(v)))
     }
 }
@@ -326,11 +331,16 @@ pub(super) fn parse_leaf(items: &[Value], at: &str) -> Result<Leaf, PatternError
     if items.is_empty() {
         return Err(PatternError::new(at, "empty arrays are not allowed; list at least one value to match"));
     }
-    let mut leaf = Leaf { matchers: Vec::new(), exists: false, absent: false };
+    let mut leaf = Leaf { strings: Default::default(), matchers: Vec::new(), exists: false, absent: false };
     for (i, item) in items.iter().enumerate() {
         let at = format!("{at}[{i}]");
         match item {
-            Value::String(s) => leaf.matchers.push(Matcher::Exact { text: s.clone(), ip: ip_literal(s) }),
+            Value::String(s) => match ip_literal(s) {
+                None => {
+                    leaf.strings.insert(s.clone());
+                }
+                ip => leaf.matchers.push(Matcher::Exact { text: s.clone(), ip }),
+            },
             Value::Number(n) => {
                 leaf.matchers.push(Matcher::Number(PatternNumber { literal: n.clone(), comparable: comparable(n) }))
             }
