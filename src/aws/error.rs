@@ -20,6 +20,9 @@ pub enum ErrorKind {
     AccessDenied,
     /// A just-created IAM role or policy is not visible to the service yet: retry.
     Propagating,
+    /// The call may or may not have taken effect: a timeout, a lost connection, an unreadable
+    /// response, or a server error (5xx) after the SDK's own retries ran out.
+    Transient,
     Other,
 }
 
@@ -95,9 +98,16 @@ impl AwsError {
     {
         let code = err.code().map(str::to_string);
         let message = err.message().map(str::to_string);
+        let server_error = err.raw_response().is_some_and(|r| r.status().is_server_error());
         let kind = match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ErrorKind::Other,
-            _ => code.as_deref().map(kind_of_code).unwrap_or(ErrorKind::Other),
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+                ErrorKind::Transient
+            }
+            _ => match code.as_deref().map(kind_of_code) {
+                Some(ErrorKind::Other) | None if server_error => ErrorKind::Transient,
+                Some(kind) => kind,
+                None => ErrorKind::Other,
+            },
         };
         // Without a modeled code, the status and the parse failure say more than the raw dump.
         let detail = match (&err, err.raw_response()) {

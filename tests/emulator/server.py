@@ -708,6 +708,27 @@ def patch_service_linked_role_names() -> None:
     models.SERVICE_NAME_CONVERSION.setdefault("config", "Config")
 
 
+def patch_logs_metric_filter_upsert() -> None:
+    """Correct moto 5.2.5's PutMetricFilter, which appends (a model fix, not a wire fix).
+
+    AWS "creates or updates" a metric filter: a filter's name is unique within its log
+    group, so a second PutMetricFilter with the same name replaces the first. moto appends a
+    second filter, so a retried call, or two writers, leave duplicates AWS never would.
+    """
+    from moto.logs.metric_filters import MetricFilters
+
+    append = MetricFilters.add_filter
+
+    def add_filter(self, filter_name, filter_pattern, log_group_name, metric_transformations):  # noqa: ANN001
+        self.metric_filters[:] = [
+            f for f in self.metric_filters
+            if not (f["filterName"] == filter_name and f["logGroupName"] == log_group_name)
+        ]
+        append(self, filter_name, filter_pattern, log_group_name, metric_transformations)
+
+    MetricFilters.add_filter = add_filter
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -723,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
         app = AwsWireAdapter(app)
         patch_s3_logging_permission_check()
         patch_service_linked_role_names()
+        patch_logs_metric_filter_upsert()
     app = RequestLog(app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
