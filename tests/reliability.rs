@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -230,6 +230,159 @@ async fn two_applies_at_once_both_finish_with_one_set_of_resources() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    assert_converged(&emu, p);
+    assert_exactly_declared(&emu, &want, &["us-east-1"]).await;
+}
+
+/// Every fault the proxy can inject, for a random share of requests.
+const ALL_FAULTS: [&str; 5] = ["throttling", "http-500", "http-503", "drop-before", "drop-after"];
+
+/// The `-v` retry lines of a run: (attempt, max, "service:Operation").
+fn retries(stderr: &str) -> Vec<(u32, u32, String)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("retry "))
+        .map(|rest| {
+            let (count, rest) = rest.split_once(' ').unwrap();
+            let (attempt, max) = count.split_once('/').unwrap();
+            let call = rest.split_once(' ').unwrap().0;
+            (attempt.parse().unwrap(), max.parse().unwrap(), call.to_string())
+        })
+        .collect()
+}
+
+// Three seeds, three fresh accounts; separate tests so they run side by side (most of their
+// time is the SDK's backoff).
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_converges_while_a_fifth_of_requests_fail_seed_1() {
+    converges_under_faults(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_converges_while_a_fifth_of_requests_fail_seed_2() {
+    converges_under_faults(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_converges_while_a_fifth_of_requests_fail_seed_3() {
+    converges_under_faults(3).await;
+}
+
+async fn converges_under_faults(seed: u64) {
+    // The shipped profile, in two regions so that the rules forward across regions.
+    let regions = ["us-east-1", "eu-west-1"];
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(dir.path(), &regions, |t| t);
+    let p = p.to_str().unwrap();
+    let want = declared(&emu, p);
+    emu.set_faults(serde_json::json!({"share": 0.2, "kinds": ALL_FAULTS, "seed": seed}));
+    emu.clear_requests();
+    let run = emu.ctguard(&["apply", "--auto-approve", "-v", "-p", p]);
+    let log = emu.requests();
+    let faulted = log.iter().filter(|r| r.fault.is_some()).count();
+    for kind in ALL_FAULTS {
+        assert!(log.iter().any(|r| r.fault.as_deref() == Some(kind)), "seed {seed}: no {kind} was injected");
+    }
+    // With 20% of requests failing, a call fails all five attempts once in 3,125 calls: about
+    // one apply in eight of this size (some 400 calls) loses one. Apply must then say so,
+    // name the fault, and be finished by the next run.
+    let mut runs = vec![run];
+    while runs.last().unwrap().code != 0 && runs.len() < 3 {
+        let last = runs.last().unwrap();
+        assert_eq!(last.code, 1, "seed {seed}:\n{}\n{}", last.stdout, last.stderr);
+        assert!(
+            [
+                "ThrottlingException",
+                "Throttling",
+                "SlowDown",
+                "InternalFailure",
+                "InternalError",
+                "ServiceUnavailable",
+                "dispatch failure",
+                "timed out",
+                "timeout",
+                "HTTP 5"
+            ]
+            .iter()
+            .any(|f| last.stdout.contains(f) || last.stderr.contains(f)),
+            "seed {seed}: a run failed for something other than an injected fault:\n{}\n{}",
+            last.stdout,
+            last.stderr
+        );
+        runs.push(emu.ctguard(&["apply", "--auto-approve", "-v", "-p", p]));
+    }
+    runs.last().unwrap().expect(0);
+    let first = &runs[0];
+    let reported = retries(&first.stderr);
+    eprintln!(
+        "seed {seed}: {} requests, {faulted} faulted, {} retries reported, {} run(s)",
+        log.len(),
+        reported.len(),
+        runs.len()
+    );
+
+    // Retries were made, reported with -v, and none went past the fifth attempt.
+    assert!(!reported.is_empty(), "seed {seed}: no retry reported with -v:\n{}", first.stderr);
+    assert!(reported.iter().all(|(n, max, _)| *max == 5 && (2..=5).contains(n)), "seed {seed}: {reported:?}");
+    // Every reported retry follows an injected fault, and nearly every fault is followed
+    // by a retry (the exceptions: a call's fifth failure, and CreateKey, which ctguard
+    // retries itself after looking for the key a lost response may have made).
+    assert!(reported.len() <= faulted, "seed {seed}: {} retries for {faulted} faults", reported.len());
+    assert!(reported.len() * 10 >= faulted * 8, "seed {seed}: {} retries for {faulted} faults", reported.len());
+
+    emu.set_faults(serde_json::json!({"share": 0.0}));
+    assert_converged(&emu, p);
+    assert_exactly_declared(&emu, &want, &regions).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_retryable_error_stops_only_what_depends_on_it() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let p = small_profile(dir.path());
+    let p = p.to_str().unwrap();
+    let denied = "ctguard-cis-4.2-console-signin-without-mfa";
+    let kept = ["ctguard-cis-4.1-unauthorized-api-calls", "ctguard-cis-4.3-root-account-usage"];
+    emu.force_error("PutMetricFilter", Some(denied), "AccessDeniedException");
+
+    let run = emu.ctguard(&["apply", "--auto-approve", "-p", p]);
+    run.expect(1);
+    assert!(run.stdout.contains("Apply failed: 1 failed, 1 skipped;"), "{}", run.stdout);
+    let failed: Vec<&str> = run.stdout.lines().filter(|l| l.trim_start().starts_with("failed ")).collect();
+    assert_eq!(failed.len(), 1, "{}", run.stdout);
+    let line = failed[0];
+    assert!(line.contains(&format!("logs_metric_filter.{denied}: ")), "{line}");
+    assert!(line.contains("AccessDeniedException: AccessDeniedException injected for PutMetricFilter"), "{line}");
+    assert!(
+        run.stdout.contains(&format!("skipped 1 resource(s) that depend on logs_metric_filter.{denied}")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("apply did not complete"), "{}", run.stderr);
+    // Not retried: AccessDenied will not change by asking again.
+    let forced = emu.requests().iter().filter(|r| r.fault.as_deref() == Some("forced")).count();
+    assert_eq!(forced, 1, "the denied call was sent {forced} times");
+
+    // Everything that does not need the denied filter was built.
+    let conf = emu.sdk().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    let filters = logs.describe_metric_filters().log_group_name(LOG_GROUP).send().await.unwrap();
+    let mut names: Vec<&str> = filters.metric_filters().iter().filter_map(|f| f.filter_name()).collect();
+    names.sort();
+    assert_eq!(names, kept);
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let alarms = cw.describe_alarms().send().await.unwrap();
+    let mut names: Vec<&str> = alarms.metric_alarms().iter().filter_map(|a| a.alarm_name()).collect();
+    names.sort();
+    assert_eq!(names, kept);
+    let ct = aws_sdk_cloudtrail::Client::new(&conf);
+    assert_eq!(ct.get_trail_status().name(TRAIL).send().await.unwrap().is_logging(), Some(true));
+
+    // Once allowed, the next apply finishes the job.
+    emu.set_faults(serde_json::json!({"force": []}));
+    let want = declared(&emu, p);
+    emu.ctguard(&["apply", "--auto-approve", "-p", p]).expect(0);
     assert_converged(&emu, p);
     assert_exactly_declared(&emu, &want, &["us-east-1"]).await;
 }

@@ -118,10 +118,28 @@ impl AwsError {
             (SdkError::ServiceError(se), Some(raw)) => {
                 format!("HTTP {}: {}", raw.status().as_u16(), DisplayErrorContext(se.err()))
             }
+            // A timeout or a lost connection: the chain of causes reads well; the
+            // DisplayErrorContext form appends a Debug dump a summary line does not need.
+            (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _) => causes(&err),
             _ => DisplayErrorContext(&err).to_string(),
         };
         AwsError { kind, code, message, detail }
     }
+}
+
+/// "dispatch failure: io error: connection closed before message completed": each cause in
+/// the chain once.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.last().is_some_and(|p| p.ends_with(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// The kind of an error chain's AWS failure, if it has one.
