@@ -207,6 +207,7 @@ async fn an_apply_killed_at_any_point_is_finished_by_the_next() {
         killed += 1;
     }
     assert!(killed >= 8, "only {killed} runs were killed before one finished: the kill points prove little");
+    eprintln!("{killed} runs killed before one finished");
     let finish = emu.ctguard(&["apply", "--auto-approve", "-p", p]);
     finish.expect(0);
     assert_converged(&emu, p);

@@ -729,6 +729,28 @@ def patch_logs_metric_filter_upsert() -> None:
     MetricFilters.add_filter = add_filter
 
 
+def patch_cloudtrail_create_trail_exists() -> None:
+    """Correct moto 5.2.5's CreateTrail, which replaces an existing trail (a model fix).
+
+    AWS answers CreateTrail for a name that exists with TrailAlreadyExistsException. moto
+    builds a new trail under the name, logging switched off, so a retried call or a second
+    writer silently undoes StartLogging, which AWS never does.
+    """
+    from moto.cloudtrail.models import CloudTrailBackend
+    from moto.core.exceptions import JsonRESTError
+
+    create = CloudTrailBackend.create_trail
+
+    def create_trail(self, name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if name in self.trails:
+            raise JsonRESTError(
+                "TrailAlreadyExistsException", f"Trail {name} already exists for customer: {self.account_id}"
+            )
+        return create(self, name, *args, **kwargs)
+
+    CloudTrailBackend.create_trail = create_trail
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -745,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_s3_logging_permission_check()
         patch_service_linked_role_names()
         patch_logs_metric_filter_upsert()
+        patch_cloudtrail_create_trail_exists()
     app = RequestLog(app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
