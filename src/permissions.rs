@@ -52,7 +52,8 @@ pub const READ: &[&str] = &[
 ];
 
 /// Actions apply adds. Deletes are only of what ctguard owns and the profile dropped;
-/// kms:ListKeys finds a key an interrupted apply left without its alias.
+/// kms:ListKeys finds a key an interrupted apply left without its alias; kms:UntagResource and
+/// kms:ScheduleKeyDeletion retire the spare key of two applies that raced to create one.
 pub const WRITE: &[&str] = &[
     "cloudtrail:AddTags",
     "cloudtrail:CreateTrail",
@@ -89,7 +90,9 @@ pub const WRITE: &[&str] = &[
     "kms:EnableKeyRotation",
     "kms:ListKeys",
     "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
     "kms:TagResource",
+    "kms:UntagResource",
     "kms:UpdateKeyDescription",
     "logs:CreateLogGroup",
     "logs:DeleteMetricFilter",

@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use crate::aws::RetryListener;
 use crate::engine::Hook;
 use crate::render::human::Paint;
 use crate::render::progress;
@@ -35,6 +36,16 @@ impl Printer {
         if self.output.verbose > 0 {
             eprintln!("{msg}");
         }
+    }
+
+    /// The listener for the SDK's retries: one line each with -v, nothing otherwise.
+    pub fn retries(&self) -> RetryListener {
+        let verbose = self.output.verbose > 0;
+        std::sync::Arc::new(move |retry| {
+            if verbose {
+                eprintln!("{}", progress::retry_line(retry));
+            }
+        })
     }
 
     /// The progress listener that fits stderr.

@@ -20,6 +20,9 @@ pub enum ErrorKind {
     AccessDenied,
     /// A just-created IAM role or policy is not visible to the service yet: retry.
     Propagating,
+    /// The call may or may not have taken effect: a timeout, a lost connection, an unreadable
+    /// response, or a server error (5xx) after the SDK's own retries ran out.
+    Transient,
     Other,
 }
 
@@ -95,9 +98,16 @@ impl AwsError {
     {
         let code = err.code().map(str::to_string);
         let message = err.message().map(str::to_string);
+        let server_error = err.raw_response().is_some_and(|r| r.status().is_server_error());
         let kind = match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ErrorKind::Other,
-            _ => code.as_deref().map(kind_of_code).unwrap_or(ErrorKind::Other),
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+                ErrorKind::Transient
+            }
+            _ => match code.as_deref().map(kind_of_code) {
+                Some(ErrorKind::Other) | None if server_error => ErrorKind::Transient,
+                Some(kind) => kind,
+                None => ErrorKind::Other,
+            },
         };
         // Without a modeled code, the status and the parse failure say more than the raw dump.
         let detail = match (&err, err.raw_response()) {
@@ -108,10 +118,28 @@ impl AwsError {
             (SdkError::ServiceError(se), Some(raw)) => {
                 format!("HTTP {}: {}", raw.status().as_u16(), DisplayErrorContext(se.err()))
             }
+            // A timeout or a lost connection: the chain of causes reads well; the
+            // DisplayErrorContext form appends a Debug dump a summary line does not need.
+            (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _) => causes(&err),
             _ => DisplayErrorContext(&err).to_string(),
         };
         AwsError { kind, code, message, detail }
     }
+}
+
+/// "dispatch failure: io error: connection closed before message completed": each cause in
+/// the chain once.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.last().is_some_and(|p| p.ends_with(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// The kind of an error chain's AWS failure, if it has one.

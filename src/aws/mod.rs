@@ -2,6 +2,7 @@
 //! client are set here and nowhere else.
 
 pub mod error;
+pub mod retry;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +14,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 pub use error::{AwsResultExt, ErrorKind};
+use retry::ReportRetries;
+pub use retry::{Retry, RetryListener};
 
 use crate::profile::Runtime;
 
@@ -81,29 +84,41 @@ struct Regional {
 }
 
 impl Aws {
-    pub fn new(config: &SdkConfig, runtime: Runtime, regions: &[String]) -> Self {
+    /// Every client reports its retries to `on_retry`.
+    pub fn new(config: &SdkConfig, runtime: Runtime, regions: &[String], on_retry: &RetryListener) -> Self {
+        let retries = ReportRetries::new(on_retry.clone());
         // Emulators and custom endpoints serve S3 path-style; with an IP address the SDK
         // switches by itself, with a host name such as localhost it does not.
-        let s3_conf =
-            aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
+        let s3_conf = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(config.endpoint_url().is_some())
+            .interceptor(retries.clone())
+            .build();
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf($sdk::config::Builder::from(config).interceptor(retries.clone()).build())
+            };
+            ($sdk:ident, $region:expr) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config).region($region).interceptor(retries.clone()).build(),
+                )
+            };
+        }
         Aws {
             runtime,
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            iam: aws_sdk_iam::Client::new(config),
-            cloudtrail: aws_sdk_cloudtrail::Client::new(config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(config),
-            kms: aws_sdk_kms::Client::new(config),
-            sns: aws_sdk_sns::Client::new(config),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            iam: client!(aws_sdk_iam),
+            cloudtrail: client!(aws_sdk_cloudtrail),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            kms: client!(aws_sdk_kms),
+            sns: client!(aws_sdk_sns),
+            cloudwatch: client!(aws_sdk_cloudwatch),
             regional: regions
                 .iter()
                 .map(|r| {
                     let region = Region::new(r.clone());
-                    let events = aws_sdk_eventbridge::config::Builder::from(config).region(region.clone()).build();
-                    let cfg = aws_sdk_config::config::Builder::from(config).region(region).build();
                     let clients = Regional {
-                        events: aws_sdk_eventbridge::Client::from_conf(events),
-                        config: aws_sdk_config::Client::from_conf(cfg),
+                        events: client!(aws_sdk_eventbridge, region.clone()),
+                        config: client!(aws_sdk_config, region),
                     };
                     (r.clone(), clients)
                 })
@@ -127,12 +142,13 @@ impl Aws {
 }
 
 /// The caller's account and partition, from STS. The first AWS call of every command.
-pub async fn whoami(config: &SdkConfig) -> anyhow::Result<Runtime> {
+pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Result<Runtime> {
     let region = config
         .region()
         .map(|r| r.to_string())
         .context("no AWS region: pass --region, set home_region in the profile, or set AWS_REGION")?;
-    let sts = aws_sdk_sts::Client::new(config);
+    let conf = aws_sdk_sts::config::Builder::from(config).interceptor(ReportRetries::new(on_retry.clone())).build();
+    let sts = aws_sdk_sts::Client::from_conf(conf);
     let id =
         sts.get_caller_identity().send().await.ctx(|| "asking STS who the caller is (GetCallerIdentity)".into())?;
     let account_id = id.account().context("STS returned no account id")?.to_string();
@@ -143,9 +159,10 @@ pub async fn whoami(config: &SdkConfig) -> anyhow::Result<Runtime> {
 
 /// Every region enabled for the account, from the Account API (a small client, where EC2's
 /// DescribeRegions would pull in by far the largest SDK crate).
-pub async fn enabled_regions(config: &SdkConfig) -> anyhow::Result<Vec<String>> {
+pub async fn enabled_regions(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Result<Vec<String>> {
     use aws_sdk_account::types::RegionOptStatus;
-    let account = aws_sdk_account::Client::new(config);
+    let conf = aws_sdk_account::config::Builder::from(config).interceptor(ReportRetries::new(on_retry.clone())).build();
+    let account = aws_sdk_account::Client::from_conf(conf);
     let mut pages = account
         .list_regions()
         .region_opt_status_contains(RegionOptStatus::Enabled)

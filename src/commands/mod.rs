@@ -49,9 +49,10 @@ impl Session {
 
         let started = Instant::now();
         let config = aws::load_config(&settings.connect(loaded.home_region())).await;
-        let mut runtime = aws::whoami(&config).await?;
+        let on_retry = printer.retries();
+        let mut runtime = aws::whoami(&config, &on_retry).await?;
         if loaded.wants_enabled_regions() {
-            runtime.enabled_regions = aws::enabled_regions(&config).await?;
+            runtime.enabled_regions = aws::enabled_regions(&config, &on_retry).await?;
         }
         printer.verbose(&format!(
             "account {} in {} ({:.0} ms)",
@@ -65,7 +66,7 @@ impl Session {
             account: runtime.account_id.clone(),
             region: runtime.region.clone(),
         };
-        let aws = Aws::new(&config, runtime, &profile.regions);
+        let aws = Aws::new(&config, runtime, &profile.regions, &on_retry);
         let listings = resources::Listings::new(&profile.regions);
         let mut resources = resources::declared(&profile, &listings);
         let orphans = resources::undeclared(&aws, &profile, &resources, &listings).await?;

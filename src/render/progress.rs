@@ -8,6 +8,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{doing_phrase, done_phrase};
+use crate::aws::Retry;
 use crate::engine::{Event, Hook};
 use crate::plan::Address;
 
@@ -80,5 +81,28 @@ impl Hook for Lines {
             Event::Skipped { address, because, .. } => format!("{address}: skipped, {because} failed"),
         };
         eprintln!("{line}");
+    }
+}
+
+/// "retry 2/5 logs:PutMetricFilter (us-east-1) after ThrottlingException".
+pub fn retry_line(r: &Retry) -> String {
+    format!("retry {}/{} {}:{} ({}) after {}", r.attempt, r.max, r.service, r.operation, r.region, r.after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_names_the_call_and_its_cause() {
+        let r = Retry {
+            attempt: 2,
+            max: 5,
+            service: "logs".into(),
+            operation: "PutMetricFilter".into(),
+            region: "us-east-1".into(),
+            after: "ThrottlingException".into(),
+        };
+        assert_eq!(retry_line(&r), "retry 2/5 logs:PutMetricFilter (us-east-1) after ThrottlingException");
     }
 }

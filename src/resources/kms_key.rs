@@ -1,6 +1,7 @@
 //! Customer-managed KMS keys, found by alias: the one that encrypts the trail's log files, and
 //! the one that encrypts the alert topic. Rotation stays on; the policy comes from the profile.
-//! ctguard never schedules a key for deletion: that would make every log it encrypted unreadable.
+//! ctguard never schedules a key that carries its alias for deletion: that would make every log
+//! it encrypted unreadable. Only a spare made by a race, which never had the alias, is retired.
 
 use std::collections::BTreeSet;
 
@@ -10,10 +11,12 @@ use aws_sdk_kms::types::{KeyState, Tag};
 use serde_json::{Value, json};
 
 use super::{Live, Resource, Spec, managed_tags, owner_tags, retry_propagation, tag_pairs, text};
-use crate::aws::{Aws, AwsResultExt};
+use crate::aws::error::kind;
+use crate::aws::{Aws, AwsResultExt, ErrorKind, MAX_ATTEMPTS};
 use crate::plan::{Address, Attrs};
 use crate::policy;
 use crate::profile::Profile;
+use aws_config::retry::RetryConfig;
 
 pub const KIND: &str = "kms_key";
 
@@ -54,15 +57,57 @@ impl KmsKey {
         while let Some(page) = pages.next().await {
             for key in page.ctx(|| "listing KMS keys".into())?.keys() {
                 let Some(id) = key.key_id() else { continue };
-                let tags = aws.kms.list_resource_tags().key_id(id).send().await;
-                // Keys of other accounts' grants or AWS-managed keys may not be readable.
-                let Ok(tags) = tags else { continue };
+                let tags = aws
+                    .kms
+                    .list_resource_tags()
+                    .key_id(id)
+                    .send()
+                    .await
+                    .ctx(|| format!("reading tags of KMS key {id}"));
+                // Keys of other accounts' grants or AWS-managed keys may not be readable. Any
+                // other failure must not be read as "no key": it would lead to a second key.
+                let tags = match tags {
+                    Ok(tags) => tags,
+                    Err(e) if matches!(kind(&e), ErrorKind::AccessDenied | ErrorKind::NotFound) => continue,
+                    Err(e) => return Err(e),
+                };
                 if tags.tags().iter().any(|t| t.tag_key() == ALIAS_TAG && t.tag_value() == self.alias) {
                     return Ok(Some(id.to_string()));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// Gives key `id` the alias. When the alias already exists, a retried CreateAlias or a
+    /// concurrent apply named a key first: if that is `id`, done; if it is another key, `id`
+    /// is a spare nobody uses, and it is untagged and scheduled for deletion so the account
+    /// keeps one key for the alias. Nothing was ever encrypted with it, so nothing is lost.
+    async fn name_key(&self, aws: &Aws, id: &str) -> anyhow::Result<()> {
+        let named = aws.kms.create_alias().alias_name(&self.alias).target_key_id(id).send().await;
+        let Err(e) = named.ctx(|| self.what("naming")) else { return Ok(()) };
+        if kind(&e) != ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+        let found = aws.kms.describe_key().key_id(&self.alias).send().await.ctx(|| self.what("reading"))?;
+        let target = found.key_metadata().map(|m| m.key_id().to_string()).unwrap_or_default();
+        if target != id {
+            aws.kms
+                .untag_resource()
+                .key_id(id)
+                .tag_keys(ALIAS_TAG)
+                .send()
+                .await
+                .ctx(|| self.what("untagging a spare"))?;
+            aws.kms
+                .schedule_key_deletion()
+                .key_id(id)
+                .pending_window_in_days(7)
+                .send()
+                .await
+                .ctx(|| self.what("retiring a spare"))?;
+        }
+        Ok(())
     }
 
     fn tags(want: &Attrs) -> anyhow::Result<Vec<Tag>> {
@@ -116,38 +161,51 @@ impl Resource for KmsKey {
     }
 
     async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        // A run interrupted between CreateKey and CreateAlias left a key without its alias:
-        // name that key rather than create a second one.
-        if let Some(id) = self.unnamed(aws).await? {
-            let all: BTreeSet<String> = want.keys().cloned().collect();
-            aws.kms
-                .create_alias()
-                .alias_name(&self.alias)
-                .target_key_id(&id)
-                .send()
-                .await
-                .ctx(|| self.what("naming"))?;
-            return self.update(aws, want, &all).await;
-        }
         let mut tags = Self::tags(want)?;
         tags.push(Tag::builder().tag_key(ALIAS_TAG).tag_value(&self.alias).build()?);
         let doc = serde_json::to_string(&want["policy"])?;
-        // KMS rejects a policy naming a principal it cannot resolve yet; retry while it propagates.
-        let created = retry_propagation(|| async {
-            aws.kms
-                .create_key()
-                .policy(&doc)
-                .description(text(want, "description"))
-                .set_tags(Some(tags.clone()))
-                .send()
-                .await
-                .ctx(|| self.what("creating"))
-        })
-        .await?;
-        let id = created.key_metadata().map(|m| m.key_id().to_string()).context("CreateKey returned no key id")?;
-        aws.kms.create_alias().alias_name(&self.alias).target_key_id(&id).send().await.ctx(|| self.what("naming"))?;
-        aws.kms.enable_key_rotation().key_id(&id).send().await.ctx(|| self.what("enabling rotation of"))?;
-        Ok(())
+        // CreateKey is not idempotent: an attempt whose response was lost has made a key all
+        // the same, and the SDK's retry would make a second one. So CreateKey runs without
+        // the SDK's retries, and every try starts by looking for a key tagged for this alias:
+        // one left by a lost response, or by a run interrupted before CreateAlias.
+        let mut delay = std::time::Duration::from_millis(500);
+        let mut tries = 0;
+        let (id, fresh) = loop {
+            tries += 1;
+            if let Some(id) = self.unnamed(aws).await? {
+                break (id, false);
+            }
+            // KMS rejects a policy naming a principal it cannot resolve yet; retry while it propagates.
+            let created = retry_propagation(|| async {
+                aws.kms
+                    .create_key()
+                    .policy(&doc)
+                    .description(text(want, "description"))
+                    .set_tags(Some(tags.clone()))
+                    .customize()
+                    .config_override(aws_sdk_kms::config::Builder::default().retry_config(RetryConfig::disabled()))
+                    .send()
+                    .await
+                    .ctx(|| self.what("creating"))
+            })
+            .await;
+            match created {
+                Ok(out) => {
+                    let id = out.key_metadata().map(|m| m.key_id().to_string());
+                    break (id.context("CreateKey returned no key id")?, true);
+                }
+                Err(e) if tries < MAX_ATTEMPTS && matches!(kind(&e), ErrorKind::Transient | ErrorKind::Throttled) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.name_key(aws, &id).await?;
+        // A fresh key has everything but rotation; an adopted one may lack anything.
+        let rest: BTreeSet<String> =
+            if fresh { ["key_rotation_enabled".to_string()].into() } else { want.keys().cloned().collect() };
+        self.update(aws, want, &rest).await
     }
 
     async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {

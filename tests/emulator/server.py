@@ -708,6 +708,49 @@ def patch_service_linked_role_names() -> None:
     models.SERVICE_NAME_CONVERSION.setdefault("config", "Config")
 
 
+def patch_logs_metric_filter_upsert() -> None:
+    """Correct moto 5.2.5's PutMetricFilter, which appends (a model fix, not a wire fix).
+
+    AWS "creates or updates" a metric filter: a filter's name is unique within its log
+    group, so a second PutMetricFilter with the same name replaces the first. moto appends a
+    second filter, so a retried call, or two writers, leave duplicates AWS never would.
+    """
+    from moto.logs.metric_filters import MetricFilters
+
+    append = MetricFilters.add_filter
+
+    def add_filter(self, filter_name, filter_pattern, log_group_name, metric_transformations):  # noqa: ANN001
+        self.metric_filters[:] = [
+            f for f in self.metric_filters
+            if not (f["filterName"] == filter_name and f["logGroupName"] == log_group_name)
+        ]
+        append(self, filter_name, filter_pattern, log_group_name, metric_transformations)
+
+    MetricFilters.add_filter = add_filter
+
+
+def patch_cloudtrail_create_trail_exists() -> None:
+    """Correct moto 5.2.5's CreateTrail, which replaces an existing trail (a model fix).
+
+    AWS answers CreateTrail for a name that exists with TrailAlreadyExistsException. moto
+    builds a new trail under the name, logging switched off, so a retried call or a second
+    writer silently undoes StartLogging, which AWS never does.
+    """
+    from moto.cloudtrail.models import CloudTrailBackend
+    from moto.core.exceptions import JsonRESTError
+
+    create = CloudTrailBackend.create_trail
+
+    def create_trail(self, name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if name in self.trails:
+            raise JsonRESTError(
+                "TrailAlreadyExistsException", f"Trail {name} already exists for customer: {self.account_id}"
+            )
+        return create(self, name, *args, **kwargs)
+
+    CloudTrailBackend.create_trail = create_trail
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -723,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
         app = AwsWireAdapter(app)
         patch_s3_logging_permission_check()
         patch_service_linked_role_names()
+        patch_logs_metric_filter_upsert()
+        patch_cloudtrail_create_trail_exists()
     app = RequestLog(app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
