@@ -52,8 +52,7 @@ pub const READ: &[&str] = &[
 ];
 
 /// Actions apply adds. Deletes are only of what ctguard owns and the profile dropped;
-/// kms:ListKeys finds a key an interrupted apply left without its alias; kms:UntagResource and
-/// kms:ScheduleKeyDeletion retire the spare key of two applies that raced to create one.
+/// kms:ListKeys finds a key an interrupted apply left without its alias.
 pub const WRITE: &[&str] = &[
     "cloudtrail:AddTags",
     "cloudtrail:CreateTrail",
@@ -90,9 +89,7 @@ pub const WRITE: &[&str] = &[
     "kms:EnableKeyRotation",
     "kms:ListKeys",
     "kms:PutKeyPolicy",
-    "kms:ScheduleKeyDeletion",
     "kms:TagResource",
-    "kms:UntagResource",
     "kms:UpdateKeyDescription",
     "logs:CreateLogGroup",
     "logs:DeleteMetricFilter",
@@ -116,6 +113,9 @@ pub const WRITE: &[&str] = &[
     "sns:UntagResource",
 ];
 
+/// Actions on the spare key of a lost race, allowed only on keys ctguard tagged.
+pub const RETIRE_SPARE_KEY: &[&str] = &["kms:ScheduleKeyDeletion", "kms:UntagResource"];
+
 /// The identity policy ctguard needs: read-only for plan and verify, or everything for apply.
 pub fn policy(read_only: bool) -> Value {
     let mut statements = vec![json!({"Sid": "CtguardRead", "Effect": "Allow", "Action": READ, "Resource": "*"})];
@@ -130,6 +130,15 @@ pub fn policy(read_only: bool) -> Value {
             "Condition": {"StringEquals": {"iam:PassedToService": [
                 "cloudtrail.amazonaws.com", "events.amazonaws.com", "config.amazonaws.com"
             ]}}
+        }));
+        // Two applies that race to create the trail key leave one spare, never used; the loser
+        // retires it. Only keys carrying ctguard's ownership tag can be touched.
+        statements.push(json!({
+            "Sid": "CtguardRetireSpareKey",
+            "Effect": "Allow",
+            "Action": RETIRE_SPARE_KEY,
+            "Resource": "*",
+            "Condition": {"Null": {"aws:ResourceTag/ctguard:profile": "false"}}
         }));
         statements.push(json!({
             "Sid": "CtguardConfigServiceLinkedRole",
@@ -161,6 +170,6 @@ mod tests {
     fn the_read_only_policy_has_no_writes() {
         let doc = policy(true).to_string();
         assert!(!doc.contains("Put") && !doc.contains("Create") && !doc.contains("Delete"), "{doc}");
-        assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 4);
+        assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 5);
     }
 }
