@@ -87,19 +87,30 @@ impl Aws {
     /// Every client reports its retries to `on_retry`.
     pub fn new(config: &SdkConfig, runtime: Runtime, regions: &[String], on_retry: &RetryListener) -> Self {
         let retries = ReportRetries::new(on_retry.clone());
+        let partition = retry_partition();
         // Emulators and custom endpoints serve S3 path-style; with an IP address the SDK
         // switches by itself, with a host name such as localhost it does not.
         let s3_conf = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(config.endpoint_url().is_some())
+            .retry_partition(partition.clone())
             .interceptor(retries.clone())
             .build();
         macro_rules! client {
             ($sdk:ident) => {
-                $sdk::Client::from_conf($sdk::config::Builder::from(config).interceptor(retries.clone()).build())
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config)
+                        .retry_partition(partition.clone())
+                        .interceptor(retries.clone())
+                        .build(),
+                )
             };
             ($sdk:ident, $region:expr) => {
                 $sdk::Client::from_conf(
-                    $sdk::config::Builder::from(config).region($region).interceptor(retries.clone()).build(),
+                    $sdk::config::Builder::from(config)
+                        .region($region)
+                        .retry_partition(partition.clone())
+                        .interceptor(retries.clone())
+                        .build(),
                 )
             };
         }
@@ -139,6 +150,17 @@ impl Aws {
     pub fn region(&self) -> &str {
         &self.runtime.region
     }
+}
+
+/// One retry partition for all of ctguard's clients, without the standard mode's retry quota.
+/// The quota (500 tokens, 5 per retried error and 10 per retried timeout, returned on success)
+/// guards a long-lived client against retry storms; ctguard already bounds each call to
+/// MAX_ATTEMPTS and its calls in flight to fixed concurrency, and with reads running in every
+/// region at once under throttling the quota ran dry, after which calls failed on their first
+/// transient error.
+fn retry_partition() -> aws_smithy_runtime::client::retries::RetryPartition {
+    use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
+    RetryPartition::custom("ctguard").token_bucket(TokenBucket::unlimited()).build()
 }
 
 /// The caller's account and partition, from STS. The first AWS call of every command.
