@@ -25,15 +25,21 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A running emulator. Dropping it stops the server; closing its stdin does too, so a test
-/// process that dies takes its emulator with it.
+/// A running emulator behind the fault-injecting proxy (`tests/emulator/proxy.py`). `endpoint`
+/// is the proxy's, so every call ctguard or a test makes passes through it and is counted
+/// there, retries included. Dropping it stops both; closing their stdin does too, so a test
+/// process that dies takes them with it.
 pub struct Emulator {
-    child: Child,
-    _stdin: ChildStdin,
+    // Field order is drop order: the proxy goes first, then the emulator behind it.
+    proxy: Child,
+    _proxy_stdin: ChildStdin,
+    server: Child,
+    _server_stdin: ChildStdin,
     pub endpoint: String,
 }
 
 impl Emulator {
+    /// An emulator whose proxy injects no faults until `set_faults` says otherwise.
     pub fn start() -> Emulator {
         let python = repo().join(".venv/bin/python");
         assert!(
@@ -41,32 +47,48 @@ impl Emulator {
             "the AWS emulator is not installed ({} is missing): run scripts/emulator-setup, or scripts/test which runs it",
             python.display()
         );
-        let mut child = Command::new(&python)
-            .arg(repo().join("tests/emulator/server.py"))
-            .args(["--host", "127.0.0.1", "--port", "0", "--exit-on-stdin-eof"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting the emulator with {}: {e}", python.display()));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the AWS emulator did not report a port within 60 s");
-        });
-        let port: u16 = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the AWS emulator printed {line:?} instead of `PORT <n>`"));
-        Emulator { child, _stdin: stdin, endpoint: format!("http://127.0.0.1:{port}") }
+        let server_args = ["--host", "127.0.0.1", "--port", "0", "--exit-on-stdin-eof"];
+        let (mut server, server_stdin, upstream) = spawn_reporting_port(&python, "server.py", &server_args)
+            .unwrap_or_else(|e| panic!("the AWS emulator: {e}"));
+        let proxy_args = ["--upstream", upstream.as_str(), "--port", "0", "--exit-on-stdin-eof"];
+        let (proxy, proxy_stdin, endpoint) =
+            spawn_reporting_port(&python, "proxy.py", &proxy_args).unwrap_or_else(|e| {
+                let _ = server.kill();
+                let _ = server.wait();
+                panic!("the fault-injecting proxy: {e}")
+            });
+        Emulator { proxy, _proxy_stdin: proxy_stdin, server, _server_stdin: server_stdin, endpoint }
+    }
+
+    /// An emulator whose proxy starts with these fault settings (see `set_faults`).
+    pub fn start_with_faults(faults: serde_json::Value) -> Emulator {
+        let emu = Emulator::start();
+        emu.set_faults(faults);
+        emu
+    }
+
+    /// Changes the proxy's fault settings; every key is optional. `share` (0 to 1) of requests
+    /// fail with one of `kinds` ("throttling", "http-500", "http-503", "drop-before",
+    /// "drop-after"); `latency_ms` delays every request; `seed` restarts the random choice;
+    /// `force` lists errors answered to matching requests, e.g.
+    /// `{"operation": "PutMetricFilter", "body_contains": "cis-4.3", "status": 400,
+    /// "code": "AccessDeniedException", "times": null}`. tests/emulator/proxy.py documents them.
+    pub fn set_faults(&self, faults: serde_json::Value) {
+        http("POST", &format!("{}/_ctguard/faults", self.endpoint), &faults.to_string());
+    }
+
+    /// Fails `share` of requests with any fault kind, chosen with `seed`.
+    pub fn set_fault_share(&self, share: f64, seed: u64) {
+        self.set_faults(serde_json::json!({ "share": share, "seed": seed }));
+    }
+
+    /// Answers every request for `operation` whose body contains `body_contains` (if given)
+    /// with a non-retryable HTTP 400 `code`, for ever.
+    pub fn force_error(&self, operation: &str, body_contains: Option<&str>, code: &str) {
+        self.set_faults(serde_json::json!({ "force": [{
+            "operation": operation, "body_contains": body_contains, "status": 400, "code": code,
+            "message": format!("{code} injected for {operation}"), "times": null,
+        }]}));
     }
 
     /// Runs ctguard with only the emulator's dummy credentials in its environment.
@@ -97,9 +119,9 @@ impl Emulator {
         aws_sdk_s3::Client::new(&self.sdk().await)
     }
 
-    /// Requests the emulator has served, as recorded by its wrapper.
+    /// Requests the proxy has received, oldest first, faulted ones included.
     pub fn requests(&self) -> Vec<Request> {
-        let body = http_get(&format!("{}/_ctguard/requests", self.endpoint));
+        let body = http("GET", &format!("{}/_ctguard/requests", self.endpoint), "");
         let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("request log is JSON");
         list.into_iter()
             .map(|v| Request {
@@ -108,12 +130,14 @@ impl Emulator {
                 query: v["query"].as_str().unwrap_or("").into(),
                 operation: v["operation"].as_str().unwrap_or("").into(),
                 service: v["service"].as_str().unwrap_or("").into(),
+                status: v["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
+                fault: v["fault"].as_str().map(str::to_string),
             })
             .collect()
     }
 
     pub fn clear_requests(&self) {
-        http_post(&format!("{}/_ctguard/requests/clear", self.endpoint));
+        http("POST", &format!("{}/_ctguard/requests/clear", self.endpoint), "");
     }
 
     /// The requests that change state.
@@ -124,8 +148,47 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in [&mut self.proxy, &mut self.server] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts one of the harness's Python servers and waits for its `PORT <n>` line; on failure
+/// the process is killed and the error says why.
+fn spawn_reporting_port(python: &Path, script: &str, args: &[&str]) -> Result<(Child, ChildStdin, String), String> {
+    let mut child = Command::new(python)
+        .arg(repo().join("tests/emulator").join(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting {script} with {}: {e}", python.display()))?;
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let port = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or_else(|| format!("{script} printed {line:?} instead of `PORT <n>`")),
+        Err(_) => Err(format!("{script} did not report a port within 60 s")),
+    };
+    match port {
+        Ok(port) => Ok((child, stdin, format!("http://127.0.0.1:{port}"))),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
     }
 }
 
@@ -138,6 +201,12 @@ pub struct Request {
     pub operation: String,
     /// The SigV4 signing name (iam, s3, monitoring, ...).
     pub service: String,
+    /// The HTTP status the caller got; `None` when the proxy dropped the connection before
+    /// forwarding. For "drop-after" it is the emulator's status, which the caller never saw.
+    pub status: Option<u16>,
+    /// The fault the proxy injected ("throttling", "http-500", "http-503", "drop-before",
+    /// "drop-after", or "forced"), or `None` when the request was forwarded untouched.
+    pub fault: Option<String>,
 }
 
 impl Request {
@@ -195,26 +264,19 @@ impl Request {
     }
 }
 
-/// A minimal HTTP/1.0 exchange with the emulator's own endpoints (no client crate needed).
-fn http(method: &str, url: &str) -> String {
+/// A minimal HTTP/1.0 exchange with the proxy's own endpoints (no client crate needed).
+fn http(method: &str, url: &str, body: &str) -> String {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut stream = std::net::TcpStream::connect(host).expect("emulator reachable");
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n").expect("request sent");
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        .expect("request sent");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response read");
     let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{method} {url}: {head}");
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{method} {url}: {head}\n{body}");
     body.to_string()
-}
-
-fn http_get(url: &str) -> String {
-    http("GET", url)
-}
-
-fn http_post(url: &str) {
-    http("POST", url);
 }
 
 /// ctguard with a clean AWS environment: nothing from the developer's machine leaks in.
