@@ -49,6 +49,7 @@ pub const READ: &[&str] = &[
     "sns:ListSubscriptionsByTopic",
     "sns:ListTagsForResource",
     "sts:GetCallerIdentity",
+    "tag:GetResources",
 ];
 
 /// Actions apply adds. Deletes are only of what ctguard owns and the profile dropped;

@@ -81,6 +81,7 @@ pub struct Aws {
 struct Regional {
     events: aws_sdk_eventbridge::Client,
     config: aws_sdk_config::Client,
+    tagging: aws_sdk_resourcegroupstagging::Client,
 }
 
 impl Aws {
@@ -129,7 +130,8 @@ impl Aws {
                     let region = Region::new(r.clone());
                     let clients = Regional {
                         events: client!(aws_sdk_eventbridge, region.clone()),
-                        config: client!(aws_sdk_config, region),
+                        config: client!(aws_sdk_config, region.clone()),
+                        tagging: client!(aws_sdk_resourcegroupstagging, region),
                     };
                     (r.clone(), clients)
                 })
@@ -145,6 +147,11 @@ impl Aws {
     /// The AWS Config client for `region`, which must be one of the profile's regions.
     pub fn config(&self, region: &str) -> &aws_sdk_config::Client {
         &self.regional[region].config
+    }
+
+    /// The Resource Groups Tagging API client for `region`, one of the profile's regions.
+    pub fn tagging(&self, region: &str) -> &aws_sdk_resourcegroupstagging::Client {
+        &self.regional[region].tagging
     }
 
     pub fn region(&self) -> &str {

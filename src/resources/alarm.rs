@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic, Tag};
 use serde_json::{Value, json};
 
-use super::{Live, Resource, Snapshot, Spec, managed_tags, metric_filter, tag_pairs, text};
+use super::tag_index::TagIndex;
+use super::{Live, Resource, Snapshot, Spec, metric_filter, tag_pairs, text};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::profile::{Alarm, Profile};
@@ -25,11 +26,12 @@ fn address(name: &str, region: &str) -> Address {
 pub struct AlarmSet {
     names: Vec<String>,
     snapshot: Snapshot<BTreeMap<String, (Attrs, String)>>,
+    tags: Arc<TagIndex>,
 }
 
 impl AlarmSet {
-    pub fn new(names: Vec<String>) -> Arc<Self> {
-        Arc::new(AlarmSet { names, snapshot: Snapshot::default() })
+    pub fn new(names: Vec<String>, tags: Arc<TagIndex>) -> Arc<Self> {
+        Arc::new(AlarmSet { names, snapshot: Snapshot::default(), tags })
     }
 
     async fn fetch(&self, aws: &Aws) -> anyhow::Result<BTreeMap<String, (Attrs, String)>> {
@@ -128,7 +130,7 @@ impl CloudWatchAlarm {
     }
 
     fn orphan(name: &str, region: &str) -> Self {
-        let set = AlarmSet::new(vec![name.to_string()]);
+        let set = AlarmSet::new(vec![name.to_string()], Default::default());
         CloudWatchAlarm { name: name.into(), region: region.into(), spec: Spec::undeclared(address(name, region)), set }
     }
 
@@ -147,18 +149,18 @@ impl Resource for CloudWatchAlarm {
         let all = self.set.snapshot.get(|| self.set.fetch(aws)).await?;
         let Some((attrs, arn)) = all.get(&self.name) else { return Ok(None) };
         // DescribeAlarms leaves tags out.
-        let tags = aws
-            .cloudwatch
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .ctx(|| self.what("reading tags of"))?;
+        let read = || async {
+            let out = aws.cloudwatch.list_tags_for_resource().resource_arn(arn).send().await;
+            let out = out.ctx(|| self.what("reading tags of"))?;
+            Ok(out
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap_or("").to_string(), t.value().unwrap_or("").to_string()))
+                .collect())
+        };
+        let tags = self.set.tags.tags(aws, &self.region, arn, self.spec.want.get("tags"), read).await?;
         let mut attrs = attrs.clone();
-        attrs.insert(
-            "tags".into(),
-            managed_tags(tags.tags().iter().map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))),
-        );
+        attrs.insert("tags".into(), tags);
         Ok(Some(Live { attrs, ..Live::default() }))
     }
 

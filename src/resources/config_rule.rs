@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use aws_sdk_config::types::{ComplianceType, ConfigRule, Owner, Scope, Source, Tag};
 use serde_json::{Value, json};
 
-use super::{Check, Live, Resource, Snapshot, Spec, config_recorder, managed_tags, owner_tags, tag_pairs};
+use super::tag_index::TagIndex;
+use super::{Check, Live, Resource, Snapshot, Spec, config_recorder, owner_tags, tag_pairs};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::profile::{self, Profile};
@@ -30,6 +31,7 @@ pub type Rules = BTreeMap<String, (Attrs, String)>;
 pub struct RegionRules {
     names: Vec<String>,
     rules: Arc<Snapshot<Rules>>,
+    tags: Arc<TagIndex>,
     compliance: Snapshot<Result<BTreeMap<String, ComplianceType>, String>>,
 }
 
@@ -38,8 +40,8 @@ const COMPLIANCE_NAMES_PER_CALL: usize = 25;
 
 impl RegionRules {
     /// `rules` is the region's listing, shared with the search for undeclared rules.
-    pub fn new(names: Vec<String>, rules: Arc<Snapshot<Rules>>) -> Arc<Self> {
-        Arc::new(RegionRules { names, rules, compliance: Snapshot::default() })
+    pub fn new(names: Vec<String>, rules: Arc<Snapshot<Rules>>, tags: Arc<TagIndex>) -> Arc<Self> {
+        Arc::new(RegionRules { names, rules, tags, compliance: Snapshot::default() })
     }
 
     /// Compliance of every rule of the region; an error is kept, not retried per rule.
@@ -167,7 +169,7 @@ pub async fn owned(
                     region: region.clone(),
                     spec: Spec::undeclared(address),
                     fail_on_noncompliance: false,
-                    shared: RegionRules::new(vec![name.clone()], listing.clone()),
+                    shared: RegionRules::new(vec![name.clone()], listing.clone(), Default::default()),
                 };
                 found.push(Box::new(rule));
             }
@@ -187,13 +189,18 @@ impl Resource for ManagedConfigRule {
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         let rules = self.shared.rules.get(|| Self::fetch(aws, &self.region)).await?;
         let Some((attrs, arn)) = rules.get(&self.name) else { return Ok(None) };
-        let tags = aws.config(&self.region).list_tags_for_resource().resource_arn(arn).send().await;
-        let tags = tags.ctx(|| self.what("reading tags of"))?;
+        let read = || async {
+            let out = aws.config(&self.region).list_tags_for_resource().resource_arn(arn).send().await;
+            let out = out.ctx(|| self.what("reading tags of"))?;
+            Ok(out
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap_or("").to_string(), t.value().unwrap_or("").to_string()))
+                .collect())
+        };
+        let tags = self.shared.tags.tags(aws, &self.region, arn, self.spec.want.get("tags"), read).await?;
         let mut attrs = attrs.clone();
-        attrs.insert(
-            "tags".into(),
-            managed_tags(tags.tags().iter().map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))),
-        );
+        attrs.insert("tags".into(), tags);
         Ok(Some(Live { attrs, ..Live::default() }))
     }
 

@@ -14,6 +14,7 @@ pub mod role;
 pub mod rule;
 pub mod service_role;
 pub mod subscriptions;
+pub mod tag_index;
 pub mod topic;
 pub mod trail;
 
@@ -127,6 +128,8 @@ pub struct Listings {
     pub config_rules: std::collections::BTreeMap<String, std::sync::Arc<Snapshot<config_rule::Rules>>>,
     /// The metric filters of the trail's log group.
     pub metric_filters: std::sync::Arc<Snapshot<Option<metric_filter::Filters>>>,
+    /// The tags of the rules and alarms ctguard owns, per region.
+    pub tags: tag_index::TagIndexes,
 }
 
 impl Listings {
@@ -135,6 +138,7 @@ impl Listings {
             event_rules: regions.iter().map(|r| (r.clone(), Default::default())).collect(),
             config_rules: regions.iter().map(|r| (r.clone(), Default::default())).collect(),
             metric_filters: Default::default(),
+            tags: regions.iter().map(|r| (r.clone(), Default::default())).collect(),
         }
     }
 }
@@ -170,7 +174,8 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         for r in &profile.regions {
             for rule in &events.rules {
                 let listed = listings.event_rules[r].clone();
-                out.push(Box::new(rule::EventRule::new(profile, events, rule, r, listed)));
+                let tags = listings.tags[r].clone();
+                out.push(Box::new(rule::EventRule::new(profile, events, rule, r, listed, tags)));
             }
         }
     }
@@ -185,7 +190,8 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
             out.push(Box::new(config_recorder::Recording::new(setup, r, shared)));
             let here: Vec<_> = setup.rules.iter().filter(|rule| rule.regions.contains(r)).collect();
             let names = here.iter().map(|rule| rule.name.clone()).collect();
-            let shared = config_rule::RegionRules::new(names, listings.config_rules[r].clone());
+            let shared =
+                config_rule::RegionRules::new(names, listings.config_rules[r].clone(), listings.tags[r].clone());
             for rule in here {
                 let fail = setup.fail_on_noncompliance;
                 out.push(Box::new(config_rule::ManagedConfigRule::new(profile, rule, r, fail, shared.clone())));
@@ -196,7 +202,8 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         // Alarms on S3 data events would never fire: the trail records management events only.
         let alarms: Vec<&crate::profile::Alarm> = profile.alarms.iter().filter(|a| !a.requires_data_events).collect();
         let filters = listings.metric_filters.clone();
-        let set = alarm::AlarmSet::new(alarms.iter().map(|a| a.name.clone()).collect());
+        let tags = listings.tags[&profile.runtime.region].clone();
+        let set = alarm::AlarmSet::new(alarms.iter().map(|a| a.name.clone()).collect(), tags);
         for a in alarms {
             out.push(Box::new(metric_filter::MetricFilter::new(profile, cw, a, filters.clone())));
             out.push(Box::new(alarm::CloudWatchAlarm::new(profile, a, set.clone())));

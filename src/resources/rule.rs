@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Tag, Target};
 use serde_json::{Value, json};
 
-use super::{Check, Live, Resource, Snapshot, Spec, managed_tags, owner_tags, role, tag_pairs, text, topic};
+use super::tag_index::TagIndex;
+use super::{Check, Live, Resource, Snapshot, Spec, owner_tags, role, tag_pairs, text, topic};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::{Address, Attrs};
 use crate::policy;
@@ -28,6 +29,7 @@ pub struct EventRule {
     arn: String,
     spec: Spec,
     region_rules: Arc<RegionEventRules>,
+    tags: Arc<TagIndex>,
 }
 
 /// What ListRules says about one rule; it carries what DescribeRule would.
@@ -108,6 +110,7 @@ impl EventRule {
         rule: &Rule,
         region: &str,
         region_rules: Arc<RegionEventRules>,
+        tags: Arc<TagIndex>,
     ) -> Self {
         let rt = &profile.runtime;
         let home = region == rt.region;
@@ -127,14 +130,16 @@ impl EventRule {
         want.insert("tags".into(), owner_tags(profile));
         let arn = format!("arn:{}:events:{region}:{}:rule/{}", rt.partition, rt.account_id, rule.name);
         let spec = Spec::new(address(&rule.name, region), want, depends);
-        EventRule { name: rule.name.clone(), region: region.into(), arn, spec, region_rules }
+        EventRule { name: rule.name.clone(), region: region.into(), arn, spec, region_rules, tags }
     }
 
     fn orphan(aws: &Aws, name: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Self {
         let rt = &aws.runtime;
         let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
         let spec = Spec::undeclared(address(name, region));
-        EventRule { name: name.into(), region: region.into(), arn, spec, region_rules }
+        // Orphans are found by their tags already; their read goes to the resource itself.
+        let tags = Arc::new(TagIndex::default());
+        EventRule { name: name.into(), region: region.into(), arn, spec, region_rules, tags }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -220,11 +225,14 @@ impl Resource for EventRule {
         let eb = aws.events(&self.region);
         let listed = self.region_rules.get(aws, &self.region).await?;
         let Some(rule) = listed.get(&self.name) else { return Ok(None) };
+        let read_tags = || async {
+            let out = eb.list_tags_for_resource().resource_arn(&self.arn).send().await;
+            let out = out.ctx(|| self.what("reading tags of"))?;
+            Ok(out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
+        };
         let (targets, tags) = tokio::try_join!(
             async { eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of")) },
-            async {
-                eb.list_tags_for_resource().resource_arn(&self.arn).send().await.ctx(|| self.what("reading tags of"))
-            },
+            self.tags.tags(aws, &self.region, &self.arn, self.spec.want.get("tags"), read_tags),
         )?;
         let pattern: Value = match &rule.pattern {
             Some(p) => serde_json::from_str(p).with_context(|| self.what("parsing the pattern of"))?,
@@ -245,7 +253,7 @@ impl Resource for EventRule {
         attrs.insert("state".into(), json!(rule.state));
         attrs.insert("description".into(), json!(rule.description));
         attrs.insert("targets".into(), Value::Object(targets));
-        attrs.insert("tags".into(), managed_tags(tags.tags().iter().map(|t| (t.key(), t.value()))));
+        attrs.insert("tags".into(), tags);
         let checks = self.delivery_check(&attrs).into_iter().collect();
         Ok(Some(Live { attrs, checks, ..Live::default() }))
     }

@@ -214,6 +214,7 @@ impl Request {
     pub fn iam_action(&self) -> String {
         let prefix = match self.service.as_str() {
             "monitoring" => "cloudwatch",
+            "tagging" => "tag",
             other => other,
         };
         if !self.operation.is_empty() {

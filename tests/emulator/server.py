@@ -751,6 +751,41 @@ def patch_cloudtrail_create_trail_exists() -> None:
     CloudTrailBackend.create_trail = create_trail
 
 
+def patch_tagging_api_rules() -> None:
+    """Let moto 5.2.5's Resource Groups Tagging API list EventBridge and AWS Config rules.
+
+    AWS's GetResources covers `events:rule` and `config:config-rule`; moto's lists event buses
+    only, and nothing from Config, so a client that reads tags in one call per region would see
+    none. Rules are added from the same backends ListTagsForResource reads.
+    """
+    from moto.config.models import config_backends
+    from moto.core.resource_tagging import TaggedResource, make_tag_matcher, match_resource_type
+    from moto.events.models import events_backends
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+
+    listed = ResourceGroupsTaggingAPIBackend._get_resources_generator
+
+    def rules(account_id: str, region: str):  # noqa: ANN202
+        events = events_backends[account_id][region]
+        for bus in events.event_buses.values():
+            for rule in bus.rules.values():
+                yield TaggedResource(arn=rule.arn, tags=events.tagger.get_tag_dict_for_resource(rule.arn),
+                                     resource_type="events:rule")
+        for rule in config_backends[account_id][region].config_rules.values():
+            yield TaggedResource(arn=rule.config_rule_arn, tags=dict(rule.tags or {}),
+                                 resource_type="config:config-rule")
+
+    def get_resources(self, tag_filters=None, resource_type_filters=None, resource_arn_list=None):  # noqa: ANN001, ANN202
+        yield from listed(self, tag_filters, resource_type_filters, resource_arn_list)
+        wanted = make_tag_matcher(tag_filters)
+        for r in rules(self.account_id, self.region_name):
+            if (r.tags and match_resource_type(r.resource_type, resource_type_filters) and wanted(r.tags)
+                    and (not resource_arn_list or r.arn in resource_arn_list)):
+                yield r
+
+    ResourceGroupsTaggingAPIBackend._get_resources_generator = get_resources
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -768,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_service_linked_role_names()
         patch_logs_metric_filter_upsert()
         patch_cloudtrail_create_trail_exists()
+        patch_tagging_api_rules()
     app = RequestLog(app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
