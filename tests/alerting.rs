@@ -145,6 +145,18 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
     again.expect(0);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
     assert!(emu.mutating_requests().is_empty(), "{:?}", emu.mutating_requests());
+    // No N+1: the tags of rules and alarms come from one GetResources per region.
+    let per_resource: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.operation.ends_with("ListTagsForResource")
+                && ["events", "config", "monitoring"].contains(&r.service.as_str())
+        })
+        .collect();
+    assert!(per_resource.is_empty(), "{per_resource:?}");
+    let batched = emu.requests().iter().filter(|r| r.operation.ends_with("GetResources")).count();
+    assert_eq!(batched, REGIONS.len());
     let verify = emu.ctguard(&["verify", "-p", p]);
     verify.expect(0);
     assert!(
