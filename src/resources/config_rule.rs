@@ -192,11 +192,7 @@ impl Resource for ManagedConfigRule {
         let read = || async {
             let out = aws.config(&self.region).list_tags_for_resource().resource_arn(arn).send().await;
             let out = out.ctx(|| self.what("reading tags of"))?;
-            Ok(out
-                .tags()
-                .iter()
-                .map(|t| (t.key().unwrap_or("").to_string(), t.value().unwrap_or("").to_string()))
-                .collect())
+            Ok(super::tag_index::pairs(out.tags().iter().map(|t| (t.key(), t.value()))))
         };
         let tags = self.shared.tags.tags(aws, &self.region, arn, self.spec.want.get("tags"), read).await?;
         let mut attrs = attrs.clone();

@@ -79,5 +79,11 @@ impl TagIndex {
     }
 }
 
+/// SDK tags as owned (key, value) pairs, for the `read` of [`TagIndex::tags`]. CloudWatch and
+/// Config model a tag's key and value as optional.
+pub fn pairs<'a>(tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Vec<(String, String)> {
+    tags.into_iter().map(|(k, v)| (k.unwrap_or("").to_string(), v.unwrap_or("").to_string())).collect()
+}
+
 /// One index per region.
 pub type TagIndexes = std::collections::BTreeMap<String, Arc<TagIndex>>;

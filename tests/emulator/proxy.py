@@ -73,7 +73,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # One owner for operation and service detection: the emulator's own request log.
-from server import _CBOR_PATH, CBOR_SERVICES, RequestLog  # noqa: E402
+from server import _CBOR_PATH, CBOR_SERVICES, RequestLog, stop_when_stdin_closes  # noqa: E402
 
 KINDS = ("throttling", "http-500", "http-503", "drop-before", "drop-after")
 CONTROL = "/_ctguard/"
@@ -518,15 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     if args.exit_on_stdin_eof:
-        def watch_stdin() -> None:
-            try:
-                while os.read(sys.stdin.fileno(), 65536):
-                    pass
-            except OSError:
-                pass
-            stop.set()
-
-        threading.Thread(target=watch_stdin, name="stdin-eof", daemon=True).start()
+        stop_when_stdin_closes(stop)
 
     while not stop.wait(1.0):
         pass

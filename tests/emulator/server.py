@@ -786,6 +786,20 @@ def patch_tagging_api_rules() -> None:
     ResourceGroupsTaggingAPIBackend._get_resources_generator = get_resources
 
 
+def stop_when_stdin_closes(stop: threading.Event) -> None:
+    """Sets `stop` once stdin reaches end of file: the test that started us has gone."""
+    def watch_stdin() -> None:
+        try:
+            while os.read(sys.stdin.fileno(), 65536):
+                pass
+        except OSError:
+            pass
+        log.info("stdin closed; shutting down")
+        stop.set()
+
+    threading.Thread(target=watch_stdin, name="stdin-eof", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -828,16 +842,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     if args.exit_on_stdin_eof:
-        def watch_stdin() -> None:
-            try:
-                while os.read(sys.stdin.fileno(), 65536):
-                    pass
-            except OSError:
-                pass
-            log.info("stdin closed; shutting down")
-            stop.set()
-
-        threading.Thread(target=watch_stdin, name="stdin-eof", daemon=True).start()
+        stop_when_stdin_closes(stop)
 
     log.info("listening on http://%s:%d", args.host, port)
     while not stop.wait(1.0):
