@@ -61,16 +61,17 @@ pub fn deployed_patterns(resources: &[Box<dyn Resource>], live: &LiveState) -> V
     let mut out = Vec::new();
     for r in resources.iter().filter(|r| r.declared()) {
         let address = r.address();
+        let is_rule = match address.kind {
+            rule::KIND => true,
+            metric_filter::KIND => false,
+            _ => continue,
+        };
         let Some(have) = live.get(&address).and_then(Option::as_ref) else { continue };
         let (Some(want), Some(got)) = (r.spec().want.get("pattern"), have.attrs.get("pattern")) else { continue };
-        let parse = |p: &Value| match address.kind {
-            rule::KIND => Detection::rule(&address.name, p, "", None),
-            metric_filter::KIND => Detection::alarm(&address.name, p.as_str().unwrap_or(""), "", no_feed()),
-            _ => unreachable!("only rules and metric filters have patterns"),
+        let parse = |p: &Value| match is_rule {
+            true => Detection::rule(&address.name, p, "", None),
+            false => Detection::alarm(&address.name, p.as_str().unwrap_or(""), "", no_feed()),
         };
-        if !matches!(address.kind, rule::KIND | metric_filter::KIND) {
-            continue;
-        }
         let name = "deployed pattern fires as declared on the sample records".to_string();
         let check = match (parse(want), parse(got)) {
             (Ok(want), Ok(got)) => compare(&want, &got),
