@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// ctguard reads a profile (a TOML file that says what the account must have), compares it with
 /// the live account and shows, applies or verifies the difference: the hardened audit-log bucket,
-/// the multi-region CloudTrail trail and its CloudWatch Logs delivery.
+/// the multi-region CloudTrail trail and its CloudWatch Logs delivery, the EventBridge rules,
+/// metric filters and alarms that catch destructive calls, their alert topic, and AWS Config.
+/// `ctguard test` replays CloudTrail logs through those detections offline.
 ///
 /// Start with `ctguard plan -p ai-agent-guard`: it changes nothing.
 #[derive(Debug, Parser)]
