@@ -405,12 +405,10 @@ impl<R: BufRead> Slices<R> {
         }
         self.carry = data.split_off(end);
         let values = if self.eof { scan.values_total } else { cut.map_or(0, |(_, v)| v) };
-        let unit = Unit::Slice { data, first_line: self.line, first_record: self.records };
-        if let Unit::Slice { data, .. } = &unit {
-            self.line += data.iter().filter(|b| **b == b'\n').count() as u64;
-        }
+        let (first_line, first_record) = (self.line, self.records);
+        self.line += data.iter().filter(|b| **b == b'\n').count() as u64;
         self.records += values;
-        Ok(Some(unit))
+        Ok(Some(Unit::Slice { data, first_line, first_record }))
     }
 }
 

@@ -71,6 +71,7 @@ pub async fn owned(
     aws: &Aws,
     profile: &str,
     prefix: &str,
+    tags: &TagIndex,
     known: &HashSet<Address>,
 ) -> anyhow::Result<Vec<Box<dyn Resource>>> {
     let region = aws.region();
@@ -84,9 +85,7 @@ pub async fn owned(
             if known.contains(&candidate.address()) {
                 continue;
             }
-            let tags = aws.cloudwatch.list_tags_for_resource().resource_arn(arn).send().await;
-            let tags = tags.ctx(|| format!("reading tags of CloudWatch alarm {name}"))?;
-            if tags.tags().iter().any(|t| t.key() == Some(super::OWNER_TAG) && t.value() == Some(profile)) {
+            if tags.owned_by(aws, region, arn, profile).await? {
                 found.push(Box::new(candidate));
             }
         }
@@ -149,12 +148,7 @@ impl Resource for CloudWatchAlarm {
         let all = self.set.snapshot.get(|| self.set.fetch(aws)).await?;
         let Some((attrs, arn)) = all.get(&self.name) else { return Ok(None) };
         // DescribeAlarms leaves tags out.
-        let read = || async {
-            let out = aws.cloudwatch.list_tags_for_resource().resource_arn(arn).send().await;
-            let out = out.ctx(|| self.what("reading tags of"))?;
-            Ok(super::tag_index::pairs(out.tags().iter().map(|t| (t.key(), t.value()))))
-        };
-        let tags = self.set.tags.tags(aws, &self.region, arn, self.spec.want.get("tags"), read).await?;
+        let tags = self.set.tags.tags(aws, &self.region, arn, self.spec.want.get("tags")).await?;
         let mut attrs = attrs.clone();
         attrs.insert("tags".into(), tags);
         Ok(Some(Live { attrs, ..Live::default() }))

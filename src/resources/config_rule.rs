@@ -161,9 +161,7 @@ pub async fn owned(
             if known.contains(&address) {
                 continue;
             }
-            let tags = aws.config(region).list_tags_for_resource().resource_arn(arn).send().await;
-            let tags = tags.ctx(|| format!("reading tags of AWS Config rule {region}/{name}"))?;
-            if tags.tags().iter().any(|t| t.key() == Some(super::OWNER_TAG) && t.value() == Some(profile)) {
+            if listings.tags[region].owned_by(aws, region, arn, profile).await? {
                 let rule = ManagedConfigRule {
                     name: name.clone(),
                     region: region.clone(),
@@ -189,12 +187,7 @@ impl Resource for ManagedConfigRule {
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         let rules = self.shared.rules.get(|| Self::fetch(aws, &self.region)).await?;
         let Some((attrs, arn)) = rules.get(&self.name) else { return Ok(None) };
-        let read = || async {
-            let out = aws.config(&self.region).list_tags_for_resource().resource_arn(arn).send().await;
-            let out = out.ctx(|| self.what("reading tags of"))?;
-            Ok(super::tag_index::pairs(out.tags().iter().map(|t| (t.key(), t.value()))))
-        };
-        let tags = self.shared.tags.tags(aws, &self.region, arn, self.spec.want.get("tags"), read).await?;
+        let tags = self.shared.tags.tags(aws, &self.region, arn, self.spec.want.get("tags")).await?;
         let mut attrs = attrs.clone();
         attrs.insert("tags".into(), tags);
         Ok(Some(Live { attrs, ..Live::default() }))

@@ -267,7 +267,7 @@ pub async fn undeclared(
         trail::owned(aws, name),
         role::owned(aws, name, role_path),
         rule::owned(aws, name, DISCOVERY_PREFIX, listings, &known),
-        alarm::owned(aws, name, DISCOVERY_PREFIX, &known),
+        alarm::owned(aws, name, DISCOVERY_PREFIX, &listings.tags[aws.region()], &known),
         async {
             match &profile.cloudwatch_logs {
                 Some(cw) => {

@@ -182,9 +182,7 @@ pub async fn owned(
             if known.contains(&candidate.address()) {
                 continue;
             }
-            let tags = aws.events(region).list_tags_for_resource().resource_arn(&rule.arn).send().await;
-            let tags = tags.ctx(|| format!("reading tags of EventBridge rule {region}/{name}"))?;
-            if tags.tags().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == profile) {
+            if listings.tags[region].owned_by(aws, region, &rule.arn, profile).await? {
                 found.push(Box::new(candidate));
             }
         }
@@ -225,14 +223,9 @@ impl Resource for EventRule {
         let eb = aws.events(&self.region);
         let listed = self.region_rules.get(aws, &self.region).await?;
         let Some(rule) = listed.get(&self.name) else { return Ok(None) };
-        let read_tags = || async {
-            let out = eb.list_tags_for_resource().resource_arn(&self.arn).send().await;
-            let out = out.ctx(|| self.what("reading tags of"))?;
-            Ok(out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
-        };
         let (targets, tags) = tokio::try_join!(
             async { eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of")) },
-            self.tags.tags(aws, &self.region, &self.arn, self.spec.want.get("tags"), read_tags),
+            self.tags.tags(aws, &self.region, &self.arn, self.spec.want.get("tags")),
         )?;
         let pattern: Value = match &rule.pattern {
             Some(p) => serde_json::from_str(p).with_context(|| self.what("parsing the pattern of"))?,

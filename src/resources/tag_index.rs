@@ -5,7 +5,8 @@
 //! The Tagging API is eventually consistent, and lists only resources that carry the ownership
 //! tag. So the index is trusted only where it shows exactly the tags the profile wants; anywhere
 //! else (a resource just created or retagged, one ctguard does not own yet) the resource's own
-//! tags are read, as before. On a converged account that is never.
+//! tags are read, as before. On a converged account that is never. The search for rules and
+//! alarms the profile owns but no longer declares asks the index first the same way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,36 +54,51 @@ impl TagIndex {
         Ok(out)
     }
 
-    /// The managed tags of `arn`: the index's when they are the tags `want`s, else those
-    /// `read` fetches from the resource itself.
-    pub async fn tags<F, Fut>(
-        &self,
-        aws: &Aws,
-        region: &str,
-        arn: &str,
-        want: Option<&Value>,
-        read: F,
-    ) -> anyhow::Result<Value>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = anyhow::Result<Vec<(String, String)>>>,
-    {
+    /// The managed tags of `arn`: the index's when they are the tags `want`s, else the
+    /// resource's own.
+    pub async fn tags(&self, aws: &Aws, region: &str, arn: &str, want: Option<&Value>) -> anyhow::Result<Value> {
         let index = self.snapshot.get(|| Self::fetch(aws, region)).await?;
-        if let Some(tags) = index.get(arn) {
-            let managed = managed_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            if want.is_some_and(|w| *w == managed) {
-                return Ok(managed);
-            }
+        let managed = |tags: &[(String, String)]| managed_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(indexed) = index.get(arn).map(|t| managed(t))
+            && want.is_some_and(|w| *w == indexed)
+        {
+            return Ok(indexed);
         }
-        let tags = read().await?;
-        Ok(managed_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        Ok(managed(&read_one(aws, region, arn).await?))
+    }
+
+    /// Whether `profile` owns `arn`. The index lists only owned resources, so a resource
+    /// missing from it (or owned by another profile there) is asked directly.
+    pub async fn owned_by(&self, aws: &Aws, region: &str, arn: &str, profile: &str) -> anyhow::Result<bool> {
+        let owner = |tags: &[(String, String)]| tags.iter().any(|(k, v)| k == OWNER_TAG && v == profile);
+        let index = self.snapshot.get(|| Self::fetch(aws, region)).await?;
+        if index.get(arn).is_some_and(|t| owner(t)) {
+            return Ok(true);
+        }
+        Ok(owner(&read_one(aws, region, arn).await?))
     }
 }
 
-/// SDK tags as owned (key, value) pairs, for the `read` of [`TagIndex::tags`]. CloudWatch and
-/// Config model a tag's key and value as optional.
-pub fn pairs<'a>(tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Vec<(String, String)> {
-    tags.into_iter().map(|(k, v)| (k.unwrap_or("").to_string(), v.unwrap_or("").to_string())).collect()
+/// The tags of one rule or alarm, from its own service.
+async fn read_one(aws: &Aws, region: &str, arn: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let what = || format!("reading tags of {arn}");
+    let owned = |k: &str, v: &str| (k.to_string(), v.to_string());
+    Ok(match arn.split(':').nth(2) {
+        Some("events") => {
+            let out = aws.events(region).list_tags_for_resource().resource_arn(arn).send().await.ctx(what)?;
+            out.tags().iter().map(|t| owned(t.key(), t.value())).collect()
+        }
+        Some("config") => {
+            let out = aws.config(region).list_tags_for_resource().resource_arn(arn).send().await.ctx(what)?;
+            out.tags().iter().map(|t| owned(t.key().unwrap_or(""), t.value().unwrap_or(""))).collect()
+        }
+        // Alarms live in the home region, the CloudWatch client's.
+        Some("cloudwatch") => {
+            let out = aws.cloudwatch.list_tags_for_resource().resource_arn(arn).send().await.ctx(what)?;
+            out.tags().iter().map(|t| owned(t.key().unwrap_or(""), t.value().unwrap_or(""))).collect()
+        }
+        _ => anyhow::bail!("internal error: no tag reader for {arn}"),
+    })
 }
 
 /// One index per region.
