@@ -818,6 +818,11 @@ def main(argv: list[str] | None = None) -> int:
         patch_logs_metric_filter_upsert()
         patch_cloudtrail_create_trail_exists()
         patch_tagging_api_rules()
+        # Alert delivery (PutEvents -> rules -> targets, alarm actions, SNS -> SQS) lives in
+        # its own module: tests/emulator/delivery.py.
+        import delivery
+
+        delivery.install()
     app = RequestLog(app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
