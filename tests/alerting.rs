@@ -50,18 +50,18 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
     run.expect(0);
     let conf = emu.sdk().await;
 
-    // Topic policy: EventBridge and CloudWatch may publish, scoped to this account.
+    // Topic policy: CloudWatch may publish for this account's alarms; EventBridge without a
+    // condition, which topic policies for EventBridge cannot carry (README, policy conditions).
     let sns = aws_sdk_sns::Client::new(&conf);
     let attrs = sns.get_topic_attributes().topic_arn(topic_arn()).send().await.unwrap();
     let doc = policy_json(&attrs.attributes().unwrap()["Policy"]);
     let by_sid = |sid: &str| doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).cloned().unwrap();
-    for (sid, service) in
-        [("EventBridgeRulesPublish", "events.amazonaws.com"), ("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com")]
-    {
-        let s = by_sid(sid);
-        assert_eq!(s["Principal"]["Service"], service);
-        assert_eq!(s["Condition"]["StringEquals"]["aws:SourceAccount"], ACCOUNT);
-    }
+    let alarms_publish = by_sid("CloudWatchAlarmsPublish");
+    assert_eq!(alarms_publish["Principal"]["Service"], "cloudwatch.amazonaws.com");
+    assert_eq!(alarms_publish["Condition"]["StringEquals"]["aws:SourceAccount"], ACCOUNT);
+    let rules_publish = by_sid("EventBridgeRulesPublish");
+    assert_eq!(rules_publish["Principal"]["Service"], "events.amazonaws.com");
+    assert!(rules_publish.get("Condition").is_none(), "{rules_publish}");
     assert!(!doc.to_string().contains("\"Principal\":\"*\""), "the topic must be public to no one: {doc}");
     let subs = sns.list_subscriptions_by_topic().topic_arn(topic_arn()).send().await.unwrap();
     let mut endpoints: Vec<&str> = subs.subscriptions().iter().filter_map(|s| s.endpoint()).collect();

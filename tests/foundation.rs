@@ -91,6 +91,11 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
         enc["Condition"]["StringLike"]["kms:EncryptionContext:aws:cloudtrail:arn"],
         format!("arn:aws:cloudtrail:*:{ACCOUNT}:trail/*")
     );
+    // What the key needs to also be an SSE-KMS audit bucket's key (README, KMS grants).
+    assert_eq!(statement(&kpol, "CloudTrailDecryptsWithBucketKey")["Action"], "kms:Decrypt");
+    let config = statement(&kpol, "ConfigDeliversToBucket");
+    assert_eq!(config["Principal"]["Service"], "config.amazonaws.com");
+    assert_eq!(config["Condition"]["StringEquals"]["aws:SourceAccount"], ACCOUNT);
 
     // The trail.
     let ct = aws_sdk_cloudtrail::Client::new(&conf);
@@ -121,8 +126,8 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
     let trust = policy_json(role.role().unwrap().assume_role_policy_document().unwrap());
     let assume = &trust["Statement"][0];
     assert_eq!(assume["Principal"]["Service"], "cloudtrail.amazonaws.com");
-    assert_eq!(assume["Condition"]["StringEquals"]["aws:SourceArn"], trail_arn.as_str());
-    assert_eq!(assume["Condition"]["StringEquals"]["aws:SourceAccount"], ACCOUNT);
+    // No condition: CloudTrail documents none for this role (README, policy conditions).
+    assert!(assume.get("Condition").is_none(), "{trust}");
     let inline = iam.get_role_policy().role_name(ROLE).policy_name("ctguard-cloudtrail-to-logs").send().await.unwrap();
     let inline = policy_json(inline.policy_document());
     assert_eq!(inline["Statement"][0]["Action"], json!(["logs:CreateLogStream", "logs:PutLogEvents"]));
