@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// the live account and shows, applies or verifies the difference: the hardened audit-log bucket,
 /// the multi-region CloudTrail trail and its CloudWatch Logs delivery, the EventBridge rules,
 /// metric filters and alarms that catch destructive calls, their alert topic, and AWS Config.
-/// `ctguard test` replays CloudTrail logs through those detections offline.
+/// `ctguard test` replays CloudTrail logs through those detections offline; `ctguard
+/// validate-logs` proves no log file was deleted or altered since CloudTrail delivered it.
 ///
 /// Start with `ctguard plan -p ai-agent-guard`: it changes nothing.
 #[derive(Debug, Parser)]
@@ -50,6 +51,20 @@ pub enum Command {
     ///
     /// Exit status: 0 replayed, 1 error (unreadable input, invalid profile).
     Test(TestArgs),
+    /// Prove no CloudTrail log file or digest was deleted or altered since delivery.
+    ///
+    /// Walks the trail's digest files in the audit bucket for the window, region by region
+    /// (organization trails' layout too), and checks what CloudTrail's log file integrity
+    /// validation promises: each digest's SHA256withRSA signature against CloudTrail's public
+    /// key for it, the chain of digests (each records its predecessor's hash and signature),
+    /// and the SHA-256 of every log file a digest lists. Reports, per region, digests and log
+    /// files valid, missing and altered, and gaps in the chain.
+    ///
+    /// Needs s3:ListBucket and s3:GetObject on the bucket, cloudtrail:ListPublicKeys (unless
+    /// --public-keys is given), and kms:Decrypt for log files encrypted with SSE-KMS.
+    ///
+    /// Exit status: 0 all valid, 2 anything missing or altered, 1 could not decide.
+    ValidateLogs(ValidateLogsArgs),
     /// List the profiles built into ctguard, print one, or write one out to customise it.
     Profiles(ProfilesArgs),
     /// Print the least-privilege IAM policy ctguard needs.
@@ -161,6 +176,28 @@ pub struct TestArgs {
     /// CloudTrail log files, record files or directories; `-` for stdin (the default).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateLogsArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Start of the window: an RFC 3339 time (2026-11-27T10:00:00Z), a date (2026-11-27, at
+    /// midnight UTC), or a span before now (90m, 6h, 7d). Defaults to 24 hours before --end.
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+
+    /// End of the window, in the same forms, or `now` (the default). Digests delivered in the
+    /// hour after it are read too: the first of them records the last one inside it.
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<String>,
+
+    /// Check signatures with the public keys in FILE instead of calling ListPublicKeys: the
+    /// JSON `aws cloudtrail list-public-keys` prints for the window. Repeatable: keys are per
+    /// region, so give one file per region for a multi-region trail.
+    #[arg(long = "public-keys", value_name = "FILE")]
+    pub public_keys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

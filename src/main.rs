@@ -46,6 +46,12 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             let settings = ctguard::settings::TestSettings::resolve(&args)?;
             return commands::test::run(&settings, &Printer::new(settings.output));
         }
+        Command::ValidateLogs(args) => {
+            let settings = ctguard::settings::ValidateLogsSettings::resolve(&args)?;
+            let printer = Printer::new(settings.common.output);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            return runtime.block_on(commands::validate_logs::run(&settings, &printer));
+        }
         Command::Plan(args) => (args.common, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
         Command::Apply(args) => (args.common, Job::Apply { auto_approve: args.auto_approve }),
         Command::Verify(args) => (args.common, Job::Verify { junit: args.junit }),

@@ -3,13 +3,16 @@
 
 use serde_json::{Value, json};
 
-/// Actions plan and verify call. account:ListRegions only with `regions = "all-enabled"`.
+/// Actions plan, verify and validate-logs call. account:ListRegions only with `regions =
+/// "all-enabled"`; ListPublicKeys and GetObject (digest and log files) only for validate-logs
+/// and verify's log_integrity check.
 pub const READ: &[&str] = &[
     "account:ListRegions",
     "cloudtrail:DescribeTrails",
     "cloudtrail:GetEventSelectors",
     "cloudtrail:GetTrail",
     "cloudtrail:GetTrailStatus",
+    "cloudtrail:ListPublicKeys",
     "cloudtrail:ListTags",
     "cloudwatch:DescribeAlarms",
     "cloudwatch:ListTagsForResource",
@@ -44,6 +47,7 @@ pub const READ: &[&str] = &[
     "s3:GetBucketVersioning",
     "s3:GetEncryptionConfiguration",
     "s3:GetLifecycleConfiguration",
+    "s3:GetObject",
     "s3:ListBucket",
     "sns:GetTopicAttributes",
     "sns:ListSubscriptionsByTopic",
@@ -117,9 +121,29 @@ pub const WRITE: &[&str] = &[
 /// Actions on the spare key of a lost race, allowed only on keys ctguard tagged.
 pub const RETIRE_SPARE_KEY: &[&str] = &["kms:ScheduleKeyDeletion", "kms:UntagResource"];
 
-/// The identity policy ctguard needs: read-only for plan and verify, or everything for apply.
+/// Decrypting what CloudTrail encrypted, to hash log files delivered with SSE-KMS.
+pub const READ_TRAIL_LOGS: &[&str] = &["kms:Decrypt"];
+
+/// The identity policy ctguard needs: read-only for plan, verify and validate-logs, or
+/// everything for apply.
 pub fn policy(read_only: bool) -> Value {
-    let mut statements = vec![json!({"Sid": "CtguardRead", "Effect": "Allow", "Action": READ, "Resource": "*"})];
+    let mut statements = vec![
+        json!({"Sid": "CtguardRead", "Effect": "Allow", "Action": READ, "Resource": "*"}),
+        // S3 decrypts an SSE-KMS log file for GetObject with the caller's kms:Decrypt; only
+        // through S3, and only data CloudTrail encrypted (its encryption context names a trail).
+        json!({
+            "Sid": "CtguardReadTrailLogs",
+            "Effect": "Allow",
+            "Action": READ_TRAIL_LOGS,
+            "Resource": "*",
+            "Condition": {
+                "StringLike": {
+                    "kms:ViaService": "s3.*.amazonaws.com",
+                    "kms:EncryptionContext:aws:cloudtrail:arn": "arn:*:cloudtrail:*:*:trail/*"
+                }
+            }
+        }),
+    ];
     if !read_only {
         statements.push(json!({"Sid": "CtguardApply", "Effect": "Allow", "Action": WRITE, "Resource": "*"}));
         // Roles are handed only to the services that assume them.
@@ -158,19 +182,20 @@ mod tests {
 
     #[test]
     fn lists_are_sorted_and_disjoint() {
-        for list in [READ, WRITE] {
+        for list in [READ, WRITE, READ_TRAIL_LOGS] {
             let mut sorted = list.to_vec();
             sorted.sort();
             sorted.dedup();
             assert_eq!(sorted, list, "keep the list sorted and free of repeats");
         }
-        assert!(READ.iter().all(|a| !WRITE.contains(a)));
+        assert!(READ.iter().all(|a| !WRITE.contains(a) && !READ_TRAIL_LOGS.contains(a)));
     }
 
     #[test]
     fn the_read_only_policy_has_no_writes() {
         let doc = policy(true).to_string();
         assert!(!doc.contains("Put") && !doc.contains("Create") && !doc.contains("Delete"), "{doc}");
-        assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 5);
+        assert_eq!(policy(true)["Statement"].as_array().unwrap().len(), 2);
+        assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 6);
     }
 }

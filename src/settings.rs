@@ -4,8 +4,10 @@
 use std::io::IsTerminal;
 
 use crate::aws::ConnectOptions;
-use crate::cli::{ColorChoice, Common, Format, TestArgs};
+use crate::cli::{ColorChoice, Common, Format, TestArgs, ValidateLogsArgs};
 use crate::detect::replay::Input;
+use crate::integrity::keys::{self, PublicKeys};
+use crate::integrity::window::Window;
 use crate::profile::{self, vars::Vars};
 
 #[derive(Debug, Clone)]
@@ -106,5 +108,31 @@ impl TestSettings {
             output: Output::resolve(args.color, 0),
             inputs,
         })
+    }
+}
+
+/// `ctguard validate-logs`, resolved: the window is parsed and any public-key files are read
+/// and checked here, before any AWS call.
+#[derive(Debug, Clone)]
+pub struct ValidateLogsSettings {
+    pub common: Settings,
+    pub window: Window,
+    /// Keys from --public-keys, with the files' names; `None`: ask ListPublicKeys.
+    pub public_keys: Option<(PublicKeys, Vec<String>)>,
+}
+
+impl ValidateLogsSettings {
+    pub fn resolve(args: &ValidateLogsArgs) -> anyhow::Result<Self> {
+        let common = Settings::resolve(&args.common)?;
+        let now = time::OffsetDateTime::now_utc();
+        let window = Window::resolve(args.start.as_deref(), args.end.as_deref(), now).map_err(anyhow::Error::msg)?;
+        let public_keys = match args.public_keys.as_slice() {
+            [] => None,
+            files => {
+                let keys = keys::from_files(files).map_err(anyhow::Error::msg)?;
+                Some((keys, files.iter().map(|f| f.display().to_string()).collect()))
+            }
+        };
+        Ok(ValidateLogsSettings { common, window, public_keys })
     }
 }

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod plan;
 pub mod profiles;
 pub mod test;
+pub mod validate_logs;
 pub mod verify;
 
 use std::time::Instant;

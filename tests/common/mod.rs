@@ -91,6 +91,15 @@ impl Emulator {
         }]}));
     }
 
+    /// Registers public keys CloudTrail's ListPublicKeys then returns for `region` (moto lacks
+    /// the API; tests/emulator/server.py answers it). Each key is `{"Value": <base64 of the
+    /// DER RSAPublicKey>, "Fingerprint", "ValidityStartTime", "ValidityEndTime"}`, times in
+    /// epoch seconds.
+    pub fn register_public_keys(&self, region: &str, keys: serde_json::Value) {
+        let body = serde_json::json!({ "region": region, "keys": keys });
+        http("POST", &format!("{}/moto-api/ctguard/cloudtrail-public-keys", self.endpoint), &body.to_string());
+    }
+
     /// Runs ctguard with only the emulator's dummy credentials in its environment.
     pub fn ctguard(&self, args: &[&str]) -> Run {
         self.ctguard_in(args, None)
@@ -223,7 +232,14 @@ impl Request {
         if self.path == "/listRegions" {
             return "account:ListRegions".into();
         }
-        // S3's REST protocol: the subresource names the operation.
+        // S3's REST protocol: the subresource names the operation; the SDK names object
+        // operations in `x-id`, and ListObjectsV2 by `list-type=2`.
+        if let Some(op) = self.query.split('&').find_map(|p| p.strip_prefix("x-id=")) {
+            return format!("s3:{op}");
+        }
+        if self.query.split('&').any(|p| p == "list-type=2") {
+            return "s3:ListBucket".into();
+        }
         let sub = self.query.split(['=', '&']).next().unwrap_or("");
         let action = match (self.method.as_str(), sub) {
             ("HEAD", "") => "ListBucket",

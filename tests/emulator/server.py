@@ -325,11 +325,20 @@ CONFIG_COMPLIANCE_NOT_EVALUATED = {
 }
 
 
+# CloudTrail's ListPublicKeys, which moto lacks (see AwsWireAdapter._list_public_keys); the Rust SDK
+# sends this target, botocore prefixes it with com.amazonaws.cloudtrail.v20131101.
+LIST_PUBLIC_KEYS_TARGET = "CloudTrail_20131101.ListPublicKeys"
+# Where tests register the public keys their digest files are signed with.
+PUBLIC_KEYS_ADMIN_PATH = "/moto-api/ctguard/cloudtrail-public-keys"
+
+
 class AwsWireAdapter:
     """WSGI middleware around moto's app; see the module docstring."""
 
     def __init__(self, app: Callable):
         self.app = app
+        self.public_keys_lock = threading.Lock()
+        self.public_keys: dict[str, list[dict]] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -342,6 +351,10 @@ class AwsWireAdapter:
             return self._s3_root(environ, start_response)
         if method == "POST" and path == "/listRegions":
             return self._account_regions(start_response)
+        if method == "POST" and path == PUBLIC_KEYS_ADMIN_PATH:
+            return self._register_public_keys(environ, start_response)
+        if method == "POST" and environ.get("HTTP_X_AMZ_TARGET", "").endswith(LIST_PUBLIC_KEYS_TARGET):
+            return self._list_public_keys(environ, start_response)
         unevaluated = CONFIG_COMPLIANCE_NOT_EVALUATED.get(environ.get("HTTP_X_AMZ_TARGET", ""))
         if method == "POST" and unevaluated is not None:
             return self._config_compliance(start_response, unevaluated)
@@ -356,6 +369,49 @@ class AwsWireAdapter:
         regions = [{"RegionName": r, "RegionOptStatus": "ENABLED_BY_DEFAULT"} for r in DEFAULT_REGIONS]
         payload = json.dumps({"Regions": regions}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    # -- CloudTrail public keys ------------------------------------------------
+
+    def _register_public_keys(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """Test administration: `{"region": "us-east-1", "keys": [{"Value": "<base64 of the DER
+        RSAPublicKey>", "Fingerprint": "<hex>", "ValidityStartTime": <epoch s>,
+        "ValidityEndTime": <epoch s>}]}` adds keys to the region's list."""
+        body = json.loads(_read_body(environ) or b"{}")
+        with self.public_keys_lock:
+            self.public_keys.setdefault(body["region"], []).extend(body.get("keys", []))
+        payload = b"{}"
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def _list_public_keys(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """moto 5.2.5 does not implement CloudTrail's ListPublicKeys. CloudTrail signs digest
+        files with a key pair per region that only AWS holds, so the emulator can only return
+        keys a test registered (above): those of the request's region (its SigV4 credential
+        scope) whose validity overlaps [StartTime, EndTime], the current time when absent, as
+        the API does. `Value` is a blob: on the wire, base64 of the base64 text of the DER key,
+        which is what the AWS CLI's validate-logs decodes (it base64-decodes the blob it
+        receives once more)."""
+        body = json.loads(_read_body(environ) or b"{}")
+        now = dt.datetime.now(dt.timezone.utc).timestamp()
+        start, end = float(body.get("StartTime", now)), float(body.get("EndTime", now))
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        scope = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/", auth)
+        region = scope.group(1) if scope else "us-east-1"
+        with self.public_keys_lock:
+            keys = list(self.public_keys.get(region, []))
+        listed = [
+            {
+                "Value": base64.b64encode(k["Value"].encode()).decode(),
+                "ValidityStartTime": k["ValidityStartTime"],
+                "ValidityEndTime": k["ValidityEndTime"],
+                "Fingerprint": k["Fingerprint"],
+            }
+            for k in keys
+            if k["ValidityStartTime"] <= end and k["ValidityEndTime"] >= start
+        ]
+        payload = json.dumps({"PublicKeyList": listed}).encode()
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload)))])
         return [payload]
 
     # -- AWS Config compliance ------------------------------------------------
@@ -786,6 +842,33 @@ def patch_tagging_api_rules() -> None:
     ResourceGroupsTaggingAPIBackend._get_resources_generator = get_resources
 
 
+def patch_s3_bucket_policy_conditions() -> None:
+    """moto 5.2.5 checks a bucket policy on object reads and writes without any request context,
+    and its IAMPolicyStatement answers DENIED for a statement whose condition does not hold,
+    whatever the statement's effect: the deny-without-TLS statement of ctguard's audit bucket
+    (`aws:SecureTransport` false) then refuses every GetObject and PutObject in the bucket. In
+    IAM's evaluation a statement whose condition does not hold does not apply, and a condition
+    on a key the request lacks does not hold (`...IfExists` and `Null` aside, which no bucket
+    policy here uses). So statements with conditions are left out when moto has no context to
+    evaluate them with; the unconditional ones decide as before."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(self, action: str, resource: str) -> Any:  # noqa: ANN001
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        raw = self.policy.decode() if isinstance(self.policy, bytes) else self.policy
+        doc = json.loads(raw)
+        statements = doc.get("Statement", [])
+        statements = [statements] if isinstance(statements, dict) else statements
+        unconditional = [st for st in statements if not st.get("Condition")]
+        if not unconditional:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**doc, "Statement": unconditional})).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+
 def stop_when_stdin_closes(stop: threading.Event) -> None:
     """Sets `stop` once stdin reaches end of file: the test that started us has gone."""
     def watch_stdin() -> None:
@@ -818,6 +901,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_logs_metric_filter_upsert()
         patch_cloudtrail_create_trail_exists()
         patch_tagging_api_rules()
+        patch_s3_bucket_policy_conditions()
         # Alert delivery (PutEvents -> rules -> targets, alarm actions, SNS -> SQS) lives in
         # its own module: tests/emulator/delivery.py.
         import delivery
