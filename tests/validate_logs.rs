@@ -1,4 +1,4 @@
-//! `ctguard validate-logs` against the emulator.
+//! `ctguard validate-logs` and verify's log_integrity check against the emulator.
 //!
 //! The emulator delivers no digest files, so each test delivers them itself, as CloudTrail does
 //! and as AWS's "CloudTrail digest file structure" page describes: gzipped CloudTrail log files
@@ -582,6 +582,44 @@ async fn a_missing_or_wrong_public_key_is_reported() {
     let mut cli = signer.listed();
     cli["Value"] = json!(aws_smithy_types::base64::encode(signer.public.as_bytes()));
     with(&file("right.json", json!([stranger.listed(), cli]))).expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_checks_log_integrity_when_the_profile_asks() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    run(ctguard_cmd().args(["profiles", "export", "ai-agent-guard"]).arg(dir.path())).expect(0);
+    let path = dir.path().join("profiles/ai-agent-guard.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text =
+        text.replacen("log_file_validation = true\n", "log_file_validation = true\nlog_integrity_hours = 6\n", 1);
+    std::fs::write(&path, text).unwrap();
+    let profile = path.display().to_string();
+    emu.ctguard(&["apply", "--auto-approve", "-p", &profile]).expect(0);
+
+    let signer = Signer::new();
+    let chain = deliver(&signer, "us-east-1", None, &hourly(8), 2);
+    put_all(&emu, objects(&chain)).await;
+    emu.register_public_keys("us-east-1", json!([signer.listed()]));
+    let check = "log files and digests intact over the last 6 hours";
+
+    let ok = emu.ctguard(&["verify", "-p", &profile, "--format", "json"]);
+    ok.expect(0);
+    let doc = json_of(&ok);
+    let found = doc["checks"].as_array().unwrap().iter().find(|c| c["name"] == check).expect("the check ran").clone();
+    assert_eq!(found["ok"], true, "{found:#}");
+    assert_eq!(found["address"], "cloudtrail_trail.ctguard-audit");
+    assert!(found["detail"].as_str().unwrap().starts_with("6 digest files and 12 log files in 1 region"), "{found:#}");
+
+    let altered = chain[6].logs[0].key.clone();
+    put_all(&emu, vec![Object { key: altered.clone(), body: gzip(b"{\"Records\": []}"), signature: None }]).await;
+    let bad = emu.ctguard(&["verify", "-p", &profile]);
+    bad.expect(2);
+    assert!(
+        bad.stdout.contains(check) && bad.stdout.contains(&format!("log file altered {}", uri(&altered))),
+        "{}",
+        bad.stdout
+    );
 }
 
 /// A day of hourly digests in four regions, three log files each: every object read once.

@@ -150,6 +150,8 @@ pub struct Trail {
     pub log_file_validation: bool,
     pub management_events: ReadWrite,
     pub kms: Option<Kms>,
+    /// verify's log_integrity check covers this many hours; `None`: not checked.
+    pub log_integrity_hours: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +231,9 @@ pub fn parse_overrides(flags: &[String]) -> anyhow::Result<Vars> {
         })
         .collect()
 }
+
+/// The longest window verify's log_integrity check may read.
+const MAX_LOG_INTEGRITY_HOURS: u32 = 2160;
 
 const BUILTINS: [&str; 4] = ["account_id", "partition", "region", "profile"];
 
@@ -444,6 +449,7 @@ impl Resolver<'_> {
             vars.insert("kms_alias".into(), json!(alias));
         }
         let kms = doc.trail.kms.as_ref().and_then(|k| self.kms("trail.kms", k, &vars));
+        self.log_integrity(&doc.trail);
 
         // Templates last, with every derived name defined.
         let bucket_policy = self.template("bucket.policy", &doc.bucket.policy, &vars);
@@ -490,6 +496,7 @@ impl Resolver<'_> {
                 log_file_validation: doc.trail.log_file_validation,
                 management_events: doc.trail.management_events,
                 kms,
+                log_integrity_hours: doc.trail.log_integrity_hours,
             },
             cloudwatch_logs,
             regions: alerting.regions,
@@ -500,6 +507,20 @@ impl Resolver<'_> {
             waivers,
             vars,
         })
+    }
+
+    fn log_integrity(&mut self, trail: &types::TrailDoc) {
+        match trail.log_integrity_hours {
+            Some(h) if !(1..=MAX_LOG_INTEGRITY_HOURS).contains(&h) => self.problem(
+                "trail.log_integrity_hours",
+                format!("{h} is not valid: expected 1 to {MAX_LOG_INTEGRITY_HOURS} (90 days)"),
+            ),
+            Some(_) if !trail.log_file_validation => self.problem(
+                "trail.log_integrity_hours",
+                "needs log_file_validation = true: without it CloudTrail delivers no digest files",
+            ),
+            _ => {}
+        }
     }
 
     /// The access-log bucket's names; its policy is rendered once every name is known.

@@ -152,6 +152,9 @@ pub struct TrailDoc {
     #[serde(default)]
     pub management_events: ReadWrite,
     pub kms: Option<KmsDoc>,
+    /// verify also validates the digest chain and log files delivered in the last N hours, as
+    /// `ctguard validate-logs` does.
+    pub log_integrity_hours: Option<u32>,
 }
 
 fn yes() -> bool {
