@@ -129,19 +129,16 @@ pub const READ_TRAIL_LOGS: &[&str] = &["kms:Decrypt"];
 pub fn policy(read_only: bool) -> Value {
     let mut statements = vec![
         json!({"Sid": "CtguardRead", "Effect": "Allow", "Action": READ, "Resource": "*"}),
-        // S3 decrypts an SSE-KMS log file for GetObject with the caller's kms:Decrypt; only
-        // through S3, and only data CloudTrail encrypted (its encryption context names a trail).
+        // S3 decrypts an SSE-KMS log file for GetObject with the caller's kms:Decrypt: allowed
+        // only through S3 (kms:ViaService, which KMS sets to s3.<region>.amazonaws.com). No
+        // encryption-context condition: with S3 Bucket Keys the context is the bucket's, not
+        // the trail's.
         json!({
             "Sid": "CtguardReadTrailLogs",
             "Effect": "Allow",
             "Action": READ_TRAIL_LOGS,
             "Resource": "*",
-            "Condition": {
-                "StringLike": {
-                    "kms:ViaService": "s3.*.amazonaws.com",
-                    "kms:EncryptionContext:aws:cloudtrail:arn": "arn:*:cloudtrail:*:*:trail/*"
-                }
-            }
+            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
         }),
     ];
     if !read_only {
