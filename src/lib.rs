@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod detect;
 pub mod engine;
+pub mod events;
 pub mod integrity;
 pub mod permissions;
 pub mod plan;

@@ -2,6 +2,7 @@
 //! client are set here and nowhere else.
 
 pub mod error;
+pub mod propagation;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -14,10 +15,10 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 pub use error::{AwsResultExt, ErrorKind};
+pub use propagation::while_propagating;
 use retry::ReportRetries;
-pub use retry::{Retry, RetryListener};
 
-use crate::profile::Runtime;
+use crate::events::RetryListener;
 
 /// How to reach AWS: resolved settings, no clap types.
 #[derive(Debug, Clone, Default)]
@@ -61,11 +62,20 @@ pub async fn load_config(opts: &ConnectOptions) -> SdkConfig {
     loader.load().await
 }
 
+/// Who is calling, and from which home region: what STS says, before any profile is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub account_id: String,
+    pub partition: String,
+    /// The home region every non-regional client calls.
+    pub region: String,
+}
+
 /// One client per service for the home region, EventBridge in every profile region, plus
 /// who and where we are.
 #[derive(Clone, Debug)]
 pub struct Aws {
-    pub runtime: Runtime,
+    pub caller: Caller,
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
@@ -86,7 +96,7 @@ struct Regional {
 
 impl Aws {
     /// Every client reports its retries to `on_retry`.
-    pub fn new(config: &SdkConfig, runtime: Runtime, regions: &[String], on_retry: &RetryListener) -> Self {
+    pub fn new(config: &SdkConfig, caller: Caller, regions: &[String], on_retry: &RetryListener) -> Self {
         let retries = ReportRetries::new(on_retry.clone());
         let partition = retry_partition();
         // Emulators and custom endpoints serve S3 path-style; with an IP address the SDK
@@ -116,7 +126,7 @@ impl Aws {
             };
         }
         Aws {
-            runtime,
+            caller,
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             iam: client!(aws_sdk_iam),
             cloudtrail: client!(aws_sdk_cloudtrail),
@@ -155,7 +165,7 @@ impl Aws {
     }
 
     pub fn region(&self) -> &str {
-        &self.runtime.region
+        &self.caller.region
     }
 }
 
@@ -171,7 +181,7 @@ fn retry_partition() -> aws_smithy_runtime::client::retries::RetryPartition {
 }
 
 /// The caller's account and partition, from STS. The first AWS call of every command.
-pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Result<Runtime> {
+pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Result<Caller> {
     let region = config
         .region()
         .map(|r| r.to_string())
@@ -183,7 +193,7 @@ pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Res
     let account_id = id.account().context("STS returned no account id")?.to_string();
     // arn:PARTITION:sts::ACCOUNT:assumed-role/...
     let partition = id.arn().and_then(|a| a.split(':').nth(1)).unwrap_or("aws").to_string();
-    Ok(Runtime { account_id, partition, region, enabled_regions: Vec::new() })
+    Ok(Caller { account_id, partition, region })
 }
 
 /// Every region enabled for the account, from the Account API (a small client, where EC2's
@@ -205,4 +215,23 @@ pub async fn enabled_regions(config: &SdkConfig, on_retry: &RetryListener) -> an
     }
     regions.sort();
     Ok(regions)
+}
+
+/// Every page of a list call the SDK offers no paginator for: `call` sends the request with
+/// the given NextToken and returns the page and the next token, until there is none.
+pub async fn all_pages<P, F, Fut>(mut call: F) -> anyhow::Result<Vec<P>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(P, Option<String>)>>,
+{
+    let mut pages = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) = call(token).await?;
+        pages.push(page);
+        match next {
+            Some(next) => token = Some(next),
+            None => return Ok(pages),
+        }
+    }
 }

@@ -1,31 +1,55 @@
 //! CloudWatch alarms on the metric filters' metrics, notifying the alert topic. Alarms are
 //! read in batches of 100 names per DescribeAlarms call, shared by every alarm of the profile.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic, Tag};
-use serde_json::{Value, json};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, MetricAlarm, Statistic};
+use serde::Serialize;
 
-use super::tag_index::TagIndex;
-use super::{Live, Resource, Snapshot, Spec, metric_filter, tag_pairs, text};
+use super::discovery::{self, Known, PREFIX};
+use super::kind::{Decl, Delta, Found, Kind, Resource};
+use super::snapshot::Snapshot;
+use super::tag_index::{Listed, TagIndex};
+use super::tags::{self, SEVERITY_TAG, Tags};
+use super::{metric_filter, topic};
 use crate::aws::{Aws, AwsResultExt};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 use crate::profile::{Alarm, Profile};
 
 pub const KIND: &str = "cloudwatch_alarm";
 /// DescribeAlarms takes at most 100 names.
 const NAMES_PER_CALL: usize = 100;
+/// No events in a period is the normal, quiet state, not a breach.
+const NOT_BREACHING: &str = "notBreaching";
 
 fn address(name: &str, region: &str) -> Address {
     Address { kind: KIND, name: name.into(), region: region.into() }
 }
 
-/// Every declared alarm's name and, once read, what AWS holds for each (attributes and ARN).
+/// An alarm as ctguard compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmSpec {
+    pub metric_name: Option<String>,
+    pub namespace: Option<String>,
+    pub statistic: Option<String>,
+    pub period: Option<i32>,
+    pub evaluation_periods: Option<i32>,
+    pub threshold: Option<f64>,
+    pub comparison_operator: Option<String>,
+    pub treat_missing_data: Option<String>,
+    pub actions_enabled: Option<bool>,
+    pub alarm_actions: Vec<String>,
+    /// CloudWatch omits an empty description; absent reads as "".
+    pub description: String,
+    pub tags: Tags,
+}
+
+/// Every declared alarm's name and, once read, what AWS holds for each.
 pub struct AlarmSet {
     names: Vec<String>,
-    snapshot: Snapshot<BTreeMap<String, (Attrs, String)>>,
+    snapshot: Snapshot<BTreeMap<String, Listed<AlarmSpec>>>,
     tags: Arc<TagIndex>,
 }
 
@@ -34,69 +58,62 @@ impl AlarmSet {
         Arc::new(AlarmSet { names, snapshot: Snapshot::default(), tags })
     }
 
-    async fn fetch(&self, aws: &Aws) -> anyhow::Result<BTreeMap<String, (Attrs, String)>> {
+    async fn fetch(&self, aws: &Aws) -> anyhow::Result<BTreeMap<String, Listed<AlarmSpec>>> {
         let mut found = BTreeMap::new();
         for chunk in self.names.chunks(NAMES_PER_CALL) {
-            let got = aws
-                .cloudwatch
-                .describe_alarms()
-                .set_alarm_names(Some(chunk.to_vec()))
-                .max_records(100)
-                .send()
-                .await
-                .ctx(|| "reading CloudWatch alarms".into())?;
+            let req = aws.cloudwatch.describe_alarms().set_alarm_names(Some(chunk.to_vec())).max_records(100);
+            let got = req.send().await.ctx(|| "reading CloudWatch alarms".into())?;
             for a in got.metric_alarms() {
-                let mut attrs = Attrs::new();
-                attrs.insert("metric_name".into(), json!(a.metric_name()));
-                attrs.insert("namespace".into(), json!(a.namespace()));
-                attrs.insert("statistic".into(), json!(a.statistic().map(|s| s.as_str())));
-                attrs.insert("period".into(), json!(a.period()));
-                attrs.insert("evaluation_periods".into(), json!(a.evaluation_periods()));
-                attrs.insert("threshold".into(), json!(a.threshold()));
-                attrs.insert("comparison_operator".into(), json!(a.comparison_operator().map(|c| c.as_str())));
-                attrs.insert("treat_missing_data".into(), json!(a.treat_missing_data()));
-                attrs.insert("actions_enabled".into(), json!(a.actions_enabled()));
-                attrs.insert("alarm_actions".into(), json!(a.alarm_actions()));
-                attrs.insert("description".into(), json!(a.alarm_description().unwrap_or("")));
-                found
-                    .insert(a.alarm_name().unwrap_or("").to_string(), (attrs, a.alarm_arn().unwrap_or("").to_string()));
+                let listed = Listed { spec: flatten(a), arn: a.alarm_arn().unwrap_or("").to_string() };
+                found.insert(a.alarm_name().unwrap_or("").to_string(), listed);
             }
         }
         Ok(found)
     }
 }
 
-/// Alarms named with `prefix`, tagged as owned by `profile`, that are not `known`.
+/// An alarm as DescribeAlarms lists it, without its tags (which it leaves out).
+fn flatten(a: &MetricAlarm) -> AlarmSpec {
+    AlarmSpec {
+        metric_name: a.metric_name().map(str::to_string),
+        namespace: a.namespace().map(str::to_string),
+        statistic: a.statistic().map(|s| s.as_str().to_string()),
+        period: a.period(),
+        evaluation_periods: a.evaluation_periods(),
+        threshold: a.threshold(),
+        comparison_operator: a.comparison_operator().map(|c| c.as_str().to_string()),
+        treat_missing_data: a.treat_missing_data().map(str::to_string),
+        actions_enabled: a.actions_enabled(),
+        alarm_actions: a.alarm_actions().to_vec(),
+        description: a.alarm_description().unwrap_or("").to_string(),
+        tags: Tags::new(),
+    }
+}
+
+/// Alarms named with the discovery prefix, tagged as owned by `profile`, that are not `known`.
 pub async fn owned(
     aws: &Aws,
     profile: &str,
-    prefix: &str,
-    tags: &TagIndex,
-    known: &HashSet<Address>,
+    index: &TagIndex,
+    known: &Known,
 ) -> anyhow::Result<Vec<Box<dyn Resource>>> {
     let region = aws.region();
-    let mut found: Vec<Box<dyn Resource>> = Vec::new();
-    let mut pages = aws.cloudwatch.describe_alarms().alarm_name_prefix(prefix).into_paginator().send();
+    let mut candidates: Vec<(String, Box<dyn Resource>)> = Vec::new();
+    let mut pages = aws.cloudwatch.describe_alarms().alarm_name_prefix(PREFIX).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.ctx(|| "listing CloudWatch alarms".into())?;
         for a in page.metric_alarms() {
             let (Some(name), Some(arn)) = (a.alarm_name(), a.alarm_arn()) else { continue };
-            let candidate = CloudWatchAlarm::orphan(name, region);
-            if known.contains(&candidate.address()) {
-                continue;
-            }
-            if tags.owned_by(aws, region, arn, profile).await? {
-                found.push(Box::new(candidate));
-            }
+            candidates.push((arn.to_string(), Box::new(CloudWatchAlarm::orphan(name, region))));
         }
     }
-    Ok(found)
+    discovery::tagged_as_owned(aws, index, region, profile, known, candidates).await
 }
 
 pub struct CloudWatchAlarm {
     name: String,
     region: String,
-    spec: Spec,
+    decl: Decl<AlarmSpec>,
     set: Arc<AlarmSet>,
 }
 
@@ -104,124 +121,108 @@ impl CloudWatchAlarm {
     pub fn new(profile: &Profile, alarm: &Alarm, set: Arc<AlarmSet>) -> Self {
         let region = profile.runtime.region.clone();
         let alerts = profile.alerts.as_ref().expect("validated: alarms need [alerts]");
-        let mut want = Attrs::new();
-        want.insert("metric_name".into(), json!(alarm.metric));
-        want.insert("namespace".into(), json!(alarm.namespace));
-        want.insert("statistic".into(), json!("Sum"));
-        want.insert("period".into(), json!(alarm.period));
-        want.insert("evaluation_periods".into(), json!(alarm.evaluation_periods));
-        want.insert("threshold".into(), json!(alarm.threshold));
-        want.insert("comparison_operator".into(), json!(alarm.comparison.as_str()));
-        // No events in a period is the normal, quiet state, not a breach.
-        want.insert("treat_missing_data".into(), json!("notBreaching"));
-        want.insert("actions_enabled".into(), json!(true));
-        want.insert("alarm_actions".into(), json!([alerts.topic_arn]));
-        want.insert("description".into(), json!(alarm.description));
-        let mut tags = super::owner_tags(profile);
-        tags["ctguard:severity"] = json!(alarm.severity.as_str());
-        want.insert("tags".into(), tags);
-        let depends = vec![
-            Address { kind: metric_filter::KIND, name: alarm.name.clone(), region: region.clone() },
-            super::topic::address(alerts, &region),
-        ];
-        let spec = Spec::new(address(&alarm.name, &region), want, depends);
-        CloudWatchAlarm { name: alarm.name.clone(), region, spec, set }
+        let mut tags = tags::owner_tags(profile);
+        tags.insert(SEVERITY_TAG.to_string(), alarm.severity.as_str().to_string());
+        let want = AlarmSpec {
+            metric_name: Some(alarm.metric.clone()),
+            namespace: Some(alarm.namespace.clone()),
+            statistic: Some(Statistic::Sum.as_str().to_string()),
+            period: Some(alarm.period),
+            evaluation_periods: Some(alarm.evaluation_periods),
+            threshold: Some(alarm.threshold),
+            comparison_operator: Some(alarm.comparison.as_str().to_string()),
+            treat_missing_data: Some(NOT_BREACHING.to_string()),
+            actions_enabled: Some(true),
+            alarm_actions: vec![alerts.topic_arn.clone()],
+            description: alarm.description.clone(),
+            tags,
+        };
+        let depends = vec![metric_filter::address(&alarm.name, &region), topic::address(alerts, &region)];
+        let decl = Decl::new(address(&alarm.name, &region), want, depends);
+        CloudWatchAlarm { name: alarm.name.clone(), region, decl, set }
     }
 
     fn orphan(name: &str, region: &str) -> Self {
         let set = AlarmSet::new(vec![name.to_string()], Default::default());
-        CloudWatchAlarm { name: name.into(), region: region.into(), spec: Spec::undeclared(address(name, region)), set }
+        CloudWatchAlarm { name: name.into(), region: region.into(), decl: Decl::undeclared(address(name, region)), set }
     }
 
     fn what(&self, doing: &str) -> String {
         format!("{doing} CloudWatch alarm {}/{}", self.region, self.name)
     }
+
+    async fn listed(&self, aws: &Aws) -> anyhow::Result<Option<Listed<AlarmSpec>>> {
+        let all = self.set.snapshot.get(|| self.set.fetch(aws)).await?;
+        Ok(all.get(&self.name).cloned())
+    }
+
+    /// PutMetricAlarm replaces the whole alarm definition; tags only apply when creating.
+    async fn put(&self, aws: &Aws, want: &AlarmSpec, with_tags: bool) -> anyhow::Result<()> {
+        let mut req = aws
+            .cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&self.name)
+            .alarm_description(&want.description)
+            .set_actions_enabled(want.actions_enabled)
+            .set_alarm_actions(Some(want.alarm_actions.clone()))
+            .set_metric_name(want.metric_name.clone())
+            .set_namespace(want.namespace.clone())
+            .set_statistic(want.statistic.as_deref().map(Statistic::from))
+            .set_period(want.period)
+            .set_evaluation_periods(want.evaluation_periods)
+            .set_threshold(want.threshold)
+            .set_comparison_operator(want.comparison_operator.as_deref().map(ComparisonOperator::from))
+            .set_treat_missing_data(want.treat_missing_data.clone());
+        if with_tags {
+            req = req.set_tags(Some(tags::sdk(&want.tags)?));
+        }
+        req.send().await.ctx(|| self.what("writing"))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
-impl Resource for CloudWatchAlarm {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Kind for CloudWatchAlarm {
+    type Spec = AlarmSpec;
+
+    fn decl(&self) -> &Decl<AlarmSpec> {
+        &self.decl
     }
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
-        let all = self.set.snapshot.get(|| self.set.fetch(aws)).await?;
-        let Some((attrs, arn)) = all.get(&self.name) else { return Ok(None) };
-        // DescribeAlarms leaves tags out.
-        let tags = self.set.tags.tags(aws, &self.region, arn, self.spec.want.get("tags")).await?;
-        let mut attrs = attrs.clone();
-        attrs.insert("tags".into(), tags);
-        Ok(Some(Live { attrs, ..Live::default() }))
+    fn tags(spec: &AlarmSpec) -> Option<&Tags> {
+        Some(&spec.tags)
     }
 
-    async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<AlarmSpec>>> {
+        let Some(listed) = self.listed(aws).await? else { return Ok(None) };
+        let want = self.decl.want.as_ref().map(|w| &w.tags);
+        let spec = self.set.tags.complete(aws, &self.region, &listed, want, |s| &mut s.tags).await?;
+        Ok(Some(Found::new(spec)))
+    }
+
+    async fn forget(&self) {
         self.set.snapshot.forget().await;
-        self.read(aws).await
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
+    async fn create(&self, aws: &Aws, want: &AlarmSpec) -> anyhow::Result<()> {
         self.put(aws, want, true).await
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
-        if changed.iter().any(|c| c != "tags") {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, AlarmSpec>) -> anyhow::Result<()> {
+        let want = delta.want;
+        if delta.differs(|s| AlarmSpec { tags: Tags::new(), ..s.clone() }) {
             self.put(aws, want, false).await?;
         }
-        if changed.contains("tags") {
-            let all = self.set.snapshot.get(|| self.set.fetch(aws)).await?;
-            let arn = all.get(&self.name).map(|(_, arn)| arn.clone()).unwrap_or_default();
-            let tags = Self::tags(want)?;
-            aws.cloudwatch
-                .tag_resource()
-                .resource_arn(arn)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .ctx(|| self.what("tagging"))?;
+        if delta.changed(|s| &s.tags) {
+            let arn = self.listed(aws).await?.map(|l| l.arn).unwrap_or_default();
+            let req = aws.cloudwatch.tag_resource().resource_arn(arn).set_tags(Some(tags::sdk(&want.tags)?));
+            req.send().await.ctx(|| self.what("tagging"))?;
         }
         Ok(())
     }
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
         aws.cloudwatch.delete_alarms().alarm_names(&self.name).send().await.found(|| self.what("deleting"))?;
-        Ok(())
-    }
-}
-
-impl CloudWatchAlarm {
-    fn tags(want: &Attrs) -> anyhow::Result<Vec<Tag>> {
-        Ok(tag_pairs(want).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect())
-    }
-
-    /// PutMetricAlarm replaces the whole alarm definition; tags only apply when creating.
-    async fn put(&self, aws: &Aws, want: &Attrs, with_tags: bool) -> anyhow::Result<()> {
-        let num = |k: &str| want[k].as_i64().unwrap_or_default() as i32;
-        let actions: Vec<String> = want["alarm_actions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect();
-        let mut req = aws
-            .cloudwatch
-            .put_metric_alarm()
-            .alarm_name(&self.name)
-            .alarm_description(text(want, "description"))
-            .actions_enabled(true)
-            .set_alarm_actions(Some(actions))
-            .metric_name(text(want, "metric_name"))
-            .namespace(text(want, "namespace"))
-            .statistic(Statistic::Sum)
-            .period(num("period"))
-            .evaluation_periods(num("evaluation_periods"))
-            .threshold(want["threshold"].as_f64().unwrap_or(1.0))
-            .comparison_operator(ComparisonOperator::from(text(want, "comparison_operator")))
-            .treat_missing_data(text(want, "treat_missing_data"));
-        if with_tags {
-            req = req.set_tags(Some(Self::tags(want)?));
-        }
-        req.send().await.ctx(|| self.what("writing"))?;
         Ok(())
     }
 }

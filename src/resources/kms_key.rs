@@ -3,20 +3,20 @@
 //! ctguard never schedules a key that carries its alias for deletion: that would make every log
 //! it encrypted unreadable. Only a spare made by a race, which never had the alias, is retired.
 
-use std::collections::BTreeSet;
-
 use anyhow::Context;
 use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
 use aws_sdk_kms::types::{KeyState, Tag};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{Live, Resource, Spec, managed_tags, owner_tags, retry_propagation, tag_pairs, text};
+use super::kind::{Decl, Delta, Exports, Found, Kind};
+use super::tags::{self, SdkTag, Tags};
 use crate::aws::error::kind;
 use crate::aws::{Aws, AwsResultExt, ErrorKind, MAX_ATTEMPTS};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 use crate::policy;
 use crate::profile::Profile;
-use aws_config::retry::RetryConfig;
 
 pub const KIND: &str = "kms_key";
 
@@ -27,23 +27,35 @@ pub fn address(alias: &str, region: &str) -> Address {
     Address { kind: KIND, name: alias.to_string(), region: region.into() }
 }
 
+/// A customer-managed key as ctguard compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeySpec {
+    /// Canonical (see `policy`); `None` when KMS returns none.
+    pub policy: Option<Value>,
+    pub key_rotation_enabled: bool,
+    pub key_state: Option<String>,
+    pub description: String,
+    pub tags: Tags,
+}
+
 pub struct KmsKey {
     alias: String,
     region: String,
-    spec: Spec,
+    decl: Decl<KeySpec>,
 }
 
 impl KmsKey {
     pub fn new(profile: &Profile, alias: &str, key_policy: &Value, purpose: &str) -> Self {
-        let mut want = Attrs::new();
-        want.insert("policy".into(), policy::canonical(key_policy));
-        want.insert("key_rotation_enabled".into(), json!(true));
-        want.insert("key_state".into(), json!("Enabled"));
-        want.insert("description".into(), json!(format!("ctguard: {purpose} (profile {})", profile.name)));
-        want.insert("tags".into(), owner_tags(profile));
+        let want = KeySpec {
+            policy: Some(policy::canonical(key_policy)),
+            key_rotation_enabled: true,
+            key_state: Some(KeyState::Enabled.as_str().to_string()),
+            description: format!("ctguard: {purpose} (profile {})", profile.name),
+            tags: tags::owner_tags(profile),
+        };
         let region = profile.runtime.region.clone();
-        let spec = Spec::new(address(alias, &region), want, Vec::new());
-        KmsKey { alias: alias.to_string(), region, spec }
+        let decl = Decl::new(address(alias, &region), want, Vec::new());
+        KmsKey { alias: alias.to_string(), region, decl }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -89,8 +101,7 @@ impl KmsKey {
         if kind(&e) != ErrorKind::AlreadyExists {
             return Err(e);
         }
-        let found = aws.kms.describe_key().key_id(&self.alias).send().await.ctx(|| self.what("reading"))?;
-        let target = found.key_metadata().map(|m| m.key_id().to_string()).unwrap_or_default();
+        let (target, _) = self.id(aws).await?;
         if target != id {
             aws.kms
                 .untag_resource()
@@ -110,21 +121,32 @@ impl KmsKey {
         Ok(())
     }
 
-    fn tags(want: &Attrs) -> anyhow::Result<Vec<Tag>> {
-        Ok(tag_pairs(want)
-            .into_iter()
-            .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
-            .collect::<Result<_, _>>()?)
+    /// The key the alias names, for the calls that take a key id.
+    async fn id(&self, aws: &Aws) -> anyhow::Result<(String, Option<KeyState>)> {
+        let found = aws.kms.describe_key().key_id(&self.alias).send().await.ctx(|| self.what("reading"))?;
+        let meta = found.key_metadata().context("DescribeKey returned no key metadata")?;
+        Ok((meta.key_id().to_string(), meta.key_state().cloned()))
+    }
+
+    async fn enable_rotation(&self, aws: &Aws, id: &str) -> anyhow::Result<()> {
+        aws.kms.enable_key_rotation().key_id(id).send().await.ctx(|| self.what("enabling rotation of"))?;
+        Ok(())
     }
 }
 
 #[async_trait]
-impl Resource for KmsKey {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Kind for KmsKey {
+    type Spec = KeySpec;
+
+    fn decl(&self) -> &Decl<KeySpec> {
+        &self.decl
     }
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    fn tags(spec: &KeySpec) -> Option<&Tags> {
+        Some(&spec.tags)
+    }
+
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<KeySpec>>> {
         let kms = &aws.kms;
         let Some(found) = kms.describe_key().key_id(&self.alias).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
@@ -143,27 +165,26 @@ impl Resource for KmsKey {
             async { kms.get_key_rotation_status().key_id(id).send().await.ctx(|| self.what("reading rotation of")) },
             async { kms.list_resource_tags().key_id(id).send().await.ctx(|| self.what("reading tags of")) },
         )?;
-        let mut attrs = Attrs::new();
-        let doc = key_policy
+        let policy = key_policy
             .policy()
             .map(policy::parse_live)
             .transpose()
             .with_context(|| self.what("parsing the policy of"))?;
-        attrs.insert("policy".into(), doc.unwrap_or(Value::Null));
-        attrs.insert("key_rotation_enabled".into(), json!(rotation.key_rotation_enabled()));
-        attrs.insert("key_state".into(), json!(meta.key_state().map(|s| s.as_str())));
-        attrs.insert("description".into(), json!(meta.description().unwrap_or("")));
-        attrs.insert("tags".into(), managed_tags(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))));
-        let mut outputs = Attrs::new();
-        outputs.insert("arn".into(), json!(meta.arn()));
-        outputs.insert("key_id".into(), json!(id));
-        Ok(Some(Live { attrs, outputs, ..Live::default() }))
+        let spec = KeySpec {
+            policy,
+            key_rotation_enabled: rotation.key_rotation_enabled(),
+            key_state: meta.key_state().map(|s| s.as_str().to_string()),
+            description: meta.description().unwrap_or("").to_string(),
+            tags: tags::managed(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))),
+        };
+        let exports = Exports { arn: meta.arn().map(str::to_string) };
+        Ok(Some(Found { exports, ..Found::new(spec) }))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let mut tags = Self::tags(want)?;
-        tags.push(Tag::builder().tag_key(ALIAS_TAG).tag_value(&self.alias).build()?);
-        let doc = serde_json::to_string(&want["policy"])?;
+    async fn create(&self, aws: &Aws, want: &KeySpec) -> anyhow::Result<()> {
+        let mut tags: Vec<Tag> = tags::sdk(&want.tags)?;
+        tags.push(Tag::build(ALIAS_TAG, &self.alias)?);
+        let doc = serde_json::to_string(&want.policy)?;
         // CreateKey is not idempotent: an attempt whose response was lost has made a key all
         // the same, and the SDK's retry would make a second one. So CreateKey runs without
         // the SDK's retries, and every try starts by looking for a key tagged for this alias:
@@ -175,20 +196,17 @@ impl Resource for KmsKey {
             if let Some(id) = self.unnamed(aws).await? {
                 break (id, false);
             }
-            // KMS rejects a policy naming a principal it cannot resolve yet; retry while it propagates.
-            let created = retry_propagation(|| async {
-                aws.kms
-                    .create_key()
-                    .policy(&doc)
-                    .description(text(want, "description"))
-                    .set_tags(Some(tags.clone()))
-                    .customize()
-                    .config_override(aws_sdk_kms::config::Builder::default().retry_config(RetryConfig::disabled()))
-                    .send()
-                    .await
-                    .ctx(|| self.what("creating"))
-            })
-            .await;
+            let created = aws
+                .kms
+                .create_key()
+                .policy(&doc)
+                .description(&want.description)
+                .set_tags(Some(tags.clone()))
+                .customize()
+                .config_override(aws_sdk_kms::config::Builder::default().retry_config(RetryConfig::disabled()))
+                .send()
+                .await
+                .ctx(|| self.what("creating"));
             match created {
                 Ok(out) => {
                     let id = out.key_metadata().map(|m| m.key_id().to_string());
@@ -203,25 +221,26 @@ impl Resource for KmsKey {
         };
         self.name_key(aws, &id).await?;
         // A fresh key has everything but rotation; an adopted one may lack anything.
-        let rest: BTreeSet<String> =
-            if fresh { ["key_rotation_enabled".to_string()].into() } else { want.keys().cloned().collect() };
-        self.update(aws, want, &rest).await
+        match fresh {
+            true => self.enable_rotation(aws, &id).await,
+            false => self.update(aws, &Delta::all(want)).await,
+        }
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, KeySpec>) -> anyhow::Result<()> {
         let kms = &aws.kms;
+        let want = delta.want;
         // Tags are merged, so the alias record (ALIAS_TAG) set at creation stays.
-        let found = kms.describe_key().key_id(&self.alias).send().await.ctx(|| self.what("reading"))?;
-        let meta = found.key_metadata().context("DescribeKey returned no key metadata")?;
-        let id = meta.key_id();
-        if changed.contains("key_state") {
-            if meta.key_state() == Some(&KeyState::PendingDeletion) {
+        let (id, state) = self.id(aws).await?;
+        let id = id.as_str();
+        if delta.changed(|k| &k.key_state) {
+            if state == Some(KeyState::PendingDeletion) {
                 kms.cancel_key_deletion().key_id(id).send().await.ctx(|| self.what("cancelling deletion of"))?;
             }
             kms.enable_key().key_id(id).send().await.ctx(|| self.what("enabling"))?;
         }
-        if changed.contains("policy") {
-            let doc = serde_json::to_string(&want["policy"])?;
+        if delta.changed(|k| &k.policy) {
+            let doc = serde_json::to_string(&want.policy)?;
             kms.put_key_policy()
                 .key_id(id)
                 .policy_name("default")
@@ -230,24 +249,20 @@ impl Resource for KmsKey {
                 .await
                 .ctx(|| self.what("setting the policy of"))?;
         }
-        if changed.contains("key_rotation_enabled") {
-            kms.enable_key_rotation().key_id(id).send().await.ctx(|| self.what("enabling rotation of"))?;
+        if delta.changed(|k| &k.key_rotation_enabled) {
+            self.enable_rotation(aws, id).await?;
         }
-        if changed.contains("description") {
+        if delta.changed(|k| &k.description) {
             kms.update_key_description()
                 .key_id(id)
-                .description(text(want, "description"))
+                .description(&want.description)
                 .send()
                 .await
                 .ctx(|| self.what("describing"))?;
         }
-        if changed.contains("tags") {
-            kms.tag_resource()
-                .key_id(id)
-                .set_tags(Some(Self::tags(want)?))
-                .send()
-                .await
-                .ctx(|| self.what("tagging"))?;
+        if delta.changed(|k| &k.tags) {
+            let tags = tags::sdk(&want.tags)?;
+            kms.tag_resource().key_id(id).set_tags(Some(tags)).send().await.ctx(|| self.what("tagging"))?;
         }
         Ok(())
     }

@@ -1,14 +1,15 @@
 //! The CloudWatch Logs group CloudTrail delivers to. It holds audit data: ctguard never
 //! deletes it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Live, Resource, Spec, managed_tags, owner_tags, tag_pairs};
+use super::kind::{Decl, Delta, Found, Kind};
+use super::tags::{self, Tags};
 use crate::aws::{Aws, AwsResultExt, ErrorKind};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 use crate::profile::{CloudWatchLogs, Profile};
 
 pub const KIND: &str = "logs_log_group";
@@ -17,23 +18,28 @@ pub fn address(cw: &CloudWatchLogs, region: &str) -> Address {
     Address { kind: KIND, name: cw.log_group.clone(), region: region.into() }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogGroupSpec {
+    /// `None`: events are kept for ever.
+    pub retention_in_days: Option<i32>,
+    pub tags: Tags,
+}
+
 pub struct LogGroup {
     name: String,
     /// ARN without the trailing `:*`, as the tagging API wants it.
     arn: String,
     region: String,
-    spec: Spec,
+    decl: Decl<LogGroupSpec>,
 }
 
 impl LogGroup {
     pub fn new(profile: &Profile, cw: &CloudWatchLogs) -> Self {
-        let mut want = Attrs::new();
-        want.insert("retention_in_days".into(), json!(cw.retention_days));
-        want.insert("tags".into(), owner_tags(profile));
+        let want = LogGroupSpec { retention_in_days: Some(cw.retention_days), tags: tags::owner_tags(profile) };
         let arn = cw.log_group_arn.trim_end_matches(":*").to_string();
         let region = profile.runtime.region.clone();
-        let spec = Spec::new(address(cw, &region), want, Vec::new());
-        LogGroup { name: cw.log_group.clone(), arn, region, spec }
+        let decl = Decl::new(address(cw, &region), want, Vec::new());
+        LogGroup { name: cw.log_group.clone(), arn, region, decl }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -41,13 +47,24 @@ impl LogGroup {
     }
 }
 
+/// The tags CloudWatch Logs takes: a map.
+fn sdk_tags(tags: &Tags) -> HashMap<String, String> {
+    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 #[async_trait]
-impl Resource for LogGroup {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Kind for LogGroup {
+    type Spec = LogGroupSpec;
+
+    fn decl(&self) -> &Decl<LogGroupSpec> {
+        &self.decl
     }
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    fn tags(spec: &LogGroupSpec) -> Option<&Tags> {
+        Some(&spec.tags)
+    }
+
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<LogGroupSpec>>> {
         // The prefix filter is the only server-side name filter; pick the exact match.
         let found = aws
             .logs
@@ -59,59 +76,37 @@ impl Resource for LogGroup {
         let Some(group) = found.log_groups().iter().find(|g| g.log_group_name() == Some(self.name.as_str())) else {
             return Ok(None);
         };
-        let tags = aws
-            .logs
-            .list_tags_for_resource()
-            .resource_arn(&self.arn)
-            .send()
-            .await
-            .found(|| self.what("reading tags of"))?;
-        let tags = tags.as_ref().and_then(|t| t.tags());
-        let mut attrs = Attrs::new();
-        attrs.insert("retention_in_days".into(), json!(group.retention_in_days()));
-        attrs.insert("tags".into(), managed_tags(tags.into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()))));
-        Ok(Some(Live { attrs, ..Live::default() }))
+        let req = aws.logs.list_tags_for_resource().resource_arn(&self.arn);
+        let tags = req.send().await.found(|| self.what("reading tags of"))?;
+        let tags = tags.as_ref().and_then(|t| t.tags()).into_iter().flatten();
+        let spec = LogGroupSpec {
+            retention_in_days: group.retention_in_days(),
+            tags: tags::managed(tags.map(|(k, v)| (k.as_str(), v.as_str()))),
+        };
+        Ok(Some(Found::new(spec)))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let tags: HashMap<String, String> = tag_pairs(want).into_iter().collect();
-        match aws
-            .logs
-            .create_log_group()
-            .log_group_name(&self.name)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .ctx(|| self.what("creating"))
-        {
+    async fn create(&self, aws: &Aws, want: &LogGroupSpec) -> anyhow::Result<()> {
+        let req = aws.logs.create_log_group().log_group_name(&self.name).set_tags(Some(sdk_tags(&want.tags)));
+        match req.send().await.ctx(|| self.what("creating")) {
             Ok(_) => {}
             Err(e) if crate::aws::error::kind(&e) == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let all: BTreeSet<String> = want.keys().cloned().collect();
-        self.update(aws, want, &all).await
+        self.update(aws, &Delta::all(want)).await
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
-        if changed.contains("retention_in_days") {
-            let days = want["retention_in_days"].as_i64().unwrap_or(365) as i32;
-            aws.logs
-                .put_retention_policy()
-                .log_group_name(&self.name)
-                .retention_in_days(days)
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, LogGroupSpec>) -> anyhow::Result<()> {
+        if delta.changed(|g| &g.retention_in_days) {
+            let req = aws.logs.put_retention_policy().log_group_name(&self.name);
+            req.set_retention_in_days(delta.want.retention_in_days)
                 .send()
                 .await
                 .ctx(|| self.what("setting retention of"))?;
         }
-        if changed.contains("tags") {
-            let tags: HashMap<String, String> = tag_pairs(want).into_iter().collect();
-            aws.logs
-                .tag_resource()
-                .resource_arn(&self.arn)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .ctx(|| self.what("tagging"))?;
+        if delta.changed(|g| &g.tags) {
+            let req = aws.logs.tag_resource().resource_arn(&self.arn).set_tags(Some(sdk_tags(&delta.want.tags)));
+            req.send().await.ctx(|| self.what("tagging"))?;
         }
         Ok(())
     }

@@ -3,17 +3,18 @@
 //! its source and one inline policy; any other inline or attached policy is drift, removed on
 //! apply.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use aws_sdk_iam::types::Tag;
 use futures::future::try_join_all;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{Live, Resource, Spec, managed_tags, owner_tags, tag_pairs, text};
+use super::kind::{Decl, Delta, Found, Kind, Resource, field_names};
+use super::tags::{self, OWNER_TAG, Tags};
 use crate::aws::{Aws, AwsResultExt, ErrorKind};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 use crate::policy;
 use crate::profile::{CloudWatchLogs, Events, Profile};
 
@@ -25,9 +26,30 @@ pub fn address(name: &str, _region: &str) -> Address {
     Address { kind: KIND, name: name.to_string(), region: "global".into() }
 }
 
+/// A role as ctguard compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleSpec {
+    #[serde(flatten)]
+    pub identity: RoleIdentity,
+    pub description: String,
+    /// The trust policy, canonical (see `policy`).
+    pub assume_role_policy: Option<Value>,
+    /// Inline policies by name, canonical.
+    pub inline_policies: BTreeMap<String, Value>,
+    /// ARNs of attached managed policies, sorted.
+    pub managed_policies: Vec<String>,
+    pub tags: Tags,
+}
+
+/// What cannot change in place: a role with another path is another role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleIdentity {
+    pub path: String,
+}
+
 pub struct Role {
     name: String,
-    spec: Spec,
+    decl: Decl<RoleSpec>,
 }
 
 impl Role {
@@ -51,25 +73,19 @@ impl Role {
         trust: &Value,
         inline: (&str, &Value),
     ) -> Self {
-        let mut want = Attrs::new();
-        want.insert("path".into(), json!(path));
-        want.insert("description".into(), json!(description));
-        want.insert("assume_role_policy".into(), policy::canonical(trust));
-        want.insert("inline_policies".into(), json!({ inline.0: policy::canonical(inline.1) }));
-        want.insert("managed_policies".into(), json!([]));
-        want.insert("tags".into(), owner_tags(profile));
-        Role { name: name.to_string(), spec: Spec::new(address(name, ""), want, Vec::new()) }
+        let want = RoleSpec {
+            identity: RoleIdentity { path: path.to_string() },
+            description: description.to_string(),
+            assume_role_policy: Some(policy::canonical(trust)),
+            inline_policies: BTreeMap::from([(inline.0.to_string(), policy::canonical(inline.1))]),
+            managed_policies: Vec::new(),
+            tags: tags::owner_tags(profile),
+        };
+        Role { name: name.to_string(), decl: Decl::new(address(name, ""), want, Vec::new()) }
     }
 
     fn what(&self, doing: &str) -> String {
         format!("{doing} IAM role {}", self.name)
-    }
-
-    fn tags(want: &Attrs) -> anyhow::Result<Vec<Tag>> {
-        Ok(tag_pairs(want)
-            .into_iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<_, _>>()?)
     }
 }
 
@@ -84,196 +100,173 @@ pub async fn owned(aws: &Aws, profile: &str, path: &str) -> anyhow::Result<Vec<B
     }
     // ListRoles leaves tags out; ask per role (a handful at most under ctguard's path).
     let tagged = try_join_all(names.into_iter().map(|name| async move {
-        let tags = aws
-            .iam
-            .list_role_tags()
-            .role_name(&name)
-            .send()
-            .await
-            .ctx(|| format!("reading tags of IAM role {name}"))?;
-        let mine = tags.tags().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == profile);
+        let req = aws.iam.list_role_tags().role_name(&name);
+        let tags = req.send().await.ctx(|| format!("reading tags of IAM role {name}"))?;
+        let mine = tags.tags().iter().any(|t| t.key() == OWNER_TAG && t.value() == profile);
         anyhow::Ok(mine.then_some(name))
     }))
     .await?;
     Ok(tagged
         .into_iter()
         .flatten()
-        .map(|name| Box::new(Role { spec: Spec::undeclared(address(&name, "")), name }) as Box<dyn Resource>)
+        .map(|name| Box::new(Role { decl: Decl::undeclared(address(&name, "")), name }) as Box<dyn Resource>)
         .collect())
 }
 
+impl Role {
+    async fn inline_names(&self, aws: &Aws) -> anyhow::Result<Vec<String>> {
+        let pages = aws.iam.list_role_policies().role_name(&self.name).into_paginator().send();
+        let mut names = Vec::new();
+        for page in pages.collect::<Vec<_>>().await {
+            names.extend(page.ctx(|| self.what("listing inline policies of"))?.policy_names().to_vec());
+        }
+        Ok(names)
+    }
+
+    async fn attached(&self, aws: &Aws) -> anyhow::Result<Vec<String>> {
+        let pages = aws.iam.list_attached_role_policies().role_name(&self.name).into_paginator().send();
+        let mut arns = Vec::new();
+        for page in pages.collect::<Vec<_>>().await {
+            let page = page.ctx(|| self.what("listing attached policies of"))?;
+            arns.extend(page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)));
+        }
+        arns.sort();
+        Ok(arns)
+    }
+
+    /// Puts every declared inline policy and removes any other.
+    async fn put_inline(&self, aws: &Aws, wanted: &BTreeMap<String, Value>) -> anyhow::Result<()> {
+        let iam = &aws.iam;
+        for (name, doc) in wanted {
+            let req = iam.put_role_policy().role_name(&self.name).policy_name(name);
+            req.policy_document(serde_json::to_string(doc)?)
+                .send()
+                .await
+                .ctx(|| self.what("setting the inline policy of"))?;
+        }
+        let listed = iam
+            .list_role_policies()
+            .role_name(&self.name)
+            .send()
+            .await
+            .ctx(|| self.what("listing inline policies of"))?;
+        for extra in listed.policy_names().iter().filter(|n| !wanted.contains_key(n.as_str())) {
+            let req = iam.delete_role_policy().role_name(&self.name).policy_name(extra);
+            req.send().await.found(|| self.what("removing an extra inline policy from"))?;
+        }
+        Ok(())
+    }
+
+    /// Detaches every managed policy: the role declares none.
+    async fn detach_all(&self, aws: &Aws) -> anyhow::Result<()> {
+        let iam = &aws.iam;
+        let req = iam.list_attached_role_policies().role_name(&self.name);
+        let listed = req.send().await.ctx(|| self.what("listing attached policies of"))?;
+        for p in listed.attached_policies().iter().filter_map(|p| p.policy_arn()) {
+            let req = iam.detach_role_policy().role_name(&self.name).policy_arn(p);
+            req.send().await.found(|| self.what("detaching a policy from"))?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
-impl Resource for Role {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Kind for Role {
+    type Spec = RoleSpec;
+
+    fn decl(&self) -> &Decl<RoleSpec> {
+        &self.decl
     }
 
-    /// The path is part of the role's identity: changing it means a new role.
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["path"]
+    fn tags(spec: &RoleSpec) -> Option<&Tags> {
+        Some(&spec.tags)
     }
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    fn replace_on(want: &RoleSpec) -> Vec<String> {
+        field_names(&want.identity)
+    }
+
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<RoleSpec>>> {
         let iam = &aws.iam;
         let Some(got) = iam.get_role().role_name(&self.name).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
         };
         let role = got.role().context("GetRole returned no role")?;
-        let (names, attached) = tokio::try_join!(
-            async {
-                let pages =
-                    iam.list_role_policies().role_name(&self.name).into_paginator().send().collect::<Vec<_>>().await;
-                let mut names = Vec::new();
-                for page in pages {
-                    names.extend(page.ctx(|| self.what("listing inline policies of"))?.policy_names().to_vec());
-                }
-                anyhow::Ok(names)
-            },
-            async {
-                let pages = iam
-                    .list_attached_role_policies()
-                    .role_name(&self.name)
-                    .into_paginator()
-                    .send()
-                    .collect::<Vec<_>>()
-                    .await;
-                let mut arns = Vec::new();
-                for page in pages {
-                    let page = page.ctx(|| self.what("listing attached policies of"))?;
-                    arns.extend(page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)));
-                }
-                anyhow::Ok(arns)
-            },
-        )?;
+        let (names, attached) = tokio::try_join!(self.inline_names(aws), self.attached(aws))?;
         let docs = try_join_all(names.iter().map(|name| async move {
-            let got = iam
-                .get_role_policy()
-                .role_name(&self.name)
-                .policy_name(name)
-                .send()
-                .await
-                .ctx(|| self.what("reading an inline policy of"))?;
+            let req = iam.get_role_policy().role_name(&self.name).policy_name(name);
+            let got = req.send().await.ctx(|| self.what("reading an inline policy of"))?;
             anyhow::Ok((name.clone(), policy::parse_live(got.policy_document())?))
         }))
         .await?;
-        let trust = match role.assume_role_policy_document() {
-            Some(doc) => policy::parse_live(doc).with_context(|| self.what("parsing the trust policy of"))?,
-            None => Value::Null,
+        let trust = role.assume_role_policy_document().map(policy::parse_live).transpose();
+        let spec = RoleSpec {
+            identity: RoleIdentity { path: role.path().to_string() },
+            description: role.description().unwrap_or("").to_string(),
+            assume_role_policy: trust.with_context(|| self.what("parsing the trust policy of"))?,
+            inline_policies: docs.into_iter().collect(),
+            managed_policies: attached,
+            tags: tags::managed(role.tags().iter().map(|t| (t.key(), t.value()))),
         };
-        let mut attrs = Attrs::new();
-        attrs.insert("path".into(), json!(role.path()));
-        attrs.insert("description".into(), json!(role.description().unwrap_or("")));
-        attrs.insert("assume_role_policy".into(), trust);
-        attrs.insert("inline_policies".into(), Value::Object(docs.into_iter().collect()));
-        let mut attached = attached;
-        attached.sort();
-        attrs.insert("managed_policies".into(), json!(attached));
-        attrs.insert("tags".into(), managed_tags(role.tags().iter().map(|t| (t.key(), t.value()))));
-        Ok(Some(Live { attrs, ..Live::default() }))
+        Ok(Some(Found::new(spec)))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
+    async fn create(&self, aws: &Aws, want: &RoleSpec) -> anyhow::Result<()> {
         let created = aws
             .iam
             .create_role()
             .role_name(&self.name)
-            .path(text(want, "path"))
-            .description(text(want, "description"))
-            .assume_role_policy_document(serde_json::to_string(&want["assume_role_policy"])?)
-            .set_tags(Some(Self::tags(want)?))
+            .path(&want.identity.path)
+            .description(&want.description)
+            .assume_role_policy_document(serde_json::to_string(&want.assume_role_policy)?)
+            .set_tags(Some(tags::sdk(&want.tags)?))
             .send()
             .await
             .ctx(|| self.what("creating"));
-        let rest: BTreeSet<String> = match created {
-            Ok(_) => ["inline_policies".to_string()].into(),
+        match created {
+            Ok(_) => self.put_inline(aws, &want.inline_policies).await,
             // Left behind by an interrupted run: converge every field.
-            Err(e) if crate::aws::error::kind(&e) == ErrorKind::AlreadyExists => want.keys().cloned().collect(),
-            Err(e) => return Err(e),
-        };
-        self.update(aws, want, &rest).await
+            Err(e) if crate::aws::error::kind(&e) == ErrorKind::AlreadyExists => {
+                self.update(aws, &Delta::all(want)).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, RoleSpec>) -> anyhow::Result<()> {
         let iam = &aws.iam;
-        if changed.contains("assume_role_policy") {
-            let doc = serde_json::to_string(&want["assume_role_policy"])?;
-            iam.update_assume_role_policy()
-                .role_name(&self.name)
-                .policy_document(doc)
+        let want = delta.want;
+        if delta.changed(|r| &r.assume_role_policy) {
+            let req = iam.update_assume_role_policy().role_name(&self.name);
+            req.policy_document(serde_json::to_string(&want.assume_role_policy)?)
                 .send()
                 .await
                 .ctx(|| self.what("setting the trust policy of"))?;
         }
-        if changed.contains("description") {
-            iam.update_role()
-                .role_name(&self.name)
-                .description(text(want, "description"))
-                .send()
-                .await
-                .ctx(|| self.what("describing"))?;
+        if delta.changed(|r| &r.description) {
+            let req = iam.update_role().role_name(&self.name).description(&want.description);
+            req.send().await.ctx(|| self.what("describing"))?;
         }
-        if changed.contains("inline_policies") {
-            let wanted = want["inline_policies"].as_object().cloned().unwrap_or_default();
-            for (name, doc) in &wanted {
-                iam.put_role_policy()
-                    .role_name(&self.name)
-                    .policy_name(name)
-                    .policy_document(serde_json::to_string(doc)?)
-                    .send()
-                    .await
-                    .ctx(|| self.what("setting the inline policy of"))?;
-            }
-            let listed = iam
-                .list_role_policies()
-                .role_name(&self.name)
-                .send()
-                .await
-                .ctx(|| self.what("listing inline policies of"))?;
-            for extra in listed.policy_names().iter().filter(|n| !wanted.contains_key(n.as_str())) {
-                iam.delete_role_policy()
-                    .role_name(&self.name)
-                    .policy_name(extra)
-                    .send()
-                    .await
-                    .found(|| self.what("removing an extra inline policy from"))?;
-            }
+        if delta.changed(|r| &r.inline_policies) {
+            self.put_inline(aws, &want.inline_policies).await?;
         }
-        if changed.contains("managed_policies") {
-            let listed = iam
-                .list_attached_role_policies()
-                .role_name(&self.name)
-                .send()
-                .await
-                .ctx(|| self.what("listing attached policies of"))?;
-            for p in listed.attached_policies().iter().filter_map(|p| p.policy_arn()) {
-                iam.detach_role_policy()
-                    .role_name(&self.name)
-                    .policy_arn(p)
-                    .send()
-                    .await
-                    .found(|| self.what("detaching a policy from"))?;
-            }
+        if delta.changed(|r| &r.managed_policies) {
+            self.detach_all(aws).await?;
         }
-        if changed.contains("tags") {
-            iam.tag_role()
-                .role_name(&self.name)
-                .set_tags(Some(Self::tags(want)?))
-                .send()
-                .await
-                .ctx(|| self.what("tagging"))?;
+        if delta.changed(|r| &r.tags) {
+            let req = iam.tag_role().role_name(&self.name).set_tags(Some(tags::sdk(&want.tags)?));
+            req.send().await.ctx(|| self.what("tagging"))?;
         }
         Ok(())
     }
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
         let iam = &aws.iam;
-        let all: BTreeSet<String> = ["inline_policies", "managed_policies"].map(String::from).into();
-        let none =
-            Attrs::from([("inline_policies".to_string(), json!({})), ("managed_policies".to_string(), json!([]))]);
         if iam.get_role().role_name(&self.name).send().await.found(|| self.what("reading"))?.is_none() {
             return Ok(());
         }
-        self.update(aws, &none, &all).await?;
+        self.put_inline(aws, &BTreeMap::new()).await?;
+        self.detach_all(aws).await?;
         iam.delete_role().role_name(&self.name).send().await.found(|| self.what("deleting"))?;
         Ok(())
     }

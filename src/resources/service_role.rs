@@ -1,14 +1,12 @@
 //! AWS Config's service-linked role, AWSServiceRoleForConfig: created when missing, never
 //! changed or deleted (AWS owns its policies).
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Live, Resource, Spec};
+use super::kind::{Decl, Delta, Found, Kind};
 use crate::aws::{Aws, AwsResultExt, ErrorKind};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 
 pub const KIND: &str = "iam_service_linked_role";
 const ROLE: &str = "AWSServiceRoleForConfig";
@@ -18,29 +16,37 @@ pub fn address() -> Address {
     Address { kind: KIND, name: ROLE.into(), region: "global".into() }
 }
 
+/// The role exists for this service; AWS decides everything else about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceRoleSpec {
+    pub service: String,
+}
+
 pub struct ConfigServiceRole {
-    spec: Spec,
+    decl: Decl<ServiceRoleSpec>,
 }
 
 impl Default for ConfigServiceRole {
     fn default() -> Self {
-        let want = Attrs::from([("service".to_string(), json!(SERVICE))]);
-        ConfigServiceRole { spec: Spec::new(address(), want, Vec::new()) }
+        let want = ServiceRoleSpec { service: SERVICE.into() };
+        ConfigServiceRole { decl: Decl::new(address(), want, Vec::new()) }
     }
 }
 
 #[async_trait]
-impl Resource for ConfigServiceRole {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Kind for ConfigServiceRole {
+    type Spec = ServiceRoleSpec;
+
+    fn decl(&self) -> &Decl<ServiceRoleSpec> {
+        &self.decl
     }
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<ServiceRoleSpec>>> {
         let found = aws.iam.get_role().role_name(ROLE).send().await.found(|| format!("reading IAM role {ROLE}"))?;
-        Ok(found.map(|_| Live { attrs: self.spec.want.clone(), ..Live::default() }))
+        Ok(found.map(|_| Found::new(ServiceRoleSpec { service: SERVICE.into() })))
     }
 
-    async fn create(&self, aws: &Aws, _: &Attrs) -> anyhow::Result<()> {
+    async fn create(&self, aws: &Aws, _: &ServiceRoleSpec) -> anyhow::Result<()> {
         let created = aws.iam.create_service_linked_role().aws_service_name(SERVICE).send().await;
         match created.ctx(|| format!("creating the service-linked role for {SERVICE}")) {
             Err(e) if crate::aws::error::kind(&e) != ErrorKind::AlreadyExists => Err(e),
@@ -48,7 +54,7 @@ impl Resource for ConfigServiceRole {
         }
     }
 
-    async fn update(&self, _: &Aws, _: &Attrs, _: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, _: &Aws, _: &Delta<'_, ServiceRoleSpec>) -> anyhow::Result<()> {
         Ok(())
     }
 

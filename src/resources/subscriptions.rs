@@ -7,11 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use aws_sdk_sns::types::Tag;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::{Check, Live, Resource, Spec, topic};
+use super::kind::{Check, Decl, Delta, Found, Kind};
+use super::tags::SdkTag;
+use super::topic;
 use crate::aws::{Aws, AwsResultExt};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 use crate::profile::{Alerts, Profile};
 
 pub const KIND: &str = "sns_subscriptions";
@@ -19,10 +21,24 @@ const SUB_TAG_PREFIX: &str = "ctguard:sub:";
 /// What SNS reports instead of an ARN until the endpoint confirms.
 const PENDING: &str = "PendingConfirmation";
 
+/// The subscriptions ctguard manages, by "protocol:endpoint": the declared ones, and the
+/// ones it created (recorded on the topic) that the profile has since dropped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubscriptionsSpec {
+    pub subscriptions: BTreeMap<String, Subscribed>,
+}
+
+/// A subscription exists, confirmed or not (confirmation is a health check, not drift).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subscribed {
+    Subscribed,
+}
+
 pub struct Subscriptions {
     topic: Address,
     topic_arn: String,
-    spec: Spec,
+    decl: Decl<SubscriptionsSpec>,
 }
 
 /// The stable key of one subscription: "protocol:endpoint".
@@ -39,13 +55,12 @@ fn tag_key(sub: &str) -> String {
 
 impl Subscriptions {
     pub fn new(profile: &Profile, alerts: &Alerts) -> Self {
-        let subs: serde_json::Map<String, Value> =
-            alerts.subscriptions.iter().map(|s| (key(&s.protocol, &s.endpoint), json!("subscribed"))).collect();
-        let want = Attrs::from([("subscriptions".to_string(), Value::Object(subs))]);
+        let subscriptions =
+            alerts.subscriptions.iter().map(|s| (key(&s.protocol, &s.endpoint), Subscribed::Subscribed)).collect();
         let topic = topic::address(alerts, &profile.runtime.region);
         let address = Address { kind: KIND, name: topic.name.clone(), region: topic.region.clone() };
-        let spec = Spec::new(address, want, vec![topic.clone()]);
-        Subscriptions { topic, topic_arn: alerts.topic_arn.clone(), spec }
+        let decl = Decl::new(address, SubscriptionsSpec { subscriptions }, vec![topic.clone()]);
+        Subscriptions { topic, topic_arn: alerts.topic_arn.clone(), decl }
     }
 
     fn what(&self, doing: &str) -> String {
@@ -76,20 +91,21 @@ impl Subscriptions {
 }
 
 #[async_trait]
-impl Resource for Subscriptions {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Kind for Subscriptions {
+    type Spec = SubscriptionsSpec;
+
+    fn decl(&self) -> &Decl<SubscriptionsSpec> {
+        &self.decl
     }
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<SubscriptionsSpec>>> {
         let Some((subs, tags)) = self.list(aws).await? else { return Ok(None) };
-        let declared = self.spec.want["subscriptions"].as_object().cloned().unwrap_or_default();
-        let mut live = serde_json::Map::new();
-        let mut live_state = Live::default();
+        let declared = self.decl.want.as_ref().map(|w| w.subscriptions.clone()).unwrap_or_default();
+        let mut live_state = Found::new(SubscriptionsSpec { subscriptions: BTreeMap::new() });
         for (k, arn) in &subs {
             let owned = tags.contains_key(&tag_key(k));
             if declared.contains_key(k) || owned {
-                live.insert(k.clone(), json!("subscribed"));
+                live_state.spec.subscriptions.insert(k.clone(), Subscribed::Subscribed);
             } else {
                 live_state.notes.push(format!("{k} is subscribed but was not created by ctguard: left alone"));
             }
@@ -116,27 +132,25 @@ impl Resource for Subscriptions {
                 n => format!("{n} confirmed subscription(s)"),
             },
         });
-        live_state.attrs.insert("subscriptions".into(), Value::Object(live));
         Ok(Some(live_state))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let all: BTreeSet<String> = want.keys().cloned().collect();
-        self.update(aws, want, &all).await
+    async fn create(&self, aws: &Aws, want: &SubscriptionsSpec) -> anyhow::Result<()> {
+        self.update(aws, &Delta::all(want)).await
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, _: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, SubscriptionsSpec>) -> anyhow::Result<()> {
         let sns = &aws.sns;
         let (subs, tags) = self
             .list(aws)
             .await?
             .ok_or_else(|| anyhow::anyhow!("{}: the topic does not exist", self.what("updating")))?;
-        let declared = want["subscriptions"].as_object().cloned().unwrap_or_default();
+        let declared = &delta.want.subscriptions;
         let present: BTreeSet<&str> = subs.iter().map(|(k, _)| k.as_str()).collect();
         for k in declared.keys().filter(|k| !present.contains(k.as_str())) {
             let (protocol, endpoint) = k.split_once(':').unwrap_or((k, ""));
             // Record ownership first: a crash after Subscribe must not leave an unowned twin.
-            let tag = Tag::builder().key(tag_key(k)).value(protocol).build()?;
+            let tag = Tag::build(&tag_key(k), protocol)?;
             sns.tag_resource().resource_arn(&self.topic_arn).tags(tag).send().await.ctx(|| self.what("recording"))?;
             sns.subscribe()
                 .topic_arn(&self.topic_arn)
