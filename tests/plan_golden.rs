@@ -167,12 +167,11 @@ async fn drift_every_kind(emu: &Emulator) {
     sns.tag_resource().resource_arn(&topic).tags(theirs).send().await.unwrap();
 
     let events = aws_sdk_eventbridge::Client::new(&conf);
-    let rules = events.list_rules().name_prefix("ctguard-").send().await.unwrap();
-    let rule = rules.rules().first().expect("a ctguard rule in the home region").name().unwrap().to_string();
-    events.disable_rule().name(&rule).send().await.unwrap();
-    let targets = events.list_targets_by_rule().rule(&rule).send().await.unwrap();
+    let rule = "ctguard-destructive-actions";
+    events.disable_rule().name(rule).send().await.unwrap();
+    let targets = events.list_targets_by_rule().rule(rule).send().await.unwrap();
     let ids: Vec<String> = targets.targets().iter().map(|t| t.id().to_string()).collect();
-    events.remove_targets().rule(&rule).set_ids(Some(ids)).send().await.unwrap();
+    events.remove_targets().rule(rule).set_ids(Some(ids)).send().await.unwrap();
     // A rule this profile owns that it no longer declares: plan proposes deleting it.
     let owned = aws_sdk_eventbridge::types::Tag::builder().key("ctguard:profile").value("ai-agent-guard").build();
     events

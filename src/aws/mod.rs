@@ -14,6 +14,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 pub use error::{AwsResultExt, ErrorKind};
 pub use propagation::while_propagating;
 use retry::ReportRetries;
@@ -97,7 +98,18 @@ struct Regional {
 impl Aws {
     /// Every client reports its retries to `on_retry`.
     pub fn new(config: &SdkConfig, caller: Caller, regions: &[String], on_retry: &RetryListener) -> Self {
-        let retries = ReportRetries::new(on_retry.clone());
+        Self::with_interceptor(config, caller, regions, SharedInterceptor::new(ReportRetries::new(on_retry.clone())))
+    }
+
+    /// Clients that all carry `interceptor`: the retry reporter, or in tests a mock that
+    /// answers every call.
+    pub fn with_interceptor(
+        config: &SdkConfig,
+        caller: Caller,
+        regions: &[String],
+        interceptor: SharedInterceptor,
+    ) -> Self {
+        let retries = interceptor;
         let partition = retry_partition();
         // Emulators and custom endpoints serve S3 path-style; with an IP address the SDK
         // switches by itself, with a host name such as localhost it does not.
@@ -217,21 +229,19 @@ pub async fn enabled_regions(config: &SdkConfig, on_retry: &RetryListener) -> an
     Ok(regions)
 }
 
-/// Every page of a list call the SDK offers no paginator for: `call` sends the request with
-/// the given NextToken and returns the page and the next token, until there is none.
-pub async fn all_pages<P, F, Fut>(mut call: F) -> anyhow::Result<Vec<P>>
+/// Every page of a list call the SDK offers no paginator for: `send` makes the request with
+/// the given NextToken, `next` reads the page's, until a page has none.
+pub async fn all_pages<P, F, Fut>(send: F, next: fn(&P) -> Option<&str>) -> anyhow::Result<Vec<P>>
 where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<(P, Option<String>)>>,
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<P>>,
 {
-    let mut pages = Vec::new();
-    let mut token = None;
+    let mut pages: Vec<P> = Vec::new();
     loop {
-        let (page, next) = call(token).await?;
-        pages.push(page);
-        match next {
-            Some(next) => token = Some(next),
-            None => return Ok(pages),
+        let token = pages.last().and_then(next).map(str::to_string);
+        if !pages.is_empty() && token.is_none() {
+            return Ok(pages);
         }
+        pages.push(send(token).await?);
     }
 }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, MetricAlarm, Statistic};
 use serde::Serialize;
 
-use super::discovery::{self, Known, PREFIX};
-use super::kind::{Decl, Delta, Found, Kind, Resource};
+use super::discovery::{PREFIX, Search};
+use super::kind::{Declared, Delta, Found, Kind, Resource};
 use super::snapshot::Snapshot;
 use super::tag_index::{Listed, TagIndex};
 use super::tags::{self, SEVERITY_TAG, Tags};
@@ -45,6 +45,8 @@ pub struct AlarmSpec {
     pub description: String,
     pub tags: Tags,
 }
+
+crate::tagged_spec!(AlarmSpec);
 
 /// Every declared alarm's name and, once read, what AWS holds for each.
 pub struct AlarmSet {
@@ -91,13 +93,8 @@ fn flatten(a: &MetricAlarm) -> AlarmSpec {
 }
 
 /// Alarms named with the discovery prefix, tagged as owned by `profile`, that are not `known`.
-pub async fn owned(
-    aws: &Aws,
-    profile: &str,
-    index: &TagIndex,
-    known: &Known,
-) -> anyhow::Result<Vec<Box<dyn Resource>>> {
-    let region = aws.region();
+pub async fn owned(search: &Search<'_>) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    let (aws, region) = (search.aws, search.aws.region());
     let mut candidates: Vec<(String, Box<dyn Resource>)> = Vec::new();
     let mut pages = aws.cloudwatch.describe_alarms().alarm_name_prefix(PREFIX).into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -107,18 +104,17 @@ pub async fn owned(
             candidates.push((arn.to_string(), Box::new(CloudWatchAlarm::orphan(name, region))));
         }
     }
-    discovery::tagged_as_owned(aws, index, region, profile, known, candidates).await
+    search.tagged_as_owned(&search.listings.tags[region], region, candidates).await
 }
 
 pub struct CloudWatchAlarm {
     name: String,
     region: String,
-    decl: Decl<AlarmSpec>,
     set: Arc<AlarmSet>,
 }
 
 impl CloudWatchAlarm {
-    pub fn new(profile: &Profile, alarm: &Alarm, set: Arc<AlarmSet>) -> Self {
+    pub fn new(profile: &Profile, alarm: &Alarm, set: Arc<AlarmSet>) -> Declared<Self> {
         let region = profile.runtime.region.clone();
         let alerts = profile.alerts.as_ref().expect("validated: alarms need [alerts]");
         let mut tags = tags::owner_tags(profile);
@@ -138,13 +134,13 @@ impl CloudWatchAlarm {
             tags,
         };
         let depends = vec![metric_filter::address(&alarm.name, &region), topic::address(alerts, &region)];
-        let decl = Decl::new(address(&alarm.name, &region), want, depends);
-        CloudWatchAlarm { name: alarm.name.clone(), region, decl, set }
+        let address = address(&alarm.name, &region);
+        Declared::new(CloudWatchAlarm { name: alarm.name.clone(), region, set }, address, want, depends)
     }
 
-    fn orphan(name: &str, region: &str) -> Self {
+    fn orphan(name: &str, region: &str) -> Declared<Self> {
         let set = AlarmSet::new(vec![name.to_string()], Default::default());
-        CloudWatchAlarm { name: name.into(), region: region.into(), decl: Decl::undeclared(address(name, region)), set }
+        Declared::undeclared(CloudWatchAlarm { name: name.into(), region: region.into(), set }, address(name, region))
     }
 
     fn what(&self, doing: &str) -> String {
@@ -185,19 +181,9 @@ impl CloudWatchAlarm {
 impl Kind for CloudWatchAlarm {
     type Spec = AlarmSpec;
 
-    fn decl(&self) -> &Decl<AlarmSpec> {
-        &self.decl
-    }
-
-    fn tags(spec: &AlarmSpec) -> Option<&Tags> {
-        Some(&spec.tags)
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<AlarmSpec>>> {
-        let Some(listed) = self.listed(aws).await? else { return Ok(None) };
-        let want = self.decl.want.as_ref().map(|w| &w.tags);
-        let spec = self.set.tags.complete(aws, &self.region, &listed, want, |s| &mut s.tags).await?;
-        Ok(Some(Found::new(spec)))
+    async fn read(&self, aws: &Aws, want: Option<&AlarmSpec>) -> anyhow::Result<Option<Found<AlarmSpec>>> {
+        let listed = self.listed(aws).await?;
+        self.set.tags.found(aws, &self.region, (listed, want), |s| &mut s.tags).await
     }
 
     async fn forget(&self) {
@@ -209,16 +195,14 @@ impl Kind for CloudWatchAlarm {
     }
 
     async fn update(&self, aws: &Aws, delta: &Delta<'_, AlarmSpec>) -> anyhow::Result<()> {
-        let want = delta.want;
-        if delta.differs(|s| AlarmSpec { tags: Tags::new(), ..s.clone() }) {
-            self.put(aws, want, false).await?;
-        }
-        if delta.changed(|s| &s.tags) {
+        let tag = async {
             let arn = self.listed(aws).await?.map(|l| l.arn).unwrap_or_default();
-            let req = aws.cloudwatch.tag_resource().resource_arn(arn).set_tags(Some(tags::sdk(&want.tags)?));
+            let req = aws.cloudwatch.tag_resource().resource_arn(arn).set_tags(Some(tags::sdk(&delta.want.tags)?));
             req.send().await.ctx(|| self.what("tagging"))?;
-        }
-        Ok(())
+            Ok(())
+        };
+        let untagged = |s: &AlarmSpec| AlarmSpec { tags: Tags::new(), ..s.clone() };
+        delta.put_then_tag(untagged, self.put(aws, delta.want, false), tag).await
     }
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {

@@ -15,8 +15,9 @@ use aws_sdk_s3::types::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::kind::{Decl, Delta, Found, Kind};
+use super::kind::{Declared, Delta, Found, Kind};
 use super::tags::{self, MANAGED_KEYS, Tags};
+use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
 use crate::policy;
@@ -42,6 +43,8 @@ pub struct BucketSpec {
     pub logging: Option<Logging>,
     pub tags: Tags,
 }
+
+crate::tagged_spec!(BucketSpec);
 
 /// Default encryption: SSE-S3 names only the algorithm; SSE-KMS also the key and bucket key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,11 +99,10 @@ pub struct Logging {
 pub struct Bucket {
     name: String,
     region: String,
-    decl: Decl<BucketSpec>,
 }
 
 impl Bucket {
-    pub fn audit(profile: &Profile) -> Self {
+    pub fn audit(profile: &Profile) -> Declared<Self> {
         let b = &profile.bucket;
         let encryption = match b.encryption {
             Encryption::Aes256 => sse_s3(),
@@ -119,7 +121,7 @@ impl Bucket {
 
     /// S3 server access logs can only be written with SSE-S3 (S3 User Guide, "Enabling Amazon
     /// S3 server access logging"), and a log bucket does not log its own access.
-    pub fn access_logs(profile: &Profile, a: &AccessLogBucket) -> Self {
+    pub fn access_logs(profile: &Profile, a: &AccessLogBucket) -> Declared<Self> {
         Bucket::new(profile, &a.name, sse_s3(), &a.policy, &a.lifecycle, None)
     }
 
@@ -130,7 +132,7 @@ impl Bucket {
         policy_doc: &Value,
         lifecycle: &Lifecycle,
         logging: Option<Logging>,
-    ) -> Self {
+    ) -> Declared<Self> {
         let region = profile.runtime.region.clone();
         // Server access logging needs its target bucket first.
         let depends = logging
@@ -153,8 +155,8 @@ impl Bucket {
             logging,
             tags: tags::owner_tags(profile),
         };
-        let decl = Decl::new(Address { kind: KIND, name: name.to_string(), region: region.clone() }, want, depends);
-        Bucket { name: name.to_string(), region, decl }
+        let address = Address { kind: KIND, name: name.to_string(), region: region.clone() };
+        Declared::new(Bucket { name: name.to_string(), region }, address, want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -294,15 +296,7 @@ fn flatten_pab(out: Option<&PabOutput>) -> PublicAccessBlock {
 impl Kind for Bucket {
     type Spec = BucketSpec;
 
-    fn decl(&self) -> &Decl<BucketSpec> {
-        &self.decl
-    }
-
-    fn tags(spec: &BucketSpec) -> Option<&Tags> {
-        Some(&spec.tags)
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<BucketSpec>>> {
+    async fn read(&self, aws: &Aws, _: Option<&BucketSpec>) -> anyhow::Result<Option<Found<BucketSpec>>> {
         let s3 = &aws.s3;
         let b = self.name.as_str();
         let head = s3.head_bucket().bucket(b).send().await;
@@ -364,12 +358,8 @@ impl Kind for Bucket {
                 .build();
             req = req.create_bucket_configuration(conf);
         }
-        match req.send().await.ctx(|| self.what("creating")) {
-            Ok(_) => {}
-            // An earlier run that was interrupted after CreateBucket: carry on configuring.
-            Err(e) if crate::aws::error::kind(&e) == crate::aws::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        // Made by an earlier, interrupted run or not: configure everything.
+        created(req.send().await.ctx(|| self.what("creating")))?;
         self.update(aws, &Delta::all(want)).await
     }
 

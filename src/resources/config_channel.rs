@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_config::types::{ConfigSnapshotDeliveryProperties, DeliveryChannel, MaximumExecutionFrequency};
 use serde::Serialize;
 
-use super::config_region::{self, Managed, RegionConfig, left_alone};
-use super::kind::{Decl, Delta, Found, Kind};
+use super::config_region::{self, Managed, RegionConfig, RegionState};
+use super::kind::{Declared, Delta, Found, Kind, Spec};
 use super::{bucket, config_recorder};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
@@ -25,15 +25,16 @@ pub struct ChannelSpec {
     pub snapshot_frequency: Option<String>,
 }
 
+impl Spec for ChannelSpec {}
+
 pub struct Channel {
     region: String,
     setup: ConfigSetup,
-    decl: Decl<ChannelSpec>,
     shared: Arc<RegionConfig>,
 }
 
 impl Channel {
-    pub fn new(profile: &Profile, setup: &ConfigSetup, region: &str, shared: Arc<RegionConfig>) -> Self {
+    pub fn new(profile: &Profile, setup: &ConfigSetup, region: &str, shared: Arc<RegionConfig>) -> Declared<Self> {
         let want = ChannelSpec {
             s3_bucket_name: Some(profile.bucket.name.clone()),
             s3_key_prefix: setup.s3_prefix.clone(),
@@ -45,8 +46,8 @@ impl Channel {
             config_region::address(config_recorder::KIND, region),
             Address { kind: bucket::KIND, name: profile.bucket.name.clone(), region: home.clone() },
         ];
-        let decl = Decl::new(config_region::address(KIND, region), want, depends);
-        Channel { region: region.into(), setup: setup.clone(), decl, shared }
+        let kind = Channel { region: region.into(), setup: setup.clone(), shared };
+        Declared::new(kind, config_region::address(KIND, region), want, depends)
     }
 }
 
@@ -75,26 +76,18 @@ fn expand(name: &str, spec: &ChannelSpec) -> DeliveryChannel {
 impl Kind for Channel {
     type Spec = ChannelSpec;
 
-    fn decl(&self) -> &Decl<ChannelSpec> {
-        &self.decl
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<ChannelSpec>>> {
-        let (state, name) = match self.shared.read(aws, &self.region, &self.setup).await? {
-            (_, Managed::Foreign(name)) => return Ok(left_alone(&name, self.decl.want.as_ref(), "delivery channel")),
-            (state, Managed::Ours(name)) => (state, name),
-        };
+    async fn read(&self, aws: &Aws, want: Option<&ChannelSpec>) -> anyhow::Result<Option<Found<ChannelSpec>>> {
         // One channel per region; it need not share the recorder's name.
-        let found = state.channels.iter().find(|c| c.name() == Some(name.as_str())).or(state.channels.first());
-        Ok(found.map(|c| Found::new(flatten(c))))
+        let ours = |state: &RegionState, name: &str| {
+            let found = state.channels.iter().find(|c| c.name() == Some(name)).or(state.channels.first());
+            found.map(|c| Found::new(flatten(c)))
+        };
+        let shared = &self.shared;
+        shared.read_kind(aws, &self.region, &self.setup, (want, "delivery channel"), ours, |_, _| None).await
     }
 
     async fn forget(&self) {
         self.shared.forget().await;
-    }
-
-    async fn create(&self, aws: &Aws, want: &ChannelSpec) -> anyhow::Result<()> {
-        self.update(aws, &Delta::all(want)).await
     }
 
     /// PutDeliveryChannel creates or replaces the channel.

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use aws_sdk_config::types::{ConfigurationRecorder, RecordingGroup};
 use serde::Serialize;
 
-use super::config_region::{self, Managed, RegionConfig, left_alone};
-use super::kind::{Decl, Delta, Found, Kind};
+use super::config_region::{self, Managed, RegionConfig, RegionState};
+use super::kind::{Declared, Delta, Found, Kind, Spec};
 use super::service_role;
 use crate::aws::{Aws, AwsResultExt, while_propagating};
 use crate::profile::{ConfigSetup, Profile};
@@ -22,15 +22,16 @@ pub struct RecorderSpec {
     pub include_global_resource_types: bool,
 }
 
+impl Spec for RecorderSpec {}
+
 pub struct Recorder {
     region: String,
     setup: ConfigSetup,
-    decl: Decl<RecorderSpec>,
     shared: Arc<RegionConfig>,
 }
 
 impl Recorder {
-    pub fn new(profile: &Profile, setup: &ConfigSetup, region: &str, shared: Arc<RegionConfig>) -> Self {
+    pub fn new(profile: &Profile, setup: &ConfigSetup, region: &str, shared: Arc<RegionConfig>) -> Declared<Self> {
         let want = RecorderSpec {
             role_arn: Some(setup.role_arn.clone()),
             all_supported: true,
@@ -39,8 +40,8 @@ impl Recorder {
             include_global_resource_types: region == profile.runtime.region,
         };
         let depends = if setup.service_linked { vec![service_role::address()] } else { Vec::new() };
-        let decl = Decl::new(config_region::address(KIND, region), want, depends);
-        Recorder { region: region.into(), setup: setup.clone(), decl, shared }
+        let kind = Recorder { region: region.into(), setup: setup.clone(), shared };
+        Declared::new(kind, config_region::address(KIND, region), want, depends)
     }
 }
 
@@ -67,24 +68,16 @@ fn expand(name: &str, spec: &RecorderSpec) -> ConfigurationRecorder {
 impl Kind for Recorder {
     type Spec = RecorderSpec;
 
-    fn decl(&self) -> &Decl<RecorderSpec> {
-        &self.decl
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<RecorderSpec>>> {
-        let (state, name) = match self.shared.read(aws, &self.region, &self.setup).await? {
-            (_, Managed::Foreign(name)) => return Ok(left_alone(&name, self.decl.want.as_ref(), "configuration")),
-            (state, Managed::Ours(name)) => (state, name),
+    async fn read(&self, aws: &Aws, want: Option<&RecorderSpec>) -> anyhow::Result<Option<Found<RecorderSpec>>> {
+        let ours = |state: &RegionState, name: &str| {
+            state.recorders.iter().find(|r| r.name() == Some(name)).map(|r| Found::new(flatten(r)))
         };
-        Ok(state.recorders.iter().find(|r| r.name() == Some(name.as_str())).map(|r| Found::new(flatten(r))))
+        let shared = &self.shared;
+        shared.read_kind(aws, &self.region, &self.setup, (want, "configuration"), ours, |_, _| None).await
     }
 
     async fn forget(&self) {
         self.shared.forget().await;
-    }
-
-    async fn create(&self, aws: &Aws, want: &RecorderSpec) -> anyhow::Result<()> {
-        self.update(aws, &Delta::all(want)).await
     }
 
     /// PutConfigurationRecorder creates or replaces the whole recorder.

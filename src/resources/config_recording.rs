@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_config::types::RecorderStatus;
 use serde::Serialize;
 
-use super::config_region::{self, Managed, RegionConfig, RegionState, left_alone};
-use super::kind::{Check, Decl, Delta, Found, Kind};
+use super::config_region::{self, Managed, RegionConfig, RegionState};
+use super::kind::{Check, Declared, Delta, Found, Kind, Spec};
 use super::{config_channel, config_recorder};
 use crate::aws::{Aws, AwsResultExt};
 use crate::profile::ConfigSetup;
@@ -20,22 +20,23 @@ pub struct RecordingSpec {
     pub recording: bool,
 }
 
+impl Spec for RecordingSpec {}
+
 pub struct Recording {
     region: String,
     setup: ConfigSetup,
-    decl: Decl<RecordingSpec>,
     shared: Arc<RegionConfig>,
 }
 
 impl Recording {
-    pub fn new(setup: &ConfigSetup, region: &str, shared: Arc<RegionConfig>) -> Self {
+    pub fn new(setup: &ConfigSetup, region: &str, shared: Arc<RegionConfig>) -> Declared<Self> {
         // Order matters to AWS: recorder, then delivery channel, then start.
         let depends = vec![
             config_region::address(config_recorder::KIND, region),
             config_region::address(config_channel::KIND, region),
         ];
-        let decl = Decl::new(config_region::address(KIND, region), RecordingSpec { recording: true }, depends);
-        Recording { region: region.into(), setup: setup.clone(), decl, shared }
+        let kind = Recording { region: region.into(), setup: setup.clone(), shared };
+        Declared::new(kind, config_region::address(KIND, region), RecordingSpec { recording: true }, depends)
     }
 }
 
@@ -43,34 +44,19 @@ impl Recording {
 impl Kind for Recording {
     type Spec = RecordingSpec;
 
-    fn decl(&self) -> &Decl<RecordingSpec> {
-        &self.decl
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<RecordingSpec>>> {
-        let (state, name) = match self.shared.read(aws, &self.region, &self.setup).await? {
-            (state, Managed::Foreign(name)) => {
-                let mut found = left_alone(&name, self.decl.want.as_ref(), "recording state");
-                found.iter_mut().for_each(|f| f.checks.extend(status_check(&state, &name)));
-                return Ok(found);
-            }
-            (state, Managed::Ours(name)) => (state, name),
+    async fn read(&self, aws: &Aws, want: Option<&RecordingSpec>) -> anyhow::Result<Option<Found<RecordingSpec>>> {
+        let ours = |state: &RegionState, name: &str| {
+            state.recorders.iter().any(|r| r.name() == Some(name)).then(|| {
+                let status = state.statuses.iter().find(|s| s.name() == Some(name));
+                Found::new(RecordingSpec { recording: status.is_some_and(|s| s.recording()) })
+            })
         };
-        if !state.recorders.iter().any(|r| r.name() == Some(name.as_str())) {
-            return Ok(None);
-        }
-        let recording = state.statuses.iter().find(|s| s.name() == Some(name.as_str())).is_some_and(|s| s.recording());
-        let mut found = Found::new(RecordingSpec { recording });
-        found.checks.extend(status_check(&state, &name));
-        Ok(Some(found))
+        let shared = &self.shared;
+        shared.read_kind(aws, &self.region, &self.setup, (want, "recording state"), ours, status_check).await
     }
 
     async fn forget(&self) {
         self.shared.forget().await;
-    }
-
-    async fn create(&self, aws: &Aws, want: &RecordingSpec) -> anyhow::Result<()> {
-        self.update(aws, &Delta::all(want)).await
     }
 
     async fn update(&self, aws: &Aws, _: &Delta<'_, RecordingSpec>) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_sdk_config::types::{ConfigurationRecorder, ConfigurationRecorderStatus, DeliveryChannel};
 
-use super::kind::Found;
+use super::kind::{Check, Found};
 use super::snapshot::Snapshot;
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
@@ -60,6 +60,28 @@ impl RegionConfig {
         Ok((state, managed))
     }
 
+    /// Reads one of the region's kinds. `ours` finds it in the region's state, given the name
+    /// of the recorder ctguard manages; in a region whose recorder is someone else's, the
+    /// desired state is reported as live, with a note (`left_alone`). `check` adds the health
+    /// check the kind reports either way.
+    pub async fn read_kind<S: Clone>(
+        &self,
+        aws: &Aws,
+        region: &str,
+        setup: &ConfigSetup,
+        (want, what): (Option<&S>, &str),
+        ours: impl FnOnce(&RegionState, &str) -> Option<Found<S>>,
+        check: impl Fn(&RegionState, &str) -> Option<Check>,
+    ) -> anyhow::Result<Option<Found<S>>> {
+        let (state, managed) = self.read(aws, region, setup).await?;
+        let (mut found, name) = match managed {
+            Managed::Foreign(name) => (left_alone(&name, want, what), name),
+            Managed::Ours(name) => (ours(&state, &name), name),
+        };
+        found.iter_mut().for_each(|f| f.checks.extend(check(&state, &name)));
+        Ok(found)
+    }
+
     pub async fn forget(&self) {
         self.snapshot.forget().await;
     }
@@ -82,7 +104,7 @@ async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<RegionState> {
 
 /// Live state for a region whose recorder is someone else's: the desired state, so nothing
 /// is planned, with a note saying why. Reported, never changed.
-pub fn left_alone<S: Clone>(name: &str, want: Option<&S>, what: &str) -> Option<Found<S>> {
+fn left_alone<S: Clone>(name: &str, want: Option<&S>, what: &str) -> Option<Found<S>> {
     let note = format!(
         "AWS Config recorder {name:?} already exists and was not created by ctguard: its {what} is left alone \
          (set adopt_existing_recorder = true to manage it)"

@@ -13,12 +13,12 @@ use serde_json::{Map, Value};
 
 use super::config_recorder;
 use super::config_region;
-use super::discovery::{self, Known, Listings, PREFIX};
-use super::kind::{Check, Decl, Delta, Found, Kind, Resource};
+use super::discovery::{PREFIX, Search};
+use super::kind::{Check, Declared, Delta, Found, Kind, Resource};
 use super::snapshot::Snapshot;
 use super::tag_index::{Listed, TagIndex};
 use super::tags::{self, Tags};
-use crate::aws::{Aws, AwsResultExt};
+use crate::aws::{Aws, AwsResultExt, all_pages};
 use crate::plan::Address;
 use crate::profile::{self, Profile};
 
@@ -41,8 +41,12 @@ pub struct ConfigRuleSpec {
     pub tags: Tags,
 }
 
+crate::tagged_spec!(ConfigRuleSpec);
+
 /// Every rule of one region by name, as DescribeConfigRules lists it (without tags).
 pub type Rules = BTreeMap<String, Listed<ConfigRuleSpec>>;
+
+type Page = aws_sdk_config::operation::describe_config_rules::DescribeConfigRulesOutput;
 
 /// The rules of one region, read once: their definitions for plan, and their compliance
 /// (DescribeComplianceByConfigRule takes up to 25 names per call) for verify.
@@ -88,7 +92,6 @@ impl RegionRules {
 pub struct ManagedConfigRule {
     name: String,
     region: String,
-    decl: Decl<ConfigRuleSpec>,
     fail_on_noncompliance: bool,
     shared: Arc<RegionRules>,
 }
@@ -131,7 +134,7 @@ impl ManagedConfigRule {
         region: &str,
         fail: bool,
         shared: Arc<RegionRules>,
-    ) -> Self {
+    ) -> Declared<Self> {
         let parameters: Map<String, Value> =
             rule.parameters.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         let mut types = rule.resource_types.clone();
@@ -144,8 +147,9 @@ impl ManagedConfigRule {
             tags: tags::owner_tags(profile),
         };
         let depends = vec![config_region::address(config_recorder::KIND, region)];
-        let decl = Decl::new(address(&rule.name, region), want, depends);
-        ManagedConfigRule { name: rule.name.clone(), region: region.into(), decl, fail_on_noncompliance: fail, shared }
+        let kind =
+            ManagedConfigRule { name: rule.name.clone(), region: region.into(), fail_on_noncompliance: fail, shared };
+        Declared::new(kind, address(&rule.name, region), want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -153,13 +157,9 @@ impl ManagedConfigRule {
     }
 
     pub async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<Rules> {
-        let pages = crate::aws::all_pages(|token| async move {
-            let page = aws.config(region).describe_config_rules().set_next_token(token).send().await;
-            let page = page.ctx(|| format!("reading AWS Config rules in {region}"))?;
-            let next = page.next_token().map(str::to_string);
-            anyhow::Ok((page, next))
-        })
-        .await?;
+        let what = || format!("reading AWS Config rules in {region}");
+        let send = |token| async move { aws.config(region).describe_config_rules().set_next_token(token).send().await };
+        let pages = all_pages(|token| async move { send(token).await.ctx(what) }, Page::next_token).await?;
         let rules = pages.iter().flat_map(|p| p.config_rules()).filter_map(|r| {
             let (name, arn) = (r.config_rule_name()?, r.config_rule_arn()?);
             Some((name.to_string(), Listed { spec: flatten(r), arn: arn.to_string() }))
@@ -198,69 +198,60 @@ impl ManagedConfigRule {
     }
 }
 
-/// Rules named with the discovery prefix, tagged as owned by `profile`, that are not `known`.
-pub async fn owned(
-    aws: &Aws,
-    profile: &str,
-    listings: &Listings,
-    known: &Known,
-) -> anyhow::Result<Vec<Box<dyn Resource>>> {
-    let per_region = listings.config_rules.iter().map(|(region, listing)| async move {
-        let rules = listing.get(|| ManagedConfigRule::fetch(aws, region)).await?;
-        let candidates = rules.iter().filter(|(n, _)| n.starts_with(PREFIX)).map(|(name, listed)| {
-            let rule = ManagedConfigRule {
-                name: name.clone(),
-                region: region.clone(),
-                decl: Decl::undeclared(address(name, region)),
-                fail_on_noncompliance: false,
-                shared: RegionRules::new(vec![name.clone()], listing.clone(), Default::default()),
+/// Rules named with the discovery prefix that the profile owns but no longer declares, in
+/// each of its regions.
+pub async fn owned(search: &Search<'_>) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    search
+        .in_regions(|region| async move {
+            let (aws, listing) = (search.aws, &search.listings.config_rules[region]);
+            let rules = listing.get(|| ManagedConfigRule::fetch(aws, region)).await?;
+            let orphan = |name: &String| {
+                let shared = RegionRules::new(vec![name.clone()], listing.clone(), Default::default());
+                let rule = ManagedConfigRule {
+                    name: name.clone(),
+                    region: region.into(),
+                    fail_on_noncompliance: false,
+                    shared,
+                };
+                Box::new(Declared::undeclared(rule, address(name, region))) as Box<dyn Resource>
             };
-            (listed.arn.clone(), Box::new(rule) as Box<dyn Resource>)
-        });
-        discovery::tagged_as_owned(aws, &listings.tags[region], region, profile, known, candidates).await
-    });
-    Ok(futures::future::try_join_all(per_region).await?.into_iter().flatten().collect())
+            Ok(rules
+                .iter()
+                .filter(|(n, _)| n.starts_with(PREFIX))
+                .map(|(name, l)| (l.arn.clone(), orphan(name)))
+                .collect())
+        })
+        .await
 }
 
 #[async_trait]
 impl Kind for ManagedConfigRule {
     type Spec = ConfigRuleSpec;
 
-    fn decl(&self) -> &Decl<ConfigRuleSpec> {
-        &self.decl
-    }
-
-    fn tags(spec: &ConfigRuleSpec) -> Option<&Tags> {
-        Some(&spec.tags)
-    }
-
-    /// Config evaluates nothing until the region has a recorder.
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<ConfigRuleSpec>>> {
-        let Some(listed) = self.listed(aws).await? else { return Ok(None) };
-        let want = self.decl.want.as_ref().map(|w| &w.tags);
-        let spec = self.shared.tags.complete(aws, &self.region, &listed, want, |s| &mut s.tags).await?;
-        Ok(Some(Found::new(spec)))
-    }
-
-    async fn forget(&self) {
-        self.shared.rules.forget().await;
-    }
-
     async fn create(&self, aws: &Aws, want: &ConfigRuleSpec) -> anyhow::Result<()> {
         self.put(aws, want, true).await
     }
 
+    /// Config evaluates nothing until the region has a recorder.
+    async fn read(&self, aws: &Aws, want: Option<&ConfigRuleSpec>) -> anyhow::Result<Option<Found<ConfigRuleSpec>>> {
+        let listed = self.listed(aws).await?;
+        self.shared.tags.found(aws, &self.region, (listed, want), |s| &mut s.tags).await
+    }
+
     async fn update(&self, aws: &Aws, delta: &Delta<'_, ConfigRuleSpec>) -> anyhow::Result<()> {
-        if delta.differs(|s| ConfigRuleSpec { tags: Tags::new(), ..s.clone() }) {
-            self.put(aws, delta.want, false).await?;
-        }
-        if delta.changed(|s| &s.tags)
-            && let Some(listed) = self.listed(aws).await?
-        {
-            let req = aws.config(&self.region).tag_resource().resource_arn(listed.arn);
-            req.set_tags(Some(tags::sdk(&delta.want.tags)?)).send().await.ctx(|| self.what("tagging"))?;
-        }
-        Ok(())
+        let tag = async {
+            if let Some(listed) = self.listed(aws).await? {
+                let req = aws.config(&self.region).tag_resource().resource_arn(listed.arn);
+                req.set_tags(Some(tags::sdk(&delta.want.tags)?)).send().await.ctx(|| self.what("tagging"))?;
+            }
+            Ok(())
+        };
+        let untagged = |s: &ConfigRuleSpec| ConfigRuleSpec { tags: Tags::new(), ..s.clone() };
+        delta.put_then_tag(untagged, self.put(aws, delta.want, false), tag).await
+    }
+
+    async fn forget(&self) {
+        self.shared.rules.forget().await;
     }
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {

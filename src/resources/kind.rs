@@ -11,6 +11,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -37,28 +38,24 @@ pub struct Exports {
 /// Exports of every resource read or applied so far.
 pub type Outputs = HashMap<Address, Exports>;
 
-/// A kind's state: what both the profile and AWS are turned into.
-pub trait Spec: Serialize + PartialEq + Clone + Debug + Send + Sync + 'static {}
-impl<T: Serialize + PartialEq + Clone + Debug + Send + Sync + 'static> Spec for T {}
-
-/// What a resource states about itself: where it is, what it needs first, and what the profile
-/// wants of it. `want` is `None` for a resource the profile owns but no longer declares.
-#[derive(Debug, Clone)]
-pub struct Decl<S> {
-    pub address: Address,
-    pub depends: Vec<Address>,
-    pub want: Option<S>,
+/// A kind's state: what both the profile and AWS are turned into. A spec whose kind carries
+/// ctguard's ownership tag says where its tags are.
+pub trait Spec: Serialize + PartialEq + Clone + Debug + Send + Sync + 'static {
+    fn tags(&self) -> Option<&Tags> {
+        None
+    }
 }
 
-impl<S> Decl<S> {
-    pub fn new(address: Address, want: S, depends: Vec<Address>) -> Self {
-        Decl { address, depends, want: Some(want) }
-    }
-
-    /// Owned by the profile but no longer declared: plan proposes deleting it.
-    pub fn undeclared(address: Address) -> Self {
-        Decl { address, depends: Vec::new(), want: None }
-    }
+/// `impl Spec` for a spec whose ownership tags are its `tags` field.
+#[macro_export]
+macro_rules! tagged_spec {
+    ($($spec:ty),+) => {$(
+        impl $crate::resources::kind::Spec for $spec {
+            fn tags(&self) -> Option<&$crate::resources::tags::Tags> {
+                Some(&self.tags)
+            }
+        }
+    )+};
 }
 
 /// What one read found.
@@ -106,23 +103,36 @@ impl<'a, S> Delta<'a, S> {
     }
 }
 
+impl<S: Spec> Delta<'_, S> {
+    /// For APIs whose Put takes tags only when creating (CloudWatch alarms, Config rules): runs
+    /// `put` when anything but the tags differs (`untagged` blanks them), then `tag` when the
+    /// tags differ.
+    pub async fn put_then_tag(
+        &self,
+        untagged: impl Fn(&S) -> S,
+        put: impl Future<Output = anyhow::Result<()>>,
+        tag: impl Future<Output = anyhow::Result<()>>,
+    ) -> anyhow::Result<()> {
+        if self.differs(untagged) {
+            put.await?;
+        }
+        if self.differs(|s| s.tags().cloned()) {
+            tag.await?;
+        }
+        Ok(())
+    }
+}
+
 /// One resource kind: read, create, update, delete, typed. Implement this; the engine sees it
-/// through `Resource`.
+/// through `Declared`, which holds what the profile says about it.
 #[async_trait]
 pub trait Kind: Send + Sync + 'static {
     type Spec: Spec;
 
-    fn decl(&self) -> &Decl<Self::Spec>;
-
-    /// The desired state. Values that depend on resources not yet created are
-    /// `plan::UNKNOWN`; `None` for a resource the profile no longer declares.
-    fn desired(&self, _outputs: &Outputs) -> Option<Self::Spec> {
-        self.decl().want.clone()
-    }
-
-    /// The tags of kinds that carry ctguard's ownership tag; `None` for kinds that cannot.
-    fn tags(_spec: &Self::Spec) -> Option<&Tags> {
-        None
+    /// The desired state once the exports of what it depends on are known: values of
+    /// resources not yet created are `plan::UNKNOWN`.
+    fn resolve(&self, want: Self::Spec, _outputs: &Outputs) -> Self::Spec {
+        want
     }
 
     /// The fields that cannot change in place, as their plan names (see `field_names`).
@@ -130,19 +140,48 @@ pub trait Kind: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// `None` when the resource does not exist.
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<Self::Spec>>>;
+    /// `None` when the resource does not exist. `want` is the declared state, for kinds whose
+    /// read depends on it (which tags to expect, what to report); `None` when undeclared.
+    async fn read(&self, aws: &Aws, want: Option<&Self::Spec>) -> anyhow::Result<Option<Found<Self::Spec>>>;
 
     /// Drops whatever batched read this resource shares, so the next read sees a write.
     async fn forget(&self) {}
 
-    async fn create(&self, aws: &Aws, want: &Self::Spec) -> anyhow::Result<()>;
+    /// By default a create is an update of every field: for APIs that put a whole resource.
+    async fn create(&self, aws: &Aws, want: &Self::Spec) -> anyhow::Result<()> {
+        self.update(aws, &Delta::all(want)).await
+    }
+
     async fn update(&self, aws: &Aws, delta: &Delta<'_, Self::Spec>) -> anyhow::Result<()>;
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()>;
 
     /// Health that only verify asks about, at the cost of extra calls (rule compliance).
     async fn health(&self, _aws: &Aws) -> Vec<Check> {
         Vec::new()
+    }
+}
+
+/// A kind with what the profile says about it: where it is, what it needs first, and what it
+/// should be (`want`; `None` for a resource the profile owns but no longer declares).
+pub struct Declared<K: Kind> {
+    pub address: Address,
+    pub depends: Vec<Address>,
+    pub want: Option<K::Spec>,
+    pub kind: K,
+}
+
+impl<K: Kind> Declared<K> {
+    pub fn new(kind: K, address: Address, want: K::Spec, depends: Vec<Address>) -> Self {
+        Declared { address, depends, want: Some(want), kind }
+    }
+
+    /// Owned by the profile but no longer declared: plan proposes deleting it.
+    pub fn undeclared(kind: K, address: Address) -> Self {
+        Declared { address, depends: Vec::new(), want: None, kind }
+    }
+
+    fn resolved(&self, outputs: &Outputs) -> Option<K::Spec> {
+        self.want.clone().map(|w| self.kind.resolve(w, outputs))
     }
 }
 
@@ -178,65 +217,65 @@ pub trait Resource: Send + Sync {
 }
 
 #[async_trait]
-impl<K: Kind> Resource for K {
+impl<K: Kind> Resource for Declared<K> {
     fn address(&self) -> Address {
-        self.decl().address.clone()
+        self.address.clone()
     }
 
     fn depends_on(&self) -> &[Address] {
-        &self.decl().depends
+        &self.depends
     }
 
     fn declared(&self) -> bool {
-        self.decl().want.is_some()
+        self.want.is_some()
     }
 
     fn desired(&self, outputs: &Outputs) -> Option<Attrs> {
-        Kind::desired(self, outputs).map(|s| attrs_of(&s))
+        self.resolved(outputs).map(|s| attrs_of(&s))
     }
 
     fn replace_on(&self) -> Vec<String> {
-        self.decl().want.as_ref().map(K::replace_on).unwrap_or_default()
+        self.want.as_ref().map(K::replace_on).unwrap_or_default()
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
-        Ok(Kind::read(self, aws).await?.map(live::<K>))
+        Ok(self.kind.read(aws, self.want.as_ref()).await?.map(live))
     }
 
     async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
-        self.forget().await;
+        self.kind.forget().await;
         Resource::read(self, aws).await
     }
 
     async fn apply(&self, aws: &Aws, action: Action, have: Option<&Live>, outputs: &Outputs) -> anyhow::Result<()> {
         let want = || {
-            Kind::desired(self, outputs)
-                .ok_or_else(|| anyhow::anyhow!("internal error: {} is not declared", self.decl().address))
+            self.resolved(outputs).ok_or_else(|| anyhow::anyhow!("internal error: {} is not declared", self.address))
         };
+        let kind = &self.kind;
         match action {
             Action::NoOp => Ok(()),
-            Action::Create => self.create(aws, &want()?).await,
+            Action::Create => kind.create(aws, &want()?).await,
             Action::Update => {
                 let want = want()?;
                 let have = have.and_then(|l| l.spec.downcast_ref::<K::Spec>());
-                self.update(aws, &Delta::between(&want, have)).await
+                kind.update(aws, &Delta::between(&want, have)).await
             }
             Action::Replace => {
                 let want = want()?;
-                self.delete(aws).await?;
-                self.create(aws, &want).await
+                kind.delete(aws).await?;
+                kind.create(aws, &want).await
             }
-            Action::Delete => self.delete(aws).await,
+            Action::Delete => kind.delete(aws).await,
         }
     }
 
     async fn health(&self, aws: &Aws) -> Vec<Check> {
-        Kind::health(self, aws).await
+        self.kind.health(aws).await
     }
 }
 
-fn live<K: Kind>(found: Found<K::Spec>) -> Live {
-    let owner = match K::tags(&found.spec) {
+fn live<S: Spec>(found: Found<S>) -> Live {
+    let owner = match found.spec.tags() {
         None => Ownership::Untracked,
         Some(tags) => tags.get(OWNER_TAG).map_or(Ownership::Unowned, |o| Ownership::Profile(o.clone())),
     };

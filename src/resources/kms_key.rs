@@ -10,7 +10,7 @@ use aws_sdk_kms::types::{KeyState, Tag};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::kind::{Decl, Delta, Exports, Found, Kind};
+use super::kind::{Declared, Delta, Exports, Found, Kind};
 use super::tags::{self, SdkTag, Tags};
 use crate::aws::error::kind;
 use crate::aws::{Aws, AwsResultExt, ErrorKind, MAX_ATTEMPTS};
@@ -38,14 +38,15 @@ pub struct KeySpec {
     pub tags: Tags,
 }
 
+crate::tagged_spec!(KeySpec);
+
 pub struct KmsKey {
     alias: String,
     region: String,
-    decl: Decl<KeySpec>,
 }
 
 impl KmsKey {
-    pub fn new(profile: &Profile, alias: &str, key_policy: &Value, purpose: &str) -> Self {
+    pub fn new(profile: &Profile, alias: &str, key_policy: &Value, purpose: &str) -> Declared<Self> {
         let want = KeySpec {
             policy: Some(policy::canonical(key_policy)),
             key_rotation_enabled: true,
@@ -54,8 +55,8 @@ impl KmsKey {
             tags: tags::owner_tags(profile),
         };
         let region = profile.runtime.region.clone();
-        let decl = Decl::new(address(alias, &region), want, Vec::new());
-        KmsKey { alias: alias.to_string(), region, decl }
+        let kind = KmsKey { alias: alias.to_string(), region: region.clone() };
+        Declared::new(kind, address(alias, &region), want, Vec::new())
     }
 
     fn what(&self, doing: &str) -> String {
@@ -138,15 +139,7 @@ impl KmsKey {
 impl Kind for KmsKey {
     type Spec = KeySpec;
 
-    fn decl(&self) -> &Decl<KeySpec> {
-        &self.decl
-    }
-
-    fn tags(spec: &KeySpec) -> Option<&Tags> {
-        Some(&spec.tags)
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<KeySpec>>> {
+    async fn read(&self, aws: &Aws, _: Option<&KeySpec>) -> anyhow::Result<Option<Found<KeySpec>>> {
         let kms = &aws.kms;
         let Some(found) = kms.describe_key().key_id(&self.alias).send().await.found(|| self.what("reading"))? else {
             return Ok(None);

@@ -6,17 +6,14 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::kind::{Decl, Delta, Found, Kind};
+use super::kind::{Declared, Delta, Found, Kind};
 use super::tags::{self, Tags};
-use crate::aws::{Aws, AwsResultExt, ErrorKind};
+use crate::aws::error::created;
+use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
 use crate::profile::{CloudWatchLogs, Profile};
 
 pub const KIND: &str = "logs_log_group";
-
-pub fn address(cw: &CloudWatchLogs, region: &str) -> Address {
-    Address { kind: KIND, name: cw.log_group.clone(), region: region.into() }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogGroupSpec {
@@ -25,21 +22,26 @@ pub struct LogGroupSpec {
     pub tags: Tags,
 }
 
+crate::tagged_spec!(LogGroupSpec);
+
+pub fn address(cw: &CloudWatchLogs, region: &str) -> Address {
+    Address { kind: KIND, name: cw.log_group.clone(), region: region.into() }
+}
+
 pub struct LogGroup {
     name: String,
     /// ARN without the trailing `:*`, as the tagging API wants it.
     arn: String,
     region: String,
-    decl: Decl<LogGroupSpec>,
 }
 
 impl LogGroup {
-    pub fn new(profile: &Profile, cw: &CloudWatchLogs) -> Self {
+    pub fn new(profile: &Profile, cw: &CloudWatchLogs) -> Declared<Self> {
         let want = LogGroupSpec { retention_in_days: Some(cw.retention_days), tags: tags::owner_tags(profile) };
         let arn = cw.log_group_arn.trim_end_matches(":*").to_string();
         let region = profile.runtime.region.clone();
-        let decl = Decl::new(address(cw, &region), want, Vec::new());
-        LogGroup { name: cw.log_group.clone(), arn, region, decl }
+        let kind = LogGroup { name: cw.log_group.clone(), arn, region: region.clone() };
+        Declared::new(kind, address(cw, &region), want, Vec::new())
     }
 
     fn what(&self, doing: &str) -> String {
@@ -56,23 +58,10 @@ fn sdk_tags(tags: &Tags) -> HashMap<String, String> {
 impl Kind for LogGroup {
     type Spec = LogGroupSpec;
 
-    fn decl(&self) -> &Decl<LogGroupSpec> {
-        &self.decl
-    }
-
-    fn tags(spec: &LogGroupSpec) -> Option<&Tags> {
-        Some(&spec.tags)
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<LogGroupSpec>>> {
+    async fn read(&self, aws: &Aws, _: Option<&LogGroupSpec>) -> anyhow::Result<Option<Found<LogGroupSpec>>> {
         // The prefix filter is the only server-side name filter; pick the exact match.
-        let found = aws
-            .logs
-            .describe_log_groups()
-            .log_group_name_prefix(&self.name)
-            .send()
-            .await
-            .ctx(|| self.what("reading"))?;
+        let req = aws.logs.describe_log_groups().log_group_name_prefix(&self.name);
+        let found = req.send().await.ctx(|| self.what("reading"))?;
         let Some(group) = found.log_groups().iter().find(|g| g.log_group_name() == Some(self.name.as_str())) else {
             return Ok(None);
         };
@@ -88,11 +77,8 @@ impl Kind for LogGroup {
 
     async fn create(&self, aws: &Aws, want: &LogGroupSpec) -> anyhow::Result<()> {
         let req = aws.logs.create_log_group().log_group_name(&self.name).set_tags(Some(sdk_tags(&want.tags)));
-        match req.send().await.ctx(|| self.what("creating")) {
-            Ok(_) => {}
-            Err(e) if crate::aws::error::kind(&e) == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        // Made by an earlier, interrupted run or not: set retention and tags.
+        created(req.send().await.ctx(|| self.what("creating")))?;
         self.update(aws, &Delta::all(want)).await
     }
 

@@ -10,7 +10,7 @@ use aws_sdk_cloudwatchlogs::types::{MetricFilter as SdkFilter, MetricTransformat
 use serde::Serialize;
 
 use super::discovery::{Known, PREFIX};
-use super::kind::{Decl, Delta, Found, Kind, Resource};
+use super::kind::{Declared, Delta, Found, Kind, Resource, Spec};
 use super::log_group;
 use super::snapshot::Snapshot;
 use crate::aws::{Aws, AwsResultExt};
@@ -32,19 +32,25 @@ pub struct FilterSpec {
     pub metric_value: Option<String>,
 }
 
+impl Spec for FilterSpec {}
+
 /// Every filter of one log group, by name.
 pub type Filters = BTreeMap<String, FilterSpec>;
 
 pub struct MetricFilter {
     name: String,
     log_group: String,
-    decl: Decl<FilterSpec>,
     group: Arc<Snapshot<Option<Filters>>>,
 }
 
 impl MetricFilter {
     /// `group` is shared by all filters of the log group.
-    pub fn new(profile: &Profile, cw: &CloudWatchLogs, alarm: &Alarm, group: Arc<Snapshot<Option<Filters>>>) -> Self {
+    pub fn new(
+        profile: &Profile,
+        cw: &CloudWatchLogs,
+        alarm: &Alarm,
+        group: Arc<Snapshot<Option<Filters>>>,
+    ) -> Declared<Self> {
         let region = profile.runtime.region.clone();
         let want = FilterSpec {
             pattern: alarm.pattern.clone(),
@@ -53,8 +59,8 @@ impl MetricFilter {
             // Each matching event counts once.
             metric_value: Some("1".to_string()),
         };
-        let decl = Decl::new(address(&alarm.name, &region), want, vec![log_group::address(cw, &region)]);
-        MetricFilter { name: alarm.name.clone(), log_group: cw.log_group.clone(), decl, group }
+        let kind = MetricFilter { name: alarm.name.clone(), log_group: cw.log_group.clone(), group };
+        Declared::new(kind, address(&alarm.name, &region), want, vec![log_group::address(cw, &region)])
     }
 
     fn what(&self, doing: &str) -> String {
@@ -109,13 +115,11 @@ pub async fn owned(
     Ok(all
         .keys()
         .filter(|name| name.starts_with(PREFIX))
-        .map(|name| MetricFilter {
-            name: name.clone(),
-            log_group: cw.log_group.clone(),
-            decl: Decl::undeclared(address(name, &region)),
-            group: group.clone(),
+        .map(|name| {
+            let filter = MetricFilter { name: name.clone(), log_group: cw.log_group.clone(), group: group.clone() };
+            Declared::undeclared(filter, address(name, &region))
         })
-        .filter(|f| !known.contains(&f.decl.address))
+        .filter(|f| !known.contains(&f.address))
         .map(|f| Box::new(f) as Box<dyn Resource>)
         .collect())
 }
@@ -124,11 +128,7 @@ pub async fn owned(
 impl Kind for MetricFilter {
     type Spec = FilterSpec;
 
-    fn decl(&self) -> &Decl<FilterSpec> {
-        &self.decl
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<FilterSpec>>> {
+    async fn read(&self, aws: &Aws, _: Option<&FilterSpec>) -> anyhow::Result<Option<Found<FilterSpec>>> {
         let filters = self.group.get(|| Self::fetch(aws, &self.log_group)).await?;
         let found = filters.as_ref().as_ref().and_then(|f| f.get(&self.name));
         Ok(found.map(|spec| Found::new(spec.clone())))
@@ -136,10 +136,6 @@ impl Kind for MetricFilter {
 
     async fn forget(&self) {
         self.group.forget().await;
-    }
-
-    async fn create(&self, aws: &Aws, want: &FilterSpec) -> anyhow::Result<()> {
-        self.update(aws, &Delta::all(want)).await
     }
 
     /// PutMetricFilter writes every field at once.

@@ -73,7 +73,7 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
     }
     if let Some(setup) = &profile.config {
         if setup.service_linked {
-            out.push(Box::new(service_role::ConfigServiceRole::default()));
+            out.push(Box::new(service_role::ConfigServiceRole::declared()));
         }
         for r in &profile.regions {
             let shared = Arc::new(config_region::RegionConfig::default());

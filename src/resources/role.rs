@@ -11,9 +11,10 @@ use futures::future::try_join_all;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::kind::{Decl, Delta, Found, Kind, Resource, field_names};
+use super::kind::{Declared, Delta, Found, Kind, Resource, field_names};
 use super::tags::{self, OWNER_TAG, Tags};
-use crate::aws::{Aws, AwsResultExt, ErrorKind};
+use crate::aws::error::created;
+use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
 use crate::policy;
 use crate::profile::{CloudWatchLogs, Events, Profile};
@@ -41,6 +42,8 @@ pub struct RoleSpec {
     pub tags: Tags,
 }
 
+crate::tagged_spec!(RoleSpec);
+
 /// What cannot change in place: a role with another path is another role.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoleIdentity {
@@ -49,17 +52,16 @@ pub struct RoleIdentity {
 
 pub struct Role {
     name: String,
-    decl: Decl<RoleSpec>,
 }
 
 impl Role {
-    pub fn cloudtrail_logs(profile: &Profile, cw: &CloudWatchLogs) -> Self {
+    pub fn cloudtrail_logs(profile: &Profile, cw: &CloudWatchLogs) -> Declared<Self> {
         let description = "ctguard: lets CloudTrail deliver events to CloudWatch Logs";
         let inline = (INLINE_POLICY, &cw.role_policy);
         Role::new(profile, &cw.role_name, &cw.role_path, description, &cw.trust_policy, inline)
     }
 
-    pub fn events_forwarder(profile: &Profile, e: &Events) -> Self {
+    pub fn events_forwarder(profile: &Profile, e: &Events) -> Declared<Self> {
         let description = "ctguard: lets EventBridge forward matches to the home region's event bus";
         let inline = ("ctguard-forward-events", &e.role_policy);
         Role::new(profile, &e.role_name, &e.role_path, description, &e.trust_policy, inline)
@@ -72,7 +74,7 @@ impl Role {
         description: &str,
         trust: &Value,
         inline: (&str, &Value),
-    ) -> Self {
+    ) -> Declared<Self> {
         let want = RoleSpec {
             identity: RoleIdentity { path: path.to_string() },
             description: description.to_string(),
@@ -81,7 +83,7 @@ impl Role {
             managed_policies: Vec::new(),
             tags: tags::owner_tags(profile),
         };
-        Role { name: name.to_string(), decl: Decl::new(address(name, ""), want, Vec::new()) }
+        Declared::new(Role { name: name.to_string() }, address(name, ""), want, Vec::new())
     }
 
     fn what(&self, doing: &str) -> String {
@@ -109,7 +111,9 @@ pub async fn owned(aws: &Aws, profile: &str, path: &str) -> anyhow::Result<Vec<B
     Ok(tagged
         .into_iter()
         .flatten()
-        .map(|name| Box::new(Role { decl: Decl::undeclared(address(&name, "")), name }) as Box<dyn Resource>)
+        .map(|name| {
+            Box::new(Declared::undeclared(Role { name: name.clone() }, address(&name, ""))) as Box<dyn Resource>
+        })
         .collect())
 }
 
@@ -174,19 +178,11 @@ impl Role {
 impl Kind for Role {
     type Spec = RoleSpec;
 
-    fn decl(&self) -> &Decl<RoleSpec> {
-        &self.decl
-    }
-
-    fn tags(spec: &RoleSpec) -> Option<&Tags> {
-        Some(&spec.tags)
-    }
-
     fn replace_on(want: &RoleSpec) -> Vec<String> {
         field_names(&want.identity)
     }
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<RoleSpec>>> {
+    async fn read(&self, aws: &Aws, _: Option<&RoleSpec>) -> anyhow::Result<Option<Found<RoleSpec>>> {
         let iam = &aws.iam;
         let Some(got) = iam.get_role().role_name(&self.name).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
@@ -212,7 +208,7 @@ impl Kind for Role {
     }
 
     async fn create(&self, aws: &Aws, want: &RoleSpec) -> anyhow::Result<()> {
-        let created = aws
+        let made = aws
             .iam
             .create_role()
             .role_name(&self.name)
@@ -223,13 +219,10 @@ impl Kind for Role {
             .send()
             .await
             .ctx(|| self.what("creating"));
-        match created {
-            Ok(_) => self.put_inline(aws, &want.inline_policies).await,
+        match created(made)? {
+            true => self.put_inline(aws, &want.inline_policies).await,
             // Left behind by an interrupted run: converge every field.
-            Err(e) if crate::aws::error::kind(&e) == ErrorKind::AlreadyExists => {
-                self.update(aws, &Delta::all(want)).await
-            }
-            Err(e) => Err(e),
+            false => self.update(aws, &Delta::all(want)).await,
         }
     }
 

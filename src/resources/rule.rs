@@ -13,16 +13,17 @@ use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::discovery::{self, Known, Listings, PREFIX};
-use super::kind::{Check, Decl, Delta, Found, Kind, Resource};
+use super::discovery::{PREFIX, Search};
+use super::kind::{Check, Declared, Delta, Found, Kind, Resource};
 use super::snapshot::Snapshot;
 use super::tag_index::TagIndex;
 use super::tags::{self, Tags};
 use super::{role, topic};
-use crate::aws::{Aws, AwsResultExt};
+use crate::aws::{Aws, AwsResultExt, all_pages};
 use crate::plan::Address;
 use crate::policy;
 use crate::profile::{Events, Profile, Rule};
+use aws_sdk_eventbridge::operation::list_rules::ListRulesOutput;
 
 pub const KIND: &str = "events_rule";
 const TOPIC_TARGET: &str = "ctguard-alert-topic";
@@ -41,6 +42,8 @@ pub struct RuleSpec {
     pub tags: Tags,
 }
 
+crate::tagged_spec!(RuleSpec);
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TargetSpec {
     pub arn: String,
@@ -58,7 +61,6 @@ pub struct EventRule {
     name: String,
     region: String,
     arn: String,
-    decl: Decl<RuleSpec>,
     region_rules: Arc<RegionEventRules>,
     tags: Arc<TagIndex>,
 }
@@ -86,13 +88,11 @@ impl RegionEventRules {
 }
 
 async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<BTreeMap<String, ListedRule>> {
-    let pages = crate::aws::all_pages(|token| async move {
+    let list = |token| async move {
         let page = aws.events(region).list_rules().set_next_token(token).send().await;
-        let page = page.ctx(|| format!("listing EventBridge rules in {region}"))?;
-        let next = page.next_token().map(str::to_string);
-        anyhow::Ok((page, next))
-    })
-    .await?;
+        page.ctx(|| format!("listing EventBridge rules in {region}"))
+    };
+    let pages = all_pages(list, ListRulesOutput::next_token).await?;
     let rules = pages.iter().flat_map(|p| p.rules()).map(|r| {
         let listed = ListedRule {
             arn: r.arn().unwrap_or("").to_string(),
@@ -141,7 +141,7 @@ impl EventRule {
         region: &str,
         region_rules: Arc<RegionEventRules>,
         tags: Arc<TagIndex>,
-    ) -> Self {
+    ) -> Declared<Self> {
         let rt = &profile.runtime;
         let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
         let (target_id, target, depends) = if region == rt.region {
@@ -161,15 +161,15 @@ impl EventRule {
             tags: tags::owner_tags(profile),
         };
         let arn = format!("arn:{}:events:{region}:{}:rule/{}", rt.partition, rt.account_id, rule.name);
-        let decl = Decl::new(address(&rule.name, region), want, depends);
-        EventRule { name: rule.name.clone(), region: region.into(), arn, decl, region_rules, tags }
+        let kind = EventRule { name: rule.name.clone(), region: region.into(), arn, region_rules, tags };
+        Declared::new(kind, address(&rule.name, region), want, depends)
     }
 
-    fn orphan(name: &str, arn: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Self {
-        let decl = Decl::undeclared(address(name, region));
+    fn orphan(name: &str, arn: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Declared<Self> {
         // Orphans are found by their tags already; their read goes to the resource itself.
         let tags = Arc::new(TagIndex::default());
-        EventRule { name: name.into(), region: region.into(), arn: arn.into(), decl, region_rules, tags }
+        let rule = EventRule { name: name.into(), region: region.into(), arn: arn.into(), region_rules, tags };
+        Declared::undeclared(rule, address(name, region))
     }
 
     fn what(&self, doing: &str) -> String {
@@ -177,9 +177,9 @@ impl EventRule {
     }
 
     /// An EventBridge rule delivers only when ENABLED and with its target in place.
-    fn delivery_check(&self, have: &RuleSpec) -> Option<Check> {
+    fn delivery_check(want: Option<&RuleSpec>, have: &RuleSpec) -> Option<Check> {
         // A rule the profile no longer declares is not expected to deliver anything.
-        let wanted = &self.decl.want.as_ref()?.targets;
+        let wanted = &want?.targets;
         let state = have.state.as_deref().unwrap_or("(none)");
         let missing: Vec<&String> =
             wanted.iter().filter(|(id, t)| have.targets.get(*id) != Some(t)).map(|(id, _)| id).collect();
@@ -244,42 +244,30 @@ fn expand_target(id: &str, spec: &TargetSpec) -> anyhow::Result<Target> {
     Ok(t.build()?)
 }
 
-/// Rules named with the discovery prefix in the profile's regions, tagged as owned by
-/// `profile`, that are not `known`.
-pub async fn owned(
-    aws: &Aws,
-    profile: &str,
-    listings: &Listings,
-    known: &Known,
-) -> anyhow::Result<Vec<Box<dyn Resource>>> {
-    let per_region = listings.event_rules.iter().map(|(region, shared)| async move {
-        let listed = shared.get(aws, region).await?;
-        let candidates = listed.iter().filter(|(name, _)| name.starts_with(PREFIX)).map(|(name, rule)| {
-            let candidate = EventRule::orphan(name, &rule.arn, region, shared.clone());
-            (rule.arn.clone(), Box::new(candidate) as Box<dyn Resource>)
-        });
-        discovery::tagged_as_owned(aws, &listings.tags[region], region, profile, known, candidates).await
-    });
-    Ok(futures::future::try_join_all(per_region).await?.into_iter().flatten().collect())
+/// Rules named with the discovery prefix in the profile's regions that it owns but no longer
+/// declares.
+pub async fn owned(search: &Search<'_>) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    let aws = search.aws;
+    search
+        .in_regions(|region| async move {
+            let shared = &search.listings.event_rules[region];
+            let listed = shared.get(aws, region).await?;
+            let prefixed = listed.iter().filter(|(name, _)| name.starts_with(PREFIX));
+            let orphan = |name: &str, arn: &str| Box::new(EventRule::orphan(name, arn, region, shared.clone()));
+            Ok(prefixed.map(|(name, rule)| (rule.arn.clone(), orphan(name, &rule.arn) as Box<dyn Resource>)).collect())
+        })
+        .await
 }
 
 #[async_trait]
 impl Kind for EventRule {
     type Spec = RuleSpec;
 
-    fn decl(&self) -> &Decl<RuleSpec> {
-        &self.decl
-    }
-
-    fn tags(spec: &RuleSpec) -> Option<&Tags> {
-        Some(&spec.tags)
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<RuleSpec>>> {
+    async fn read(&self, aws: &Aws, want: Option<&RuleSpec>) -> anyhow::Result<Option<Found<RuleSpec>>> {
         let eb = aws.events(&self.region);
         let listed = self.region_rules.get(aws, &self.region).await?;
         let Some(rule) = listed.get(&self.name) else { return Ok(None) };
-        let want_tags = self.decl.want.as_ref().map(|w| &w.tags);
+        let want_tags = want.map(|w| &w.tags);
         let (targets, tags) = tokio::try_join!(
             async { eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of")) },
             self.tags.tags(aws, &self.region, &self.arn, want_tags),
@@ -295,16 +283,12 @@ impl Kind for EventRule {
             targets: targets.targets().iter().map(|t| (t.id().to_string(), flatten_target(t))).collect(),
             tags,
         };
-        let checks = self.delivery_check(&spec).into_iter().collect();
+        let checks = Self::delivery_check(want, &spec).into_iter().collect();
         Ok(Some(Found { checks, ..Found::new(spec) }))
     }
 
     async fn forget(&self) {
         self.region_rules.snapshot.forget().await;
-    }
-
-    async fn create(&self, aws: &Aws, want: &RuleSpec) -> anyhow::Result<()> {
-        self.update(aws, &Delta::all(want)).await
     }
 
     async fn update(&self, aws: &Aws, delta: &Delta<'_, RuleSpec>) -> anyhow::Result<()> {

@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::kind::{Decl, Delta, Found, Kind};
-use crate::aws::{Aws, AwsResultExt, ErrorKind};
+use super::kind::{Declared, Delta, Found, Kind, Spec};
+use crate::aws::error::created;
+use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
 
 pub const KIND: &str = "iam_service_linked_role";
@@ -22,14 +23,13 @@ pub struct ServiceRoleSpec {
     pub service: String,
 }
 
-pub struct ConfigServiceRole {
-    decl: Decl<ServiceRoleSpec>,
-}
+impl Spec for ServiceRoleSpec {}
 
-impl Default for ConfigServiceRole {
-    fn default() -> Self {
-        let want = ServiceRoleSpec { service: SERVICE.into() };
-        ConfigServiceRole { decl: Decl::new(address(), want, Vec::new()) }
+pub struct ConfigServiceRole;
+
+impl ConfigServiceRole {
+    pub fn declared() -> Declared<Self> {
+        Declared::new(ConfigServiceRole, address(), ServiceRoleSpec { service: SERVICE.into() }, Vec::new())
     }
 }
 
@@ -37,21 +37,15 @@ impl Default for ConfigServiceRole {
 impl Kind for ConfigServiceRole {
     type Spec = ServiceRoleSpec;
 
-    fn decl(&self) -> &Decl<ServiceRoleSpec> {
-        &self.decl
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<ServiceRoleSpec>>> {
+    async fn read(&self, aws: &Aws, _: Option<&ServiceRoleSpec>) -> anyhow::Result<Option<Found<ServiceRoleSpec>>> {
         let found = aws.iam.get_role().role_name(ROLE).send().await.found(|| format!("reading IAM role {ROLE}"))?;
         Ok(found.map(|_| Found::new(ServiceRoleSpec { service: SERVICE.into() })))
     }
 
     async fn create(&self, aws: &Aws, _: &ServiceRoleSpec) -> anyhow::Result<()> {
-        let created = aws.iam.create_service_linked_role().aws_service_name(SERVICE).send().await;
-        match created.ctx(|| format!("creating the service-linked role for {SERVICE}")) {
-            Err(e) if crate::aws::error::kind(&e) != ErrorKind::AlreadyExists => Err(e),
-            _ => Ok(()),
-        }
+        let made = aws.iam.create_service_linked_role().aws_service_name(SERVICE).send().await;
+        created(made.ctx(|| format!("creating the service-linked role for {SERVICE}")))?;
+        Ok(())
     }
 
     async fn update(&self, _: &Aws, _: &Delta<'_, ServiceRoleSpec>) -> anyhow::Result<()> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_sns::types::Tag;
 use serde::Serialize;
 
-use super::kind::{Check, Decl, Delta, Found, Kind};
+use super::kind::{Check, Declared, Delta, Found, Kind, Spec};
 use super::tags::SdkTag;
 use super::topic;
 use crate::aws::{Aws, AwsResultExt};
@@ -28,6 +28,8 @@ pub struct SubscriptionsSpec {
     pub subscriptions: BTreeMap<String, Subscribed>,
 }
 
+impl Spec for SubscriptionsSpec {}
+
 /// A subscription exists, confirmed or not (confirmation is a health check, not drift).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,7 +40,6 @@ pub enum Subscribed {
 pub struct Subscriptions {
     topic: Address,
     topic_arn: String,
-    decl: Decl<SubscriptionsSpec>,
 }
 
 /// The stable key of one subscription: "protocol:endpoint".
@@ -54,13 +55,14 @@ fn tag_key(sub: &str) -> String {
 }
 
 impl Subscriptions {
-    pub fn new(profile: &Profile, alerts: &Alerts) -> Self {
+    pub fn new(profile: &Profile, alerts: &Alerts) -> Declared<Self> {
         let subscriptions =
             alerts.subscriptions.iter().map(|s| (key(&s.protocol, &s.endpoint), Subscribed::Subscribed)).collect();
         let topic = topic::address(alerts, &profile.runtime.region);
         let address = Address { kind: KIND, name: topic.name.clone(), region: topic.region.clone() };
-        let decl = Decl::new(address, SubscriptionsSpec { subscriptions }, vec![topic.clone()]);
-        Subscriptions { topic, topic_arn: alerts.topic_arn.clone(), decl }
+        let depends = vec![topic.clone()];
+        let kind = Subscriptions { topic, topic_arn: alerts.topic_arn.clone() };
+        Declared::new(kind, address, SubscriptionsSpec { subscriptions }, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -78,13 +80,8 @@ impl Subscriptions {
                 subs.push((k, s.subscription_arn().unwrap_or(PENDING).to_string()));
             }
         }
-        let tags = aws
-            .sns
-            .list_tags_for_resource()
-            .resource_arn(&self.topic_arn)
-            .send()
-            .await
-            .ctx(|| self.what("reading tags for"))?;
+        let req = aws.sns.list_tags_for_resource().resource_arn(&self.topic_arn);
+        let tags = req.send().await.ctx(|| self.what("reading tags for"))?;
         let tags = tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
         Ok(Some((subs, tags)))
     }
@@ -94,13 +91,13 @@ impl Subscriptions {
 impl Kind for Subscriptions {
     type Spec = SubscriptionsSpec;
 
-    fn decl(&self) -> &Decl<SubscriptionsSpec> {
-        &self.decl
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<SubscriptionsSpec>>> {
+    async fn read(
+        &self,
+        aws: &Aws,
+        want: Option<&SubscriptionsSpec>,
+    ) -> anyhow::Result<Option<Found<SubscriptionsSpec>>> {
         let Some((subs, tags)) = self.list(aws).await? else { return Ok(None) };
-        let declared = self.decl.want.as_ref().map(|w| w.subscriptions.clone()).unwrap_or_default();
+        let declared = want.map(|w| w.subscriptions.clone()).unwrap_or_default();
         let mut live_state = Found::new(SubscriptionsSpec { subscriptions: BTreeMap::new() });
         for (k, arn) in &subs {
             let owned = tags.contains_key(&tag_key(k));
@@ -133,10 +130,6 @@ impl Kind for Subscriptions {
             },
         });
         Ok(Some(live_state))
-    }
-
-    async fn create(&self, aws: &Aws, want: &SubscriptionsSpec) -> anyhow::Result<()> {
-        self.update(aws, &Delta::all(want)).await
     }
 
     async fn update(&self, aws: &Aws, delta: &Delta<'_, SubscriptionsSpec>) -> anyhow::Result<()> {

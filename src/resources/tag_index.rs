@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 
+use super::kind::{Found, Spec};
 use super::snapshot::Snapshot;
 use super::tags::{self, OWNER_TAG, Tags};
 use crate::aws::{Aws, AwsResultExt, ErrorKind};
@@ -109,18 +110,18 @@ pub struct Listed<S> {
 }
 
 impl TagIndex {
-    /// The listed resource's spec, with its tags (which the listing leaves out) put in by `set`.
-    pub async fn complete<S: Clone>(
+    /// What the read of a listed resource finds: its listed spec with its tags (which the
+    /// listing leaves out) put in by `set`; `None` when it is not listed.
+    pub async fn found<S: Spec>(
         &self,
         aws: &Aws,
         region: &str,
-        listed: &Listed<S>,
-        want: Option<&Tags>,
+        (listed, want): (Option<Listed<S>>, Option<&S>),
         set: impl FnOnce(&mut S) -> &mut Tags,
-    ) -> anyhow::Result<S> {
-        let mut spec = listed.spec.clone();
-        *set(&mut spec) = self.tags(aws, region, &listed.arn, want).await?;
-        Ok(spec)
+    ) -> anyhow::Result<Option<Found<S>>> {
+        let Some(Listed { mut spec, arn }) = listed else { return Ok(None) };
+        *set(&mut spec) = self.tags(aws, region, &arn, want.and_then(Spec::tags)).await?;
+        Ok(Some(Found::new(spec)))
     }
 }
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::kind::{Decl, Delta, Found, Kind};
+use super::kind::{Declared, Delta, Found, Kind};
 use super::kms_key;
 use super::tags::{self, Tags};
 use crate::aws::{Aws, AwsResultExt};
@@ -31,15 +31,16 @@ pub struct TopicSpec {
     pub tags: Tags,
 }
 
+crate::tagged_spec!(TopicSpec);
+
 pub struct Topic {
     name: String,
     arn: String,
     region: String,
-    decl: Decl<TopicSpec>,
 }
 
 impl Topic {
-    pub fn new(profile: &Profile, alerts: &Alerts) -> Self {
+    pub fn new(profile: &Profile, alerts: &Alerts) -> Declared<Self> {
         let region = profile.runtime.region.clone();
         let (key, depends) = match &alerts.kms {
             Some(Kms::Managed { alias, .. }) => (Some(alias.clone()), vec![kms_key::address(alias, &region)]),
@@ -51,8 +52,8 @@ impl Topic {
             kms_master_key_id: key,
             tags: tags::owner_tags(profile),
         };
-        let decl = Decl::new(address(alerts, &region), want, depends);
-        Topic { name: alerts.topic.clone(), arn: alerts.topic_arn.clone(), region, decl }
+        let kind = Topic { name: alerts.topic.clone(), arn: alerts.topic_arn.clone(), region: region.clone() };
+        Declared::new(kind, address(alerts, &region), want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -64,15 +65,7 @@ impl Topic {
 impl Kind for Topic {
     type Spec = TopicSpec;
 
-    fn decl(&self) -> &Decl<TopicSpec> {
-        &self.decl
-    }
-
-    fn tags(spec: &TopicSpec) -> Option<&Tags> {
-        Some(&spec.tags)
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<TopicSpec>>> {
+    async fn read(&self, aws: &Aws, _: Option<&TopicSpec>) -> anyhow::Result<Option<Found<TopicSpec>>> {
         let sns = &aws.sns;
         let Some(got) = sns.get_topic_attributes().topic_arn(&self.arn).send().await.found(|| self.what("reading"))?
         else {

@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use aws_sdk_cloudtrail::types::{EventSelector, ReadWriteType, Tag};
 use serde::Serialize;
 
-use super::kind::{Check, Decl, Delta, Found, Kind, Outputs, Resource};
+use super::kind::{Check, Declared, Delta, Found, Kind, Outputs, Resource};
 use super::tags::{self, OWNER_TAG, Tags};
 use super::{kms_key, log_group, role};
+use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt, while_propagating};
 use crate::plan::{Address, UNKNOWN};
 use crate::profile::{Kms, Profile};
@@ -23,6 +24,8 @@ pub struct TrailSpec {
     pub is_logging: bool,
     pub tags: Tags,
 }
+
+crate::tagged_spec!(TrailSpec);
 
 /// What CreateTrail and UpdateTrail set. An empty string or absent value means "none" for
 /// the optional ones; the CloudWatch Logs role and group must travel together.
@@ -67,7 +70,6 @@ pub struct Trail {
     name: String,
     arn: String,
     region: String,
-    decl: Decl<TrailSpec>,
     /// Where the key ARN comes from when ctguard manages the key.
     key: Option<Address>,
 }
@@ -77,7 +79,7 @@ fn address(name: &str, region: &str) -> Address {
 }
 
 impl Trail {
-    pub fn new(profile: &Profile, region: &str) -> Self {
+    pub fn new(profile: &Profile, region: &str) -> Declared<Self> {
         let t = &profile.trail;
         let mut depends =
             vec![Address { kind: super::bucket::KIND, name: profile.bucket.name.clone(), region: region.into() }];
@@ -121,14 +123,14 @@ impl Trail {
             is_logging: true,
             tags: tags::owner_tags(profile),
         };
-        let decl = Decl::new(address(&t.name, region), want, depends);
-        Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), decl, key }
+        let kind = Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), key };
+        Declared::new(kind, address(&t.name, region), want, depends)
     }
 
     /// A trail this profile owns but no longer declares.
-    fn orphan(name: &str, arn: &str, region: &str) -> Self {
-        let decl = Decl::undeclared(address(name, region));
-        Trail { name: name.into(), arn: arn.into(), region: region.into(), decl, key: None }
+    fn orphan(name: &str, arn: &str, region: &str) -> Declared<Self> {
+        let trail = Trail { name: name.into(), arn: arn.into(), region: region.into(), key: None };
+        Declared::undeclared(trail, address(name, region))
     }
 
     fn what(&self, doing: &str) -> String {
@@ -224,23 +226,14 @@ macro_rules! with_settings {
 impl Kind for Trail {
     type Spec = TrailSpec;
 
-    fn decl(&self) -> &Decl<TrailSpec> {
-        &self.decl
-    }
-
-    fn desired(&self, outputs: &Outputs) -> Option<TrailSpec> {
-        let mut want = self.decl.want.clone()?;
+    fn resolve(&self, mut want: TrailSpec, outputs: &Outputs) -> TrailSpec {
         if let Some(key) = &self.key {
             want.settings.kms_key_id = outputs.get(key).map_or(Some(UNKNOWN.to_string()), |e| e.arn.clone());
         }
-        Some(want)
+        want
     }
 
-    fn tags(spec: &TrailSpec) -> Option<&Tags> {
-        Some(&spec.tags)
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Found<TrailSpec>>> {
+    async fn read(&self, aws: &Aws, want: Option<&TrailSpec>) -> anyhow::Result<Option<Found<TrailSpec>>> {
         let ct = &aws.cloudtrail;
         let Some(got) = ct.get_trail().name(&self.name).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
@@ -297,8 +290,7 @@ impl Kind for Trail {
             };
             found.checks.push(Check { name: name.into(), ok: err.is_none_or(str::is_empty), detail });
         }
-        let delivers_to_logs =
-            self.decl.want.as_ref().is_some_and(|w| w.settings.cloud_watch_logs_log_group_arn.is_some());
+        let delivers_to_logs = want.is_some_and(|w| w.settings.cloud_watch_logs_log_group_arn.is_some());
         if delivers_to_logs {
             let last = status.latest_cloud_watch_logs_delivery_time();
             found.checks.push(recent_delivery(last, std::time::SystemTime::now()));
@@ -310,7 +302,7 @@ impl Kind for Trail {
         let s = &want.settings;
         let tags: Vec<Tag> = tags::sdk(&want.tags)?;
         // A role IAM created moments ago is not assumable by CloudTrail yet.
-        let created = while_propagating(|| async {
+        let made = while_propagating(|| async {
             with_settings!(aws.cloudtrail.create_trail().name(&self.name), s)
                 .set_kms_key_id(s.kms_key_id.clone())
                 .set_cloud_watch_logs_log_group_arn(s.cloud_watch_logs_log_group_arn.clone())
@@ -321,16 +313,12 @@ impl Kind for Trail {
                 .ctx(|| self.what("creating"))
         })
         .await;
-        match created {
-            Ok(_) => {
-                self.put_selectors(aws, &want.event_selectors).await?;
-                self.start_logging(aws).await
-            }
+        if created(made)? {
+            self.put_selectors(aws, &want.event_selectors).await?;
+            self.start_logging(aws).await
+        } else {
             // A run interrupted after CreateTrail left the trail behind: converge it instead.
-            Err(e) if crate::aws::error::kind(&e) == crate::aws::ErrorKind::AlreadyExists => {
-                self.update(aws, &Delta::all(want)).await
-            }
-            Err(e) => Err(e),
+            self.update(aws, &Delta::all(want)).await
         }
     }
 
