@@ -277,6 +277,11 @@ mod tests {
         assert_eq!(modeled(&role), Some(ErrorKind::Propagating));
         let exists = CreateTrailError::TrailAlreadyExistsException(TrailAlreadyExistsException::builder().build());
         assert_eq!(modeled(&exists), Some(ErrorKind::AlreadyExists));
+        use aws_sdk_config::operation::put_configuration_recorder::PutConfigurationRecorderError;
+        let role = PutConfigurationRecorderError::InvalidRoleException(
+            aws_sdk_config::types::error::InvalidRoleException::builder().build(),
+        );
+        assert_eq!(modeled(&role), Some(ErrorKind::Propagating));
         // A policy KMS rejects is the user's to fix, with KMS's message: never waited on.
         let malformed =
             CreateKeyError::MalformedPolicyDocumentException(MalformedPolicyDocumentException::builder().build());

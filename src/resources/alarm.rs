@@ -210,3 +210,108 @@ impl Kind for CloudWatchAlarm {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_cloudwatch::{Client, operation as cw};
+    use aws_sdk_resourcegroupstagging::{
+        operation as tagging,
+        types::{ResourceTagMapping, Tag as IndexTag},
+    };
+
+    const ARN: &str = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:";
+
+    fn alarms(p: &Profile) -> Vec<Declared<CloudWatchAlarm>> {
+        let chosen: Vec<&Alarm> = p.alarms.iter().filter(|a| !a.requires_data_events).take(2).collect();
+        let set = AlarmSet::new(chosen.iter().map(|a| a.name.clone()).collect(), Default::default());
+        chosen.into_iter().map(|a| CloudWatchAlarm::new(p, a, set.clone())).collect()
+    }
+
+    /// An alarm as DescribeAlarms lists it, as `want` would write it.
+    fn listed(name: &str, want: &AlarmSpec) -> MetricAlarm {
+        MetricAlarm::builder()
+            .alarm_name(name)
+            .alarm_arn(format!("{ARN}{name}"))
+            .set_metric_name(want.metric_name.clone())
+            .set_namespace(want.namespace.clone())
+            .set_statistic(want.statistic.as_deref().map(Statistic::from))
+            .set_period(want.period)
+            .set_evaluation_periods(want.evaluation_periods)
+            .set_threshold(want.threshold)
+            .set_comparison_operator(want.comparison_operator.as_deref().map(ComparisonOperator::from))
+            .set_treat_missing_data(want.treat_missing_data.clone())
+            .set_actions_enabled(want.actions_enabled)
+            .set_alarm_actions(Some(want.alarm_actions.clone()))
+            .alarm_description(&want.description)
+            .build()
+    }
+
+    #[tokio::test]
+    async fn alarms_are_read_in_one_batch_with_tags_from_the_index() {
+        let p = flagship();
+        let declared = alarms(&p);
+        let pairs: Vec<(String, AlarmSpec)> =
+            declared.iter().map(|a| (a.kind.name.clone(), a.want.clone().unwrap())).collect();
+        let listing = pairs.clone();
+        let describe = mock!(Client::describe_alarms).then_output(move || {
+            let found = listing.iter().map(|(name, want)| listed(name, want)).collect();
+            cw::describe_alarms::DescribeAlarmsOutput::builder().set_metric_alarms(Some(found)).build()
+        });
+        let index = mock!(aws_sdk_resourcegroupstagging::Client::get_resources).then_output(move || {
+            let mappings = pairs.iter().map(|(name, want)| {
+                let tags = want.tags.iter().map(|(k, v)| IndexTag::builder().key(k).value(v).build().unwrap());
+                ResourceTagMapping::builder()
+                    .resource_arn(format!("{ARN}{name}"))
+                    .set_tags(Some(tags.collect()))
+                    .build()
+            });
+            tagging::get_resources::GetResourcesOutput::builder()
+                .set_resource_tag_mapping_list(Some(mappings.collect()))
+                .build()
+        });
+        let set = declared[0].kind.set.clone();
+        let set = AlarmSet::new(set.names.clone(), Arc::new(TagIndex::default()));
+        let aws = aws(&[&describe, &index]);
+        for a in &declared {
+            let alarm = CloudWatchAlarm { set: set.clone(), name: a.kind.name.clone(), region: a.kind.region.clone() };
+            let found = alarm.read(&aws, a.want.as_ref()).await.unwrap().unwrap();
+            assert_eq!(Some(found.spec), a.want);
+        }
+        assert_eq!((describe.num_calls(), index.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn tags_go_with_the_put_on_create_and_by_themselves_on_update() {
+        let p = flagship();
+        let a = &alarms(&p)[0];
+        let want = a.want.clone().unwrap();
+        let created = mock!(Client::put_metric_alarm)
+            .match_requests(|r| {
+                r.tags().len() == 2
+                    && r.statistic() == Some(&Statistic::Sum)
+                    && r.treat_missing_data() == Some(NOT_BREACHING)
+            })
+            .then_output(|| cw::put_metric_alarm::PutMetricAlarmOutput::builder().build());
+        let aws_create = aws(&[&created]);
+        a.kind.create(&aws_create, &want).await.unwrap();
+        assert_eq!(created.num_calls(), 1);
+
+        // Only the severity tag differs: no PutMetricAlarm, one TagResource on the listed ARN.
+        let mut have = want.clone();
+        have.tags.insert(SEVERITY_TAG.into(), "edited-by-hand".into());
+        let name = a.kind.name.clone();
+        let listing = want.clone();
+        let describe = mock!(Client::describe_alarms).then_output(move || {
+            cw::describe_alarms::DescribeAlarmsOutput::builder().metric_alarms(listed(&name, &listing)).build()
+        });
+        let arn = format!("{ARN}{}", a.kind.name);
+        let tag = mock!(Client::tag_resource)
+            .match_requests(move |r| r.resource_arn() == Some(arn.as_str()))
+            .then_output(|| cw::tag_resource::TagResourceOutput::builder().build());
+        let aws_update = aws(&[&describe, &tag]);
+        a.kind.update(&aws_update, &Delta::between(&want, Some(&have))).await.unwrap();
+        assert_eq!(tag.num_calls(), 1);
+    }
+}

@@ -472,3 +472,140 @@ mod tests {
         assert_eq!(flatten_rule(&expand_rule(&rule).unwrap()), rule);
     }
 }
+
+#[cfg(test)]
+mod kind_tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_s3::{Client, operation as s3};
+
+    #[tokio::test]
+    async fn reads_every_setting_of_a_hardened_bucket() {
+        let p = flagship();
+        let bucket = Bucket::audit(&p);
+        let want = bucket.want.clone().unwrap();
+        let (w1, w2, w3, w4) = (want.clone(), want.clone(), want.clone(), want.clone());
+        let rules = [
+            mock!(Client::head_bucket).then_output(|| s3::head_bucket::HeadBucketOutput::builder().build()),
+            mock!(Client::get_bucket_versioning).then_output(|| {
+                s3::get_bucket_versioning::GetBucketVersioningOutput::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build()
+            }),
+            mock!(Client::get_bucket_encryption).then_output(move || {
+                let conf = expand_encryption(w1.encryption.as_ref().unwrap()).unwrap();
+                s3::get_bucket_encryption::GetBucketEncryptionOutput::builder()
+                    .server_side_encryption_configuration(conf)
+                    .build()
+            }),
+            mock!(Client::get_public_access_block).then_output(|| {
+                let conf = PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build();
+                s3::get_public_access_block::GetPublicAccessBlockOutput::builder()
+                    .public_access_block_configuration(conf)
+                    .build()
+            }),
+            mock!(Client::get_bucket_ownership_controls).then_output(|| {
+                let rule = OwnershipControlsRule::builder().object_ownership(ObjectOwnership::BucketOwnerEnforced);
+                let controls = OwnershipControls::builder().rules(rule.build().unwrap()).build().unwrap();
+                s3::get_bucket_ownership_controls::GetBucketOwnershipControlsOutput::builder()
+                    .ownership_controls(controls)
+                    .build()
+            }),
+            mock!(Client::get_bucket_policy).then_output(move || {
+                s3::get_bucket_policy::GetBucketPolicyOutput::builder()
+                    .policy(serde_json::to_string(&w2.policy).unwrap())
+                    .build()
+            }),
+            mock!(Client::get_bucket_lifecycle_configuration).then_output(move || {
+                let rules = w3.lifecycle.iter().map(|r| expand_rule(r).unwrap()).collect();
+                s3::get_bucket_lifecycle_configuration::GetBucketLifecycleConfigurationOutput::builder()
+                    .set_rules(Some(rules))
+                    .build()
+            }),
+            mock!(Client::get_bucket_logging).then_output(move || {
+                let l = w4.logging.as_ref().unwrap();
+                let enabled =
+                    LoggingEnabled::builder().target_bucket(&l.target_bucket).target_prefix(&l.target_prefix).build();
+                s3::get_bucket_logging::GetBucketLoggingOutput::builder().logging_enabled(enabled.unwrap()).build()
+            }),
+            mock!(Client::get_bucket_tagging).then_output(|| {
+                let owner = Tag::builder().key("ctguard:profile").value("ai-agent-guard").build().unwrap();
+                let theirs = Tag::builder().key("cost-center").value("42").build().unwrap();
+                s3::get_bucket_tagging::GetBucketTaggingOutput::builder()
+                    .tag_set(owner)
+                    .tag_set(theirs)
+                    .build()
+                    .unwrap()
+            }),
+        ];
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        let found = bucket.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want);
+    }
+
+    #[tokio::test]
+    async fn a_bucket_is_closed_before_anything_else_is_set() {
+        let p = flagship();
+        let bucket = Bucket::access_logs(&p, p.access_log_bucket.as_ref().unwrap());
+        let want = bucket.want.clone().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // Each write notes its name when it is made.
+        macro_rules! noted {
+            ($op:ident, $output:ty, $name:expr) => {{
+                let order = order.clone();
+                mock!(Client::$op)
+                    .match_requests(move |_| {
+                        order.lock().unwrap().push($name);
+                        true
+                    })
+                    .then_output(|| <$output>::builder().build())
+            }};
+        }
+        use aws_sdk_s3::operation as op;
+        let owned = mock!(Client::create_bucket).then_error(|| {
+            s3::create_bucket::CreateBucketError::BucketAlreadyOwnedByYou(
+                aws_sdk_s3::types::error::BucketAlreadyOwnedByYou::builder().build(),
+            )
+        });
+        let rules = [
+            owned,
+            noted!(
+                put_bucket_ownership_controls,
+                op::put_bucket_ownership_controls::PutBucketOwnershipControlsOutput,
+                "ownership"
+            ),
+            noted!(put_public_access_block, op::put_public_access_block::PutPublicAccessBlockOutput, "public access"),
+            noted!(put_bucket_encryption, op::put_bucket_encryption::PutBucketEncryptionOutput, "encryption"),
+            noted!(put_bucket_versioning, op::put_bucket_versioning::PutBucketVersioningOutput, "versioning"),
+            noted!(put_bucket_policy, op::put_bucket_policy::PutBucketPolicyOutput, "policy"),
+            noted!(
+                put_bucket_lifecycle_configuration,
+                op::put_bucket_lifecycle_configuration::PutBucketLifecycleConfigurationOutput,
+                "lifecycle"
+            ),
+            mock!(Client::put_bucket_logging)
+                .match_requests(|r| r.bucket_logging_status().is_some_and(|s| s.logging_enabled().is_none()))
+                .then_output(|| op::put_bucket_logging::PutBucketLoggingOutput::builder().build()),
+            // A bucket without tags: S3's answer has only an (unmodelled) error code.
+            mock!(Client::get_bucket_tagging).then_http_response(|| {
+                let body = "<Error><Code>NoSuchTagSet</Code><Message>The TagSet does not exist</Message></Error>";
+                let status = aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap();
+                aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(status, body.into())
+            }),
+            mock!(Client::put_bucket_tagging)
+                .match_requests(|r| r.tagging().is_some_and(|t| t.tag_set().len() == 1))
+                .then_output(|| op::put_bucket_tagging::PutBucketTaggingOutput::builder().build()),
+        ];
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        bucket.kind.create(&aws, &want).await.unwrap();
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order, ["ownership", "public access", "encryption", "versioning", "policy", "lifecycle"]);
+    }
+}

@@ -105,3 +105,44 @@ impl Kind for Channel {
         anyhow::bail!("ctguard does not delete AWS Config delivery channels")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{HOME, aws, flagship, mock};
+    use aws_sdk_config::{Client, operation as config, types::ConfigurationRecorder};
+
+    #[tokio::test]
+    async fn the_one_channel_of_the_region_is_read_and_rewritten_under_its_own_name() {
+        let p = flagship();
+        let setup = p.config.as_ref().unwrap();
+        let channel = Channel::new(&p, setup, HOME, Default::default());
+        let want = channel.want.clone().unwrap();
+        let recorders = mock!(Client::describe_configuration_recorders).then_output(|| {
+            let r = ConfigurationRecorder::builder().name("ctguard").build();
+            config::describe_configuration_recorders::DescribeConfigurationRecordersOutput::builder()
+                .configuration_recorders(r)
+                .build()
+        });
+        let bucket = want.s3_bucket_name.clone();
+        let channels = mock!(Client::describe_delivery_channels).then_output(move || {
+            let c = DeliveryChannel::builder().name("default").set_s3_bucket_name(bucket.clone()).build();
+            config::describe_delivery_channels::DescribeDeliveryChannelsOutput::builder().delivery_channels(c).build()
+        });
+        let statuses = mock!(Client::describe_configuration_recorder_status).then_output(|| {
+            config::describe_configuration_recorder_status::DescribeConfigurationRecorderStatusOutput::builder().build()
+        });
+        let put = mock!(Client::put_delivery_channel)
+            .match_requests(|r| {
+                let c = r.delivery_channel().unwrap();
+                c.name() == Some("default") && c.s3_key_prefix() == Some("config")
+            })
+            .then_output(|| config::put_delivery_channel::PutDeliveryChannelOutput::builder().build());
+        let aws = aws(&[&recorders, &channels, &statuses, &put]);
+        let found = channel.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        // No prefix and no frequency set: both drift, neither a default.
+        assert_eq!(found.spec, ChannelSpec { s3_key_prefix: String::new(), snapshot_frequency: None, ..want.clone() });
+        channel.kind.update(&aws, &Delta::between(&want, Some(&found.spec))).await.unwrap();
+        assert_eq!(put.num_calls(), 1);
+    }
+}

@@ -97,3 +97,44 @@ impl Kind for Recorder {
         anyhow::bail!("ctguard does not delete AWS Config recorders: the configuration history is audit evidence")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{HOME, OTHER, Rule, aws, flagship, mock};
+    use aws_sdk_config::{Client, operation as config};
+
+    #[tokio::test]
+    async fn the_recorder_records_global_resources_in_the_home_region_only() {
+        let p = flagship();
+        let setup = p.config.as_ref().unwrap();
+        let home = Recorder::new(&p, setup, HOME, Default::default());
+        let other = Recorder::new(&p, setup, OTHER, Default::default());
+        assert!(home.want.as_ref().unwrap().include_global_resource_types);
+        assert!(!other.want.as_ref().unwrap().include_global_resource_types);
+        let empty = [
+            mock!(Client::describe_configuration_recorders).then_output(|| {
+                config::describe_configuration_recorders::DescribeConfigurationRecordersOutput::builder().build()
+            }),
+            mock!(Client::describe_delivery_channels)
+                .then_output(|| config::describe_delivery_channels::DescribeDeliveryChannelsOutput::builder().build()),
+            mock!(Client::describe_configuration_recorder_status).then_output(|| {
+                config::describe_configuration_recorder_status::DescribeConfigurationRecorderStatusOutput::builder()
+                    .build()
+            }),
+        ];
+        let put = mock!(Client::put_configuration_recorder)
+            .match_requests(|r| {
+                let rec = r.configuration_recorder().unwrap();
+                rec.name() == Some("ctguard")
+                    && rec.recording_group().is_some_and(|g| g.all_supported() && g.include_global_resource_types())
+            })
+            .then_output(|| config::put_configuration_recorder::PutConfigurationRecorderOutput::builder().build());
+        let mut rules: Vec<&Rule> = empty.iter().collect();
+        rules.push(&put);
+        let aws = aws(&rules);
+        assert!(home.kind.read(&aws, home.want.as_ref()).await.unwrap().is_none());
+        home.kind.create(&aws, home.want.as_ref().unwrap()).await.unwrap();
+        assert_eq!(put.num_calls(), 1);
+    }
+}

@@ -86,3 +86,55 @@ fn status_check(state: &RegionState, name: &str) -> Option<Check> {
     };
     Some(Check { name: format!("AWS Config recorder {name} is recording"), ok: s.recording() && !failed, detail })
 }
+
+/// The three Config kinds of a region together: one read of the region, and someone else's
+/// recorder left alone by all of them.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kind::Delta;
+    use crate::resources::testing::{OTHER, Rule, aws, flagship, mock};
+    use aws_sdk_config::types::{ConfigurationRecorder, ConfigurationRecorderStatus};
+    use aws_sdk_config::{Client, operation as config};
+
+    /// Config's answers for a region holding one recorder named `name`, recording or not.
+    fn region_holding(name: &'static str, recording: bool) -> [Rule; 3] {
+        [
+            mock!(Client::describe_configuration_recorders).then_output(move || {
+                let r = ConfigurationRecorder::builder().name(name).role_arn("arn:aws:iam::1:role/theirs").build();
+                config::describe_configuration_recorders::DescribeConfigurationRecordersOutput::builder()
+                    .configuration_recorders(r)
+                    .build()
+            }),
+            mock!(Client::describe_delivery_channels)
+                .then_output(|| config::describe_delivery_channels::DescribeDeliveryChannelsOutput::builder().build()),
+            mock!(Client::describe_configuration_recorder_status).then_output(move || {
+                let s = ConfigurationRecorderStatus::builder().name(name).recording(recording).build();
+                config::describe_configuration_recorder_status::DescribeConfigurationRecorderStatusOutput::builder()
+                    .configuration_recorders_status(s)
+                    .build()
+            }),
+        ]
+    }
+
+    #[tokio::test]
+    async fn someone_elses_recorder_is_reported_and_never_written() {
+        let p = flagship();
+        let setup = p.config.as_ref().unwrap();
+        let shared = Arc::new(RegionConfig::default());
+        let recorder = config_recorder::Recorder::new(&p, setup, OTHER, shared.clone());
+        let channel = config_channel::Channel::new(&p, setup, OTHER, shared.clone());
+        let recording = Recording::new(setup, OTHER, shared.clone());
+        let rules = region_holding("default", false);
+        // No rule for any Put*: a write would panic.
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        let found = recorder.kind.read(&aws, recorder.want.as_ref()).await.unwrap().unwrap();
+        assert_eq!(Some(found.spec), recorder.want);
+        assert!(found.notes[0].contains("\"default\" already exists and was not created by ctguard"));
+        assert!(channel.kind.read(&aws, channel.want.as_ref()).await.unwrap().is_some());
+        let found = recording.kind.read(&aws, recording.want.as_ref()).await.unwrap().unwrap();
+        assert_eq!(found.checks[0].detail, "not recording");
+        recorder.kind.update(&aws, &Delta::all(recorder.want.as_ref().unwrap())).await.unwrap();
+        assert_eq!(rules[0].num_calls(), 1, "the region is read once for its three kinds");
+    }
+}

@@ -307,6 +307,7 @@ pub fn compliance_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use aws_sdk_config::types::{
         Compliance, ComplianceByConfigRule, EvaluationResult, EvaluationResultIdentifier, EvaluationResultQualifier,
     };
@@ -377,5 +378,70 @@ mod tests {
         let c = compliance_check("us-east-1", "r", Err("InternalFailure".to_string()), None, true);
         assert!(!c.ok);
         assert!(c.detail.contains("compliance not available: InternalFailure"));
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use crate::resources::testing::{HOME, aws, flagship, mock};
+    use aws_sdk_config::{Client, operation as config};
+    use aws_sdk_resourcegroupstagging::operation as tagging;
+
+    fn declared(p: &Profile) -> Vec<Declared<ManagedConfigRule>> {
+        let setup = p.config.as_ref().unwrap();
+        let here: Vec<_> = setup.rules.iter().filter(|r| r.regions.iter().any(|r| r == HOME)).collect();
+        let shared =
+            RegionRules::new(here.iter().map(|r| r.name.clone()).collect(), Default::default(), Default::default());
+        here.into_iter().map(|r| ManagedConfigRule::new(p, r, HOME, false, shared.clone())).collect()
+    }
+
+    #[tokio::test]
+    async fn rules_are_read_from_one_listing_and_parameters_compare_as_objects() {
+        let p = flagship();
+        let rules = declared(&p);
+        let with_params = rules.iter().find(|r| r.want.as_ref().unwrap().input_parameters.is_some());
+        let r = with_params.unwrap_or(&rules[0]);
+        let want = r.want.clone().unwrap();
+        let name = r.kind.name.clone();
+        let listed = want.clone();
+        let describe = mock!(Client::describe_config_rules).then_output(move || {
+            let mut rule = expand(&name, &listed).unwrap();
+            rule.config_rule_arn = Some(format!("arn:aws:config:us-east-1:123456789012:config-rule/{name}"));
+            config::describe_config_rules::DescribeConfigRulesOutput::builder().config_rules(rule).build()
+        });
+        // The index does not list it: its own tags are asked for.
+        let index = mock!(aws_sdk_resourcegroupstagging::Client::get_resources)
+            .then_output(|| tagging::get_resources::GetResourcesOutput::builder().build());
+        let own = mock!(Client::list_tags_for_resource).then_output(|| {
+            let tag = aws_sdk_config::types::Tag::builder().key("ctguard:profile").value("ai-agent-guard").build();
+            aws_sdk_config::operation::list_tags_for_resource::ListTagsForResourceOutput::builder().tags(tag).build()
+        });
+        let aws = aws(&[&describe, &index, &own]);
+        let found = r.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want);
+        let other = rules.iter().find(|o| o.kind.name != r.kind.name).unwrap();
+        assert!(other.kind.read(&aws, other.want.as_ref()).await.unwrap().is_none());
+        assert_eq!(describe.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_create_puts_an_aws_managed_rule_with_its_tags() {
+        let p = flagship();
+        let r = &declared(&p)[0];
+        let want = r.want.clone().unwrap();
+        let identifier = want.identifier.clone();
+        let put = mock!(Client::put_config_rule)
+            .match_requests(move |req| {
+                let rule = req.config_rule().unwrap();
+                let source = rule.source().unwrap();
+                source.owner() == &Owner::Aws
+                    && source.source_identifier() == identifier.as_deref()
+                    && req.tags().len() == 1
+            })
+            .then_output(|| config::put_config_rule::PutConfigRuleOutput::builder().build());
+        let aws = aws(&[&put]);
+        r.kind.create(&aws, &want).await.unwrap();
+        assert_eq!(put.num_calls(), 1);
     }
 }

@@ -264,3 +264,91 @@ impl Kind for KmsKey {
         anyhow::bail!("refusing to delete {}: logs encrypted with it would become unreadable", self.what("the"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_kms::{Client, operation as kms, types::KeyMetadata};
+
+    fn key(p: &Profile) -> Declared<KmsKey> {
+        let Some(Kms::Managed { alias, policy }) = &p.trail.kms else { panic!("the flagship trail has a managed key") };
+        KmsKey::new(p, alias, policy, "encrypts CloudTrail logs")
+    }
+    use crate::profile::Kms;
+
+    fn metadata(id: &str) -> KeyMetadata {
+        KeyMetadata::builder()
+            .key_id(id)
+            .arn(format!("arn:aws:kms:us-east-1:123456789012:key/{id}"))
+            .key_state(KeyState::Enabled)
+            .description("ctguard: encrypts CloudTrail logs (profile ai-agent-guard)")
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_fresh_key_is_tagged_for_its_alias_named_and_rotated() {
+        let p = flagship();
+        let k = key(&p);
+        let want = k.want.clone().unwrap();
+        let none = mock!(Client::list_keys).then_output(|| kms::list_keys::ListKeysOutput::builder().build());
+        let create = mock!(Client::create_key)
+            .match_requests(|r| r.tags().iter().any(|t| t.tag_key() == ALIAS_TAG) && r.policy().is_some())
+            .then_output(|| kms::create_key::CreateKeyOutput::builder().key_metadata(metadata("k-1")).build());
+        let alias = mock!(Client::create_alias)
+            .match_requests(|r| r.target_key_id() == Some("k-1"))
+            .then_output(|| kms::create_alias::CreateAliasOutput::builder().build());
+        let rotate = mock!(Client::enable_key_rotation)
+            .then_output(|| kms::enable_key_rotation::EnableKeyRotationOutput::builder().build());
+        let aws = aws(&[&none, &create, &alias, &rotate]);
+        k.kind.create(&aws, &want).await.unwrap();
+        assert_eq!([create.num_calls(), alias.num_calls(), rotate.num_calls()], [1; 3]);
+    }
+
+    #[tokio::test]
+    async fn a_spare_key_that_lost_the_alias_race_is_retired() {
+        let p = flagship();
+        let k = key(&p);
+        let taken = mock!(Client::create_alias).then_error(|| {
+            kms::create_alias::CreateAliasError::AlreadyExistsException(
+                aws_sdk_kms::types::error::AlreadyExistsException::builder().build(),
+            )
+        });
+        let winner = mock!(Client::describe_key)
+            .then_output(|| kms::describe_key::DescribeKeyOutput::builder().key_metadata(metadata("k-1")).build());
+        let untag = mock!(Client::untag_resource)
+            .match_requests(|r| r.key_id() == Some("k-2"))
+            .then_output(|| kms::untag_resource::UntagResourceOutput::builder().build());
+        let retire = mock!(Client::schedule_key_deletion)
+            .match_requests(|r| r.key_id() == Some("k-2") && r.pending_window_in_days() == Some(7))
+            .then_output(|| kms::schedule_key_deletion::ScheduleKeyDeletionOutput::builder().build());
+        let aws = aws(&[&taken, &winner, &untag, &retire]);
+        k.kind.name_key(&aws, "k-2").await.unwrap();
+        assert_eq!((untag.num_calls(), retire.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn reads_policy_rotation_state_and_exports_the_arn() {
+        let p = flagship();
+        let k = key(&p);
+        let want = k.want.clone().unwrap();
+        let policy = serde_json::to_string(&want.policy).unwrap();
+        let describe = mock!(Client::describe_key)
+            .then_output(|| kms::describe_key::DescribeKeyOutput::builder().key_metadata(metadata("k-1")).build());
+        let got_policy = mock!(Client::get_key_policy)
+            .then_output(move || kms::get_key_policy::GetKeyPolicyOutput::builder().policy(&policy).build());
+        let rotation = mock!(Client::get_key_rotation_status).then_output(|| {
+            kms::get_key_rotation_status::GetKeyRotationStatusOutput::builder().key_rotation_enabled(false).build()
+        });
+        let tags = mock!(Client::list_resource_tags).then_output(|| {
+            let owner = Tag::builder().tag_key("ctguard:profile").tag_value("ai-agent-guard").build().unwrap();
+            let alias = Tag::builder().tag_key(ALIAS_TAG).tag_value("alias/ctguard-audit").build().unwrap();
+            kms::list_resource_tags::ListResourceTagsOutput::builder().tags(owner).tags(alias).build()
+        });
+        let aws = aws(&[&describe, &got_policy, &rotation, &tags]);
+        let found = k.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, KeySpec { key_rotation_enabled: false, ..want });
+        assert_eq!(found.exports.arn.as_deref(), Some("arn:aws:kms:us-east-1:123456789012:key/k-1"));
+    }
+}

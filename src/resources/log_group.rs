@@ -101,3 +101,53 @@ impl Kind for LogGroup {
         anyhow::bail!("refusing to delete {}: it holds audit logs", self.what("the"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_cloudwatchlogs::{Client, operation as logs, types::LogGroup as SdkGroup};
+
+    #[tokio::test]
+    async fn a_group_left_by_an_interrupted_run_is_converged() {
+        let p = flagship();
+        let group = LogGroup::new(&p, p.cloudwatch_logs.as_ref().unwrap());
+        let want = group.want.clone().unwrap();
+        let exists = mock!(Client::create_log_group).then_error(|| {
+            let e = aws_sdk_cloudwatchlogs::types::error::ResourceAlreadyExistsException::builder().build();
+            logs::create_log_group::CreateLogGroupError::ResourceAlreadyExistsException(e)
+        });
+        let retention = mock!(Client::put_retention_policy)
+            .match_requests(|r| r.retention_in_days() == Some(365))
+            .then_output(|| logs::put_retention_policy::PutRetentionPolicyOutput::builder().build());
+        let tag = mock!(Client::tag_resource)
+            .match_requests(|r| {
+                r.resource_arn() == Some("arn:aws:logs:us-east-1:123456789012:log-group:/ctguard/cloudtrail")
+            })
+            .then_output(|| logs::tag_resource::TagResourceOutput::builder().build());
+        let aws = aws(&[&exists, &retention, &tag]);
+        group.kind.create(&aws, &want).await.unwrap();
+        assert_eq!((retention.num_calls(), tag.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn reads_the_exact_group_and_its_managed_tags() {
+        let p = flagship();
+        let group = LogGroup::new(&p, p.cloudwatch_logs.as_ref().unwrap());
+        let listed = mock!(Client::describe_log_groups).then_output(|| {
+            let other = SdkGroup::builder().log_group_name("/ctguard/cloudtrail-old").retention_in_days(1).build();
+            let ours = SdkGroup::builder().log_group_name("/ctguard/cloudtrail").build();
+            logs::describe_log_groups::DescribeLogGroupsOutput::builder().log_groups(other).log_groups(ours).build()
+        });
+        let tags = mock!(Client::list_tags_for_resource).then_output(|| {
+            logs::list_tags_for_resource::ListTagsForResourceOutput::builder()
+                .tags("ctguard:profile", "ai-agent-guard")
+                .build()
+        });
+        let aws = aws(&[&listed, &tags]);
+        let found = group.kind.read(&aws, None).await.unwrap().unwrap();
+        // No retention policy means events are kept for ever: absent, not a default.
+        assert_eq!(found.spec.retention_in_days, None);
+        assert_eq!(found.spec.tags, tags::owner_tags(&p));
+    }
+}

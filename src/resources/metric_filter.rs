@@ -155,3 +155,68 @@ impl Kind for MetricFilter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_cloudwatchlogs::{Client, operation as logs};
+
+    fn filters(p: &Profile) -> Vec<Declared<MetricFilter>> {
+        let cw = p.cloudwatch_logs.as_ref().unwrap();
+        let group: Arc<Snapshot<Option<Filters>>> = Default::default();
+        p.alarms.iter().take(3).map(|a| MetricFilter::new(p, cw, a, group.clone())).collect()
+    }
+
+    #[tokio::test]
+    async fn every_filter_of_the_group_is_read_in_one_call() {
+        let p = flagship();
+        let declared = filters(&p);
+        let wants: Vec<FilterSpec> = declared.iter().map(|f| f.want.clone().unwrap()).collect();
+        let names: Vec<String> = declared.iter().map(|f| f.kind.name.clone()).collect();
+        let listed = mock!(Client::describe_metric_filters).then_output(move || {
+            let mut out = logs::describe_metric_filters::DescribeMetricFiltersOutput::builder();
+            for (name, want) in names.iter().zip(&wants) {
+                out = out.metric_filters(
+                    SdkFilter::builder()
+                        .filter_name(name)
+                        .filter_pattern(&want.pattern)
+                        .metric_transformations(expand(want).unwrap())
+                        .build(),
+                );
+            }
+            out.build()
+        });
+        let aws = aws(&[&listed]);
+        for f in &declared {
+            let found = f.kind.read(&aws, f.want.as_ref()).await.unwrap().unwrap();
+            assert_eq!(Some(found.spec), f.want);
+        }
+        assert_eq!(listed.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_log_group_means_no_filters_and_a_put_writes_the_metric() {
+        let p = flagship();
+        let declared = filters(&p);
+        let f = &declared[0];
+        let missing = mock!(Client::describe_metric_filters).then_error(|| {
+            let e = aws_sdk_cloudwatchlogs::types::error::ResourceNotFoundException::builder().build();
+            logs::describe_metric_filters::DescribeMetricFiltersError::ResourceNotFoundException(e)
+        });
+        let want = f.want.clone().unwrap();
+        let expected = want.clone();
+        let put = mock!(Client::put_metric_filter)
+            .match_requests(move |r| {
+                let t = &r.metric_transformations()[0];
+                r.filter_pattern() == Some(expected.pattern.as_str())
+                    && Some(t.metric_value()) == expected.metric_value.as_deref()
+                    && Some(t.metric_name()) == expected.metric_name.as_deref()
+            })
+            .then_output(|| logs::put_metric_filter::PutMetricFilterOutput::builder().build());
+        let aws = aws(&[&missing, &put]);
+        assert!(f.kind.read(&aws, Some(&want)).await.unwrap().is_none());
+        f.kind.create(&aws, &want).await.unwrap();
+        assert_eq!(put.num_calls(), 1);
+    }
+}

@@ -26,6 +26,8 @@ pub mod snapshot;
 pub mod subscriptions;
 pub mod tag_index;
 pub mod tags;
+#[cfg(test)]
+pub mod testing;
 pub mod topic;
 pub mod trail;
 

@@ -264,3 +264,117 @@ impl Kind for Role {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_iam::{
+        Client, operation as iam,
+        types::{AttachedPolicy, Role as SdkRole},
+    };
+
+    fn role(p: &Profile) -> Declared<Role> {
+        Role::cloudtrail_logs(p, p.cloudwatch_logs.as_ref().unwrap())
+    }
+
+    #[test]
+    fn the_path_forces_replacement() {
+        let p = flagship();
+        assert_eq!(role(&p).replace_on(), ["path"]);
+    }
+
+    #[tokio::test]
+    async fn extra_inline_and_attached_policies_are_read_as_drift() {
+        let p = flagship();
+        let r = role(&p);
+        let want = r.want.clone().unwrap();
+        let trust = serde_json::to_string(&want.assume_role_policy).unwrap();
+        let mine = serde_json::to_string(&want.inline_policies[INLINE_POLICY]).unwrap();
+        let get = mock!(Client::get_role).then_output(move || {
+            let role = SdkRole::builder()
+                .role_name("ctguard-cloudtrail-to-logs")
+                .role_id("AROA1")
+                .arn("arn:aws:iam::123456789012:role/ctguard/ctguard-cloudtrail-to-logs")
+                .path("/ctguard/")
+                .create_date(aws_smithy_types::DateTime::from_secs(0))
+                .assume_role_policy_document(
+                    percent_encoding::utf8_percent_encode(&trust, percent_encoding::NON_ALPHANUMERIC).to_string(),
+                )
+                .description("ctguard: lets CloudTrail deliver events to CloudWatch Logs")
+                .tags(
+                    aws_sdk_iam::types::Tag::builder().key("ctguard:profile").value("ai-agent-guard").build().unwrap(),
+                )
+                .build()
+                .unwrap();
+            iam::get_role::GetRoleOutput::builder().role(role).build()
+        });
+        let names = mock!(Client::list_role_policies).then_output(|| {
+            iam::list_role_policies::ListRolePoliciesOutput::builder()
+                .policy_names(INLINE_POLICY)
+                .policy_names("sneaky")
+                .build()
+                .unwrap()
+        });
+        let doc = mock!(Client::get_role_policy).then_compute_output(move |req| {
+            let text =
+                if req.policy_name() == Some(INLINE_POLICY) { mine.clone() } else { r#"{"Statement":[]}"#.into() };
+            iam::get_role_policy::GetRolePolicyOutput::builder()
+                .role_name("ctguard-cloudtrail-to-logs")
+                .policy_name(req.policy_name().unwrap())
+                .policy_document(text)
+                .build()
+                .unwrap()
+        });
+        let attached = mock!(Client::list_attached_role_policies).then_output(|| {
+            let p = AttachedPolicy::builder().policy_arn("arn:aws:iam::aws:policy/AdministratorAccess").build();
+            iam::list_attached_role_policies::ListAttachedRolePoliciesOutput::builder().attached_policies(p).build()
+        });
+        let aws = aws(&[&get, &names, &doc, &attached]);
+        let found = r.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec.assume_role_policy, want.assume_role_policy, "URL-encoded trust decodes");
+        assert_eq!(found.spec.inline_policies.len(), 2);
+        assert_eq!(found.spec.managed_policies, ["arn:aws:iam::aws:policy/AdministratorAccess"]);
+        assert_eq!(found.spec.tags, want.tags);
+    }
+
+    #[tokio::test]
+    async fn a_role_left_by_an_interrupted_run_is_converged_field_by_field() {
+        let p = flagship();
+        let r = role(&p);
+        let want = r.want.clone().unwrap();
+        let exists = mock!(Client::create_role).then_error(|| {
+            iam::create_role::CreateRoleError::EntityAlreadyExistsException(
+                aws_sdk_iam::types::error::EntityAlreadyExistsException::builder().build(),
+            )
+        });
+        let trust = mock!(Client::update_assume_role_policy)
+            .then_output(|| iam::update_assume_role_policy::UpdateAssumeRolePolicyOutput::builder().build());
+        let describe = mock!(Client::update_role).then_output(|| iam::update_role::UpdateRoleOutput::builder().build());
+        let put = mock!(Client::put_role_policy)
+            .match_requests(|r| r.policy_name() == Some(INLINE_POLICY))
+            .then_output(|| iam::put_role_policy::PutRolePolicyOutput::builder().build());
+        let names = mock!(Client::list_role_policies).then_output(|| {
+            iam::list_role_policies::ListRolePoliciesOutput::builder()
+                .policy_names(INLINE_POLICY)
+                .policy_names("sneaky")
+                .build()
+                .unwrap()
+        });
+        let remove = mock!(Client::delete_role_policy)
+            .match_requests(|r| r.policy_name() == Some("sneaky"))
+            .then_output(|| iam::delete_role_policy::DeleteRolePolicyOutput::builder().build());
+        let attached = mock!(Client::list_attached_role_policies).then_output(|| {
+            let p = AttachedPolicy::builder().policy_arn("arn:aws:iam::123456789012:policy/extra").build();
+            iam::list_attached_role_policies::ListAttachedRolePoliciesOutput::builder().attached_policies(p).build()
+        });
+        let detach = mock!(Client::detach_role_policy)
+            .then_output(|| iam::detach_role_policy::DetachRolePolicyOutput::builder().build());
+        let tag = mock!(Client::tag_role).then_output(|| iam::tag_role::TagRoleOutput::builder().build());
+        let aws = aws(&[&exists, &trust, &describe, &put, &names, &remove, &attached, &detach, &tag]);
+        r.kind.create(&aws, &want).await.unwrap();
+        let calls = [trust.num_calls(), describe.num_calls(), put.num_calls(), remove.num_calls()];
+        assert_eq!(calls, [1; 4]);
+        assert_eq!([detach.num_calls(), tag.num_calls()], [1, 1]);
+    }
+}

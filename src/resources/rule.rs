@@ -326,3 +326,93 @@ impl Kind for EventRule {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{HOME, OTHER, aws, flagship, mock};
+    use aws_sdk_eventbridge::{Client, operation as events, types::Rule as SdkRule};
+    use aws_sdk_resourcegroupstagging::operation as tagging;
+
+    fn rule_in(p: &Profile, region: &str) -> Declared<EventRule> {
+        let events = p.events.as_ref().unwrap();
+        EventRule::new(p, events, &events.rules[0], region, Default::default(), Default::default())
+    }
+
+    #[test]
+    fn the_home_region_alerts_and_other_regions_forward() {
+        let p = flagship();
+        let home = rule_in(&p, HOME).want.unwrap();
+        let other = rule_in(&p, OTHER).want.unwrap();
+        let topic = &home.targets[TOPIC_TARGET];
+        assert!(topic.role_arn.is_none() && topic.input_transformer.is_some());
+        let forward = &other.targets[FORWARD_TARGET];
+        assert_eq!(forward.arn, format!("arn:aws:events:{HOME}:123456789012:event-bus/default"));
+        assert!(forward.role_arn.is_some() && forward.input_transformer.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_disabled_rule_without_its_target_is_drift_and_fails_delivery() {
+        let p = flagship();
+        let rule = rule_in(&p, HOME);
+        let want = rule.want.clone().unwrap();
+        let (name, arn) = (rule.kind.name.clone(), rule.kind.arn.clone());
+        let pattern = serde_json::to_string(&want.pattern).unwrap();
+        let list = mock!(Client::list_rules).then_output(move || {
+            let r = SdkRule::builder()
+                .name(&name)
+                .arn(&arn)
+                .event_pattern(&pattern)
+                .state(aws_sdk_eventbridge::types::RuleState::Disabled)
+                .build();
+            aws_sdk_eventbridge::operation::list_rules::ListRulesOutput::builder().rules(r).build()
+        });
+        let targets = mock!(Client::list_targets_by_rule)
+            .then_output(|| events::list_targets_by_rule::ListTargetsByRuleOutput::builder().build());
+        let index = mock!(aws_sdk_resourcegroupstagging::Client::get_resources)
+            .then_output(|| tagging::get_resources::GetResourcesOutput::builder().build());
+        let own_tags = mock!(Client::list_tags_for_resource).then_output(|| {
+            let tag = aws_sdk_eventbridge::types::Tag::builder().key("ctguard:profile").value("ai-agent-guard");
+            aws_sdk_eventbridge::operation::list_tags_for_resource::ListTagsForResourceOutput::builder()
+                .tags(tag.build().unwrap())
+                .build()
+        });
+        let aws = aws(&[&list, &targets, &index, &own_tags]);
+        let found = rule.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec.pattern, want.pattern);
+        assert_eq!(found.spec.state.as_deref(), Some("DISABLED"));
+        assert!(found.spec.targets.is_empty());
+        assert_eq!(found.spec.tags, want.tags);
+        assert!(!found.checks[0].ok, "{:?}", found.checks);
+    }
+
+    #[tokio::test]
+    async fn a_create_puts_the_rule_its_target_and_its_tags() {
+        let p = flagship();
+        let rule = rule_in(&p, HOME);
+        let want = rule.want.clone().unwrap();
+        let put = mock!(Client::put_rule)
+            .match_requests(|r| r.state() == Some(&RuleState::Enabled) && r.event_pattern().is_some())
+            .then_output(|| events::put_rule::PutRuleOutput::builder().build());
+        let put_targets = mock!(Client::put_targets)
+            .match_requests(|r| {
+                let t = &r.targets()[0];
+                t.id() == TOPIC_TARGET && t.input_transformer().is_some_and(|it| it.input_template().starts_with('"'))
+            })
+            .then_output(|| events::put_targets::PutTargetsOutput::builder().build());
+        // A target someone added by hand is removed.
+        let listed = mock!(Client::list_targets_by_rule).then_output(|| {
+            let topic = Target::builder().id(TOPIC_TARGET).arn("arn:x").build().unwrap();
+            let extra = Target::builder().id("by-hand").arn("arn:y").build().unwrap();
+            events::list_targets_by_rule::ListTargetsByRuleOutput::builder().targets(topic).targets(extra).build()
+        });
+        let remove = mock!(Client::remove_targets)
+            .match_requests(|r| r.ids() == ["by-hand"])
+            .then_output(|| events::remove_targets::RemoveTargetsOutput::builder().build());
+        let tag =
+            mock!(Client::tag_resource).then_output(|| events::tag_resource::TagResourceOutput::builder().build());
+        let aws = aws(&[&put, &put_targets, &listed, &remove, &tag]);
+        rule.kind.create(&aws, &want).await.unwrap();
+        assert_eq!([put.num_calls(), put_targets.num_calls(), remove.num_calls(), tag.num_calls()], [1; 4]);
+    }
+}

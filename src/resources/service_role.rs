@@ -56,3 +56,27 @@ impl Kind for ConfigServiceRole {
         anyhow::bail!("ctguard does not delete service-linked roles")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{aws, mock};
+    use aws_sdk_iam::{Client, operation as iam};
+
+    #[tokio::test]
+    async fn a_missing_role_is_created_for_config() {
+        let role = ConfigServiceRole::declared();
+        let missing = mock!(Client::get_role).then_error(|| {
+            iam::get_role::GetRoleError::NoSuchEntityException(
+                aws_sdk_iam::types::error::NoSuchEntityException::builder().build(),
+            )
+        });
+        let create = mock!(Client::create_service_linked_role)
+            .match_requests(|r| r.aws_service_name() == Some(SERVICE))
+            .then_output(|| iam::create_service_linked_role::CreateServiceLinkedRoleOutput::builder().build());
+        let aws = aws(&[&missing, &create]);
+        assert!(role.kind.read(&aws, role.want.as_ref()).await.unwrap().is_none());
+        role.kind.create(&aws, role.want.as_ref().unwrap()).await.unwrap();
+        assert_eq!(create.num_calls(), 1);
+    }
+}

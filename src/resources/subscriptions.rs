@@ -187,3 +187,62 @@ mod tests {
         assert_eq!(tag_key(&"x".repeat(2000)).len(), SUB_TAG_PREFIX.len() + 16);
     }
 }
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_sns::{Client, operation as sns, types::Subscription};
+
+    fn subscribed(protocol: &str, endpoint: &str, arn: &str) -> Subscription {
+        Subscription::builder().protocol(protocol).endpoint(endpoint).subscription_arn(arn).build()
+    }
+
+    #[tokio::test]
+    async fn only_declared_or_recorded_subscriptions_are_managed_and_pending_ones_fail_health() {
+        let p = flagship();
+        let subs = Subscriptions::new(&p, p.alerts.as_ref().unwrap());
+        let want = subs.want.clone().unwrap();
+        let declared = want.subscriptions.keys().next().unwrap().clone();
+        let (protocol, endpoint) = declared.split_once(':').unwrap();
+        let (protocol, endpoint) = (protocol.to_string(), endpoint.to_string());
+        let list = mock!(Client::list_subscriptions_by_topic).then_output(move || {
+            sns::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput::builder()
+                .subscriptions(subscribed(&protocol, &endpoint, PENDING))
+                .subscriptions(subscribed("email", "someone@example.com", "arn:aws:sns:us-east-1:1:t:1"))
+                .build()
+        });
+        let tags = mock!(Client::list_tags_for_resource)
+            .then_output(|| sns::list_tags_for_resource::ListTagsForResourceOutput::builder().build());
+        let aws = aws(&[&list, &tags]);
+        let found = subs.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want, "a subscription ctguard did not make is not drift");
+        assert!(
+            found.notes.iter().any(|n| n.contains("someone@example.com is subscribed but was not created by ctguard"))
+        );
+        let pending = found.checks.iter().find(|c| c.name.contains(&declared)).unwrap();
+        assert!(!pending.ok);
+        // The other, confirmed subscriber still receives alerts.
+        assert!(found.checks.iter().any(|c| c.name == "alert topic has a confirmed subscriber" && c.ok));
+    }
+
+    #[tokio::test]
+    async fn ownership_is_recorded_on_the_topic_before_subscribing() {
+        let p = flagship();
+        let subs = Subscriptions::new(&p, p.alerts.as_ref().unwrap());
+        let want = subs.want.clone().unwrap();
+        let list = mock!(Client::list_subscriptions_by_topic)
+            .then_output(|| sns::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput::builder().build());
+        let tags = mock!(Client::list_tags_for_resource)
+            .then_output(|| sns::list_tags_for_resource::ListTagsForResourceOutput::builder().build());
+        let record = mock!(Client::tag_resource)
+            .match_requests(|r| r.tags()[0].key().starts_with(SUB_TAG_PREFIX))
+            .then_output(|| sns::tag_resource::TagResourceOutput::builder().build());
+        let subscribe = mock!(Client::subscribe)
+            .match_requests(|r| r.return_subscription_arn() == Some(true))
+            .then_output(|| sns::subscribe::SubscribeOutput::builder().build());
+        let aws = aws(&[&list, &tags, &record, &subscribe]);
+        subs.kind.create(&aws, &want).await.unwrap();
+        assert_eq!((record.num_calls(), subscribe.num_calls()), (want.subscriptions.len(), want.subscriptions.len()));
+    }
+}

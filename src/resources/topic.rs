@@ -123,3 +123,68 @@ impl Kind for Topic {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::tags::OWNER_TAG;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_sns::{Client, operation as sns, types::Tag};
+
+    #[tokio::test]
+    async fn creates_the_declared_topic_and_reads_it_back() {
+        let p = flagship();
+        let topic = Topic::new(&p, p.alerts.as_ref().unwrap());
+        let want = topic.want.clone().unwrap();
+        let policy = serde_json::to_string(&want.policy).unwrap();
+        let sent = policy.clone();
+        let create = mock!(Client::create_topic)
+            .match_requests(move |r| {
+                r.name() == Some("ctguard-alerts")
+                    && r.attributes().and_then(|a| a.get(POLICY)) == Some(&sent)
+                    && r.tags().iter().any(|t| t.key() == OWNER_TAG && t.value() == "ai-agent-guard")
+            })
+            .then_output(|| sns::create_topic::CreateTopicOutput::builder().build());
+        let attributes = mock!(Client::get_topic_attributes).then_output(move || {
+            sns::get_topic_attributes::GetTopicAttributesOutput::builder().attributes(POLICY, policy.clone()).build()
+        });
+        let tags = mock!(Client::list_tags_for_resource).then_output(|| {
+            let owner = Tag::builder().key(OWNER_TAG).value("ai-agent-guard").build().unwrap();
+            let theirs = Tag::builder().key("team").value("security").build().unwrap();
+            sns::list_tags_for_resource::ListTagsForResourceOutput::builder().tags(owner).tags(theirs).build()
+        });
+        let aws = aws(&[&create, &attributes, &tags]);
+        topic.kind.create(&aws, &want).await.unwrap();
+        assert_eq!(create.num_calls(), 1);
+        // Unencrypted, and the user's own tag is not compared.
+        let found = topic.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want);
+    }
+
+    #[tokio::test]
+    async fn a_missing_topic_is_absent() {
+        let p = flagship();
+        let topic = Topic::new(&p, p.alerts.as_ref().unwrap());
+        let missing = mock!(Client::get_topic_attributes).then_error(|| {
+            sns::get_topic_attributes::GetTopicAttributesError::NotFoundException(
+                aws_sdk_sns::types::error::NotFoundException::builder().build(),
+            )
+        });
+        let aws = aws(&[&missing]);
+        assert!(topic.kind.read(&aws, topic.want.as_ref()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_update_writes_only_what_differs() {
+        let p = flagship();
+        let topic = Topic::new(&p, p.alerts.as_ref().unwrap());
+        let want = topic.want.clone().unwrap();
+        let have = TopicSpec { kms_master_key_id: Some("alias/old".into()), ..want.clone() };
+        let set = mock!(Client::set_topic_attributes)
+            .match_requests(|r| r.attribute_name() == Some(KMS_KEY) && r.attribute_value() == Some(""))
+            .then_output(|| aws_sdk_sns::operation::set_topic_attributes::SetTopicAttributesOutput::builder().build());
+        let aws = aws(&[&set]);
+        topic.kind.update(&aws, &Delta::between(&want, Some(&have))).await.unwrap();
+        assert_eq!(set.num_calls(), 1);
+    }
+}

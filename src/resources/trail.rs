@@ -399,6 +399,7 @@ fn recent_delivery(last: Option<&aws_smithy_types::DateTime>, now: std::time::Sy
 #[cfg(test)]
 mod delivery_tests {
     use super::*;
+
     use std::time::{Duration, SystemTime};
 
     #[test]
@@ -409,5 +410,122 @@ mod delivery_tests {
         let stale = recent_delivery(Some(&at(3 * 3600)), now);
         assert!(!stale.ok && stale.detail.contains("180 min ago"), "{}", stale.detail);
         assert!(recent_delivery(None, now).ok);
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use crate::resources::kind::Exports;
+    use crate::resources::testing::{Rule, aws, flagship, mock};
+    use aws_sdk_cloudtrail::{
+        Client, operation as ct,
+        types::{AdvancedEventSelector, AdvancedFieldSelector, ResourceTag, Trail as SdkTrail},
+    };
+
+    /// The desired trail with the key ARN the key's exports give.
+    fn declared() -> (Declared<Trail>, TrailSpec) {
+        let p = flagship();
+        let trail = Trail::new(&p, "us-east-1");
+        let key = trail.kind.key.clone().unwrap();
+        let arn = "arn:aws:kms:us-east-1:123456789012:key/k-1".to_string();
+        let outputs = Outputs::from([(key, Exports { arn: Some(arn) })]);
+        let want = trail.kind.resolve(trail.want.clone().unwrap(), &outputs);
+        (trail, want)
+    }
+
+    #[test]
+    fn the_key_arn_is_unknown_until_the_key_exists() {
+        let (trail, _) = declared();
+        let unresolved = trail.kind.resolve(trail.want.clone().unwrap(), &Outputs::new());
+        assert_eq!(unresolved.settings.kms_key_id.as_deref(), Some(UNKNOWN));
+    }
+
+    fn reads(want: &TrailSpec, advanced: bool) -> Vec<Rule> {
+        let s = want.settings.clone();
+        vec![
+            mock!(Client::get_trail).then_output(move || {
+                let t = SdkTrail::builder()
+                    .name("ctguard-audit")
+                    .home_region("us-east-1")
+                    .set_s3_bucket_name(s.s3_bucket_name.clone())
+                    .s3_key_prefix(&s.s3_key_prefix)
+                    .is_multi_region_trail(s.is_multi_region_trail)
+                    .include_global_service_events(s.include_global_service_events)
+                    .log_file_validation_enabled(s.log_file_validation_enabled)
+                    .set_kms_key_id(s.kms_key_id.clone())
+                    .set_cloud_watch_logs_log_group_arn(s.cloud_watch_logs_log_group_arn.clone())
+                    .set_cloud_watch_logs_role_arn(s.cloud_watch_logs_role_arn.clone())
+                    .build();
+                ct::get_trail::GetTrailOutput::builder().trail(t).build()
+            }),
+            mock!(Client::get_trail_status).then_output(|| {
+                ct::get_trail_status::GetTrailStatusOutput::builder()
+                    .is_logging(true)
+                    .latest_delivery_error("AccessDenied")
+                    .build()
+            }),
+            mock!(Client::get_event_selectors).then_output(move || {
+                let out = ct::get_event_selectors::GetEventSelectorsOutput::builder();
+                match advanced {
+                    true => {
+                        let field =
+                            AdvancedFieldSelector::builder().field("eventCategory").equals("Data").build().unwrap();
+                        out.advanced_event_selectors(
+                            AdvancedEventSelector::builder().field_selectors(field).build().unwrap(),
+                        )
+                    }
+                    false => out.event_selectors(expand_selector(&Selectors::Basic(Vec::new()))),
+                }
+                .build()
+            }),
+            mock!(Client::list_tags).then_output(|| {
+                let tag =
+                    aws_sdk_cloudtrail::types::Tag::builder().key(OWNER_TAG).value("ai-agent-guard").build().unwrap();
+                ct::list_tags::ListTagsOutput::builder()
+                    .resource_tag_list(ResourceTag::builder().tags_list(tag).build())
+                    .build()
+            }),
+        ]
+    }
+
+    #[tokio::test]
+    async fn reads_the_trail_its_selectors_status_and_delivery_health() {
+        let (trail, want) = declared();
+        let rules = reads(&want, false);
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        let found = trail.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want);
+        let s3 = found.checks.iter().find(|c| c.name == "trail delivers log files to S3").unwrap();
+        assert_eq!((s3.ok, s3.detail.as_str()), (false, "AccessDenied"));
+    }
+
+    #[tokio::test]
+    async fn advanced_selectors_are_drift() {
+        let (trail, want) = declared();
+        let rules = reads(&want, true);
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        let found = trail.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec.event_selectors, Selectors::Advanced("1 advanced event selectors".into()));
+    }
+
+    #[tokio::test]
+    async fn a_new_trail_gets_its_selectors_and_then_starts_logging() {
+        let (trail, want) = declared();
+        let create = mock!(Client::create_trail)
+            .match_requests(|r| {
+                r.kms_key_id() == Some("arn:aws:kms:us-east-1:123456789012:key/k-1")
+                    && r.is_multi_region_trail() == Some(true)
+                    && r.cloud_watch_logs_role_arn().is_some()
+            })
+            .then_output(|| ct::create_trail::CreateTrailOutput::builder().build());
+        let selectors = mock!(Client::put_event_selectors)
+            .match_requests(|r| r.event_selectors()[0].include_management_events() == Some(true))
+            .then_output(|| ct::put_event_selectors::PutEventSelectorsOutput::builder().build());
+        let start =
+            mock!(Client::start_logging).then_output(|| ct::start_logging::StartLoggingOutput::builder().build());
+        let aws = aws(&[&create, &selectors, &start]);
+        trail.kind.create(&aws, &want).await.unwrap();
+        assert_eq!([create.num_calls(), selectors.num_calls(), start.num_calls()], [1; 3]);
     }
 }
