@@ -8,6 +8,7 @@ pub mod detect;
 pub mod engine;
 pub mod events;
 pub mod integrity;
+pub mod lookback;
 pub mod permissions;
 pub mod plan;
 pub mod policy;
