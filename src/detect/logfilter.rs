@@ -18,6 +18,7 @@
 //!   `NOT EXISTS` matches a missing field.
 //! - Matching is case sensitive ("Metric filters are case sensitive").
 
+mod names;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
