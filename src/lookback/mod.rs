@@ -12,4 +12,5 @@
 pub mod merge;
 pub mod pace;
 pub mod principal;
+pub mod severity;
 pub mod window;

@@ -3,6 +3,7 @@
 //! A `Profile` that exists is complete and valid: nothing downstream re-checks it.
 
 mod alerting;
+pub mod classes;
 mod config;
 pub mod managed_rules;
 pub mod source;
@@ -109,6 +110,8 @@ pub struct Profile {
     pub alarms: Vec<Alarm>,
     pub config: Option<ConfigSetup>,
     pub waivers: Vec<Waiver>,
+    /// How `ctguard investigate` rates an event no detection fired on.
+    pub severity_classes: Vec<classes::SeverityClass>,
 }
 
 /// A resolved waiver: placeholders filled, exactly one of `field` and `check`, a reason.
@@ -471,6 +474,7 @@ impl Resolver<'_> {
         }
 
         let waivers = doc.waivers.iter().enumerate().map(|(i, w)| self.waiver(i, w, &vars)).collect();
+        let severity_classes = self.severity_classes(&doc.severity_classes);
 
         if !self.problems.is_empty() {
             return Err(Invalid(self.problems));
@@ -505,6 +509,7 @@ impl Resolver<'_> {
             alarms: alerting.alarms,
             config: config.map(|(setup, _)| setup),
             waivers,
+            severity_classes,
             vars,
         })
     }

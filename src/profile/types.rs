@@ -24,6 +24,8 @@ pub struct ProfileDoc {
     pub config: Option<ConfigDoc>,
     #[serde(default)]
     pub waivers: Vec<WaiverDoc>,
+    #[serde(default)]
+    pub severity_classes: Vec<super::classes::SeverityClassDoc>,
 }
 
 /// A finding verify reports but does not fail on, with the reason it prints. Waives either the
