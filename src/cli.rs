@@ -65,6 +65,26 @@ pub enum Command {
     ///
     /// Exit status: 0 all valid, 2 anything missing or altered, 1 could not decide.
     ValidateLogs(ValidateLogsArgs),
+    /// Look back through CloudTrail event history: what a principal did, where, and how
+    /// serious it was.
+    ///
+    /// Reads LookupEvents in the profile's regions (or --region) over a window (default the
+    /// last 24 hours; at most the 90 days AWS keeps). By default it looks up every event name
+    /// the profile's detections can match, so the look-back and the live alerts agree on what
+    /// matters; detections that can match any event name are named, and --all-events reads
+    /// everything. Each event is matched with the profile's detections as deployed and given
+    /// a severity: that of the detections that alert on it, or of its class where that is
+    /// higher or nothing alerted (monitoring tampering, key destruction, root use and
+    /// organization changes high; IAM, network, public-S3 and Config changes medium; read-only
+    /// calls low; one tier up when the call failed). Events stream newest first as soon as
+    /// their order is certain.
+    ///
+    /// AWS allows 2 LookupEvents calls per second per region: regions are read at once, each
+    /// paced below that rate. A lookup that fails is reported and the rest goes on.
+    ///
+    /// Exit status: 0 nothing at or above --fail-on, 2 something at or above it, 3 partial
+    /// (some lookups failed, nothing at or above --fail-on in the rest), 1 could not run.
+    Investigate(InvestigateArgs),
     /// List the profiles built into ctguard, print one, or write one out to customise it.
     Profiles(ProfilesArgs),
     /// Print the least-privilege IAM policy ctguard needs.
@@ -198,6 +218,100 @@ pub struct ValidateLogsArgs {
     /// region, so give one file per region for a multi-region trail.
     #[arg(long = "public-keys", value_name = "FILE")]
     pub public_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InvestigateArgs {
+    /// Profile whose detections, regions and agent principals to use: a built-in name or a
+    /// path to a .toml file.
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
+    pub profile: String,
+
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Look back this far: 30m, 24h, 7d (minutes, hours, days; at most 90d). The default is 24h.
+    #[arg(long, value_name = "DURATION", help_heading = "Window")]
+    pub since: Option<String>,
+
+    /// Look back from TIME (RFC 3339, like 2026-11-27T03:00:00Z or 2026-11-27T05:00:00+02:00).
+    #[arg(long, value_name = "TIME", help_heading = "Window")]
+    pub start: Option<String>,
+
+    /// ... until TIME (default: now).
+    #[arg(long, value_name = "TIME", help_heading = "Window")]
+    pub end: Option<String>,
+
+    /// Only calls by this principal: an ARN (arn:aws:sts::123456789012:assumed-role/Deploy/*)
+    /// or a role, user or session name, with `*` wildcards. Repeatable (any of them).
+    #[arg(long = "principal", value_name = "PATTERN", help_heading = "What to look for")]
+    pub principals: Vec<String>,
+
+    /// Only calls by the profile's AI-agent principals (with --principal: either).
+    #[arg(long, help_heading = "What to look for")]
+    pub agents: bool,
+
+    /// Look up this event name, instead of those the profile's detections can match. Repeatable.
+    #[arg(long = "event", value_name = "NAME", help_heading = "What to look for", conflicts_with = "all_events")]
+    pub events: Vec<String>,
+
+    /// Read every event in the window. At 50 events per call and 2 calls per second per region,
+    /// a busy account's day can take hours.
+    #[arg(long, help_heading = "What to look for")]
+    pub all_events: bool,
+
+    /// Only events this detection (a rule name or an alarm id) would have fired on. Repeatable.
+    #[arg(long = "detection", value_name = "NAME", help_heading = "What to look for")]
+    pub detections: Vec<String>,
+
+    /// Look in this region instead of the profile's regions. Repeatable.
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+
+    /// Stop after the N newest events found.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+
+    /// Exit 2 when an event at or above this severity is found.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<SeverityArg>,
+
+    /// Output: a table and a summary per principal, one versioned JSON document, or one JSON
+    /// object per event (for piping).
+    #[arg(long, value_enum, default_value_t = InvestigateFormat::Human)]
+    pub format: InvestigateFormat,
+
+    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Named profile from the shared AWS config and credentials files.
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+    pub aws_profile: Option<String>,
+
+    /// More detail on stderr: each AWS call's retries.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InvestigateFormat {
+    Human,
+    Json,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeverityArg {
+    Low,
+    Medium,
+    High,
+    Critical,
 }
 
 #[derive(Debug, Args)]

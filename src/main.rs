@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Differs) => ExitCode::from(2),
+        Ok(Status::Partial) => ExitCode::from(3),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -51,6 +52,10 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             let printer = Printer::new(settings.common.output);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             return runtime.block_on(commands::validate_logs::run(&settings, &printer));
+        }
+        Command::Investigate(args) => {
+            let settings = ctguard::settings::InvestigateSettings::resolve(&args)?;
+            return commands::investigate::run(&settings, &Printer::new(settings.output));
         }
         Command::Plan(args) => (args.common, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
         Command::Apply(args) => (args.common, Job::Apply { auto_approve: args.auto_approve }),

@@ -4,11 +4,16 @@
 use std::io::IsTerminal;
 
 use crate::aws::ConnectOptions;
-use crate::cli::{ColorChoice, Common, Format, TestArgs, ValidateLogsArgs};
+use crate::cli::{
+    ColorChoice, Common, Format, InvestigateArgs, InvestigateFormat, SeverityArg, TestArgs, ValidateLogsArgs,
+};
 use crate::detect::replay::Input;
 use crate::integrity::keys::{self, PublicKeys};
 use crate::integrity::window::Window;
-use crate::profile::{self, vars::Vars};
+use crate::lookback::principal::PrincipalPattern;
+use crate::lookback::render;
+use crate::lookback::window::WindowFlags;
+use crate::profile::{self, Severity, vars::Vars};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -135,4 +140,104 @@ impl ValidateLogsSettings {
         };
         Ok(ValidateLogsSettings { common, window, public_keys })
     }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What `ctguard investigate` looks up by event name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventChoice {
+    /// The names the profile's detections (or the --detection ones) can match.
+    Derived,
+    Listed(Vec<String>),
+    All,
+}
+
+/// `ctguard investigate`, resolved. Everything here is checked before any AWS call.
+#[derive(Debug, Clone)]
+pub struct InvestigateSettings {
+    pub profile: String,
+    pub overrides: Vars,
+    /// Empty: the profile's regions.
+    pub regions: Vec<String>,
+    pub window: crate::lookback::window::Window,
+    pub principals: Vec<PrincipalPattern>,
+    pub agents: bool,
+    pub events: EventChoice,
+    pub detections: Vec<String>,
+    pub limit: Option<u64>,
+    pub fail_on: Option<Severity>,
+    pub format: render::Format,
+    pub output: Output,
+    pub connect: ConnectOptions,
+}
+
+impl InvestigateSettings {
+    pub fn resolve(args: &InvestigateArgs) -> anyhow::Result<Self> {
+        let flags = WindowFlags { since: args.since.clone(), start: args.start.clone(), end: args.end.clone() };
+        let window =
+            crate::lookback::window::Window::resolve(&flags, now(), Some("24h"), true).map_err(anyhow::Error::msg)?;
+        for r in &args.regions {
+            profile::validate::region(r).map_err(|e| anyhow::anyhow!("--region {r:?}: expected {e}"))?;
+        }
+        let principals = args
+            .principals
+            .iter()
+            .map(|p| PrincipalPattern::parse(p).map_err(|e| anyhow::anyhow!("--principal {e}")))
+            .collect::<anyhow::Result<_>>()?;
+        for name in &args.events {
+            // LookupEvents' AttributeValue: 1 to 2000 characters; event names are API names.
+            if name.is_empty() || name.len() > 2000 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                anyhow::bail!(
+                    "--event {name:?}: expected an event name such as DeleteBucket (letters, digits and '_')"
+                );
+            }
+        }
+        let events = match (args.all_events, args.events.is_empty()) {
+            (true, _) => EventChoice::All,
+            (false, false) => EventChoice::Listed(dedup(&args.events)),
+            (false, true) => EventChoice::Derived,
+        };
+        Ok(InvestigateSettings {
+            profile: args.profile.clone(),
+            overrides: profile::parse_overrides(&args.vars)?,
+            regions: dedup(&args.regions),
+            window,
+            principals,
+            agents: args.agents,
+            events,
+            detections: dedup(&args.detections),
+            limit: args.limit,
+            fail_on: args.fail_on.map(|s| match s {
+                SeverityArg::Low => Severity::Low,
+                SeverityArg::Medium => Severity::Medium,
+                SeverityArg::High => Severity::High,
+                SeverityArg::Critical => Severity::Critical,
+            }),
+            format: match args.format {
+                InvestigateFormat::Human => render::Format::Human,
+                InvestigateFormat::Json => render::Format::Json,
+                InvestigateFormat::Jsonl => render::Format::Jsonl,
+            },
+            output: Output::resolve(args.color, args.verbose),
+            connect: ConnectOptions {
+                region: None,
+                endpoint_url: args.endpoint_url.clone().filter(|u| !u.is_empty()),
+                aws_profile: args.aws_profile.clone().filter(|p| !p.is_empty()),
+            },
+        })
+    }
+}
+
+/// In order, each once.
+fn dedup(items: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! Commands: short orchestration over profile, engine and renderers.
 
 pub mod apply;
+pub mod investigate;
 pub mod plan;
 pub mod profiles;
 pub mod test;
@@ -23,8 +24,12 @@ use crate::settings::Settings;
 pub enum Status {
     /// 0.
     Success,
-    /// 2: changes pending (plan --detailed-exitcode) or drift (verify).
+    /// 2: changes pending (plan --detailed-exitcode) or drift (verify), or an event at or
+    /// above investigate's --fail-on.
     Differs,
+    /// 3: investigate read only part of what it was asked to (some lookups failed) and found
+    /// nothing at or above --fail-on in that part.
+    Partial,
 }
 
 /// A profile resolved against a live account, with its clients and resources.

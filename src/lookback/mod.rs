@@ -9,8 +9,11 @@
 //! - [`render`]: the table, the JSON document and JSON lines;
 //! - [`s3`]: the trail's objects for a window, listed and downloaded concurrently for replay.
 
+pub mod event;
+pub mod lookup;
 pub mod merge;
 pub mod pace;
 pub mod principal;
+pub mod render;
 pub mod severity;
 pub mod window;
