@@ -49,6 +49,10 @@ pub enum Command {
     /// *.jsonl and their .gz forms, skipping CloudTrail-Digest files. With no PATH, or `-`,
     /// reads stdin.
     ///
+    /// With an s3:// URL and --since (or --start/--end), replays the log files the trail
+    /// delivered to that bucket in the window, downloading them concurrently; with --since and
+    /// no PATH, the profile's own audit bucket.
+    ///
     /// Exit status: 0 replayed, 1 error (unreadable input, invalid profile).
     Test(TestArgs),
     /// Prove no CloudTrail log file or digest was deleted or altered since delivery.
@@ -193,9 +197,38 @@ pub struct TestArgs {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
-    /// CloudTrail log files, record files or directories; `-` for stdin (the default).
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+
+    /// CloudTrail log files, record files or directories; `-` for stdin (the default); or
+    /// s3://BUCKET[/PREFIX] with a window.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// `ctguard test` reading a trail's log files straight from S3.
+#[derive(Debug, Args)]
+pub struct BucketArgs {
+    /// Replay the log files delivered in the last DURATION (30m, 24h, 7d; at most 90d) from
+    /// the s3:// URLs given, or from the profile's own audit bucket when no PATH is given.
+    #[arg(long, value_name = "DURATION", help_heading = "Reading from S3")]
+    pub since: Option<String>,
+
+    /// Replay the log files delivered from TIME (RFC 3339, like 2026-11-27T03:00:00Z).
+    #[arg(long, value_name = "TIME", help_heading = "Reading from S3")]
+    pub start: Option<String>,
+
+    /// ... until TIME (default: now).
+    #[arg(long, value_name = "TIME", help_heading = "Reading from S3")]
+    pub end: Option<String>,
+
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL", help_heading = "Reading from S3")]
+    pub endpoint_url: Option<String>,
+
+    /// Named profile from the shared AWS config and credentials files.
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME", help_heading = "Reading from S3")]
+    pub aws_profile: Option<String>,
 }
 
 #[derive(Debug, Args)]

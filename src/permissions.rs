@@ -195,6 +195,6 @@ mod tests {
         assert!(!doc.contains("Put") && !doc.contains("Create") && !doc.contains("Delete"), "{doc}");
         assert_eq!(policy(true)["Statement"].as_array().unwrap().len(), 2);
         assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 6);
-        assert!(doc.contains("cloudtrail:LookupEvents"), "{doc}");
+        assert!(doc.contains("cloudtrail:LookupEvents") && doc.contains("s3:GetObject"), "{doc}");
     }
 }

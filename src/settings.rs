@@ -12,6 +12,7 @@ use crate::integrity::keys::{self, PublicKeys};
 use crate::integrity::window::Window;
 use crate::lookback::principal::PrincipalPattern;
 use crate::lookback::render;
+use crate::lookback::s3::{BucketSettings, S3Url};
 use crate::lookback::window::WindowFlags;
 use crate::profile::{self, Severity, vars::Vars};
 
@@ -86,6 +87,8 @@ pub struct TestSettings {
     pub format: Format,
     pub output: Output,
     pub inputs: Vec<Input>,
+    /// Set when the log files come from S3; `inputs` is then empty.
+    pub bucket: Option<BucketSettings>,
 }
 
 impl TestSettings {
@@ -95,7 +98,10 @@ impl TestSettings {
                 anyhow::bail!("--account: expected a 12-digit AWS account ID, got {account:?}");
             }
         }
-        let inputs = if args.paths.is_empty() {
+        let bucket = bucket_settings(args)?;
+        let inputs = if bucket.is_some() {
+            Vec::new()
+        } else if args.paths.is_empty() {
             vec![Input::Stdin]
         } else {
             args.paths
@@ -112,6 +118,7 @@ impl TestSettings {
             format: args.format,
             output: Output::resolve(args.color, 0),
             inputs,
+            bucket,
         })
     }
 }
@@ -140,6 +147,41 @@ impl ValidateLogsSettings {
         };
         Ok(ValidateLogsSettings { common, window, public_keys })
     }
+}
+
+/// `ctguard test s3://…` (or `--since` alone: the profile's bucket), resolved; `None` for a
+/// local replay. Needs a window, and no local paths beside the URLs.
+fn bucket_settings(args: &TestArgs) -> anyhow::Result<Option<BucketSettings>> {
+    let b = &args.bucket;
+    let flags = WindowFlags { since: b.since.clone(), start: b.start.clone(), end: b.end.clone() };
+    let texts: Vec<&str> = args.paths.iter().map(|p| p.to_str().unwrap_or("")).collect();
+    let urls: Vec<S3Url> = texts
+        .iter()
+        .filter(|t| S3Url::is_s3(t))
+        .map(|t| S3Url::parse(t).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    let local = texts.len() - urls.len();
+    if urls.is_empty() && (local > 0 || flags.is_empty()) {
+        if !flags.is_empty() {
+            anyhow::bail!(
+                "--since, --start and --end choose log files in S3: give s3:// URLs, or no PATH for the profile's own bucket"
+            );
+        }
+        return Ok(None);
+    }
+    if local > 0 {
+        anyhow::bail!("s3:// URLs and local paths cannot be replayed in one run: replay them separately");
+    }
+    if flags.is_empty() {
+        anyhow::bail!("{}: give the window to replay with --since (like 24h or 7d) or --start and --end", urls[0]);
+    }
+    let window = crate::lookback::window::Window::resolve(&flags, now(), None, false).map_err(anyhow::Error::msg)?;
+    let connect = ConnectOptions {
+        region: None,
+        endpoint_url: b.endpoint_url.clone().filter(|u| !u.is_empty()),
+        aws_profile: b.aws_profile.clone().filter(|p| !p.is_empty()),
+    };
+    Ok(Some(BucketSettings { urls, window, connect }))
 }
 
 fn now() -> i64 {

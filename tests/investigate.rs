@@ -1,10 +1,12 @@
 //! The look-back half: `ctguard investigate` over the emulator's CloudTrail event history
-//! (LookupEvents, tests/emulator/server.py `EventHistory`). The events are seeded by each test,
-//! timed relative to now.
+//! (LookupEvents, tests/emulator/server.py `EventHistory`), and `ctguard test s3://…` over log
+//! files in the emulated bucket. The events are seeded by each test, timed relative to now.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::Path;
 
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
@@ -14,6 +16,7 @@ use serde_json::{Value, json};
 const AGENT: &str = "arn:aws:sts::123456789012:assumed-role/AIAgent-ops/agent-run-7";
 const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 const ROOT: &str = "arn:aws:iam::123456789012:root";
+const MEMBER_ROLE: &str = "arn:aws:sts::111122223333:assumed-role/Deploy/ci";
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
@@ -442,6 +445,11 @@ fn bad_input_is_refused_before_any_aws_call() {
         (vec!["investigate", "--principal", "role/with/slashes"], "name pattern"),
         (vec!["investigate", "--region", "eu-wst"], "--region"),
         (vec!["investigate", "--event", "Delete Bucket"], "--event"),
+        (vec!["test", "s3://Not_A_Bucket/x", "--since", "1h"], "not an S3 bucket name"),
+        (vec!["test", "s3:/bucket", "--since", "1h"], "expected s3://BUCKET"),
+        (vec!["test", "s3://lookback-audit", "--since", "100d"], "at most 90 days"),
+        (vec!["test", "s3://lookback-audit"], "give the window"),
+        (vec!["test", "logs/", "--since", "1h"], "choose log files in S3"),
     ];
     for (args, expected) in cases {
         let r = emu.ctguard(&args);
@@ -449,4 +457,160 @@ fn bad_input_is_refused_before_any_aws_call() {
         assert!(r.stderr.contains(expected), "{args:?}: expected {expected:?} in\n{}", r.stderr);
     }
     assert!(emu.requests().is_empty(), "bad input reached AWS: {:?}", emu.requests());
+}
+
+// ------------------------------------------------------------------------------------------
+// ctguard test s3://…
+// ------------------------------------------------------------------------------------------
+
+const BUCKET_NAME: &str = "lookback-audit-123456789012";
+
+/// `…/CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ_ID.json.gz`, delivered `ago` seconds ago.
+fn log_key(root: &str, account: &str, region: &str, ago: i64, id: &str) -> String {
+    let t = iso(now() - ago); // 2026-11-27T09:05:10Z
+    let day = t[..10].replace('-', "/");
+    let stamp = format!("{}T{}{}Z", t[..10].replace('-', ""), &t[11..13], &t[14..16]);
+    format!("{root}/{account}/CloudTrail/{region}/{day}/{account}_CloudTrail_{region}_{stamp}_{id}.json.gz")
+}
+
+fn gzipped(records: &[Value]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(json!({"Records": records}).to_string().as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Log files in both layouts, some delivered in the last two hours and some not, also
+/// written to `local` under their keys for a local replay of the same files.
+async fn upload_logs(emu: &Emulator, local: &Path) -> Vec<String> {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&emu.sdk().await).force_path_style(true).build(),
+    );
+    s3.create_bucket().bucket(BUCKET_NAME).send().await.unwrap();
+    let single = "cloudtrail/AWSLogs";
+    let org = "cloudtrail/AWSLogs/o-abcdefghij";
+    let files = [
+        (
+            log_key(single, ACCOUNT, "us-east-1", 1800, "a1"),
+            vec![
+                record("us-east-1", 2000, "cloudtrail.amazonaws.com", "StopLogging", ALICE, None),
+                record("us-east-1", 1990, "s3.amazonaws.com", "ListBuckets", ALICE, None),
+            ],
+            true,
+        ),
+        (
+            log_key(single, ACCOUNT, "eu-west-1", 3000, "b2"),
+            vec![record("eu-west-1", 3100, "s3.amazonaws.com", "DeleteBucket", AGENT, None)],
+            true,
+        ),
+        (
+            log_key(org, "111122223333", "us-east-1", 1200, "c3"),
+            vec![
+                record("us-east-1", 1300, "ec2.amazonaws.com", "TerminateInstances", MEMBER_ROLE, None),
+                record("us-east-1", 1290, "cloudtrail.amazonaws.com", "DeleteTrail", MEMBER_ROLE, Some("AccessDenied")),
+            ],
+            true,
+        ),
+        // Delivered before the window: not read.
+        (
+            log_key(single, ACCOUNT, "us-east-1", 3 * 3600, "old"),
+            vec![record("us-east-1", 3 * 3600 + 100, "s3.amazonaws.com", "DeleteBucket", ALICE, None)],
+            false,
+        ),
+        (
+            log_key(single, ACCOUNT, "us-east-1", 4 * 86400, "older"),
+            vec![record("us-east-1", 4 * 86400 + 100, "s3.amazonaws.com", "DeleteBucket", ALICE, None)],
+            false,
+        ),
+    ];
+    let mut read = Vec::new();
+    for (key, records, in_window) in files {
+        let body = gzipped(&records);
+        s3.put_object().bucket(BUCKET_NAME).key(&key).body(body.clone().into()).send().await.unwrap();
+        if in_window {
+            let path = local.join(&key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+            read.push(key);
+        }
+    }
+    // A digest file beside the logs holds no records and is never listed.
+    let digest = log_key(single, ACCOUNT, "us-east-1", 600, "digest").replace("/CloudTrail/", "/CloudTrail-Digest/");
+    s3.put_object().bucket(BUCKET_NAME).key(digest).body(b"{}".to_vec().into()).send().await.unwrap();
+    read
+}
+
+/// The verdicts of a `test --format json` run, without where each record came from.
+fn verdicts(doc: &Value) -> Vec<(String, Value)> {
+    doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event_id"].as_str().unwrap().to_string(), e["fired"].clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_replays_the_windows_log_files_straight_from_the_bucket() {
+    let (_dir, profile) = test_profile();
+    let emu = Emulator::start();
+    let local = tempfile::tempdir().unwrap();
+    let keys = upload_logs(&emu, local.path()).await;
+
+    emu.clear_requests();
+    let url = format!("s3://{BUCKET_NAME}/cloudtrail");
+    let from_s3 = emu.ctguard(&["test", "-p", &profile, &url, "--since", "2h", "--format", "json"]);
+    from_s3.expect(0);
+    let s3_doc: Value = serde_json::from_str(&from_s3.stdout).unwrap();
+    let from_disk = run(ctguard_cmd().args(["test", "-p", &profile, "--format", "json"]).arg(local.path()));
+    from_disk.expect(0);
+    let disk_doc: Value = serde_json::from_str(&from_disk.stdout).unwrap();
+
+    // The same records, the same verdicts, in the same order as a local replay of the files.
+    assert_eq!(s3_doc["summary"]["files"], 3);
+    assert_eq!(s3_doc["summary"]["records"], 5);
+    assert_eq!(verdicts(&s3_doc), verdicts(&disk_doc));
+    assert_eq!(s3_doc["summary"]["fires"], disk_doc["summary"]["fires"]);
+    let origins: BTreeSet<&str> =
+        s3_doc["events"].as_array().unwrap().iter().map(|e| e["origin"].as_str().unwrap()).collect();
+    let expected: BTreeSet<String> = keys.iter().map(|k| format!("s3://{BUCKET_NAME}/{k}")).collect();
+    assert_eq!(origins, expected.iter().map(String::as_str).collect());
+    assert!(from_s3.stderr.contains("3 log files"), "{}", from_s3.stderr);
+
+    // Only the window's day folders were listed, and only the read-only policy was needed.
+    let requests = emu.requests();
+    let old_day = iso(now() - 4 * 86400)[..10].replace('-', "%2F");
+    assert!(requests.iter().all(|q| !q.query.contains(&old_day)), "listed a day outside the window");
+    let policy = run(ctguard_cmd().args(["permissions", "--read-only"]));
+    for action in requests.iter().map(Request::iam_action).collect::<BTreeSet<_>>() {
+        assert!(policy.stdout.contains(&format!("\"{action}\"")), "{action} is not in the read-only policy");
+    }
+
+    // The human output is the local replay's, file names aside.
+    let human = emu.ctguard(&["test", "-p", &profile, &url, "--since", "2h", "--color", "never"]);
+    human.expect(0);
+    let local_human = run(ctguard_cmd().args(["test", "-p", &profile, "--color", "never"]).arg(local.path()));
+    let strip = |text: &str| -> Vec<String> {
+        text.lines().map(|l| l.split("  [").next().unwrap().replace(&local.path().display().to_string(), "")).collect()
+    };
+    let s3_lines: Vec<String> =
+        strip(&human.stdout).into_iter().map(|l| l.replace(&format!("s3://{BUCKET_NAME}/"), "/")).collect();
+    assert_eq!(s3_lines, strip(&local_human.stdout));
+
+    // With no URL, --since reads the profile's own audit bucket, under its trail prefix.
+    let own = emu.ctguard(&["test", "-p", &profile, "--since", "2h", "--format", "json"]);
+    own.expect(0);
+    let own_doc: Value = serde_json::from_str(&own.stdout).unwrap();
+    assert_eq!(verdicts(&own_doc), verdicts(&s3_doc));
+
+    // A prefix down to one organization account and region reads only that.
+    let narrow = format!("s3://{BUCKET_NAME}/cloudtrail/AWSLogs/o-abcdefghij/111122223333/CloudTrail/us-east-1");
+    let r = emu.ctguard(&["test", "-p", &profile, &narrow, "--since", "2h", "--format", "json", "--summary"]);
+    r.expect(0);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!((doc["summary"]["files"].as_u64(), doc["summary"]["records"].as_u64()), (Some(1), Some(2)));
+
+    // A bucket that does not exist is an error that names it.
+    let r = emu.ctguard(&["test", "-p", &profile, "s3://no-such-bucket-here/x", "--since", "1h"]);
+    r.expect(1);
+    assert!(r.stderr.contains("s3://no-such-bucket-here"), "{}", r.stderr);
 }

@@ -31,6 +31,14 @@ pub enum Input {
     Path(PathBuf),
 }
 
+/// CloudTrail data another module opens, gzipped or not: an S3 object as it downloads. Read
+/// whole by one worker, like a file.
+pub struct Source {
+    /// What output names it by, like a file's path (`s3://bucket/key`).
+    pub origin: String,
+    pub reader: Box<dyn Read + Send>,
+}
+
 /// Builds the catalog for one account: deployed patterns name the account (agent principals),
 /// so each record is matched as the profile would be deployed in the account that logged it.
 pub type CatalogFor<'a> = dyn Fn(&Account) -> anyhow::Result<Catalog> + Sync + 'a;
@@ -75,6 +83,7 @@ pub struct Tally {
 /// One unit of work and what came of it.
 enum Unit {
     File(PathBuf),
+    Reader(Box<dyn Read + Send>),
     Slice { data: Vec<u8>, first_line: u64, first_record: u64 },
 }
 
@@ -131,6 +140,39 @@ pub fn run(
     jobs: usize,
     catalog_for: &CatalogFor<'_>,
     detections: usize,
+    on_hit: impl FnMut(&Hit) -> io::Result<()>,
+) -> anyhow::Result<Tally> {
+    replay(move |work| feed(inputs, work), jobs, catalog_for, detections, on_hit)
+}
+
+/// Like [`run`], over sources opened elsewhere, in the order the iterator yields them; an
+/// `Err` from it stops the replay like an unreadable file.
+pub fn run_sources(
+    sources: impl Iterator<Item = anyhow::Result<Source>> + Send,
+    jobs: usize,
+    catalog_for: &CatalogFor<'_>,
+    detections: usize,
+    on_hit: impl FnMut(&Hit) -> io::Result<()>,
+) -> anyhow::Result<Tally> {
+    let feed = move |work: &Work| -> anyhow::Result<()> {
+        for (seq, source) in (0..).zip(sources) {
+            let Source { origin, reader } = source?;
+            if work.send((seq, origin.into(), Unit::Reader(reader))).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    };
+    replay(feed, jobs, catalog_for, detections, on_hit)
+}
+
+type Work = crossbeam_channel::Sender<(u64, Arc<str>, Unit)>;
+
+fn replay(
+    feed: impl FnOnce(&Work) -> anyhow::Result<()> + Send,
+    jobs: usize,
+    catalog_for: &CatalogFor<'_>,
+    detections: usize,
     mut on_hit: impl FnMut(&Hit) -> io::Result<()>,
 ) -> anyhow::Result<Tally> {
     let jobs = jobs.max(1);
@@ -139,7 +181,7 @@ pub fn run(
     let mut tally = Tally { fires: vec![0; detections], ..Tally::default() };
 
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let feeder = scope.spawn(move || feed(inputs, &work_tx));
+        let feeder = scope.spawn(move || feed(&work_tx));
         for _ in 0..jobs {
             let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
             scope.spawn(move || {
@@ -203,7 +245,7 @@ impl Tally {
 }
 
 /// Queues the work: each file whole, stdin in slices. Stops quietly when the workers are gone.
-fn feed(inputs: &[Input], work: &crossbeam_channel::Sender<(u64, Arc<str>, Unit)>) -> anyhow::Result<()> {
+fn feed(inputs: &[Input], work: &Work) -> anyhow::Result<()> {
     let mut seq = 0;
     for input in inputs {
         match input {
@@ -238,6 +280,9 @@ fn process(
 ) -> anyhow::Result<Outcome> {
     let (data, first_line, first_record, is_file) = match unit {
         Unit::File(path) => (read_file(&path)?, 1, 1, true),
+        Unit::Reader(reader) => {
+            (read_all(BufReader::new(reader)).with_context(|| format!("reading {origin}"))?, 1, 1, true)
+        }
         Unit::Slice { data, first_line, first_record } => (data, first_line, first_record, false),
     };
     let mut out = Outcome { fires: vec![0; detections], is_file, ..Outcome::default() };
@@ -354,13 +399,16 @@ fn summary(origin: &str, index: u64, record: &Value) -> Hit {
 /// are `.json.gz`; a downloaded copy may have lost its suffix or been decompressed).
 fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     let context = || format!("reading {}", path.display());
-    let mut reader = BufReader::new(File::open(path).with_context(context)?);
-    let gzipped = reader.fill_buf().with_context(context)?.starts_with(&[0x1f, 0x8b]);
+    read_all(BufReader::new(File::open(path).with_context(context)?)).with_context(context)
+}
+
+fn read_all(mut reader: impl BufRead) -> io::Result<Vec<u8>> {
+    let gzipped = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let mut data = Vec::new();
     if gzipped {
-        flate2::bufread::MultiGzDecoder::new(reader).read_to_end(&mut data).with_context(context)?;
+        flate2::bufread::MultiGzDecoder::new(reader).read_to_end(&mut data)?;
     } else {
-        reader.read_to_end(&mut data).with_context(context)?;
+        reader.read_to_end(&mut data)?;
     }
     Ok(data)
 }

@@ -15,5 +15,6 @@ pub mod merge;
 pub mod pace;
 pub mod principal;
 pub mod render;
+pub mod s3;
 pub mod severity;
 pub mod window;
