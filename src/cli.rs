@@ -89,6 +89,22 @@ pub enum Command {
     /// Exit status: 0 nothing at or above --fail-on, 2 something at or above it, 3 partial
     /// (some lookups failed, nothing at or above --fail-on in the rest), 1 could not run.
     Investigate(InvestigateArgs),
+    /// Run the profile's detections over the whole audit bucket with Athena, or print the SQL.
+    ///
+    /// Every EventBridge rule and metric filter of the profile, as deployed, becomes one Athena
+    /// (Trino) query over the CloudTrail table (AWS's documented table for CloudTrail logs,
+    /// partitioned by region and day): one row per detection and event, each record matched as
+    /// deployed in its own account, with the same meaning as `ctguard test` and the live rules.
+    /// A pattern the SQL cannot express exactly is an error naming the detection and the
+    /// construct.
+    ///
+    /// With --emit-sql the query is printed and nothing is called. Otherwise it runs in the
+    /// profile's Athena workgroup, with progress on stderr, the matches printed as `ctguard
+    /// test` prints them, then the data scanned and its cost at $5 per TB.
+    ///
+    /// Exit status: 0 the query ran (or was printed), 1 error (invalid profile, a pattern SQL
+    /// cannot express, a scan over --max-scan, a failed query with Athena's reason).
+    Hunt(HuntArgs),
     /// List the profiles built into ctguard, print one, or write one out to customise it.
     Profiles(ProfilesArgs),
     /// Print the least-privilege IAM policy ctguard needs.
@@ -345,6 +361,74 @@ pub enum SeverityArg {
     Medium,
     High,
     Critical,
+}
+
+#[derive(Debug, Args)]
+pub struct HuntArgs {
+    /// Profile whose detections to hunt with: a built-in name or a path to a .toml file.
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
+    pub profile: String,
+
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Print the SQL and stop: no AWS call.
+    #[arg(long)]
+    pub emit_sql: bool,
+
+    /// Only this detection (a rule name or an alarm id, as `ctguard test` names them).
+    /// Repeatable; all of the profile's detections by default.
+    #[arg(long = "detection", value_name = "NAME")]
+    pub detections: Vec<String>,
+
+    /// The CloudTrail table to read (`table` or `database.table`). Defaults to the profile's
+    /// [athena] table, then ctguard_cloudtrail.
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// Read only the last DURATION of logs, such as 90d, 36h or 2w: the day partitions and
+    /// eventTime are filtered. Required to run on Athena.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+
+    /// Refuse to start a query whose window would scan more than SIZE (such as 50GB),
+    /// estimated from the size of yesterday's log files times the days in the window.
+    #[arg(long, value_name = "SIZE")]
+    pub max_scan: Option<String>,
+
+    /// Athena workgroup. Defaults to the profile's [athena] workgroup.
+    #[arg(long, value_name = "NAME")]
+    pub workgroup: Option<String>,
+
+    /// Database the table is in. Defaults to the profile's [athena] database.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The region Athena runs in. Defaults to the profile's home_region, then AWS_REGION and
+    /// the shared config.
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Named profile from the shared AWS config and credentials files.
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+    pub aws_profile: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// More detail on stderr: each AWS call's retries.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Args)]

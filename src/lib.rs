@@ -7,6 +7,7 @@ pub mod commands;
 pub mod detect;
 pub mod engine;
 pub mod events;
+pub mod hunt;
 pub mod integrity;
 pub mod lookback;
 pub mod permissions;

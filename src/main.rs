@@ -57,6 +57,10 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             let settings = ctguard::settings::InvestigateSettings::resolve(&args)?;
             return commands::investigate::run(&settings, &Printer::new(settings.output));
         }
+        Command::Hunt(args) => {
+            let settings = ctguard::settings::HuntSettings::resolve(&args)?;
+            return commands::hunt::run(&settings, &Printer::new(settings.output));
+        }
         Command::Plan(args) => (args.common, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
         Command::Apply(args) => (args.common, Job::Apply { auto_approve: args.auto_approve }),
         Command::Verify(args) => (args.common, Job::Verify { junit: args.junit }),

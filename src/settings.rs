@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use crate::aws::ConnectOptions;
 use crate::cli::{
-    ColorChoice, Common, Format, InvestigateArgs, InvestigateFormat, SeverityArg, TestArgs, ValidateLogsArgs,
+    ColorChoice, Common, Format, HuntArgs, InvestigateArgs, InvestigateFormat, SeverityArg, TestArgs, ValidateLogsArgs,
 };
 use crate::detect::replay::Input;
 use crate::integrity::keys::{self, PublicKeys};
@@ -282,4 +282,88 @@ fn dedup(items: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// `ctguard hunt`, resolved.
+#[derive(Debug, Clone)]
+pub struct HuntSettings {
+    pub profile: String,
+    pub overrides: Vars,
+    pub emit_sql: bool,
+    pub detections: Vec<String>,
+    pub table: Option<String>,
+    /// Seconds back from now.
+    pub since: Option<u64>,
+    /// Bytes.
+    pub max_scan: Option<u64>,
+    pub workgroup: Option<String>,
+    pub database: Option<String>,
+    pub connect: ConnectOptions,
+    pub format: Format,
+    pub output: Output,
+}
+
+impl HuntSettings {
+    pub fn resolve(args: &HuntArgs) -> anyhow::Result<Self> {
+        let since = args
+            .since
+            .as_deref()
+            .map(|s| {
+                duration(s).ok_or_else(|| anyhow::anyhow!("--since {s:?}: expected a duration such as 90d, 36h or 2w"))
+            })
+            .transpose()?;
+        let max_scan = args
+            .max_scan
+            .as_deref()
+            .map(|s| {
+                profile::athena::parse_bytes(s)
+                    .ok_or_else(|| anyhow::anyhow!("--max-scan {s:?}: expected a size such as 50GB, 500MB or 2TB"))
+            })
+            .transpose()?;
+        Ok(HuntSettings {
+            profile: args.profile.clone(),
+            overrides: profile::parse_overrides(&args.vars)?,
+            emit_sql: args.emit_sql,
+            detections: args.detections.clone(),
+            table: args.table.clone(),
+            since,
+            max_scan,
+            workgroup: args.workgroup.clone(),
+            database: args.database.clone(),
+            connect: ConnectOptions {
+                region: args.region.clone().filter(|r| !r.is_empty()),
+                endpoint_url: args.endpoint_url.clone().filter(|u| !u.is_empty()),
+                aws_profile: args.aws_profile.clone().filter(|p| !p.is_empty()),
+            },
+            format: args.format,
+            output: Output::resolve(args.color, args.verbose),
+        })
+    }
+}
+
+/// `90d`, `36h`, `2w`, `45m` in seconds; more than zero.
+fn duration(text: &str) -> Option<u64> {
+    let (number, unit) = text.trim().split_at(text.trim().len().checked_sub(1)?);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let scale = match unit {
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod hunt_tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::duration("90d"), Some(90 * 86_400));
+        assert_eq!(super::duration("36h"), Some(36 * 3_600));
+        assert_eq!(super::duration("2w"), Some(14 * 86_400));
+        assert_eq!(super::duration("0d"), None);
+        assert_eq!(super::duration("d"), None);
+        assert_eq!(super::duration("5y"), None);
+    }
 }

@@ -1,6 +1,7 @@
 //! Commands: short orchestration over profile, engine and renderers.
 
 pub mod apply;
+pub mod hunt;
 pub mod investigate;
 pub mod plan;
 pub mod profiles;

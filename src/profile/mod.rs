@@ -3,6 +3,7 @@
 //! A `Profile` that exists is complete and valid: nothing downstream re-checks it.
 
 mod alerting;
+pub mod athena;
 pub mod classes;
 mod config;
 pub mod managed_rules;
@@ -109,6 +110,8 @@ pub struct Profile {
     pub events: Option<Events>,
     pub alarms: Vec<Alarm>,
     pub config: Option<ConfigSetup>,
+    /// Where `ctguard hunt` queries the trail's logs.
+    pub athena: Option<athena::Athena>,
     pub waivers: Vec<Waiver>,
     /// How `ctguard investigate` rates an event no detection fired on.
     pub severity_classes: Vec<classes::SeverityClass>,
@@ -475,6 +478,13 @@ impl Resolver<'_> {
 
         let waivers = doc.waivers.iter().enumerate().map(|(i, w)| self.waiver(i, w, &vars)).collect();
         let severity_classes = self.severity_classes(&doc.severity_classes);
+        let athena = doc.athena.as_ref().and_then(|a| match athena::resolve(a) {
+            Ok(a) => Some(a),
+            Err(problems) => {
+                problems.into_iter().for_each(|(key, message)| self.problem(&key, message));
+                None
+            }
+        });
 
         if !self.problems.is_empty() {
             return Err(Invalid(self.problems));
@@ -508,6 +518,7 @@ impl Resolver<'_> {
             events: alerting.events,
             alarms: alerting.alarms,
             config: config.map(|(setup, _)| setup),
+            athena,
             waivers,
             severity_classes,
             vars,

@@ -22,6 +22,7 @@ pub struct ProfileDoc {
     #[serde(default)]
     pub alarms: Vec<AlarmDoc>,
     pub config: Option<ConfigDoc>,
+    pub athena: Option<super::athena::AthenaDoc>,
     #[serde(default)]
     pub waivers: Vec<WaiverDoc>,
     #[serde(default)]
