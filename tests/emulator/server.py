@@ -504,6 +504,9 @@ class EventHistory:
 # The middleware
 # ---------------------------------------------------------------------------
 
+# Where a test sets the outcomes of the next Athena queries (see `_athena_set_outcomes`).
+ATHENA_OUTCOMES_PATH = "/moto-api/ctguard/athena-outcomes"
+
 # The regions every AWS account has enabled by default (no opt-in needed).
 DEFAULT_REGIONS = [
     "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-southeast-1", "ap-southeast-2",
@@ -539,6 +542,11 @@ class AwsWireAdapter:
         self.public_keys: dict[str, list[dict]] = {}
         self.history = EventHistory()
 
+        self.athena_lock = threading.Lock()
+        # Outcomes set by a test, for the next queries started, and those already assigned.
+        self.athena_queue: list[dict] = []
+        self.athena_outcomes: dict[str, dict] = {}
+
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
@@ -559,6 +567,14 @@ class AwsWireAdapter:
             return self._register_public_keys(environ, start_response)
         if method == "POST" and environ.get("HTTP_X_AMZ_TARGET", "").endswith(LIST_PUBLIC_KEYS_TARGET):
             return self._list_public_keys(environ, start_response)
+        if method == "POST" and path == ATHENA_OUTCOMES_PATH:
+            return self._athena_set_outcomes(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if method == "POST" and target in ("AmazonAthena.StartQueryExecution", "AmazonAthena.GetQueryExecution"):
+            with self.athena_lock:
+                waiting = bool(self.athena_queue or self.athena_outcomes)
+            if waiting:
+                return self._athena(environ, start_response, target)
         unevaluated = CONFIG_COMPLIANCE_NOT_EVALUATED.get(environ.get("HTTP_X_AMZ_TARGET", ""))
         if method == "POST" and unevaluated is not None:
             return self._config_compliance(start_response, unevaluated)
@@ -598,6 +614,49 @@ class AwsWireAdapter:
         payload = json.dumps(body).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]
+
+    # -- Athena query outcomes ----------------------------------------------------
+
+    def _athena_set_outcomes(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """moto 5.2.5 runs no query: every execution SUCCEEDS with 0 bytes scanned. A test says
+        what Athena would report for the next queries started, in order:
+        `{"outcomes": [{"state": "FAILED", "reason": "...", "data_scanned_bytes": 123}, ...]}`
+        (every key optional; state SUCCEEDED by default)."""
+        outcomes = json.loads(_read_body(environ) or b"{}").get("outcomes", [])
+        with self.athena_lock:
+            self.athena_queue.extend(outcomes)
+        payload = json.dumps({"queued": len(outcomes)}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def _athena(self, environ: dict, start_response: Callable, target: str) -> Iterable[bytes]:
+        status, headers, body = _call_buffered(self.app, environ)
+        if status.startswith("2"):
+            reply = json.loads(body or b"{}")
+            with self.athena_lock:
+                if target.endswith("StartQueryExecution") and self.athena_queue:
+                    self.athena_outcomes[reply.get("QueryExecutionId", "")] = self.athena_queue.pop(0)
+                execution = reply.get("QueryExecution") or {}
+                outcome = self.athena_outcomes.get(execution.get("QueryExecutionId", ""))
+            if outcome and execution:
+                self._apply_athena_outcome(execution, outcome)
+                body = json.dumps(reply).encode()
+                headers = _set_header(headers, "Content-Length", str(len(body)))
+        start_response(status, headers)
+        return [body]
+
+    @staticmethod
+    def _apply_athena_outcome(execution: dict, outcome: dict) -> None:
+        stats = execution.setdefault("Statistics", {})
+        state = execution.setdefault("Status", {})
+        if "data_scanned_bytes" in outcome:
+            stats["DataScannedInBytes"] = outcome["data_scanned_bytes"]
+        # Only a finished execution takes the outcome's end state; QUEUED and RUNNING stay.
+        if state.get("State") == "SUCCEEDED" and outcome.get("state", "SUCCEEDED") != "SUCCEEDED":
+            state["State"] = outcome["state"]
+            reason = outcome.get("reason", "")
+            state["StateChangeReason"] = reason
+            state["AthenaError"] = {"ErrorCategory": 2, "ErrorType": 1006, "Retryable": False, "ErrorMessage": reason}
 
     # -- Account ------------------------------------------------------------------
 
