@@ -125,6 +125,22 @@ impl Scalar {
     }
 }
 
+/// The derived envelope fields, computed once per row by the query (see [`derived_columns`]).
+pub const SOURCE_COLUMN: &str = "ctguard_source";
+pub const DETAIL_TYPE_COLUMN: &str = "ctguard_detail_type";
+pub const ACCOUNT_COLUMN: &str = "ctguard_account";
+pub const PARTITION_COLUMN: &str = "ctguard_partition";
+
+/// `expression AS name` for each column the compiled predicates read besides the table's own.
+pub fn derived_columns(account_placeholder: &str) -> Vec<String> {
+    vec![
+        format!("{} AS {SOURCE_COLUMN}", source_expr()),
+        format!("{} AS {DETAIL_TYPE_COLUMN}", detail_type_expr()),
+        format!("{} AS {ACCOUNT_COLUMN}", crate::hunt::sql::account_expr(account_placeholder)),
+        format!("{} AS {PARTITION_COLUMN}", crate::hunt::sql::PARTITION_EXPR),
+    ]
+}
+
 /// The record's derived `source`: `aws.` and the eventSource host's first label.
 fn source_expr() -> String {
     let mut cases = String::from("(CASE WHEN eventsource IS NULL THEN NULL");
@@ -198,8 +214,8 @@ impl<'a> Compiler<'a> {
             Val::Envelope => Ok(match key {
                 "version" => Val::Scalar(Scalar::text_or_null("'0'")),
                 "id" => Val::Scalar(Scalar::text_or_null("eventid")),
-                "detail-type" => Val::Scalar(Scalar::text_or_null(&detail_type_expr())),
-                "source" => Val::Scalar(Scalar::text_or_null(&source_expr())),
+                "detail-type" => Val::Scalar(Scalar::text_or_null(DETAIL_TYPE_COLUMN)),
+                "source" => Val::Scalar(Scalar::text_or_null(SOURCE_COLUMN)),
                 "account" => Val::Scalar(Scalar::text_or_null("recipientaccountid")),
                 "time" => Val::Scalar(Scalar::text_or_null("eventtime")),
                 "region" => Val::Scalar(Scalar::text_or_null("awsregion")),
@@ -628,11 +644,11 @@ mod tests {
     #[test]
     fn envelope_fields_derive_from_the_record() {
         let sql = rule(json!({"source": ["aws.ec2"], "detail-type": ["AWS API Call via CloudTrail"]})).unwrap();
-        assert!(sql.contains("WHEN eventsource LIKE '%.amazonaws.com' THEN 'aws.' || substr("), "{sql}");
-        assert!(
-            sql.contains("(CASE eventtype WHEN 'AwsConsoleSignIn' THEN 'AWS Console Sign In via CloudTrail'"),
-            "{sql}"
-        );
+        assert!(sql.contains("ctguard_source = 'aws.ec2'"), "{sql}");
+        assert!(sql.contains("ctguard_detail_type = 'AWS API Call via CloudTrail'"), "{sql}");
+        let derived = derived_columns("000000000000").join(", ");
+        assert!(derived.contains("WHEN eventsource LIKE '%.amazonaws.com' THEN 'aws.' || substr("), "{derived}");
+        assert!(derived.contains("(CASE eventtype WHEN 'AwsConsoleSignIn' THEN 'AWS Console Sign In via"), "{derived}");
         // The envelope's resources are always empty: nothing matches there.
         assert_eq!(rule(json!({"resources": ["x"]})).unwrap(), "FALSE");
         assert_eq!(rule(json!({"resources": [{"exists": false}]})).unwrap(), "TRUE");

@@ -150,11 +150,12 @@ pub fn compile(
         let catalog = catalog_for(&runtime)?;
         let literals = Literals {
             markers: vec![
-                (account.to_string(), sql::account_expr(&Runtime::placeholder(home).account_id)),
-                (partition.to_string(), sql::PARTITION_EXPR.to_string()),
+                (account.to_string(), compile::ACCOUNT_COLUMN.to_string()),
+                (partition.to_string(), compile::PARTITION_COLUMN.to_string()),
             ],
         };
-        let (sql, chosen) = query(&catalog, &literals, request)?;
+        let derived = compile::derived_columns(&Runtime::placeholder(home).account_id);
+        let (sql, chosen) = query(&catalog, &literals, request, &derived)?;
         texts.push(sql);
         detections = chosen;
     }
@@ -171,6 +172,7 @@ fn query(
     catalog: &Catalog,
     literals: &Literals,
     request: &Request,
+    derived: &[String],
 ) -> Result<(String, Vec<(String, Kind)>), CompileError> {
     for name in &request.detections {
         if !catalog.detections.iter().any(|d| d.id == *name) {
@@ -204,29 +206,32 @@ fn query(
         return Err(CompileError::Unsupported(failed));
     }
     let names: Vec<(String, Kind)> = chosen.iter().map(|d| (d.id.clone(), d.kind)).collect();
-    Ok((render(&request.table, &cases, request.window.as_ref()), names))
+    Ok((render(&request.table, derived, &cases, request.window.as_ref()), names))
 }
 
-fn render(table: &str, cases: &[String], window: Option<&Window>) -> String {
+/// One pass over the table: the window filters the rows (and prunes partitions), the derived
+/// envelope fields are computed once per row, every detection is tested, and the names of those
+/// that fire become rows.
+fn render(table: &str, derived: &[String], cases: &[String], window: Option<&Window>) -> String {
     let mut sql = String::new();
     sql.push_str("SELECT d.detection, eventid, eventtime, awsregion, recipientaccountid,\n");
     sql.push_str("  COALESCE(NULLIF(useridentity.arn, ''), useridentity.invokedby, '') AS principal,\n");
     sql.push_str("  eventname, eventsource, errorcode\n");
-    let _ = writeln!(sql, "FROM {table}");
-    // A detection that can never fire contributes no CASE; an empty list still needs a value.
-    let list = if cases.is_empty() { "    CAST(NULL AS VARCHAR)".to_string() } else { cases.join(",\n") };
-    let _ = writeln!(sql, "CROSS JOIN UNNEST(ARRAY[\n{list}\n]) AS d (detection)");
-    sql.push_str("WHERE d.detection IS NOT NULL");
+    let _ = writeln!(sql, "FROM (\n  SELECT *,\n    {}\n  FROM {table}", derived.join(",\n    "));
     if let Some(w) = window {
-        let _ = write!(
+        let _ = writeln!(
             sql,
-            "\n  AND \"{}\" >= {}\n  AND eventtime >= {}",
+            "  WHERE \"{}\" >= {}\n    AND eventtime >= {}",
             table::DAY_PARTITION,
             sql::quote(&w.first_day),
             sql::quote(&w.since)
         );
     }
-    sql.push_str("\nORDER BY eventtime, eventid, d.detection");
+    sql.push_str(") AS events\n");
+    // A detection that can never fire contributes no CASE; an empty list still needs a value.
+    let list = if cases.is_empty() { "    CAST(NULL AS VARCHAR)".to_string() } else { cases.join(",\n") };
+    let _ = writeln!(sql, "CROSS JOIN UNNEST(ARRAY[\n{list}\n]) AS d (detection)");
+    sql.push_str("WHERE d.detection IS NOT NULL\nORDER BY eventtime, eventid, d.detection");
     sql
 }
 
@@ -255,9 +260,18 @@ mod tests {
     fn the_query_reads_the_table_once_and_filters_partitions() {
         let cases = vec!["    CASE WHEN x THEN 'a' END".to_string()];
         let w = Window { first_day: "2025/02/12".into(), since: "2025-02-12T09:05:50Z".into() };
-        let sql = render("db.t", &cases, Some(&w));
-        assert!(sql.contains("FROM db.t\nCROSS JOIN UNNEST(ARRAY[\n    CASE WHEN x THEN 'a' END\n]) AS d (detection)"));
-        assert!(sql.contains("AND \"timestamp\" >= '2025/02/12'\n  AND eventtime >= '2025-02-12T09:05:50Z'"), "{sql}");
-        assert_eq!(sql.matches("FROM").count(), 1);
+        let sql = render("db.t", &["1 AS one".to_string()], &cases, Some(&w));
+        assert!(sql.contains("FROM (\n  SELECT *,\n    1 AS one\n  FROM db.t\n"), "{sql}");
+        assert!(
+            sql.contains(
+                "  WHERE \"timestamp\" >= '2025/02/12'\n    AND eventtime >= '2025-02-12T09:05:50Z'\n) AS events\n"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(") AS events\nCROSS JOIN UNNEST(ARRAY[\n    CASE WHEN x THEN 'a' END\n]) AS d (detection)"),
+            "{sql}"
+        );
+        assert_eq!(sql.matches(" FROM ").count() + sql.matches("\nFROM ").count(), 2, "{sql}");
     }
 }
