@@ -1,15 +1,24 @@
-//! Policy documents in canonical form, so that two documents AWS treats as the same compare
-//! equal: key order, whitespace, a one-element list versus a string, statement order, IAM's
-//! URL-encoding, and condition values written as booleans or numbers versus strings.
+//! Policy documents: their canonical form, so that two documents AWS treats as the same
+//! compare equal (key order, whitespace, a one-element list versus a string, statement order,
+//! IAM's URL-encoding, condition values written as booleans or numbers versus strings), and
+//! ownership inside a shared document (see `ownership`).
+
+pub mod grants;
+pub mod ownership;
 
 use serde_json::{Map, Value};
 
 /// Keys whose value may be a string or a list of strings with the same meaning.
 const SET_KEYS: [&str; 4] = ["Action", "NotAction", "Resource", "NotResource"];
 
-/// Parses a policy as returned by AWS. IAM returns documents URL-encoded (RFC 3986); S3, KMS
-/// and CloudWatch Logs return plain JSON.
+/// Parses a policy as returned by AWS, in canonical form. IAM returns documents URL-encoded
+/// (RFC 3986); S3, KMS and CloudWatch Logs return plain JSON.
 pub fn parse_live(text: &str) -> anyhow::Result<Value> {
+    Ok(canonical(&parse_raw(text)?))
+}
+
+/// Parses a policy as returned by AWS, exactly as written: for the statements ctguard keeps.
+pub fn parse_raw(text: &str) -> anyhow::Result<Value> {
     let trimmed = text.trim_start();
     let decoded;
     let json = if trimmed.starts_with('{') {
@@ -18,7 +27,7 @@ pub fn parse_live(text: &str) -> anyhow::Result<Value> {
         decoded = percent_encoding::percent_decode_str(text).decode_utf8()?;
         &decoded
     };
-    Ok(canonical(&serde_json::from_str(json)?))
+    Ok(serde_json::from_str(json)?)
 }
 
 /// The canonical form of a policy document.

@@ -56,10 +56,10 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
     let attrs = sns.get_topic_attributes().topic_arn(topic_arn()).send().await.unwrap();
     let doc = policy_json(&attrs.attributes().unwrap()["Policy"]);
     let by_sid = |sid: &str| doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).cloned().unwrap();
-    let alarms_publish = by_sid("CloudWatchAlarmsPublish");
+    let alarms_publish = by_sid("CtguardCloudWatchAlarmsPublish");
     assert_eq!(alarms_publish["Principal"]["Service"], "cloudwatch.amazonaws.com");
     assert_eq!(alarms_publish["Condition"]["StringEquals"]["aws:SourceAccount"], ACCOUNT);
-    let rules_publish = by_sid("EventBridgeRulesPublish");
+    let rules_publish = by_sid("CtguardEventBridgeRulesPublish");
     assert_eq!(rules_publish["Principal"]["Service"], "events.amazonaws.com");
     assert!(rules_publish.get("Condition").is_none(), "{rules_publish}");
     assert!(!doc.to_string().contains("\"Principal\":\"*\""), "the topic must be public to no one: {doc}");

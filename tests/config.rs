@@ -70,7 +70,8 @@ async fn apply_sets_up_config_in_every_region() {
     let s3 = emu.s3().await;
     let pol: Value =
         serde_json::from_str(s3.get_bucket_policy().bucket(BUCKET).send().await.unwrap().policy().unwrap()).unwrap();
-    let delivery = pol["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "AWSConfigBucketDelivery").unwrap();
+    let delivery =
+        pol["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "CtguardConfigBucketDelivery").unwrap();
     assert_eq!(delivery["Resource"], format!("arn:aws:s3:::{BUCKET}/config/AWSLogs/{ACCOUNT}/Config/*"));
     assert_eq!(delivery["Condition"]["StringEquals"]["aws:SourceAccount"], ACCOUNT);
 

@@ -49,13 +49,13 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
     assert_eq!(own.ownership_controls().unwrap().rules()[0].object_ownership().as_str(), "BucketOwnerEnforced");
     let pol = policy_json(s3.get_bucket_policy().bucket(BUCKET).send().await.unwrap().policy().unwrap());
     let trail_arn = format!("arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{TRAIL}");
-    let write = statement(&pol, "AWSCloudTrailWrite");
+    let write = statement(&pol, "CtguardCloudTrailWrite");
     assert_eq!(write["Principal"]["Service"], "cloudtrail.amazonaws.com");
     assert_eq!(write["Resource"], format!("arn:aws:s3:::{BUCKET}/cloudtrail/AWSLogs/{ACCOUNT}/*"));
     assert_eq!(write["Condition"]["StringEquals"]["s3:x-amz-acl"], "bucket-owner-full-control");
     assert_eq!(write["Condition"]["StringEquals"]["aws:SourceArn"], trail_arn.as_str());
-    assert_eq!(statement(&pol, "AWSCloudTrailAclCheck")["Action"], "s3:GetBucketAcl");
-    let tls = statement(&pol, "DenyInsecureTransport");
+    assert_eq!(statement(&pol, "CtguardCloudTrailAclCheck")["Action"], "s3:GetBucketAcl");
+    let tls = statement(&pol, "CtguardDenyInsecureTransport");
     assert_eq!(
         (tls["Effect"].clone(), tls["Condition"]["Bool"]["aws:SecureTransport"].clone()),
         (json!("Deny"), json!("false"))
@@ -72,7 +72,7 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
 
     // The access-log bucket grants the logging service by policy, not by ACL.
     let pol = policy_json(s3.get_bucket_policy().bucket(ACCESS_BUCKET).send().await.unwrap().policy().unwrap());
-    let grant = statement(&pol, "S3ServerAccessLogsPolicy");
+    let grant = statement(&pol, "CtguardS3ServerAccessLogsPolicy");
     assert_eq!(grant["Principal"]["Service"], "logging.s3.amazonaws.com");
     assert_eq!(grant["Condition"]["ArnLike"]["aws:SourceArn"], format!("arn:aws:s3:::{BUCKET}"));
     let own = s3.get_bucket_ownership_controls().bucket(ACCESS_BUCKET).send().await.unwrap();
@@ -86,14 +86,14 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
     let kpol = policy_json(
         kms.get_key_policy().key_id(key.key_id()).policy_name("default").send().await.unwrap().policy().unwrap(),
     );
-    let enc = statement(&kpol, "CloudTrailEncryptsLogs");
+    let enc = statement(&kpol, "CtguardCloudTrailEncryptsLogs");
     assert_eq!(
         enc["Condition"]["StringLike"]["kms:EncryptionContext:aws:cloudtrail:arn"],
         format!("arn:aws:cloudtrail:*:{ACCOUNT}:trail/*")
     );
     // What the key needs to also be an SSE-KMS audit bucket's key (README, KMS grants).
-    assert_eq!(statement(&kpol, "CloudTrailDecryptsWithBucketKey")["Action"], "kms:Decrypt");
-    let config = statement(&kpol, "ConfigDeliversToBucket");
+    assert_eq!(statement(&kpol, "CtguardCloudTrailDecryptsWithBucketKey")["Action"], "kms:Decrypt");
+    let config = statement(&kpol, "CtguardConfigDeliversToBucket");
     assert_eq!(config["Principal"]["Service"], "config.amazonaws.com");
     assert_eq!(config["Condition"]["StringEquals"]["aws:SourceAccount"], ACCOUNT);
 
@@ -165,7 +165,7 @@ async fn drift_is_reported_by_plan_and_verify_and_repaired_by_apply() {
     let suspended = VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build();
     s3.put_bucket_versioning().bucket(BUCKET).versioning_configuration(suspended).send().await.unwrap();
     let mut pol = policy_json(s3.get_bucket_policy().bucket(BUCKET).send().await.unwrap().policy().unwrap());
-    pol["Statement"].as_array_mut().unwrap().retain(|s| s["Sid"] != "DenyInsecureTransport");
+    pol["Statement"].as_array_mut().unwrap().retain(|s| s["Sid"] != "CtguardDenyInsecureTransport");
     s3.put_bucket_policy().bucket(BUCKET).policy(pol.to_string()).send().await.unwrap();
     ct.stop_logging().name(TRAIL).send().await.unwrap();
     ct.update_trail().name(TRAIL).enable_log_file_validation(false).send().await.unwrap();
@@ -183,7 +183,7 @@ async fn drift_is_reported_by_plan_and_verify_and_repaired_by_apply() {
     plan.expect(2);
     for expected in [
         "~ versioning = \"Suspended\" -> \"Enabled\"",
-        "+ policy.Statement[DenyInsecureTransport]",
+        "+ policy.Statement[CtguardDenyInsecureTransport]",
         "~ is_logging = false -> true",
         "~ log_file_validation_enabled = false -> true",
         "~ retention_in_days = 7 -> 365",

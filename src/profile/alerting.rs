@@ -137,14 +137,14 @@ impl Resolver<'_> {
 
         // Templates last, once every derived name is defined.
         let alerts = alerts.map(|(topic, topic_arn, a, subscriptions)| Alerts {
-            policy: self.template("alerts.policy", &a.policy, vars),
+            policy: self.shared_document("alerts.policy", &a.policy, vars),
             kms: a.kms.as_ref().and_then(|k| self.topic_kms(k, vars)),
             topic,
             topic_arn,
             subscriptions,
         });
         let events = events.map(|(role_name, role_arn, home_bus_arn, e)| Events {
-            trust_policy: self.template("events.forwarder_trust_policy", &e.forwarder_trust_policy, vars),
+            trust_policy: self.shared_document("events.forwarder_trust_policy", &e.forwarder_trust_policy, vars),
             role_policy: self.template("events.forwarder_role_policy", &e.forwarder_role_policy, vars),
             rules: e.rules.iter().enumerate().map(|(i, r)| self.rule(&format!("events.rules[{i}]"), r, vars)).collect(),
             role_name,

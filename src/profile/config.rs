@@ -66,7 +66,7 @@ impl Resolver<'_> {
         };
         vars.insert("config_prefix".into(), json!(s3_prefix));
         vars.insert("config_log_path".into(), json!(log_path));
-        let policy = self.template("config.bucket_policy", &doc.bucket_policy, vars);
+        let policy = self.shared_document("config.bucket_policy", &doc.bucket_policy, vars);
         let statements = match &policy["Statement"] {
             Value::Array(list) => list.clone(),
             Value::Null => Vec::new(),

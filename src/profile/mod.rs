@@ -375,6 +375,17 @@ impl Resolver<'_> {
         self.rendered(key, name, vars).map(|(doc, _)| doc).unwrap_or(Value::Null)
     }
 
+    /// A template for a document ctguard shares with others (a bucket, topic or key policy, a
+    /// trust policy): every statement must carry ctguard's Sid prefix, or ctguard could not
+    /// tell it from someone else's once written (see `policy::ownership`).
+    fn shared_document(&mut self, key: &str, name: &str, vars: &Vars) -> Value {
+        let Some((doc, file)) = self.rendered(key, name, vars) else { return Value::Null };
+        for message in crate::policy::ownership::check_template(&doc) {
+            self.problems.push(Problem { file: file.clone(), line: None, key: "Statement".into(), message });
+        }
+        doc
+    }
+
     /// Like `template`, with the name errors should show for the template file, so a check of
     /// the rendered document can point into it.
     fn rendered(&mut self, key: &str, name: &str, vars: &Vars) -> Option<(Value, String)> {
@@ -458,13 +469,13 @@ impl Resolver<'_> {
         self.log_integrity(&doc.trail);
 
         // Templates last, with every derived name defined.
-        let bucket_policy = self.template("bucket.policy", &doc.bucket.policy, &vars);
+        let bucket_policy = self.shared_document("bucket.policy", &doc.bucket.policy, &vars);
         let access_log_bucket = access_log_bucket.map(|mut a| {
-            a.policy = self.template("access_log_bucket.policy", &a.policy_template, &vars);
+            a.policy = self.shared_document("access_log_bucket.policy", &a.policy_template, &vars);
             a
         });
         let cloudwatch_logs = cloudwatch_logs.map(|(mut c, trust, policy)| {
-            c.trust_policy = self.template("cloudwatch_logs.trust_policy", &trust, &vars);
+            c.trust_policy = self.shared_document("cloudwatch_logs.trust_policy", &trust, &vars);
             c.role_policy = self.template("cloudwatch_logs.role_policy", &policy, &vars);
             c
         });
@@ -606,7 +617,7 @@ impl Resolver<'_> {
             (Some(alias), Some(template), None) => {
                 let alias = self.text(&format!("{key}.alias"), alias, vars);
                 self.check(&format!("{key}.alias"), &alias, validate::kms_alias);
-                let policy = self.template(&format!("{key}.policy"), template, vars);
+                let policy = self.shared_document(&format!("{key}.policy"), template, vars);
                 Some(Kms::Managed { alias, policy })
             }
             (None, None, Some(arn)) => {

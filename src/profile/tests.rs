@@ -115,6 +115,24 @@ fn unresolved_placeholder_in_template() {
 }
 
 #[test]
+fn a_shared_document_template_statement_needs_ctguards_sid() {
+    let bad = r#"{"Version": "2012-10-17", "Statement": [
+        {"Sid": "CtguardAccountManagesTopic", "Effect": "Allow", "Action": "sns:Publish", "Resource": "*"},
+        {"Sid": "TeamPublish", "Effect": "Allow", "Action": "sns:Publish", "Resource": "*"},
+        {"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}]}"#;
+    let (_dir, spec) = on_disk(&flagship(), &[("alert-topic-policy.json", bad)]);
+    let found = problems(&spec, &Vars::new());
+    let mine: Vec<_> = found.iter().filter(|p| p.file.ends_with("alert-topic-policy.json")).collect();
+    assert_eq!(mine.len(), 2, "{found:#?}");
+    assert!(mine[0].message.contains("\"TeamPublish\"") && mine[0].message.contains("\"Ctguard\""));
+    assert!(mine[1].message.contains("#3 has no Sid"));
+    // A role's inline policy is ctguard's as a whole, by its name: its Sids are free.
+    let inline = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}]}"#;
+    let (_dir, spec) = on_disk(&flagship(), &[("cloudtrail-logs-role-policy.json", inline)]);
+    load(&spec).unwrap().resolve(&runtime(), &Vars::new()).unwrap();
+}
+
+#[test]
 fn malformed_template_json() {
     let (_dir, spec) = on_disk(
         &flagship(),
