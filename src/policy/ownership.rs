@@ -141,6 +141,26 @@ pub fn merge(live: Option<&Value>, want: &Value, owned: bool) -> anyhow::Result<
     Ok(doc)
 }
 
+/// A live document's text (`None`: there is none) as plan compares it (see `view`).
+pub fn live_view(text: Option<&str>, owned: bool) -> anyhow::Result<Option<Value>> {
+    text.map(|t| super::parse_raw(t).map(|doc| view(&doc, owned))).transpose()
+}
+
+/// The text apply sends: the live document's text merged with `want` (see `merge`) and
+/// checked against `rules`. `resource` names the resource in a refusal.
+pub fn to_write(
+    live: Option<&str>,
+    want: &Value,
+    owned: bool,
+    rules: &Rules,
+    resource: &str,
+) -> anyhow::Result<String> {
+    let live = live.map(super::parse_raw).transpose()?;
+    let doc = merge(live.as_ref(), want, owned)
+        .map_err(|e| anyhow::anyhow!("refusing to write the {} of {resource}: {e}", rules.what))?;
+    rules.check(resource, &doc)
+}
+
 /// Every service that takes these documents requires each Sid to be unique in it. ctguard's
 /// Sids carry the prefix and no other statement's does, so only a document AWS would already
 /// have refused fails here.

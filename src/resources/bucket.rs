@@ -1,6 +1,11 @@
 //! S3 buckets: the audit-log bucket and the bucket that receives its server access logs.
 //! Both are hardened the same way; only policy, logging and encryption differ.
 //! A bucket holds audit data: ctguard never deletes one.
+//!
+//! The policy and the lifecycle configuration are shared: ctguard owns only its statements
+//! (see `policy::ownership`) and its lifecycle rules (IDs starting with `RULE_PREFIX`), and
+//! writes everyone else's back exactly as it read them. Those that defeat a guarantee are
+//! failing checks (see `foreign`).
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -15,18 +20,26 @@ use aws_sdk_s3::types::{
 use serde::Serialize;
 use serde_json::Value;
 
+use super::foreign::{self, Delivers};
 use super::kind::{Declared, Delta, Found, Kind};
-use super::tags::{self, MANAGED_KEYS, Tags};
+use super::tags::{self, MANAGED_KEYS, OWNER_TAG, Tags};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
-use crate::policy;
+use crate::policy::grants::Delivery;
+use crate::policy::ownership::{self, Rules};
 use crate::profile::{AccessLogBucket, Encryption, Lifecycle, Profile};
 
 pub const KIND: &str = "s3_bucket";
-/// The one lifecycle rule ctguard writes. Any other rule is drift: an extra expiry rule is a
-/// quiet way to destroy audit logs.
+/// The lifecycle rule ctguard writes.
 const RULE_ID: &str = "ctguard-retention";
+/// Lifecycle rules whose ID starts with this are ctguard's; every other rule is someone
+/// else's and stays as found (a rule that expires logs sooner is a failing check).
+const RULE_PREFIX: &str = "ctguard-";
+
+fn is_ours(rule: &LifecycleRule) -> bool {
+    rule.id().is_some_and(|id| id.starts_with(RULE_PREFIX))
+}
 
 /// A bucket as ctguard compares it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,8 +50,9 @@ pub struct BucketSpec {
     pub versioning: String,
     pub public_access_block: PublicAccessBlock,
     pub object_ownership: Option<String>,
-    /// Canonical (see `policy`).
+    /// ctguard's statements, canonical (see `policy::ownership::view`).
     pub policy: Option<Value>,
+    /// ctguard's lifecycle rules.
     pub lifecycle: Vec<LifecycleRuleSpec>,
     pub logging: Option<Logging>,
     pub tags: Tags,
@@ -99,6 +113,78 @@ pub struct Logging {
 pub struct Bucket {
     name: String,
     region: String,
+    guard: Guard,
+}
+
+/// What the parts of the bucket ctguard does not own must not defeat.
+#[derive(Default)]
+struct Guard {
+    /// How long the profile keeps logs.
+    keep: Lifecycle,
+    /// Where logs are written in the bucket.
+    log_prefixes: Vec<String>,
+    deliveries: Vec<Delivers>,
+}
+
+/// One delivery request of `service`, with the condition keys AWS documents for it.
+fn delivers(who: &'static str, service: &str, action: &str, resource: String, extra: &[(&str, &str)]) -> Delivers {
+    let mut context: Vec<(String, String)> = vec![
+        ("aws:securetransport".into(), "true".into()),
+        ("aws:principalservicename".into(), service.into()),
+        ("aws:principalisawsservice".into(), "true".into()),
+    ];
+    context.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let request = Delivery { service: service.into(), action: action.into(), resource, context };
+    Delivers { who, request }
+}
+
+impl Guard {
+    /// The audit bucket receives CloudTrail's logs (CloudTrail User Guide, "Amazon S3 bucket
+    /// policy for CloudTrail") and, with [config], AWS Config's (AWS Config Developer Guide,
+    /// "Permissions for the Amazon S3 bucket").
+    fn audit(profile: &Profile) -> Self {
+        let b = &profile.bucket;
+        let (account, partition) = (&profile.runtime.account_id, &profile.runtime.partition);
+        let arn = format!("arn:{partition}:s3:::{}", b.name);
+        let under = |prefix: &str| if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        let trail_logs = format!("{}AWSLogs/{account}/", under(&b.trail_prefix));
+        let acl = ("s3:x-amz-acl", "bucket-owner-full-control");
+        let source = [("aws:sourceaccount", account.as_str()), ("aws:sourcearn", profile.trail.arn.as_str())];
+        let mut put = source.to_vec();
+        put.push(acl);
+        if profile.trail.kms.is_some() {
+            put.push(("s3:x-amz-server-side-encryption", "aws:kms"));
+        }
+        let ct = "cloudtrail.amazonaws.com";
+        let mut deliveries = vec![
+            delivers("CloudTrail", ct, "s3:GetBucketAcl", arn.clone(), &source),
+            delivers("CloudTrail", ct, "s3:PutObject", format!("{arn}/{trail_logs}CloudTrail/log.json.gz"), &put),
+        ];
+        let mut log_prefixes = vec![trail_logs];
+        if let Some(c) = &profile.config {
+            let config_logs = format!("{}AWSLogs/{account}/Config/", under(&c.s3_prefix));
+            let source = [("aws:sourceaccount", account.as_str())];
+            let cfg = "config.amazonaws.com";
+            deliveries.push(delivers("AWS Config", cfg, "s3:GetBucketAcl", arn.clone(), &source));
+            let object = format!("{arn}/{config_logs}ConfigHistory/history.json.gz");
+            deliveries.push(delivers("AWS Config", cfg, "s3:PutObject", object, &[source[0], acl]));
+            log_prefixes.push(config_logs);
+        }
+        Guard { keep: b.lifecycle.clone(), log_prefixes, deliveries }
+    }
+
+    /// The access-log bucket receives S3's server access logs (S3 User Guide, "Enabling
+    /// Amazon S3 server access logging").
+    fn access_logs(profile: &Profile, a: &AccessLogBucket) -> Self {
+        let partition = &profile.runtime.partition;
+        let prefix = format!("{}{}/", a.prefix, profile.bucket.name);
+        let source = format!("arn:{partition}:s3:::{}", profile.bucket.name);
+        let context = [("aws:sourceaccount", profile.runtime.account_id.as_str()), ("aws:sourcearn", source.as_str())];
+        let object = format!("arn:{partition}:s3:::{}/{prefix}log", a.name);
+        let logging =
+            delivers("S3 server access logging", "logging.s3.amazonaws.com", "s3:PutObject", object, &context);
+        Guard { keep: a.lifecycle.clone(), log_prefixes: vec![prefix], deliveries: vec![logging] }
+    }
 }
 
 impl Bucket {
@@ -116,13 +202,13 @@ impl Bucket {
             .access_log_bucket
             .as_ref()
             .map(|a| Logging { target_bucket: a.name.clone(), target_prefix: format!("{}{}/", a.prefix, b.name) });
-        Bucket::new(profile, &b.name, encryption, &b.policy, &b.lifecycle, logging)
+        Bucket::new(profile, &b.name, encryption, &b.policy, &b.lifecycle, logging, Guard::audit(profile))
     }
 
     /// S3 server access logs can only be written with SSE-S3 (S3 User Guide, "Enabling Amazon
     /// S3 server access logging"), and a log bucket does not log its own access.
     pub fn access_logs(profile: &Profile, a: &AccessLogBucket) -> Declared<Self> {
-        Bucket::new(profile, &a.name, sse_s3(), &a.policy, &a.lifecycle, None)
+        Bucket::new(profile, &a.name, sse_s3(), &a.policy, &a.lifecycle, None, Guard::access_logs(profile, a))
     }
 
     fn new(
@@ -132,6 +218,7 @@ impl Bucket {
         policy_doc: &Value,
         lifecycle: &Lifecycle,
         logging: Option<Logging>,
+        guard: Guard,
     ) -> Declared<Self> {
         let region = profile.runtime.region.clone();
         // Server access logging needs its target bucket first.
@@ -150,13 +237,13 @@ impl Bucket {
                 restrict_public_buckets: all,
             },
             object_ownership: Some(ObjectOwnership::BucketOwnerEnforced.as_str().to_string()),
-            policy: Some(policy::canonical(policy_doc)),
+            policy: Some(ownership::view(policy_doc, false)),
             lifecycle: vec![lifecycle_rule(lifecycle)],
             logging,
             tags: tags::owner_tags(profile),
         };
         let address = Address { kind: KIND, name: name.to_string(), region: region.clone() };
-        Declared::new(Bucket { name: name.to_string(), region }, address, want, depends)
+        Declared::new(Bucket { name: name.to_string(), region, guard }, address, want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -296,7 +383,7 @@ fn flatten_pab(out: Option<&PabOutput>) -> PublicAccessBlock {
 impl Kind for Bucket {
     type Spec = BucketSpec;
 
-    async fn read(&self, aws: &Aws, _: Option<&BucketSpec>) -> anyhow::Result<Option<Found<BucketSpec>>> {
+    async fn read(&self, aws: &Aws, want: Option<&BucketSpec>) -> anyhow::Result<Option<Found<BucketSpec>>> {
         let s3 = &aws.s3;
         let b = self.name.as_str();
         let head = s3.head_bucket().bucket(b).send().await;
@@ -330,23 +417,38 @@ impl Kind for Bucket {
             async { s3.get_bucket_tagging().bucket(b).send().await.found(|| self.what("reading tags of")) },
         )?;
         let owner_rule = ownership.as_ref().and_then(|o| o.ownership_controls()).and_then(|c| c.rules().first());
-        let policy = policy_doc.as_ref().and_then(|p| p.policy()).map(policy::parse_live).transpose();
+        let tag_set = tags.as_ref().map(|t| t.tag_set()).unwrap_or_default();
+        let owned = tag_set.iter().any(|t| t.key() == OWNER_TAG);
+        let policy_text = policy_doc.as_ref().and_then(|p| p.policy());
+        let policy = ownership::live_view(policy_text, owned).with_context(|| self.what("parsing the policy of"))?;
+        let rules = lifecycle.as_ref().map(|l| l.rules()).unwrap_or_default();
         let logging = logging.logging_enabled().map(|l| Logging {
             target_bucket: l.target_bucket().to_string(),
             target_prefix: l.target_prefix().to_string(),
         });
-        let tag_set = tags.as_ref().map(|t| t.tag_set()).unwrap_or_default();
         let spec = BucketSpec {
             encryption: flatten_encryption(encryption.as_ref()),
             versioning: versioning.status().map(|s| s.as_str()).unwrap_or("Disabled").to_string(),
             public_access_block: flatten_pab(pab.as_ref()),
             object_ownership: owner_rule.map(|r| r.object_ownership().as_str().to_string()),
-            policy: policy.with_context(|| self.what("parsing the policy of"))?,
-            lifecycle: lifecycle.as_ref().map(|l| l.rules().iter().map(flatten_rule).collect()).unwrap_or_default(),
+            policy,
+            lifecycle: rules.iter().filter(|r| is_ours(r)).map(flatten_rule).collect(),
             logging,
             tags: tags::managed(tag_set.iter().map(|t| (t.key(), t.value()))),
         };
-        Ok(Some(Found::new(spec)))
+        // A merged policy AWS would refuse fails here, before apply makes any change.
+        if let Some(want) = want.and_then(|w| w.policy.as_ref())
+            && spec.policy.as_ref() != Some(want)
+        {
+            ownership::to_write(policy_text, want, owned, &Rules::s3_bucket(), &self.what("the"))?;
+        }
+        let mut found = Found::new(spec);
+        if let Some(text) = policy_text {
+            let doc = crate::policy::parse_raw(text)?;
+            found.checks.extend(foreign::statements(&doc, owned, "bucket policy", &self.guard.deliveries));
+        }
+        found.checks.extend(foreign::lifecycle(rules, is_ours, &self.guard.keep, &self.guard.log_prefixes));
+        Ok(Some(found))
     }
 
     async fn create(&self, aws: &Aws, want: &BucketSpec) -> anyhow::Result<()> {
@@ -401,15 +503,13 @@ impl Kind for Bucket {
             let req = s3.put_bucket_versioning().bucket(b).versioning_configuration(conf);
             req.send().await.ctx(|| self.what("enabling versioning of"))?;
         }
-        if delta.changed(|s| &s.policy) {
-            let doc = serde_json::to_string(&want.policy)?;
-            s3.put_bucket_policy().bucket(b).policy(doc).send().await.ctx(|| self.what("setting the policy of"))?;
+        if delta.changed(|s| &s.policy)
+            && let Some(policy) = &want.policy
+        {
+            self.put_policy(aws, policy).await?;
         }
         if delta.changed(|s| &s.lifecycle) {
-            let rules = want.lifecycle.iter().map(expand_rule).collect::<anyhow::Result<Vec<_>>>()?;
-            let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build()?;
-            let req = s3.put_bucket_lifecycle_configuration().bucket(b).lifecycle_configuration(conf);
-            req.send().await.ctx(|| self.what("setting the lifecycle of"))?;
+            self.put_lifecycle(aws, &want.lifecycle).await?;
         }
         if delta.changed(|s| &s.logging) {
             let mut status = BucketLoggingStatus::builder();
@@ -438,6 +538,45 @@ impl Kind for Bucket {
 }
 
 impl Bucket {
+    /// PutBucketPolicy replaces the whole document: ctguard's statements are merged into the
+    /// document as it is now, read again so a statement added since plan is kept too.
+    async fn put_policy(&self, aws: &Aws, want: &Value) -> anyhow::Result<()> {
+        let s3 = &aws.s3;
+        let b = self.name.as_str();
+        let (live, tags) = tokio::try_join!(
+            async { s3.get_bucket_policy().bucket(b).send().await.found(|| self.what("reading policy of")) },
+            async { s3.get_bucket_tagging().bucket(b).send().await.found(|| self.what("reading tags of")) },
+        )?;
+        let owned = tags.is_some_and(|t| t.tag_set().iter().any(|t| t.key() == OWNER_TAG));
+        let text = live.as_ref().and_then(|p| p.policy());
+        let doc = ownership::to_write(text, want, owned, &Rules::s3_bucket(), &self.what("the"))?;
+        s3.put_bucket_policy().bucket(b).policy(doc).send().await.ctx(|| self.what("setting the policy of"))?;
+        Ok(())
+    }
+
+    /// PutBucketLifecycleConfiguration replaces the whole configuration: every rule ctguard
+    /// does not own is written back as the SDK read it, with every field, and so is the
+    /// configuration's default minimum transition size.
+    async fn put_lifecycle(&self, aws: &Aws, want: &[LifecycleRuleSpec]) -> anyhow::Result<()> {
+        let s3 = &aws.s3;
+        let b = self.name.as_str();
+        let req = s3.get_bucket_lifecycle_configuration().bucket(b);
+        let live = req.send().await.found(|| self.what("reading lifecycle of"))?;
+        let mut rules: Vec<LifecycleRule> =
+            live.as_ref().map(|l| l.rules().iter().filter(|r| !is_ours(r)).cloned().collect()).unwrap_or_default();
+        for rule in want {
+            rules.push(expand_rule(rule)?);
+        }
+        let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build()?;
+        let min_size = live.as_ref().and_then(|l| l.transition_default_minimum_object_size()).cloned();
+        let req = s3.put_bucket_lifecycle_configuration().bucket(b).lifecycle_configuration(conf);
+        req.set_transition_default_minimum_object_size(min_size)
+            .send()
+            .await
+            .ctx(|| self.what("setting the lifecycle of"))?;
+        Ok(())
+    }
+
     /// PutBucketTagging replaces the whole set: keep the tags ctguard does not declare.
     async fn put_tags(&self, aws: &Aws, want: &Tags) -> anyhow::Result<()> {
         let current =
@@ -550,6 +689,99 @@ mod kind_tests {
         assert_eq!(found.spec, want);
     }
 
+    fn not_found(code: &str) -> aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+        let body = format!("<Error><Code>{code}</Code><Message>absent</Message></Error>");
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap();
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(status, body.into())
+    }
+
+    /// A rule someone else wrote, using fields ctguard's own rules never do.
+    fn their_rule() -> LifecycleRule {
+        use aws_sdk_s3::types::{LifecycleRuleAndOperator, NoncurrentVersionTransition};
+        let and = LifecycleRuleAndOperator::builder()
+            .prefix("exports/")
+            .tags(Tag::builder().key("team").value("data").build().unwrap())
+            .object_size_greater_than(1024)
+            .build();
+        LifecycleRule::builder()
+            .id("team-exports")
+            .status(ExpirationStatus::Enabled)
+            .filter(LifecycleRuleFilter::builder().and(and).build())
+            .noncurrent_version_transitions(
+                NoncurrentVersionTransition::builder()
+                    .noncurrent_days(10)
+                    .newer_noncurrent_versions(2)
+                    .storage_class(TransitionStorageClass::GlacierIr)
+                    .build(),
+            )
+            .expiration(LifecycleExpiration::builder().expired_object_delete_marker(true).build())
+            .build()
+            .unwrap()
+    }
+
+    fn their_statement() -> serde_json::Value {
+        serde_json::json!({"Sid": "TeamReads", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::111122223333:root"]},
+                           "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/exports/*",
+                           "Condition": {"Bool": {"aws:SecureTransport": true}}})
+    }
+
+    #[tokio::test]
+    async fn an_update_keeps_every_rule_and_statement_it_does_not_own() {
+        use aws_sdk_s3::types::TransitionDefaultMinimumObjectSize;
+        let p = flagship();
+        let bucket = Bucket::audit(&p);
+        let want = bucket.want.clone().unwrap();
+        let old_rule = LifecycleRuleSpec { expiration_days: Some(1), ..want.lifecycle[0].clone() };
+        let have = BucketSpec { policy: None, lifecycle: vec![old_rule.clone()], ..want.clone() };
+        let min = TransitionDefaultMinimumObjectSize::VariesByStorageClass;
+        let (m1, m2) = (min.clone(), min.clone());
+        let keep = want.lifecycle[0].expiration_days;
+        let live_policy = serde_json::json!({"Version": "2012-10-17", "Id": "team",
+            "Statement": [their_statement(), {"Sid": "CtguardOld", "Effect": "Allow", "Action": "s3:*"}]});
+        let rules = [
+            mock!(Client::get_bucket_lifecycle_configuration).then_output(move || {
+                s3::get_bucket_lifecycle_configuration::GetBucketLifecycleConfigurationOutput::builder()
+                    .rules(their_rule())
+                    .rules(expand_rule(&old_rule).unwrap())
+                    .transition_default_minimum_object_size(m1.clone())
+                    .build()
+            }),
+            mock!(Client::put_bucket_lifecycle_configuration)
+                .match_requests(move |r| {
+                    let rules = r.lifecycle_configuration().unwrap().rules();
+                    rules.len() == 2
+                        && rules[0] == their_rule()
+                        && rules[1].expiration().and_then(|e| e.days()) == keep
+                        && r.transition_default_minimum_object_size() == Some(&m2)
+                })
+                .then_output(|| {
+                    s3::put_bucket_lifecycle_configuration::PutBucketLifecycleConfigurationOutput::builder().build()
+                }),
+            mock!(Client::get_bucket_policy).then_output(move || {
+                s3::get_bucket_policy::GetBucketPolicyOutput::builder().policy(live_policy.to_string()).build()
+            }),
+            mock!(Client::get_bucket_tagging).then_output(|| {
+                let owner = Tag::builder().key(OWNER_TAG).value("ai-agent-guard").build().unwrap();
+                s3::get_bucket_tagging::GetBucketTaggingOutput::builder().tag_set(owner).build().unwrap()
+            }),
+            mock!(Client::put_bucket_policy)
+                .match_requests(|r| {
+                    let doc: serde_json::Value = serde_json::from_str(r.policy().unwrap()).unwrap();
+                    let list = doc["Statement"].as_array().unwrap();
+                    doc["Id"] == "team"
+                        && list[0] == their_statement()
+                        && list.iter().all(|s| s["Sid"] != "CtguardOld")
+                        && list.iter().filter(|s| s["Sid"].as_str().is_some_and(|s| s.starts_with("Ctguard"))).count()
+                            == 6
+                })
+                .then_output(|| s3::put_bucket_policy::PutBucketPolicyOutput::builder().build()),
+        ];
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        bucket.kind.update(&aws, &Delta::between(&want, Some(&have))).await.unwrap();
+        assert_eq!(rules[1].num_calls(), 1);
+        assert_eq!(rules[4].num_calls(), 1);
+    }
+
     #[tokio::test]
     async fn a_bucket_is_closed_before_anything_else_is_set() {
         let p = flagship();
@@ -593,12 +825,12 @@ mod kind_tests {
             mock!(Client::put_bucket_logging)
                 .match_requests(|r| r.bucket_logging_status().is_some_and(|s| s.logging_enabled().is_none()))
                 .then_output(|| op::put_bucket_logging::PutBucketLoggingOutput::builder().build()),
-            // A bucket without tags: S3's answer has only an (unmodelled) error code.
-            mock!(Client::get_bucket_tagging).then_http_response(|| {
-                let body = "<Error><Code>NoSuchTagSet</Code><Message>The TagSet does not exist</Message></Error>";
-                let status = aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap();
-                aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(status, body.into())
-            }),
+            // A bucket without tags, policy or lifecycle: S3's answers have only an (unmodelled)
+            // error code.
+            mock!(Client::get_bucket_tagging).then_http_response(|| not_found("NoSuchTagSet")),
+            mock!(Client::get_bucket_policy).then_http_response(|| not_found("NoSuchBucketPolicy")),
+            mock!(Client::get_bucket_lifecycle_configuration)
+                .then_http_response(|| not_found("NoSuchLifecycleConfiguration")),
             mock!(Client::put_bucket_tagging)
                 .match_requests(|r| r.tagging().is_some_and(|t| t.tag_set().len() == 1))
                 .then_output(|| op::put_bucket_tagging::PutBucketTaggingOutput::builder().build()),

@@ -1,5 +1,7 @@
 //! Customer-managed KMS keys, found by alias: the one that encrypts the trail's log files, and
 //! the one that encrypts the alert topic. Rotation stays on; the policy comes from the profile.
+//! The key policy is shared: ctguard owns only its statements (see `policy::ownership`), and
+//! never writes a policy that would take kms:PutKeyPolicy from the account.
 //! ctguard never schedules a key that carries its alias for deletion: that would make every log
 //! it encrypted unreadable. Only a spare made by a race, which never had the alias, is retired.
 
@@ -10,12 +12,13 @@ use aws_sdk_kms::types::{KeyState, Tag};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::foreign;
 use super::kind::{Declared, Delta, Exports, Found, Kind};
-use super::tags::{self, SdkTag, Tags};
+use super::tags::{self, OWNER_TAG, SdkTag, Tags};
 use crate::aws::error::kind;
 use crate::aws::{Aws, AwsResultExt, ErrorKind, MAX_ATTEMPTS};
 use crate::plan::Address;
-use crate::policy;
+use crate::policy::ownership::{self, Rules};
 use crate::profile::Profile;
 
 pub const KIND: &str = "kms_key";
@@ -30,7 +33,8 @@ pub fn address(alias: &str, region: &str) -> Address {
 /// A customer-managed key as ctguard compares it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeySpec {
-    /// Canonical (see `policy`); `None` when KMS returns none.
+    /// ctguard's statements, canonical (see `policy::ownership::view`); `None` when KMS
+    /// returns no policy.
     pub policy: Option<Value>,
     pub key_rotation_enabled: bool,
     pub key_state: Option<String>,
@@ -43,19 +47,21 @@ crate::tagged_spec!(KeySpec);
 pub struct KmsKey {
     alias: String,
     region: String,
+    rules: Rules,
 }
 
 impl KmsKey {
     pub fn new(profile: &Profile, alias: &str, key_policy: &Value, purpose: &str) -> Declared<Self> {
         let want = KeySpec {
-            policy: Some(policy::canonical(key_policy)),
+            policy: Some(ownership::view(key_policy, false)),
             key_rotation_enabled: true,
             key_state: Some(KeyState::Enabled.as_str().to_string()),
             description: format!("ctguard: {purpose} (profile {})", profile.name),
             tags: tags::owner_tags(profile),
         };
         let region = profile.runtime.region.clone();
-        let kind = KmsKey { alias: alias.to_string(), region: region.clone() };
+        let rules = Rules::kms_key(&profile.runtime.partition, &profile.runtime.account_id);
+        let kind = KmsKey { alias: alias.to_string(), region: region.clone(), rules };
         Declared::new(kind, address(alias, &region), want, Vec::new())
     }
 
@@ -129,6 +135,20 @@ impl KmsKey {
         Ok((meta.key_id().to_string(), meta.key_state().cloned()))
     }
 
+    /// The policy PutKeyPolicy sends: ctguard's statements merged into the key's policy as it
+    /// is now.
+    async fn policy_to_write(&self, aws: &Aws, id: &str, want: &Value) -> anyhow::Result<String> {
+        let (live, tags) = tokio::try_join!(
+            async {
+                let req = aws.kms.get_key_policy().key_id(id).policy_name("default");
+                req.send().await.ctx(|| self.what("reading the policy of"))
+            },
+            async { aws.kms.list_resource_tags().key_id(id).send().await.ctx(|| self.what("reading tags of")) },
+        )?;
+        let owned = tags.tags().iter().any(|t| t.tag_key() == OWNER_TAG);
+        ownership::to_write(live.policy(), want, owned, &self.rules, &self.what("the"))
+    }
+
     async fn enable_rotation(&self, aws: &Aws, id: &str) -> anyhow::Result<()> {
         aws.kms.enable_key_rotation().key_id(id).send().await.ctx(|| self.what("enabling rotation of"))?;
         Ok(())
@@ -139,9 +159,14 @@ impl KmsKey {
 impl Kind for KmsKey {
     type Spec = KeySpec;
 
-    async fn read(&self, aws: &Aws, _: Option<&KeySpec>) -> anyhow::Result<Option<Found<KeySpec>>> {
+    async fn read(&self, aws: &Aws, want: Option<&KeySpec>) -> anyhow::Result<Option<Found<KeySpec>>> {
         let kms = &aws.kms;
+        let want_policy = want.and_then(|w| w.policy.as_ref());
         let Some(found) = kms.describe_key().key_id(&self.alias).send().await.found(|| self.what("reading"))? else {
+            // A template that would lock the account out of a new key fails before any change.
+            if let Some(want) = want_policy {
+                ownership::to_write(None, want, false, &self.rules, &self.what("the"))?;
+            }
             return Ok(None);
         };
         let meta = found.key_metadata().context("DescribeKey returned no key metadata")?;
@@ -158,11 +183,19 @@ impl Kind for KmsKey {
             async { kms.get_key_rotation_status().key_id(id).send().await.ctx(|| self.what("reading rotation of")) },
             async { kms.list_resource_tags().key_id(id).send().await.ctx(|| self.what("reading tags of")) },
         )?;
-        let policy = key_policy
-            .policy()
-            .map(policy::parse_live)
-            .transpose()
-            .with_context(|| self.what("parsing the policy of"))?;
+        let owned = tags.tags().iter().any(|t| t.tag_key() == OWNER_TAG);
+        let text = key_policy.policy();
+        let policy = ownership::live_view(text, owned).with_context(|| self.what("parsing the policy of"))?;
+        if let Some(want) = want_policy
+            && policy.as_ref() != Some(want)
+        {
+            ownership::to_write(text, want, owned, &self.rules, &self.what("the"))?;
+        }
+        let mut checks = Vec::new();
+        if let Some(text) = text {
+            let doc = crate::policy::parse_raw(text)?;
+            checks.extend(foreign::statements(&doc, owned, "key policy", &[]));
+        }
         let spec = KeySpec {
             policy,
             key_rotation_enabled: rotation.key_rotation_enabled(),
@@ -171,13 +204,15 @@ impl Kind for KmsKey {
             tags: tags::managed(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))),
         };
         let exports = Exports { arn: meta.arn().map(str::to_string) };
-        Ok(Some(Found { exports, ..Found::new(spec) }))
+        Ok(Some(Found { exports, checks, ..Found::new(spec) }))
     }
 
     async fn create(&self, aws: &Aws, want: &KeySpec) -> anyhow::Result<()> {
         let mut tags: Vec<Tag> = tags::sdk(&want.tags)?;
         tags.push(Tag::build(ALIAS_TAG, &self.alias)?);
-        let doc = serde_json::to_string(&want.policy)?;
+        let policy = want.policy.as_ref().context("internal error: a key is declared without a policy")?;
+        // Never with BypassPolicyLockoutSafetyCheck: KMS's check stays on.
+        let doc = ownership::to_write(None, policy, false, &self.rules, &self.what("the"))?;
         // CreateKey is not idempotent: an attempt whose response was lost has made a key all
         // the same, and the SDK's retry would make a second one. So CreateKey runs without
         // the SDK's retries, and every try starts by looking for a key tagged for this alias:
@@ -232,8 +267,10 @@ impl Kind for KmsKey {
             }
             kms.enable_key().key_id(id).send().await.ctx(|| self.what("enabling"))?;
         }
-        if delta.changed(|k| &k.policy) {
-            let doc = serde_json::to_string(&want.policy)?;
+        if delta.changed(|k| &k.policy)
+            && let Some(policy) = &want.policy
+        {
+            let doc = self.policy_to_write(aws, id, policy).await?;
             kms.put_key_policy()
                 .key_id(id)
                 .policy_name("default")

@@ -15,6 +15,7 @@ pub mod config_recording;
 pub mod config_region;
 pub mod config_rule;
 pub mod discovery;
+pub mod foreign;
 pub mod kind;
 pub mod kms_key;
 pub mod log_group;

@@ -1,7 +1,8 @@
 //! IAM roles that AWS services assume on ctguard's behalf: CloudTrail writing to CloudWatch
 //! Logs, and EventBridge forwarding matches between regions. Each has a trust policy scoped to
-//! its source and one inline policy; any other inline or attached policy is drift, removed on
-//! apply.
+//! its source and one inline policy. ctguard owns its statements of the trust policy (see
+//! `policy::ownership`) and its inline policies (named `INLINE_PREFIX`...); other inline
+//! policies stay, and a managed policy someone attached is a failing check, never detached.
 
 use std::collections::BTreeMap;
 
@@ -11,16 +12,19 @@ use futures::future::try_join_all;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::kind::{Declared, Delta, Found, Kind, Resource, field_names};
+use super::foreign;
+use super::kind::{Check, Declared, Delta, Found, Kind, Resource, field_names};
 use super::tags::{self, OWNER_TAG, Tags};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
-use crate::policy;
+use crate::policy::{self, ownership, ownership::Rules};
 use crate::profile::{CloudWatchLogs, Events, Profile};
 
 pub const KIND: &str = "iam_role";
 const INLINE_POLICY: &str = "ctguard-cloudtrail-to-logs";
+/// Inline policies whose name starts with this are ctguard's; every shipped one does.
+const INLINE_PREFIX: &str = "ctguard-";
 
 pub fn address(name: &str, _region: &str) -> Address {
     // IAM is global; the address still carries a region so every address has the same shape.
@@ -33,12 +37,10 @@ pub struct RoleSpec {
     #[serde(flatten)]
     pub identity: RoleIdentity,
     pub description: String,
-    /// The trust policy, canonical (see `policy`).
+    /// ctguard's statements of the trust policy, canonical (see `policy::ownership::view`).
     pub assume_role_policy: Option<Value>,
-    /// Inline policies by name, canonical.
+    /// ctguard's inline policies by name, canonical.
     pub inline_policies: BTreeMap<String, Value>,
-    /// ARNs of attached managed policies, sorted.
-    pub managed_policies: Vec<String>,
     pub tags: Tags,
 }
 
@@ -78,9 +80,8 @@ impl Role {
         let want = RoleSpec {
             identity: RoleIdentity { path: path.to_string() },
             description: description.to_string(),
-            assume_role_policy: Some(policy::canonical(trust)),
+            assume_role_policy: Some(ownership::view(trust, false)),
             inline_policies: BTreeMap::from([(inline.0.to_string(), policy::canonical(inline.1))]),
-            managed_policies: Vec::new(),
             tags: tags::owner_tags(profile),
         };
         Declared::new(Role { name: name.to_string() }, address(name, ""), want, Vec::new())
@@ -138,7 +139,7 @@ impl Role {
         Ok(arns)
     }
 
-    /// Puts every declared inline policy and removes any other.
+    /// Puts every declared inline policy and removes any other of ctguard's.
     async fn put_inline(&self, aws: &Aws, wanted: &BTreeMap<String, Value>) -> anyhow::Result<()> {
         let iam = &aws.iam;
         for (name, doc) in wanted {
@@ -154,14 +155,25 @@ impl Role {
             .send()
             .await
             .ctx(|| self.what("listing inline policies of"))?;
-        for extra in listed.policy_names().iter().filter(|n| !wanted.contains_key(n.as_str())) {
+        let extras = listed.policy_names().iter().filter(|n| n.starts_with(INLINE_PREFIX));
+        for extra in extras.filter(|n| !wanted.contains_key(n.as_str())) {
             let req = iam.delete_role_policy().role_name(&self.name).policy_name(extra);
             req.send().await.found(|| self.what("removing an extra inline policy from"))?;
         }
         Ok(())
     }
 
-    /// Detaches every managed policy: the role declares none.
+    /// Detaches every managed policy and removes every inline one: IAM deletes only a role
+    /// that has none, and only a role ctguard owns is ever deleted.
+    async fn empty(&self, aws: &Aws) -> anyhow::Result<()> {
+        let iam = &aws.iam;
+        for name in self.inline_names(aws).await? {
+            let req = iam.delete_role_policy().role_name(&self.name).policy_name(&name);
+            req.send().await.found(|| self.what("removing an inline policy from"))?;
+        }
+        self.detach_all(aws).await
+    }
+
     async fn detach_all(&self, aws: &Aws) -> anyhow::Result<()> {
         let iam = &aws.iam;
         let req = iam.list_attached_role_policies().role_name(&self.name);
@@ -182,29 +194,52 @@ impl Kind for Role {
         field_names(&want.identity)
     }
 
-    async fn read(&self, aws: &Aws, _: Option<&RoleSpec>) -> anyhow::Result<Option<Found<RoleSpec>>> {
+    async fn read(&self, aws: &Aws, want: Option<&RoleSpec>) -> anyhow::Result<Option<Found<RoleSpec>>> {
         let iam = &aws.iam;
         let Some(got) = iam.get_role().role_name(&self.name).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
         };
         let role = got.role().context("GetRole returned no role")?;
         let (names, attached) = tokio::try_join!(self.inline_names(aws), self.attached(aws))?;
-        let docs = try_join_all(names.iter().map(|name| async move {
+        let (mine, theirs): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| n.starts_with(INLINE_PREFIX));
+        let docs = try_join_all(mine.iter().map(|name| async move {
             let req = iam.get_role_policy().role_name(&self.name).policy_name(name);
             let got = req.send().await.ctx(|| self.what("reading an inline policy of"))?;
             anyhow::Ok((name.clone(), policy::parse_live(got.policy_document())?))
         }))
         .await?;
-        let trust = role.assume_role_policy_document().map(policy::parse_live).transpose();
+        let owned = role.tags().iter().any(|t| t.key() == OWNER_TAG);
+        let text = role.assume_role_policy_document();
+        let trust = ownership::live_view(text, owned).with_context(|| self.what("parsing the trust policy of"))?;
         let spec = RoleSpec {
             identity: RoleIdentity { path: role.path().to_string() },
             description: role.description().unwrap_or("").to_string(),
-            assume_role_policy: trust.with_context(|| self.what("parsing the trust policy of"))?,
+            assume_role_policy: trust,
             inline_policies: docs.into_iter().collect(),
-            managed_policies: attached,
             tags: tags::managed(role.tags().iter().map(|t| (t.key(), t.value()))),
         };
-        Ok(Some(Found::new(spec)))
+        if let Some(want) = want.and_then(|w| w.assume_role_policy.as_ref())
+            && spec.assume_role_policy.as_ref() != Some(want)
+        {
+            ownership::to_write(text, want, owned, &Rules::iam_trust(), &self.what("the"))?;
+        }
+        let mut found = Found::new(spec);
+        if let Some(text) = text {
+            let doc = policy::parse_raw(text)?;
+            found.checks.extend(foreign::statements(&doc, owned, "trust policy", &[]));
+        }
+        found.checks.extend(attached.iter().map(|arn| Check {
+            name: format!("no managed policy is attached: {arn}"),
+            ok: false,
+            detail: format!(
+                "{arn} is attached to the role, which ctguard does not do: whatever it grants, the service that \
+                 assumes the role can do; ctguard leaves it attached: detach it or waive this check"
+            ),
+        }));
+        found.notes.extend(
+            theirs.iter().map(|n| format!("inline policy {n:?} of the role was not written by ctguard: left alone")),
+        );
+        Ok(Some(found))
     }
 
     async fn create(&self, aws: &Aws, want: &RoleSpec) -> anyhow::Result<()> {
@@ -229,12 +264,17 @@ impl Kind for Role {
     async fn update(&self, aws: &Aws, delta: &Delta<'_, RoleSpec>) -> anyhow::Result<()> {
         let iam = &aws.iam;
         let want = delta.want;
-        if delta.changed(|r| &r.assume_role_policy) {
+        if delta.changed(|r| &r.assume_role_policy)
+            && let Some(trust) = &want.assume_role_policy
+        {
+            // UpdateAssumeRolePolicy replaces the whole document: merge into it as it is now.
+            let got = iam.get_role().role_name(&self.name).send().await.ctx(|| self.what("reading"))?;
+            let role = got.role().context("GetRole returned no role")?;
+            let owned = role.tags().iter().any(|t| t.key() == OWNER_TAG);
+            let text = role.assume_role_policy_document();
+            let doc = ownership::to_write(text, trust, owned, &Rules::iam_trust(), &self.what("the"))?;
             let req = iam.update_assume_role_policy().role_name(&self.name);
-            req.policy_document(serde_json::to_string(&want.assume_role_policy)?)
-                .send()
-                .await
-                .ctx(|| self.what("setting the trust policy of"))?;
+            req.policy_document(doc).send().await.ctx(|| self.what("setting the trust policy of"))?;
         }
         if delta.changed(|r| &r.description) {
             let req = iam.update_role().role_name(&self.name).description(&want.description);
@@ -242,9 +282,6 @@ impl Kind for Role {
         }
         if delta.changed(|r| &r.inline_policies) {
             self.put_inline(aws, &want.inline_policies).await?;
-        }
-        if delta.changed(|r| &r.managed_policies) {
-            self.detach_all(aws).await?;
         }
         if delta.changed(|r| &r.tags) {
             let req = iam.tag_role().role_name(&self.name).set_tags(Some(tags::sdk(&want.tags)?));
@@ -258,8 +295,7 @@ impl Kind for Role {
         if iam.get_role().role_name(&self.name).send().await.found(|| self.what("reading"))?.is_none() {
             return Ok(());
         }
-        self.put_inline(aws, &BTreeMap::new()).await?;
-        self.detach_all(aws).await?;
+        self.empty(aws).await?;
         iam.delete_role().role_name(&self.name).send().await.found(|| self.what("deleting"))?;
         Ok(())
     }
@@ -285,7 +321,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn extra_inline_and_attached_policies_are_read_as_drift() {
+    async fn other_inline_and_attached_policies_are_left_alone_and_reported() {
         let p = flagship();
         let r = role(&p);
         let want = r.want.clone().unwrap();
@@ -333,8 +369,10 @@ mod tests {
         let aws = aws(&[&get, &names, &doc, &attached]);
         let found = r.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
         assert_eq!(found.spec.assume_role_policy, want.assume_role_policy, "URL-encoded trust decodes");
-        assert_eq!(found.spec.inline_policies.len(), 2);
-        assert_eq!(found.spec.managed_policies, ["arn:aws:iam::aws:policy/AdministratorAccess"]);
+        assert_eq!(found.spec.inline_policies.keys().collect::<Vec<_>>(), [INLINE_POLICY], "sneaky is not ctguard's");
+        assert!(found.notes.iter().any(|n| n.contains("\"sneaky\"")), "{:?}", found.notes);
+        let check = found.checks.iter().find(|c| c.name.contains("AdministratorAccess")).expect("a check on it");
+        assert!(!check.ok);
         assert_eq!(found.spec.tags, want.tags);
     }
 
@@ -348,8 +386,6 @@ mod tests {
                 aws_sdk_iam::types::error::EntityAlreadyExistsException::builder().build(),
             )
         });
-        let trust = mock!(Client::update_assume_role_policy)
-            .then_output(|| iam::update_assume_role_policy::UpdateAssumeRolePolicyOutput::builder().build());
         let describe = mock!(Client::update_role).then_output(|| iam::update_role::UpdateRoleOutput::builder().build());
         let put = mock!(Client::put_role_policy)
             .match_requests(|r| r.policy_name() == Some(INLINE_POLICY))
@@ -357,24 +393,43 @@ mod tests {
         let names = mock!(Client::list_role_policies).then_output(|| {
             iam::list_role_policies::ListRolePoliciesOutput::builder()
                 .policy_names(INLINE_POLICY)
+                .policy_names("ctguard-retired")
                 .policy_names("sneaky")
                 .build()
                 .unwrap()
         });
+        // Only ctguard's retired policy goes; no managed policy is ever detached (no rule
+        // answers DetachRolePolicy, so a call would fail the test).
         let remove = mock!(Client::delete_role_policy)
-            .match_requests(|r| r.policy_name() == Some("sneaky"))
+            .match_requests(|r| r.policy_name() == Some("ctguard-retired"))
             .then_output(|| iam::delete_role_policy::DeleteRolePolicyOutput::builder().build());
-        let attached = mock!(Client::list_attached_role_policies).then_output(|| {
-            let p = AttachedPolicy::builder().policy_arn("arn:aws:iam::123456789012:policy/extra").build();
-            iam::list_attached_role_policies::ListAttachedRolePoliciesOutput::builder().attached_policies(p).build()
+        // Someone else's trust statement is written back with ctguard's.
+        let theirs = serde_json::json!({"Sid": "BreakGlass", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:role/admin"}, "Action": "sts:AssumeRole"});
+        let live = serde_json::json!({"Version": "2012-10-17", "Statement": [theirs.clone()]});
+        let get = mock!(Client::get_role).then_output(move || {
+            let role = SdkRole::builder()
+                .role_name("ctguard-cloudtrail-to-logs")
+                .role_id("AROA1")
+                .arn("arn:aws:iam::123456789012:role/ctguard/ctguard-cloudtrail-to-logs")
+                .path("/ctguard/")
+                .create_date(aws_smithy_types::DateTime::from_secs(0))
+                .assume_role_policy_document(live.to_string())
+                .build()
+                .unwrap();
+            iam::get_role::GetRoleOutput::builder().role(role).build()
         });
-        let detach = mock!(Client::detach_role_policy)
-            .then_output(|| iam::detach_role_policy::DetachRolePolicyOutput::builder().build());
+        let trust = mock!(Client::update_assume_role_policy)
+            .match_requests(move |r| {
+                let doc: Value = serde_json::from_str(r.policy_document().unwrap()).unwrap();
+                doc["Statement"][0] == theirs && doc["Statement"][1]["Sid"] == "CtguardCloudTrailAssumeRole"
+            })
+            .then_output(|| iam::update_assume_role_policy::UpdateAssumeRolePolicyOutput::builder().build());
         let tag = mock!(Client::tag_role).then_output(|| iam::tag_role::TagRoleOutput::builder().build());
-        let aws = aws(&[&exists, &trust, &describe, &put, &names, &remove, &attached, &detach, &tag]);
+        let aws = aws(&[&exists, &get, &trust, &describe, &put, &names, &remove, &tag]);
         r.kind.create(&aws, &want).await.unwrap();
         let calls = [trust.num_calls(), describe.num_calls(), put.num_calls(), remove.num_calls()];
         assert_eq!(calls, [1; 4]);
-        assert_eq!([detach.num_calls(), tag.num_calls()], [1, 1]);
+        assert_eq!(tag.num_calls(), 1);
     }
 }

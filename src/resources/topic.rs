@@ -1,16 +1,19 @@
 //! The SNS topic every alert is published to: its policy (EventBridge and CloudWatch may
-//! publish, scoped to this account; public to no one) and optional KMS encryption.
+//! publish, scoped to this account; public to no one) and optional KMS encryption. The policy
+//! is shared: ctguard owns only its statements (see `policy::ownership`), and a statement of
+//! someone else's that grants anyone access is a failing check.
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::foreign;
 use super::kind::{Declared, Delta, Found, Kind};
 use super::kms_key;
-use super::tags::{self, Tags};
+use super::tags::{self, OWNER_TAG, Tags};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
-use crate::policy;
+use crate::policy::ownership::{self, Rules};
 use crate::profile::{Alerts, Kms, Profile};
 
 pub const KIND: &str = "sns_topic";
@@ -24,7 +27,7 @@ pub fn address(alerts: &Alerts, region: &str) -> Address {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopicSpec {
-    /// Canonical (see `policy`).
+    /// ctguard's statements, canonical (see `policy::ownership::view`).
     pub policy: Option<Value>,
     /// As it was set: SNS keeps an alias as an alias. `None`: not encrypted.
     pub kms_master_key_id: Option<String>,
@@ -48,7 +51,7 @@ impl Topic {
             None => (None, Vec::new()),
         };
         let want = TopicSpec {
-            policy: Some(policy::canonical(&alerts.policy)),
+            policy: Some(ownership::view(&alerts.policy, false)),
             kms_master_key_id: key,
             tags: tags::owner_tags(profile),
         };
@@ -59,13 +62,26 @@ impl Topic {
     fn what(&self, doing: &str) -> String {
         format!("{doing} SNS topic {}/{}", self.region, self.name)
     }
+
+    /// The topic's policy text and whether the topic carries ctguard's ownership tag.
+    async fn live_policy(&self, aws: &Aws) -> anyhow::Result<Option<(Option<String>, bool)>> {
+        let sns = &aws.sns;
+        let Some(got) = sns.get_topic_attributes().topic_arn(&self.arn).send().await.found(|| self.what("reading"))?
+        else {
+            return Ok(None);
+        };
+        let tags =
+            sns.list_tags_for_resource().resource_arn(&self.arn).send().await.ctx(|| self.what("reading tags of"))?;
+        let owned = tags.tags().iter().any(|t| t.key() == OWNER_TAG);
+        Ok(Some((got.attributes().and_then(|a| a.get(POLICY)).cloned(), owned)))
+    }
 }
 
 #[async_trait]
 impl Kind for Topic {
     type Spec = TopicSpec;
 
-    async fn read(&self, aws: &Aws, _: Option<&TopicSpec>) -> anyhow::Result<Option<Found<TopicSpec>>> {
+    async fn read(&self, aws: &Aws, want: Option<&TopicSpec>) -> anyhow::Result<Option<Found<TopicSpec>>> {
         let sns = &aws.sns;
         let Some(got) = sns.get_topic_attributes().topic_arn(&self.arn).send().await.found(|| self.what("reading"))?
         else {
@@ -74,12 +90,25 @@ impl Kind for Topic {
         let tags =
             sns.list_tags_for_resource().resource_arn(&self.arn).send().await.ctx(|| self.what("reading tags of"))?;
         let attributes = got.attributes().cloned().unwrap_or_default();
+        let owned = tags.tags().iter().any(|t| t.key() == OWNER_TAG);
+        let text = attributes.get(POLICY).map(String::as_str);
         let spec = TopicSpec {
-            policy: attributes.get(POLICY).map(|p| policy::parse_live(p)).transpose()?,
+            policy: ownership::live_view(text, owned)?,
             kms_master_key_id: attributes.get(KMS_KEY).filter(|k| !k.is_empty()).cloned(),
             tags: tags::managed(tags.tags().iter().map(|t| (t.key(), t.value()))),
         };
-        Ok(Some(Found::new(spec)))
+        // A merged policy SNS would refuse fails here, before apply makes any change.
+        if let Some(want) = want.and_then(|w| w.policy.as_ref())
+            && spec.policy.as_ref() != Some(want)
+        {
+            ownership::to_write(text, want, owned, &Rules::sns_topic(), &self.what("the"))?;
+        }
+        let mut found = Found::new(spec);
+        if let Some(text) = text {
+            let doc = crate::policy::parse_raw(text)?;
+            found.checks.extend(foreign::statements(&doc, owned, "topic policy", &[]));
+        }
+        Ok(Some(found))
     }
 
     async fn create(&self, aws: &Aws, want: &TopicSpec) -> anyhow::Result<()> {
@@ -103,8 +132,13 @@ impl Kind for Topic {
         let set = |name: &'static str, value: String| {
             sns.set_topic_attributes().topic_arn(&self.arn).attribute_name(name).attribute_value(value).send()
         };
-        if delta.changed(|t| &t.policy) {
-            set(POLICY, serde_json::to_string(&want.policy)?).await.ctx(|| self.what("setting the policy of"))?;
+        if delta.changed(|t| &t.policy)
+            && let Some(policy) = &want.policy
+        {
+            // SetTopicAttributes replaces the whole document: merge into it as it is now.
+            let (text, owned) = self.live_policy(aws).await?.unwrap_or_default();
+            let doc = ownership::to_write(text.as_deref(), policy, owned, &Rules::sns_topic(), &self.what("the"))?;
+            set(POLICY, doc).await.ctx(|| self.what("setting the policy of"))?;
         }
         if delta.changed(|t| &t.kms_master_key_id) {
             // An empty value switches encryption off.
