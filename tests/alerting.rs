@@ -232,12 +232,27 @@ async fn alerting_drift_is_reported_and_repaired() {
         "# events_rule.us-east-1/ctguard-agent-destructive-actions will be updated in place",
         "~ threshold = 50.0 -> 1.0",
         &format!("+ subscriptions.sqs:{QUEUE} = \"subscribed\""),
-        "- policy.Statement[Anyone]",
     ] {
         assert!(plan.stdout.contains(expected), "plan lacks {expected:?}:\n{}", plan.stdout);
     }
-    emu.ctguard(&["verify", "-p", p]).expect(2);
+    // Someone else's statement is not ctguard's to remove: not drift, but a failing check.
+    assert!(!plan.stdout.contains("Anyone"), "{}", plan.stdout);
+    let public = "topic policy: statement \"Anyone\" does not grant access to anyone";
+    let verify = emu.ctguard(&["verify", "-p", p]);
+    verify.expect(2);
+    assert!(verify.stdout.contains(public), "{}", verify.stdout);
     emu.ctguard(&["apply", "--auto-approve", "-p", p]).expect(0);
+    let attrs = sns.get_topic_attributes().topic_arn(topic_arn()).send().await.unwrap();
+    let kept = policy_json(&attrs.attributes().unwrap()["Policy"]);
+    assert!(kept["Statement"].as_array().unwrap().iter().any(|s| s["Sid"] == "Anyone"), "{kept}");
+    let verify = emu.ctguard(&["verify", "-p", p]);
+    verify.expect(2);
+    assert!(verify.stdout.contains(public), "{}", verify.stdout);
+    // Removed by a person, the check passes.
+    let mut doc = kept;
+    doc["Statement"].as_array_mut().unwrap().retain(|s| s["Sid"] != "Anyone");
+    let set = sns.set_topic_attributes().topic_arn(topic_arn()).attribute_name("Policy");
+    set.attribute_value(doc.to_string()).send().await.unwrap();
     emu.ctguard(&["verify", "-p", p]).expect(0);
     let r = eu.describe_rule().name("ctguard-monitoring-tampering").send().await.unwrap();
     assert_eq!(r.state().map(|s| s.as_str()), Some("ENABLED"));

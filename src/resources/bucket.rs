@@ -437,10 +437,12 @@ impl Kind for Bucket {
             tags: tags::managed(tag_set.iter().map(|t| (t.key(), t.value()))),
         };
         // A merged policy AWS would refuse fails here, before apply makes any change.
-        if let Some(want) = want.and_then(|w| w.policy.as_ref())
-            && spec.policy.as_ref() != Some(want)
+        if let Some(want) = want
+            && let Some(policy) = &want.policy
+            && spec.policy.as_ref() != Some(policy)
         {
-            ownership::to_write(policy_text, want, owned, &Rules::s3_bucket(), &self.what("the"))?;
+            let block = want.public_access_block.block_public_policy;
+            self.policy_to_write(policy_text, policy, owned, block)?;
         }
         let mut found = Found::new(spec);
         if let Some(text) = policy_text {
@@ -506,7 +508,7 @@ impl Kind for Bucket {
         if delta.changed(|s| &s.policy)
             && let Some(policy) = &want.policy
         {
-            self.put_policy(aws, policy).await?;
+            self.put_policy(aws, policy, want.public_access_block.block_public_policy).await?;
         }
         if delta.changed(|s| &s.lifecycle) {
             self.put_lifecycle(aws, &want.lifecycle).await?;
@@ -540,7 +542,7 @@ impl Kind for Bucket {
 impl Bucket {
     /// PutBucketPolicy replaces the whole document: ctguard's statements are merged into the
     /// document as it is now, read again so a statement added since plan is kept too.
-    async fn put_policy(&self, aws: &Aws, want: &Value) -> anyhow::Result<()> {
+    async fn put_policy(&self, aws: &Aws, want: &Value, block_public: bool) -> anyhow::Result<()> {
         let s3 = &aws.s3;
         let b = self.name.as_str();
         let (live, tags) = tokio::try_join!(
@@ -549,9 +551,37 @@ impl Bucket {
         )?;
         let owned = tags.is_some_and(|t| t.tag_set().iter().any(|t| t.key() == OWNER_TAG));
         let text = live.as_ref().and_then(|p| p.policy());
-        let doc = ownership::to_write(text, want, owned, &Rules::s3_bucket(), &self.what("the"))?;
+        let doc = self.policy_to_write(text, want, owned, block_public)?;
         s3.put_bucket_policy().bucket(b).policy(doc).send().await.ctx(|| self.what("setting the policy of"))?;
         Ok(())
+    }
+
+    /// The merged policy, checked against S3's rules. With BlockPublicPolicy on, S3 rejects a
+    /// PutBucketPolicy whose document is public (S3 User Guide, "Blocking public access to
+    /// your Amazon S3 storage"): a statement of someone else's that grants anyone access
+    /// would make the write fail halfway through an apply, so it is refused first, by name.
+    fn policy_to_write(
+        &self,
+        live: Option<&str>,
+        want: &Value,
+        owned: bool,
+        block_public: bool,
+    ) -> anyhow::Result<String> {
+        let text = ownership::to_write(live, want, owned, &Rules::s3_bucket(), &self.what("the"))?;
+        if block_public {
+            let doc: Value = serde_json::from_str(&text)?;
+            let all = ownership::statements(&doc);
+            if let Some((i, s)) = all.iter().enumerate().find(|(_, s)| crate::policy::grants::grants_public(s)) {
+                anyhow::bail!(
+                    "refusing to write the S3 bucket policy of {}: {}, which ctguard does not own, grants access \
+                     to anyone, and S3 rejects such a policy once public policies are blocked; remove or restrict \
+                     that statement, then apply again",
+                    self.name,
+                    ownership::label(s, i)
+                );
+            }
+        }
+        Ok(text)
     }
 
     /// PutBucketLifecycleConfiguration replaces the whole configuration: every rule ctguard
