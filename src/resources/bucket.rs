@@ -812,6 +812,20 @@ mod kind_tests {
         assert_eq!(rules[4].num_calls(), 1);
     }
 
+    #[test]
+    fn a_foreign_public_statement_is_refused_before_s3_would() {
+        let p = flagship();
+        let bucket = Bucket::audit(&p);
+        let want = bucket.want.clone().unwrap().policy.unwrap();
+        let public = serde_json::json!({"Sid": "Website", "Effect": "Allow", "Principal": "*",
+                                        "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"});
+        let live = serde_json::json!({"Statement": [their_statement(), public]}).to_string();
+        let e = bucket.kind.policy_to_write(Some(&live), &want, true, true).unwrap_err().to_string();
+        assert!(e.contains("statement \"Website\"") && e.contains("grants access to anyone"), "{e}");
+        // Without the block, S3 takes it (and verify reports it).
+        assert!(bucket.kind.policy_to_write(Some(&live), &want, true, false).is_ok());
+    }
+
     #[tokio::test]
     async fn a_bucket_is_closed_before_anything_else_is_set() {
         let p = flagship();
