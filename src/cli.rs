@@ -16,10 +16,37 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Start with `ctguard plan -p ai-agent-guard`: it changes nothing.
 #[derive(Debug, Parser)]
-#[command(name = "ctguard", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "ctguard",
+    version = crate::build_info::VERSION,
+    long_version = crate::build_info::LONG_VERSION,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Flags every command takes, before or after its name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format: human text, or one versioned JSON document on stdout (errors too).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// When to use colours. `auto` uses them on a terminal unless NO_COLOR is set or
+    /// TERM=dumb; CLICOLOR_FORCE=1 forces them.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// More detail on stderr: timings, every health check and each AWS retry with -v; each
+    /// AWS call with its duration with -vv. Also expands plans collapsed across regions.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +99,15 @@ pub enum Command {
     /// By default the policy for apply (which includes plan and verify); with --read-only the
     /// policy for plan and verify alone, for a CI role that must not change anything.
     Permissions(PermissionsArgs),
+    /// Print a shell completion script.
+    ///
+    /// bash: `ctguard completions bash > ~/.local/share/bash-completion/completions/ctguard`;
+    /// zsh: `ctguard completions zsh > ~/.zfunc/_ctguard` (with ~/.zfunc on fpath);
+    /// fish: `ctguard completions fish > ~/.config/fish/completions/ctguard.fish`;
+    /// PowerShell: `ctguard completions powershell | Out-String | Invoke-Expression`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `ctguard man > ctguard.1 && man ./ctguard.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -81,34 +117,29 @@ pub struct Common {
     #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
     pub profile: String,
 
-    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable. A value
+    /// starting with `[` or `{` is read as TOML: `--var 'regions=["us-east-1","eu-west-1"]'`.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
 
-    /// The home region: where the bucket, trail and log group live. Defaults to the profile's
-    /// home_region, then AWS_REGION and the shared config.
-    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    /// The home region: where the bucket, trail and log group live. Without it: the profile's
+    /// home_region, then AWS_REGION, then the region of the AWS profile in the shared config.
+    #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
     /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
     #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
 
-    /// Named profile from the shared AWS config and credentials files.
+    /// Named profile from the shared AWS config and credentials files. When given (or
+    /// AWS_PROFILE is set), its credentials are used even if AWS_ACCESS_KEY_ID is set.
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
     pub aws_profile: Option<String>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-
-    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
-
-    /// More detail on stderr: each AWS call's retries and timings with -vv.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    /// Show resources that are identical in several regions once per region, instead of one
+    /// block that lists the regions (as -v does).
+    #[arg(long)]
+    pub expand: bool,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +150,10 @@ pub struct PlanArgs {
     /// Exit 2 when changes are pending, 0 when there are none, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// Print only the counts: per kind of resource and action, and the Plan line.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +175,11 @@ pub struct VerifyArgs {
     /// check, failing ones as failures and waived ones as skipped, for CI systems to show.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+
+    /// Print only drift and failing checks, and the verdict: no waived findings or notes
+    /// (and no passing checks, even with -v).
+    #[arg(long)]
+    pub only_failures: bool,
 }
 
 #[derive(Debug, Args)]
@@ -148,7 +188,8 @@ pub struct TestArgs {
     #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
     pub profile: String,
 
-    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable. A value
+    /// starting with `[` or `{` is read as TOML: `--var 'regions=["us-east-1","eu-west-1"]'`.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
 
@@ -164,14 +205,6 @@ pub struct TestArgs {
     /// Print only the count per detection, not each record that fired.
     #[arg(long)]
     pub summary: bool,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-
-    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
 
     /// CloudTrail log files, record files or directories; `-` for stdin (the default).
     #[arg(value_name = "PATH")]
@@ -198,6 +231,13 @@ pub struct ValidateLogsArgs {
     /// region, so give one file per region for a multi-region trail.
     #[arg(long = "public-keys", value_name = "FILE")]
     pub public_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -2,18 +2,17 @@
 
 use std::time::Instant;
 
-use crate::cli::Format;
 use crate::detect::catalog::Catalog;
 use crate::detect::replay::{self, Account};
 use crate::printer::Printer;
 use crate::profile::{self, Runtime};
 use crate::render::{human, json};
-use crate::settings::TestSettings;
+use crate::settings::{Format, TestSettings};
 
 use super::Status;
 
 pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status> {
-    let loaded = profile::load(&settings.profile)?;
+    let loaded = profile::load(&settings.profile.spec)?;
     let home = loaded.home_region().unwrap_or("us-east-1").to_string();
     let catalog_for = |account: &Account| -> anyhow::Result<Catalog> {
         let id = settings.account.clone().unwrap_or_else(|| account.id.clone());
@@ -23,7 +22,7 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
             region: home.clone(),
             enabled_regions: vec![home.clone()],
         };
-        let profile = loaded.resolve(&runtime, &settings.overrides)?;
+        let profile = loaded.resolve(&runtime, &settings.profile.overrides)?;
         Ok(Catalog::of(&profile)?)
     };
     // Validates the profile and its patterns before reading any input.

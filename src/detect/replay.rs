@@ -72,6 +72,11 @@ pub struct Tally {
     pub skipped: Vec<String>,
 }
 
+/// Some inputs could not be replayed; each is named in the output, with where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputProblems(pub String);
+
 /// One unit of work and what came of it.
 enum Unit {
     File(PathBuf),

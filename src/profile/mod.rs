@@ -221,15 +221,29 @@ fn header(line: &str) -> Option<(String, bool)> {
     Some((rest.split(']').next()?.trim().to_string(), false))
 }
 
-/// Parses `--var key=value` flags.
+/// Parses `--var key=value` flags. A value starting with `[` or `{` is a TOML array or inline
+/// table (`--var 'regions=["us-east-1","eu-west-1"]'`); anything else is text as written.
 pub fn parse_overrides(flags: &[String]) -> anyhow::Result<Vars> {
     flags
         .iter()
         .map(|f| match f.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), Value::String(v.to_string()))),
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), override_value(k.trim(), v)?)),
             _ => anyhow::bail!("--var {f:?}: expected KEY=VALUE"),
         })
         .collect()
+}
+
+fn override_value(key: &str, raw: &str) -> anyhow::Result<Value> {
+    if !raw.trim_start().starts_with(['[', '{']) {
+        return Ok(Value::String(raw.to_string()));
+    }
+    let table: toml::Table = toml::from_str(&format!("v = {raw}")).map_err(|e| {
+        anyhow::anyhow!(
+            "--var {key}={raw}: expected a TOML list such as [\"a\", \"b\"] or an inline table: {}",
+            e.message().trim()
+        )
+    })?;
+    Ok(serde_json::to_value(&table["v"])?)
 }
 
 /// The longest window verify's log_integrity check may read.

@@ -3,13 +3,12 @@
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
-use serde_json::Value;
 
 use super::{Context, phrase, symbol};
 use crate::detect::catalog::{Catalog, Feed, Kind};
 use crate::detect::replay::{Hit, Tally};
 use crate::engine::{Outcome, Report};
-use crate::plan::{Action, AttrDiff, Change, Plan};
+use crate::plan::{Action, Change, Plan};
 use crate::verdict::Verdict;
 
 /// Paints text when colour is on.
@@ -23,7 +22,7 @@ impl Paint {
         if self.color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
     }
 
-    fn action(&self, action: Action, text: &str) -> String {
+    pub(crate) fn action(&self, action: Action, text: &str) -> String {
         let color = match action {
             Action::Create => AnsiColor::Green,
             Action::Update => AnsiColor::Yellow,
@@ -37,42 +36,98 @@ impl Paint {
         self.paint(Style::new().bold(), text)
     }
 
+    pub fn warning(&self, text: &str) -> String {
+        self.paint(Style::new().bold().fg_color(Some(AnsiColor::Yellow.into())), text)
+    }
+
+    pub fn failure(&self, text: &str) -> String {
+        self.paint(Style::new().bold().fg_color(Some(AnsiColor::Red.into())), text)
+    }
+
     fn ok(&self, ok: bool, text: &str) -> String {
         let color = if ok { AnsiColor::Green } else { AnsiColor::Red };
         self.paint(Style::new().fg_color(Some(color.into())), text)
     }
 }
 
-fn value(v: &Option<Value>) -> String {
-    match v {
-        None => "(absent)".into(),
-        Some(v) => serde_json::to_string(v).unwrap_or_default(),
+/// Changes to show, in plan order: one entry per resource, or with `expand` off one per set of
+/// resources that differ only in their region (the same rule in sixteen regions reads once).
+fn blocks<'a>(changes: impl Iterator<Item = &'a Change>, expand: bool) -> Vec<Vec<&'a Change>> {
+    let mut blocks: Vec<Vec<&Change>> = Vec::new();
+    for c in changes {
+        let same = |b: &&mut Vec<&Change>| {
+            let first = b[0];
+            first.address.kind == c.address.kind
+                && base_name(first) == base_name(c)
+                && (first.action, &first.diffs, &first.notes, &first.conflict)
+                    == (c.action, &c.diffs, &c.notes, &c.conflict)
+        };
+        match blocks.iter_mut().find(same) {
+            Some(block) if !expand => block.push(c),
+            _ => blocks.push(vec![c]),
+        }
+    }
+    blocks
+}
+
+/// A regional resource's name without the region it starts with ("us-east-1/rule" is "rule").
+fn base_name(c: &Change) -> &str {
+    let name = c.address.name.as_str();
+    name.strip_prefix(c.address.region.as_str()).and_then(|n| n.strip_prefix('/')).unwrap_or(name)
+}
+
+/// The address a block is shown under: for several regions, without any one region in it.
+fn block_address(block: &[&Change]) -> String {
+    match block {
+        [one] => one.address.to_string(),
+        many => format!("{}.{}", many[0].address.kind, base_name(many[0])),
     }
 }
 
-fn diff_line(w: &mut dyn Write, p: Paint, d: &AttrDiff) -> io::Result<()> {
-    let (action, text) = match (&d.before, &d.after) {
-        (None, _) => (Action::Create, format!("+ {} = {}", d.path, value(&d.after))),
-        (_, None) => (Action::Delete, format!("- {} = {}", d.path, value(&d.before))),
-        _ => (Action::Update, format!("~ {} = {} -> {}", d.path, value(&d.before), value(&d.after))),
-    };
-    let forces = if d.forces_replacement { " # forces replacement" } else { "" };
-    writeln!(w, "      {}{}", p.action(action, &text), p.action(Action::Delete, forces))
+/// "us-east-1", or "16 regions: ap-northeast-1, ap-northeast-2, ...".
+fn regions(block: &[&Change]) -> String {
+    match block {
+        [one] => one.address.region.clone(),
+        many => {
+            let names: Vec<&str> = many.iter().map(|c| c.address.region.as_str()).collect();
+            format!("{} regions: {}", names.len(), names.join(", "))
+        }
+    }
 }
 
-fn change(w: &mut dyn Write, p: Paint, c: &Change) -> io::Result<()> {
-    writeln!(w, "  {}", p.bold(&format!("# {} {}", c.address, phrase(c.action))))?;
+fn change(w: &mut dyn Write, p: Paint, block: &[&Change]) -> io::Result<()> {
+    let c = block[0];
+    let where_ = if block.len() > 1 { format!(" in {} regions", block.len()) } else { String::new() };
+    let address = block_address(block);
+    writeln!(w, "  {}", p.bold(&format!("# {address} {}{where_}", phrase(c.action))))?;
     for note in &c.notes {
         writeln!(w, "  # ({note})")?;
     }
-    writeln!(w, "  {} {} ({})", p.action(c.action, symbol(c.action)), c.address, c.address.region)?;
-    for d in &c.diffs {
-        diff_line(w, p, d)?;
-    }
+    writeln!(w, "  {} {address} ({})", p.action(c.action, symbol(c.action)), regions(block))?;
+    super::attrs::write_diffs(w, p, &c.diffs, 6)?;
     writeln!(w)
 }
 
-pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::Result<()> {
+/// How much of a plan to show.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanView {
+    /// One block per resource, even when identical in several regions.
+    pub expand: bool,
+    /// Counts only.
+    pub summary_only: bool,
+}
+
+/// How much of verify's result to show.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyView {
+    pub expand: bool,
+    /// Every passing check, one line each.
+    pub passing: bool,
+    /// Drift and failing checks only.
+    pub only_failures: bool,
+}
+
+pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan, view: PlanView) -> io::Result<()> {
     if !plan.has_changes() {
         writeln!(
             w,
@@ -84,17 +139,38 @@ pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::Resu
         )?;
         return unchanged_notes(w, plan);
     }
+    if view.summary_only {
+        return plan_counts(w, p, ctx, plan);
+    }
     writeln!(
         w,
         "ctguard will perform the following actions in account {} ({}), profile {}:\n",
         ctx.account, ctx.region, ctx.profile
     )?;
-    for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
-        change(w, p, c)?;
+    for block in blocks(plan.changes.iter().filter(|c| c.action != Action::NoOp), view.expand) {
+        change(w, p, &block)?;
     }
     let s = plan.summary();
     writeln!(w, "{} {} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)?;
     unchanged_notes(w, plan)
+}
+
+/// `plan --summary`: how many resources of each kind each action touches, then the Plan line.
+fn plan_counts(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::Result<()> {
+    writeln!(w, "Changes in account {} ({}), profile {}:\n", ctx.account, ctx.region, ctx.profile)?;
+    let mut counts: Vec<(&str, Action, usize)> = Vec::new();
+    for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
+        match counts.iter_mut().find(|(k, a, _)| *k == c.address.kind && *a == c.action) {
+            Some((_, _, n)) => *n += 1,
+            None => counts.push((c.address.kind, c.action, 1)),
+        }
+    }
+    let width = counts.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
+    for (kind, action, n) in counts {
+        writeln!(w, "  {} {kind:<width$} {n:>4} {}", p.action(action, symbol(action)), phrase(action))?;
+    }
+    let s = plan.summary();
+    writeln!(w, "\n{} {} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)
 }
 
 /// What a reader should know about resources that need no change (a subscription nobody has
@@ -115,28 +191,42 @@ fn unchanged_notes(w: &mut dyn Write, plan: &Plan) -> io::Result<()> {
     Ok(())
 }
 
-pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict) -> io::Result<()> {
+pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict, view: VerifyView) -> io::Result<()> {
     let drifted: Vec<&Change> = v.drifted().collect();
     if !drifted.is_empty() {
         writeln!(w, "{}\n", p.bold("Drift: the account differs from the profile"))?;
-        for c in &drifted {
-            change(w, p, c)?;
+        for block in blocks(drifted.iter().copied(), view.expand) {
+            change(w, p, &block)?;
         }
     }
-    if !v.checks.is_empty() {
+    // Failing checks always; waived ones unless only failures are asked for; passing ones
+    // with -v. The verdict line below counts them all.
+    let shown: Vec<_> = v
+        .checks
+        .iter()
+        .filter(|c| match (c.check.ok, &c.waived) {
+            (true, _) => view.passing,
+            (false, Some(_)) => !view.only_failures,
+            (false, None) => true,
+        })
+        .collect();
+    if !shown.is_empty() {
         writeln!(w, "{}", p.bold("Health checks:"))?;
-        for c in &v.checks {
+        for c in shown {
             let mark = match (&c.waived, c.check.ok) {
                 (_, true) => p.ok(true, "ok    "),
                 (Some(_), false) => p.bold("WAIVED"),
                 (None, false) => p.ok(false, "FAIL  "),
             };
-            writeln!(w, "  {mark} {}: {} ({})", c.address, c.check.name, c.check.detail)?;
+            writeln!(w, "  {mark} {} ({}): {} ({})", c.address, c.address.region, c.check.name, c.check.detail)?;
             if let Some(reason) = &c.waived {
                 writeln!(w, "         waived: {reason}")?;
             }
         }
         writeln!(w)?;
+    }
+    if view.only_failures {
+        return verdict_line(w, p, ctx, v, drifted.len());
     }
     if !v.waived_drift.is_empty() {
         writeln!(w, "{}", p.bold("Waived drift:"))?;
@@ -152,6 +242,11 @@ pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict) -> io::Re
             .map_or_else(|| format!("check {:?}", u.check.as_deref().unwrap_or("")), |f| format!("field {f:?}"));
         writeln!(w, "note: the waiver for {} {what} matches nothing: remove it, or fix its address", u.resource)?;
     }
+    verdict_line(w, p, ctx, v, drifted.len())
+}
+
+/// The last line of verify: the verdict and its counts.
+fn verdict_line(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict, drifted: usize) -> io::Result<()> {
     let failing = v.failing().count();
     if v.passed() {
         writeln!(
@@ -171,10 +266,11 @@ pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict) -> io::Re
     } else {
         writeln!(
             w,
-            "{} {} drifted resource(s), {} failing check(s).",
+            "{} {} drifted resource(s), {} failing check(s); {} checks passed.",
             p.ok(false, "verify: FAILED"),
-            drifted.len(),
-            failing
+            drifted,
+            failing,
+            v.checks.iter().filter(|c| c.check.ok).count()
         )
     }
 }
@@ -222,7 +318,7 @@ pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Address, Plan};
+    use crate::plan::{Address, AttrDiff, Plan};
     use crate::resources::Check;
     use serde_json::json;
 
@@ -280,7 +376,7 @@ mod tests {
 
     #[test]
     fn plan_text_is_terraform_shaped() {
-        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &sample()));
+        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &sample(), PlanView::default()));
         let expected = "\
 ctguard will perform the following actions in account 123456789012 (us-east-1), profile ai-agent-guard:
 
@@ -300,7 +396,7 @@ Plan: 1 to add, 1 to change, 0 to destroy.
 
     #[test]
     fn empty_plan_says_no_changes() {
-        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &Plan { changes: vec![] }));
+        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &Plan { changes: vec![] }, PlanView::default()));
         assert_eq!(text, "No changes. The account 123456789012 matches profile ai-agent-guard in us-east-1.\n");
     }
 
@@ -309,7 +405,7 @@ Plan: 1 to add, 1 to change, 0 to destroy.
         let mut quiet = sample();
         quiet.changes.retain(|c| c.action == Action::NoOp);
         quiet.changes[0].notes.push("email:security@example.com is pending confirmation".into());
-        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &quiet));
+        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &quiet, PlanView::default()));
         assert!(
             text.ends_with("\nNotes:\n  logs_log_group./ctguard: email:security@example.com is pending confirmation\n"),
             "{text}"
@@ -318,8 +414,8 @@ Plan: 1 to add, 1 to change, 0 to destroy.
 
     #[test]
     fn colour_only_when_asked() {
-        let plain = render(|w| plan(w, Paint { color: false }, &ctx(), &sample()));
-        let coloured = render(|w| plan(w, Paint { color: true }, &ctx(), &sample()));
+        let plain = render(|w| plan(w, Paint { color: false }, &ctx(), &sample(), PlanView::default()));
+        let coloured = render(|w| plan(w, Paint { color: true }, &ctx(), &sample(), PlanView::default()));
         assert!(!plain.contains('\u{1b}'));
         assert!(coloured.contains('\u{1b}'));
     }
@@ -331,10 +427,15 @@ Plan: 1 to add, 1 to change, 0 to destroy.
             Check { name: "trail delivers log files to S3".into(), ok: false, detail: "AccessDenied".into() },
         )];
         let verdict = crate::verdict::judge(sample(), checks, &[]);
-        let text = render(|w| verify(w, Paint { color: false }, &ctx(), &verdict));
+        let text = render(|w| verify(w, Paint { color: false }, &ctx(), &verdict, VerifyView::default()));
         assert!(text.contains("~ is_logging = false -> true"));
-        assert!(text.contains("FAIL   cloudtrail_trail.audit: trail delivers log files to S3 (AccessDenied)"));
-        assert!(text.ends_with("verify: FAILED 2 drifted resource(s), 1 failing check(s).\n"));
+        assert!(
+            text.contains("FAIL   cloudtrail_trail.audit (us-east-1): trail delivers log files to S3 (AccessDenied)")
+        );
+        assert!(
+            text.ends_with("verify: FAILED 2 drifted resource(s), 1 failing check(s); 0 checks passed.\n"),
+            "{text}"
+        );
     }
 }
 

@@ -107,10 +107,73 @@ pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report) -> io::Re
     write(w, &doc)
 }
 
+/// The document an error becomes under `--format json`:
+/// `{"format_version", "error": {"kind", "message", ...}}`. `kind` is one of `usage`,
+/// `invalid-profile` (with `problems`), `credentials`, `aws` (with `code` and `aws_message`),
+/// `input`, `interrupted` and `error`.
+pub fn error(w: &mut dyn Write, e: &anyhow::Error) -> io::Result<()> {
+    let find = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> Option<(&'static str, Value)>| e.chain().find_map(f);
+    let (kind, extra) = find(&|c| {
+        if let Some(invalid) = c.downcast_ref::<crate::profile::Invalid>() {
+            let problems: Vec<Value> = invalid
+                .0
+                .iter()
+                .map(|p| json!({"file": p.file, "line": p.line, "key": p.key, "message": p.message}))
+                .collect();
+            return Some(("invalid-profile", json!({ "problems": problems })));
+        }
+        if c.is::<crate::commands::Interrupted>() {
+            return Some(("interrupted", Value::Null));
+        }
+        if c.is::<crate::aws::credentials::CredentialsProblem>() {
+            return Some(("credentials", Value::Null));
+        }
+        if c.is::<crate::detect::replay::InputProblems>() {
+            return Some(("input", Value::Null));
+        }
+        let aws = c.downcast_ref::<crate::aws::error::AwsError>()?;
+        Some(("aws", json!({"code": aws.code, "aws_message": aws.message})))
+    })
+    .unwrap_or(("error", Value::Null));
+    error_document(w, kind, &format!("{e:#}"), Some(extra))
+}
+
+/// An error document from its parts; `extra`'s fields join `error`.
+pub fn error_document(w: &mut dyn Write, kind: &str, message: &str, extra: Option<Value>) -> io::Result<()> {
+    let mut error = json!({"kind": kind, "message": message});
+    if let (Some(Value::Object(fields)), Value::Object(target)) = (extra, &mut error) {
+        target.extend(fields);
+    }
+    write(w, &json!({"format_version": FORMAT_VERSION, "error": error}))?;
+    w.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::{Action, Address, AttrDiff};
+
+    #[test]
+    fn errors_become_documents_with_a_kind() {
+        let invalid = crate::profile::Invalid(vec![crate::profile::Problem {
+            file: "p.toml".into(),
+            line: Some(3),
+            key: "trail.name".into(),
+            message: "expected text".into(),
+        }]);
+        let mut out = Vec::new();
+        error(&mut out, &anyhow::Error::new(invalid).context("loading")).unwrap();
+        let doc: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(doc["format_version"], "1");
+        assert_eq!(doc["error"]["kind"], "invalid-profile");
+        assert_eq!(doc["error"]["problems"][0]["line"], 3);
+        assert!(doc["error"]["message"].as_str().unwrap().starts_with("loading: the profile is invalid"));
+
+        let mut out = Vec::new();
+        error(&mut out, &anyhow::anyhow!("something")).unwrap();
+        let doc: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(doc["error"], json!({"kind": "error", "message": "something"}));
+    }
 
     #[test]
     fn plan_document_is_stable() {
