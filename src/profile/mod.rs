@@ -6,6 +6,7 @@ mod alerting;
 mod config;
 pub mod managed_rules;
 pub mod source;
+mod typecheck;
 pub mod types;
 pub mod validate;
 pub mod vars;
@@ -177,16 +178,13 @@ pub struct CloudWatchLogs {
 /// Reads and type-checks a profile (by built-in name or path).
 pub fn load(spec: &str) -> anyhow::Result<Loaded> {
     let (file, origin) = source::find_profile(spec)?;
-    let doc = parse(&file).map_err(|p| Invalid(vec![p]))?;
+    let doc = parse(&file)?;
     Ok(Loaded { file, origin, doc })
 }
 
-fn parse(file: &SourceFile) -> Result<ProfileDoc, Problem> {
-    toml::from_str::<ProfileDoc>(&file.text).map_err(|e| {
-        let line = e.span().map(|s| file.text[..s.start].matches('\n').count() + 1);
-        let key = line.map(|l| key_at_line(&file.text, l)).unwrap_or_default();
-        Problem { file: file.display.clone(), line, key, message: e.message().trim().to_string() }
-    })
+/// Parses and type-checks, reporting every unknown key, wrong type and bad value at once.
+fn parse(file: &SourceFile) -> Result<ProfileDoc, Invalid> {
+    typecheck::parse::<ProfileDoc>(file).map_err(Invalid)
 }
 
 /// The dotted key defined on a line, prefixed by the table in force there. An entry of an
