@@ -40,7 +40,9 @@ impl Printer {
     /// The error that ends the command: text on stderr, and with `--format json` also a JSON
     /// document on stdout, so a program reading stdout always gets a document.
     pub fn error(&self, e: &anyhow::Error, format: Format) {
-        if format == Format::Json {
+        // `ctguard test` puts its input problems in the document it has written already.
+        let in_document = e.downcast_ref::<crate::detect::replay::InputProblems>().is_some_and(|p| p.in_document);
+        if format == Format::Json && !in_document {
             let _ = crate::render::json::error(&mut io::stdout().lock(), e);
         }
         let paint = Paint { color: self.output.color_stderr };
@@ -69,6 +71,11 @@ impl Printer {
         if self.output.verbose >= 2 {
             crate::aws::timing::listen(std::sync::Arc::new(|call| eprintln!("{}", progress::call_line(call))));
         }
+    }
+
+    /// A bar for bytes read on a terminal (a counter when the total is unknown); none otherwise.
+    pub fn bytes_progress(&self, total: Option<u64>) -> Option<indicatif::ProgressBar> {
+        self.output.interactive_stderr.then(|| progress::bytes_bar(total))
     }
 
     /// The progress listener that fits stderr.

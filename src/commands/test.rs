@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use crate::detect::catalog::Catalog;
-use crate::detect::replay::{self, Account};
+use crate::detect::catalog::{Catalog, Kind};
+use crate::detect::replay::{self, Account, InputProblems, Threshold};
 use crate::printer::Printer;
-use crate::profile::{self, Runtime};
+use crate::profile::{self, Profile, Runtime};
 use crate::render::{human, json};
 use crate::settings::{Format, TestSettings};
 
@@ -14,7 +14,7 @@ use super::Status;
 pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status> {
     let loaded = profile::load(&settings.profile.spec)?;
     let home = loaded.home_region().unwrap_or("us-east-1").to_string();
-    let catalog_for = |account: &Account| -> anyhow::Result<Catalog> {
+    let resolve = |account: &Account| -> anyhow::Result<Profile> {
         let id = settings.account.clone().unwrap_or_else(|| account.id.clone());
         let runtime = Runtime {
             account_id: if id.is_empty() { Runtime::placeholder(&home).account_id } else { id },
@@ -22,41 +22,78 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
             region: home.clone(),
             enabled_regions: vec![home.clone()],
         };
-        let profile = loaded.resolve(&runtime, &settings.profile.overrides)?;
-        Ok(Catalog::of(&profile)?)
+        Ok(loaded.resolve(&runtime, &settings.profile.overrides)?)
     };
+    let catalog_for = |account: &Account| -> anyhow::Result<Catalog> { Ok(Catalog::of(&resolve(account)?)?) };
     // Validates the profile and its patterns before reading any input.
-    let catalog = catalog_for(&Account { id: String::new(), partition: "aws".into() })?;
-    let inputs = replay::expand(&settings.inputs)?;
+    let stand_in = Account { id: String::new(), partition: "aws".into() };
+    let catalog = catalog_for(&stand_in)?;
+    let thresholds = thresholds(&catalog, &resolve(&stand_in)?);
+    let (inputs, mut problems) = replay::expand(&settings.inputs);
+    let total: u64 = inputs
+        .iter()
+        .filter_map(|i| match i {
+            replay::Input::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            replay::Input::Stdin => None,
+        })
+        .sum();
+    let bar = printer.bytes_progress((!inputs.contains(&replay::Input::Stdin)).then_some(total));
+    let progress = |n: u64| {
+        if let Some(bar) = &bar {
+            bar.inc(n);
+        }
+    };
     let count = catalog.detections.len();
     let started = Instant::now();
-    let mut result = Ok(Default::default());
+    let (mut alerted, mut counted) = (0u64, 0u64);
+    let mut tally = Default::default();
+    let name = &loaded.doc.profile.name;
     printer.data(|w, paint| {
-        result = match settings.format {
+        let mut note = |hit: &replay::Hit| {
+            if hit.fired.iter().any(|&i| thresholds[i].as_ref().is_none_or(|t| t.alerts_on_one_match)) {
+                alerted += 1;
+            } else {
+                counted += 1;
+            }
+        };
+        tally = match settings.format {
             Format::Human => {
-                human::test_header(w, paint, &loaded.doc.profile.name, &catalog)?;
-                let tally = replay::run(&inputs, settings.jobs, &catalog_for, count, |hit| {
-                    if settings.summary_only { Ok(()) } else { human::test_hit(w, paint, &catalog, hit) }
+                human::test_header(w, paint, name, &catalog)?;
+                let run = replay::run(&inputs, settings.jobs, &catalog_for, count, &progress, |hit| {
+                    note(hit);
+                    if settings.summary_only {
+                        return Ok(());
+                    }
+                    human::test_hit(w, paint, &catalog, &thresholds, hit, settings.output.verbose > 0)
                 });
-                if let Ok(tally) = &tally {
-                    human::test_summary(w, paint, &catalog, tally)?;
+                let mut tally = run.map_err(io_error)?;
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
                 }
+                problems.append(&mut tally.problems);
+                tally.problems = std::mem::take(&mut problems);
+                human::test_summary(w, paint, &catalog, &thresholds, &tally, (alerted, counted))?;
                 tally
             }
             Format::Json => {
-                let mut stream = json::TestStream::start(w, &loaded.doc.profile.name, &catalog)?;
-                let tally = replay::run(&inputs, settings.jobs, &catalog_for, count, |hit| {
-                    if settings.summary_only { Ok(()) } else { stream.hit(&catalog, hit) }
+                let mut stream = json::TestStream::start(w, name, &catalog, &thresholds)?;
+                let run = replay::run(&inputs, settings.jobs, &catalog_for, count, &progress, |hit| {
+                    note(hit);
+                    if settings.summary_only { Ok(()) } else { stream.hit(&catalog, &thresholds, hit) }
                 });
-                if let Ok(tally) = &tally {
-                    stream.finish(&catalog, tally)?;
+                // The document is finished whatever happened, so it always parses.
+                let mut tally = run.map_err(io_error)?;
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
                 }
+                problems.append(&mut tally.problems);
+                tally.problems = std::mem::take(&mut problems);
+                stream.finish(&catalog, &tally, (alerted, counted))?;
                 tally
             }
         };
         Ok(())
     })?;
-    let tally = result?;
     let seconds = started.elapsed().as_secs_f64();
     printer.status(&format!(
         "replayed {} records in {seconds:.2} s ({:.0} records/s on {} workers)",
@@ -64,5 +101,40 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
         tally.records as f64 / seconds.max(1e-9),
         settings.jobs
     ));
+    let in_document = settings.format == Format::Json;
+    if !tally.problems.is_empty() {
+        let listed: Vec<String> = tally.problems.iter().map(|p| format!("{}: {}", p.input, p.message)).collect();
+        let n = listed.len();
+        let message = format!(
+            "{n} input{} could not be replayed{}:\n  {}",
+            if n == 1 { "" } else { "s" },
+            if tally.records > 0 { " (the others were)" } else { "" },
+            listed.join("\n  ")
+        );
+        return Err(InputProblems { message, in_document }.into());
+    }
+    if tally.records == 0 {
+        let message = "no CloudTrail records in the input: nothing was tested".to_string();
+        return Err(InputProblems { message, in_document }.into());
+    }
     Ok(Status::Success)
+}
+
+/// Each detection's alarm condition, by catalog index (`None` for EventBridge rules).
+fn thresholds(catalog: &Catalog, profile: &Profile) -> Vec<Option<Threshold>> {
+    catalog
+        .detections
+        .iter()
+        .map(|d| {
+            let alarm = profile.alarms.iter().find(|a| d.kind == Kind::Alarm && a.id == d.id)?;
+            Some(Threshold::new(alarm.threshold, alarm.comparison.as_str(), alarm.period, alarm.evaluation_periods))
+        })
+        .collect()
+}
+
+fn io_error(e: anyhow::Error) -> std::io::Error {
+    match e.downcast::<std::io::Error>() {
+        Ok(io) => io,
+        Err(other) => std::io::Error::other(format!("{other:#}")),
+    }
 }

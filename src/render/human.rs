@@ -6,7 +6,7 @@ use anstyle::{AnsiColor, Style};
 
 use super::{Context, phrase, symbol};
 use crate::detect::catalog::{Catalog, Feed, Kind};
-use crate::detect::replay::{Hit, Tally};
+use crate::detect::replay::{Hit, Tally, Threshold};
 use crate::engine::{Outcome, Report};
 use crate::plan::{Action, Change, Plan};
 use crate::verdict::Verdict;
@@ -452,6 +452,22 @@ fn feed_text(feed: &Feed) -> String {
     }
 }
 
+/// What a count-only match does: one more towards an alarm that needs more.
+fn count_text(feed: &Feed, threshold: &Threshold) -> String {
+    match feed {
+        Feed::Metric { namespace, metric, alarm, .. } => {
+            format!("+1 {namespace}/{metric}; alarm {alarm} fires at {}", threshold.condition())
+        }
+        Feed::Topic { .. } => feed_text(feed),
+    }
+}
+
+/// Whether detection `i` raises an alert on one match (every rule does; an alarm only when a
+/// single count crosses its threshold).
+fn alerts(thresholds: &[Option<Threshold>], i: usize) -> bool {
+    thresholds.get(i).and_then(Option::as_ref).is_none_or(|t| t.alerts_on_one_match)
+}
+
 /// The header of `ctguard test`.
 pub fn test_header(w: &mut dyn Write, p: Paint, profile: &str, catalog: &Catalog) -> io::Result<()> {
     let rules = catalog.detections.iter().filter(|d| d.kind == Kind::Rule).count();
@@ -464,8 +480,20 @@ pub fn test_header(w: &mut dyn Write, p: Paint, profile: &str, catalog: &Catalog
     writeln!(w)
 }
 
-/// One record that fired, and each detection it fired.
-pub fn test_hit(w: &mut dyn Write, p: Paint, catalog: &Catalog, hit: &Hit) -> io::Result<()> {
+/// One record that fired: the alerts it raises (`!`), then the alarm metrics it only counts
+/// towards (`+`). A record that only counts is listed with -v.
+pub fn test_hit(
+    w: &mut dyn Write,
+    p: Paint,
+    catalog: &Catalog,
+    thresholds: &[Option<Threshold>],
+    hit: &Hit,
+    verbose: bool,
+) -> io::Result<()> {
+    let alerting = hit.fired.iter().any(|&i| alerts(thresholds, i));
+    if !alerting && !verbose {
+        return Ok(());
+    }
     let error = hit.error_code.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
     writeln!(
         w,
@@ -478,22 +506,37 @@ pub fn test_hit(w: &mut dyn Write, p: Paint, catalog: &Catalog, hit: &Hit) -> io
         hit.origin,
         hit.index
     )?;
-    for d in hit.fired.iter().filter_map(|&i| catalog.detections.get(i)) {
-        writeln!(
-            w,
-            "    {} {:<5} {:<44} {:<8} {}",
-            p.ok(false, "!"),
-            d.kind.as_str(),
-            d.id,
-            d.severity,
-            feed_text(&d.feed)
-        )?;
+    for (i, d) in hit.fired.iter().filter_map(|&i| Some((i, catalog.detections.get(i)?))) {
+        if alerts(thresholds, i) {
+            writeln!(
+                w,
+                "    {} {:<5} {:<44} {:<8} {}",
+                p.ok(false, "!"),
+                d.kind.as_str(),
+                d.id,
+                d.severity,
+                feed_text(&d.feed)
+            )?;
+        }
+    }
+    for (i, d) in hit.fired.iter().filter_map(|&i| Some((i, catalog.detections.get(i)?))) {
+        if let Some(t) = thresholds.get(i).and_then(Option::as_ref).filter(|t| !t.alerts_on_one_match) {
+            writeln!(w, "    + count {:<44} {:<8} {}", d.id, d.severity, count_text(&d.feed, t))?;
+        }
     }
     Ok(())
 }
 
-/// The count per detection.
-pub fn test_summary(w: &mut dyn Write, p: Paint, catalog: &Catalog, tally: &Tally) -> io::Result<()> {
+/// The counts: alerts per detection, then matches that only count towards an alarm, with the
+/// alarm's threshold, then the inputs that could not be replayed.
+pub fn test_summary(
+    w: &mut dyn Write,
+    p: Paint,
+    catalog: &Catalog,
+    thresholds: &[Option<Threshold>],
+    tally: &Tally,
+    (alerted, counted): (u64, u64),
+) -> io::Result<()> {
     let from = match tally.files {
         0 => "stdin".to_string(),
         1 => "1 file".to_string(),
@@ -501,17 +544,34 @@ pub fn test_summary(w: &mut dyn Write, p: Paint, catalog: &Catalog, tally: &Tall
     };
     writeln!(
         w,
-        "\n{} {} records from {from}; {} fired at least one detection.",
+        "\n{} {} records from {from}: {alerted} raised an alert, {counted} only counted towards an alarm.",
         p.bold("Replayed"),
         tally.records,
-        tally.matched
     )?;
-    writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", "kind", "detection", "severity", "fires")?;
-    for (d, n) in catalog.detections.iter().zip(&tally.fires) {
-        writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", d.kind.as_str(), d.id, d.severity, n)?;
+    writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", "alert", "detection", "severity", "records")?;
+    for (i, (d, n)) in catalog.detections.iter().zip(&tally.fires).enumerate() {
+        if alerts(thresholds, i) {
+            writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", d.kind.as_str(), d.id, d.severity, n)?;
+        }
     }
-    for s in &tally.skipped {
-        writeln!(w, "  skipped {s}")?;
+    let counting: Vec<(usize, &Threshold)> = thresholds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.as_ref()?)))
+        .filter(|(_, t)| !t.alerts_on_one_match)
+        .collect();
+    if !counting.is_empty() {
+        writeln!(w, "\n  {:<5} {:<44} {:<8} {:>9}  {}", "count", "alarm", "severity", "records", "alarm fires at")?;
+        for (i, t) in counting {
+            let d = &catalog.detections[i];
+            writeln!(w, "  {:<5} {:<44} {:<8} {:>9}  {}", "alarm", d.id, d.severity, tally.fires[i], t.condition())?;
+        }
+    }
+    if !tally.problems.is_empty() {
+        writeln!(w, "\n{}", p.failure("Could not replay:"))?;
+        for problem in &tally.problems {
+            writeln!(w, "  {}: {}", problem.input, problem.message)?;
+        }
     }
     Ok(())
 }

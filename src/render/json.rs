@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 
 use super::{Context, FORMAT_VERSION, json_actions};
 use crate::detect::catalog::Catalog;
-use crate::detect::replay::Hit;
-use crate::detect::replay::Tally;
+use crate::detect::replay::{Hit, Tally, Threshold};
 use crate::engine::{Outcome, Report};
 use crate::plan::{Change, Plan};
 use crate::verdict::Verdict;
@@ -212,19 +211,35 @@ mod tests {
     }
 }
 
-/// `ctguard test` as one JSON document, written as the records stream past: the detections,
-/// then each record that fired, then the counts. Memory stays flat however many records fire.
+/// `ctguard test` as one JSON document, written as the records stream past: the detections
+/// (an alarm with its `threshold`), then each record that fired, with the detections that
+/// raise an alert (`alerts`) apart from the alarm metrics it only counts towards (`counts`),
+/// then the counts and the inputs that could not be replayed (`errors`). The document is
+/// finished whatever the input held. Memory stays flat however many records fire.
 pub struct TestStream<'w> {
     w: &'w mut dyn Write,
     first: bool,
 }
 
 impl<'w> TestStream<'w> {
-    pub fn start(w: &'w mut dyn Write, profile: &str, catalog: &Catalog) -> io::Result<Self> {
+    pub fn start(
+        w: &'w mut dyn Write,
+        profile: &str,
+        catalog: &Catalog,
+        thresholds: &[Option<Threshold>],
+    ) -> io::Result<Self> {
         let detections: Vec<Value> = catalog
             .detections
             .iter()
-            .map(|d| json!({"id": d.id, "kind": d.kind, "severity": d.severity, "feeds": d.feed, "pattern": d.text}))
+            .zip(thresholds)
+            .map(|(d, t)| {
+                let mut doc =
+                    json!({"id": d.id, "kind": d.kind, "severity": d.severity, "feeds": d.feed, "pattern": d.text});
+                if let Some(t) = t {
+                    doc["threshold"] = json!(t);
+                }
+                doc
+            })
             .collect();
         write!(
             w,
@@ -236,11 +251,14 @@ impl<'w> TestStream<'w> {
         Ok(TestStream { w, first: true })
     }
 
-    pub fn hit(&mut self, catalog: &Catalog, hit: &Hit) -> io::Result<()> {
+    pub fn hit(&mut self, catalog: &Catalog, thresholds: &[Option<Threshold>], hit: &Hit) -> io::Result<()> {
         let mut doc = serde_json::to_value(hit).map_err(io::Error::other)?;
-        let ids: Vec<&str> =
-            hit.fired.iter().filter_map(|&i| catalog.detections.get(i)).map(|d| d.id.as_str()).collect();
-        doc["fired"] = json!(ids);
+        let id = |i: &usize| catalog.detections.get(*i).map(|d| d.id.as_str());
+        let counts_only =
+            |i: &&usize| thresholds.get(**i).and_then(Option::as_ref).is_some_and(|t| !t.alerts_on_one_match);
+        doc["fired"] = json!(hit.fired.iter().filter_map(id).collect::<Vec<_>>());
+        doc["alerts"] = json!(hit.fired.iter().filter(|i| !counts_only(i)).filter_map(id).collect::<Vec<_>>());
+        doc["counts"] = json!(hit.fired.iter().filter(counts_only).filter_map(id).collect::<Vec<_>>());
         if !std::mem::take(&mut self.first) {
             self.w.write_all(b",")?;
         }
@@ -249,16 +267,20 @@ impl<'w> TestStream<'w> {
         Ok(())
     }
 
-    pub fn finish(self, catalog: &Catalog, tally: &Tally) -> io::Result<()> {
+    pub fn finish(self, catalog: &Catalog, tally: &Tally, (alerted, counted): (u64, u64)) -> io::Result<()> {
         let fires: serde_json::Map<String, Value> =
             catalog.detections.iter().zip(&tally.fires).map(|(d, n)| (d.id.clone(), json!(n))).collect();
+        let skipped: Vec<String> = tally.problems.iter().map(|p| format!("{}: {}", p.input, p.message)).collect();
         let summary = json!({
             "files": tally.files,
             "records": tally.records,
             "matched": tally.matched,
+            "alerted": alerted,
+            "counted_only": counted,
             "fires": fires,
-            "skipped": tally.skipped,
+            "skipped": skipped,
         });
-        writeln!(self.w, "\n],\"summary\":{summary}}}")
+        writeln!(self.w, "\n],\"summary\":{summary},\"errors\":{}}}", json!(tally.problems))?;
+        self.w.flush()
     }
 }

@@ -68,6 +68,20 @@ impl Hook for Bars {
     }
 }
 
+/// Bytes read of the input, with the rate; a bar when the total is known.
+pub fn bytes_bar(total: Option<u64>) -> ProgressBar {
+    let (bar, template) = match total {
+        Some(n) => {
+            (ProgressBar::new(n), "{spinner} reading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left")
+        }
+        None => (ProgressBar::no_length(), "{spinner} reading {bytes} ({bytes_per_sec})"),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 /// A finished line: the message alone.
 fn done_style() -> ProgressStyle {
     ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner())
