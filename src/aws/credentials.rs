@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use aws_config::SdkConfig;
 use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_runtime::env_config::file::EnvConfigFiles;
@@ -22,9 +23,19 @@ use aws_types::os_shim_internal::{Env, Fs};
 #[error("{0}")]
 pub struct CredentialsProblem(pub String);
 
-/// The credentials of one named profile and nothing else.
-pub fn named_profile(name: &str) -> SharedCredentialsProvider {
-    SharedCredentialsProvider::new(ProfileFileCredentialsProvider::builder().profile_name(name).build())
+/// The credentials of one named profile and nothing else. `http` and `region` serve the
+/// profile's own calls (SSO, an assumed role).
+pub fn named_profile(
+    name: &str,
+    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    region: Option<&str>,
+) -> SharedCredentialsProvider {
+    let conf = ProviderConfig::without_region()
+        .with_http_client(http)
+        .with_region(region.map(|r| aws_config::Region::new(r.to_string())));
+    SharedCredentialsProvider::new(
+        ProfileFileCredentialsProvider::builder().configure(&conf).profile_name(name).build(),
+    )
 }
 
 /// Resolves the configured credentials once. `aws_profile` is the profile the command line or

@@ -45,7 +45,7 @@ pub async fn load_config(opts: &ConnectOptions) -> SdkConfig {
     let http =
         aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(http.clone())
         .retry_config(
             RetryConfig::standard()
                 .with_retry_mode(opts.retry_mode.unwrap_or(aws_config::retry::RetryMode::Standard))
@@ -65,7 +65,8 @@ pub async fn load_config(opts: &ConnectOptions) -> SdkConfig {
         loader = loader.endpoint_url(url);
     }
     if let Some(profile) = &opts.aws_profile {
-        loader = loader.profile_name(profile).credentials_provider(credentials::named_profile(profile));
+        let only_this_profile = credentials::named_profile(profile, http.clone(), opts.region.as_deref());
+        loader = loader.profile_name(profile).credentials_provider(only_this_profile);
     }
     loader.load().await
 }
