@@ -575,3 +575,110 @@ pub fn test_summary(
     }
     Ok(())
 }
+
+/// Renderers on hand-built plans, against the files under tests/golden/ (rewrite them with
+/// CTGUARD_UPDATE_GOLDEN=1 after a deliberate change, and read the diff).
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use crate::plan::{Address, AttrDiff};
+    use serde_json::json;
+
+    fn check(name: &str, text: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+        if std::env::var_os("CTGUARD_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, text).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(text, expected, "{name} differs from its golden file; the rendering is:\n{text}");
+    }
+
+    fn diff(path: &str, before: Option<serde_json::Value>, after: Option<serde_json::Value>) -> AttrDiff {
+        AttrDiff { path: path.into(), before, after, forces_replacement: false }
+    }
+
+    fn rule(region: &str, action: Action, diffs: Vec<AttrDiff>) -> Change {
+        let address = Address {
+            kind: "events_rule",
+            name: format!("{region}/ctguard-destructive-actions"),
+            region: region.into(),
+        };
+        Change { address, action, diffs, notes: vec![], conflict: None }
+    }
+
+    fn render(plan: &Plan, view: PlanView) -> String {
+        let ctx =
+            Context { profile: "ai-agent-guard".into(), account: "123456789012".into(), region: "us-east-1".into() };
+        let mut out = Vec::new();
+        super::plan(&mut out, Paint { color: false }, &ctx, plan, view).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The same rule created in four regions, one of which differs (the home region's target).
+    fn regional_plan() -> Plan {
+        let pattern = json!({"source": ["aws.ec2"], "detail": {"eventName": ["TerminateInstances", "DeleteVolume"]}});
+        let create = |region: &str, target: &str| {
+            rule(
+                region,
+                Action::Create,
+                vec![
+                    diff("pattern", None, Some(pattern.clone())),
+                    diff("state", None, Some(json!("ENABLED"))),
+                    diff("targets.ctguard", None, Some(json!({"arn": target}))),
+                ],
+            )
+        };
+        let bus = "arn:aws:events:us-east-1:123456789012:event-bus/default";
+        Plan {
+            changes: vec![
+                create("us-east-1", "arn:aws:sns:us-east-1:123456789012:ctguard-alerts"),
+                create("eu-west-1", bus),
+                create("us-east-2", bus),
+                create("us-west-2", bus),
+            ],
+        }
+    }
+
+    #[test]
+    fn identical_resources_in_several_regions_collapse_into_one_block() {
+        check("plan-collapsed.txt", &render(&regional_plan(), PlanView::default()));
+        let expanded = render(&regional_plan(), PlanView { expand: true, summary_only: false });
+        assert_eq!(expanded.matches("will be created").count(), 4);
+        check("plan-summary.txt", &render(&regional_plan(), PlanView { expand: false, summary_only: true }));
+    }
+
+    #[test]
+    fn json_documents_render_as_nested_diffs_marking_only_what_changed() {
+        let statement = |sid: &str, effect: &str| json!({"Sid": sid, "Effect": effect, "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject", "Resource": "arn:aws:s3:::audit/AWSLogs/123456789012/*"});
+        let before_pattern = json!(["TerminateInstances", "DeleteVolume", "DeleteVpc"]);
+        let after_pattern = json!(["TerminateInstances", "DeleteVolume", "DeleteDBInstance"]);
+        let bucket = Change {
+            address: Address { kind: "s3_bucket", name: "audit".into(), region: "us-east-1".into() },
+            action: Action::Update,
+            diffs: vec![
+                diff(
+                    "policy.Statement[AWSCloudTrailWrite].Condition.StringEquals.aws:SourceArn",
+                    Some(json!("arn:aws:cloudtrail:us-east-1:123456789012:trail/old")),
+                    Some(json!("arn:aws:cloudtrail:us-east-1:123456789012:trail/audit")),
+                ),
+                diff(
+                    "policy.Statement[DenyInsecureTransport]",
+                    None,
+                    Some(
+                        json!({"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": ["arn:aws:s3:::audit", "arn:aws:s3:::audit/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}),
+                    ),
+                ),
+                diff("policy.Statement[Legacy]", Some(statement("Legacy", "Allow")), None),
+                diff("versioning", Some(json!("Suspended")), Some(json!("Enabled"))),
+            ],
+            notes: vec![],
+            conflict: None,
+        };
+        let rule = rule(
+            "us-east-1",
+            Action::Update,
+            vec![diff("pattern.detail.eventName", Some(before_pattern), Some(after_pattern))],
+        );
+        check("plan-json-diff.txt", &render(&Plan { changes: vec![bucket, rule] }, PlanView::default()));
+    }
+}
