@@ -218,10 +218,10 @@ pub struct TestSettings {
 
 impl TestSettings {
     pub fn resolve(global: &Global, args: &TestArgs) -> anyhow::Result<Self> {
-        if let Some(account) = &args.account {
-            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-                anyhow::bail!("--account: expected a 12-digit AWS account ID, got {account:?}");
-            }
+        if let Some(account) = &args.account
+            && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
+        {
+            anyhow::bail!("--account: expected a 12-digit AWS account ID, got {account:?}");
         }
         let inputs = if args.paths.is_empty() {
             vec![Input::Stdin]

@@ -561,7 +561,7 @@ pub fn test_summary(
         .filter(|(_, t)| !t.alerts_on_one_match)
         .collect();
     if !counting.is_empty() {
-        writeln!(w, "\n  {:<5} {:<44} {:<8} {:>9}  {}", "count", "alarm", "severity", "records", "alarm fires at")?;
+        writeln!(w, "\n  {:<5} {:<44} {:<8} {:>9}  alarm fires at", "count", "alarm", "severity", "records")?;
         for (i, t) in counting {
             let d = &catalog.detections[i];
             writeln!(w, "  {:<5} {:<44} {:<8} {:>9}  {}", "alarm", d.id, d.severity, tally.fires[i], t.condition())?;

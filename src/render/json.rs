@@ -111,30 +111,31 @@ pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report) -> io::Re
 /// `invalid-profile` (with `problems`), `credentials`, `aws` (with `code` and `aws_message`),
 /// `input`, `interrupted` and `error`.
 pub fn error(w: &mut dyn Write, e: &anyhow::Error) -> io::Result<()> {
-    let find = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> Option<(&'static str, Value)>| e.chain().find_map(f);
-    let (kind, extra) = find(&|c| {
-        if let Some(invalid) = c.downcast_ref::<crate::profile::Invalid>() {
-            let problems: Vec<Value> = invalid
-                .0
-                .iter()
-                .map(|p| json!({"file": p.file, "line": p.line, "key": p.key, "message": p.message}))
-                .collect();
-            return Some(("invalid-profile", json!({ "problems": problems })));
-        }
-        if c.is::<crate::commands::Interrupted>() {
-            return Some(("interrupted", Value::Null));
-        }
-        if c.is::<crate::aws::credentials::CredentialsProblem>() {
-            return Some(("credentials", Value::Null));
-        }
-        if c.is::<crate::detect::replay::InputProblems>() {
-            return Some(("input", Value::Null));
-        }
-        let aws = c.downcast_ref::<crate::aws::error::AwsError>()?;
-        Some(("aws", json!({"code": aws.code, "aws_message": aws.message})))
-    })
-    .unwrap_or(("error", Value::Null));
+    let (kind, extra) = e.chain().find_map(kind_of).unwrap_or(("error", Value::Null));
     error_document(w, kind, &format!("{e:#}"), Some(extra))
+}
+
+/// The kind of one error in the chain, with its extra fields, if it is a kind of its own.
+fn kind_of(c: &(dyn std::error::Error + 'static)) -> Option<(&'static str, Value)> {
+    if let Some(invalid) = c.downcast_ref::<crate::profile::Invalid>() {
+        let problems: Vec<Value> = invalid
+            .0
+            .iter()
+            .map(|p| json!({"file": p.file, "line": p.line, "key": p.key, "message": p.message}))
+            .collect();
+        return Some(("invalid-profile", json!({ "problems": problems })));
+    }
+    if c.is::<crate::commands::Interrupted>() {
+        return Some(("interrupted", Value::Null));
+    }
+    if c.is::<crate::aws::credentials::CredentialsProblem>() {
+        return Some(("credentials", Value::Null));
+    }
+    if c.is::<crate::detect::replay::InputProblems>() {
+        return Some(("input", Value::Null));
+    }
+    let aws = c.downcast_ref::<crate::aws::error::AwsError>()?;
+    Some(("aws", json!({"code": aws.code, "aws_message": aws.message})))
 }
 
 /// An error document from its parts; `extra`'s fields join `error`.
