@@ -183,11 +183,11 @@ async fn drift_is_reported_by_plan_and_verify_and_repaired_by_apply() {
     plan.expect(2);
     for expected in [
         "~ versioning = \"Suspended\" -> \"Enabled\"",
-        "+ policy.Statement[DenyInsecureTransport]",
+        "+ Sid       = \"DenyInsecureTransport\"",
         "~ is_logging = false -> true",
         "~ log_file_validation_enabled = false -> true",
         "~ retention_in_days = 7 -> 365",
-        "- inline_policies.ctguard-cloudtrail-to-logs.Statement[Sneaky]",
+        "- Sid      = \"Sneaky\"",
     ] {
         assert!(plan.stdout.contains(expected), "plan lacks {expected:?}:\n{}", plan.stdout);
     }

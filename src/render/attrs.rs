@@ -14,13 +14,19 @@ use serde_json::Value;
 use super::human::Paint;
 use crate::plan::{Action, AttrDiff};
 
-/// Writes every difference, each top-level attribute once, at `indent` spaces.
-pub fn write_diffs(w: &mut dyn Write, p: Paint, diffs: &[AttrDiff], indent: usize) -> io::Result<()> {
+/// Writes every difference, each top-level attribute once, at `indent` spaces. `action` is the
+/// resource's: inside a resource being created every block is new, inside one being updated a
+/// block holding changes is itself changed, not new, even when all its changes are additions.
+pub fn write_diffs(w: &mut dyn Write, p: Paint, diffs: &[AttrDiff], action: Action, indent: usize) -> io::Result<()> {
     let mut tree = Node::default();
     for d in diffs {
         tree.insert(&segments(&d.path), d);
     }
-    let mut out = Out { w, p, forced: false };
+    let blocks = match action {
+        Action::Create | Action::Delete => action,
+        _ => Action::Update,
+    };
+    let mut out = Out { w, p, forced: false, blocks };
     out.children(&tree, indent)
 }
 
@@ -31,8 +37,10 @@ enum Segment {
     Sid(String),
 }
 
-/// `a.b[Sid].c` as segments. A key may itself hold dots only where the path gives no other
-/// reading; the renderer then shows one more level than the document has, nothing worse.
+/// `a.b[Sid].c` as segments. Paths join keys with dots, and some keys hold dots themselves
+/// (a subscription's `email:alerts@example.com`, a URL): a key that has a `:` or `@` before
+/// its next dot runs to the next `[` or the end. Elsewhere a dotted key shows as one more
+/// level than the document has, nothing worse.
 fn segments(path: &str) -> Vec<Segment> {
     let mut out = Vec::new();
     let mut rest = path;
@@ -43,7 +51,10 @@ fn segments(path: &str) -> Vec<Segment> {
             rest = inner.get(end + 1..).unwrap_or("");
         } else {
             let rest_trim = rest.strip_prefix('.').unwrap_or(rest);
-            let end = rest_trim.find(['.', '[']).unwrap_or(rest_trim.len());
+            let mut end = rest_trim.find(['.', '[']).unwrap_or(rest_trim.len());
+            if rest_trim[..end].contains([':', '@']) {
+                end = rest_trim.find('[').unwrap_or(rest_trim.len());
+            }
             out.push(Segment::Key(rest_trim[..end].to_string()));
             rest = &rest_trim[end..];
         }
@@ -64,23 +75,6 @@ impl<'a> Node<'a> {
             Some((first, rest)) => self.children.entry(first.clone()).or_default().insert(rest, d),
         }
     }
-
-    /// Create when everything under it is new, Delete when everything goes, else Update.
-    fn action(&self) -> Action {
-        let mut actions = Vec::new();
-        self.collect(&mut actions);
-        match actions.first() {
-            Some(&first) if actions.iter().all(|a| *a == first) => first,
-            _ => Action::Update,
-        }
-    }
-
-    fn collect(&self, out: &mut Vec<Action>) {
-        if let Some(d) = self.diff {
-            out.push(change_of(d.before.as_ref(), d.after.as_ref()));
-        }
-        self.children.values().for_each(|c| c.collect(out));
-    }
 }
 
 struct Out<'w> {
@@ -88,6 +82,8 @@ struct Out<'w> {
     p: Paint,
     /// The line being written ends with "# forces replacement".
     forced: bool,
+    /// The symbol of a block that holds changes without being changed whole.
+    blocks: Action,
 }
 
 fn change_of(before: Option<&Value>, after: Option<&Value>) -> Action {
@@ -134,7 +130,14 @@ impl Out<'_> {
     }
 
     fn children(&mut self, node: &Node, indent: usize) -> io::Result<()> {
-        let width = node.children.keys().map(|k| label_of(k).len()).max().unwrap_or(0);
+        // As Terraform does, attributes on one line are aligned with each other, not blocks.
+        let width = node
+            .children
+            .iter()
+            .filter(|(k, c)| c.diff.is_some() && matches!(k, Segment::Key(_)))
+            .map(|(k, _)| label_of(k).len())
+            .max()
+            .unwrap_or(0);
         for (segment, child) in &node.children {
             self.forced = child.diff.is_some_and(|d| d.forces_replacement);
             let key = format!("{:width$}", label_of(segment));
@@ -143,7 +146,7 @@ impl Out<'_> {
                 (Some(d), _) => self.attribute(indent, &key, d.before.as_ref(), d.after.as_ref())?,
                 (None, Segment::Sid(sid)) => {
                     // A statement that changed inside: named by its Sid, as the document has it.
-                    self.line(indent, child.action(), "{")?;
+                    self.line(indent, self.blocks, "{")?;
                     self.plain(indent + 4, &format!("Sid = {}", Value::from(sid.as_str())))?;
                     self.children(child, indent + 4)?;
                     self.plain(indent, "},")?;
@@ -151,7 +154,7 @@ impl Out<'_> {
                 (None, Segment::Key(_)) => {
                     let list = child.children.keys().all(|k| matches!(k, Segment::Sid(_)));
                     let (open, close) = if list { ("[", "]") } else { ("{", "}") };
-                    self.line(indent, child.action(), &format!("{} = {open}", key.trim_end()))?;
+                    self.line(indent, self.blocks, &format!("{} = {open}", key.trim_end()))?;
                     self.children(child, indent + 4)?;
                     self.plain(indent, close)?;
                 }
@@ -163,6 +166,16 @@ impl Out<'_> {
     /// `key = value`, `key = before -> after`, or a nested block when a value is a document.
     fn attribute(&mut self, indent: usize, key: &str, before: Option<&Value>, after: Option<&Value>) -> io::Result<()> {
         let action = change_of(before, after);
+        if let (Some(b), Some(a)) = (before, after) {
+            // From or to nothing: `[] -> ["x"]` says it best, when it fits.
+            let empty = |v: &Value| {
+                matches!(v, Value::Array(x) if x.is_empty()) || matches!(v, Value::Object(m) if m.is_empty())
+            };
+            let text = format!("{key} = {} -> {}", one_line(b), one_line(a));
+            if (empty(b) || empty(a)) && indent + 2 + text.len() <= WIDTH {
+                return self.line(indent, Action::Update, &text);
+            }
+        }
         match (before, after) {
             (Some(b), Some(a)) if is_compound(b) && is_compound(a) && same_shape(b, a) => {
                 let (open, close) = if a.is_array() { ("[", "]") } else { ("{", "}") };
@@ -312,5 +325,9 @@ mod tests {
             ]
         );
         assert_eq!(segments("versioning"), vec![Segment::Key("versioning".into())]);
+        assert_eq!(
+            segments("subscriptions.email:alerts@example.com"),
+            vec![Segment::Key("subscriptions".into()), Segment::Key("email:alerts@example.com".into())]
+        );
     }
 }

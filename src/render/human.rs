@@ -104,7 +104,7 @@ fn change(w: &mut dyn Write, p: Paint, block: &[&Change]) -> io::Result<()> {
         writeln!(w, "  # ({note})")?;
     }
     writeln!(w, "  {} {address} ({})", p.action(c.action, symbol(c.action)), regions(block))?;
-    super::attrs::write_diffs(w, p, &c.diffs, 6)?;
+    super::attrs::write_diffs(w, p, &c.diffs, c.action, 6)?;
     writeln!(w)
 }
 
@@ -218,7 +218,7 @@ pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict, view: Ver
                 (Some(_), false) => p.bold("WAIVED"),
                 (None, false) => p.ok(false, "FAIL  "),
             };
-            writeln!(w, "  {mark} {} ({}): {} ({})", c.address, c.address.region, c.check.name, c.check.detail)?;
+            writeln!(w, "  {mark} {}: {} ({})", c.address, c.check.name, c.check.detail)?;
             if let Some(reason) = &c.waived {
                 writeln!(w, "         waived: {reason}")?;
             }
@@ -429,9 +429,7 @@ Plan: 1 to add, 1 to change, 0 to destroy.
         let verdict = crate::verdict::judge(sample(), checks, &[]);
         let text = render(|w| verify(w, Paint { color: false }, &ctx(), &verdict, VerifyView::default()));
         assert!(text.contains("~ is_logging = false -> true"));
-        assert!(
-            text.contains("FAIL   cloudtrail_trail.audit (us-east-1): trail delivers log files to S3 (AccessDenied)")
-        );
+        assert!(text.contains("FAIL   cloudtrail_trail.audit: trail delivers log files to S3 (AccessDenied)"));
         assert!(
             text.ends_with("verify: FAILED 2 drifted resource(s), 1 failing check(s); 0 checks passed.\n"),
             "{text}"
