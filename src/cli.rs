@@ -66,8 +66,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Replay CloudTrail records through the profile's detections, offline: no AWS call.
     ///
-    /// For each record that fires, shows which EventBridge rules and metric-filter alarms fire
-    /// and where each sends it, then a count per detection. Patterns are the ones apply deploys,
+    /// For each record that raises an alert, shows which EventBridge rules and metric-filter
+    /// alarms fire and where each sends it, and apart from those the alarm metrics it only
+    /// counts towards (with each alarm's threshold); with -v also records that only count.
+    /// Then the records per detection. Patterns are the ones apply deploys,
     /// matched with AWS's documented semantics; each record is matched as deployed in the account
     /// that logged it (agent principal ARNs name the account), unless --account says otherwise.
     ///
@@ -76,7 +78,14 @@ pub enum Command {
     /// *.jsonl and their .gz forms, skipping CloudTrail-Digest files. With no PATH, or `-`,
     /// reads stdin.
     ///
-    /// Exit status: 0 replayed, 1 error (unreadable input, invalid profile).
+    /// Input that holds no CloudTrail records (another JSON shape, an empty file, a directory
+    /// with no log files) is an error naming it and what was found, and a malformed file is
+    /// named with the record and line where it breaks; the other inputs still replay. Large
+    /// files are read in chunks spread over every worker, in flat memory, with a progress bar
+    /// on a terminal.
+    ///
+    /// Exit status: 0 replayed, 1 an input could not be replayed or held no records, or the
+    /// profile is invalid.
     Test(TestArgs),
     /// Prove no CloudTrail log file or digest was deleted or altered since delivery.
     ///

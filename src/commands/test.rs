@@ -37,9 +37,18 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
             replay::Input::Stdin => None,
         })
         .sum();
-    let bar = printer.bytes_progress((!inputs.contains(&replay::Input::Stdin)).then_some(total));
+    // The bar shares the terminal with the records listed on stdout only when none are listed.
+    let listed = !settings.summary_only && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let total = (!inputs.contains(&replay::Input::Stdin)).then_some(total);
+    // Drawn once the header is out, so the two do not interleave.
+    let bar = std::sync::OnceLock::new();
+    let start_bar = || {
+        if let Some(b) = (!listed).then(|| printer.bytes_progress(total)).flatten() {
+            let _ = bar.set(b);
+        }
+    };
     let progress = |n: u64| {
-        if let Some(bar) = &bar {
+        if let Some(bar) = bar.get() {
             bar.inc(n);
         }
     };
@@ -59,6 +68,8 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
         tally = match settings.format {
             Format::Human => {
                 human::test_header(w, paint, name, &catalog)?;
+                w.flush()?;
+                start_bar();
                 let run = replay::run(&inputs, settings.jobs, &catalog_for, count, &progress, |hit| {
                     note(hit);
                     if settings.summary_only {
@@ -67,7 +78,7 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
                     human::test_hit(w, paint, &catalog, &thresholds, hit, settings.output.verbose > 0)
                 });
                 let mut tally = run.map_err(io_error)?;
-                if let Some(bar) = &bar {
+                if let Some(bar) = bar.get() {
                     bar.finish_and_clear();
                 }
                 problems.append(&mut tally.problems);
@@ -77,13 +88,14 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
             }
             Format::Json => {
                 let mut stream = json::TestStream::start(w, name, &catalog, &thresholds)?;
+                start_bar();
                 let run = replay::run(&inputs, settings.jobs, &catalog_for, count, &progress, |hit| {
                     note(hit);
                     if settings.summary_only { Ok(()) } else { stream.hit(&catalog, &thresholds, hit) }
                 });
                 // The document is finished whatever happened, so it always parses.
                 let mut tally = run.map_err(io_error)?;
-                if let Some(bar) = &bar {
+                if let Some(bar) = bar.get() {
                     bar.finish_and_clear();
                 }
                 problems.append(&mut tally.problems);
