@@ -20,7 +20,11 @@ const MAX_PROBLEMS: usize = 50;
 pub fn parse<T: DeserializeOwned>(file: &SourceFile) -> Result<T, Vec<Problem>> {
     let mut tree: toml::Table = toml::from_str(&file.text).map_err(|e| vec![syntax(file, &e)])?;
     let mut problems = Vec::new();
+    // Keys put in to get past a missing one: what serde says about them next is not news.
+    let mut stand_ins: Vec<String> = Vec::new();
+    let mut attempts = 0;
     loop {
+        attempts += 1;
         let error = match serde_path_to_error::deserialize::<_, T>(Value::Table(tree.clone())) {
             Ok(doc) if problems.is_empty() => return Ok(doc),
             Ok(_) => return Err(in_file_order(problems)),
@@ -43,10 +47,19 @@ pub fn parse<T: DeserializeOwned>(file: &SourceFile) -> Result<T, Vec<Problem>> 
             message: plain(&message),
         };
         let repeated = problems.contains(&problem);
-        if !repeated {
+        let under_stand_in = stand_ins.iter().any(|s| problem.key == *s || problem.key.starts_with(&format!("{s}.")));
+        if matches!(found, Found::MissingField(_)) && !under_stand_in {
+            stand_ins.push(problem.key.clone());
+        }
+        if !repeated && !under_stand_in {
             problems.push(problem);
         }
-        if repeated || problems.len() >= MAX_PROBLEMS || !repair(&mut tree, &key_path, &found) {
+        let stuck = repeated && !under_stand_in;
+        if stuck
+            || problems.len() >= MAX_PROBLEMS
+            || attempts > 4 * MAX_PROBLEMS
+            || !repair(&mut tree, &key_path, &found)
+        {
             return Err(in_file_order(problems));
         }
     }
@@ -319,6 +332,19 @@ mod tests {
         assert_eq!(keys, ["retention", "name"], "{problems:#?}");
         assert_eq!(problems[1].message, "missing key name");
         assert!(!problems.iter().any(|p| p.message.contains("i32") || p.message.contains("struct")));
+    }
+
+    #[test]
+    fn a_missing_table_is_one_problem_not_one_per_key_inside_it() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            inner: Doc,
+            other: i32,
+        }
+        let problems = parse::<Outer>(&file("other = \"x\"\n")).unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["other", "inner"], "{problems:#?}");
     }
 
     #[test]
