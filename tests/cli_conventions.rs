@@ -16,7 +16,7 @@ use serde_json::Value;
 const NOWHERE: &str = "http://127.0.0.1:9";
 
 fn no_rust_debug(text: &str) {
-    for leak in ["Request {", "SdkBody", "Some(", "ConstructionFailure", "i32", "struct "] {
+    for leak in ["Request {", "SdkBody", "Some(", "Region(", "ConstructionFailure", "i32", "struct "] {
         assert!(!text.contains(leak), "{leak:?} leaked into:\n{text}");
     }
 }
@@ -67,7 +67,9 @@ fn a_region_typo_fails_before_any_call_with_the_nearest_name() {
     let profile = profile_without_home_region(dir.path());
     let r = run(ctguard_cmd().args(["plan", "-p", &profile, "--endpoint-url", NOWHERE]).env("AWS_REGION", "us-esat-1"));
     r.expect(1);
+    assert!(r.stderr.contains("region \"us-esat-1\" (from AWS_REGION or the shared AWS config)"), "{}", r.stderr);
     assert!(r.stderr.contains("did you mean us-east-1?"), "{}", r.stderr);
+    no_rust_debug(&r.stderr);
     // A region newer than the table can be allowed.
     let r = run(ctguard_cmd()
         .args(["plan", "--region", "ap-southeast-9", "--endpoint-url", NOWHERE])

@@ -121,8 +121,8 @@ impl Session {
         let config = aws::load_config(&settings.connect(loaded.home_region())).await;
         if home.is_none() {
             // The region came from AWS_REGION or the shared config: held to the same rules.
-            if let Some(region) = config.region() {
-                profile::validate::region(region.as_ref()).map_err(|e| {
+            if let Some(region) = config.region().map(|r| r.as_ref()) {
+                profile::validate::region(region).map_err(|e| {
                     anyhow::anyhow!("region {region:?} (from AWS_REGION or the shared AWS config): expected {e}")
                 })?;
             }
