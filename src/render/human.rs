@@ -421,6 +421,31 @@ Plan: 1 to add, 1 to change, 0 to destroy.
     }
 
     #[test]
+    fn verify_shows_passing_checks_with_v_and_leaves_out_waived_ones_with_only_failures() {
+        let check = |name: &str, ok: bool| {
+            (addr("cloudtrail_trail", "audit"), Check { name: name.into(), ok, detail: "d".into() })
+        };
+        let waiver = crate::profile::Waiver {
+            resource: "cloudtrail_trail.audit".into(),
+            region: None,
+            field: None,
+            check: Some("waived one".into()),
+            reason: "tracked in SEC-1".into(),
+        };
+        let quiet = Plan { changes: vec![] };
+        let checks = vec![check("passing one", true), check("failing one", false), check("waived one", false)];
+        let verdict = crate::verdict::judge(quiet, checks, &[waiver]);
+        let show = |view| render(|w| verify(w, Paint { color: false }, &ctx(), &verdict, view));
+        let default = show(VerifyView::default());
+        assert!(!default.contains("passing one") && default.contains("failing one") && default.contains("waived one"));
+        assert!(default.ends_with("1 failing check(s); 1 checks passed.\n"), "{default}");
+        let all = show(VerifyView { passing: true, ..VerifyView::default() });
+        assert!(all.contains("ok     cloudtrail_trail.audit: passing one"), "{all}");
+        let failures = show(VerifyView { only_failures: true, ..VerifyView::default() });
+        assert!(failures.contains("failing one") && !failures.contains("waived one"), "{failures}");
+    }
+
+    #[test]
     fn verify_lists_drift_and_failing_checks() {
         let checks = vec![(
             addr("cloudtrail_trail", "audit"),
