@@ -19,7 +19,7 @@ use crate::detect::logfilter::FilterPattern;
 use crate::engine::LiveState;
 use crate::plan::Address;
 use crate::profile::Profile;
-use crate::resources::{Check, Resource, metric_filter, rule};
+use crate::resources::{Check, Outputs, Resource, metric_filter, rule};
 
 static SAMPLES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/detections/samples");
 static CIS: &str = include_str!("../tests/detections/cis.toml");
@@ -67,7 +67,8 @@ pub fn deployed_patterns(resources: &[Box<dyn Resource>], live: &LiveState) -> V
             _ => continue,
         };
         let Some(have) = live.get(&address).and_then(Option::as_ref) else { continue };
-        let (Some(want), Some(got)) = (r.spec().want.get("pattern"), have.attrs.get("pattern")) else { continue };
+        let declared = r.desired(&Outputs::new()).unwrap_or_default();
+        let (Some(want), Some(got)) = (declared.get("pattern"), have.attrs.get("pattern")) else { continue };
         let parse = |p: &Value| match is_rule {
             true => Detection::rule(&address.name, p, "", None),
             false => Detection::alarm(&address.name, p.as_str().unwrap_or(""), "", no_feed()),

@@ -34,7 +34,8 @@ pub struct Cli {
 /// Flags every command takes, before or after its name.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Output format: human text, or one versioned JSON document on stdout (errors too).
+    /// Output format: human text, or one versioned JSON document on stdout (errors too);
+    /// `investigate` also writes JSON lines.
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
@@ -78,6 +79,10 @@ pub enum Command {
     /// *.jsonl and their .gz forms, skipping CloudTrail-Digest files. With no PATH, or `-`,
     /// reads stdin.
     ///
+    /// With an s3:// URL and --since (or --start/--end), replays the log files the trail
+    /// delivered to that bucket in the window, downloading them concurrently; with --since and
+    /// no PATH, the profile's own audit bucket.
+    ///
     /// Input that holds no CloudTrail records (another JSON shape, an empty file, a directory
     /// with no log files) is an error naming it and what was found, and a malformed file is
     /// named with the record and line where it breaks; the other inputs still replay. Large
@@ -101,6 +106,42 @@ pub enum Command {
     ///
     /// Exit status: 0 all valid, 2 anything missing or altered, 1 could not decide.
     ValidateLogs(ValidateLogsArgs),
+    /// Look back through CloudTrail event history: what a principal did, where, and how
+    /// serious it was.
+    ///
+    /// Reads LookupEvents in the profile's regions (or --region) over a window (default the
+    /// last 24 hours; at most the 90 days AWS keeps). By default it looks up every event name
+    /// the profile's detections can match, so the look-back and the live alerts agree on what
+    /// matters; detections that can match any event name are named, and --all-events reads
+    /// everything. Each event is matched with the profile's detections as deployed and given
+    /// a severity: that of the detections that alert on it, or of its class where that is
+    /// higher or nothing alerted (monitoring tampering, key destruction, root use and
+    /// organization changes high; IAM, network, public-S3 and Config changes medium; read-only
+    /// calls low; one tier up when the call failed). Events stream newest first as soon as
+    /// their order is certain.
+    ///
+    /// AWS allows 2 LookupEvents calls per second per region: regions are read at once, each
+    /// paced below that rate. A lookup that fails is reported and the rest goes on.
+    ///
+    /// Exit status: 0 nothing at or above --fail-on, 2 something at or above it, 3 partial
+    /// (some lookups failed, nothing at or above --fail-on in the rest), 1 could not run.
+    Investigate(InvestigateArgs),
+    /// Run the profile's detections over the whole audit bucket with Athena, or print the SQL.
+    ///
+    /// Every EventBridge rule and metric filter of the profile, as deployed, becomes one Athena
+    /// (Trino) query over the CloudTrail table (AWS's documented table for CloudTrail logs,
+    /// partitioned by region and day): one row per detection and event, each record matched as
+    /// deployed in its own account, with the same meaning as `ctguard test` and the live rules.
+    /// A pattern the SQL cannot express exactly is an error naming the detection and the
+    /// construct.
+    ///
+    /// With --emit-sql the query is printed and nothing is called. Otherwise it runs in the
+    /// profile's Athena workgroup, with progress on stderr, the matches printed as `ctguard
+    /// test` prints them, then the data scanned and its cost at $5 per TB.
+    ///
+    /// Exit status: 0 the query ran (or was printed), 1 error (invalid profile, a pattern SQL
+    /// cannot express, a scan over --max-scan, a failed query with Athena's reason).
+    Hunt(HuntArgs),
     /// List the profiles built into ctguard, print one, or write one out to customise it.
     Profiles(ProfilesArgs),
     /// Print the least-privilege IAM policy ctguard needs.
@@ -215,9 +256,38 @@ pub struct TestArgs {
     #[arg(long)]
     pub summary: bool,
 
-    /// CloudTrail log files, record files or directories; `-` for stdin (the default).
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+
+    /// CloudTrail log files, record files or directories; `-` for stdin (the default); or
+    /// s3://BUCKET[/PREFIX] with a window.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// `ctguard test` reading a trail's log files straight from S3.
+#[derive(Debug, Args)]
+pub struct BucketArgs {
+    /// Replay the log files delivered in the last DURATION (30m, 24h, 7d; at most 90d) from
+    /// the s3:// URLs given, or from the profile's own audit bucket when no PATH is given.
+    #[arg(long, value_name = "DURATION", help_heading = "Reading from S3")]
+    pub since: Option<String>,
+
+    /// Replay the log files delivered from TIME (RFC 3339, like 2026-11-27T03:00:00Z).
+    #[arg(long, value_name = "TIME", help_heading = "Reading from S3")]
+    pub start: Option<String>,
+
+    /// ... until TIME (default: now).
+    #[arg(long, value_name = "TIME", help_heading = "Reading from S3")]
+    pub end: Option<String>,
+
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL", help_heading = "Reading from S3")]
+    pub endpoint_url: Option<String>,
+
+    /// Named profile from the shared AWS config and credentials files.
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME", help_heading = "Reading from S3")]
+    pub aws_profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +317,143 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct InvestigateArgs {
+    /// Profile whose detections, regions and agent principals to use: a built-in name or a
+    /// path to a .toml file.
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
+    pub profile: String,
+
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Look back this far: 30m, 24h, 7d (minutes, hours, days; at most 90d). The default is 24h.
+    #[arg(long, value_name = "DURATION", help_heading = "Window")]
+    pub since: Option<String>,
+
+    /// Look back from TIME (RFC 3339, like 2026-11-27T03:00:00Z or 2026-11-27T05:00:00+02:00).
+    #[arg(long, value_name = "TIME", help_heading = "Window")]
+    pub start: Option<String>,
+
+    /// ... until TIME (default: now).
+    #[arg(long, value_name = "TIME", help_heading = "Window")]
+    pub end: Option<String>,
+
+    /// Only calls by this principal: an ARN (arn:aws:sts::123456789012:assumed-role/Deploy/*)
+    /// or a role, user or session name, with `*` wildcards. Repeatable (any of them).
+    #[arg(long = "principal", value_name = "PATTERN", help_heading = "What to look for")]
+    pub principals: Vec<String>,
+
+    /// Only calls by the profile's AI-agent principals (with --principal: either).
+    #[arg(long, help_heading = "What to look for")]
+    pub agents: bool,
+
+    /// Look up this event name, instead of those the profile's detections can match. Repeatable.
+    #[arg(long = "event", value_name = "NAME", help_heading = "What to look for", conflicts_with = "all_events")]
+    pub events: Vec<String>,
+
+    /// Read every event in the window. At 50 events per call and 2 calls per second per region,
+    /// a busy account's day can take hours.
+    #[arg(long, help_heading = "What to look for")]
+    pub all_events: bool,
+
+    /// Only events this detection (a rule name or an alarm id) would have fired on. Repeatable.
+    #[arg(long = "detection", value_name = "NAME", help_heading = "What to look for")]
+    pub detections: Vec<String>,
+
+    /// Look in this region instead of the profile's regions. Repeatable.
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+
+    /// Stop after the N newest events found.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+
+    /// Exit 2 when an event at or above this severity is found.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<SeverityArg>,
+
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Named profile from the shared AWS config and credentials files.
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+    pub aws_profile: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InvestigateFormat {
+    Human,
+    Json,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeverityArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Args)]
+pub struct HuntArgs {
+    /// Profile whose detections to hunt with: a built-in name or a path to a .toml file.
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
+    pub profile: String,
+
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Print the SQL and stop: no AWS call.
+    #[arg(long)]
+    pub emit_sql: bool,
+
+    /// Only this detection (a rule name or an alarm id, as `ctguard test` names them).
+    /// Repeatable; all of the profile's detections by default.
+    #[arg(long = "detection", value_name = "NAME")]
+    pub detections: Vec<String>,
+
+    /// The CloudTrail table to read (`table` or `database.table`). Defaults to the profile's
+    /// [athena] table, then ctguard_cloudtrail.
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// Read only the last DURATION of logs, such as 90d, 36h or 2w: the day partitions and
+    /// eventTime are filtered. Required to run on Athena.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+
+    /// Refuse to start a query whose window would scan more than SIZE (such as 50GB),
+    /// estimated from the size of yesterday's log files times the days in the window.
+    #[arg(long, value_name = "SIZE")]
+    pub max_scan: Option<String>,
+
+    /// Athena workgroup. Defaults to the profile's [athena] workgroup.
+    #[arg(long, value_name = "NAME")]
+    pub workgroup: Option<String>,
+
+    /// Database the table is in. Defaults to the profile's [athena] database.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The region Athena runs in. Defaults to the profile's home_region, then AWS_REGION and
+    /// the shared config.
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Named profile from the shared AWS config and credentials files.
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+    pub aws_profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -285,6 +492,8 @@ pub enum ProfilesAction {
 pub enum Format {
     Human,
     Json,
+    /// One JSON object per line (`investigate` only, for piping).
+    Jsonl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use crate::aws::Aws;
 use crate::plan::{self, Action, Address, Change, Plan, UNKNOWN};
-use crate::resources::{Check, Live, Outputs, Resource};
+use crate::resources::{Check, Exports, Live, Outputs, Resource};
 
 /// Reads in flight at once per region: enough to hide latency, few enough to stay clear of
 /// throttling. AWS rate-limits each region separately, so regions do not share the bound, and
@@ -24,9 +24,9 @@ pub type LiveState = HashMap<Address, Option<Live>>;
 /// Reads every resource concurrently, each region under its own bound. Fails on the first
 /// error that is not "absent".
 pub async fn read_all(aws: &Aws, resources: &[Box<dyn Resource>]) -> anyhow::Result<LiveState> {
-    let mut by_region: BTreeMap<&str, Vec<&dyn Resource>> = BTreeMap::new();
+    let mut by_region: BTreeMap<String, Vec<&dyn Resource>> = BTreeMap::new();
     for r in resources {
-        by_region.entry(r.spec().address.region.as_str()).or_default().push(r.as_ref());
+        by_region.entry(r.address().region).or_default().push(r.as_ref());
     }
     let regions = by_region.into_values().map(|rs| {
         futures::stream::iter(rs)
@@ -42,45 +42,22 @@ pub async fn read_all(aws: &Aws, resources: &[Box<dyn Resource>]) -> anyhow::Res
 }
 
 fn outputs_of(live: &LiveState) -> Outputs {
-    live.iter().filter_map(|(a, l)| l.as_ref().map(|l| (a.clone(), l.outputs.clone()))).collect()
+    live.iter().filter_map(|(a, l)| l.as_ref().map(|l| (a.clone(), l.exports.clone()))).collect()
 }
 
-/// The plan: a pure function of the declared resources and their live state.
+/// The plan for the declared resources and their live state (see `plan::plan`).
 pub fn plan(profile_name: &str, resources: &[Box<dyn Resource>], live: &LiveState) -> Plan {
     let outputs = outputs_of(live);
-    let changes = resources
-        .iter()
-        .map(|r| {
-            let address = r.address();
-            let have = live.get(&address).and_then(Option::as_ref);
-            let want = r.declared().then(|| r.desired(&outputs));
-            let mut change = plan::plan_change(address, want.as_ref(), have.map(|l| &l.attrs), r.replace_on());
-            if !r.declared() {
-                change.notes.push("owned by this profile but no longer declared in it".into());
-            }
-            if let Some(l) = have {
-                // Ownership is only known for kinds that carry tags.
-                if want.as_ref().is_some_and(|w| w.contains_key("tags")) {
-                    change.notes.extend(ownership_note(profile_name, l.owner()));
-                    change.conflict =
-                        l.owner().filter(|o| *o != profile_name).map(|o| format!("owned by ctguard profile {o:?}"));
-                }
-                change.notes.extend(l.notes.iter().cloned());
-            }
-            change
-        })
-        .collect();
-    Plan { changes }
-}
-
-fn ownership_note(profile: &str, owner: Option<&str>) -> Option<String> {
-    match owner {
-        Some(o) if o == profile => None,
-        Some(other) => Some(format!(
-            "owned by ctguard profile {other:?}: apply will not take it over; rename it in {profile:?} or drop it from {other:?}"
-        )),
-        None => Some("exists and was not created by ctguard; apply adopts it and tags it".into()),
-    }
+    let inputs = resources.iter().map(|r| {
+        let address = r.address();
+        let observed = live.get(&address).and_then(Option::as_ref).map(|l| plan::Observed {
+            attrs: &l.attrs,
+            owner: &l.owner,
+            notes: &l.notes,
+        });
+        plan::Input { desired: r.desired(&outputs), live: observed, replace_on: r.replace_on(), address }
+    });
+    plan::plan(profile_name, inputs)
 }
 
 /// Health checks gathered while reading.
@@ -178,8 +155,7 @@ pub async fn apply(
         }
         let results: Vec<_> = futures::stream::iter(ready.iter().map(|c| {
             let resource = by_address[&c.address];
-            let want = resource.desired(&outputs);
-            run_one(aws, resource, c, want, hook)
+            run_one(aws, resource, c, live.get(&c.address).and_then(Option::as_ref), &outputs, hook)
         }))
         .buffered(WRITE_CONCURRENCY)
         .collect()
@@ -208,37 +184,27 @@ pub async fn apply(
     Report { outcomes }
 }
 
-/// Runs one change and reads the resource back. Returns its fresh outputs.
+/// Runs one change and reads the resource back. Returns its fresh exports.
 async fn run_one(
     aws: &Aws,
     r: &dyn Resource,
     change: &Change,
-    want: plan::Attrs,
+    have: Option<&Live>,
+    outputs: &Outputs,
     hook: &dyn Hook,
-) -> anyhow::Result<plan::Attrs> {
+) -> anyhow::Result<Exports> {
     let address = change.address.clone();
     hook.event(&Event::Started { address: address.clone(), action: change.action });
     let start = Instant::now();
     let result = async {
+        let want = r.desired(outputs).unwrap_or_default();
         // Values that only exist after a dependency is created must be known by now.
         if want.values().any(|v| v.to_string().contains(UNKNOWN)) {
             anyhow::bail!("internal error: {address} still has values {UNKNOWN:?}");
         }
-        match change.action {
-            Action::NoOp => {}
-            Action::Create => r.create(aws, &want).await?,
-            Action::Update => {
-                let changed: BTreeSet<String> = change.diffs.iter().map(|d| top_level(&d.path)).collect();
-                r.update(aws, &want, &changed).await?
-            }
-            Action::Replace => {
-                r.delete(aws).await?;
-                r.create(aws, &want).await?
-            }
-            Action::Delete => {
-                r.delete(aws).await?;
-                return Ok(plan::Attrs::new());
-            }
+        r.apply(aws, change.action, have, outputs).await?;
+        if change.action == Action::Delete {
+            return Ok(Exports::default());
         }
         let back = r
             .read_back(aws)
@@ -252,7 +218,7 @@ async fn run_one(
                 d.before.as_ref().map(|v| v.to_string()).unwrap_or("(absent)".into())
             );
         }
-        Ok(back.outputs)
+        Ok(back.exports)
     }
     .await;
     match &result {
@@ -260,8 +226,4 @@ async fn run_one(
         Err(e) => hook.event(&Event::Failed { address, action: change.action, error: format!("{e:#}") }),
     }
     result
-}
-
-fn top_level(path: &str) -> String {
-    path.split(['.', '[']).next().unwrap_or(path).to_string()
 }

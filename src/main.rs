@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     match run(cli.command, global, printer) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Differs) => ExitCode::from(2),
+        Ok(Status::Partial) => ExitCode::from(3),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             printer.error(&e, global.format);
@@ -89,6 +90,14 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
         Command::ValidateLogs(args) => {
             let settings = settings::ValidateLogsSettings::resolve(&global, &args)?;
             commands::validate_logs::run(&settings, &printer).await
+        }
+        Command::Investigate(args) => {
+            let settings = settings::InvestigateSettings::resolve(&global, &args)?;
+            tokio::task::spawn_blocking(move || commands::investigate::run(&settings, &printer)).await?
+        }
+        Command::Hunt(args) => {
+            let settings = settings::HuntSettings::resolve(&global, &args)?;
+            tokio::task::spawn_blocking(move || commands::hunt::run(&settings, &printer)).await?
         }
         Command::Test(args) => {
             let settings = settings::TestSettings::resolve(&global, &args)?;

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-/// Actions plan, verify and validate-logs call. account:ListRegions only with `regions =
-/// "all-enabled"`; ListPublicKeys and GetObject (digest and log files) only for validate-logs
-/// and verify's log_integrity check.
+/// Actions plan, verify, validate-logs and investigate call. account:ListRegions only with
+/// `regions = "all-enabled"`; ListPublicKeys and GetObject (digest and log files) only for
+/// validate-logs and verify's log_integrity check; LookupEvents for investigate's event history.
 pub const READ: &[&str] = &[
     "account:ListRegions",
     "cloudtrail:DescribeTrails",
@@ -14,6 +14,7 @@ pub const READ: &[&str] = &[
     "cloudtrail:GetTrailStatus",
     "cloudtrail:ListPublicKeys",
     "cloudtrail:ListTags",
+    "cloudtrail:LookupEvents",
     "cloudwatch:DescribeAlarms",
     "cloudwatch:ListTagsForResource",
     "config:DescribeComplianceByConfigRule",
@@ -194,5 +195,6 @@ mod tests {
         assert!(!doc.contains("Put") && !doc.contains("Create") && !doc.contains("Delete"), "{doc}");
         assert_eq!(policy(true)["Statement"].as_array().unwrap().len(), 2);
         assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 6);
+        assert!(doc.contains("cloudtrail:LookupEvents") && doc.contains("s3:GetObject"), "{doc}");
     }
 }

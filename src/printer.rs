@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use crate::aws::RetryListener;
 use crate::engine::Hook;
+use crate::events::RetryListener;
 use crate::render::human::Paint;
 use crate::render::progress;
 use crate::settings::{Format, Output};

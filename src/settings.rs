@@ -5,11 +5,17 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::aws::ConnectOptions;
-use crate::cli::{self, ColorChoice, Common, GlobalArgs, TestArgs, ValidateLogsArgs};
+use crate::cli::{
+    self, ColorChoice, Common, GlobalArgs, HuntArgs, InvestigateArgs, SeverityArg, TestArgs, ValidateLogsArgs,
+};
 use crate::detect::replay::Input;
 use crate::integrity::keys::{self, PublicKeys};
 use crate::integrity::window::Window;
-use crate::profile::{self, vars::Vars};
+use crate::lookback::principal::PrincipalPattern;
+use crate::lookback::render;
+use crate::lookback::s3::{BucketSettings, S3Url};
+use crate::lookback::window::WindowFlags;
+use crate::profile::{self, Severity, vars::Vars};
 
 /// What the data on stdout is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,16 +29,24 @@ pub enum Format {
 #[derive(Debug, Clone, Copy)]
 pub struct Global {
     pub format: Format,
+    /// `--format jsonl`, which only `investigate` writes (`format` is then Json).
+    pub jsonl: bool,
     pub output: Output,
 }
 
 impl Global {
+    /// Refuses a format only `investigate` writes.
+    fn document(&self) -> anyhow::Result<Format> {
+        anyhow::ensure!(!self.jsonl, "--format jsonl: only investigate writes JSON lines; use json");
+        Ok(self.format)
+    }
+
     pub fn resolve(args: &GlobalArgs) -> Self {
         let format = match args.format {
             cli::Format::Human => Format::Human,
-            cli::Format::Json => Format::Json,
+            cli::Format::Json | cli::Format::Jsonl => Format::Json,
         };
-        Global { format, output: Output::resolve(args.color, args.verbose) }
+        Global { format, jsonl: args.format == cli::Format::Jsonl, output: Output::resolve(args.color, args.verbose) }
     }
 }
 
@@ -108,8 +122,8 @@ impl Settings {
             region: common.region.clone(),
             endpoint_url,
             aws_profile: common.aws_profile.clone().filter(|p| !p.is_empty()),
-            retry: RetryEnv::resolve(|k| std::env::var(k).ok())?,
-            format: global.format,
+            retry: RetryEnv::from_env()?,
+            format: global.document()?,
             output: global.output,
             expand: common.expand || global.output.verbose > 0,
         })
@@ -138,6 +152,15 @@ pub struct RetryEnv {
 }
 
 impl RetryEnv {
+    fn from_env() -> anyhow::Result<Self> {
+        Self::resolve(|k| std::env::var(k).ok())
+    }
+
+    /// Connection options with these retry settings and nothing else set.
+    fn options(self) -> ConnectOptions {
+        ConnectOptions { max_attempts: self.max_attempts, retry_mode: self.mode, ..ConnectOptions::default() }
+    }
+
     fn resolve(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         use aws_config::retry::RetryMode;
         let max_attempts = match var("AWS_MAX_ATTEMPTS").filter(|v| !v.is_empty()) {
@@ -214,6 +237,8 @@ pub struct TestSettings {
     pub format: Format,
     pub output: Output,
     pub inputs: Vec<Input>,
+    /// Set when the log files come from S3; `inputs` is then empty.
+    pub bucket: Option<BucketSettings>,
 }
 
 impl TestSettings {
@@ -223,7 +248,10 @@ impl TestSettings {
         {
             anyhow::bail!("--account: expected a 12-digit AWS account ID, got {account:?}");
         }
-        let inputs = if args.paths.is_empty() {
+        let bucket = bucket_settings(args)?;
+        let inputs = if bucket.is_some() {
+            Vec::new()
+        } else if args.paths.is_empty() {
             vec![Input::Stdin]
         } else {
             args.paths
@@ -236,9 +264,10 @@ impl TestSettings {
             account: args.account.clone(),
             jobs: args.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), usize::from),
             summary_only: args.summary,
-            format: global.format,
+            format: global.document()?,
             output: global.output,
             inputs,
+            bucket,
         })
     }
 }
@@ -266,6 +295,228 @@ impl ValidateLogsSettings {
             }
         };
         Ok(ValidateLogsSettings { common, window, public_keys })
+    }
+}
+
+/// `ctguard test s3://…` (or `--since` alone: the profile's bucket), resolved; `None` for a
+/// local replay. Needs a window, and no local paths beside the URLs.
+fn bucket_settings(args: &TestArgs) -> anyhow::Result<Option<BucketSettings>> {
+    let b = &args.bucket;
+    let flags = WindowFlags { since: b.since.clone(), start: b.start.clone(), end: b.end.clone() };
+    let texts: Vec<&str> = args.paths.iter().map(|p| p.to_str().unwrap_or("")).collect();
+    let urls: Vec<S3Url> = texts
+        .iter()
+        .filter(|t| S3Url::is_s3(t))
+        .map(|t| S3Url::parse(t).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    let local = texts.len() - urls.len();
+    if urls.is_empty() && (local > 0 || flags.is_empty()) {
+        if !flags.is_empty() {
+            anyhow::bail!(
+                "--since, --start and --end choose log files in S3: give s3:// URLs, or no PATH for the profile's own bucket"
+            );
+        }
+        return Ok(None);
+    }
+    if local > 0 {
+        anyhow::bail!("s3:// URLs and local paths cannot be replayed in one run: replay them separately");
+    }
+    if flags.is_empty() {
+        anyhow::bail!("{}: give the window to replay with --since (like 24h or 7d) or --start and --end", urls[0]);
+    }
+    let window = crate::lookback::window::Window::resolve(&flags, now(), None, false).map_err(anyhow::Error::msg)?;
+    let connect = ConnectOptions {
+        region: None,
+        endpoint_url: b.endpoint_url.clone().filter(|u| !u.is_empty()),
+        aws_profile: b.aws_profile.clone().filter(|p| !p.is_empty()),
+        ..RetryEnv::from_env()?.options()
+    };
+    Ok(Some(BucketSettings { urls, window, connect }))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What `ctguard investigate` looks up by event name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventChoice {
+    /// The names the profile's detections (or the --detection ones) can match.
+    Derived,
+    Listed(Vec<String>),
+    All,
+}
+
+/// `ctguard investigate`, resolved. Everything here is checked before any AWS call.
+#[derive(Debug, Clone)]
+pub struct InvestigateSettings {
+    pub profile: String,
+    pub overrides: Vars,
+    /// Empty: the profile's regions.
+    pub regions: Vec<String>,
+    pub window: crate::lookback::window::Window,
+    pub principals: Vec<PrincipalPattern>,
+    pub agents: bool,
+    pub events: EventChoice,
+    pub detections: Vec<String>,
+    pub limit: Option<u64>,
+    pub fail_on: Option<Severity>,
+    pub format: render::Format,
+    pub output: Output,
+    pub connect: ConnectOptions,
+}
+
+impl InvestigateSettings {
+    pub fn resolve(global: &Global, args: &InvestigateArgs) -> anyhow::Result<Self> {
+        let flags = WindowFlags { since: args.since.clone(), start: args.start.clone(), end: args.end.clone() };
+        let window =
+            crate::lookback::window::Window::resolve(&flags, now(), Some("24h"), true).map_err(anyhow::Error::msg)?;
+        for r in &args.regions {
+            profile::validate::region(r).map_err(|e| anyhow::anyhow!("--region {r:?}: expected {e}"))?;
+        }
+        let principals = args
+            .principals
+            .iter()
+            .map(|p| PrincipalPattern::parse(p).map_err(|e| anyhow::anyhow!("--principal {e}")))
+            .collect::<anyhow::Result<_>>()?;
+        for name in &args.events {
+            // LookupEvents' AttributeValue: 1 to 2000 characters; event names are API names.
+            if name.is_empty() || name.len() > 2000 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                anyhow::bail!(
+                    "--event {name:?}: expected an event name such as DeleteBucket (letters, digits and '_')"
+                );
+            }
+        }
+        let events = match (args.all_events, args.events.is_empty()) {
+            (true, _) => EventChoice::All,
+            (false, false) => EventChoice::Listed(dedup(&args.events)),
+            (false, true) => EventChoice::Derived,
+        };
+        Ok(InvestigateSettings {
+            profile: args.profile.clone(),
+            overrides: profile::parse_overrides(&args.vars)?,
+            regions: dedup(&args.regions),
+            window,
+            principals,
+            agents: args.agents,
+            events,
+            detections: dedup(&args.detections),
+            limit: args.limit,
+            fail_on: args.fail_on.map(|s| match s {
+                SeverityArg::Low => Severity::Low,
+                SeverityArg::Medium => Severity::Medium,
+                SeverityArg::High => Severity::High,
+                SeverityArg::Critical => Severity::Critical,
+            }),
+            format: match (global.jsonl, global.format) {
+                (true, _) => render::Format::Jsonl,
+                (false, Format::Human) => render::Format::Human,
+                (false, Format::Json) => render::Format::Json,
+            },
+            output: global.output,
+            connect: ConnectOptions {
+                region: None,
+                endpoint_url: args.endpoint_url.clone().filter(|u| !u.is_empty()),
+                aws_profile: args.aws_profile.clone().filter(|p| !p.is_empty()),
+                ..RetryEnv::from_env()?.options()
+            },
+        })
+    }
+}
+
+/// In order, each once.
+fn dedup(items: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
+}
+
+/// `ctguard hunt`, resolved.
+#[derive(Debug, Clone)]
+pub struct HuntSettings {
+    pub profile: String,
+    pub overrides: Vars,
+    pub emit_sql: bool,
+    pub detections: Vec<String>,
+    pub table: Option<String>,
+    /// Seconds back from now.
+    pub since: Option<u64>,
+    /// Bytes.
+    pub max_scan: Option<u64>,
+    pub workgroup: Option<String>,
+    pub database: Option<String>,
+    pub connect: ConnectOptions,
+    pub format: Format,
+    pub output: Output,
+}
+
+impl HuntSettings {
+    pub fn resolve(global: &Global, args: &HuntArgs) -> anyhow::Result<Self> {
+        let since = args
+            .since
+            .as_deref()
+            .map(|s| {
+                duration(s).ok_or_else(|| anyhow::anyhow!("--since {s:?}: expected a duration such as 90d, 36h or 2w"))
+            })
+            .transpose()?;
+        let max_scan = args
+            .max_scan
+            .as_deref()
+            .map(|s| {
+                profile::athena::parse_bytes(s)
+                    .ok_or_else(|| anyhow::anyhow!("--max-scan {s:?}: expected a size such as 50GB, 500MB or 2TB"))
+            })
+            .transpose()?;
+        Ok(HuntSettings {
+            profile: args.profile.clone(),
+            overrides: profile::parse_overrides(&args.vars)?,
+            emit_sql: args.emit_sql,
+            detections: args.detections.clone(),
+            table: args.table.clone(),
+            since,
+            max_scan,
+            workgroup: args.workgroup.clone(),
+            database: args.database.clone(),
+            connect: ConnectOptions {
+                region: args.region.clone().filter(|r| !r.is_empty()),
+                endpoint_url: args.endpoint_url.clone().filter(|u| !u.is_empty()),
+                aws_profile: args.aws_profile.clone().filter(|p| !p.is_empty()),
+                ..RetryEnv::from_env()?.options()
+            },
+            format: global.format,
+            output: global.output,
+        })
+    }
+}
+
+/// `90d`, `36h`, `2w`, `45m` in seconds; more than zero.
+fn duration(text: &str) -> Option<u64> {
+    let (number, unit) = text.trim().split_at(text.trim().len().checked_sub(1)?);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let scale = match unit {
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod hunt_tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::duration("90d"), Some(90 * 86_400));
+        assert_eq!(super::duration("36h"), Some(36 * 3_600));
+        assert_eq!(super::duration("2w"), Some(14 * 86_400));
+        assert_eq!(super::duration("0d"), None);
+        assert_eq!(super::duration("d"), None);
+        assert_eq!(super::duration("5y"), None);
     }
 }
 

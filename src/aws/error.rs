@@ -1,6 +1,7 @@
 //! The one place AWS errors are classified. Everything else asks `kind()`; nothing matches on
 //! message text.
 
+use std::any::Any;
 use std::fmt;
 
 use aws_sdk_s3::config::http::HttpResponse;
@@ -25,7 +26,90 @@ pub enum ErrorKind {
     Other,
 }
 
-/// Error codes by kind. Codes are per service; several services share a spelling.
+/// The kinds the SDK models for the operations whose errors ctguard branches on, asked through
+/// each operation error's `is_*()` helpers. `None` for an error type not listed, or an error
+/// its operation does not model: those fall back to `kind_of_code`.
+fn modeled(err: &dyn Any) -> Option<ErrorKind> {
+    use ErrorKind::*;
+    use aws_sdk_cloudtrail::operation as ct;
+    use aws_sdk_cloudwatch::operation as cw;
+    use aws_sdk_cloudwatchlogs::operation as logs;
+    use aws_sdk_config::operation as config;
+    use aws_sdk_eventbridge::operation as events;
+    use aws_sdk_iam::operation as iam;
+    use aws_sdk_kms::operation as kms;
+    use aws_sdk_s3::operation as s3;
+    use aws_sdk_sns::operation as sns;
+    /// Tries each listed operation error type; the first `is_*()` that holds gives the kind.
+    macro_rules! by_type {
+        ($($t:ty { $($is:ident => $kind:ident),+ })+) => {$(
+            if let Some(e) = err.downcast_ref::<$t>() {
+                $(if e.$is() { return Some($kind); })+
+                return None;
+            }
+        )+};
+    }
+    by_type! {
+        s3::head_bucket::HeadBucketError { is_not_found => NotFound }
+        s3::create_bucket::CreateBucketError { is_bucket_already_owned_by_you => AlreadyExists }
+        iam::get_role::GetRoleError { is_no_such_entity_exception => NotFound }
+        iam::create_role::CreateRoleError { is_entity_already_exists_exception => AlreadyExists }
+        iam::delete_role::DeleteRoleError { is_no_such_entity_exception => NotFound }
+        iam::delete_role_policy::DeleteRolePolicyError { is_no_such_entity_exception => NotFound }
+        iam::detach_role_policy::DetachRolePolicyError { is_no_such_entity_exception => NotFound }
+        ct::get_trail::GetTrailError {
+            is_trail_not_found_exception => NotFound,
+            is_cloud_trail_arn_invalid_exception => NotFound
+        }
+        ct::delete_trail::DeleteTrailError { is_trail_not_found_exception => NotFound }
+        // CloudTrail cannot assume a role IAM created seconds ago, nor see a fresh bucket or
+        // key policy: the errors it answers then are retried while IAM and S3 catch up.
+        ct::create_trail::CreateTrailError {
+            is_trail_already_exists_exception => AlreadyExists,
+            is_throttling_exception => Throttled,
+            is_invalid_cloud_watch_logs_role_arn_exception => Propagating,
+            is_invalid_cloud_watch_logs_log_group_arn_exception => Propagating,
+            is_insufficient_s3_bucket_policy_exception => Propagating,
+            is_insufficient_encryption_policy_exception => Propagating
+        }
+        ct::update_trail::UpdateTrailError {
+            is_trail_not_found_exception => NotFound,
+            is_throttling_exception => Throttled,
+            is_invalid_cloud_watch_logs_role_arn_exception => Propagating,
+            is_invalid_cloud_watch_logs_log_group_arn_exception => Propagating,
+            is_insufficient_s3_bucket_policy_exception => Propagating,
+            is_insufficient_encryption_policy_exception => Propagating
+        }
+        kms::describe_key::DescribeKeyError { is_not_found_exception => NotFound }
+        kms::list_resource_tags::ListResourceTagsError { is_not_found_exception => NotFound }
+        kms::create_alias::CreateAliasError { is_already_exists_exception => AlreadyExists }
+        sns::get_topic_attributes::GetTopicAttributesError {
+            is_not_found_exception => NotFound,
+            is_authorization_error_exception => AccessDenied
+        }
+        sns::list_subscriptions_by_topic::ListSubscriptionsByTopicError {
+            is_not_found_exception => NotFound,
+            is_authorization_error_exception => AccessDenied
+        }
+        sns::unsubscribe::UnsubscribeError { is_not_found_exception => NotFound }
+        sns::delete_topic::DeleteTopicError { is_not_found_exception => NotFound }
+        logs::create_log_group::CreateLogGroupError { is_resource_already_exists_exception => AlreadyExists }
+        logs::list_tags_for_resource::ListTagsForResourceError { is_resource_not_found_exception => NotFound }
+        logs::describe_metric_filters::DescribeMetricFiltersError { is_resource_not_found_exception => NotFound }
+        logs::delete_metric_filter::DeleteMetricFilterError { is_resource_not_found_exception => NotFound }
+        events::list_targets_by_rule::ListTargetsByRuleError { is_resource_not_found_exception => NotFound }
+        events::delete_rule::DeleteRuleError { is_resource_not_found_exception => NotFound }
+        cw::delete_alarms::DeleteAlarmsError { is_resource_not_found => NotFound }
+        config::delete_config_rule::DeleteConfigRuleError { is_no_such_config_rule_exception => NotFound }
+        // AWS Config cannot assume a service-linked role IAM created seconds ago.
+        config::put_configuration_recorder::PutConfigurationRecorderError { is_invalid_role_exception => Propagating }
+    }
+    None
+}
+
+/// Error codes by kind, for what the SDK models nothing: S3's "no such configuration" answers
+/// to its GetBucket* calls, throttling and access denied (which no service models as errors of
+/// an operation), and an existing service-linked role.
 fn kind_of_code(code: &str) -> ErrorKind {
     match code {
         "NoSuchBucket"
@@ -35,18 +119,9 @@ fn kind_of_code(code: &str) -> ErrorKind {
         | "NoSuchPublicAccessBlockConfiguration"
         | "OwnershipControlsNotFoundError"
         | "NoSuchTagSet"
-        | "NoSuchTagSetError"
-        | "TrailNotFoundException"
-        | "CloudTrailARNInvalidException"
-        | "ResourceNotFoundException"
-        | "NoSuchEntity"
-        | "NotFound"
-        | "NotFoundException" => ErrorKind::NotFound,
-        "BucketAlreadyOwnedByYou"
-        | "TrailAlreadyExistsException"
-        | "ResourceAlreadyExistsException"
-        | "EntityAlreadyExists"
-        | "AlreadyExistsException" => ErrorKind::AlreadyExists,
+        | "NoSuchTagSetError" => ErrorKind::NotFound,
+        // CreateServiceLinkedRole models no "already exists".
+        "EntityAlreadyExists" => ErrorKind::AlreadyExists,
         "Throttling"
         | "ThrottlingException"
         | "ThrottledException"
@@ -57,13 +132,6 @@ fn kind_of_code(code: &str) -> ErrorKind {
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthorizationError" => {
             ErrorKind::AccessDenied
         }
-        // CloudTrail cannot assume a role IAM created seconds ago; KMS rejects a key policy
-        // naming a principal it cannot see yet; S3 may not see a fresh bucket policy.
-        "InvalidCloudWatchLogsRoleArnException"
-        | "InvalidCloudWatchLogsLogGroupArnException"
-        | "InsufficientS3BucketPolicyException"
-        | "InsufficientEncryptionPolicyException"
-        | "MalformedPolicyDocumentException" => ErrorKind::Propagating,
         _ => ErrorKind::Other,
     }
 }
@@ -102,7 +170,7 @@ impl AwsError {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
                 ErrorKind::Transient
             }
-            _ => match code.as_deref().map(kind_of_code) {
+            _ => match err.as_service_error().and_then(|e| modeled(e)).or(code.as_deref().map(kind_of_code)) {
                 Some(ErrorKind::Other) | None if server_error => ErrorKind::Transient,
                 Some(kind) => kind,
                 None => ErrorKind::Other,
@@ -143,6 +211,16 @@ pub fn kind(err: &anyhow::Error) -> ErrorKind {
     err.chain().find_map(|e| e.downcast_ref::<AwsError>()).map(|e| e.kind).unwrap_or(ErrorKind::Other)
 }
 
+/// A create that may find its resource already there (left by an interrupted earlier run, or
+/// made by a concurrent one): `Ok(true)` when this call created it, `Ok(false)` when it existed.
+pub fn created<T>(result: anyhow::Result<T>) -> anyhow::Result<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if kind(&e) == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Converts SDK results, naming what was being done.
 pub trait AwsResultExt<T> {
     /// Fails with context, e.g. "creating CloudTrail trail us-east-1/audit".
@@ -175,12 +253,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_classify() {
+    fn codes_classify_what_the_sdk_does_not_model() {
         assert_eq!(kind_of_code("NoSuchBucketPolicy"), ErrorKind::NotFound);
-        assert_eq!(kind_of_code("TrailNotFoundException"), ErrorKind::NotFound);
         assert_eq!(kind_of_code("EntityAlreadyExists"), ErrorKind::AlreadyExists);
         assert_eq!(kind_of_code("ThrottlingException"), ErrorKind::Throttled);
-        assert_eq!(kind_of_code("InvalidCloudWatchLogsRoleArnException"), ErrorKind::Propagating);
+        assert_eq!(kind_of_code("AccessDeniedException"), ErrorKind::AccessDenied);
         assert_eq!(kind_of_code("ValidationError"), ErrorKind::Other);
+    }
+
+    #[test]
+    fn modeled_errors_classify_by_their_helpers() {
+        use aws_sdk_cloudtrail::operation::create_trail::CreateTrailError;
+        use aws_sdk_cloudtrail::types::error::{InvalidCloudWatchLogsRoleArnException, TrailAlreadyExistsException};
+        use aws_sdk_kms::operation::create_key::CreateKeyError;
+        use aws_sdk_kms::types::error::MalformedPolicyDocumentException;
+        let role = CreateTrailError::InvalidCloudWatchLogsRoleArnException(
+            InvalidCloudWatchLogsRoleArnException::builder().build(),
+        );
+        assert_eq!(modeled(&role), Some(ErrorKind::Propagating));
+        let exists = CreateTrailError::TrailAlreadyExistsException(TrailAlreadyExistsException::builder().build());
+        assert_eq!(modeled(&exists), Some(ErrorKind::AlreadyExists));
+        use aws_sdk_config::operation::put_configuration_recorder::PutConfigurationRecorderError;
+        let role = PutConfigurationRecorderError::InvalidRoleException(
+            aws_sdk_config::types::error::InvalidRoleException::builder().build(),
+        );
+        assert_eq!(modeled(&role), Some(ErrorKind::Propagating));
+        // A policy KMS rejects is the user's to fix, with KMS's message: never waited on.
+        let malformed =
+            CreateKeyError::MalformedPolicyDocumentException(MalformedPolicyDocumentException::builder().build());
+        assert_eq!(modeled(&malformed), None);
+        assert_eq!(kind_of_code("MalformedPolicyDocumentException"), ErrorKind::Other);
     }
 }

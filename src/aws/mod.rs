@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod error;
+pub mod propagation;
 pub mod retry;
 pub mod timing;
 
@@ -15,11 +16,12 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 pub use error::{AwsResultExt, ErrorKind};
+pub use propagation::while_propagating;
 use retry::ReportRetries;
-pub use retry::{Retry, RetryListener};
 
-use crate::profile::Runtime;
+use crate::events::RetryListener;
 
 /// How to reach AWS: resolved settings, no clap types.
 #[derive(Debug, Clone, Default)]
@@ -71,11 +73,20 @@ pub async fn load_config(opts: &ConnectOptions) -> SdkConfig {
     loader.load().await
 }
 
+/// Who is calling, and from which home region: what STS says, before any profile is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub account_id: String,
+    pub partition: String,
+    /// The home region every non-regional client calls.
+    pub region: String,
+}
+
 /// One client per service for the home region, EventBridge in every profile region, plus
 /// who and where we are.
 #[derive(Clone, Debug)]
 pub struct Aws {
-    pub runtime: Runtime,
+    pub caller: Caller,
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
@@ -96,8 +107,19 @@ struct Regional {
 
 impl Aws {
     /// Every client reports its retries to `on_retry`.
-    pub fn new(config: &SdkConfig, runtime: Runtime, regions: &[String], on_retry: &RetryListener) -> Self {
-        let retries = ReportRetries::new(on_retry.clone());
+    pub fn new(config: &SdkConfig, caller: Caller, regions: &[String], on_retry: &RetryListener) -> Self {
+        Self::with_interceptor(config, caller, regions, SharedInterceptor::new(ReportRetries::new(on_retry.clone())))
+    }
+
+    /// Clients that all carry `interceptor`: the retry reporter, or in tests a mock that
+    /// answers every call.
+    pub fn with_interceptor(
+        config: &SdkConfig,
+        caller: Caller,
+        regions: &[String],
+        interceptor: SharedInterceptor,
+    ) -> Self {
+        let retries = interceptor;
         let partition = retry_partition();
         // Emulators and custom endpoints serve S3 path-style; with an IP address the SDK
         // switches by itself, with a host name such as localhost it does not.
@@ -129,7 +151,7 @@ impl Aws {
             };
         }
         Aws {
-            runtime,
+            caller,
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             iam: client!(aws_sdk_iam),
             cloudtrail: client!(aws_sdk_cloudtrail),
@@ -168,7 +190,7 @@ impl Aws {
     }
 
     pub fn region(&self) -> &str {
-        &self.runtime.region
+        &self.caller.region
     }
 }
 
@@ -184,7 +206,7 @@ fn retry_partition() -> aws_smithy_runtime::client::retries::RetryPartition {
 }
 
 /// The caller's account and partition, from STS. The first AWS call of every command.
-pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Result<Runtime> {
+pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Result<Caller> {
     let region = config
         .region()
         .map(|r| r.to_string())
@@ -199,7 +221,7 @@ pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Res
     let account_id = id.account().context("STS returned no account id")?.to_string();
     // arn:PARTITION:sts::ACCOUNT:assumed-role/...
     let partition = id.arn().and_then(|a| a.split(':').nth(1)).unwrap_or("aws").to_string();
-    Ok(Runtime { account_id, partition, region, enabled_regions: Vec::new() })
+    Ok(Caller { account_id, partition, region })
 }
 
 /// Every region enabled for the account, from the Account API (a small client, where EC2's
@@ -224,4 +246,21 @@ pub async fn enabled_regions(config: &SdkConfig, on_retry: &RetryListener) -> an
     }
     regions.sort();
     Ok(regions)
+}
+
+/// Every page of a list call the SDK offers no paginator for: `send` makes the request with
+/// the given NextToken, `next` reads the page's, until a page has none.
+pub async fn all_pages<P, F, Fut>(send: F, next: fn(&P) -> Option<&str>) -> anyhow::Result<Vec<P>>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<P>>,
+{
+    let mut pages: Vec<P> = Vec::new();
+    loop {
+        let token = pages.last().and_then(next).map(str::to_string);
+        if !pages.is_empty() && token.is_none() {
+            return Ok(pages);
+        }
+        pages.push(send(token).await?);
+    }
 }

@@ -3,7 +3,6 @@
 //! listener belongs to whoever owns output; this module never prints.
 
 use std::fmt;
-use std::sync::Arc;
 
 use aws_config::Region;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -18,23 +17,7 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_types::SigningName;
 
 use super::MAX_ATTEMPTS;
-
-/// One retry the SDK is about to make.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retry {
-    /// The attempt about to start: 2 for the first retry, at most `max`.
-    pub attempt: u32,
-    pub max: u32,
-    /// The signing name, which is also the IAM prefix ("logs", "sns", "monitoring").
-    pub service: String,
-    pub operation: String,
-    pub region: String,
-    /// Why the previous attempt failed: an AWS error code, "HTTP 503", "timeout", ...
-    pub after: String,
-}
-
-/// Receives each retry. Called from the SDK's tasks, so it must be quick and thread-safe.
-pub type RetryListener = Arc<dyn Fn(&Retry) + Send + Sync>;
+use crate::events::{Retry, RetryListener};
 
 /// The interceptor every client carries.
 #[derive(Clone)]

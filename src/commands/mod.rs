@@ -1,6 +1,8 @@
 //! Commands: short orchestration over profile, engine and renderers.
 
 pub mod apply;
+pub mod hunt;
+pub mod investigate;
 pub mod plan;
 pub mod profiles;
 pub mod test;
@@ -24,8 +26,12 @@ use crate::settings::Settings;
 pub enum Status {
     /// 0.
     Success,
-    /// 2: changes pending (plan --detailed-exitcode) or drift (verify).
+    /// 2: changes pending (plan --detailed-exitcode) or drift (verify), or an event at or
+    /// above investigate's --fail-on.
     Differs,
+    /// 3: investigate read only part of what it was asked to (some lookups failed) and found
+    /// nothing at or above --fail-on in that part.
+    Partial,
 }
 
 /// Where a command is, for the message Ctrl-C leaves: what state the account is in.
@@ -129,10 +135,10 @@ impl Session {
         }
         aws::credentials::check(&config, settings.aws_profile.as_deref()).await?;
         let on_retry = printer.retries();
-        let mut runtime = aws::whoami(&config, &on_retry).await?;
-        if loaded.wants_enabled_regions() {
-            runtime.enabled_regions = aws::enabled_regions(&config, &on_retry).await?;
-        }
+        let caller = aws::whoami(&config, &on_retry).await?;
+        let enabled_regions =
+            if loaded.wants_enabled_regions() { aws::enabled_regions(&config, &on_retry).await? } else { Vec::new() };
+        let runtime = runtime_of(&caller, enabled_regions);
         printer.verbose(&format!(
             "account {} in {} ({:.0} ms)",
             runtime.account_id,
@@ -145,7 +151,7 @@ impl Session {
             account: runtime.account_id.clone(),
             region: runtime.region.clone(),
         };
-        let aws = Aws::new(&config, runtime, &profile.regions, &on_retry);
+        let aws = Aws::new(&config, caller, &profile.regions, &on_retry);
         let listings = resources::Listings::new(&profile.regions);
         let mut resources = resources::declared(&profile, &listings);
         let orphans = resources::undeclared(&aws, &profile, &resources, &listings).await?;
@@ -181,6 +187,17 @@ impl Session {
         printer.verbose(&format!("read {} resources in {:.0} ms", live.len(), started.elapsed().as_secs_f64() * 1e3));
         let plan = engine::plan(&self.profile.name, &self.resources, &live);
         Ok((live, plan))
+    }
+}
+
+/// The run-time facts a profile is resolved against: who STS says is calling, and the
+/// regions enabled for the account when the profile asks for all of them.
+pub(crate) fn runtime_of(caller: &aws::Caller, enabled_regions: Vec<String>) -> Runtime {
+    Runtime {
+        account_id: caller.account_id.clone(),
+        partition: caller.partition.clone(),
+        region: caller.region.clone(),
+        enabled_regions,
     }
 }
 

@@ -1,9 +1,12 @@
 //! `ctguard test`: the profile's detections, as deployed, replayed over CloudTrail records.
 
+use std::io;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::detect::catalog::{Catalog, Kind};
-use crate::detect::replay::{self, Account, InputProblems, Threshold};
+use crate::detect::replay::{self, Account, Hit, InputProblems, Threshold};
+use crate::lookback::s3;
 use crate::printer::Printer;
 use crate::profile::{self, Profile, Runtime};
 use crate::render::{human, json};
@@ -52,7 +55,14 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
             bar.inc(n);
         }
     };
+    let mut download =
+        settings.bucket.as_ref().map(|b| s3::open(b, &loaded, &settings.profile.overrides, printer)).transpose()?;
+    let stats = download.as_ref().map(|d| d.stats.clone());
     let count = catalog.detections.len();
+    let mut replay_with = |on_hit: &mut dyn FnMut(&Hit) -> io::Result<()>| match download.take() {
+        Some(objects) => replay::run_sources(objects, settings.jobs, &catalog_for, count, &progress, on_hit),
+        None => replay::run(&inputs, settings.jobs, &catalog_for, count, &progress, on_hit),
+    };
     let started = Instant::now();
     let (mut alerted, mut counted) = (0u64, 0u64);
     let mut tally = Default::default();
@@ -70,7 +80,7 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
                 human::test_header(w, paint, name, &catalog)?;
                 w.flush()?;
                 start_bar();
-                let run = replay::run(&inputs, settings.jobs, &catalog_for, count, &progress, |hit| {
+                let run = replay_with(&mut |hit| {
                     note(hit);
                     if settings.summary_only {
                         return Ok(());
@@ -89,7 +99,7 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
             Format::Json => {
                 let mut stream = json::TestStream::start(w, name, &catalog, &thresholds)?;
                 start_bar();
-                let run = replay::run(&inputs, settings.jobs, &catalog_for, count, &progress, |hit| {
+                let run = replay_with(&mut |hit| {
                     note(hit);
                     if settings.summary_only { Ok(()) } else { stream.hit(&catalog, &thresholds, hit) }
                 });
@@ -107,8 +117,12 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
         Ok(())
     })?;
     let seconds = started.elapsed().as_secs_f64();
+    let downloaded = stats.map_or(String::new(), |s| {
+        let (objects, bytes) = (s.objects.load(Ordering::Relaxed), s.bytes.load(Ordering::Relaxed));
+        format!(", {objects} objects ({:.1} MB) downloaded", bytes as f64 / 1e6)
+    });
     printer.status(&format!(
-        "replayed {} records in {seconds:.2} s ({:.0} records/s on {} workers)",
+        "replayed {} records in {seconds:.2} s ({:.0} records/s on {} workers){downloaded}",
         tally.records,
         tally.records as f64 / seconds.max(1e-9),
         settings.jobs

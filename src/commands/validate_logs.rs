@@ -33,9 +33,9 @@ pub async fn run(settings: &ValidateLogsSettings, printer: &Printer) -> anyhow::
     let config = aws::load_config(&common.connect(loaded.home_region())).await;
     aws::credentials::check(&config, common.aws_profile.as_deref()).await?;
     let on_retry = printer.retries();
-    let runtime = aws::whoami(&config, &on_retry).await?;
-    let profile = loaded.resolve(&runtime, &common.profile.overrides)?;
-    let aws = Aws::new(&config, runtime, &profile.regions, &on_retry);
+    let caller = aws::whoami(&config, &on_retry).await?;
+    let profile = loaded.resolve(&super::runtime_of(&caller, Vec::new()), &common.profile.overrides)?;
+    let aws = Aws::new(&config, caller, &profile.regions, &on_retry);
     let supply = match &settings.public_keys {
         Some((keys, names)) => KeySupply::Files { keys: keys.clone(), names: names.clone() },
         None => KeySupply::CloudTrail(aws.cloudtrail.clone()),
@@ -47,7 +47,7 @@ pub async fn run(settings: &ValidateLogsSettings, printer: &Printer) -> anyhow::
         validate::run(&aws.s3, &supply, &trail, settings.window, &[aws.region().to_string()], now, &note).await?;
 
     let ctx =
-        Context { profile: profile.name.clone(), account: aws.runtime.account_id.clone(), region: aws.region().into() };
+        Context { profile: profile.name.clone(), account: aws.caller.account_id.clone(), region: aws.region().into() };
     printer.data(|w, paint| match common.format {
         Format::Human => render::integrity::human(w, paint, &report),
         Format::Json => render::integrity::json(w, &ctx, &report),

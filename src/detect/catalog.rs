@@ -51,6 +51,13 @@ pub struct Detection {
     matcher: Matcher,
 }
 
+/// A detection's parsed pattern, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub enum Pattern<'a> {
+    Rule(&'a EventPattern),
+    Alarm(&'a FilterPattern),
+}
+
 #[derive(Debug, Clone)]
 enum Matcher {
     Rule(EventPattern),
@@ -91,6 +98,14 @@ impl Detection {
             text: pattern.to_string(),
             matcher: Matcher::Alarm(matcher),
         })
+    }
+
+    /// The parsed pattern, for compilers that translate it (`ctguard hunt`).
+    pub fn pattern(&self) -> Pattern<'_> {
+        match &self.matcher {
+            Matcher::Rule(p) => Pattern::Rule(p),
+            Matcher::Alarm(p) => Pattern::Alarm(p),
+        }
     }
 
     /// Whether this detection fires on `record` (a CloudTrail record) whose envelope is `event`.

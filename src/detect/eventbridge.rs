@@ -17,7 +17,7 @@
 //! - `exists` looks only at scalars ("Exists matching only works on leaf nodes"): a field holding
 //!   an object or an empty array does not exist; `null` does.
 
-mod leaf;
+pub(crate) mod leaf;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
@@ -71,7 +71,7 @@ const RESERVED_IN_OR: &[&str] = &[
 /// A parsed event pattern: its `$or`-free alternatives, any of which matching is a match.
 #[derive(Debug, Clone)]
 pub struct EventPattern {
-    alternatives: Vec<Node>,
+    pub(crate) alternatives: Vec<Node>,
 }
 
 impl EventPattern {
@@ -98,18 +98,18 @@ impl EventPattern {
 
 /// An object level of one alternative: every field must match.
 #[derive(Debug, Clone, Default)]
-struct Node {
-    fields: Vec<Field>,
+pub(crate) struct Node {
+    pub(crate) fields: Vec<Field>,
 }
 
 /// A field of a [`Node`]: a leaf array, nested fields, or (after `$or` expansion) both.
 #[derive(Debug, Clone)]
-struct Field {
-    key: String,
-    leaf: Option<Leaf>,
-    child: Option<Node>,
+pub(crate) struct Field {
+    pub(crate) key: String,
+    pub(crate) leaf: Option<Leaf>,
+    pub(crate) child: Option<Node>,
     /// Full path from the event root, kept for `{"exists": false}`.
-    path: Vec<String>,
+    pub(crate) path: Vec<String>,
 }
 
 impl Node {
@@ -309,14 +309,18 @@ pub fn into_envelope(record: Value) -> Value {
 /// types; it spells the sign-in one "AWS Console Signin via CloudTrail", but the events carry
 /// "AWS Console Sign In via CloudTrail", the value rules match on).
 fn detail_type(event_type: Option<&str>) -> &'static str {
-    match event_type {
-        Some("AwsConsoleSignIn") => "AWS Console Sign In via CloudTrail",
-        Some("AwsServiceEvent") => "AWS Service Event via CloudTrail",
-        Some("AwsConsoleAction") => "AWS Console Action via CloudTrail",
-        Some("AwsCloudTrailInsight") => "AWS Insight via CloudTrail",
-        _ => "AWS API Call via CloudTrail",
-    }
+    DETAIL_TYPES.iter().find(|(t, _)| Some(*t) == event_type).map_or(DEFAULT_DETAIL_TYPE, |(_, d)| d)
 }
+
+/// The eventType values with their own detail-type; any other is [`DEFAULT_DETAIL_TYPE`].
+pub(crate) const DETAIL_TYPES: &[(&str, &str)] = &[
+    ("AwsConsoleSignIn", "AWS Console Sign In via CloudTrail"),
+    ("AwsServiceEvent", "AWS Service Event via CloudTrail"),
+    ("AwsConsoleAction", "AWS Console Action via CloudTrail"),
+    ("AwsCloudTrailInsight", "AWS Insight via CloudTrail"),
+];
+
+pub(crate) const DEFAULT_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
 
 /// eventSource values whose EventBridge `source` is not `aws.` plus the eventSource host name.
 ///
@@ -326,7 +330,7 @@ fn detail_type(event_type: Option<&str>) -> &'static str {
 /// calls (`monitoring.amazonaws.com`, events-ref-monitoring.html) arrive as `aws.monitoring`, not
 /// `aws.cloudwatch`, and console sign-ins (`signin.amazonaws.com`) as `aws.signin`. Add a row
 /// here, with its reference page, if a real exception is found.
-const SOURCE_EXCEPTIONS: &[(&str, &str)] = &[];
+pub(crate) const SOURCE_EXCEPTIONS: &[(&str, &str)] = &[];
 
 /// `ec2.amazonaws.com` becomes `aws.ec2`.
 fn source(event_source: &str) -> String {

@@ -18,6 +18,7 @@
 //!   `NOT EXISTS` matches a missing field.
 //! - Matching is case sensitive ("Metric filters are case sensitive").
 
+mod names;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
@@ -39,7 +40,7 @@ const MAX_NESTING: usize = 256;
 /// A parsed JSON filter pattern.
 #[derive(Debug, Clone)]
 pub struct FilterPattern {
-    root: Expr,
+    pub(crate) root: Expr,
 }
 
 impl FilterPattern {
@@ -74,7 +75,7 @@ impl FilterPattern {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
-enum Expr {
+pub(crate) enum Expr {
     Or(Vec<Expr>),
     And(Vec<Expr>),
     Condition(Condition),
@@ -124,9 +125,9 @@ impl Expr {
 }
 
 #[derive(Debug, Clone)]
-struct Condition {
-    selector: Vec<Step>,
-    test: Test,
+pub(crate) struct Condition {
+    pub(crate) selector: Vec<Step>,
+    pub(crate) test: Test,
 }
 
 /// Folds `($.f = "a") || ($.f = "b") || ...` into one set lookup. The CIS patterns are long
@@ -187,7 +188,7 @@ impl Condition {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Step {
+pub(crate) enum Step {
     Key(String),
     Index(usize),
 }
@@ -202,7 +203,7 @@ fn resolve<'a>(event: &'a Value, selector: &[Step]) -> Option<&'a Value> {
 }
 
 #[derive(Debug, Clone)]
-enum Test {
+pub(crate) enum Test {
     Equal(Literal),
     /// Several ORed exact-string `=` tests on one selector.
     OneOf(std::collections::HashSet<String>),
@@ -235,7 +236,7 @@ impl Test {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Comparison {
+pub(crate) enum Comparison {
     Less,
     LessOrEqual,
     Greater,
@@ -243,7 +244,7 @@ enum Comparison {
 }
 
 impl Comparison {
-    fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             Comparison::Less => "<",
             Comparison::LessOrEqual => "<=",
@@ -264,17 +265,17 @@ impl Comparison {
 
 /// The right-hand side of `=` or `!=`.
 #[derive(Debug, Clone)]
-struct Literal {
+pub(crate) struct Literal {
     /// Set for an unquoted number: compared numerically with a number field (`400` matches
     /// `400.0`), and as written with a string field (`123456789012` matches the string
     /// recipientAccountId, as in the guide's example).
-    number: Option<f64>,
-    shape: Shape,
+    pub(crate) number: Option<f64>,
+    pub(crate) shape: Shape,
 }
 
 /// A string value with its wildcards resolved: `*` counts only at either end.
 #[derive(Debug, Clone)]
-enum Shape {
+pub(crate) enum Shape {
     Exact(String),
     Prefix(String),
     Suffix(String),

@@ -11,6 +11,7 @@
 //! common paths, because it runs once per record over millions of records.
 
 pub mod catalog;
+pub mod event_names;
 pub mod eventbridge;
 pub mod logfilter;
 pub mod replay;

@@ -38,6 +38,14 @@ pub enum Input {
     Path(PathBuf),
 }
 
+/// CloudTrail data another module opens, gzipped or not: an S3 object as it downloads. Read
+/// whole by one worker, like a file.
+pub struct Source {
+    /// What output names it by, like a file's path (`s3://bucket/key`).
+    pub origin: String,
+    pub reader: Box<dyn Read + Send>,
+}
+
 /// Builds the catalog for one account: deployed patterns name the account (agent principals),
 /// so each record is matched as the profile would be deployed in the account that logged it.
 pub type CatalogFor<'a> = dyn Fn(&Account) -> anyhow::Result<Catalog> + Sync + 'a;
@@ -213,6 +221,8 @@ pub struct Chunk {
 enum Unit {
     /// A file small enough for one worker, which splits it itself.
     File(PathBuf),
+    /// Data opened elsewhere (an S3 object), read whole by one worker like a file.
+    Reader(Box<dyn Read + Send>),
     Chunk(Chunk),
     /// The end of a file or of stdin split by the reader.
     End(Ending),
@@ -253,6 +263,45 @@ pub fn run(
     catalog_for: &CatalogFor<'_>,
     detections: usize,
     progress: &Progress<'_>,
+    on_hit: impl FnMut(&Hit) -> io::Result<()>,
+) -> anyhow::Result<Tally> {
+    replay(move |work| feed(inputs, work, progress), jobs, catalog_for, detections, progress, on_hit)
+}
+
+/// Like [`run`], over sources opened elsewhere, in the order the iterator yields them. An
+/// `Err` from it is a problem with the input, and ends the feeding.
+pub fn run_sources(
+    sources: impl Iterator<Item = anyhow::Result<Source>> + Send,
+    jobs: usize,
+    catalog_for: &CatalogFor<'_>,
+    detections: usize,
+    progress: &Progress<'_>,
+    on_hit: impl FnMut(&Hit) -> io::Result<()>,
+) -> anyhow::Result<Tally> {
+    let feed = move |work: &crossbeam_channel::Sender<Job>| {
+        for (seq, source) in (0..).zip(sources) {
+            let job = match source {
+                Ok(Source { origin, reader }) => Job { seq, origin: origin.into(), unit: Unit::Reader(reader) },
+                Err(e) => {
+                    let ending = Ending { cloudtrail: false, error: Some(format!("{e:#}")), file: true };
+                    let _ = work.send(Job { seq, origin: "s3".into(), unit: Unit::End(ending) });
+                    return;
+                }
+            };
+            if work.send(job).is_err() {
+                return;
+            }
+        }
+    };
+    replay(feed, jobs, catalog_for, detections, progress, on_hit)
+}
+
+fn replay(
+    feed: impl FnOnce(&crossbeam_channel::Sender<Job>) + Send,
+    jobs: usize,
+    catalog_for: &CatalogFor<'_>,
+    detections: usize,
+    progress: &Progress<'_>,
     mut on_hit: impl FnMut(&Hit) -> io::Result<()>,
 ) -> anyhow::Result<Tally> {
     let jobs = jobs.max(1);
@@ -261,7 +310,7 @@ pub fn run(
     let mut tally = Tally { fires: vec![0; detections], ..Tally::default() };
 
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        scope.spawn(move || feed(inputs, &work_tx, progress));
+        scope.spawn(move || feed(&work_tx));
         for _ in 0..jobs {
             let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
             scope.spawn(move || {
@@ -423,32 +472,47 @@ fn process(
     match unit {
         Unit::Chunk(chunk) => out.error = matched(&origin, &chunk, catalog_for, catalogs, &mut out).err(),
         Unit::End(ending) => out.ending = Some(ending),
+        Unit::Reader(reader) => {
+            whole(&origin, open(Counting { inner: reader, progress }), catalog_for, catalogs, &mut out)
+        }
         Unit::File(path) => {
-            let reader = match File::open(&path).and_then(|f| open(Counting { inner: f, progress })) {
-                Ok(r) => r,
-                Err(e) => {
-                    let error = Some(format!("cannot be read: {}", io_words(&e)));
-                    out.ending = Some(Ending { cloudtrail: false, error, file: true });
-                    return out;
-                }
-            };
-            let mut splitter = Splitter::new(reader);
-            let error = loop {
-                match splitter.next_chunk() {
-                    Ok(Some(chunk)) => {
-                        if let Err(e) = matched(&origin, &chunk, catalog_for, catalogs, &mut out) {
-                            out.error = Some(e);
-                            break None;
-                        }
-                    }
-                    Ok(None) => break None,
-                    Err(e) => break Some(e),
-                }
-            };
-            out.ending = Some(Ending { cloudtrail: splitter.cloudtrail, error, file: true });
+            let reader = File::open(&path).and_then(|f| open(Counting { inner: f, progress }));
+            whole(&origin, reader, catalog_for, catalogs, &mut out);
         }
     }
     out
+}
+
+/// A whole input, split and matched by this worker.
+fn whole<'r>(
+    origin: &str,
+    reader: io::Result<Box<dyn BufRead + 'r>>,
+    catalog_for: &CatalogFor<'_>,
+    catalogs: &mut HashMap<Account, Arc<Catalog>>,
+    out: &mut Outcome,
+) {
+    let reader = match reader {
+        Ok(r) => r,
+        Err(e) => {
+            let error = Some(format!("cannot be read: {}", io_words(&e)));
+            out.ending = Some(Ending { cloudtrail: false, error, file: true });
+            return;
+        }
+    };
+    let mut splitter = Splitter::new(reader);
+    let error = loop {
+        match splitter.next_chunk() {
+            Ok(Some(chunk)) => {
+                if let Err(e) = matched(origin, &chunk, catalog_for, catalogs, out) {
+                    out.error = Some(e);
+                    break None;
+                }
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    out.ending = Some(Ending { cloudtrail: splitter.cloudtrail, error, file: true });
 }
 
 /// Parses and matches every record of a chunk into `out`; the first record that is not a

@@ -2,6 +2,7 @@
 //! nothing here prints or calls AWS. Renderers in `render/` turn it into text or JSON.
 
 mod diff;
+mod planner;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,10 +11,22 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use diff::diff;
+pub use planner::{Input, Observed, plan};
 
 /// Attributes of one resource: a flat map of field name to JSON value. Policies are stored in
 /// canonical form (see `policy`), so equal values mean equal meaning.
 pub type Attrs = BTreeMap<String, Value>;
+
+/// Who owns a live resource, by ctguard's ownership tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// The kind carries no ownership tag (subscriptions, metric filters, Config's recorder).
+    Untracked,
+    /// Tagged by no ctguard profile.
+    Unowned,
+    /// Tagged by this ctguard profile.
+    Profile(String),
+}
 
 /// Stands for a value that only exists once a dependency has been created.
 pub const UNKNOWN: &str = "(known after apply)";
@@ -113,7 +126,7 @@ impl Plan {
 
 /// Decides the action for one resource. `desired == None` means it should not exist;
 /// `replace_on` lists fields that cannot change in place.
-pub fn plan_change(address: Address, desired: Option<&Attrs>, live: Option<&Attrs>, replace_on: &[&str]) -> Change {
+pub fn plan_change(address: Address, desired: Option<&Attrs>, live: Option<&Attrs>, replace_on: &[String]) -> Change {
     let diffs = match (desired, live) {
         (None, None) => Vec::new(),
         (Some(want), have) => diff(have, Some(want)),
@@ -123,7 +136,7 @@ pub fn plan_change(address: Address, desired: Option<&Attrs>, live: Option<&Attr
         .into_iter()
         .map(|mut d| {
             let top = d.path.split(['.', '[']).next().unwrap_or("");
-            d.forces_replacement = live.is_some() && desired.is_some() && replace_on.contains(&top);
+            d.forces_replacement = live.is_some() && desired.is_some() && replace_on.iter().any(|f| f == top);
             d
         })
         .collect();
@@ -166,7 +179,7 @@ mod tests {
             (None, None, Action::NoOp),
         ];
         for (desired, live, expected) in cases {
-            let change = plan_change(addr(), desired, live, &["path"]);
+            let change = plan_change(addr(), desired, live, &["path".to_string()]);
             assert_eq!(change.action, expected, "{desired:?} vs {live:?}");
         }
     }

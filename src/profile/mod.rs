@@ -3,6 +3,8 @@
 //! A `Profile` that exists is complete and valid: nothing downstream re-checks it.
 
 mod alerting;
+pub mod athena;
+pub mod classes;
 mod config;
 pub mod managed_rules;
 pub mod source;
@@ -109,7 +111,11 @@ pub struct Profile {
     pub events: Option<Events>,
     pub alarms: Vec<Alarm>,
     pub config: Option<ConfigSetup>,
+    /// Where `ctguard hunt` queries the trail's logs.
+    pub athena: Option<athena::Athena>,
     pub waivers: Vec<Waiver>,
+    /// How `ctguard investigate` rates an event no detection fired on.
+    pub severity_classes: Vec<classes::SeverityClass>,
 }
 
 /// A resolved waiver: placeholders filled, exactly one of `field` and `check`, a reason.
@@ -483,6 +489,14 @@ impl Resolver<'_> {
         }
 
         let waivers = doc.waivers.iter().enumerate().map(|(i, w)| self.waiver(i, w, &vars)).collect();
+        let severity_classes = self.severity_classes(&doc.severity_classes);
+        let athena = doc.athena.as_ref().and_then(|a| match athena::resolve(a) {
+            Ok(a) => Some(a),
+            Err(problems) => {
+                problems.into_iter().for_each(|(key, message)| self.problem(&key, message));
+                None
+            }
+        });
 
         if !self.problems.is_empty() {
             return Err(Invalid(self.problems));
@@ -516,7 +530,9 @@ impl Resolver<'_> {
             events: alerting.events,
             alarms: alerting.alarms,
             config: config.map(|(setup, _)| setup),
+            athena,
             waivers,
+            severity_classes,
             vars,
         })
     }

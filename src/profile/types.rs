@@ -22,8 +22,11 @@ pub struct ProfileDoc {
     #[serde(default)]
     pub alarms: Vec<AlarmDoc>,
     pub config: Option<ConfigDoc>,
+    pub athena: Option<super::athena::AthenaDoc>,
     #[serde(default)]
     pub waivers: Vec<WaiverDoc>,
+    #[serde(default)]
+    pub severity_classes: Vec<super::classes::SeverityClassDoc>,
 }
 
 /// A finding verify reports but does not fail on, with the reason it prints. Waives either the

@@ -3,6 +3,7 @@
 
 pub mod attrs;
 pub mod human;
+pub mod hunt;
 pub mod integrity;
 pub mod json;
 pub mod junit;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{doing_phrase, done_phrase};
-use crate::aws::Retry;
 use crate::engine::{Event, Hook};
+use crate::events::Retry;
 use crate::plan::Address;
 
 /// One spinner per resource in flight.

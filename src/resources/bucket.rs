@@ -2,8 +2,6 @@
 //! Both are hardened the same way; only policy, logging and encryption differ.
 //! A bucket holds audit data: ctguard never deletes one.
 
-use std::collections::BTreeSet;
-
 use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_s3::types::{
@@ -14,11 +12,14 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, Transition, TransitionStorageClass,
     VersioningConfiguration,
 };
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{Live, Resource, Spec, managed_tags, owner_tags};
+use super::kind::{Declared, Delta, Found, Kind};
+use super::tags::{self, MANAGED_KEYS, Tags};
+use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 use crate::policy;
 use crate::profile::{AccessLogBucket, Encryption, Lifecycle, Profile};
 
@@ -27,64 +28,135 @@ pub const KIND: &str = "s3_bucket";
 /// quiet way to destroy audit logs.
 const RULE_ID: &str = "ctguard-retention";
 
+/// A bucket as ctguard compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketSpec {
+    /// Default encryption; `None` when the bucket has none.
+    pub encryption: Option<SseDefault>,
+    /// "Enabled", "Suspended", or "Disabled" for a bucket that never had versioning.
+    pub versioning: String,
+    pub public_access_block: PublicAccessBlock,
+    pub object_ownership: Option<String>,
+    /// Canonical (see `policy`).
+    pub policy: Option<Value>,
+    pub lifecycle: Vec<LifecycleRuleSpec>,
+    pub logging: Option<Logging>,
+    pub tags: Tags,
+}
+
+crate::tagged_spec!(BucketSpec);
+
+/// Default encryption: SSE-S3 names only the algorithm; SSE-KMS also the key and bucket key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SseDefault {
+    S3 { sse_algorithm: String },
+    Kms { sse_algorithm: String, kms_master_key_id: Option<String>, bucket_key_enabled: bool },
+}
+
+/// The four flags; an absent configuration reads as all off.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
+}
+
+/// One lifecycle rule, keeping anything of a live rule that would matter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LifecycleRuleSpec {
+    pub id: Option<String>,
+    pub status: String,
+    pub prefix: String,
+    pub transitions: Vec<TransitionSpec>,
+    pub expiration_days: Option<i32>,
+    pub noncurrent_expiration_days: Option<i32>,
+    pub abort_incomplete_upload_days: Option<i32>,
+    /// Set when a live rule filters by tag or size: never what ctguard writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// How many noncurrent-version transitions a live rule has: ctguard writes none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noncurrent_transitions: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired_object_delete_marker: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionSpec {
+    pub days: Option<i32>,
+    pub storage_class: Option<String>,
+}
+
+/// Where server access logs go.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Logging {
+    pub target_bucket: String,
+    pub target_prefix: String,
+}
+
 pub struct Bucket {
     name: String,
     region: String,
-    spec: Spec,
 }
 
 impl Bucket {
-    pub fn audit(profile: &Profile) -> Self {
+    pub fn audit(profile: &Profile) -> Declared<Self> {
         let b = &profile.bucket;
         let encryption = match b.encryption {
-            Encryption::Aes256 => json!({"sse_algorithm": "AES256"}),
-            Encryption::Kms => json!({
-                "sse_algorithm": "aws:kms",
-                "kms_master_key_id": b.kms_key_arn,
-                "bucket_key_enabled": true,
-            }),
+            Encryption::Aes256 => sse_s3(),
+            Encryption::Kms => SseDefault::Kms {
+                sse_algorithm: ServerSideEncryption::AwsKms.as_str().to_string(),
+                kms_master_key_id: b.kms_key_arn.clone(),
+                bucket_key_enabled: true,
+            },
         };
-        let logging = match &profile.access_log_bucket {
-            Some(a) => json!({"target_bucket": a.name, "target_prefix": format!("{}{}/", a.prefix, b.name)}),
-            None => Value::Null,
-        };
+        let logging = profile
+            .access_log_bucket
+            .as_ref()
+            .map(|a| Logging { target_bucket: a.name.clone(), target_prefix: format!("{}{}/", a.prefix, b.name) });
         Bucket::new(profile, &b.name, encryption, &b.policy, &b.lifecycle, logging)
     }
 
     /// S3 server access logs can only be written with SSE-S3 (S3 User Guide, "Enabling Amazon
     /// S3 server access logging"), and a log bucket does not log its own access.
-    pub fn access_logs(profile: &Profile, a: &AccessLogBucket) -> Self {
-        Bucket::new(profile, &a.name, json!({"sse_algorithm": "AES256"}), &a.policy, &a.lifecycle, Value::Null)
+    pub fn access_logs(profile: &Profile, a: &AccessLogBucket) -> Declared<Self> {
+        Bucket::new(profile, &a.name, sse_s3(), &a.policy, &a.lifecycle, None)
     }
 
     fn new(
         profile: &Profile,
         name: &str,
-        encryption: Value,
+        encryption: SseDefault,
         policy_doc: &Value,
         lifecycle: &Lifecycle,
-        logging: Value,
-    ) -> Self {
-        let mut want = Attrs::new();
-        want.insert("encryption".into(), encryption);
-        want.insert("versioning".into(), json!("Enabled"));
-        want.insert(
-            "public_access_block".into(),
-            json!({"block_public_acls": true, "ignore_public_acls": true, "block_public_policy": true, "restrict_public_buckets": true}),
-        );
-        want.insert("object_ownership".into(), json!("BucketOwnerEnforced"));
-        want.insert("policy".into(), policy::canonical(policy_doc));
-        want.insert("lifecycle".into(), json!([lifecycle_rule(lifecycle)]));
-        want.insert("logging".into(), logging);
-        want.insert("tags".into(), owner_tags(profile));
+        logging: Option<Logging>,
+    ) -> Declared<Self> {
         let region = profile.runtime.region.clone();
         // Server access logging needs its target bucket first.
-        let depends = match want.get("logging").and_then(|l| l.get("target_bucket")).and_then(Value::as_str) {
-            Some(target) => vec![Address { kind: KIND, name: target.to_string(), region: region.clone() }],
-            None => Vec::new(),
+        let depends = logging
+            .iter()
+            .map(|l| Address { kind: KIND, name: l.target_bucket.clone(), region: region.clone() })
+            .collect();
+        let all = true;
+        let want = BucketSpec {
+            encryption: Some(encryption),
+            versioning: BucketVersioningStatus::Enabled.as_str().to_string(),
+            public_access_block: PublicAccessBlock {
+                block_public_acls: all,
+                ignore_public_acls: all,
+                block_public_policy: all,
+                restrict_public_buckets: all,
+            },
+            object_ownership: Some(ObjectOwnership::BucketOwnerEnforced.as_str().to_string()),
+            policy: Some(policy::canonical(policy_doc)),
+            lifecycle: vec![lifecycle_rule(lifecycle)],
+            logging,
+            tags: tags::owner_tags(profile),
         };
-        let spec = Spec::new(Address { kind: KIND, name: name.to_string(), region: region.clone() }, want, depends);
-        Bucket { name: name.to_string(), region, spec }
+        let address = Address { kind: KIND, name: name.to_string(), region: region.clone() };
+        Declared::new(Bucket { name: name.to_string(), region }, address, want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -92,82 +164,82 @@ impl Bucket {
     }
 }
 
-/// The profile's lifecycle as the normalized rule `read` produces.
-fn lifecycle_rule(l: &Lifecycle) -> Value {
-    let mut transitions = Vec::new();
-    if l.transition_to_ia_days > 0 {
-        transitions.push(json!({"days": l.transition_to_ia_days, "storage_class": "STANDARD_IA"}));
-    }
-    if l.transition_to_glacier_days > 0 {
-        transitions.push(json!({"days": l.transition_to_glacier_days, "storage_class": "GLACIER"}));
-    }
-    let days = |d: i32| if d > 0 { json!(d) } else { Value::Null };
-    json!({
-        "id": RULE_ID,
-        "status": "Enabled",
-        "prefix": "",
-        "transitions": transitions,
-        "expiration_days": days(l.expire_days),
-        "noncurrent_expiration_days": days(l.noncurrent_expire_days),
-        "abort_incomplete_upload_days": days(l.abort_incomplete_upload_days),
-    })
+fn sse_s3() -> SseDefault {
+    SseDefault::S3 { sse_algorithm: ServerSideEncryption::Aes256.as_str().to_string() }
 }
 
-/// A live rule in the same shape as `lifecycle_rule`, keeping anything that would matter.
+/// The profile's lifecycle as the rule `flatten_rule` reads back.
+fn lifecycle_rule(l: &Lifecycle) -> LifecycleRuleSpec {
+    let step = |days: i32, class: TransitionStorageClass| {
+        (days > 0).then(|| TransitionSpec { days: Some(days), storage_class: Some(class.as_str().to_string()) })
+    };
+    let transitions = [
+        step(l.transition_to_ia_days, TransitionStorageClass::StandardIa),
+        step(l.transition_to_glacier_days, TransitionStorageClass::Glacier),
+    ];
+    let days = |d: i32| (d > 0).then_some(d);
+    LifecycleRuleSpec {
+        id: Some(RULE_ID.to_string()),
+        status: ExpirationStatus::Enabled.as_str().to_string(),
+        prefix: String::new(),
+        transitions: transitions.into_iter().flatten().collect(),
+        expiration_days: days(l.expire_days),
+        noncurrent_expiration_days: days(l.noncurrent_expire_days),
+        abort_incomplete_upload_days: days(l.abort_incomplete_upload_days),
+        filter: None,
+        noncurrent_transitions: None,
+        expired_object_delete_marker: None,
+    }
+}
+
+/// A live rule in the shape of `lifecycle_rule` (flatten).
 // Rules written before filters existed still carry the top-level prefix.
 #[allow(deprecated)]
-fn normalize_rule(r: &LifecycleRule) -> Value {
-    let prefix = r.filter().and_then(|f| f.prefix()).or(r.prefix()).unwrap_or("");
+fn flatten_rule(r: &LifecycleRule) -> LifecycleRuleSpec {
     let other_filter = r.filter().is_some_and(|f| {
         f.tag().is_some()
             || f.and().is_some()
             || f.object_size_greater_than().is_some()
             || f.object_size_less_than().is_some()
     });
-    let transitions: Vec<Value> = r
+    let transitions = r
         .transitions()
         .iter()
-        .map(|t| json!({"days": t.days(), "storage_class": t.storage_class().map(|s| s.as_str())}))
+        .map(|t| TransitionSpec { days: t.days(), storage_class: t.storage_class().map(|s| s.as_str().to_string()) })
         .collect();
-    let mut rule = json!({
-        "id": r.id(),
-        "status": r.status().as_str(),
-        "prefix": prefix,
-        "transitions": transitions,
-        "expiration_days": r.expiration().and_then(|e| e.days()),
-        "noncurrent_expiration_days": r.noncurrent_version_expiration().and_then(|e| e.noncurrent_days()),
-        "abort_incomplete_upload_days": r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()),
-    });
-    if other_filter {
-        rule["filter"] = json!("tag or size filter");
+    let noncurrent = r.noncurrent_version_transitions().len();
+    LifecycleRuleSpec {
+        id: r.id().map(str::to_string),
+        status: r.status().as_str().to_string(),
+        prefix: r.filter().and_then(|f| f.prefix()).or(r.prefix()).unwrap_or("").to_string(),
+        transitions,
+        expiration_days: r.expiration().and_then(|e| e.days()),
+        noncurrent_expiration_days: r.noncurrent_version_expiration().and_then(|e| e.noncurrent_days()),
+        abort_incomplete_upload_days: r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()),
+        filter: other_filter.then(|| "tag or size filter".to_string()),
+        noncurrent_transitions: (noncurrent > 0).then_some(noncurrent),
+        expired_object_delete_marker: r.expiration().and_then(|e| e.expired_object_delete_marker()).filter(|m| *m),
     }
-    if !r.noncurrent_version_transitions().is_empty() {
-        rule["noncurrent_transitions"] = json!(r.noncurrent_version_transitions().len());
-    }
-    if r.expiration().and_then(|e| e.expired_object_delete_marker()) == Some(true) {
-        rule["expired_object_delete_marker"] = json!(true);
-    }
-    rule
 }
 
-fn build_rule(rule: &Value) -> anyhow::Result<LifecycleRule> {
-    let int = |k: &str| rule.get(k).and_then(Value::as_i64).map(|d| d as i32);
+/// The rule PutBucketLifecycleConfiguration writes (expand): always ctguard's own id, enabled,
+/// on every object.
+fn expand_rule(rule: &LifecycleRuleSpec) -> anyhow::Result<LifecycleRule> {
     let mut b = LifecycleRule::builder()
         .id(RULE_ID)
         .status(ExpirationStatus::Enabled)
         .filter(LifecycleRuleFilter::builder().prefix("").build());
-    for t in rule.get("transitions").and_then(Value::as_array).into_iter().flatten() {
-        let class = t.get("storage_class").and_then(Value::as_str).unwrap_or_default();
-        let days = t.get("days").and_then(Value::as_i64).unwrap_or_default() as i32;
-        b = b.transitions(Transition::builder().days(days).storage_class(TransitionStorageClass::from(class)).build());
+    for t in &rule.transitions {
+        let class = TransitionStorageClass::from(t.storage_class.as_deref().unwrap_or_default());
+        b = b.transitions(Transition::builder().days(t.days.unwrap_or_default()).storage_class(class).build());
     }
-    if let Some(d) = int("expiration_days") {
+    if let Some(d) = rule.expiration_days {
         b = b.expiration(LifecycleExpiration::builder().days(d).build());
     }
-    if let Some(d) = int("noncurrent_expiration_days") {
+    if let Some(d) = rule.noncurrent_expiration_days {
         b = b.noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(d).build());
     }
-    if let Some(d) = int("abort_incomplete_upload_days") {
+    if let Some(d) = rule.abort_incomplete_upload_days {
         b = b.abort_incomplete_multipart_upload(
             AbortIncompleteMultipartUpload::builder().days_after_initiation(d).build(),
         );
@@ -175,13 +247,56 @@ fn build_rule(rule: &Value) -> anyhow::Result<LifecycleRule> {
     Ok(b.build()?)
 }
 
-#[async_trait]
-impl Resource for Bucket {
-    fn spec(&self) -> &Spec {
-        &self.spec
-    }
+type EncryptionOutput = aws_sdk_s3::operation::get_bucket_encryption::GetBucketEncryptionOutput;
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+fn flatten_encryption(out: Option<&EncryptionOutput>) -> Option<SseDefault> {
+    let rule = out.and_then(|e| e.server_side_encryption_configuration()).and_then(|c| c.rules().first())?;
+    let d = rule.apply_server_side_encryption_by_default()?;
+    let sse_algorithm = d.sse_algorithm().as_str().to_string();
+    Some(match d.sse_algorithm() {
+        ServerSideEncryption::Aes256 => SseDefault::S3 { sse_algorithm },
+        _ => SseDefault::Kms {
+            sse_algorithm,
+            kms_master_key_id: d.kms_master_key_id().map(str::to_string),
+            bucket_key_enabled: rule.bucket_key_enabled().unwrap_or(false),
+        },
+    })
+}
+
+fn expand_encryption(want: &SseDefault) -> anyhow::Result<ServerSideEncryptionConfiguration> {
+    let (algorithm, key) = match want {
+        SseDefault::S3 { sse_algorithm } => (sse_algorithm, None),
+        SseDefault::Kms { sse_algorithm, kms_master_key_id, .. } => (sse_algorithm, kms_master_key_id.as_ref()),
+    };
+    let mut default =
+        ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::from(algorithm.as_str()));
+    let mut rule = ServerSideEncryptionRule::builder();
+    if let Some(key) = key {
+        default = default.kms_master_key_id(key);
+        rule = rule.bucket_key_enabled(true);
+    }
+    let rule = rule.apply_server_side_encryption_by_default(default.build()?).build();
+    Ok(ServerSideEncryptionConfiguration::builder().rules(rule).build()?)
+}
+
+type PabOutput = aws_sdk_s3::operation::get_public_access_block::GetPublicAccessBlockOutput;
+
+fn flatten_pab(out: Option<&PabOutput>) -> PublicAccessBlock {
+    let pab = out.and_then(|p| p.public_access_block_configuration());
+    let flag = |f: fn(&PublicAccessBlockConfiguration) -> Option<bool>| pab.and_then(f).unwrap_or(false);
+    PublicAccessBlock {
+        block_public_acls: flag(PublicAccessBlockConfiguration::block_public_acls),
+        ignore_public_acls: flag(PublicAccessBlockConfiguration::ignore_public_acls),
+        block_public_policy: flag(PublicAccessBlockConfiguration::block_public_policy),
+        restrict_public_buckets: flag(PublicAccessBlockConfiguration::restrict_public_buckets),
+    }
+}
+
+#[async_trait]
+impl Kind for Bucket {
+    type Spec = BucketSpec;
+
+    async fn read(&self, aws: &Aws, _: Option<&BucketSpec>) -> anyhow::Result<Option<Found<BucketSpec>>> {
         let s3 = &aws.s3;
         let b = self.name.as_str();
         let head = s3.head_bucket().bucket(b).send().await;
@@ -199,74 +314,42 @@ impl Resource for Bucket {
             async { s3.get_bucket_versioning().bucket(b).send().await.ctx(|| self.what("reading versioning of")) },
             async { s3.get_bucket_encryption().bucket(b).send().await.found(|| self.what("reading encryption of")) },
             async {
-                s3.get_public_access_block()
-                    .bucket(b)
-                    .send()
-                    .await
-                    .found(|| self.what("reading public access block of"))
+                let req = s3.get_public_access_block().bucket(b);
+                req.send().await.found(|| self.what("reading public access block of"))
             },
             async {
-                s3.get_bucket_ownership_controls()
-                    .bucket(b)
-                    .send()
-                    .await
-                    .found(|| self.what("reading ownership controls of"))
+                let req = s3.get_bucket_ownership_controls().bucket(b);
+                req.send().await.found(|| self.what("reading ownership controls of"))
             },
             async { s3.get_bucket_policy().bucket(b).send().await.found(|| self.what("reading policy of")) },
             async {
-                s3.get_bucket_lifecycle_configuration()
-                    .bucket(b)
-                    .send()
-                    .await
-                    .found(|| self.what("reading lifecycle of"))
+                let req = s3.get_bucket_lifecycle_configuration().bucket(b);
+                req.send().await.found(|| self.what("reading lifecycle of"))
             },
             async { s3.get_bucket_logging().bucket(b).send().await.ctx(|| self.what("reading logging of")) },
             async { s3.get_bucket_tagging().bucket(b).send().await.found(|| self.what("reading tags of")) },
         )?;
-
-        let mut attrs = Attrs::new();
-        attrs.insert("versioning".into(), json!(versioning.status().map(|s| s.as_str()).unwrap_or("Disabled")));
-        let rule =
-            encryption.as_ref().and_then(|e| e.server_side_encryption_configuration()).and_then(|c| c.rules().first());
-        let enc = rule.and_then(|r| r.apply_server_side_encryption_by_default()).map(|d| {
-            let mut v = json!({"sse_algorithm": d.sse_algorithm().as_str()});
-            if d.sse_algorithm() != &ServerSideEncryption::Aes256 {
-                v["kms_master_key_id"] = json!(d.kms_master_key_id());
-                v["bucket_key_enabled"] = json!(rule.and_then(|r| r.bucket_key_enabled()).unwrap_or(false));
-            }
-            v
-        });
-        attrs.insert("encryption".into(), enc.unwrap_or(Value::Null));
-        let pab = pab.as_ref().and_then(|p| p.public_access_block_configuration());
-        attrs.insert(
-            "public_access_block".into(),
-            json!({
-                "block_public_acls": pab.and_then(|p| p.block_public_acls()).unwrap_or(false),
-                "ignore_public_acls": pab.and_then(|p| p.ignore_public_acls()).unwrap_or(false),
-                "block_public_policy": pab.and_then(|p| p.block_public_policy()).unwrap_or(false),
-                "restrict_public_buckets": pab.and_then(|p| p.restrict_public_buckets()).unwrap_or(false),
-            }),
-        );
         let owner_rule = ownership.as_ref().and_then(|o| o.ownership_controls()).and_then(|c| c.rules().first());
-        attrs.insert("object_ownership".into(), json!(owner_rule.map(|r| r.object_ownership().as_str())));
-        let policy_doc = match policy_doc.as_ref().and_then(|p| p.policy()) {
-            Some(text) => policy::parse_live(text).with_context(|| self.what("parsing the policy of"))?,
-            None => Value::Null,
-        };
-        attrs.insert("policy".into(), policy_doc);
-        let rules: Vec<Value> =
-            lifecycle.as_ref().map(|l| l.rules().iter().map(normalize_rule).collect()).unwrap_or_default();
-        attrs.insert("lifecycle".into(), Value::Array(rules));
-        let logging = logging
-            .logging_enabled()
-            .map(|l| json!({"target_bucket": l.target_bucket(), "target_prefix": l.target_prefix()}));
-        attrs.insert("logging".into(), logging.unwrap_or(Value::Null));
+        let policy = policy_doc.as_ref().and_then(|p| p.policy()).map(policy::parse_live).transpose();
+        let logging = logging.logging_enabled().map(|l| Logging {
+            target_bucket: l.target_bucket().to_string(),
+            target_prefix: l.target_prefix().to_string(),
+        });
         let tag_set = tags.as_ref().map(|t| t.tag_set()).unwrap_or_default();
-        attrs.insert("tags".into(), managed_tags(tag_set.iter().map(|t| (t.key(), t.value()))));
-        Ok(Some(Live { attrs, ..Live::default() }))
+        let spec = BucketSpec {
+            encryption: flatten_encryption(encryption.as_ref()),
+            versioning: versioning.status().map(|s| s.as_str()).unwrap_or("Disabled").to_string(),
+            public_access_block: flatten_pab(pab.as_ref()),
+            object_ownership: owner_rule.map(|r| r.object_ownership().as_str().to_string()),
+            policy: policy.with_context(|| self.what("parsing the policy of"))?,
+            lifecycle: lifecycle.as_ref().map(|l| l.rules().iter().map(flatten_rule).collect()).unwrap_or_default(),
+            logging,
+            tags: tags::managed(tag_set.iter().map(|t| (t.key(), t.value()))),
+        };
+        Ok(Some(Found::new(spec)))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
+    async fn create(&self, aws: &Aws, want: &BucketSpec) -> anyhow::Result<()> {
         let mut req = aws.s3.create_bucket().bucket(&self.name).object_ownership(ObjectOwnership::BucketOwnerEnforced);
         // us-east-1 is the default location and must not be named.
         if self.region != "us-east-1" {
@@ -275,100 +358,73 @@ impl Resource for Bucket {
                 .build();
             req = req.create_bucket_configuration(conf);
         }
-        match req.send().await.ctx(|| self.what("creating")) {
-            Ok(_) => {}
-            // An earlier run that was interrupted after CreateBucket: carry on configuring.
-            Err(e) if crate::aws::error::kind(&e) == crate::aws::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        let all: BTreeSet<String> = want.keys().cloned().collect();
-        self.update(aws, want, &all).await
+        // Made by an earlier, interrupted run or not: configure everything.
+        created(req.send().await.ctx(|| self.what("creating")))?;
+        self.update(aws, &Delta::all(want)).await
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, BucketSpec>) -> anyhow::Result<()> {
         let s3 = &aws.s3;
         let b = self.name.as_str();
+        let want = delta.want;
         // One configuration call at a time: S3 answers OperationAborted to concurrent changes
         // of the same bucket. Ownership and public access first, so nothing is ever open.
-        if changed.contains("object_ownership") {
+        if delta.changed(|s| &s.object_ownership) {
             let rule =
                 OwnershipControlsRule::builder().object_ownership(ObjectOwnership::BucketOwnerEnforced).build()?;
             let controls = OwnershipControls::builder().rules(rule).build()?;
-            s3.put_bucket_ownership_controls()
-                .bucket(b)
-                .ownership_controls(controls)
-                .send()
-                .await
-                .ctx(|| self.what("enforcing bucket-owner ownership (no ACLs) on"))?;
+            let req = s3.put_bucket_ownership_controls().bucket(b).ownership_controls(controls);
+            req.send().await.ctx(|| self.what("enforcing bucket-owner ownership (no ACLs) on"))?;
         }
-        if changed.contains("public_access_block") {
+        if delta.changed(|s| &s.public_access_block) {
+            let p = &want.public_access_block;
             let conf = PublicAccessBlockConfiguration::builder()
-                .block_public_acls(true)
-                .ignore_public_acls(true)
-                .block_public_policy(true)
-                .restrict_public_buckets(true)
+                .block_public_acls(p.block_public_acls)
+                .ignore_public_acls(p.ignore_public_acls)
+                .block_public_policy(p.block_public_policy)
+                .restrict_public_buckets(p.restrict_public_buckets)
                 .build();
-            s3.put_public_access_block()
-                .bucket(b)
-                .public_access_block_configuration(conf)
-                .send()
-                .await
-                .ctx(|| self.what("blocking public access to"))?;
+            let req = s3.put_public_access_block().bucket(b).public_access_block_configuration(conf);
+            req.send().await.ctx(|| self.what("blocking public access to"))?;
         }
-        if changed.contains("encryption") {
-            s3.put_bucket_encryption()
-                .bucket(b)
-                .server_side_encryption_configuration(encryption_config(want)?)
+        if delta.changed(|s| &s.encryption)
+            && let Some(encryption) = &want.encryption
+        {
+            let req = s3.put_bucket_encryption().bucket(b);
+            req.server_side_encryption_configuration(expand_encryption(encryption)?)
                 .send()
                 .await
                 .ctx(|| self.what("setting default encryption of"))?;
         }
-        if changed.contains("versioning") {
+        if delta.changed(|s| &s.versioning) {
             let conf = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
-            s3.put_bucket_versioning()
-                .bucket(b)
-                .versioning_configuration(conf)
-                .send()
-                .await
-                .ctx(|| self.what("enabling versioning of"))?;
+            let req = s3.put_bucket_versioning().bucket(b).versioning_configuration(conf);
+            req.send().await.ctx(|| self.what("enabling versioning of"))?;
         }
-        if changed.contains("policy") {
-            let doc = serde_json::to_string(&want["policy"])?;
+        if delta.changed(|s| &s.policy) {
+            let doc = serde_json::to_string(&want.policy)?;
             s3.put_bucket_policy().bucket(b).policy(doc).send().await.ctx(|| self.what("setting the policy of"))?;
         }
-        if changed.contains("lifecycle") {
-            let rules = want["lifecycle"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(build_rule)
-                .collect::<anyhow::Result<Vec<_>>>()?;
+        if delta.changed(|s| &s.lifecycle) {
+            let rules = want.lifecycle.iter().map(expand_rule).collect::<anyhow::Result<Vec<_>>>()?;
             let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build()?;
-            s3.put_bucket_lifecycle_configuration()
-                .bucket(b)
-                .lifecycle_configuration(conf)
-                .send()
-                .await
-                .ctx(|| self.what("setting the lifecycle of"))?;
+            let req = s3.put_bucket_lifecycle_configuration().bucket(b).lifecycle_configuration(conf);
+            req.send().await.ctx(|| self.what("setting the lifecycle of"))?;
         }
-        if changed.contains("logging") {
+        if delta.changed(|s| &s.logging) {
             let mut status = BucketLoggingStatus::builder();
-            if let Some(target) = want["logging"].as_object() {
+            if let Some(target) = &want.logging {
                 let enabled = LoggingEnabled::builder()
-                    .target_bucket(target["target_bucket"].as_str().unwrap_or_default())
-                    .target_prefix(target["target_prefix"].as_str().unwrap_or_default())
+                    .target_bucket(&target.target_bucket)
+                    .target_prefix(&target.target_prefix)
                     .build()?;
                 status = status.logging_enabled(enabled);
             }
-            s3.put_bucket_logging()
-                .bucket(b)
-                .bucket_logging_status(status.build())
-                .send()
-                .await
-                .ctx(|| self.what("setting access logging of"))?;
+            let req = s3.put_bucket_logging().bucket(b).bucket_logging_status(status.build());
+            req.send().await.ctx(|| self.what("setting access logging of"))?;
         }
-        if changed.contains("tags") {
-            self.put_tags(aws, want).await?;
+        if delta.changed(|s| &s.tags) {
+            self.put_tags(aws, &want.tags).await?;
         }
         Ok(())
     }
@@ -383,36 +439,17 @@ impl Resource for Bucket {
 
 impl Bucket {
     /// PutBucketTagging replaces the whole set: keep the tags ctguard does not declare.
-    async fn put_tags(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
+    async fn put_tags(&self, aws: &Aws, want: &Tags) -> anyhow::Result<()> {
         let current =
             aws.s3.get_bucket_tagging().bucket(&self.name).send().await.found(|| self.what("reading tags of"))?;
-        let mut tags: Vec<Tag> = current
-            .map(|t| t.tag_set().iter().filter(|t| !super::MANAGED_TAG_KEYS.contains(&t.key())).cloned().collect())
+        let mut set: Vec<Tag> = current
+            .map(|t| t.tag_set().iter().filter(|t| !MANAGED_KEYS.contains(&t.key())).cloned().collect())
             .unwrap_or_default();
-        for (k, v) in super::tag_pairs(want) {
-            tags.push(Tag::builder().key(k).value(v).build()?);
-        }
-        let tagging = Tagging::builder().set_tag_set(Some(tags)).build()?;
+        set.extend(tags::sdk::<Tag>(want)?);
+        let tagging = Tagging::builder().set_tag_set(Some(set)).build()?;
         aws.s3.put_bucket_tagging().bucket(&self.name).tagging(tagging).send().await.ctx(|| self.what("tagging"))?;
         Ok(())
     }
-}
-
-fn encryption_config(want: &Attrs) -> anyhow::Result<ServerSideEncryptionConfiguration> {
-    let enc = &want["encryption"];
-    let mut default = ServerSideEncryptionByDefault::builder()
-        .sse_algorithm(ServerSideEncryption::from(text_of(enc, "sse_algorithm")));
-    let mut rule = ServerSideEncryptionRule::builder();
-    if let Some(key) = enc.get("kms_master_key_id").and_then(Value::as_str) {
-        default = default.kms_master_key_id(key);
-        rule = rule.bucket_key_enabled(true);
-    }
-    let rule = rule.apply_server_side_encryption_by_default(default.build()?).build();
-    Ok(ServerSideEncryptionConfiguration::builder().rules(rule).build()?)
-}
-
-fn text_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -422,16 +459,153 @@ mod tests {
     #[test]
     fn profile_lifecycle_round_trips_through_the_sdk_shape() {
         let want = lifecycle_rule(&Lifecycle::default());
-        let built = build_rule(&want).unwrap();
-        assert_eq!(normalize_rule(&built), want);
+        let built = expand_rule(&want).unwrap();
+        assert_eq!(flatten_rule(&built), want);
     }
 
     #[test]
     fn disabled_steps_are_left_out() {
         let l = Lifecycle { transition_to_glacier_days: 0, expire_days: 0, ..Lifecycle::default() };
         let rule = lifecycle_rule(&l);
-        assert_eq!(rule["transitions"].as_array().unwrap().len(), 1);
-        assert_eq!(rule["expiration_days"], Value::Null);
-        assert_eq!(normalize_rule(&build_rule(&rule).unwrap()), rule);
+        assert_eq!(rule.transitions.len(), 1);
+        assert_eq!(rule.expiration_days, None);
+        assert_eq!(flatten_rule(&expand_rule(&rule).unwrap()), rule);
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_s3::{Client, operation as s3};
+
+    #[tokio::test]
+    async fn reads_every_setting_of_a_hardened_bucket() {
+        let p = flagship();
+        let bucket = Bucket::audit(&p);
+        let want = bucket.want.clone().unwrap();
+        let (w1, w2, w3, w4) = (want.clone(), want.clone(), want.clone(), want.clone());
+        let rules = [
+            mock!(Client::head_bucket).then_output(|| s3::head_bucket::HeadBucketOutput::builder().build()),
+            mock!(Client::get_bucket_versioning).then_output(|| {
+                s3::get_bucket_versioning::GetBucketVersioningOutput::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build()
+            }),
+            mock!(Client::get_bucket_encryption).then_output(move || {
+                let conf = expand_encryption(w1.encryption.as_ref().unwrap()).unwrap();
+                s3::get_bucket_encryption::GetBucketEncryptionOutput::builder()
+                    .server_side_encryption_configuration(conf)
+                    .build()
+            }),
+            mock!(Client::get_public_access_block).then_output(|| {
+                let conf = PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build();
+                s3::get_public_access_block::GetPublicAccessBlockOutput::builder()
+                    .public_access_block_configuration(conf)
+                    .build()
+            }),
+            mock!(Client::get_bucket_ownership_controls).then_output(|| {
+                let rule = OwnershipControlsRule::builder().object_ownership(ObjectOwnership::BucketOwnerEnforced);
+                let controls = OwnershipControls::builder().rules(rule.build().unwrap()).build().unwrap();
+                s3::get_bucket_ownership_controls::GetBucketOwnershipControlsOutput::builder()
+                    .ownership_controls(controls)
+                    .build()
+            }),
+            mock!(Client::get_bucket_policy).then_output(move || {
+                s3::get_bucket_policy::GetBucketPolicyOutput::builder()
+                    .policy(serde_json::to_string(&w2.policy).unwrap())
+                    .build()
+            }),
+            mock!(Client::get_bucket_lifecycle_configuration).then_output(move || {
+                let rules = w3.lifecycle.iter().map(|r| expand_rule(r).unwrap()).collect();
+                s3::get_bucket_lifecycle_configuration::GetBucketLifecycleConfigurationOutput::builder()
+                    .set_rules(Some(rules))
+                    .build()
+            }),
+            mock!(Client::get_bucket_logging).then_output(move || {
+                let l = w4.logging.as_ref().unwrap();
+                let enabled =
+                    LoggingEnabled::builder().target_bucket(&l.target_bucket).target_prefix(&l.target_prefix).build();
+                s3::get_bucket_logging::GetBucketLoggingOutput::builder().logging_enabled(enabled.unwrap()).build()
+            }),
+            mock!(Client::get_bucket_tagging).then_output(|| {
+                let owner = Tag::builder().key("ctguard:profile").value("ai-agent-guard").build().unwrap();
+                let theirs = Tag::builder().key("cost-center").value("42").build().unwrap();
+                s3::get_bucket_tagging::GetBucketTaggingOutput::builder()
+                    .tag_set(owner)
+                    .tag_set(theirs)
+                    .build()
+                    .unwrap()
+            }),
+        ];
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        let found = bucket.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want);
+    }
+
+    #[tokio::test]
+    async fn a_bucket_is_closed_before_anything_else_is_set() {
+        let p = flagship();
+        let bucket = Bucket::access_logs(&p, p.access_log_bucket.as_ref().unwrap());
+        let want = bucket.want.clone().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // Each write notes its name when it is made.
+        macro_rules! noted {
+            ($op:ident, $output:ty, $name:expr) => {{
+                let order = order.clone();
+                mock!(Client::$op)
+                    .match_requests(move |_| {
+                        order.lock().unwrap().push($name);
+                        true
+                    })
+                    .then_output(|| <$output>::builder().build())
+            }};
+        }
+        use aws_sdk_s3::operation as op;
+        let owned = mock!(Client::create_bucket).then_error(|| {
+            s3::create_bucket::CreateBucketError::BucketAlreadyOwnedByYou(
+                aws_sdk_s3::types::error::BucketAlreadyOwnedByYou::builder().build(),
+            )
+        });
+        let rules = [
+            owned,
+            noted!(
+                put_bucket_ownership_controls,
+                op::put_bucket_ownership_controls::PutBucketOwnershipControlsOutput,
+                "ownership"
+            ),
+            noted!(put_public_access_block, op::put_public_access_block::PutPublicAccessBlockOutput, "public access"),
+            noted!(put_bucket_encryption, op::put_bucket_encryption::PutBucketEncryptionOutput, "encryption"),
+            noted!(put_bucket_versioning, op::put_bucket_versioning::PutBucketVersioningOutput, "versioning"),
+            noted!(put_bucket_policy, op::put_bucket_policy::PutBucketPolicyOutput, "policy"),
+            noted!(
+                put_bucket_lifecycle_configuration,
+                op::put_bucket_lifecycle_configuration::PutBucketLifecycleConfigurationOutput,
+                "lifecycle"
+            ),
+            mock!(Client::put_bucket_logging)
+                .match_requests(|r| r.bucket_logging_status().is_some_and(|s| s.logging_enabled().is_none()))
+                .then_output(|| op::put_bucket_logging::PutBucketLoggingOutput::builder().build()),
+            // A bucket without tags: S3's answer has only an (unmodelled) error code.
+            mock!(Client::get_bucket_tagging).then_http_response(|| {
+                let body = "<Error><Code>NoSuchTagSet</Code><Message>The TagSet does not exist</Message></Error>";
+                let status = aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap();
+                aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(status, body.into())
+            }),
+            mock!(Client::put_bucket_tagging)
+                .match_requests(|r| r.tagging().is_some_and(|t| t.tag_set().len() == 1))
+                .then_output(|| op::put_bucket_tagging::PutBucketTaggingOutput::builder().build()),
+        ];
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        bucket.kind.create(&aws, &want).await.unwrap();
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order, ["ownership", "public access", "encryption", "versioning", "policy", "lifecycle"]);
     }
 }

@@ -3,17 +3,23 @@
 //! rule's compliance, with the non-compliant resources, as information unless the profile asks
 //! to fail on it.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_config::types::{ComplianceType, ConfigRule, Owner, Scope, Source, Tag};
-use serde_json::{Value, json};
+use aws_sdk_config::types::{ComplianceType, ConfigRule, Owner, Scope, Source};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
-use super::tag_index::TagIndex;
-use super::{Check, Live, Resource, Snapshot, Spec, config_recorder, owner_tags, tag_pairs};
-use crate::aws::{Aws, AwsResultExt};
-use crate::plan::{Address, Attrs};
+use super::config_recorder;
+use super::config_region;
+use super::discovery::{PREFIX, Search};
+use super::kind::{Check, Declared, Delta, Found, Kind, Resource};
+use super::snapshot::Snapshot;
+use super::tag_index::{Listed, TagIndex};
+use super::tags::{self, Tags};
+use crate::aws::{Aws, AwsResultExt, all_pages};
+use crate::plan::Address;
 use crate::profile::{self, Profile};
 
 pub const KIND: &str = "config_rule";
@@ -23,8 +29,24 @@ fn address(name: &str, region: &str) -> Address {
     Address { kind: KIND, name: format!("{region}/{name}"), region: region.into() }
 }
 
-/// Every rule of one region by name, with its ARN.
-pub type Rules = BTreeMap<String, (Attrs, String)>;
+/// A managed rule as ctguard compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigRuleSpec {
+    pub owner: Option<String>,
+    pub identifier: Option<String>,
+    /// Config stores them as a JSON string; compared as an object. `None`: no parameters.
+    pub input_parameters: Option<Map<String, Value>>,
+    /// Sorted.
+    pub resource_types: Vec<String>,
+    pub tags: Tags,
+}
+
+crate::tagged_spec!(ConfigRuleSpec);
+
+/// Every rule of one region by name, as DescribeConfigRules lists it (without tags).
+pub type Rules = BTreeMap<String, Listed<ConfigRuleSpec>>;
+
+type Page = aws_sdk_config::operation::describe_config_rules::DescribeConfigRulesOutput;
 
 /// The rules of one region, read once: their definitions for plan, and their compliance
 /// (DescribeComplianceByConfigRule takes up to 25 names per call) for verify.
@@ -70,29 +92,39 @@ impl RegionRules {
 pub struct ManagedConfigRule {
     name: String,
     region: String,
-    spec: Spec,
     fail_on_noncompliance: bool,
     shared: Arc<RegionRules>,
 }
 
-/// Config stores input parameters as a JSON string; compare them as a JSON object.
-fn parameters(text: Option<&str>) -> Value {
-    text.and_then(|t| serde_json::from_str::<Value>(t).ok())
-        .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
-        .unwrap_or(Value::Null)
+/// The rule as the spec states it, without tags (flatten).
+fn flatten(r: &ConfigRule) -> ConfigRuleSpec {
+    let source = r.source();
+    let parameters = r.input_parameters().and_then(|t| serde_json::from_str::<Value>(t).ok());
+    let mut types: Vec<String> = r.scope().map(|s| s.compliance_resource_types().to_vec()).unwrap_or_default();
+    types.sort();
+    ConfigRuleSpec {
+        owner: source.map(|s| s.owner().as_str().to_string()),
+        identifier: source.and_then(|s| s.source_identifier()).map(str::to_string),
+        input_parameters: match parameters {
+            Some(Value::Object(map)) if !map.is_empty() => Some(map),
+            _ => None,
+        },
+        resource_types: types,
+        tags: Tags::new(),
+    }
 }
 
-fn attrs_of(r: &ConfigRule) -> Attrs {
-    let mut attrs = Attrs::new();
-    let source = r.source();
-    attrs.insert("owner".into(), json!(source.map(|s| s.owner().as_str())));
-    attrs.insert("identifier".into(), json!(source.and_then(|s| s.source_identifier())));
-    attrs.insert("input_parameters".into(), parameters(r.input_parameters()));
-    let mut types: Vec<&str> =
-        r.scope().map(|s| s.compliance_resource_types().iter().map(String::as_str).collect()).unwrap_or_default();
-    types.sort();
-    attrs.insert("resource_types".into(), json!(types));
-    attrs
+/// The rule PutConfigRule writes (expand): an AWS managed rule.
+fn expand(name: &str, spec: &ConfigRuleSpec) -> anyhow::Result<ConfigRule> {
+    let source = Source::builder().owner(Owner::Aws).set_source_identifier(spec.identifier.clone()).build()?;
+    let mut rule = ConfigRule::builder().config_rule_name(name).source(source);
+    if !spec.resource_types.is_empty() {
+        rule = rule.scope(Scope::builder().set_compliance_resource_types(Some(spec.resource_types.clone())).build());
+    }
+    if let Some(parameters) = &spec.input_parameters {
+        rule = rule.input_parameters(Value::Object(parameters.clone()).to_string());
+    }
+    Ok(rule.build())
 }
 
 impl ManagedConfigRule {
@@ -102,20 +134,22 @@ impl ManagedConfigRule {
         region: &str,
         fail: bool,
         shared: Arc<RegionRules>,
-    ) -> Self {
-        let mut want = Attrs::new();
-        want.insert("owner".into(), json!("AWS"));
-        want.insert("identifier".into(), json!(rule.identifier));
-        let params: serde_json::Map<String, Value> =
-            rule.parameters.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        want.insert("input_parameters".into(), if params.is_empty() { Value::Null } else { Value::Object(params) });
+    ) -> Declared<Self> {
+        let parameters: Map<String, Value> =
+            rule.parameters.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         let mut types = rule.resource_types.clone();
         types.sort();
-        want.insert("resource_types".into(), json!(types));
-        want.insert("tags".into(), owner_tags(profile));
-        let depends = vec![config_recorder::address(config_recorder::KIND, region)];
-        let spec = Spec::new(address(&rule.name, region), want, depends);
-        ManagedConfigRule { name: rule.name.clone(), region: region.into(), spec, fail_on_noncompliance: fail, shared }
+        let want = ConfigRuleSpec {
+            owner: Some(Owner::Aws.as_str().to_string()),
+            identifier: Some(rule.identifier.clone()),
+            input_parameters: Some(parameters).filter(|p| !p.is_empty()),
+            resource_types: types,
+            tags: tags::owner_tags(profile),
+        };
+        let depends = vec![config_region::address(config_recorder::KIND, region)];
+        let kind =
+            ManagedConfigRule { name: rule.name.clone(), region: region.into(), fail_on_noncompliance: fail, shared };
+        Declared::new(kind, address(&rule.name, region), want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -123,133 +157,26 @@ impl ManagedConfigRule {
     }
 
     pub async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<Rules> {
-        let mut rules = Rules::new();
-        let mut token = None;
-        loop {
-            let page = aws.config(region).describe_config_rules().set_next_token(token).send().await;
-            let page = page.ctx(|| format!("reading AWS Config rules in {region}"))?;
-            for r in page.config_rules() {
-                let (Some(name), Some(arn)) = (r.config_rule_name(), r.config_rule_arn()) else { continue };
-                rules.insert(name.to_string(), (attrs_of(r), arn.to_string()));
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(rules);
-            }
-        }
+        let what = || format!("reading AWS Config rules in {region}");
+        let send = |token| async move { aws.config(region).describe_config_rules().set_next_token(token).send().await };
+        let pages = all_pages(|token| async move { send(token).await.ctx(what) }, Page::next_token).await?;
+        let rules = pages.iter().flat_map(|p| p.config_rules()).filter_map(|r| {
+            let (name, arn) = (r.config_rule_name()?, r.config_rule_arn()?);
+            Some((name.to_string(), Listed { spec: flatten(r), arn: arn.to_string() }))
+        });
+        Ok(rules.collect())
     }
 
-    async fn arn(&self, aws: &Aws) -> anyhow::Result<Option<String>> {
+    async fn listed(&self, aws: &Aws) -> anyhow::Result<Option<Listed<ConfigRuleSpec>>> {
         let rules = self.shared.rules.get(|| Self::fetch(aws, &self.region)).await?;
-        Ok(rules.get(&self.name).map(|(_, arn)| arn.clone()))
-    }
-}
-
-/// Rules named with `prefix`, tagged as owned by `profile`, that are not `known`.
-pub async fn owned(
-    aws: &Aws,
-    profile: &str,
-    prefix: &str,
-    listings: &super::Listings,
-    known: &HashSet<Address>,
-) -> anyhow::Result<Vec<Box<dyn Resource>>> {
-    let per_region = listings.config_rules.iter().map(|(region, listing)| async move {
-        let rules = listing.get(|| ManagedConfigRule::fetch(aws, region)).await?;
-        let mut found: Vec<Box<dyn Resource>> = Vec::new();
-        for (name, (_, arn)) in rules.iter().filter(|(n, _)| n.starts_with(prefix)) {
-            let address = address(name, region);
-            if known.contains(&address) {
-                continue;
-            }
-            if listings.tags[region].owned_by(aws, region, arn, profile).await? {
-                let rule = ManagedConfigRule {
-                    name: name.clone(),
-                    region: region.clone(),
-                    spec: Spec::undeclared(address),
-                    fail_on_noncompliance: false,
-                    shared: RegionRules::new(vec![name.clone()], listing.clone(), Default::default()),
-                };
-                found.push(Box::new(rule));
-            }
-        }
-        anyhow::Ok(found)
-    });
-    Ok(futures::future::try_join_all(per_region).await?.into_iter().flatten().collect())
-}
-
-#[async_trait]
-impl Resource for ManagedConfigRule {
-    fn spec(&self) -> &Spec {
-        &self.spec
+        Ok(rules.get(&self.name).cloned())
     }
 
-    /// Config evaluates nothing until the region has a recorder.
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
-        let rules = self.shared.rules.get(|| Self::fetch(aws, &self.region)).await?;
-        let Some((attrs, arn)) = rules.get(&self.name) else { return Ok(None) };
-        let tags = self.shared.tags.tags(aws, &self.region, arn, self.spec.want.get("tags")).await?;
-        let mut attrs = attrs.clone();
-        attrs.insert("tags".into(), tags);
-        Ok(Some(Live { attrs, ..Live::default() }))
-    }
-
-    async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
-        self.shared.rules.forget().await;
-        self.read(aws).await
-    }
-
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        self.put(aws, want, true).await
-    }
-
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
-        if changed.iter().any(|c| c != "tags") {
-            self.put(aws, want, false).await?;
-        }
-        if changed.contains("tags")
-            && let Some(arn) = self.arn(aws).await?
-        {
-            let tags: Vec<Tag> =
-                tag_pairs(want).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-            let req = aws.config(&self.region).tag_resource().resource_arn(arn).set_tags(Some(tags));
-            req.send().await.ctx(|| self.what("tagging"))?;
-        }
-        Ok(())
-    }
-
-    async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
-        let req = aws.config(&self.region).delete_config_rule().config_rule_name(&self.name);
-        req.send().await.found(|| self.what("deleting"))?;
-        Ok(())
-    }
-
-    async fn health(&self, aws: &Aws) -> Vec<Check> {
-        vec![self.compliance(aws).await]
-    }
-}
-
-impl ManagedConfigRule {
     /// PutConfigRule creates or replaces the rule; tags only apply when creating.
-    async fn put(&self, aws: &Aws, want: &Attrs, with_tags: bool) -> anyhow::Result<()> {
-        let source = Source::builder().owner(Owner::Aws).source_identifier(super::text(want, "identifier")).build()?;
-        let types: Vec<String> = want["resource_types"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect();
-        let mut rule = ConfigRule::builder().config_rule_name(&self.name).source(source);
-        if !types.is_empty() {
-            rule = rule.scope(Scope::builder().set_compliance_resource_types(Some(types)).build());
-        }
-        if want["input_parameters"].is_object() {
-            rule = rule.input_parameters(want["input_parameters"].to_string());
-        }
-        let mut req = aws.config(&self.region).put_config_rule().config_rule(rule.build());
+    async fn put(&self, aws: &Aws, want: &ConfigRuleSpec, with_tags: bool) -> anyhow::Result<()> {
+        let mut req = aws.config(&self.region).put_config_rule().config_rule(expand(&self.name, want)?);
         if with_tags {
-            let tags = tag_pairs(want).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-            req = req.set_tags(Some(tags));
+            req = req.set_tags(Some(tags::sdk(&want.tags)?));
         }
         req.send().await.ctx(|| self.what("writing"))?;
         Ok(())
@@ -268,6 +195,73 @@ impl ManagedConfigRule {
             _ => None,
         };
         compliance_check(&self.region, &self.name, kind, details, self.fail_on_noncompliance)
+    }
+}
+
+/// Rules named with the discovery prefix that the profile owns but no longer declares, in
+/// each of its regions.
+pub async fn owned(search: &Search<'_>) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    search
+        .in_regions(|region| async move {
+            let (aws, listing) = (search.aws, &search.listings.config_rules[region]);
+            let rules = listing.get(|| ManagedConfigRule::fetch(aws, region)).await?;
+            let orphan = |name: &String| {
+                let shared = RegionRules::new(vec![name.clone()], listing.clone(), Default::default());
+                let rule = ManagedConfigRule {
+                    name: name.clone(),
+                    region: region.into(),
+                    fail_on_noncompliance: false,
+                    shared,
+                };
+                Box::new(Declared::undeclared(rule, address(name, region))) as Box<dyn Resource>
+            };
+            Ok(rules
+                .iter()
+                .filter(|(n, _)| n.starts_with(PREFIX))
+                .map(|(name, l)| (l.arn.clone(), orphan(name)))
+                .collect())
+        })
+        .await
+}
+
+#[async_trait]
+impl Kind for ManagedConfigRule {
+    type Spec = ConfigRuleSpec;
+
+    async fn create(&self, aws: &Aws, want: &ConfigRuleSpec) -> anyhow::Result<()> {
+        self.put(aws, want, true).await
+    }
+
+    /// Config evaluates nothing until the region has a recorder.
+    async fn read(&self, aws: &Aws, want: Option<&ConfigRuleSpec>) -> anyhow::Result<Option<Found<ConfigRuleSpec>>> {
+        let listed = self.listed(aws).await?;
+        self.shared.tags.found(aws, &self.region, (listed, want), |s| &mut s.tags).await
+    }
+
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, ConfigRuleSpec>) -> anyhow::Result<()> {
+        let tag = async {
+            if let Some(listed) = self.listed(aws).await? {
+                let req = aws.config(&self.region).tag_resource().resource_arn(listed.arn);
+                req.set_tags(Some(tags::sdk(&delta.want.tags)?)).send().await.ctx(|| self.what("tagging"))?;
+            }
+            Ok(())
+        };
+        let untagged = |s: &ConfigRuleSpec| ConfigRuleSpec { tags: Tags::new(), ..s.clone() };
+        delta.put_then_tag(untagged, self.put(aws, delta.want, false), tag).await
+    }
+
+    async fn forget(&self) {
+        self.shared.rules.forget().await;
+    }
+
+    async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
+        let req = aws.config(&self.region).delete_config_rule().config_rule_name(&self.name);
+        req.send().await.found(|| self.what("deleting"))?;
+        Ok(())
+    }
+
+    async fn health(&self, aws: &Aws) -> Vec<Check> {
+        vec![self.compliance(aws).await]
     }
 }
 
@@ -313,6 +307,7 @@ pub fn compliance_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use aws_sdk_config::types::{
         Compliance, ComplianceByConfigRule, EvaluationResult, EvaluationResultIdentifier, EvaluationResultQualifier,
     };
@@ -383,5 +378,70 @@ mod tests {
         let c = compliance_check("us-east-1", "r", Err("InternalFailure".to_string()), None, true);
         assert!(!c.ok);
         assert!(c.detail.contains("compliance not available: InternalFailure"));
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use crate::resources::testing::{HOME, aws, flagship, mock};
+    use aws_sdk_config::{Client, operation as config};
+    use aws_sdk_resourcegroupstagging::operation as tagging;
+
+    fn declared(p: &Profile) -> Vec<Declared<ManagedConfigRule>> {
+        let setup = p.config.as_ref().unwrap();
+        let here: Vec<_> = setup.rules.iter().filter(|r| r.regions.iter().any(|r| r == HOME)).collect();
+        let shared =
+            RegionRules::new(here.iter().map(|r| r.name.clone()).collect(), Default::default(), Default::default());
+        here.into_iter().map(|r| ManagedConfigRule::new(p, r, HOME, false, shared.clone())).collect()
+    }
+
+    #[tokio::test]
+    async fn rules_are_read_from_one_listing_and_parameters_compare_as_objects() {
+        let p = flagship();
+        let rules = declared(&p);
+        let with_params = rules.iter().find(|r| r.want.as_ref().unwrap().input_parameters.is_some());
+        let r = with_params.unwrap_or(&rules[0]);
+        let want = r.want.clone().unwrap();
+        let name = r.kind.name.clone();
+        let listed = want.clone();
+        let describe = mock!(Client::describe_config_rules).then_output(move || {
+            let mut rule = expand(&name, &listed).unwrap();
+            rule.config_rule_arn = Some(format!("arn:aws:config:us-east-1:123456789012:config-rule/{name}"));
+            config::describe_config_rules::DescribeConfigRulesOutput::builder().config_rules(rule).build()
+        });
+        // The index does not list it: its own tags are asked for.
+        let index = mock!(aws_sdk_resourcegroupstagging::Client::get_resources)
+            .then_output(|| tagging::get_resources::GetResourcesOutput::builder().build());
+        let own = mock!(Client::list_tags_for_resource).then_output(|| {
+            let tag = aws_sdk_config::types::Tag::builder().key("ctguard:profile").value("ai-agent-guard").build();
+            aws_sdk_config::operation::list_tags_for_resource::ListTagsForResourceOutput::builder().tags(tag).build()
+        });
+        let aws = aws(&[&describe, &index, &own]);
+        let found = r.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want);
+        let other = rules.iter().find(|o| o.kind.name != r.kind.name).unwrap();
+        assert!(other.kind.read(&aws, other.want.as_ref()).await.unwrap().is_none());
+        assert_eq!(describe.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_create_puts_an_aws_managed_rule_with_its_tags() {
+        let p = flagship();
+        let r = &declared(&p)[0];
+        let want = r.want.clone().unwrap();
+        let identifier = want.identifier.clone();
+        let put = mock!(Client::put_config_rule)
+            .match_requests(move |req| {
+                let rule = req.config_rule().unwrap();
+                let source = rule.source().unwrap();
+                source.owner() == &Owner::Aws
+                    && source.source_identifier() == identifier.as_deref()
+                    && req.tags().len() == 1
+            })
+            .then_output(|| config::put_config_rule::PutConfigRuleOutput::builder().build());
+        let aws = aws(&[&put]);
+        r.kind.create(&aws, &want).await.unwrap();
+        assert_eq!(put.num_calls(), 1);
     }
 }

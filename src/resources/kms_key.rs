@@ -3,20 +3,20 @@
 //! ctguard never schedules a key that carries its alias for deletion: that would make every log
 //! it encrypted unreadable. Only a spare made by a race, which never had the alias, is retired.
 
-use std::collections::BTreeSet;
-
 use anyhow::Context;
 use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
 use aws_sdk_kms::types::{KeyState, Tag};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{Live, Resource, Spec, managed_tags, owner_tags, retry_propagation, tag_pairs, text};
+use super::kind::{Declared, Delta, Exports, Found, Kind};
+use super::tags::{self, SdkTag, Tags};
 use crate::aws::error::kind;
 use crate::aws::{Aws, AwsResultExt, ErrorKind, MAX_ATTEMPTS};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 use crate::policy;
 use crate::profile::Profile;
-use aws_config::retry::RetryConfig;
 
 pub const KIND: &str = "kms_key";
 
@@ -27,23 +27,36 @@ pub fn address(alias: &str, region: &str) -> Address {
     Address { kind: KIND, name: alias.to_string(), region: region.into() }
 }
 
+/// A customer-managed key as ctguard compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeySpec {
+    /// Canonical (see `policy`); `None` when KMS returns none.
+    pub policy: Option<Value>,
+    pub key_rotation_enabled: bool,
+    pub key_state: Option<String>,
+    pub description: String,
+    pub tags: Tags,
+}
+
+crate::tagged_spec!(KeySpec);
+
 pub struct KmsKey {
     alias: String,
     region: String,
-    spec: Spec,
 }
 
 impl KmsKey {
-    pub fn new(profile: &Profile, alias: &str, key_policy: &Value, purpose: &str) -> Self {
-        let mut want = Attrs::new();
-        want.insert("policy".into(), policy::canonical(key_policy));
-        want.insert("key_rotation_enabled".into(), json!(true));
-        want.insert("key_state".into(), json!("Enabled"));
-        want.insert("description".into(), json!(format!("ctguard: {purpose} (profile {})", profile.name)));
-        want.insert("tags".into(), owner_tags(profile));
+    pub fn new(profile: &Profile, alias: &str, key_policy: &Value, purpose: &str) -> Declared<Self> {
+        let want = KeySpec {
+            policy: Some(policy::canonical(key_policy)),
+            key_rotation_enabled: true,
+            key_state: Some(KeyState::Enabled.as_str().to_string()),
+            description: format!("ctguard: {purpose} (profile {})", profile.name),
+            tags: tags::owner_tags(profile),
+        };
         let region = profile.runtime.region.clone();
-        let spec = Spec::new(address(alias, &region), want, Vec::new());
-        KmsKey { alias: alias.to_string(), region, spec }
+        let kind = KmsKey { alias: alias.to_string(), region: region.clone() };
+        Declared::new(kind, address(alias, &region), want, Vec::new())
     }
 
     fn what(&self, doing: &str) -> String {
@@ -89,8 +102,7 @@ impl KmsKey {
         if kind(&e) != ErrorKind::AlreadyExists {
             return Err(e);
         }
-        let found = aws.kms.describe_key().key_id(&self.alias).send().await.ctx(|| self.what("reading"))?;
-        let target = found.key_metadata().map(|m| m.key_id().to_string()).unwrap_or_default();
+        let (target, _) = self.id(aws).await?;
         if target != id {
             aws.kms
                 .untag_resource()
@@ -110,21 +122,24 @@ impl KmsKey {
         Ok(())
     }
 
-    fn tags(want: &Attrs) -> anyhow::Result<Vec<Tag>> {
-        Ok(tag_pairs(want)
-            .into_iter()
-            .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
-            .collect::<Result<_, _>>()?)
+    /// The key the alias names, for the calls that take a key id.
+    async fn id(&self, aws: &Aws) -> anyhow::Result<(String, Option<KeyState>)> {
+        let found = aws.kms.describe_key().key_id(&self.alias).send().await.ctx(|| self.what("reading"))?;
+        let meta = found.key_metadata().context("DescribeKey returned no key metadata")?;
+        Ok((meta.key_id().to_string(), meta.key_state().cloned()))
+    }
+
+    async fn enable_rotation(&self, aws: &Aws, id: &str) -> anyhow::Result<()> {
+        aws.kms.enable_key_rotation().key_id(id).send().await.ctx(|| self.what("enabling rotation of"))?;
+        Ok(())
     }
 }
 
 #[async_trait]
-impl Resource for KmsKey {
-    fn spec(&self) -> &Spec {
-        &self.spec
-    }
+impl Kind for KmsKey {
+    type Spec = KeySpec;
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn read(&self, aws: &Aws, _: Option<&KeySpec>) -> anyhow::Result<Option<Found<KeySpec>>> {
         let kms = &aws.kms;
         let Some(found) = kms.describe_key().key_id(&self.alias).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
@@ -143,27 +158,26 @@ impl Resource for KmsKey {
             async { kms.get_key_rotation_status().key_id(id).send().await.ctx(|| self.what("reading rotation of")) },
             async { kms.list_resource_tags().key_id(id).send().await.ctx(|| self.what("reading tags of")) },
         )?;
-        let mut attrs = Attrs::new();
-        let doc = key_policy
+        let policy = key_policy
             .policy()
             .map(policy::parse_live)
             .transpose()
             .with_context(|| self.what("parsing the policy of"))?;
-        attrs.insert("policy".into(), doc.unwrap_or(Value::Null));
-        attrs.insert("key_rotation_enabled".into(), json!(rotation.key_rotation_enabled()));
-        attrs.insert("key_state".into(), json!(meta.key_state().map(|s| s.as_str())));
-        attrs.insert("description".into(), json!(meta.description().unwrap_or("")));
-        attrs.insert("tags".into(), managed_tags(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))));
-        let mut outputs = Attrs::new();
-        outputs.insert("arn".into(), json!(meta.arn()));
-        outputs.insert("key_id".into(), json!(id));
-        Ok(Some(Live { attrs, outputs, ..Live::default() }))
+        let spec = KeySpec {
+            policy,
+            key_rotation_enabled: rotation.key_rotation_enabled(),
+            key_state: meta.key_state().map(|s| s.as_str().to_string()),
+            description: meta.description().unwrap_or("").to_string(),
+            tags: tags::managed(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))),
+        };
+        let exports = Exports { arn: meta.arn().map(str::to_string) };
+        Ok(Some(Found { exports, ..Found::new(spec) }))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let mut tags = Self::tags(want)?;
-        tags.push(Tag::builder().tag_key(ALIAS_TAG).tag_value(&self.alias).build()?);
-        let doc = serde_json::to_string(&want["policy"])?;
+    async fn create(&self, aws: &Aws, want: &KeySpec) -> anyhow::Result<()> {
+        let mut tags: Vec<Tag> = tags::sdk(&want.tags)?;
+        tags.push(Tag::build(ALIAS_TAG, &self.alias)?);
+        let doc = serde_json::to_string(&want.policy)?;
         // CreateKey is not idempotent: an attempt whose response was lost has made a key all
         // the same, and the SDK's retry would make a second one. So CreateKey runs without
         // the SDK's retries, and every try starts by looking for a key tagged for this alias:
@@ -175,20 +189,17 @@ impl Resource for KmsKey {
             if let Some(id) = self.unnamed(aws).await? {
                 break (id, false);
             }
-            // KMS rejects a policy naming a principal it cannot resolve yet; retry while it propagates.
-            let created = retry_propagation(|| async {
-                aws.kms
-                    .create_key()
-                    .policy(&doc)
-                    .description(text(want, "description"))
-                    .set_tags(Some(tags.clone()))
-                    .customize()
-                    .config_override(aws_sdk_kms::config::Builder::default().retry_config(RetryConfig::disabled()))
-                    .send()
-                    .await
-                    .ctx(|| self.what("creating"))
-            })
-            .await;
+            let created = aws
+                .kms
+                .create_key()
+                .policy(&doc)
+                .description(&want.description)
+                .set_tags(Some(tags.clone()))
+                .customize()
+                .config_override(aws_sdk_kms::config::Builder::default().retry_config(RetryConfig::disabled()))
+                .send()
+                .await
+                .ctx(|| self.what("creating"));
             match created {
                 Ok(out) => {
                     let id = out.key_metadata().map(|m| m.key_id().to_string());
@@ -203,25 +214,26 @@ impl Resource for KmsKey {
         };
         self.name_key(aws, &id).await?;
         // A fresh key has everything but rotation; an adopted one may lack anything.
-        let rest: BTreeSet<String> =
-            if fresh { ["key_rotation_enabled".to_string()].into() } else { want.keys().cloned().collect() };
-        self.update(aws, want, &rest).await
+        match fresh {
+            true => self.enable_rotation(aws, &id).await,
+            false => self.update(aws, &Delta::all(want)).await,
+        }
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, KeySpec>) -> anyhow::Result<()> {
         let kms = &aws.kms;
+        let want = delta.want;
         // Tags are merged, so the alias record (ALIAS_TAG) set at creation stays.
-        let found = kms.describe_key().key_id(&self.alias).send().await.ctx(|| self.what("reading"))?;
-        let meta = found.key_metadata().context("DescribeKey returned no key metadata")?;
-        let id = meta.key_id();
-        if changed.contains("key_state") {
-            if meta.key_state() == Some(&KeyState::PendingDeletion) {
+        let (id, state) = self.id(aws).await?;
+        let id = id.as_str();
+        if delta.changed(|k| &k.key_state) {
+            if state == Some(KeyState::PendingDeletion) {
                 kms.cancel_key_deletion().key_id(id).send().await.ctx(|| self.what("cancelling deletion of"))?;
             }
             kms.enable_key().key_id(id).send().await.ctx(|| self.what("enabling"))?;
         }
-        if changed.contains("policy") {
-            let doc = serde_json::to_string(&want["policy"])?;
+        if delta.changed(|k| &k.policy) {
+            let doc = serde_json::to_string(&want.policy)?;
             kms.put_key_policy()
                 .key_id(id)
                 .policy_name("default")
@@ -230,29 +242,113 @@ impl Resource for KmsKey {
                 .await
                 .ctx(|| self.what("setting the policy of"))?;
         }
-        if changed.contains("key_rotation_enabled") {
-            kms.enable_key_rotation().key_id(id).send().await.ctx(|| self.what("enabling rotation of"))?;
+        if delta.changed(|k| &k.key_rotation_enabled) {
+            self.enable_rotation(aws, id).await?;
         }
-        if changed.contains("description") {
+        if delta.changed(|k| &k.description) {
             kms.update_key_description()
                 .key_id(id)
-                .description(text(want, "description"))
+                .description(&want.description)
                 .send()
                 .await
                 .ctx(|| self.what("describing"))?;
         }
-        if changed.contains("tags") {
-            kms.tag_resource()
-                .key_id(id)
-                .set_tags(Some(Self::tags(want)?))
-                .send()
-                .await
-                .ctx(|| self.what("tagging"))?;
+        if delta.changed(|k| &k.tags) {
+            let tags = tags::sdk(&want.tags)?;
+            kms.tag_resource().key_id(id).set_tags(Some(tags)).send().await.ctx(|| self.what("tagging"))?;
         }
         Ok(())
     }
 
     async fn delete(&self, _: &Aws) -> anyhow::Result<()> {
         anyhow::bail!("refusing to delete {}: logs encrypted with it would become unreadable", self.what("the"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_kms::{Client, operation as kms, types::KeyMetadata};
+
+    fn key(p: &Profile) -> Declared<KmsKey> {
+        let Some(Kms::Managed { alias, policy }) = &p.trail.kms else { panic!("the flagship trail has a managed key") };
+        KmsKey::new(p, alias, policy, "encrypts CloudTrail logs")
+    }
+    use crate::profile::Kms;
+
+    fn metadata(id: &str) -> KeyMetadata {
+        KeyMetadata::builder()
+            .key_id(id)
+            .arn(format!("arn:aws:kms:us-east-1:123456789012:key/{id}"))
+            .key_state(KeyState::Enabled)
+            .description("ctguard: encrypts CloudTrail logs (profile ai-agent-guard)")
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_fresh_key_is_tagged_for_its_alias_named_and_rotated() {
+        let p = flagship();
+        let k = key(&p);
+        let want = k.want.clone().unwrap();
+        let none = mock!(Client::list_keys).then_output(|| kms::list_keys::ListKeysOutput::builder().build());
+        let create = mock!(Client::create_key)
+            .match_requests(|r| r.tags().iter().any(|t| t.tag_key() == ALIAS_TAG) && r.policy().is_some())
+            .then_output(|| kms::create_key::CreateKeyOutput::builder().key_metadata(metadata("k-1")).build());
+        let alias = mock!(Client::create_alias)
+            .match_requests(|r| r.target_key_id() == Some("k-1"))
+            .then_output(|| kms::create_alias::CreateAliasOutput::builder().build());
+        let rotate = mock!(Client::enable_key_rotation)
+            .then_output(|| kms::enable_key_rotation::EnableKeyRotationOutput::builder().build());
+        let aws = aws(&[&none, &create, &alias, &rotate]);
+        k.kind.create(&aws, &want).await.unwrap();
+        assert_eq!([create.num_calls(), alias.num_calls(), rotate.num_calls()], [1; 3]);
+    }
+
+    #[tokio::test]
+    async fn a_spare_key_that_lost_the_alias_race_is_retired() {
+        let p = flagship();
+        let k = key(&p);
+        let taken = mock!(Client::create_alias).then_error(|| {
+            kms::create_alias::CreateAliasError::AlreadyExistsException(
+                aws_sdk_kms::types::error::AlreadyExistsException::builder().build(),
+            )
+        });
+        let winner = mock!(Client::describe_key)
+            .then_output(|| kms::describe_key::DescribeKeyOutput::builder().key_metadata(metadata("k-1")).build());
+        let untag = mock!(Client::untag_resource)
+            .match_requests(|r| r.key_id() == Some("k-2"))
+            .then_output(|| kms::untag_resource::UntagResourceOutput::builder().build());
+        let retire = mock!(Client::schedule_key_deletion)
+            .match_requests(|r| r.key_id() == Some("k-2") && r.pending_window_in_days() == Some(7))
+            .then_output(|| kms::schedule_key_deletion::ScheduleKeyDeletionOutput::builder().build());
+        let aws = aws(&[&taken, &winner, &untag, &retire]);
+        k.kind.name_key(&aws, "k-2").await.unwrap();
+        assert_eq!((untag.num_calls(), retire.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn reads_policy_rotation_state_and_exports_the_arn() {
+        let p = flagship();
+        let k = key(&p);
+        let want = k.want.clone().unwrap();
+        let policy = serde_json::to_string(&want.policy).unwrap();
+        let describe = mock!(Client::describe_key)
+            .then_output(|| kms::describe_key::DescribeKeyOutput::builder().key_metadata(metadata("k-1")).build());
+        let got_policy = mock!(Client::get_key_policy)
+            .then_output(move || kms::get_key_policy::GetKeyPolicyOutput::builder().policy(&policy).build());
+        let rotation = mock!(Client::get_key_rotation_status).then_output(|| {
+            kms::get_key_rotation_status::GetKeyRotationStatusOutput::builder().key_rotation_enabled(false).build()
+        });
+        let tags = mock!(Client::list_resource_tags).then_output(|| {
+            let owner = Tag::builder().tag_key("ctguard:profile").tag_value("ai-agent-guard").build().unwrap();
+            let alias = Tag::builder().tag_key(ALIAS_TAG).tag_value("alias/ctguard-audit").build().unwrap();
+            kms::list_resource_tags::ListResourceTagsOutput::builder().tags(owner).tags(alias).build()
+        });
+        let aws = aws(&[&describe, &got_policy, &rotation, &tags]);
+        let found = k.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, KeySpec { key_rotation_enabled: false, ..want });
+        assert_eq!(found.exports.arn.as_deref(), Some("arn:aws:kms:us-east-1:123456789012:key/k-1"));
     }
 }

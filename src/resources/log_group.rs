@@ -1,17 +1,28 @@
 //! The CloudWatch Logs group CloudTrail delivers to. It holds audit data: ctguard never
 //! deletes it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Live, Resource, Spec, managed_tags, owner_tags, tag_pairs};
-use crate::aws::{Aws, AwsResultExt, ErrorKind};
-use crate::plan::{Address, Attrs};
+use super::kind::{Declared, Delta, Found, Kind};
+use super::tags::{self, Tags};
+use crate::aws::error::created;
+use crate::aws::{Aws, AwsResultExt};
+use crate::plan::Address;
 use crate::profile::{CloudWatchLogs, Profile};
 
 pub const KIND: &str = "logs_log_group";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogGroupSpec {
+    /// `None`: events are kept for ever.
+    pub retention_in_days: Option<i32>,
+    pub tags: Tags,
+}
+
+crate::tagged_spec!(LogGroupSpec);
 
 pub fn address(cw: &CloudWatchLogs, region: &str) -> Address {
     Address { kind: KIND, name: cw.log_group.clone(), region: region.into() }
@@ -22,18 +33,15 @@ pub struct LogGroup {
     /// ARN without the trailing `:*`, as the tagging API wants it.
     arn: String,
     region: String,
-    spec: Spec,
 }
 
 impl LogGroup {
-    pub fn new(profile: &Profile, cw: &CloudWatchLogs) -> Self {
-        let mut want = Attrs::new();
-        want.insert("retention_in_days".into(), json!(cw.retention_days));
-        want.insert("tags".into(), owner_tags(profile));
+    pub fn new(profile: &Profile, cw: &CloudWatchLogs) -> Declared<Self> {
+        let want = LogGroupSpec { retention_in_days: Some(cw.retention_days), tags: tags::owner_tags(profile) };
         let arn = cw.log_group_arn.trim_end_matches(":*").to_string();
         let region = profile.runtime.region.clone();
-        let spec = Spec::new(address(cw, &region), want, Vec::new());
-        LogGroup { name: cw.log_group.clone(), arn, region, spec }
+        let kind = LogGroup { name: cw.log_group.clone(), arn, region: region.clone() };
+        Declared::new(kind, address(cw, &region), want, Vec::new())
     }
 
     fn what(&self, doing: &str) -> String {
@@ -41,82 +49,105 @@ impl LogGroup {
     }
 }
 
-#[async_trait]
-impl Resource for LogGroup {
-    fn spec(&self) -> &Spec {
-        &self.spec
-    }
+/// The tags CloudWatch Logs takes: a map.
+fn sdk_tags(tags: &Tags) -> HashMap<String, String> {
+    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+#[async_trait]
+impl Kind for LogGroup {
+    type Spec = LogGroupSpec;
+
+    async fn read(&self, aws: &Aws, _: Option<&LogGroupSpec>) -> anyhow::Result<Option<Found<LogGroupSpec>>> {
         // The prefix filter is the only server-side name filter; pick the exact match.
-        let found = aws
-            .logs
-            .describe_log_groups()
-            .log_group_name_prefix(&self.name)
-            .send()
-            .await
-            .ctx(|| self.what("reading"))?;
+        let req = aws.logs.describe_log_groups().log_group_name_prefix(&self.name);
+        let found = req.send().await.ctx(|| self.what("reading"))?;
         let Some(group) = found.log_groups().iter().find(|g| g.log_group_name() == Some(self.name.as_str())) else {
             return Ok(None);
         };
-        let tags = aws
-            .logs
-            .list_tags_for_resource()
-            .resource_arn(&self.arn)
-            .send()
-            .await
-            .found(|| self.what("reading tags of"))?;
-        let tags = tags.as_ref().and_then(|t| t.tags());
-        let mut attrs = Attrs::new();
-        attrs.insert("retention_in_days".into(), json!(group.retention_in_days()));
-        attrs.insert("tags".into(), managed_tags(tags.into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()))));
-        Ok(Some(Live { attrs, ..Live::default() }))
+        let req = aws.logs.list_tags_for_resource().resource_arn(&self.arn);
+        let tags = req.send().await.found(|| self.what("reading tags of"))?;
+        let tags = tags.as_ref().and_then(|t| t.tags()).into_iter().flatten();
+        let spec = LogGroupSpec {
+            retention_in_days: group.retention_in_days(),
+            tags: tags::managed(tags.map(|(k, v)| (k.as_str(), v.as_str()))),
+        };
+        Ok(Some(Found::new(spec)))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let tags: HashMap<String, String> = tag_pairs(want).into_iter().collect();
-        match aws
-            .logs
-            .create_log_group()
-            .log_group_name(&self.name)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .ctx(|| self.what("creating"))
-        {
-            Ok(_) => {}
-            Err(e) if crate::aws::error::kind(&e) == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        let all: BTreeSet<String> = want.keys().cloned().collect();
-        self.update(aws, want, &all).await
+    async fn create(&self, aws: &Aws, want: &LogGroupSpec) -> anyhow::Result<()> {
+        let req = aws.logs.create_log_group().log_group_name(&self.name).set_tags(Some(sdk_tags(&want.tags)));
+        // Made by an earlier, interrupted run or not: set retention and tags.
+        created(req.send().await.ctx(|| self.what("creating")))?;
+        self.update(aws, &Delta::all(want)).await
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
-        if changed.contains("retention_in_days") {
-            let days = want["retention_in_days"].as_i64().unwrap_or(365) as i32;
-            aws.logs
-                .put_retention_policy()
-                .log_group_name(&self.name)
-                .retention_in_days(days)
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, LogGroupSpec>) -> anyhow::Result<()> {
+        if delta.changed(|g| &g.retention_in_days) {
+            let req = aws.logs.put_retention_policy().log_group_name(&self.name);
+            req.set_retention_in_days(delta.want.retention_in_days)
                 .send()
                 .await
                 .ctx(|| self.what("setting retention of"))?;
         }
-        if changed.contains("tags") {
-            let tags: HashMap<String, String> = tag_pairs(want).into_iter().collect();
-            aws.logs
-                .tag_resource()
-                .resource_arn(&self.arn)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .ctx(|| self.what("tagging"))?;
+        if delta.changed(|g| &g.tags) {
+            let req = aws.logs.tag_resource().resource_arn(&self.arn).set_tags(Some(sdk_tags(&delta.want.tags)));
+            req.send().await.ctx(|| self.what("tagging"))?;
         }
         Ok(())
     }
 
     async fn delete(&self, _: &Aws) -> anyhow::Result<()> {
         anyhow::bail!("refusing to delete {}: it holds audit logs", self.what("the"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_cloudwatchlogs::{Client, operation as logs, types::LogGroup as SdkGroup};
+
+    #[tokio::test]
+    async fn a_group_left_by_an_interrupted_run_is_converged() {
+        let p = flagship();
+        let group = LogGroup::new(&p, p.cloudwatch_logs.as_ref().unwrap());
+        let want = group.want.clone().unwrap();
+        let exists = mock!(Client::create_log_group).then_error(|| {
+            let e = aws_sdk_cloudwatchlogs::types::error::ResourceAlreadyExistsException::builder().build();
+            logs::create_log_group::CreateLogGroupError::ResourceAlreadyExistsException(e)
+        });
+        let retention = mock!(Client::put_retention_policy)
+            .match_requests(|r| r.retention_in_days() == Some(365))
+            .then_output(|| logs::put_retention_policy::PutRetentionPolicyOutput::builder().build());
+        let tag = mock!(Client::tag_resource)
+            .match_requests(|r| {
+                r.resource_arn() == Some("arn:aws:logs:us-east-1:123456789012:log-group:/ctguard/cloudtrail")
+            })
+            .then_output(|| logs::tag_resource::TagResourceOutput::builder().build());
+        let aws = aws(&[&exists, &retention, &tag]);
+        group.kind.create(&aws, &want).await.unwrap();
+        assert_eq!((retention.num_calls(), tag.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn reads_the_exact_group_and_its_managed_tags() {
+        let p = flagship();
+        let group = LogGroup::new(&p, p.cloudwatch_logs.as_ref().unwrap());
+        let listed = mock!(Client::describe_log_groups).then_output(|| {
+            let other = SdkGroup::builder().log_group_name("/ctguard/cloudtrail-old").retention_in_days(1).build();
+            let ours = SdkGroup::builder().log_group_name("/ctguard/cloudtrail").build();
+            logs::describe_log_groups::DescribeLogGroupsOutput::builder().log_groups(other).log_groups(ours).build()
+        });
+        let tags = mock!(Client::list_tags_for_resource).then_output(|| {
+            logs::list_tags_for_resource::ListTagsForResourceOutput::builder()
+                .tags("ctguard:profile", "ai-agent-guard")
+                .build()
+        });
+        let aws = aws(&[&listed, &tags]);
+        let found = group.kind.read(&aws, None).await.unwrap().unwrap();
+        // No retention policy means events are kept for ever: absent, not a default.
+        assert_eq!(found.spec.retention_in_days, None);
+        assert_eq!(found.spec.tags, tags::owner_tags(&p));
     }
 }

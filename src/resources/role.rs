@@ -3,17 +3,19 @@
 //! its source and one inline policy; any other inline or attached policy is drift, removed on
 //! apply.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use aws_sdk_iam::types::Tag;
 use futures::future::try_join_all;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{Live, Resource, Spec, managed_tags, owner_tags, tag_pairs, text};
-use crate::aws::{Aws, AwsResultExt, ErrorKind};
-use crate::plan::{Address, Attrs};
+use super::kind::{Declared, Delta, Found, Kind, Resource, field_names};
+use super::tags::{self, OWNER_TAG, Tags};
+use crate::aws::error::created;
+use crate::aws::{Aws, AwsResultExt};
+use crate::plan::Address;
 use crate::policy;
 use crate::profile::{CloudWatchLogs, Events, Profile};
 
@@ -25,19 +27,41 @@ pub fn address(name: &str, _region: &str) -> Address {
     Address { kind: KIND, name: name.to_string(), region: "global".into() }
 }
 
+/// A role as ctguard compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleSpec {
+    #[serde(flatten)]
+    pub identity: RoleIdentity,
+    pub description: String,
+    /// The trust policy, canonical (see `policy`).
+    pub assume_role_policy: Option<Value>,
+    /// Inline policies by name, canonical.
+    pub inline_policies: BTreeMap<String, Value>,
+    /// ARNs of attached managed policies, sorted.
+    pub managed_policies: Vec<String>,
+    pub tags: Tags,
+}
+
+crate::tagged_spec!(RoleSpec);
+
+/// What cannot change in place: a role with another path is another role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleIdentity {
+    pub path: String,
+}
+
 pub struct Role {
     name: String,
-    spec: Spec,
 }
 
 impl Role {
-    pub fn cloudtrail_logs(profile: &Profile, cw: &CloudWatchLogs) -> Self {
+    pub fn cloudtrail_logs(profile: &Profile, cw: &CloudWatchLogs) -> Declared<Self> {
         let description = "ctguard: lets CloudTrail deliver events to CloudWatch Logs";
         let inline = (INLINE_POLICY, &cw.role_policy);
         Role::new(profile, &cw.role_name, &cw.role_path, description, &cw.trust_policy, inline)
     }
 
-    pub fn events_forwarder(profile: &Profile, e: &Events) -> Self {
+    pub fn events_forwarder(profile: &Profile, e: &Events) -> Declared<Self> {
         let description = "ctguard: lets EventBridge forward matches to the home region's event bus";
         let inline = ("ctguard-forward-events", &e.role_policy);
         Role::new(profile, &e.role_name, &e.role_path, description, &e.trust_policy, inline)
@@ -50,26 +74,20 @@ impl Role {
         description: &str,
         trust: &Value,
         inline: (&str, &Value),
-    ) -> Self {
-        let mut want = Attrs::new();
-        want.insert("path".into(), json!(path));
-        want.insert("description".into(), json!(description));
-        want.insert("assume_role_policy".into(), policy::canonical(trust));
-        want.insert("inline_policies".into(), json!({ inline.0: policy::canonical(inline.1) }));
-        want.insert("managed_policies".into(), json!([]));
-        want.insert("tags".into(), owner_tags(profile));
-        Role { name: name.to_string(), spec: Spec::new(address(name, ""), want, Vec::new()) }
+    ) -> Declared<Self> {
+        let want = RoleSpec {
+            identity: RoleIdentity { path: path.to_string() },
+            description: description.to_string(),
+            assume_role_policy: Some(policy::canonical(trust)),
+            inline_policies: BTreeMap::from([(inline.0.to_string(), policy::canonical(inline.1))]),
+            managed_policies: Vec::new(),
+            tags: tags::owner_tags(profile),
+        };
+        Declared::new(Role { name: name.to_string() }, address(name, ""), want, Vec::new())
     }
 
     fn what(&self, doing: &str) -> String {
         format!("{doing} IAM role {}", self.name)
-    }
-
-    fn tags(want: &Attrs) -> anyhow::Result<Vec<Tag>> {
-        Ok(tag_pairs(want)
-            .into_iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<_, _>>()?)
     }
 }
 
@@ -84,197 +102,279 @@ pub async fn owned(aws: &Aws, profile: &str, path: &str) -> anyhow::Result<Vec<B
     }
     // ListRoles leaves tags out; ask per role (a handful at most under ctguard's path).
     let tagged = try_join_all(names.into_iter().map(|name| async move {
-        let tags = aws
-            .iam
-            .list_role_tags()
-            .role_name(&name)
-            .send()
-            .await
-            .ctx(|| format!("reading tags of IAM role {name}"))?;
-        let mine = tags.tags().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == profile);
+        let req = aws.iam.list_role_tags().role_name(&name);
+        let tags = req.send().await.ctx(|| format!("reading tags of IAM role {name}"))?;
+        let mine = tags.tags().iter().any(|t| t.key() == OWNER_TAG && t.value() == profile);
         anyhow::Ok(mine.then_some(name))
     }))
     .await?;
     Ok(tagged
         .into_iter()
         .flatten()
-        .map(|name| Box::new(Role { spec: Spec::undeclared(address(&name, "")), name }) as Box<dyn Resource>)
+        .map(|name| {
+            Box::new(Declared::undeclared(Role { name: name.clone() }, address(&name, ""))) as Box<dyn Resource>
+        })
         .collect())
 }
 
+impl Role {
+    async fn inline_names(&self, aws: &Aws) -> anyhow::Result<Vec<String>> {
+        let pages = aws.iam.list_role_policies().role_name(&self.name).into_paginator().send();
+        let mut names = Vec::new();
+        for page in pages.collect::<Vec<_>>().await {
+            names.extend(page.ctx(|| self.what("listing inline policies of"))?.policy_names().to_vec());
+        }
+        Ok(names)
+    }
+
+    async fn attached(&self, aws: &Aws) -> anyhow::Result<Vec<String>> {
+        let pages = aws.iam.list_attached_role_policies().role_name(&self.name).into_paginator().send();
+        let mut arns = Vec::new();
+        for page in pages.collect::<Vec<_>>().await {
+            let page = page.ctx(|| self.what("listing attached policies of"))?;
+            arns.extend(page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)));
+        }
+        arns.sort();
+        Ok(arns)
+    }
+
+    /// Puts every declared inline policy and removes any other.
+    async fn put_inline(&self, aws: &Aws, wanted: &BTreeMap<String, Value>) -> anyhow::Result<()> {
+        let iam = &aws.iam;
+        for (name, doc) in wanted {
+            let req = iam.put_role_policy().role_name(&self.name).policy_name(name);
+            req.policy_document(serde_json::to_string(doc)?)
+                .send()
+                .await
+                .ctx(|| self.what("setting the inline policy of"))?;
+        }
+        let listed = iam
+            .list_role_policies()
+            .role_name(&self.name)
+            .send()
+            .await
+            .ctx(|| self.what("listing inline policies of"))?;
+        for extra in listed.policy_names().iter().filter(|n| !wanted.contains_key(n.as_str())) {
+            let req = iam.delete_role_policy().role_name(&self.name).policy_name(extra);
+            req.send().await.found(|| self.what("removing an extra inline policy from"))?;
+        }
+        Ok(())
+    }
+
+    /// Detaches every managed policy: the role declares none.
+    async fn detach_all(&self, aws: &Aws) -> anyhow::Result<()> {
+        let iam = &aws.iam;
+        let req = iam.list_attached_role_policies().role_name(&self.name);
+        let listed = req.send().await.ctx(|| self.what("listing attached policies of"))?;
+        for p in listed.attached_policies().iter().filter_map(|p| p.policy_arn()) {
+            let req = iam.detach_role_policy().role_name(&self.name).policy_arn(p);
+            req.send().await.found(|| self.what("detaching a policy from"))?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
-impl Resource for Role {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Kind for Role {
+    type Spec = RoleSpec;
+
+    fn replace_on(want: &RoleSpec) -> Vec<String> {
+        field_names(&want.identity)
     }
 
-    /// The path is part of the role's identity: changing it means a new role.
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["path"]
-    }
-
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn read(&self, aws: &Aws, _: Option<&RoleSpec>) -> anyhow::Result<Option<Found<RoleSpec>>> {
         let iam = &aws.iam;
         let Some(got) = iam.get_role().role_name(&self.name).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
         };
         let role = got.role().context("GetRole returned no role")?;
-        let (names, attached) = tokio::try_join!(
-            async {
-                let pages =
-                    iam.list_role_policies().role_name(&self.name).into_paginator().send().collect::<Vec<_>>().await;
-                let mut names = Vec::new();
-                for page in pages {
-                    names.extend(page.ctx(|| self.what("listing inline policies of"))?.policy_names().to_vec());
-                }
-                anyhow::Ok(names)
-            },
-            async {
-                let pages = iam
-                    .list_attached_role_policies()
-                    .role_name(&self.name)
-                    .into_paginator()
-                    .send()
-                    .collect::<Vec<_>>()
-                    .await;
-                let mut arns = Vec::new();
-                for page in pages {
-                    let page = page.ctx(|| self.what("listing attached policies of"))?;
-                    arns.extend(page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)));
-                }
-                anyhow::Ok(arns)
-            },
-        )?;
+        let (names, attached) = tokio::try_join!(self.inline_names(aws), self.attached(aws))?;
         let docs = try_join_all(names.iter().map(|name| async move {
-            let got = iam
-                .get_role_policy()
-                .role_name(&self.name)
-                .policy_name(name)
-                .send()
-                .await
-                .ctx(|| self.what("reading an inline policy of"))?;
+            let req = iam.get_role_policy().role_name(&self.name).policy_name(name);
+            let got = req.send().await.ctx(|| self.what("reading an inline policy of"))?;
             anyhow::Ok((name.clone(), policy::parse_live(got.policy_document())?))
         }))
         .await?;
-        let trust = match role.assume_role_policy_document() {
-            Some(doc) => policy::parse_live(doc).with_context(|| self.what("parsing the trust policy of"))?,
-            None => Value::Null,
+        let trust = role.assume_role_policy_document().map(policy::parse_live).transpose();
+        let spec = RoleSpec {
+            identity: RoleIdentity { path: role.path().to_string() },
+            description: role.description().unwrap_or("").to_string(),
+            assume_role_policy: trust.with_context(|| self.what("parsing the trust policy of"))?,
+            inline_policies: docs.into_iter().collect(),
+            managed_policies: attached,
+            tags: tags::managed(role.tags().iter().map(|t| (t.key(), t.value()))),
         };
-        let mut attrs = Attrs::new();
-        attrs.insert("path".into(), json!(role.path()));
-        attrs.insert("description".into(), json!(role.description().unwrap_or("")));
-        attrs.insert("assume_role_policy".into(), trust);
-        attrs.insert("inline_policies".into(), Value::Object(docs.into_iter().collect()));
-        let mut attached = attached;
-        attached.sort();
-        attrs.insert("managed_policies".into(), json!(attached));
-        attrs.insert("tags".into(), managed_tags(role.tags().iter().map(|t| (t.key(), t.value()))));
-        Ok(Some(Live { attrs, ..Live::default() }))
+        Ok(Some(Found::new(spec)))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let created = aws
+    async fn create(&self, aws: &Aws, want: &RoleSpec) -> anyhow::Result<()> {
+        let made = aws
             .iam
             .create_role()
             .role_name(&self.name)
-            .path(text(want, "path"))
-            .description(text(want, "description"))
-            .assume_role_policy_document(serde_json::to_string(&want["assume_role_policy"])?)
-            .set_tags(Some(Self::tags(want)?))
+            .path(&want.identity.path)
+            .description(&want.description)
+            .assume_role_policy_document(serde_json::to_string(&want.assume_role_policy)?)
+            .set_tags(Some(tags::sdk(&want.tags)?))
             .send()
             .await
             .ctx(|| self.what("creating"));
-        let rest: BTreeSet<String> = match created {
-            Ok(_) => ["inline_policies".to_string()].into(),
+        match created(made)? {
+            true => self.put_inline(aws, &want.inline_policies).await,
             // Left behind by an interrupted run: converge every field.
-            Err(e) if crate::aws::error::kind(&e) == ErrorKind::AlreadyExists => want.keys().cloned().collect(),
-            Err(e) => return Err(e),
-        };
-        self.update(aws, want, &rest).await
+            false => self.update(aws, &Delta::all(want)).await,
+        }
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, RoleSpec>) -> anyhow::Result<()> {
         let iam = &aws.iam;
-        if changed.contains("assume_role_policy") {
-            let doc = serde_json::to_string(&want["assume_role_policy"])?;
-            iam.update_assume_role_policy()
-                .role_name(&self.name)
-                .policy_document(doc)
+        let want = delta.want;
+        if delta.changed(|r| &r.assume_role_policy) {
+            let req = iam.update_assume_role_policy().role_name(&self.name);
+            req.policy_document(serde_json::to_string(&want.assume_role_policy)?)
                 .send()
                 .await
                 .ctx(|| self.what("setting the trust policy of"))?;
         }
-        if changed.contains("description") {
-            iam.update_role()
-                .role_name(&self.name)
-                .description(text(want, "description"))
-                .send()
-                .await
-                .ctx(|| self.what("describing"))?;
+        if delta.changed(|r| &r.description) {
+            let req = iam.update_role().role_name(&self.name).description(&want.description);
+            req.send().await.ctx(|| self.what("describing"))?;
         }
-        if changed.contains("inline_policies") {
-            let wanted = want["inline_policies"].as_object().cloned().unwrap_or_default();
-            for (name, doc) in &wanted {
-                iam.put_role_policy()
-                    .role_name(&self.name)
-                    .policy_name(name)
-                    .policy_document(serde_json::to_string(doc)?)
-                    .send()
-                    .await
-                    .ctx(|| self.what("setting the inline policy of"))?;
-            }
-            let listed = iam
-                .list_role_policies()
-                .role_name(&self.name)
-                .send()
-                .await
-                .ctx(|| self.what("listing inline policies of"))?;
-            for extra in listed.policy_names().iter().filter(|n| !wanted.contains_key(n.as_str())) {
-                iam.delete_role_policy()
-                    .role_name(&self.name)
-                    .policy_name(extra)
-                    .send()
-                    .await
-                    .found(|| self.what("removing an extra inline policy from"))?;
-            }
+        if delta.changed(|r| &r.inline_policies) {
+            self.put_inline(aws, &want.inline_policies).await?;
         }
-        if changed.contains("managed_policies") {
-            let listed = iam
-                .list_attached_role_policies()
-                .role_name(&self.name)
-                .send()
-                .await
-                .ctx(|| self.what("listing attached policies of"))?;
-            for p in listed.attached_policies().iter().filter_map(|p| p.policy_arn()) {
-                iam.detach_role_policy()
-                    .role_name(&self.name)
-                    .policy_arn(p)
-                    .send()
-                    .await
-                    .found(|| self.what("detaching a policy from"))?;
-            }
+        if delta.changed(|r| &r.managed_policies) {
+            self.detach_all(aws).await?;
         }
-        if changed.contains("tags") {
-            iam.tag_role()
-                .role_name(&self.name)
-                .set_tags(Some(Self::tags(want)?))
-                .send()
-                .await
-                .ctx(|| self.what("tagging"))?;
+        if delta.changed(|r| &r.tags) {
+            let req = iam.tag_role().role_name(&self.name).set_tags(Some(tags::sdk(&want.tags)?));
+            req.send().await.ctx(|| self.what("tagging"))?;
         }
         Ok(())
     }
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
         let iam = &aws.iam;
-        let all: BTreeSet<String> = ["inline_policies", "managed_policies"].map(String::from).into();
-        let none =
-            Attrs::from([("inline_policies".to_string(), json!({})), ("managed_policies".to_string(), json!([]))]);
         if iam.get_role().role_name(&self.name).send().await.found(|| self.what("reading"))?.is_none() {
             return Ok(());
         }
-        self.update(aws, &none, &all).await?;
+        self.put_inline(aws, &BTreeMap::new()).await?;
+        self.detach_all(aws).await?;
         iam.delete_role().role_name(&self.name).send().await.found(|| self.what("deleting"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_iam::{
+        Client, operation as iam,
+        types::{AttachedPolicy, Role as SdkRole},
+    };
+
+    fn role(p: &Profile) -> Declared<Role> {
+        Role::cloudtrail_logs(p, p.cloudwatch_logs.as_ref().unwrap())
+    }
+
+    #[test]
+    fn the_path_forces_replacement() {
+        let p = flagship();
+        assert_eq!(role(&p).replace_on(), ["path"]);
+    }
+
+    #[tokio::test]
+    async fn extra_inline_and_attached_policies_are_read_as_drift() {
+        let p = flagship();
+        let r = role(&p);
+        let want = r.want.clone().unwrap();
+        let trust = serde_json::to_string(&want.assume_role_policy).unwrap();
+        let mine = serde_json::to_string(&want.inline_policies[INLINE_POLICY]).unwrap();
+        let get = mock!(Client::get_role).then_output(move || {
+            let role = SdkRole::builder()
+                .role_name("ctguard-cloudtrail-to-logs")
+                .role_id("AROA1")
+                .arn("arn:aws:iam::123456789012:role/ctguard/ctguard-cloudtrail-to-logs")
+                .path("/ctguard/")
+                .create_date(aws_smithy_types::DateTime::from_secs(0))
+                .assume_role_policy_document(
+                    percent_encoding::utf8_percent_encode(&trust, percent_encoding::NON_ALPHANUMERIC).to_string(),
+                )
+                .description("ctguard: lets CloudTrail deliver events to CloudWatch Logs")
+                .tags(
+                    aws_sdk_iam::types::Tag::builder().key("ctguard:profile").value("ai-agent-guard").build().unwrap(),
+                )
+                .build()
+                .unwrap();
+            iam::get_role::GetRoleOutput::builder().role(role).build()
+        });
+        let names = mock!(Client::list_role_policies).then_output(|| {
+            iam::list_role_policies::ListRolePoliciesOutput::builder()
+                .policy_names(INLINE_POLICY)
+                .policy_names("sneaky")
+                .build()
+                .unwrap()
+        });
+        let doc = mock!(Client::get_role_policy).then_compute_output(move |req| {
+            let text =
+                if req.policy_name() == Some(INLINE_POLICY) { mine.clone() } else { r#"{"Statement":[]}"#.into() };
+            iam::get_role_policy::GetRolePolicyOutput::builder()
+                .role_name("ctguard-cloudtrail-to-logs")
+                .policy_name(req.policy_name().unwrap())
+                .policy_document(text)
+                .build()
+                .unwrap()
+        });
+        let attached = mock!(Client::list_attached_role_policies).then_output(|| {
+            let p = AttachedPolicy::builder().policy_arn("arn:aws:iam::aws:policy/AdministratorAccess").build();
+            iam::list_attached_role_policies::ListAttachedRolePoliciesOutput::builder().attached_policies(p).build()
+        });
+        let aws = aws(&[&get, &names, &doc, &attached]);
+        let found = r.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec.assume_role_policy, want.assume_role_policy, "URL-encoded trust decodes");
+        assert_eq!(found.spec.inline_policies.len(), 2);
+        assert_eq!(found.spec.managed_policies, ["arn:aws:iam::aws:policy/AdministratorAccess"]);
+        assert_eq!(found.spec.tags, want.tags);
+    }
+
+    #[tokio::test]
+    async fn a_role_left_by_an_interrupted_run_is_converged_field_by_field() {
+        let p = flagship();
+        let r = role(&p);
+        let want = r.want.clone().unwrap();
+        let exists = mock!(Client::create_role).then_error(|| {
+            iam::create_role::CreateRoleError::EntityAlreadyExistsException(
+                aws_sdk_iam::types::error::EntityAlreadyExistsException::builder().build(),
+            )
+        });
+        let trust = mock!(Client::update_assume_role_policy)
+            .then_output(|| iam::update_assume_role_policy::UpdateAssumeRolePolicyOutput::builder().build());
+        let describe = mock!(Client::update_role).then_output(|| iam::update_role::UpdateRoleOutput::builder().build());
+        let put = mock!(Client::put_role_policy)
+            .match_requests(|r| r.policy_name() == Some(INLINE_POLICY))
+            .then_output(|| iam::put_role_policy::PutRolePolicyOutput::builder().build());
+        let names = mock!(Client::list_role_policies).then_output(|| {
+            iam::list_role_policies::ListRolePoliciesOutput::builder()
+                .policy_names(INLINE_POLICY)
+                .policy_names("sneaky")
+                .build()
+                .unwrap()
+        });
+        let remove = mock!(Client::delete_role_policy)
+            .match_requests(|r| r.policy_name() == Some("sneaky"))
+            .then_output(|| iam::delete_role_policy::DeleteRolePolicyOutput::builder().build());
+        let attached = mock!(Client::list_attached_role_policies).then_output(|| {
+            let p = AttachedPolicy::builder().policy_arn("arn:aws:iam::123456789012:policy/extra").build();
+            iam::list_attached_role_policies::ListAttachedRolePoliciesOutput::builder().attached_policies(p).build()
+        });
+        let detach = mock!(Client::detach_role_policy)
+            .then_output(|| iam::detach_role_policy::DetachRolePolicyOutput::builder().build());
+        let tag = mock!(Client::tag_role).then_output(|| iam::tag_role::TagRoleOutput::builder().build());
+        let aws = aws(&[&exists, &trust, &describe, &put, &names, &remove, &attached, &detach, &tag]);
+        r.kind.create(&aws, &want).await.unwrap();
+        let calls = [trust.num_calls(), describe.num_calls(), put.num_calls(), remove.num_calls()];
+        assert_eq!(calls, [1; 4]);
+        assert_eq!([detach.num_calls(), tag.num_calls()], [1, 1]);
     }
 }

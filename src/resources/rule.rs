@@ -4,37 +4,70 @@
 //! other regions are forwarded to the home region's default bus, where the same rule turns
 //! them into a readable message on the one alert topic: one topic, one set of subscribers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Tag, Target};
-use serde_json::{Value, json};
+use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target};
+use serde::Serialize;
+use serde_json::Value;
 
+use super::discovery::{PREFIX, Search};
+use super::kind::{Check, Declared, Delta, Found, Kind, Resource};
+use super::snapshot::Snapshot;
 use super::tag_index::TagIndex;
-use super::{Check, Live, Resource, Snapshot, Spec, owner_tags, role, tag_pairs, text, topic};
-use crate::aws::{Aws, AwsResultExt};
-use crate::plan::{Address, Attrs};
+use super::tags::{self, Tags};
+use super::{role, topic};
+use crate::aws::{Aws, AwsResultExt, all_pages};
+use crate::plan::Address;
 use crate::policy;
 use crate::profile::{Events, Profile, Rule};
+use aws_sdk_eventbridge::operation::list_rules::ListRulesOutput;
 
 pub const KIND: &str = "events_rule";
 const TOPIC_TARGET: &str = "ctguard-alert-topic";
 const FORWARD_TARGET: &str = "ctguard-forward-to-home";
 
+/// A rule as ctguard compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleSpec {
+    /// Canonical (see `policy::canonical_pattern`).
+    pub pattern: Option<Value>,
+    pub state: Option<String>,
+    /// EventBridge omits an empty description; absent reads as "".
+    pub description: String,
+    /// Targets by id.
+    pub targets: BTreeMap<String, TargetSpec>,
+    pub tags: Tags,
+}
+
+crate::tagged_spec!(RuleSpec);
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetSpec {
+    pub arn: String,
+    pub role_arn: Option<String>,
+    pub input_transformer: Option<Transformer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transformer {
+    pub paths: Option<BTreeMap<String, String>>,
+    pub template: String,
+}
+
 pub struct EventRule {
     name: String,
     region: String,
     arn: String,
-    spec: Spec,
     region_rules: Arc<RegionEventRules>,
     tags: Arc<TagIndex>,
 }
 
 /// What ListRules says about one rule; it carries what DescribeRule would.
 #[derive(Debug, Clone)]
-struct Listed {
+struct ListedRule {
     arn: String,
     pattern: Option<String>,
     state: Option<String>,
@@ -45,56 +78,53 @@ struct Listed {
 /// profile's rules in that region instead of a DescribeRule each.
 #[derive(Default)]
 pub struct RegionEventRules {
-    snapshot: Snapshot<BTreeMap<String, Listed>>,
+    snapshot: Snapshot<BTreeMap<String, ListedRule>>,
 }
 
 impl RegionEventRules {
-    async fn get(&self, aws: &Aws, region: &str) -> anyhow::Result<Arc<BTreeMap<String, Listed>>> {
-        self.snapshot
-            .get(|| async {
-                let mut rules = BTreeMap::new();
-                let mut token = None;
-                loop {
-                    let page = aws.events(region).list_rules().set_next_token(token).send().await;
-                    let page = page.ctx(|| format!("listing EventBridge rules in {region}"))?;
-                    for r in page.rules() {
-                        let listed = Listed {
-                            arn: r.arn().unwrap_or("").to_string(),
-                            pattern: r.event_pattern().map(str::to_string),
-                            state: r.state().map(|s| s.as_str().to_string()),
-                            description: r.description().unwrap_or("").to_string(),
-                        };
-                        rules.insert(r.name().unwrap_or("").to_string(), listed);
-                    }
-                    token = page.next_token().map(str::to_string);
-                    if token.is_none() {
-                        return Ok(rules);
-                    }
-                }
-            })
-            .await
+    async fn get(&self, aws: &Aws, region: &str) -> anyhow::Result<Arc<BTreeMap<String, ListedRule>>> {
+        self.snapshot.get(|| fetch(aws, region)).await
     }
+}
+
+async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<BTreeMap<String, ListedRule>> {
+    let list = |token| async move {
+        let page = aws.events(region).list_rules().set_next_token(token).send().await;
+        page.ctx(|| format!("listing EventBridge rules in {region}"))
+    };
+    let pages = all_pages(list, ListRulesOutput::next_token).await?;
+    let rules = pages.iter().flat_map(|p| p.rules()).map(|r| {
+        let listed = ListedRule {
+            arn: r.arn().unwrap_or("").to_string(),
+            pattern: r.event_pattern().map(str::to_string),
+            state: r.state().map(|s| s.as_str().to_string()),
+            description: r.description().unwrap_or("").to_string(),
+        };
+        (r.name().unwrap_or("").to_string(), listed)
+    });
+    Ok(rules.collect())
 }
 
 /// The alert text: "<principal> called <eventName> (<eventSource>) in <region> at <time>;
 /// error: <errorCode>", headed by severity and title. An SNS target wants a JSON string.
-fn input_transformer(rule: &Rule) -> Value {
+fn input_transformer(rule: &Rule) -> Transformer {
     let text = format!(
         "[{}] {}: <principal> called <action> (<service>) in <region> at <time>; error: <error>",
         rule.severity.as_str().to_uppercase(),
         rule.title
     );
-    json!({
-        "paths": {
-            "principal": "$.detail.userIdentity.arn",
-            "action": "$.detail.eventName",
-            "service": "$.detail.eventSource",
-            "region": "$.region",
-            "time": "$.time",
-            "error": "$.detail.errorCode",
-        },
-        "template": serde_json::to_string(&text).unwrap_or_default(),
-    })
+    let paths = [
+        ("principal", "$.detail.userIdentity.arn"),
+        ("action", "$.detail.eventName"),
+        ("service", "$.detail.eventSource"),
+        ("region", "$.region"),
+        ("time", "$.time"),
+        ("error", "$.detail.errorCode"),
+    ];
+    Transformer {
+        paths: Some(paths.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        template: serde_json::to_string(&text).unwrap_or_default(),
+    }
 }
 
 /// Rules repeat in every region, so the region is part of the name.
@@ -111,226 +141,278 @@ impl EventRule {
         region: &str,
         region_rules: Arc<RegionEventRules>,
         tags: Arc<TagIndex>,
-    ) -> Self {
+    ) -> Declared<Self> {
         let rt = &profile.runtime;
-        let home = region == rt.region;
         let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
-        let (target_id, target, depends) = if home {
-            let t = json!({"arn": alerts.topic_arn, "role_arn": null, "input_transformer": input_transformer(rule)});
+        let (target_id, target, depends) = if region == rt.region {
+            let arn = alerts.topic_arn.clone();
+            let t = TargetSpec { arn, role_arn: None, input_transformer: Some(input_transformer(rule)) };
             (TOPIC_TARGET, t, vec![topic::address(alerts, &rt.region)])
         } else {
-            let t = json!({"arn": events.home_bus_arn, "role_arn": events.role_arn, "input_transformer": null});
+            let (arn, role_arn) = (events.home_bus_arn.clone(), Some(events.role_arn.clone()));
+            let t = TargetSpec { arn, role_arn, input_transformer: None };
             (FORWARD_TARGET, t, vec![role::address(&events.role_name, region)])
         };
-        let mut want = Attrs::new();
-        want.insert("pattern".into(), policy::canonical_pattern(&rule.pattern));
-        want.insert("state".into(), json!("ENABLED"));
-        want.insert("description".into(), json!(rule.description));
-        want.insert("targets".into(), json!({ target_id: target }));
-        want.insert("tags".into(), owner_tags(profile));
+        let want = RuleSpec {
+            pattern: Some(policy::canonical_pattern(&rule.pattern)),
+            state: Some(RuleState::Enabled.as_str().to_string()),
+            description: rule.description.clone(),
+            targets: BTreeMap::from([(target_id.to_string(), target)]),
+            tags: tags::owner_tags(profile),
+        };
         let arn = format!("arn:{}:events:{region}:{}:rule/{}", rt.partition, rt.account_id, rule.name);
-        let spec = Spec::new(address(&rule.name, region), want, depends);
-        EventRule { name: rule.name.clone(), region: region.into(), arn, spec, region_rules, tags }
+        let kind = EventRule { name: rule.name.clone(), region: region.into(), arn, region_rules, tags };
+        Declared::new(kind, address(&rule.name, region), want, depends)
     }
 
-    fn orphan(aws: &Aws, name: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Self {
-        let rt = &aws.runtime;
-        let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
-        let spec = Spec::undeclared(address(name, region));
+    fn orphan(name: &str, arn: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Declared<Self> {
         // Orphans are found by their tags already; their read goes to the resource itself.
         let tags = Arc::new(TagIndex::default());
-        EventRule { name: name.into(), region: region.into(), arn, spec, region_rules, tags }
+        let rule = EventRule { name: name.into(), region: region.into(), arn: arn.into(), region_rules, tags };
+        Declared::undeclared(rule, address(name, region))
     }
 
     fn what(&self, doing: &str) -> String {
         format!("{doing} EventBridge rule {}/{}", self.region, self.name)
     }
 
-    fn target(id: &str, spec: &Value) -> anyhow::Result<Target> {
-        let mut t = Target::builder().id(id).arn(spec["arn"].as_str().unwrap_or_default());
-        if let Some(role) = spec["role_arn"].as_str() {
-            t = t.role_arn(role);
-        }
-        if let Some(it) = spec["input_transformer"].as_object() {
-            let paths: HashMap<String, String> = it["paths"]
-                .as_object()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-                .unwrap_or_default();
-            let transformer = InputTransformer::builder()
-                .set_input_paths_map(Some(paths))
-                .input_template(it["template"].as_str().unwrap_or_default())
-                .build()?;
-            t = t.input_transformer(transformer);
-        }
-        Ok(t.build()?)
-    }
-}
-
-/// Rules named with `prefix` in `regions`, tagged as owned by `profile`, that are not `known`.
-pub async fn owned(
-    aws: &Aws,
-    profile: &str,
-    prefix: &str,
-    listings: &super::Listings,
-    known: &HashSet<Address>,
-) -> anyhow::Result<Vec<Box<dyn Resource>>> {
-    let per_region = listings.event_rules.iter().map(|(region, shared)| async move {
-        let listed = shared.get(aws, region).await?;
-        let mut found: Vec<Box<dyn Resource>> = Vec::new();
-        for (name, rule) in listed.iter().filter(|(name, _)| name.starts_with(prefix)) {
-            let candidate = EventRule::orphan(aws, name, region, shared.clone());
-            if known.contains(&candidate.address()) {
-                continue;
-            }
-            if listings.tags[region].owned_by(aws, region, &rule.arn, profile).await? {
-                found.push(Box::new(candidate));
-            }
-        }
-        anyhow::Ok(found)
-    });
-    Ok(futures::future::try_join_all(per_region).await?.into_iter().flatten().collect())
-}
-
-impl EventRule {
     /// An EventBridge rule delivers only when ENABLED and with its target in place.
-    fn delivery_check(&self, attrs: &Attrs) -> Option<Check> {
+    fn delivery_check(want: Option<&RuleSpec>, have: &RuleSpec) -> Option<Check> {
         // A rule the profile no longer declares is not expected to deliver anything.
-        let wanted = self.spec.want.get("targets")?.as_object();
-        let state = attrs.get("state").and_then(Value::as_str).unwrap_or("(none)");
-        let have = attrs.get("targets").and_then(Value::as_object);
-        let missing: Vec<&String> = wanted
-            .into_iter()
-            .flat_map(|w| w.keys())
-            .filter(|id| !have.is_some_and(|h| h.get(*id) == wanted.and_then(|w| w.get(*id))))
-            .collect();
-        let ok = state == "ENABLED" && missing.is_empty();
-        let detail = match (state, missing.as_slice()) {
-            ("ENABLED", []) => format!("ENABLED, {} target(s) as declared", have.map_or(0, |h| h.len())),
-            ("ENABLED", m) => format!("ENABLED, but target {m:?} is missing or differs: matches go nowhere"),
-            (s, _) => format!("{s}: it matches nothing until enabled"),
+        let wanted = &want?.targets;
+        let state = have.state.as_deref().unwrap_or("(none)");
+        let missing: Vec<&String> =
+            wanted.iter().filter(|(id, t)| have.targets.get(*id) != Some(t)).map(|(id, _)| id).collect();
+        let enabled = state == RuleState::Enabled.as_str();
+        let detail = match (enabled, missing.as_slice()) {
+            (true, []) => format!("ENABLED, {} target(s) as declared", have.targets.len()),
+            (true, m) => format!("ENABLED, but target {m:?} is missing or differs: matches go nowhere"),
+            (false, _) => format!("{state}: it matches nothing until enabled"),
         };
-        Some(Check { name: "rule is enabled and delivers to its target".into(), ok, detail })
+        Some(Check {
+            name: "rule is enabled and delivers to its target".into(),
+            ok: enabled && missing.is_empty(),
+            detail,
+        })
     }
+
+    /// Puts the declared targets and removes any other.
+    async fn put_targets(&self, aws: &Aws, wanted: &BTreeMap<String, TargetSpec>) -> anyhow::Result<()> {
+        let eb = aws.events(&self.region);
+        let targets = wanted.iter().map(|(id, spec)| expand_target(id, spec)).collect::<anyhow::Result<Vec<_>>>()?;
+        let req = eb.put_targets().rule(&self.name).set_targets(Some(targets));
+        let put = req.send().await.ctx(|| self.what("setting targets of"))?;
+        if let Some(failed) = put.failed_entries().first() {
+            anyhow::bail!(
+                "{}: {}: {}",
+                self.what("setting targets of"),
+                failed.error_code().unwrap_or("error"),
+                failed.error_message().unwrap_or("")
+            );
+        }
+        let listed = eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of"))?;
+        let extra: Vec<String> =
+            listed.targets().iter().map(|t| t.id().to_string()).filter(|id| !wanted.contains_key(id)).collect();
+        self.remove_targets(aws, extra).await
+    }
+
+    async fn remove_targets(&self, aws: &Aws, ids: Vec<String>) -> anyhow::Result<()> {
+        if !ids.is_empty() {
+            let req = aws.events(&self.region).remove_targets().rule(&self.name).set_ids(Some(ids));
+            req.send().await.ctx(|| self.what("removing targets from"))?;
+        }
+        Ok(())
+    }
+}
+
+fn flatten_target(t: &Target) -> TargetSpec {
+    let transformer = t.input_transformer().map(|it| Transformer {
+        paths: it.input_paths_map().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        template: it.input_template().to_string(),
+    });
+    TargetSpec { arn: t.arn().to_string(), role_arn: t.role_arn().map(str::to_string), input_transformer: transformer }
+}
+
+fn expand_target(id: &str, spec: &TargetSpec) -> anyhow::Result<Target> {
+    let mut t = Target::builder().id(id).arn(&spec.arn).set_role_arn(spec.role_arn.clone());
+    if let Some(it) = &spec.input_transformer {
+        let paths: Option<HashMap<String, String>> = it.paths.as_ref().map(|p| p.clone().into_iter().collect());
+        let transformer =
+            InputTransformer::builder().set_input_paths_map(paths).input_template(&it.template).build()?;
+        t = t.input_transformer(transformer);
+    }
+    Ok(t.build()?)
+}
+
+/// Rules named with the discovery prefix in the profile's regions that it owns but no longer
+/// declares.
+pub async fn owned(search: &Search<'_>) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+    let aws = search.aws;
+    search
+        .in_regions(|region| async move {
+            let shared = &search.listings.event_rules[region];
+            let listed = shared.get(aws, region).await?;
+            let prefixed = listed.iter().filter(|(name, _)| name.starts_with(PREFIX));
+            let orphan = |name: &str, arn: &str| Box::new(EventRule::orphan(name, arn, region, shared.clone()));
+            Ok(prefixed.map(|(name, rule)| (rule.arn.clone(), orphan(name, &rule.arn) as Box<dyn Resource>)).collect())
+        })
+        .await
 }
 
 #[async_trait]
-impl Resource for EventRule {
-    fn spec(&self) -> &Spec {
-        &self.spec
-    }
+impl Kind for EventRule {
+    type Spec = RuleSpec;
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn read(&self, aws: &Aws, want: Option<&RuleSpec>) -> anyhow::Result<Option<Found<RuleSpec>>> {
         let eb = aws.events(&self.region);
         let listed = self.region_rules.get(aws, &self.region).await?;
         let Some(rule) = listed.get(&self.name) else { return Ok(None) };
+        let want_tags = want.map(|w| &w.tags);
         let (targets, tags) = tokio::try_join!(
             async { eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of")) },
-            self.tags.tags(aws, &self.region, &self.arn, self.spec.want.get("tags")),
+            self.tags.tags(aws, &self.region, &self.arn, want_tags),
         )?;
-        let pattern: Value = match &rule.pattern {
-            Some(p) => serde_json::from_str(p).with_context(|| self.what("parsing the pattern of"))?,
-            None => Value::Null,
+        let pattern: Option<Value> = match &rule.pattern {
+            Some(p) => Some(serde_json::from_str(p).with_context(|| self.what("parsing the pattern of"))?),
+            None => None,
         };
-        let targets: serde_json::Map<String, Value> = targets
-            .targets()
-            .iter()
-            .map(|t| {
-                let it = t
-                    .input_transformer()
-                    .map(|it| json!({"paths": it.input_paths_map(), "template": it.input_template()}));
-                (t.id().to_string(), json!({"arn": t.arn(), "role_arn": t.role_arn(), "input_transformer": it}))
-            })
-            .collect();
-        let mut attrs = Attrs::new();
-        attrs.insert("pattern".into(), policy::canonical_pattern(&pattern));
-        attrs.insert("state".into(), json!(rule.state));
-        attrs.insert("description".into(), json!(rule.description));
-        attrs.insert("targets".into(), Value::Object(targets));
-        attrs.insert("tags".into(), tags);
-        let checks = self.delivery_check(&attrs).into_iter().collect();
-        Ok(Some(Live { attrs, checks, ..Live::default() }))
+        let spec = RuleSpec {
+            pattern: pattern.map(|p| policy::canonical_pattern(&p)),
+            state: rule.state.clone(),
+            description: rule.description.clone(),
+            targets: targets.targets().iter().map(|t| (t.id().to_string(), flatten_target(t))).collect(),
+            tags,
+        };
+        let checks = Self::delivery_check(want, &spec).into_iter().collect();
+        Ok(Some(Found { checks, ..Found::new(spec) }))
     }
 
-    async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn forget(&self) {
         self.region_rules.snapshot.forget().await;
-        self.read(aws).await
-    }
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let all: BTreeSet<String> = want.keys().cloned().collect();
-        self.update(aws, want, &all).await
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, RuleSpec>) -> anyhow::Result<()> {
         let eb = aws.events(&self.region);
-        if ["pattern", "state", "description"].iter().any(|k| changed.contains(*k)) {
+        let want = delta.want;
+        if delta.changed(|r| &r.pattern) || delta.changed(|r| &r.state) || delta.changed(|r| &r.description) {
             // PutRule creates or replaces the rule's definition; targets are kept.
             eb.put_rule()
                 .name(&self.name)
-                .event_pattern(serde_json::to_string(&want["pattern"])?)
+                .event_pattern(serde_json::to_string(&want.pattern)?)
                 .state(RuleState::Enabled)
-                .description(text(want, "description"))
+                .description(&want.description)
                 .send()
                 .await
                 .ctx(|| self.what("writing"))?;
         }
-        if changed.contains("targets") {
-            let wanted = want["targets"].as_object().cloned().unwrap_or_default();
-            let targets = wanted.iter().map(|(id, spec)| Self::target(id, spec)).collect::<anyhow::Result<Vec<_>>>()?;
-            let put = eb
-                .put_targets()
-                .rule(&self.name)
-                .set_targets(Some(targets))
-                .send()
-                .await
-                .ctx(|| self.what("setting targets of"))?;
-            if let Some(failed) = put.failed_entries().first() {
-                anyhow::bail!(
-                    "{}: {}: {}",
-                    self.what("setting targets of"),
-                    failed.error_code().unwrap_or("error"),
-                    failed.error_message().unwrap_or("")
-                );
-            }
-            let listed =
-                eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of"))?;
-            let extra: Vec<String> =
-                listed.targets().iter().map(|t| t.id().to_string()).filter(|id| !wanted.contains_key(id)).collect();
-            if !extra.is_empty() {
-                eb.remove_targets()
-                    .rule(&self.name)
-                    .set_ids(Some(extra))
-                    .send()
-                    .await
-                    .ctx(|| self.what("removing targets from"))?;
-            }
+        if delta.changed(|r| &r.targets) {
+            self.put_targets(aws, &want.targets).await?;
         }
-        if changed.contains("tags") {
-            let tags = tag_pairs(want)
-                .into_iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                .collect::<Result<Vec<_>, _>>()?;
-            eb.tag_resource().resource_arn(&self.arn).set_tags(Some(tags)).send().await.ctx(|| self.what("tagging"))?;
+        if delta.changed(|r| &r.tags) {
+            let req = eb.tag_resource().resource_arn(&self.arn).set_tags(Some(tags::sdk(&want.tags)?));
+            req.send().await.ctx(|| self.what("tagging"))?;
         }
         Ok(())
     }
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
         let eb = aws.events(&self.region);
-        let Some(listed) =
-            eb.list_targets_by_rule().rule(&self.name).send().await.found(|| self.what("listing targets of"))?
-        else {
+        let req = eb.list_targets_by_rule().rule(&self.name);
+        let Some(listed) = req.send().await.found(|| self.what("listing targets of"))? else {
             return Ok(());
         };
-        let ids: Vec<String> = listed.targets().iter().map(|t| t.id().to_string()).collect();
-        if !ids.is_empty() {
-            eb.remove_targets()
-                .rule(&self.name)
-                .set_ids(Some(ids))
-                .send()
-                .await
-                .ctx(|| self.what("removing targets from"))?;
-        }
+        self.remove_targets(aws, listed.targets().iter().map(|t| t.id().to_string()).collect()).await?;
         eb.delete_rule().name(&self.name).send().await.found(|| self.what("deleting"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{HOME, OTHER, aws, flagship, mock};
+    use aws_sdk_eventbridge::{Client, operation as events, types::Rule as SdkRule};
+    use aws_sdk_resourcegroupstagging::operation as tagging;
+
+    fn rule_in(p: &Profile, region: &str) -> Declared<EventRule> {
+        let events = p.events.as_ref().unwrap();
+        EventRule::new(p, events, &events.rules[0], region, Default::default(), Default::default())
+    }
+
+    #[test]
+    fn the_home_region_alerts_and_other_regions_forward() {
+        let p = flagship();
+        let home = rule_in(&p, HOME).want.unwrap();
+        let other = rule_in(&p, OTHER).want.unwrap();
+        let topic = &home.targets[TOPIC_TARGET];
+        assert!(topic.role_arn.is_none() && topic.input_transformer.is_some());
+        let forward = &other.targets[FORWARD_TARGET];
+        assert_eq!(forward.arn, format!("arn:aws:events:{HOME}:123456789012:event-bus/default"));
+        assert!(forward.role_arn.is_some() && forward.input_transformer.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_disabled_rule_without_its_target_is_drift_and_fails_delivery() {
+        let p = flagship();
+        let rule = rule_in(&p, HOME);
+        let want = rule.want.clone().unwrap();
+        let (name, arn) = (rule.kind.name.clone(), rule.kind.arn.clone());
+        let pattern = serde_json::to_string(&want.pattern).unwrap();
+        let list = mock!(Client::list_rules).then_output(move || {
+            let r = SdkRule::builder()
+                .name(&name)
+                .arn(&arn)
+                .event_pattern(&pattern)
+                .state(aws_sdk_eventbridge::types::RuleState::Disabled)
+                .build();
+            aws_sdk_eventbridge::operation::list_rules::ListRulesOutput::builder().rules(r).build()
+        });
+        let targets = mock!(Client::list_targets_by_rule)
+            .then_output(|| events::list_targets_by_rule::ListTargetsByRuleOutput::builder().build());
+        let index = mock!(aws_sdk_resourcegroupstagging::Client::get_resources)
+            .then_output(|| tagging::get_resources::GetResourcesOutput::builder().build());
+        let own_tags = mock!(Client::list_tags_for_resource).then_output(|| {
+            let tag = aws_sdk_eventbridge::types::Tag::builder().key("ctguard:profile").value("ai-agent-guard");
+            aws_sdk_eventbridge::operation::list_tags_for_resource::ListTagsForResourceOutput::builder()
+                .tags(tag.build().unwrap())
+                .build()
+        });
+        let aws = aws(&[&list, &targets, &index, &own_tags]);
+        let found = rule.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec.pattern, want.pattern);
+        assert_eq!(found.spec.state.as_deref(), Some("DISABLED"));
+        assert!(found.spec.targets.is_empty());
+        assert_eq!(found.spec.tags, want.tags);
+        assert!(!found.checks[0].ok, "{:?}", found.checks);
+    }
+
+    #[tokio::test]
+    async fn a_create_puts_the_rule_its_target_and_its_tags() {
+        let p = flagship();
+        let rule = rule_in(&p, HOME);
+        let want = rule.want.clone().unwrap();
+        let put = mock!(Client::put_rule)
+            .match_requests(|r| r.state() == Some(&RuleState::Enabled) && r.event_pattern().is_some())
+            .then_output(|| events::put_rule::PutRuleOutput::builder().build());
+        let put_targets = mock!(Client::put_targets)
+            .match_requests(|r| {
+                let t = &r.targets()[0];
+                t.id() == TOPIC_TARGET && t.input_transformer().is_some_and(|it| it.input_template().starts_with('"'))
+            })
+            .then_output(|| events::put_targets::PutTargetsOutput::builder().build());
+        // A target someone added by hand is removed.
+        let listed = mock!(Client::list_targets_by_rule).then_output(|| {
+            let topic = Target::builder().id(TOPIC_TARGET).arn("arn:x").build().unwrap();
+            let extra = Target::builder().id("by-hand").arn("arn:y").build().unwrap();
+            events::list_targets_by_rule::ListTargetsByRuleOutput::builder().targets(topic).targets(extra).build()
+        });
+        let remove = mock!(Client::remove_targets)
+            .match_requests(|r| r.ids() == ["by-hand"])
+            .then_output(|| events::remove_targets::RemoveTargetsOutput::builder().build());
+        let tag =
+            mock!(Client::tag_resource).then_output(|| events::tag_resource::TagResourceOutput::builder().build());
+        let aws = aws(&[&put, &put_targets, &listed, &remove, &tag]);
+        rule.kind.create(&aws, &want).await.unwrap();
+        assert_eq!([put.num_calls(), put_targets.num_calls(), remove.num_calls(), tag.num_calls()], [1; 4]);
     }
 }

@@ -7,11 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use aws_sdk_sns::types::Tag;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::{Check, Live, Resource, Spec, topic};
+use super::kind::{Check, Declared, Delta, Found, Kind, Spec};
+use super::tags::SdkTag;
+use super::topic;
 use crate::aws::{Aws, AwsResultExt};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 use crate::profile::{Alerts, Profile};
 
 pub const KIND: &str = "sns_subscriptions";
@@ -19,10 +21,25 @@ const SUB_TAG_PREFIX: &str = "ctguard:sub:";
 /// What SNS reports instead of an ARN until the endpoint confirms.
 const PENDING: &str = "PendingConfirmation";
 
+/// The subscriptions ctguard manages, by "protocol:endpoint": the declared ones, and the
+/// ones it created (recorded on the topic) that the profile has since dropped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubscriptionsSpec {
+    pub subscriptions: BTreeMap<String, Subscribed>,
+}
+
+impl Spec for SubscriptionsSpec {}
+
+/// A subscription exists, confirmed or not (confirmation is a health check, not drift).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subscribed {
+    Subscribed,
+}
+
 pub struct Subscriptions {
     topic: Address,
     topic_arn: String,
-    spec: Spec,
 }
 
 /// The stable key of one subscription: "protocol:endpoint".
@@ -38,14 +55,14 @@ fn tag_key(sub: &str) -> String {
 }
 
 impl Subscriptions {
-    pub fn new(profile: &Profile, alerts: &Alerts) -> Self {
-        let subs: serde_json::Map<String, Value> =
-            alerts.subscriptions.iter().map(|s| (key(&s.protocol, &s.endpoint), json!("subscribed"))).collect();
-        let want = Attrs::from([("subscriptions".to_string(), Value::Object(subs))]);
+    pub fn new(profile: &Profile, alerts: &Alerts) -> Declared<Self> {
+        let subscriptions =
+            alerts.subscriptions.iter().map(|s| (key(&s.protocol, &s.endpoint), Subscribed::Subscribed)).collect();
         let topic = topic::address(alerts, &profile.runtime.region);
         let address = Address { kind: KIND, name: topic.name.clone(), region: topic.region.clone() };
-        let spec = Spec::new(address, want, vec![topic.clone()]);
-        Subscriptions { topic, topic_arn: alerts.topic_arn.clone(), spec }
+        let depends = vec![topic.clone()];
+        let kind = Subscriptions { topic, topic_arn: alerts.topic_arn.clone() };
+        Declared::new(kind, address, SubscriptionsSpec { subscriptions }, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -63,33 +80,29 @@ impl Subscriptions {
                 subs.push((k, s.subscription_arn().unwrap_or(PENDING).to_string()));
             }
         }
-        let tags = aws
-            .sns
-            .list_tags_for_resource()
-            .resource_arn(&self.topic_arn)
-            .send()
-            .await
-            .ctx(|| self.what("reading tags for"))?;
+        let req = aws.sns.list_tags_for_resource().resource_arn(&self.topic_arn);
+        let tags = req.send().await.ctx(|| self.what("reading tags for"))?;
         let tags = tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
         Ok(Some((subs, tags)))
     }
 }
 
 #[async_trait]
-impl Resource for Subscriptions {
-    fn spec(&self) -> &Spec {
-        &self.spec
-    }
+impl Kind for Subscriptions {
+    type Spec = SubscriptionsSpec;
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn read(
+        &self,
+        aws: &Aws,
+        want: Option<&SubscriptionsSpec>,
+    ) -> anyhow::Result<Option<Found<SubscriptionsSpec>>> {
         let Some((subs, tags)) = self.list(aws).await? else { return Ok(None) };
-        let declared = self.spec.want["subscriptions"].as_object().cloned().unwrap_or_default();
-        let mut live = serde_json::Map::new();
-        let mut live_state = Live::default();
+        let declared = want.map(|w| w.subscriptions.clone()).unwrap_or_default();
+        let mut live_state = Found::new(SubscriptionsSpec { subscriptions: BTreeMap::new() });
         for (k, arn) in &subs {
             let owned = tags.contains_key(&tag_key(k));
             if declared.contains_key(k) || owned {
-                live.insert(k.clone(), json!("subscribed"));
+                live_state.spec.subscriptions.insert(k.clone(), Subscribed::Subscribed);
             } else {
                 live_state.notes.push(format!("{k} is subscribed but was not created by ctguard: left alone"));
             }
@@ -116,27 +129,21 @@ impl Resource for Subscriptions {
                 n => format!("{n} confirmed subscription(s)"),
             },
         });
-        live_state.attrs.insert("subscriptions".into(), Value::Object(live));
         Ok(Some(live_state))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let all: BTreeSet<String> = want.keys().cloned().collect();
-        self.update(aws, want, &all).await
-    }
-
-    async fn update(&self, aws: &Aws, want: &Attrs, _: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, SubscriptionsSpec>) -> anyhow::Result<()> {
         let sns = &aws.sns;
         let (subs, tags) = self
             .list(aws)
             .await?
             .ok_or_else(|| anyhow::anyhow!("{}: the topic does not exist", self.what("updating")))?;
-        let declared = want["subscriptions"].as_object().cloned().unwrap_or_default();
+        let declared = &delta.want.subscriptions;
         let present: BTreeSet<&str> = subs.iter().map(|(k, _)| k.as_str()).collect();
         for k in declared.keys().filter(|k| !present.contains(k.as_str())) {
             let (protocol, endpoint) = k.split_once(':').unwrap_or((k, ""));
             // Record ownership first: a crash after Subscribe must not leave an unowned twin.
-            let tag = Tag::builder().key(tag_key(k)).value(protocol).build()?;
+            let tag = Tag::build(&tag_key(k), protocol)?;
             sns.tag_resource().resource_arn(&self.topic_arn).tags(tag).send().await.ctx(|| self.what("recording"))?;
             sns.subscribe()
                 .topic_arn(&self.topic_arn)
@@ -178,5 +185,64 @@ mod tests {
         assert_eq!(tag_key("email:security@example.com"), tag_key("email:security@example.com"));
         assert_ne!(tag_key("email:a@example.com"), tag_key("email:b@example.com"));
         assert_eq!(tag_key(&"x".repeat(2000)).len(), SUB_TAG_PREFIX.len() + 16);
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_sns::{Client, operation as sns, types::Subscription};
+
+    fn subscribed(protocol: &str, endpoint: &str, arn: &str) -> Subscription {
+        Subscription::builder().protocol(protocol).endpoint(endpoint).subscription_arn(arn).build()
+    }
+
+    #[tokio::test]
+    async fn only_declared_or_recorded_subscriptions_are_managed_and_pending_ones_fail_health() {
+        let p = flagship();
+        let subs = Subscriptions::new(&p, p.alerts.as_ref().unwrap());
+        let want = subs.want.clone().unwrap();
+        let declared = want.subscriptions.keys().next().unwrap().clone();
+        let (protocol, endpoint) = declared.split_once(':').unwrap();
+        let (protocol, endpoint) = (protocol.to_string(), endpoint.to_string());
+        let list = mock!(Client::list_subscriptions_by_topic).then_output(move || {
+            sns::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput::builder()
+                .subscriptions(subscribed(&protocol, &endpoint, PENDING))
+                .subscriptions(subscribed("email", "someone@example.com", "arn:aws:sns:us-east-1:1:t:1"))
+                .build()
+        });
+        let tags = mock!(Client::list_tags_for_resource)
+            .then_output(|| sns::list_tags_for_resource::ListTagsForResourceOutput::builder().build());
+        let aws = aws(&[&list, &tags]);
+        let found = subs.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want, "a subscription ctguard did not make is not drift");
+        assert!(
+            found.notes.iter().any(|n| n.contains("someone@example.com is subscribed but was not created by ctguard"))
+        );
+        let pending = found.checks.iter().find(|c| c.name.contains(&declared)).unwrap();
+        assert!(!pending.ok);
+        // The other, confirmed subscriber still receives alerts.
+        assert!(found.checks.iter().any(|c| c.name == "alert topic has a confirmed subscriber" && c.ok));
+    }
+
+    #[tokio::test]
+    async fn ownership_is_recorded_on_the_topic_before_subscribing() {
+        let p = flagship();
+        let subs = Subscriptions::new(&p, p.alerts.as_ref().unwrap());
+        let want = subs.want.clone().unwrap();
+        let list = mock!(Client::list_subscriptions_by_topic)
+            .then_output(|| sns::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput::builder().build());
+        let tags = mock!(Client::list_tags_for_resource)
+            .then_output(|| sns::list_tags_for_resource::ListTagsForResourceOutput::builder().build());
+        let record = mock!(Client::tag_resource)
+            .match_requests(|r| r.tags()[0].key().starts_with(SUB_TAG_PREFIX))
+            .then_output(|| sns::tag_resource::TagResourceOutput::builder().build());
+        let subscribe = mock!(Client::subscribe)
+            .match_requests(|r| r.return_subscription_arn() == Some(true))
+            .then_output(|| sns::subscribe::SubscribeOutput::builder().build());
+        let aws = aws(&[&list, &tags, &record, &subscribe]);
+        subs.kind.create(&aws, &want).await.unwrap();
+        assert_eq!((record.num_calls(), subscribe.num_calls()), (want.subscriptions.len(), want.subscriptions.len()));
     }
 }

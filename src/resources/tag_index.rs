@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_resourcegroupstagging::types::TagFilter;
-use serde_json::Value;
 
-use super::{OWNER_TAG, Snapshot, managed_tags};
+use super::kind::{Found, Spec};
+use super::snapshot::Snapshot;
+use super::tags::{self, OWNER_TAG, Tags};
 use crate::aws::{Aws, AwsResultExt, ErrorKind};
 
 /// Resource types whose tags the index holds.
@@ -56,9 +57,9 @@ impl TagIndex {
 
     /// The managed tags of `arn`: the index's when they are the tags `want`s, else the
     /// resource's own.
-    pub async fn tags(&self, aws: &Aws, region: &str, arn: &str, want: Option<&Value>) -> anyhow::Result<Value> {
+    pub async fn tags(&self, aws: &Aws, region: &str, arn: &str, want: Option<&Tags>) -> anyhow::Result<Tags> {
         let index = self.snapshot.get(|| Self::fetch(aws, region)).await?;
-        let managed = |tags: &[(String, String)]| managed_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let managed = |tags: &[(String, String)]| tags::managed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if let Some(indexed) = index.get(arn).map(|t| managed(t))
             && want.is_some_and(|w| *w == indexed)
         {
@@ -99,6 +100,29 @@ async fn read_one(aws: &Aws, region: &str, arn: &str) -> anyhow::Result<Vec<(Str
         }
         _ => anyhow::bail!("internal error: no tag reader for {arn}"),
     })
+}
+
+/// A resource found in a batched listing, with its ARN; its tags are read through the index.
+#[derive(Debug, Clone)]
+pub struct Listed<S> {
+    pub spec: S,
+    pub arn: String,
+}
+
+impl TagIndex {
+    /// What the read of a listed resource finds: its listed spec with its tags (which the
+    /// listing leaves out) put in by `set`; `None` when it is not listed.
+    pub async fn found<S: Spec>(
+        &self,
+        aws: &Aws,
+        region: &str,
+        (listed, want): (Option<Listed<S>>, Option<&S>),
+        set: impl FnOnce(&mut S) -> &mut Tags,
+    ) -> anyhow::Result<Option<Found<S>>> {
+        let Some(Listed { mut spec, arn }) = listed else { return Ok(None) };
+        *set(&mut spec) = self.tags(aws, region, &arn, want.and_then(Spec::tags)).await?;
+        Ok(Some(Found::new(spec)))
+    }
 }
 
 /// One index per region.

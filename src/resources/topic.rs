@@ -1,67 +1,71 @@
 //! The SNS topic every alert is published to: its policy (EventBridge and CloudWatch may
 //! publish, scoped to this account; public to no one) and optional KMS encryption.
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
-use aws_sdk_sns::types::Tag;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{Live, Resource, Spec, kms_key, managed_tags, owner_tags, tag_pairs};
+use super::kind::{Declared, Delta, Found, Kind};
+use super::kms_key;
+use super::tags::{self, Tags};
 use crate::aws::{Aws, AwsResultExt};
-use crate::plan::{Address, Attrs};
+use crate::plan::Address;
 use crate::policy;
 use crate::profile::{Alerts, Kms, Profile};
 
 pub const KIND: &str = "sns_topic";
+/// The topic attributes ctguard sets (SetTopicAttributes names).
+const POLICY: &str = "Policy";
+const KMS_KEY: &str = "KmsMasterKeyId";
 
 pub fn address(alerts: &Alerts, region: &str) -> Address {
     Address { kind: KIND, name: alerts.topic.clone(), region: region.into() }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopicSpec {
+    /// Canonical (see `policy`).
+    pub policy: Option<Value>,
+    /// As it was set: SNS keeps an alias as an alias. `None`: not encrypted.
+    pub kms_master_key_id: Option<String>,
+    pub tags: Tags,
+}
+
+crate::tagged_spec!(TopicSpec);
+
 pub struct Topic {
     name: String,
     arn: String,
     region: String,
-    spec: Spec,
 }
 
 impl Topic {
-    pub fn new(profile: &Profile, alerts: &Alerts) -> Self {
+    pub fn new(profile: &Profile, alerts: &Alerts) -> Declared<Self> {
         let region = profile.runtime.region.clone();
-        let mut want = Attrs::new();
-        want.insert("policy".into(), policy::canonical(&alerts.policy));
-        // SNS keeps KmsMasterKeyId as it was set, so an alias compares as an alias.
         let (key, depends) = match &alerts.kms {
-            Some(Kms::Managed { alias, .. }) => (json!(alias), vec![kms_key::address(alias, &region)]),
-            Some(Kms::Existing { key_arn }) => (json!(key_arn), Vec::new()),
-            None => (Value::Null, Vec::new()),
+            Some(Kms::Managed { alias, .. }) => (Some(alias.clone()), vec![kms_key::address(alias, &region)]),
+            Some(Kms::Existing { key_arn }) => (Some(key_arn.clone()), Vec::new()),
+            None => (None, Vec::new()),
         };
-        want.insert("kms_master_key_id".into(), key);
-        want.insert("tags".into(), owner_tags(profile));
-        let spec = Spec::new(address(alerts, &region), want, depends);
-        Topic { name: alerts.topic.clone(), arn: alerts.topic_arn.clone(), region, spec }
+        let want = TopicSpec {
+            policy: Some(policy::canonical(&alerts.policy)),
+            kms_master_key_id: key,
+            tags: tags::owner_tags(profile),
+        };
+        let kind = Topic { name: alerts.topic.clone(), arn: alerts.topic_arn.clone(), region: region.clone() };
+        Declared::new(kind, address(alerts, &region), want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
         format!("{doing} SNS topic {}/{}", self.region, self.name)
     }
-
-    fn tags(want: &Attrs) -> anyhow::Result<Vec<Tag>> {
-        Ok(tag_pairs(want)
-            .into_iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<_, _>>()?)
-    }
 }
 
 #[async_trait]
-impl Resource for Topic {
-    fn spec(&self) -> &Spec {
-        &self.spec
-    }
+impl Kind for Topic {
+    type Spec = TopicSpec;
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn read(&self, aws: &Aws, _: Option<&TopicSpec>) -> anyhow::Result<Option<Found<TopicSpec>>> {
         let sns = &aws.sns;
         let Some(got) = sns.get_topic_attributes().topic_arn(&self.arn).send().await.found(|| self.what("reading"))?
         else {
@@ -70,50 +74,46 @@ impl Resource for Topic {
         let tags =
             sns.list_tags_for_resource().resource_arn(&self.arn).send().await.ctx(|| self.what("reading tags of"))?;
         let attributes = got.attributes().cloned().unwrap_or_default();
-        let mut attrs = Attrs::new();
-        let doc = attributes.get("Policy").map(|p| policy::parse_live(p)).transpose()?;
-        attrs.insert("policy".into(), doc.unwrap_or(Value::Null));
-        let key = attributes.get("KmsMasterKeyId").filter(|k| !k.is_empty());
-        attrs.insert("kms_master_key_id".into(), json!(key));
-        attrs.insert("tags".into(), managed_tags(tags.tags().iter().map(|t| (t.key(), t.value()))));
-        Ok(Some(Live { attrs, ..Live::default() }))
+        let spec = TopicSpec {
+            policy: attributes.get(POLICY).map(|p| policy::parse_live(p)).transpose()?,
+            kms_master_key_id: attributes.get(KMS_KEY).filter(|k| !k.is_empty()).cloned(),
+            tags: tags::managed(tags.tags().iter().map(|t| (t.key(), t.value()))),
+        };
+        Ok(Some(Found::new(spec)))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
+    async fn create(&self, aws: &Aws, want: &TopicSpec) -> anyhow::Result<()> {
         let mut req = aws
             .sns
             .create_topic()
             .name(&self.name)
-            .attributes("Policy", serde_json::to_string(&want["policy"])?)
-            .set_tags(Some(Self::tags(want)?));
-        if let Some(key) = want["kms_master_key_id"].as_str() {
-            req = req.attributes("KmsMasterKeyId", key);
+            .attributes(POLICY, serde_json::to_string(&want.policy)?)
+            .set_tags(Some(tags::sdk(&want.tags)?));
+        if let Some(key) = &want.kms_master_key_id {
+            req = req.attributes(KMS_KEY, key);
         }
         // CreateTopic is idempotent for the same name and attributes.
         req.send().await.ctx(|| self.what("creating"))?;
         Ok(())
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, TopicSpec>) -> anyhow::Result<()> {
         let sns = &aws.sns;
+        let want = delta.want;
         let set = |name: &'static str, value: String| {
             sns.set_topic_attributes().topic_arn(&self.arn).attribute_name(name).attribute_value(value).send()
         };
-        if changed.contains("policy") {
-            set("Policy", serde_json::to_string(&want["policy"])?).await.ctx(|| self.what("setting the policy of"))?;
+        if delta.changed(|t| &t.policy) {
+            set(POLICY, serde_json::to_string(&want.policy)?).await.ctx(|| self.what("setting the policy of"))?;
         }
-        if changed.contains("kms_master_key_id") {
+        if delta.changed(|t| &t.kms_master_key_id) {
             // An empty value switches encryption off.
-            let key = want["kms_master_key_id"].as_str().unwrap_or("").to_string();
-            set("KmsMasterKeyId", key).await.ctx(|| self.what("setting encryption of"))?;
+            let key = want.kms_master_key_id.clone().unwrap_or_default();
+            set(KMS_KEY, key).await.ctx(|| self.what("setting encryption of"))?;
         }
-        if changed.contains("tags") {
-            sns.tag_resource()
-                .resource_arn(&self.arn)
-                .set_tags(Some(Self::tags(want)?))
-                .send()
-                .await
-                .ctx(|| self.what("tagging"))?;
+        if delta.changed(|t| &t.tags) {
+            let req = sns.tag_resource().resource_arn(&self.arn).set_tags(Some(tags::sdk(&want.tags)?));
+            req.send().await.ctx(|| self.what("tagging"))?;
         }
         Ok(())
     }
@@ -121,5 +121,70 @@ impl Resource for Topic {
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
         aws.sns.delete_topic().topic_arn(&self.arn).send().await.found(|| self.what("deleting"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::tags::OWNER_TAG;
+    use crate::resources::testing::{aws, flagship, mock};
+    use aws_sdk_sns::{Client, operation as sns, types::Tag};
+
+    #[tokio::test]
+    async fn creates_the_declared_topic_and_reads_it_back() {
+        let p = flagship();
+        let topic = Topic::new(&p, p.alerts.as_ref().unwrap());
+        let want = topic.want.clone().unwrap();
+        let policy = serde_json::to_string(&want.policy).unwrap();
+        let sent = policy.clone();
+        let create = mock!(Client::create_topic)
+            .match_requests(move |r| {
+                r.name() == Some("ctguard-alerts")
+                    && r.attributes().and_then(|a| a.get(POLICY)) == Some(&sent)
+                    && r.tags().iter().any(|t| t.key() == OWNER_TAG && t.value() == "ai-agent-guard")
+            })
+            .then_output(|| sns::create_topic::CreateTopicOutput::builder().build());
+        let attributes = mock!(Client::get_topic_attributes).then_output(move || {
+            sns::get_topic_attributes::GetTopicAttributesOutput::builder().attributes(POLICY, policy.clone()).build()
+        });
+        let tags = mock!(Client::list_tags_for_resource).then_output(|| {
+            let owner = Tag::builder().key(OWNER_TAG).value("ai-agent-guard").build().unwrap();
+            let theirs = Tag::builder().key("team").value("security").build().unwrap();
+            sns::list_tags_for_resource::ListTagsForResourceOutput::builder().tags(owner).tags(theirs).build()
+        });
+        let aws = aws(&[&create, &attributes, &tags]);
+        topic.kind.create(&aws, &want).await.unwrap();
+        assert_eq!(create.num_calls(), 1);
+        // Unencrypted, and the user's own tag is not compared.
+        let found = topic.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want);
+    }
+
+    #[tokio::test]
+    async fn a_missing_topic_is_absent() {
+        let p = flagship();
+        let topic = Topic::new(&p, p.alerts.as_ref().unwrap());
+        let missing = mock!(Client::get_topic_attributes).then_error(|| {
+            sns::get_topic_attributes::GetTopicAttributesError::NotFoundException(
+                aws_sdk_sns::types::error::NotFoundException::builder().build(),
+            )
+        });
+        let aws = aws(&[&missing]);
+        assert!(topic.kind.read(&aws, topic.want.as_ref()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_update_writes_only_what_differs() {
+        let p = flagship();
+        let topic = Topic::new(&p, p.alerts.as_ref().unwrap());
+        let want = topic.want.clone().unwrap();
+        let have = TopicSpec { kms_master_key_id: Some("alias/old".into()), ..want.clone() };
+        let set = mock!(Client::set_topic_attributes)
+            .match_requests(|r| r.attribute_name() == Some(KMS_KEY) && r.attribute_value() == Some(""))
+            .then_output(|| aws_sdk_sns::operation::set_topic_attributes::SetTopicAttributesOutput::builder().build());
+        let aws = aws(&[&set]);
+        topic.kind.update(&aws, &Delta::between(&want, Some(&have))).await.unwrap();
+        assert_eq!(set.num_calls(), 1);
     }
 }

@@ -1,39 +1,75 @@
 //! The CloudTrail trail: multi-region, global service events, log-file validation, optional
 //! KMS, CloudWatch Logs delivery, management events, and logging kept on.
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
 use aws_sdk_cloudtrail::types::{EventSelector, ReadWriteType, Tag};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::{
-    Check, Live, Outputs, Resource, Spec, flag, kms_key, log_group, managed_tags, owner_tags, retry_propagation, role,
-    text,
-};
-use crate::aws::{Aws, AwsResultExt};
-use crate::plan::{Address, Attrs, UNKNOWN};
+use super::kind::{Check, Declared, Delta, Found, Kind, Outputs, Resource};
+use super::tags::{self, OWNER_TAG, Tags};
+use super::{kms_key, log_group, role};
+use crate::aws::error::created;
+use crate::aws::{Aws, AwsResultExt, while_propagating};
+use crate::plan::{Address, UNKNOWN};
 use crate::profile::{Kms, Profile};
 
 pub const KIND: &str = "cloudtrail_trail";
 
-/// Fields UpdateTrail sets. CloudWatch Logs role and group must travel together.
-const TRAIL_FIELDS: [&str; 8] = [
-    "s3_bucket_name",
-    "s3_key_prefix",
-    "is_multi_region_trail",
-    "include_global_service_events",
-    "log_file_validation_enabled",
-    "kms_key_id",
-    "cloud_watch_logs_log_group_arn",
-    "cloud_watch_logs_role_arn",
-];
+/// A trail as ctguard compares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrailSpec {
+    #[serde(flatten)]
+    pub settings: TrailSettings,
+    pub event_selectors: Selectors,
+    pub is_logging: bool,
+    pub tags: Tags,
+}
+
+crate::tagged_spec!(TrailSpec);
+
+/// What CreateTrail and UpdateTrail set. An empty string or absent value means "none" for
+/// the optional ones; the CloudWatch Logs role and group must travel together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrailSettings {
+    pub s3_bucket_name: Option<String>,
+    pub s3_key_prefix: String,
+    pub is_multi_region_trail: bool,
+    pub include_global_service_events: bool,
+    pub log_file_validation_enabled: bool,
+    pub kms_key_id: Option<String>,
+    pub cloud_watch_logs_log_group_arn: Option<String>,
+    pub cloud_watch_logs_role_arn: Option<String>,
+}
+
+/// Basic event selectors, or a count of advanced ones (which ctguard does not write: any is
+/// drift).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Selectors {
+    Basic(Vec<Selector>),
+    Advanced(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Selector {
+    pub read_write_type: Option<String>,
+    pub include_management_events: Option<bool>,
+    pub data_resources: Vec<DataResource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_management_event_sources: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataResource {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub values: Vec<String>,
+}
 
 pub struct Trail {
     name: String,
     arn: String,
     region: String,
-    spec: Spec,
     /// Where the key ARN comes from when ctguard manages the key.
     key: Option<Address>,
 }
@@ -43,55 +79,58 @@ fn address(name: &str, region: &str) -> Address {
 }
 
 impl Trail {
-    pub fn new(profile: &Profile, region: &str) -> Self {
+    pub fn new(profile: &Profile, region: &str) -> Declared<Self> {
         let t = &profile.trail;
-        let mut want = Attrs::new();
-        want.insert("s3_bucket_name".into(), json!(profile.bucket.name));
-        want.insert("s3_key_prefix".into(), json!(profile.bucket.trail_prefix));
-        want.insert("is_multi_region_trail".into(), json!(t.multi_region));
-        want.insert("include_global_service_events".into(), json!(t.include_global_service_events));
-        want.insert("log_file_validation_enabled".into(), json!(t.log_file_validation));
-        want.insert(
-            "event_selectors".into(),
-            json!([{"read_write_type": t.management_events.as_str(), "include_management_events": true, "data_resources": []}]),
-        );
-        want.insert("is_logging".into(), json!(true));
-        want.insert("tags".into(), owner_tags(profile));
         let mut depends =
             vec![Address { kind: super::bucket::KIND, name: profile.bucket.name.clone(), region: region.into() }];
         let (group, role_arn) = match &profile.cloudwatch_logs {
             Some(cw) => {
                 depends.push(log_group::address(cw, region));
                 depends.push(role::address(&cw.role_name, region));
-                (json!(cw.log_group_arn), json!(cw.role_arn))
+                (Some(cw.log_group_arn.clone()), Some(cw.role_arn.clone()))
             }
-            None => (Value::Null, Value::Null),
+            None => (None, None),
         };
-        want.insert("cloud_watch_logs_log_group_arn".into(), group);
-        want.insert("cloud_watch_logs_role_arn".into(), role_arn);
-        let key = match &t.kms {
+        let (key, kms_key_id) = match &t.kms {
             Some(Kms::Managed { alias, .. }) => {
                 let a = kms_key::address(alias, region);
                 depends.push(a.clone());
-                Some(a)
+                // Filled in from the key's exports by `desired`.
+                (Some(a), None)
             }
-            Some(Kms::Existing { key_arn }) => {
-                want.insert("kms_key_id".into(), json!(key_arn));
-                None
-            }
-            None => {
-                want.insert("kms_key_id".into(), Value::Null);
-                None
-            }
+            Some(Kms::Existing { key_arn }) => (None, Some(key_arn.clone())),
+            None => (None, None),
         };
-        let spec = Spec::new(address(&t.name, region), want, depends);
-        Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), spec, key }
+        let settings = TrailSettings {
+            s3_bucket_name: Some(profile.bucket.name.clone()),
+            s3_key_prefix: profile.bucket.trail_prefix.clone(),
+            is_multi_region_trail: t.multi_region,
+            include_global_service_events: t.include_global_service_events,
+            log_file_validation_enabled: t.log_file_validation,
+            kms_key_id,
+            cloud_watch_logs_log_group_arn: group,
+            cloud_watch_logs_role_arn: role_arn,
+        };
+        let selector = Selector {
+            read_write_type: Some(t.management_events.as_str().to_string()),
+            include_management_events: Some(true),
+            data_resources: Vec::new(),
+            exclude_management_event_sources: None,
+        };
+        let want = TrailSpec {
+            settings,
+            event_selectors: Selectors::Basic(vec![selector]),
+            is_logging: true,
+            tags: tags::owner_tags(profile),
+        };
+        let kind = Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), key };
+        Declared::new(kind, address(&t.name, region), want, depends)
     }
 
     /// A trail this profile owns but no longer declares.
-    fn orphan(name: &str, arn: &str, region: &str) -> Self {
-        let spec = Spec::undeclared(address(name, region));
-        Trail { name: name.into(), arn: arn.into(), region: region.into(), spec, key: None }
+    fn orphan(name: &str, arn: &str, region: &str) -> Declared<Self> {
+        let trail = Trail { name: name.into(), arn: arn.into(), region: region.into(), key: None };
+        Declared::undeclared(trail, address(name, region))
     }
 
     fn what(&self, doing: &str) -> String {
@@ -127,7 +166,7 @@ pub async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<Box<dyn Resou
             .await
             .ctx(|| "reading trail tags".into())?;
         for r in tags.resource_tag_list() {
-            let mine = r.tags_list().iter().any(|t| t.key() == super::OWNER_TAG && t.value() == Some(profile));
+            let mine = r.tags_list().iter().any(|t| t.key() == OWNER_TAG && t.value() == Some(profile));
             if let Some((name, arn)) = chunk.iter().find(|(_, arn)| Some(arn.as_str()) == r.resource_id())
                 && mine
             {
@@ -138,48 +177,63 @@ pub async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<Box<dyn Resou
     Ok(out)
 }
 
-fn selectors(list: &[EventSelector]) -> Value {
+/// The basic selectors as the spec states them (flatten).
+fn flatten_selectors(list: &[EventSelector]) -> Vec<Selector> {
     list.iter()
-        .map(|s| {
-            let data: Vec<Value> =
-                s.data_resources().iter().map(|d| json!({"type": d.r#type(), "values": d.values()})).collect();
-            let mut v = json!({
-                "read_write_type": s.read_write_type().map(|r| r.as_str()),
-                "include_management_events": s.include_management_events(),
-                "data_resources": data,
-            });
-            if !s.exclude_management_event_sources().is_empty() {
-                v["exclude_management_event_sources"] = json!(s.exclude_management_event_sources());
-            }
-            v
+        .map(|s| Selector {
+            read_write_type: s.read_write_type().map(|r| r.as_str().to_string()),
+            include_management_events: s.include_management_events(),
+            data_resources: s
+                .data_resources()
+                .iter()
+                .map(|d| DataResource { kind: d.r#type().map(str::to_string), values: d.values().to_vec() })
+                .collect(),
+            exclude_management_event_sources: Some(s.exclude_management_event_sources().to_vec())
+                .filter(|v| !v.is_empty()),
         })
         .collect()
 }
 
+/// The selector PutEventSelectors writes (expand): management events only, as declared.
+fn expand_selector(want: &Selectors) -> EventSelector {
+    let rw = match want {
+        Selectors::Basic(list) => list.first().and_then(|s| s.read_write_type.as_deref()),
+        Selectors::Advanced(_) => None,
+    };
+    EventSelector::builder()
+        .read_write_type(ReadWriteType::from(rw.unwrap_or("All")))
+        .include_management_events(true)
+        .build()
+}
+
 /// An empty string or absent value means "none" for optional trail fields.
-fn opt(v: Option<&str>) -> Value {
-    match v {
-        Some(s) if !s.is_empty() => json!(s),
-        _ => Value::Null,
-    }
+fn opt(v: Option<&str>) -> Option<String> {
+    v.filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// Applies the settings CreateTrail and UpdateTrail share to either request.
+macro_rules! with_settings {
+    ($req:expr, $s:expr) => {
+        $req.s3_bucket_name($s.s3_bucket_name.clone().unwrap_or_default())
+            .s3_key_prefix(&$s.s3_key_prefix)
+            .is_multi_region_trail($s.is_multi_region_trail)
+            .include_global_service_events($s.include_global_service_events)
+            .enable_log_file_validation($s.log_file_validation_enabled)
+    };
 }
 
 #[async_trait]
-impl Resource for Trail {
-    fn spec(&self) -> &Spec {
-        &self.spec
-    }
+impl Kind for Trail {
+    type Spec = TrailSpec;
 
-    fn desired(&self, outputs: &Outputs) -> Attrs {
-        let mut want = self.spec.want.clone();
+    fn resolve(&self, mut want: TrailSpec, outputs: &Outputs) -> TrailSpec {
         if let Some(key) = &self.key {
-            let arn = outputs.get(key).and_then(|o| o.get("arn")).cloned().unwrap_or(json!(UNKNOWN));
-            want.insert("kms_key_id".into(), arn);
+            want.settings.kms_key_id = outputs.get(key).map_or(Some(UNKNOWN.to_string()), |e| e.arn.clone());
         }
         want
     }
 
-    async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
+    async fn read(&self, aws: &Aws, want: Option<&TrailSpec>) -> anyhow::Result<Option<Found<TrailSpec>>> {
         let ct = &aws.cloudtrail;
         let Some(got) = ct.get_trail().name(&self.name).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
@@ -197,36 +251,34 @@ impl Resource for Trail {
         let (status, selected, tags) = tokio::try_join!(
             async { ct.get_trail_status().name(&self.arn).send().await.ctx(|| self.what("reading the status of")) },
             async {
-                ct.get_event_selectors()
-                    .trail_name(&self.arn)
-                    .send()
-                    .await
-                    .ctx(|| self.what("reading event selectors of"))
+                let req = ct.get_event_selectors().trail_name(&self.arn);
+                req.send().await.ctx(|| self.what("reading event selectors of"))
             },
             async { ct.list_tags().resource_id_list(&self.arn).send().await.ctx(|| self.what("reading tags of")) },
         )?;
-        let mut attrs = Attrs::new();
-        attrs.insert("s3_bucket_name".into(), opt(trail.s3_bucket_name()));
-        attrs.insert("s3_key_prefix".into(), json!(trail.s3_key_prefix().unwrap_or("")));
-        attrs.insert("is_multi_region_trail".into(), json!(trail.is_multi_region_trail().unwrap_or(false)));
-        attrs.insert(
-            "include_global_service_events".into(),
-            json!(trail.include_global_service_events().unwrap_or(false)),
-        );
-        attrs.insert("log_file_validation_enabled".into(), json!(trail.log_file_validation_enabled().unwrap_or(false)));
-        attrs.insert("kms_key_id".into(), opt(trail.kms_key_id()));
-        attrs.insert("cloud_watch_logs_log_group_arn".into(), opt(trail.cloud_watch_logs_log_group_arn()));
-        attrs.insert("cloud_watch_logs_role_arn".into(), opt(trail.cloud_watch_logs_role_arn()));
-        let sel = if selected.advanced_event_selectors().is_empty() {
-            selectors(selected.event_selectors())
-        } else {
-            json!(format!("{} advanced event selectors", selected.advanced_event_selectors().len()))
+        let settings = TrailSettings {
+            s3_bucket_name: opt(trail.s3_bucket_name()),
+            s3_key_prefix: trail.s3_key_prefix().unwrap_or("").to_string(),
+            is_multi_region_trail: trail.is_multi_region_trail().unwrap_or(false),
+            include_global_service_events: trail.include_global_service_events().unwrap_or(false),
+            log_file_validation_enabled: trail.log_file_validation_enabled().unwrap_or(false),
+            kms_key_id: opt(trail.kms_key_id()),
+            cloud_watch_logs_log_group_arn: opt(trail.cloud_watch_logs_log_group_arn()),
+            cloud_watch_logs_role_arn: opt(trail.cloud_watch_logs_role_arn()),
         };
-        attrs.insert("event_selectors".into(), sel);
-        attrs.insert("is_logging".into(), json!(status.is_logging().unwrap_or(false)));
+        let advanced = selected.advanced_event_selectors().len();
+        let event_selectors = match advanced {
+            0 => Selectors::Basic(flatten_selectors(selected.event_selectors())),
+            n => Selectors::Advanced(format!("{n} advanced event selectors")),
+        };
         let tag_list = tags.resource_tag_list().first().map(|r| r.tags_list()).unwrap_or_default();
-        attrs.insert("tags".into(), managed_tags(tag_list.iter().map(|t| (t.key(), t.value().unwrap_or("")))));
-        let mut checks = Vec::new();
+        let spec = TrailSpec {
+            settings,
+            event_selectors,
+            is_logging: status.is_logging().unwrap_or(false),
+            tags: tags::managed(tag_list.iter().map(|t| (t.key(), t.value().unwrap_or("")))),
+        };
+        let mut found = Found::new(spec);
         for (name, err) in [
             ("trail delivers log files to S3", status.latest_delivery_error()),
             ("trail delivers digest files to S3", status.latest_digest_delivery_error()),
@@ -236,100 +288,86 @@ impl Resource for Trail {
                 Some(e) if !e.is_empty() => e.to_string(),
                 _ => "no delivery error reported".to_string(),
             };
-            checks.push(Check { name: name.into(), ok: err.is_none_or(str::is_empty), detail });
+            found.checks.push(Check { name: name.into(), ok: err.is_none_or(str::is_empty), detail });
         }
-        if self.spec.want.get("cloud_watch_logs_log_group_arn").is_some_and(|v| !v.is_null()) {
-            checks.push(recent_delivery(status.latest_cloud_watch_logs_delivery_time(), std::time::SystemTime::now()));
+        let delivers_to_logs = want.is_some_and(|w| w.settings.cloud_watch_logs_log_group_arn.is_some());
+        if delivers_to_logs {
+            let last = status.latest_cloud_watch_logs_delivery_time();
+            found.checks.push(recent_delivery(last, std::time::SystemTime::now()));
         }
-        Ok(Some(Live { attrs, checks, ..Live::default() }))
+        Ok(Some(found))
     }
 
-    async fn create(&self, aws: &Aws, want: &Attrs) -> anyhow::Result<()> {
-        let tags = super::tag_pairs(want)
-            .into_iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<Vec<_>, _>>()?;
-        let created = retry_propagation(|| async {
-            aws.cloudtrail
-                .create_trail()
-                .name(&self.name)
-                .s3_bucket_name(text(want, "s3_bucket_name"))
-                .s3_key_prefix(text(want, "s3_key_prefix"))
-                .is_multi_region_trail(flag(want, "is_multi_region_trail"))
-                .include_global_service_events(flag(want, "include_global_service_events"))
-                .enable_log_file_validation(flag(want, "log_file_validation_enabled"))
-                .set_kms_key_id(want["kms_key_id"].as_str().map(str::to_string))
-                .set_cloud_watch_logs_log_group_arn(want["cloud_watch_logs_log_group_arn"].as_str().map(str::to_string))
-                .set_cloud_watch_logs_role_arn(want["cloud_watch_logs_role_arn"].as_str().map(str::to_string))
+    async fn create(&self, aws: &Aws, want: &TrailSpec) -> anyhow::Result<()> {
+        let s = &want.settings;
+        let tags: Vec<Tag> = tags::sdk(&want.tags)?;
+        // A role IAM created moments ago is not assumable by CloudTrail yet.
+        let made = while_propagating(|| async {
+            with_settings!(aws.cloudtrail.create_trail().name(&self.name), s)
+                .set_kms_key_id(s.kms_key_id.clone())
+                .set_cloud_watch_logs_log_group_arn(s.cloud_watch_logs_log_group_arn.clone())
+                .set_cloud_watch_logs_role_arn(s.cloud_watch_logs_role_arn.clone())
                 .set_tags_list(Some(tags.clone()))
                 .send()
                 .await
                 .ctx(|| self.what("creating"))
         })
         .await;
-        let mut rest: BTreeSet<String> = ["event_selectors", "is_logging"].map(String::from).into();
-        if let Err(e) = created {
+        if created(made)? {
+            self.put_selectors(aws, &want.event_selectors).await?;
+            self.start_logging(aws).await
+        } else {
             // A run interrupted after CreateTrail left the trail behind: converge it instead.
-            if crate::aws::error::kind(&e) != crate::aws::ErrorKind::AlreadyExists {
-                return Err(e);
-            }
-            rest = want.keys().cloned().collect();
+            self.update(aws, &Delta::all(want)).await
         }
-        self.update(aws, want, &rest).await
     }
 
-    async fn update(&self, aws: &Aws, want: &Attrs, changed: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn update(&self, aws: &Aws, delta: &Delta<'_, TrailSpec>) -> anyhow::Result<()> {
         let ct = &aws.cloudtrail;
-        if TRAIL_FIELDS.iter().any(|f| changed.contains(*f)) {
-            // An empty string removes an optional setting; UpdateTrail needs the CloudWatch
-            // Logs role and group together.
-            let or_empty = |k: &str| want[k].as_str().unwrap_or("").to_string();
-            retry_propagation(|| async {
-                ct.update_trail()
-                    .name(&self.name)
-                    .s3_bucket_name(text(want, "s3_bucket_name"))
-                    .s3_key_prefix(text(want, "s3_key_prefix"))
-                    .is_multi_region_trail(flag(want, "is_multi_region_trail"))
-                    .include_global_service_events(flag(want, "include_global_service_events"))
-                    .enable_log_file_validation(flag(want, "log_file_validation_enabled"))
-                    .kms_key_id(or_empty("kms_key_id"))
-                    .cloud_watch_logs_log_group_arn(or_empty("cloud_watch_logs_log_group_arn"))
-                    .cloud_watch_logs_role_arn(or_empty("cloud_watch_logs_role_arn"))
+        let want = delta.want;
+        if delta.changed(|t| &t.settings) {
+            let s = &want.settings;
+            // An empty string removes an optional setting.
+            while_propagating(|| async {
+                with_settings!(ct.update_trail().name(&self.name), s)
+                    .kms_key_id(s.kms_key_id.clone().unwrap_or_default())
+                    .cloud_watch_logs_log_group_arn(s.cloud_watch_logs_log_group_arn.clone().unwrap_or_default())
+                    .cloud_watch_logs_role_arn(s.cloud_watch_logs_role_arn.clone().unwrap_or_default())
                     .send()
                     .await
                     .ctx(|| self.what("updating"))
             })
             .await?;
         }
-        if changed.contains("event_selectors") {
-            let rw = want["event_selectors"][0]["read_write_type"].as_str().unwrap_or("All");
-            let selector = EventSelector::builder()
-                .read_write_type(ReadWriteType::from(rw))
-                .include_management_events(true)
-                .build();
-            ct.put_event_selectors()
-                .trail_name(&self.name)
-                .event_selectors(selector)
-                .send()
-                .await
-                .ctx(|| self.what("setting event selectors of"))?;
+        if delta.changed(|t| &t.event_selectors) {
+            self.put_selectors(aws, &want.event_selectors).await?;
         }
-        if changed.contains("tags") {
-            let tags = super::tag_pairs(want)
-                .into_iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                .collect::<Result<Vec<_>, _>>()?;
-            ct.add_tags().resource_id(&self.arn).set_tags_list(Some(tags)).send().await.ctx(|| self.what("tagging"))?;
+        if delta.changed(|t| &t.tags) {
+            let req = ct.add_tags().resource_id(&self.arn).set_tags_list(Some(tags::sdk(&want.tags)?));
+            req.send().await.ctx(|| self.what("tagging"))?;
         }
         // A new trail does not log until StartLogging; last, so logging starts fully configured.
-        if changed.contains("is_logging") {
-            ct.start_logging().name(&self.name).send().await.ctx(|| self.what("starting logging of"))?;
+        if delta.changed(|t| &t.is_logging) {
+            self.start_logging(aws).await?;
         }
         Ok(())
     }
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
         aws.cloudtrail.delete_trail().name(&self.name).send().await.found(|| self.what("deleting"))?;
+        Ok(())
+    }
+}
+
+impl Trail {
+    async fn put_selectors(&self, aws: &Aws, want: &Selectors) -> anyhow::Result<()> {
+        let req = aws.cloudtrail.put_event_selectors().trail_name(&self.name).event_selectors(expand_selector(want));
+        req.send().await.ctx(|| self.what("setting event selectors of"))?;
+        Ok(())
+    }
+
+    async fn start_logging(&self, aws: &Aws) -> anyhow::Result<()> {
+        aws.cloudtrail.start_logging().name(&self.name).send().await.ctx(|| self.what("starting logging of"))?;
         Ok(())
     }
 }
@@ -361,6 +399,7 @@ fn recent_delivery(last: Option<&aws_smithy_types::DateTime>, now: std::time::Sy
 #[cfg(test)]
 mod delivery_tests {
     use super::*;
+
     use std::time::{Duration, SystemTime};
 
     #[test]
@@ -371,5 +410,122 @@ mod delivery_tests {
         let stale = recent_delivery(Some(&at(3 * 3600)), now);
         assert!(!stale.ok && stale.detail.contains("180 min ago"), "{}", stale.detail);
         assert!(recent_delivery(None, now).ok);
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use crate::resources::kind::Exports;
+    use crate::resources::testing::{Rule, aws, flagship, mock};
+    use aws_sdk_cloudtrail::{
+        Client, operation as ct,
+        types::{AdvancedEventSelector, AdvancedFieldSelector, ResourceTag, Trail as SdkTrail},
+    };
+
+    /// The desired trail with the key ARN the key's exports give.
+    fn declared() -> (Declared<Trail>, TrailSpec) {
+        let p = flagship();
+        let trail = Trail::new(&p, "us-east-1");
+        let key = trail.kind.key.clone().unwrap();
+        let arn = "arn:aws:kms:us-east-1:123456789012:key/k-1".to_string();
+        let outputs = Outputs::from([(key, Exports { arn: Some(arn) })]);
+        let want = trail.kind.resolve(trail.want.clone().unwrap(), &outputs);
+        (trail, want)
+    }
+
+    #[test]
+    fn the_key_arn_is_unknown_until_the_key_exists() {
+        let (trail, _) = declared();
+        let unresolved = trail.kind.resolve(trail.want.clone().unwrap(), &Outputs::new());
+        assert_eq!(unresolved.settings.kms_key_id.as_deref(), Some(UNKNOWN));
+    }
+
+    fn reads(want: &TrailSpec, advanced: bool) -> Vec<Rule> {
+        let s = want.settings.clone();
+        vec![
+            mock!(Client::get_trail).then_output(move || {
+                let t = SdkTrail::builder()
+                    .name("ctguard-audit")
+                    .home_region("us-east-1")
+                    .set_s3_bucket_name(s.s3_bucket_name.clone())
+                    .s3_key_prefix(&s.s3_key_prefix)
+                    .is_multi_region_trail(s.is_multi_region_trail)
+                    .include_global_service_events(s.include_global_service_events)
+                    .log_file_validation_enabled(s.log_file_validation_enabled)
+                    .set_kms_key_id(s.kms_key_id.clone())
+                    .set_cloud_watch_logs_log_group_arn(s.cloud_watch_logs_log_group_arn.clone())
+                    .set_cloud_watch_logs_role_arn(s.cloud_watch_logs_role_arn.clone())
+                    .build();
+                ct::get_trail::GetTrailOutput::builder().trail(t).build()
+            }),
+            mock!(Client::get_trail_status).then_output(|| {
+                ct::get_trail_status::GetTrailStatusOutput::builder()
+                    .is_logging(true)
+                    .latest_delivery_error("AccessDenied")
+                    .build()
+            }),
+            mock!(Client::get_event_selectors).then_output(move || {
+                let out = ct::get_event_selectors::GetEventSelectorsOutput::builder();
+                match advanced {
+                    true => {
+                        let field =
+                            AdvancedFieldSelector::builder().field("eventCategory").equals("Data").build().unwrap();
+                        out.advanced_event_selectors(
+                            AdvancedEventSelector::builder().field_selectors(field).build().unwrap(),
+                        )
+                    }
+                    false => out.event_selectors(expand_selector(&Selectors::Basic(Vec::new()))),
+                }
+                .build()
+            }),
+            mock!(Client::list_tags).then_output(|| {
+                let tag =
+                    aws_sdk_cloudtrail::types::Tag::builder().key(OWNER_TAG).value("ai-agent-guard").build().unwrap();
+                ct::list_tags::ListTagsOutput::builder()
+                    .resource_tag_list(ResourceTag::builder().tags_list(tag).build())
+                    .build()
+            }),
+        ]
+    }
+
+    #[tokio::test]
+    async fn reads_the_trail_its_selectors_status_and_delivery_health() {
+        let (trail, want) = declared();
+        let rules = reads(&want, false);
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        let found = trail.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want);
+        let s3 = found.checks.iter().find(|c| c.name == "trail delivers log files to S3").unwrap();
+        assert_eq!((s3.ok, s3.detail.as_str()), (false, "AccessDenied"));
+    }
+
+    #[tokio::test]
+    async fn advanced_selectors_are_drift() {
+        let (trail, want) = declared();
+        let rules = reads(&want, true);
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        let found = trail.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec.event_selectors, Selectors::Advanced("1 advanced event selectors".into()));
+    }
+
+    #[tokio::test]
+    async fn a_new_trail_gets_its_selectors_and_then_starts_logging() {
+        let (trail, want) = declared();
+        let create = mock!(Client::create_trail)
+            .match_requests(|r| {
+                r.kms_key_id() == Some("arn:aws:kms:us-east-1:123456789012:key/k-1")
+                    && r.is_multi_region_trail() == Some(true)
+                    && r.cloud_watch_logs_role_arn().is_some()
+            })
+            .then_output(|| ct::create_trail::CreateTrailOutput::builder().build());
+        let selectors = mock!(Client::put_event_selectors)
+            .match_requests(|r| r.event_selectors()[0].include_management_events() == Some(true))
+            .then_output(|| ct::put_event_selectors::PutEventSelectorsOutput::builder().build());
+        let start =
+            mock!(Client::start_logging).then_output(|| ct::start_logging::StartLoggingOutput::builder().build());
+        let aws = aws(&[&create, &selectors, &start]);
+        trail.kind.create(&aws, &want).await.unwrap();
+        assert_eq!([create.num_calls(), selectors.num_calls(), start.num_calls()], [1; 3]);
     }
 }

@@ -159,6 +159,21 @@ impl Emulator {
         http("POST", &format!("{}/_ctguard/requests/clear", self.endpoint), "");
     }
 
+    /// Adds CloudTrail records to the emulator's event history, which LookupEvents serves
+    /// (tests/emulator/server.py, `EventHistory`): each a record, or `{"record", "resources",
+    /// "username"}`. The record's awsRegion picks the region.
+    pub fn seed_event_history(&self, events: &[serde_json::Value]) {
+        let body = serde_json::json!({ "events": events }).to_string();
+        http("POST", &format!("{}/moto-api/ctguard/cloudtrail-events", self.endpoint), &body);
+    }
+
+    /// Every LookupEvents call the emulator answered, oldest first: `region`, `time` (epoch
+    /// seconds), `throttled`, `status`, `attribute` (`EventName=X`, or null).
+    pub fn lookup_calls(&self) -> Vec<serde_json::Value> {
+        let body = http("GET", &format!("{}/moto-api/ctguard/lookup-calls", self.endpoint), "");
+        serde_json::from_str(&body).expect("the lookup log is JSON")
+    }
+
     /// The requests that change state.
     pub fn mutating_requests(&self) -> Vec<Request> {
         self.requests().into_iter().filter(Request::mutates).collect()

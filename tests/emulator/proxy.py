@@ -37,12 +37,13 @@ Control endpoints (never faulted, never logged):
     POST /_ctguard/faults          changes them; every key is optional:
         {"share": 0.3, "kinds": ["throttling", "drop-after"], "latency_ms": 20, "seed": 7,
          "force": [{"operation": "PutMetricFilter", "body_contains": "cis-4.3",
-                    "path_contains": null, "status": 400, "code": "AccessDeniedException",
-                    "message": "...", "times": null}]}
+                    "path_contains": null, "region": null, "status": 400,
+                    "code": "AccessDeniedException", "message": "...", "times": null}]}
         `force` replaces the list of forced errors. A forced error answers every request that
         matches all its given matchers (`operation` is the operation's name without the target
-        prefix) with that status and code, shaped for the protocol, `times` times (null: for
-        ever). Forced errors are checked before the random share.
+        prefix; `region` the region the request is signed for) with that status and code,
+        shaped for the protocol, `times` times (null: for ever). Forced errors are checked
+        before the random share.
 
 Requests to /moto-api/* (emulator administration) are forwarded and logged but never faulted.
 `--latency-ms` delays every AWS request, faulted or not, to model a regional endpoint's
@@ -124,7 +125,7 @@ class Faults:
             return {"share": self.share, "kinds": self.kinds, "latency_ms": self.latency_ms, "seed": self.seed,
                     "force": [dict(rule) for rule in self.force]}
 
-    def choose(self, operation: str, path: str, body: bytes) -> tuple[str | None, dict | None]:
+    def choose(self, operation: str, path: str, body: bytes, region: str = "") -> tuple[str | None, dict | None]:
         """The fault for one request: (kind, forced rule), both None to forward it untouched."""
         name = operation.rsplit(".", 1)[-1]
         with self.lock:
@@ -136,6 +137,8 @@ class Faults:
                 if rule["path_contains"] is not None and rule["path_contains"] not in path:
                     continue
                 if rule["body_contains"] is not None and rule["body_contains"].encode() not in body:
+                    continue
+                if rule["region"] is not None and rule["region"] != region:
                     continue
                 if rule["times"] is not None:
                     rule["times"] -= 1
@@ -155,7 +158,7 @@ def _check_kinds(kinds: Any) -> list[str]:
 
 
 def _check_force(rule: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"operation", "path_contains", "body_contains", "status", "code", "message", "times"}
+    allowed = {"operation", "path_contains", "body_contains", "region", "status", "code", "message", "times"}
     unknown = set(rule) - allowed
     if unknown:
         raise ValueError(f"unknown keys in a forced error: {sorted(unknown)}")
@@ -166,6 +169,7 @@ def _check_force(rule: dict[str, Any]) -> dict[str, Any]:
         "operation": rule.get("operation"),
         "path_contains": rule.get("path_contains"),
         "body_contains": rule.get("body_contains"),
+        "region": rule.get("region"),
         "status": int(rule.get("status", 400)),
         "code": str(rule["code"]),
         "message": str(rule.get("message") or f"injected by the test proxy: {rule['code']}"),
@@ -323,7 +327,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith(ADMIN):
             kind, rule = None, None
         else:
-            kind, rule = self.faults.choose(entry["operation"], path, body)
+            kind, rule = self.faults.choose(entry["operation"], path, body, RequestLog._signing_region(environ))
             latency = self.faults.latency_ms
             if latency:
                 time.sleep(latency / 1000)

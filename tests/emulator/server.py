@@ -45,6 +45,8 @@ import re
 import signal
 import sys
 import threading
+import time
+import uuid
 import zlib
 from typing import Any, Callable, Iterable
 
@@ -308,8 +310,202 @@ class CborError(Exception):
 
 
 # ---------------------------------------------------------------------------
+# Addition: CloudTrail LookupEvents (event history)
+#
+# moto 5.2.5 does not serve LookupEvents. This answers it as the CloudTrail API reference
+# documents (API_LookupEvents, API_Event, API_LookupAttribute), over events the tests supply:
+#   - at most one lookup attribute per call (InvalidLookupAttributesException otherwise), with
+#     AttributeKey one of EventId, EventName, ReadOnly, Username, ResourceType, ResourceName,
+#     EventSource, AccessKeyId and an AttributeValue of 1 to 2000 characters;
+#   - StartTime/EndTime inclusive (InvalidTimeRangeException when the start is after the end);
+#     events older than 90 days are not returned;
+#   - MaxResults 1 to 50, default 50 (InvalidMaxResultsException otherwise);
+#   - NextToken bound to the parameters it was issued for (InvalidNextTokenException otherwise);
+#   - events newest first; EventTime as epoch seconds; CloudTrailEvent the record as a JSON string;
+#   - EventCategory "insight" returns no events (none are seeded); any other value is
+#     InvalidEventCategoryException;
+#   - "The rate of lookup requests is limited to two per second, per account, per Region. If
+#     this limit is exceeded, a throttling error occurs": a token bucket per region holding 2
+#     tokens, refilled at 2 per second; a call without a token gets 400 ThrottlingException.
+# The region is the one the request is signed for.
+#
+# Test-only endpoints (reached through the proxy, which forwards /moto-api/* unfaulted):
+#   POST /moto-api/ctguard/cloudtrail-events   {"events": [ITEM, ...]}, appends to the history.
+#        ITEM is a CloudTrail record (as in a log file; its awsRegion picks the region's
+#        history) or {"record": RECORD, "resources": [{"ResourceType", "ResourceName"}],
+#        "username": "..."} to set what LookupEvents reports beside the record. Without them,
+#        Resources come from the record's `resources` (type, ARN) and Username from its
+#        userIdentity (IAM user name, "root", the role session name, the federated name).
+#   GET  /moto-api/ctguard/lookup-calls        JSON list, oldest first, of every LookupEvents
+#        call: {"region", "time" (epoch seconds), "throttled", "status", "attribute"}.
+#   POST /moto-api/ctguard/lookup-calls/clear  empties that list.
+# ---------------------------------------------------------------------------
+
+LOOKUP_ATTRIBUTE_KEYS = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName",
+                         "EventSource", "AccessKeyId")
+HISTORY_DAYS = 90
+
+
+def _history_username(record: dict) -> str | None:
+    identity = record.get("userIdentity") or {}
+    kind = identity.get("type")
+    arn = identity.get("arn") or ""
+    if kind == "Root":
+        return "root"
+    if kind in ("AssumedRole", "FederatedUser") and "/" in arn:
+        return arn.rsplit("/", 1)[-1]
+    return identity.get("userName") or identity.get("invokedBy")
+
+
+class EventHistory:
+    RATE = 2.0
+    BURST = 2.0
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.calls: list[dict[str, Any]] = []
+
+    # -- test-only endpoints ----------------------------------------------------
+
+    def seed(self, items: list[Any]) -> int:
+        added = 0
+        with self.lock:
+            for item in items:
+                if isinstance(item, dict) and "record" in item:
+                    record, resources, username = item["record"], item.get("resources"), item.get("username")
+                else:
+                    record, resources, username = item, None, None
+                if resources is None:
+                    resources = [{"ResourceType": r.get("type"), "ResourceName": r.get("ARN")}
+                                 for r in record.get("resources") or [] if r.get("ARN")]
+                when = dt.datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")).timestamp()
+                entry = {
+                    "time": when,
+                    "record": record,
+                    "EventId": record.get("eventID") or str(len(self.events)),
+                    "EventName": record.get("eventName"),
+                    "EventSource": record.get("eventSource"),
+                    "ReadOnly": "true" if record.get("readOnly") in (True, "true") else "false",
+                    "Username": username or _history_username(record),
+                    "AccessKeyId": (record.get("userIdentity") or {}).get("accessKeyId"),
+                    "Resources": resources,
+                }
+                self.events.setdefault(record["awsRegion"], []).append(entry)
+                added += 1
+        return added
+
+    def call_log(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.calls)
+
+    def clear_calls(self) -> int:
+        with self.lock:
+            n = len(self.calls)
+            self.calls.clear()
+            return n
+
+    # -- the API -----------------------------------------------------------------
+
+    def _take_token(self, region: str, now: float) -> bool:
+        tokens, last = self.buckets.get(region, (self.BURST, now))
+        tokens = min(self.BURST, tokens + (now - last) * self.RATE)
+        if tokens < 1.0:
+            self.buckets[region] = (tokens, now)
+            return False
+        self.buckets[region] = (tokens - 1.0, now)
+        return True
+
+    def lookup(self, region: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        now = time.time()
+        attributes = request.get("LookupAttributes") or []
+        attribute = None
+        if len(attributes) == 1 and isinstance(attributes[0], dict):
+            attribute = f"{attributes[0].get('AttributeKey')}={attributes[0].get('AttributeValue')}"
+        with self.lock:
+            allowed = self._take_token(region, now)
+            entry = {"region": region, "time": now, "throttled": not allowed, "status": 200, "attribute": attribute}
+            self.calls.append(entry)
+            if not allowed:
+                entry["status"] = 400
+                return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+            status, body = self._answer(region, request, attributes, now)
+            entry["status"] = status
+            return status, body
+
+    def _answer(self, region: str, request: dict[str, Any], attributes: list, now: float) -> tuple[int, dict[str, Any]]:
+        def error(code: str, message: str) -> tuple[int, dict[str, Any]]:
+            return 400, {"__type": code, "message": message}
+
+        if len(attributes) > 1:
+            return error("InvalidLookupAttributesException", "You can specify at most one lookup attribute.")
+        key = value = None
+        if attributes:
+            key, value = attributes[0].get("AttributeKey"), attributes[0].get("AttributeValue")
+            if key not in LOOKUP_ATTRIBUTE_KEYS:
+                return error("InvalidLookupAttributesException", f"Invalid attribute key: {key}")
+            if not isinstance(value, str) or not 1 <= len(value) <= 2000:
+                return error("InvalidLookupAttributesException", "AttributeValue must be 1 to 2000 characters.")
+        category = request.get("EventCategory")
+        if category is not None and category != "insight":
+            return error("InvalidEventCategoryException", f"Invalid event category: {category}")
+        max_results = request.get("MaxResults", 50)
+        if not isinstance(max_results, int) or not 1 <= max_results <= 50:
+            return error("InvalidMaxResultsException", "MaxResults must be between 1 and 50.")
+        oldest = now - HISTORY_DAYS * 86400
+        start = float(request.get("StartTime", oldest))
+        end = float(request.get("EndTime", now))
+        if start > end:
+            return error("InvalidTimeRangeException", "StartTime must be before EndTime.")
+        # A token is good for the parameters as sent (not the defaults, which move with time).
+        query = json.dumps([key, value, request.get("StartTime"), request.get("EndTime"), category])
+        offset = 0
+        token = request.get("NextToken")
+        if token is not None:
+            try:
+                decoded = json.loads(base64.b64decode(token))
+                if decoded["q"] != query:
+                    raise ValueError("parameters changed")
+                offset = int(decoded["o"])
+            except (ValueError, KeyError, TypeError):
+                return error("InvalidNextTokenException", "Invalid NextToken.")
+        if category == "insight":
+            return 200, {"Events": []}
+
+        def matches(e: dict[str, Any]) -> bool:
+            if not (max(start, oldest) <= e["time"] <= end):
+                return False
+            if key is None:
+                return True
+            if key in ("ResourceType", "ResourceName"):
+                return any(r.get(key) == value for r in e["Resources"])
+            return e.get(key) == value
+
+        found = [e for e in self.events.get(region, []) if matches(e)]
+        found.sort(key=lambda e: (e["time"], e["EventId"]), reverse=True)
+        page = found[offset:offset + max_results]
+        body: dict[str, Any] = {"Events": [self._event(e) for e in page]}
+        if offset + max_results < len(found):
+            body["NextToken"] = base64.b64encode(json.dumps({"q": query, "o": offset + max_results}).encode()).decode()
+        return 200, body
+
+    @staticmethod
+    def _event(e: dict[str, Any]) -> dict[str, Any]:
+        out = {k: e[k] for k in ("EventId", "EventName", "ReadOnly", "EventSource", "Username", "AccessKeyId")
+               if e.get(k) is not None}
+        out["EventTime"] = e["time"]
+        out["Resources"] = e["Resources"]
+        out["CloudTrailEvent"] = json.dumps(e["record"])
+        return out
+
+
+# ---------------------------------------------------------------------------
 # The middleware
 # ---------------------------------------------------------------------------
+
+# Where a test sets the outcomes of the next Athena queries (see `_athena_set_outcomes`).
+ATHENA_OUTCOMES_PATH = "/moto-api/ctguard/athena-outcomes"
 
 # The regions every AWS account has enabled by default (no opt-in needed).
 DEFAULT_REGIONS = [
@@ -335,14 +531,30 @@ PUBLIC_KEYS_ADMIN_PATH = "/moto-api/ctguard/cloudtrail-public-keys"
 class AwsWireAdapter:
     """WSGI middleware around moto's app; see the module docstring."""
 
+    LOOKUP_TARGETS = ("CloudTrail_20131101.LookupEvents",
+                      "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents")
+    HISTORY_PATH = "/moto-api/ctguard/"
+    HISTORY_ROUTES = ("cloudtrail-events", "lookup-calls", "lookup-calls/clear")
+
     def __init__(self, app: Callable):
         self.app = app
         self.public_keys_lock = threading.Lock()
         self.public_keys: dict[str, list[dict]] = {}
+        self.history = EventHistory()
+
+        self.athena_lock = threading.Lock()
+        # Outcomes set by a test, for the next queries started, and those already assigned.
+        self.athena_queue: list[dict] = []
+        self.athena_outcomes: dict[str, dict] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
+        route = path[len(self.HISTORY_PATH):].rstrip("/") if path.startswith(self.HISTORY_PATH) else None
+        if route in self.HISTORY_ROUTES:
+            return self._history_endpoint(environ, start_response, method, route)
+        if method == "POST" and environ.get("HTTP_X_AMZ_TARGET", "") in self.LOOKUP_TARGETS:
+            return self._lookup_events(environ, start_response)
         if method == "POST":
             match = _CBOR_PATH.match(path)
             if match and self._is_cbor_request(environ):
@@ -355,10 +567,96 @@ class AwsWireAdapter:
             return self._register_public_keys(environ, start_response)
         if method == "POST" and environ.get("HTTP_X_AMZ_TARGET", "").endswith(LIST_PUBLIC_KEYS_TARGET):
             return self._list_public_keys(environ, start_response)
+        if method == "POST" and path == ATHENA_OUTCOMES_PATH:
+            return self._athena_set_outcomes(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if method == "POST" and target in ("AmazonAthena.StartQueryExecution", "AmazonAthena.GetQueryExecution"):
+            with self.athena_lock:
+                waiting = bool(self.athena_queue or self.athena_outcomes)
+            if waiting:
+                return self._athena(environ, start_response, target)
         unevaluated = CONFIG_COMPLIANCE_NOT_EVALUATED.get(environ.get("HTTP_X_AMZ_TARGET", ""))
         if method == "POST" and unevaluated is not None:
             return self._config_compliance(start_response, unevaluated)
         return self.app(environ, start_response)
+
+    # -- CloudTrail LookupEvents (see EventHistory) ---------------------------------
+
+    def _lookup_events(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        try:
+            request = json.loads(_read_body(environ) or b"{}")
+        except ValueError:
+            request = None
+        if not isinstance(request, dict):
+            status, body = 400, {"__type": "SerializationException", "message": "malformed JSON body"}
+        else:
+            status, body = self.history.lookup(RequestLog._signing_region(environ) or "us-east-1", request)
+        payload = json.dumps(body).encode()
+        reason = "OK" if status == 200 else "Bad Request"
+        start_response(f"{status} {reason}", [("Content-Type", "application/x-amz-json-1.1"),
+                                              ("Content-Length", str(len(payload))),
+                                              ("x-amzn-RequestId", str(uuid.uuid4()))])
+        return [payload]
+
+    def _history_endpoint(self, environ: dict, start_response: Callable, method: str, route: str) -> Iterable[bytes]:
+        status = "200 OK"
+        try:
+            if route == "cloudtrail-events" and method == "POST":
+                body = {"added": self.history.seed(json.loads(_read_body(environ))["events"])}
+            elif route == "lookup-calls" and method == "GET":
+                body = self.history.call_log()
+            elif route == "lookup-calls/clear" and method == "POST":
+                body = {"cleared": self.history.clear_calls()}
+            else:
+                status, body = "405 Method Not Allowed", {"error": f"emulator endpoint {route}: not {method}"}
+        except (ValueError, KeyError, TypeError) as exc:
+            status, body = "400 Bad Request", {"error": f"{type(exc).__name__}: {exc}"}
+        payload = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    # -- Athena query outcomes ----------------------------------------------------
+
+    def _athena_set_outcomes(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """moto 5.2.5 runs no query: every execution SUCCEEDS with 0 bytes scanned. A test says
+        what Athena would report for the next queries started, in order:
+        `{"outcomes": [{"state": "FAILED", "reason": "...", "data_scanned_bytes": 123}, ...]}`
+        (every key optional; state SUCCEEDED by default)."""
+        outcomes = json.loads(_read_body(environ) or b"{}").get("outcomes", [])
+        with self.athena_lock:
+            self.athena_queue.extend(outcomes)
+        payload = json.dumps({"queued": len(outcomes)}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def _athena(self, environ: dict, start_response: Callable, target: str) -> Iterable[bytes]:
+        status, headers, body = _call_buffered(self.app, environ)
+        if status.startswith("2"):
+            reply = json.loads(body or b"{}")
+            with self.athena_lock:
+                if target.endswith("StartQueryExecution") and self.athena_queue:
+                    self.athena_outcomes[reply.get("QueryExecutionId", "")] = self.athena_queue.pop(0)
+                execution = reply.get("QueryExecution") or {}
+                outcome = self.athena_outcomes.get(execution.get("QueryExecutionId", ""))
+            if outcome and execution:
+                self._apply_athena_outcome(execution, outcome)
+                body = json.dumps(reply).encode()
+                headers = _set_header(headers, "Content-Length", str(len(body)))
+        start_response(status, headers)
+        return [body]
+
+    @staticmethod
+    def _apply_athena_outcome(execution: dict, outcome: dict) -> None:
+        stats = execution.setdefault("Statistics", {})
+        state = execution.setdefault("Status", {})
+        if "data_scanned_bytes" in outcome:
+            stats["DataScannedInBytes"] = outcome["data_scanned_bytes"]
+        # Only a finished execution takes the outcome's end state; QUEUED and RUNNING stay.
+        if state.get("State") == "SUCCEEDED" and outcome.get("state", "SUCCEEDED") != "SUCCEEDED":
+            state["State"] = outcome["state"]
+            reason = outcome.get("reason", "")
+            state["StateChangeReason"] = reason
+            state["AthenaError"] = {"ErrorCategory": 2, "ErrorType": 1006, "Retryable": False, "ErrorMessage": reason}
 
     # -- Account ------------------------------------------------------------------
 
@@ -644,6 +942,13 @@ class RequestLog:
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         return self.app(environ, recording_start_response)
+
+    @staticmethod
+    def _signing_region(environ: dict) -> str:
+        """The region a SigV4 request is signed for (the credential scope's third part)."""
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        match = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/[^/]+/aws4_request", auth)
+        return match.group(1) if match else ""
 
     @staticmethod
     def _signing_service(environ: dict) -> str:

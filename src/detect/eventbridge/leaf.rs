@@ -14,19 +14,19 @@ use crate::detect::{PatternError, StackText};
 
 /// A field's array of values: it matches when any entry matches.
 #[derive(Debug, Clone)]
-pub(super) struct Leaf {
+pub(crate) struct Leaf {
     /// Plain strings (not IP addresses), looked up at once: destructive-call rules list dozens
     /// of event names per service.
-    strings: std::collections::HashSet<String>,
-    matchers: Vec<Matcher>,
+    pub(crate) strings: std::collections::HashSet<String>,
+    pub(crate) matchers: Vec<Matcher>,
     /// `{"exists": true}` is in the array.
-    exists: bool,
+    pub(crate) exists: bool,
     /// `{"exists": false}` is in the array.
-    absent: bool,
+    pub(crate) absent: bool,
 }
 
 impl Leaf {
-    pub(super) fn wants_absence(&self) -> bool {
+    pub(crate) fn wants_absence(&self) -> bool {
         self.absent
     }
 
@@ -63,7 +63,7 @@ fn any_scalar_at_depth(value: &Value, test: &mut dyn FnMut(&Value) -> bool, dept
 
 /// One non-`exists` entry of a leaf array.
 #[derive(Debug, Clone)]
-enum Matcher {
+pub(crate) enum Matcher {
     /// A string: exact, character by character. A string that is an IP address also matches
     /// the same address written differently (event-ruler turns it into a one-address range).
     Exact {
@@ -113,9 +113,9 @@ impl Matcher {
 /// (event-ruler `JsonRuleCompiler.writeRules`): numbers outside the numeric range, such as
 /// account IDs, still match themselves.
 #[derive(Debug, Clone)]
-struct PatternNumber {
-    literal: Number,
-    comparable: Option<i64>,
+pub(crate) struct PatternNumber {
+    pub(crate) literal: Number,
+    pub(crate) comparable: Option<i64>,
 }
 
 impl PatternNumber {
@@ -130,7 +130,7 @@ impl PatternNumber {
 /// `null` (event-ruler `ByteMachine`: a string set fails only on a string in the set, a number
 /// set only on a number in it; prefix/suffix/wildcard forms only ever exclude strings).
 #[derive(Debug, Clone)]
-enum AnythingBut {
+pub(crate) enum AnythingBut {
     Strings(Vec<String>),
     Numbers(Vec<i64>),
     Prefixes(Vec<String>),
@@ -156,9 +156,9 @@ impl AnythingBut {
 
 /// A numeric range in millionths; a bound is `(value, inclusive)`.
 #[derive(Debug, Clone)]
-struct Range {
-    lower: Option<(i64, bool)>,
-    upper: Option<(i64, bool)>,
+pub(crate) struct Range {
+    pub(crate) lower: Option<(i64, bool)>,
+    pub(crate) upper: Option<(i64, bool)>,
 }
 
 impl Range {
@@ -172,8 +172,8 @@ impl Range {
 /// The largest magnitude numeric matching accepts, and its resolution: event-ruler
 /// `ComparableNumber` ("Numbers are allowed in the range -5,000,000,000 to +5,000,000,000
 /// (inclusive). Comparisons are precise to 6 decimal places").
-const NUMERIC_LIMIT: i64 = 5_000_000_000;
-const MILLIONTHS: i64 = 1_000_000;
+pub(crate) const NUMERIC_LIMIT: i64 = 5_000_000_000;
+pub(crate) const MILLIONTHS: i64 = 1_000_000;
 
 /// A JSON number in millionths, if numeric matching can compare it: within +/-5e9 and with at
 /// most six decimals. Other numbers never satisfy `numeric` (and a pattern may not contain them).
@@ -214,8 +214,8 @@ fn millionths(text: &str) -> Option<i64> {
 /// A `wildcard` value split at its unescaped `*`: `a*b*c` is `["a", "b", "c"]`, `*a` is
 /// `["", "a"]`. One segment means no wildcard.
 #[derive(Debug, Clone)]
-struct Wildcard {
-    segments: Vec<String>,
+pub(crate) struct Wildcard {
+    pub(crate) segments: Vec<String>,
 }
 
 impl Wildcard {
@@ -268,9 +268,9 @@ impl Wildcard {
 
 /// An address block for `cidr` (IPv4 or IPv6; an address only matches a block of its family).
 #[derive(Debug, Clone)]
-struct Cidr {
-    network: IpAddr,
-    prefix: u32,
+pub(crate) struct Cidr {
+    pub(crate) network: IpAddr,
+    pub(crate) prefix: u32,
 }
 
 impl Cidr {
