@@ -177,7 +177,7 @@ impl Out<'_> {
             }
         }
         match (before, after) {
-            (Some(b), Some(a)) if is_compound(b) && is_compound(a) && same_shape(b, a) => {
+            (Some(b), Some(a)) if (is_compound(b) || is_compound(a)) && same_shape(b, a) => {
                 let (open, close) = if a.is_array() { ("[", "]") } else { ("{", "}") };
                 self.line(indent, Action::Update, &format!("{key} = {open}"))?;
                 self.changed(indent + 4, b, a)?;
