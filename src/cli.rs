@@ -16,10 +16,38 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Start with `ctguard plan -p ai-agent-guard`: it changes nothing.
 #[derive(Debug, Parser)]
-#[command(name = "ctguard", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "ctguard",
+    version = crate::build_info::VERSION,
+    long_version = crate::build_info::LONG_VERSION,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Flags every command takes, before or after its name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format: human text, or one versioned JSON document on stdout (errors too);
+    /// `investigate` also writes JSON lines.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// When to use colours. `auto` uses them on a terminal unless NO_COLOR is set or
+    /// TERM=dumb; CLICOLOR_FORCE=1 forces them.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// More detail on stderr: timings, every health check and each AWS retry with -v; each
+    /// AWS call with its duration with -vv. Also expands plans collapsed across regions.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,8 +67,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Replay CloudTrail records through the profile's detections, offline: no AWS call.
     ///
-    /// For each record that fires, shows which EventBridge rules and metric-filter alarms fire
-    /// and where each sends it, then a count per detection. Patterns are the ones apply deploys,
+    /// For each record that raises an alert, shows which EventBridge rules and metric-filter
+    /// alarms fire and where each sends it, and apart from those the alarm metrics it only
+    /// counts towards (with each alarm's threshold); with -v also records that only count.
+    /// Then the records per detection. Patterns are the ones apply deploys,
     /// matched with AWS's documented semantics; each record is matched as deployed in the account
     /// that logged it (agent principal ARNs name the account), unless --account says otherwise.
     ///
@@ -53,7 +83,14 @@ pub enum Command {
     /// delivered to that bucket in the window, downloading them concurrently; with --since and
     /// no PATH, the profile's own audit bucket.
     ///
-    /// Exit status: 0 replayed, 1 error (unreadable input, invalid profile).
+    /// Input that holds no CloudTrail records (another JSON shape, an empty file, a directory
+    /// with no log files) is an error naming it and what was found, and a malformed file is
+    /// named with the record and line where it breaks; the other inputs still replay. Large
+    /// files are read in chunks spread over every worker, in flat memory, with a progress bar
+    /// on a terminal.
+    ///
+    /// Exit status: 0 replayed, 1 an input could not be replayed or held no records, or the
+    /// profile is invalid.
     Test(TestArgs),
     /// Prove no CloudTrail log file or digest was deleted or altered since delivery.
     ///
@@ -112,6 +149,15 @@ pub enum Command {
     /// By default the policy for apply (which includes plan and verify); with --read-only the
     /// policy for plan and verify alone, for a CI role that must not change anything.
     Permissions(PermissionsArgs),
+    /// Print a shell completion script.
+    ///
+    /// bash: `ctguard completions bash > ~/.local/share/bash-completion/completions/ctguard`;
+    /// zsh: `ctguard completions zsh > ~/.zfunc/_ctguard` (with ~/.zfunc on fpath);
+    /// fish: `ctguard completions fish > ~/.config/fish/completions/ctguard.fish`;
+    /// PowerShell: `ctguard completions powershell | Out-String | Invoke-Expression`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `ctguard man > ctguard.1 && man ./ctguard.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -121,34 +167,29 @@ pub struct Common {
     #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
     pub profile: String,
 
-    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable. A value
+    /// starting with `[` or `{` is read as TOML: `--var 'regions=["us-east-1","eu-west-1"]'`.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
 
-    /// The home region: where the bucket, trail and log group live. Defaults to the profile's
-    /// home_region, then AWS_REGION and the shared config.
-    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    /// The home region: where the bucket, trail and log group live. Without it: the profile's
+    /// home_region, then AWS_REGION, then the region of the AWS profile in the shared config.
+    #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
     /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
     #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
 
-    /// Named profile from the shared AWS config and credentials files.
+    /// Named profile from the shared AWS config and credentials files. When given (or
+    /// AWS_PROFILE is set), its credentials are used even if AWS_ACCESS_KEY_ID is set.
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
     pub aws_profile: Option<String>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-
-    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
-
-    /// More detail on stderr: each AWS call's retries and timings with -vv.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    /// Show resources that are identical in several regions once per region, instead of one
+    /// block that lists the regions (as -v does).
+    #[arg(long)]
+    pub expand: bool,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +200,10 @@ pub struct PlanArgs {
     /// Exit 2 when changes are pending, 0 when there are none, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// Print only the counts: per kind of resource and action, and the Plan line.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +225,11 @@ pub struct VerifyArgs {
     /// check, failing ones as failures and waived ones as skipped, for CI systems to show.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+
+    /// Print only drift and failing checks, and the verdict: no waived findings or notes
+    /// (and no passing checks, even with -v).
+    #[arg(long)]
+    pub only_failures: bool,
 }
 
 #[derive(Debug, Args)]
@@ -188,7 +238,8 @@ pub struct TestArgs {
     #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
     pub profile: String,
 
-    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable. A value
+    /// starting with `[` or `{` is read as TOML: `--var 'regions=["us-east-1","eu-west-1"]'`.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
 
@@ -204,14 +255,6 @@ pub struct TestArgs {
     /// Print only the count per detection, not each record that fired.
     #[arg(long)]
     pub summary: bool,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-
-    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
 
     #[command(flatten)]
     pub bucket: BucketArgs,
@@ -267,6 +310,13 @@ pub struct ValidateLogsArgs {
     /// region, so give one file per region for a multi-region trail.
     #[arg(long = "public-keys", value_name = "FILE")]
     pub public_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -326,15 +376,6 @@ pub struct InvestigateArgs {
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<SeverityArg>,
 
-    /// Output: a table and a summary per principal, one versioned JSON document, or one JSON
-    /// object per event (for piping).
-    #[arg(long, value_enum, default_value_t = InvestigateFormat::Human)]
-    pub format: InvestigateFormat,
-
-    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
-
     /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
     #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
@@ -342,10 +383,6 @@ pub struct InvestigateArgs {
     /// Named profile from the shared AWS config and credentials files.
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
     pub aws_profile: Option<String>,
-
-    /// More detail on stderr: each AWS call's retries.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -417,18 +454,6 @@ pub struct HuntArgs {
     /// Named profile from the shared AWS config and credentials files.
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
     pub aws_profile: Option<String>,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-
-    /// When to use colours. `auto` honours NO_COLOR and whether stdout is a terminal.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
-
-    /// More detail on stderr: each AWS call's retries.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
 }
 
 #[derive(Debug, Args)]
@@ -467,6 +492,8 @@ pub enum ProfilesAction {
 pub enum Format {
     Human,
     Json,
+    /// One JSON object per line (`investigate` only, for piping).
+    Jsonl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

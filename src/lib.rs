@@ -1,6 +1,7 @@
 //! ctguard: declare, apply and verify the AWS monitoring that catches destructive actions.
 
 pub mod aws;
+pub mod build_info;
 pub mod checks;
 pub mod cli;
 pub mod commands;
@@ -15,6 +16,7 @@ pub mod plan;
 pub mod policy;
 pub mod printer;
 pub mod profile;
+pub mod regions;
 pub mod render;
 pub mod resources;
 pub mod settings;

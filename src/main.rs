@@ -1,87 +1,129 @@
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use ctguard::cli::{Cli, Command};
-use ctguard::commands::{self, Status};
+use ctguard::commands::{self, Interrupted, Status, Watch};
 use ctguard::printer::Printer;
-use ctguard::settings::{Output, Settings};
+use ctguard::settings::{self, Global, Settings};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            // clap exits 2 on usage errors, but 2 means drift here: a typo must not read as drift.
-            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
-        }
+        Err(e) => return usage_error(&e, json_requested(&args)),
     };
-    match run(cli) {
+    let global = Global::resolve(&cli.global);
+    let printer = Printer::new(global.output);
+    printer.time_calls();
+    match run(cli.command, global, printer) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Differs) => ExitCode::from(2),
         Ok(Status::Partial) => ExitCode::from(3),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            printer.error(&e, global.format);
+            // 128 + SIGINT, as a shell reports a program Ctrl-C stopped.
+            ExitCode::from(if e.is::<Interrupted>() { 130 } else { 1 })
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<Status> {
-    let (common, job) = match cli.command {
-        Command::Profiles(args) => {
-            let printer = Printer::new(Output::resolve(ctguard::cli::ColorChoice::Auto, 0));
-            return commands::profiles::run(&args.action, &printer);
-        }
-        Command::Permissions(args) => {
-            let printer = Printer::new(Output::resolve(ctguard::cli::ColorChoice::Auto, 0));
-            let doc = ctguard::permissions::policy(args.read_only);
-            printer.data(|w, _| writeln!(w, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default()))?;
-            return Ok(Status::Success);
-        }
-        Command::Test(args) => {
-            let settings = ctguard::settings::TestSettings::resolve(&args)?;
-            return commands::test::run(&settings, &Printer::new(settings.output));
-        }
-        Command::ValidateLogs(args) => {
-            let settings = ctguard::settings::ValidateLogsSettings::resolve(&args)?;
-            let printer = Printer::new(settings.common.output);
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            return runtime.block_on(commands::validate_logs::run(&settings, &printer));
-        }
-        Command::Investigate(args) => {
-            let settings = ctguard::settings::InvestigateSettings::resolve(&args)?;
-            return commands::investigate::run(&settings, &Printer::new(settings.output));
-        }
-        Command::Hunt(args) => {
-            let settings = ctguard::settings::HuntSettings::resolve(&args)?;
-            return commands::hunt::run(&settings, &Printer::new(settings.output));
-        }
-        Command::Plan(args) => (args.common, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
-        Command::Apply(args) => (args.common, Job::Apply { auto_approve: args.auto_approve }),
-        Command::Verify(args) => (args.common, Job::Verify { junit: args.junit }),
-    };
-    let settings = Settings::resolve(&common)?;
-    let printer = Printer::new(settings.output);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
-        match job {
-            Job::Plan { detailed_exitcode } => commands::plan::run(&settings, &printer, detailed_exitcode).await,
-            Job::Apply { auto_approve } => commands::apply::run(&settings, &printer, auto_approve).await,
-            Job::Verify { junit } => commands::verify::run(&settings, &printer, junit.as_deref()).await,
-        }
-    })
+/// clap's own error or --help/--version text. clap exits 2 on usage errors, but 2 means drift
+/// here: a typo must not read as drift.
+fn usage_error(e: &clap::Error, json: bool) -> ExitCode {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if json {
+        let text = e.render().to_string();
+        let _ = ctguard::render::json::error_document(&mut std::io::stdout(), "usage", text.trim(), None);
+    }
+    let _ = e.print();
+    ExitCode::from(1)
 }
 
-/// The commands that talk to AWS, with their own flags.
-enum Job {
-    Plan { detailed_exitcode: bool },
-    Apply { auto_approve: bool },
-    Verify { junit: Option<std::path::PathBuf> },
+/// Whether the command line asks for JSON, read before clap has accepted it, so that even a
+/// usage error comes back as a JSON document.
+fn json_requested(args: &[OsString]) -> bool {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    args.windows(2).any(|w| w == ["--format", "json"]) || args.contains(&"--format=json")
+}
+
+fn run(command: Command, global: Global, printer: Printer) -> anyhow::Result<Status> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let watch = Watch::default();
+    let result = runtime.block_on(async {
+        // Ctrl-C is heard while the command runs: nothing in it blocks this thread (reading
+        // stdin and `ctguard test` run on blocking threads).
+        tokio::select! {
+            result = dispatch(command, global, printer, watch.clone()) => result,
+            _ = tokio::signal::ctrl_c() => Err(Interrupted(watch.describe()).into()),
+        }
+    });
+    // Whatever is still in flight is abandoned; waiting for it would defeat Ctrl-C.
+    runtime.shutdown_background();
+    result
+}
+
+async fn dispatch(command: Command, global: Global, printer: Printer, watch: Watch) -> anyhow::Result<Status> {
+    match command {
+        Command::Plan(args) => {
+            let settings = Settings::resolve(&global, &args.common)?;
+            let options = settings::PlanOptions { detailed_exitcode: args.detailed_exitcode, summary: args.summary };
+            commands::plan::run(&settings, &printer, options).await
+        }
+        Command::Apply(args) => {
+            let settings = Settings::resolve(&global, &args.common)?;
+            commands::apply::run(&settings, &printer, args.auto_approve, &watch).await
+        }
+        Command::Verify(args) => {
+            let settings = Settings::resolve(&global, &args.common)?;
+            let options = settings::VerifyOptions { junit: args.junit, only_failures: args.only_failures };
+            commands::verify::run(&settings, &printer, &options).await
+        }
+        Command::ValidateLogs(args) => {
+            let settings = settings::ValidateLogsSettings::resolve(&global, &args)?;
+            commands::validate_logs::run(&settings, &printer).await
+        }
+        Command::Investigate(args) => {
+            let settings = settings::InvestigateSettings::resolve(&global, &args)?;
+            tokio::task::spawn_blocking(move || commands::investigate::run(&settings, &printer)).await?
+        }
+        Command::Hunt(args) => {
+            let settings = settings::HuntSettings::resolve(&global, &args)?;
+            tokio::task::spawn_blocking(move || commands::hunt::run(&settings, &printer)).await?
+        }
+        Command::Test(args) => {
+            let settings = settings::TestSettings::resolve(&global, &args)?;
+            // Offline, on its own worker threads.
+            tokio::task::spawn_blocking(move || commands::test::run(&settings, &printer)).await?
+        }
+        Command::Profiles(args) => commands::profiles::run(&settings::ProfilesTask::resolve(&args.action), &printer),
+        Command::Permissions(args) => {
+            let doc = ctguard::permissions::policy(args.read_only);
+            printer.data(|w, _| writeln!(w, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default()))?;
+            Ok(Status::Success)
+        }
+        Command::Completions(args) => {
+            let mut cli = Cli::command();
+            printer.data(|w, _| {
+                clap_complete::generate(args.shell, &mut cli, "ctguard", w);
+                Ok(())
+            })?;
+            Ok(Status::Success)
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(Cli::command());
+            printer.data(|w, _| page.render(w))?;
+            Ok(Status::Success)
+        }
+    }
 }
 
 /// A closed stdout (`ctguard plan | head`) ends the program quietly.

@@ -6,7 +6,7 @@ use crate::engine::Hook;
 use crate::events::RetryListener;
 use crate::render::human::Paint;
 use crate::render::progress;
-use crate::settings::Output;
+use crate::settings::{Format, Output};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
@@ -31,6 +31,24 @@ impl Printer {
         eprintln!("{msg}");
     }
 
+    /// A warning on stderr, whatever the verbosity.
+    pub fn warn(&self, msg: &str) {
+        let paint = Paint { color: self.output.color_stderr };
+        eprintln!("{} {msg}", paint.warning("warning:"));
+    }
+
+    /// The error that ends the command: text on stderr, and with `--format json` also a JSON
+    /// document on stdout, so a program reading stdout always gets a document.
+    pub fn error(&self, e: &anyhow::Error, format: Format) {
+        // `ctguard test` puts its input problems in the document it has written already.
+        let in_document = e.downcast_ref::<crate::detect::replay::InputProblems>().is_some_and(|p| p.in_document);
+        if format == Format::Json && !in_document {
+            let _ = crate::render::json::error(&mut io::stdout().lock(), e);
+        }
+        let paint = Paint { color: self.output.color_stderr };
+        eprintln!("{} {e:#}", paint.failure("error:"));
+    }
+
     /// Detail shown with -v.
     pub fn verbose(&self, msg: &str) {
         if self.output.verbose > 0 {
@@ -46,6 +64,18 @@ impl Printer {
                 eprintln!("{}", progress::retry_line(retry));
             }
         })
+    }
+
+    /// With -vv, one line per AWS call with its duration, from here on.
+    pub fn time_calls(&self) {
+        if self.output.verbose >= 2 {
+            crate::aws::timing::listen(std::sync::Arc::new(|call| eprintln!("{}", progress::call_line(call))));
+        }
+    }
+
+    /// A bar for bytes read on a terminal (a counter when the total is unknown); none otherwise.
+    pub fn bytes_progress(&self, total: Option<u64>) -> Option<indicatif::ProgressBar> {
+        self.output.interactive_stderr.then(|| progress::bytes_bar(total))
     }
 
     /// The progress listener that fits stderr.

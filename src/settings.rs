@@ -1,11 +1,12 @@
-//! Resolves command-line flags (and the environment clap reads for them) into plain settings.
-//! Commands see only these types, never clap's.
+//! Resolves command-line flags (and the environment clap reads for them) into plain settings,
+//! once, before any work. Commands see only these types, never clap's.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use crate::aws::ConnectOptions;
 use crate::cli::{
-    ColorChoice, Common, Format, HuntArgs, InvestigateArgs, InvestigateFormat, SeverityArg, TestArgs, ValidateLogsArgs,
+    self, ColorChoice, Common, GlobalArgs, HuntArgs, InvestigateArgs, SeverityArg, TestArgs, ValidateLogsArgs,
 };
 use crate::detect::replay::Input;
 use crate::integrity::keys::{self, PublicKeys};
@@ -16,17 +17,37 @@ use crate::lookback::s3::{BucketSettings, S3Url};
 use crate::lookback::window::WindowFlags;
 use crate::profile::{self, Severity, vars::Vars};
 
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// A built-in profile name or a path.
-    pub profile: String,
-    pub overrides: Vars,
-    /// The --region flag; the profile's home_region and the SDK's chain come after it.
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub aws_profile: Option<String>,
+/// What the data on stdout is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    /// One versioned JSON document; errors are JSON documents too.
+    Json,
+}
+
+/// The flags every command takes: how to print.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
     pub format: Format,
+    /// `--format jsonl`, which only `investigate` writes (`format` is then Json).
+    pub jsonl: bool,
     pub output: Output,
+}
+
+impl Global {
+    /// Refuses a format only `investigate` writes.
+    fn document(&self) -> anyhow::Result<Format> {
+        anyhow::ensure!(!self.jsonl, "--format jsonl: only investigate writes JSON lines; use json");
+        Ok(self.format)
+    }
+
+    pub fn resolve(args: &GlobalArgs) -> Self {
+        let format = match args.format {
+            cli::Format::Human => Format::Human,
+            cli::Format::Json | cli::Format::Jsonl => Format::Json,
+        };
+        Global { format, jsonl: args.format == cli::Format::Jsonl, output: Output::resolve(args.color, args.verbose) }
+    }
 }
 
 /// How the printer writes: colours per stream and verbosity.
@@ -34,44 +55,174 @@ pub struct Settings {
 pub struct Output {
     pub color_stdout: bool,
     pub color_stderr: bool,
-    /// stderr is a terminal: progress may draw spinners.
+    /// stderr is a terminal that can redraw: progress may draw bars and spinners.
     pub interactive_stderr: bool,
     pub verbose: u8,
 }
 
 impl Output {
+    /// `--color auto` follows the conventions anstream implements: NO_COLOR (no-color.org)
+    /// turns colour off, CLICOLOR_FORCE turns it on even into a pipe, CLICOLOR=0 and TERM=dumb
+    /// turn it off, otherwise a terminal gets colour.
     pub fn resolve(choice: ColorChoice, verbose: u8) -> Self {
-        // https://no-color.org: any non-empty NO_COLOR turns colour off unless forced.
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let auto = |tty: bool| match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && !no_color,
-        };
-        let (out_tty, err_tty) = (std::io::stdout().is_terminal(), std::io::stderr().is_terminal());
-        Output { color_stdout: auto(out_tty), color_stderr: auto(err_tty), interactive_stderr: err_tty, verbose }
+        fn auto<S: anstream::stream::RawStream>(choice: ColorChoice, stream: &S) -> bool {
+            match choice {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never,
+            }
+        }
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+        Output {
+            color_stdout: auto(choice, &std::io::stdout()),
+            color_stderr: auto(choice, &std::io::stderr()),
+            interactive_stderr: std::io::stderr().is_terminal() && !dumb,
+            verbose,
+        }
     }
 }
 
+/// A profile and the variables the command line sets in it.
+#[derive(Debug, Clone)]
+pub struct ProfileChoice {
+    /// A built-in profile name or a path.
+    pub spec: String,
+    pub overrides: Vars,
+}
+
+impl ProfileChoice {
+    fn resolve(spec: &str, vars: &[String]) -> anyhow::Result<Self> {
+        Ok(ProfileChoice { spec: spec.to_string(), overrides: profile::parse_overrides(vars)? })
+    }
+}
+
+/// plan, apply and verify: a profile, an account, and how to show the result.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profile: ProfileChoice,
+    /// The --region flag; the profile's home_region and the SDK's chain come after it.
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub aws_profile: Option<String>,
+    pub retry: RetryEnv,
+    pub format: Format,
+    pub output: Output,
+    /// One block per resource even when it is identical in several regions.
+    pub expand: bool,
+}
+
 impl Settings {
-    pub fn resolve(common: &Common) -> anyhow::Result<Self> {
+    pub fn resolve(global: &Global, common: &Common) -> anyhow::Result<Self> {
+        let endpoint_url = common.endpoint_url.clone().filter(|u| !u.is_empty());
+        if let Some(url) = &endpoint_url {
+            check_endpoint(url)?;
+        }
         Ok(Settings {
-            profile: common.profile.clone(),
-            overrides: profile::parse_overrides(&common.vars)?,
+            profile: ProfileChoice::resolve(&common.profile, &common.vars)?,
             region: common.region.clone(),
-            endpoint_url: common.endpoint_url.clone().filter(|u| !u.is_empty()),
+            endpoint_url,
             aws_profile: common.aws_profile.clone().filter(|p| !p.is_empty()),
-            format: common.format,
-            output: Output::resolve(common.color, common.verbose),
+            retry: RetryEnv::from_env()?,
+            format: global.document()?,
+            output: global.output,
+            expand: common.expand || global.output.verbose > 0,
         })
     }
 
-    /// Connection options once the profile's home region is known.
+    /// Connection options once the profile's home region is known. The region is --region,
+    /// else the profile's home_region; when both are absent the SDK's chain decides
+    /// (AWS_REGION, then the shared config), so AWS_REGION never overrides the profile.
     pub fn connect(&self, home_region: Option<&str>) -> ConnectOptions {
         ConnectOptions {
             region: self.region.clone().or(home_region.map(str::to_string)),
             endpoint_url: self.endpoint_url.clone(),
             aws_profile: self.aws_profile.clone(),
+            max_attempts: self.retry.max_attempts,
+            retry_mode: self.retry.mode,
+        }
+    }
+}
+
+/// AWS_MAX_ATTEMPTS and AWS_RETRY_MODE, as the AWS CLI and SDKs read them; when unset,
+/// ctguard's own default (standard mode, 5 attempts) applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryEnv {
+    pub max_attempts: Option<u32>,
+    pub mode: Option<aws_config::retry::RetryMode>,
+}
+
+impl RetryEnv {
+    fn from_env() -> anyhow::Result<Self> {
+        Self::resolve(|k| std::env::var(k).ok())
+    }
+
+    /// Connection options with these retry settings and nothing else set.
+    fn options(self) -> ConnectOptions {
+        ConnectOptions { max_attempts: self.max_attempts, retry_mode: self.mode, ..ConnectOptions::default() }
+    }
+
+    fn resolve(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        use aws_config::retry::RetryMode;
+        let max_attempts = match var("AWS_MAX_ATTEMPTS").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => anyhow::bail!("AWS_MAX_ATTEMPTS={v:?}: expected a whole number of attempts, 1 or more"),
+            },
+        };
+        let mode = match var("AWS_RETRY_MODE").filter(|v| !v.is_empty()).map(|v| v.trim().to_ascii_lowercase()) {
+            None => None,
+            // The SDK for Rust has no legacy mode; standard is what replaced it.
+            Some(m) if m == "standard" || m == "legacy" => Some(RetryMode::Standard),
+            Some(m) if m == "adaptive" => Some(RetryMode::Adaptive),
+            Some(m) => anyhow::bail!("AWS_RETRY_MODE={m:?}: expected standard or adaptive"),
+        };
+        Ok(RetryEnv { max_attempts, mode })
+    }
+}
+
+/// An endpoint must be an absolute http(s) URL: anything else fails inside the SDK with an
+/// error that is no help to a person.
+fn check_endpoint(url: &str) -> anyhow::Result<()> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        anyhow::anyhow!("--endpoint-url (or AWS_ENDPOINT_URL) {url:?}: {e}: expected a URL such as https://host:port")
+    })?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some_and(|h| !h.is_empty()),
+        "--endpoint-url (or AWS_ENDPOINT_URL) {url:?}: expected an http:// or https:// URL with a host, such as https://host:port"
+    );
+    Ok(())
+}
+
+/// `plan`, resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions {
+    pub detailed_exitcode: bool,
+    /// Counts only.
+    pub summary: bool,
+}
+
+/// `verify`, resolved.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub junit: Option<PathBuf>,
+    pub only_failures: bool,
+}
+
+/// `profiles`, resolved.
+#[derive(Debug, Clone)]
+pub enum ProfilesTask {
+    List,
+    Show { name: String },
+    Export { name: String, dir: PathBuf },
+}
+
+impl ProfilesTask {
+    pub fn resolve(action: &cli::ProfilesAction) -> Self {
+        match action {
+            cli::ProfilesAction::List => ProfilesTask::List,
+            cli::ProfilesAction::Show { name } => ProfilesTask::Show { name: name.clone() },
+            cli::ProfilesAction::Export { name, dir } => ProfilesTask::Export { name: name.clone(), dir: dir.clone() },
         }
     }
 }
@@ -79,8 +230,7 @@ impl Settings {
 /// `ctguard test`, resolved.
 #[derive(Debug, Clone)]
 pub struct TestSettings {
-    pub profile: String,
-    pub overrides: Vars,
+    pub profile: ProfileChoice,
     pub account: Option<String>,
     pub jobs: usize,
     pub summary_only: bool,
@@ -92,11 +242,11 @@ pub struct TestSettings {
 }
 
 impl TestSettings {
-    pub fn resolve(args: &TestArgs) -> anyhow::Result<Self> {
-        if let Some(account) = &args.account {
-            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-                anyhow::bail!("--account: expected a 12-digit AWS account ID, got {account:?}");
-            }
+    pub fn resolve(global: &Global, args: &TestArgs) -> anyhow::Result<Self> {
+        if let Some(account) = &args.account
+            && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
+        {
+            anyhow::bail!("--account: expected a 12-digit AWS account ID, got {account:?}");
         }
         let bucket = bucket_settings(args)?;
         let inputs = if bucket.is_some() {
@@ -110,13 +260,12 @@ impl TestSettings {
                 .collect()
         };
         Ok(TestSettings {
-            profile: args.profile.clone(),
-            overrides: profile::parse_overrides(&args.vars)?,
+            profile: ProfileChoice::resolve(&args.profile, &args.vars)?,
             account: args.account.clone(),
             jobs: args.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), usize::from),
             summary_only: args.summary,
-            format: args.format,
-            output: Output::resolve(args.color, 0),
+            format: global.document()?,
+            output: global.output,
             inputs,
             bucket,
         })
@@ -134,8 +283,8 @@ pub struct ValidateLogsSettings {
 }
 
 impl ValidateLogsSettings {
-    pub fn resolve(args: &ValidateLogsArgs) -> anyhow::Result<Self> {
-        let common = Settings::resolve(&args.common)?;
+    pub fn resolve(global: &Global, args: &ValidateLogsArgs) -> anyhow::Result<Self> {
+        let common = Settings::resolve(global, &args.common)?;
         let now = time::OffsetDateTime::now_utc();
         let window = Window::resolve(args.start.as_deref(), args.end.as_deref(), now).map_err(anyhow::Error::msg)?;
         let public_keys = match args.public_keys.as_slice() {
@@ -180,6 +329,7 @@ fn bucket_settings(args: &TestArgs) -> anyhow::Result<Option<BucketSettings>> {
         region: None,
         endpoint_url: b.endpoint_url.clone().filter(|u| !u.is_empty()),
         aws_profile: b.aws_profile.clone().filter(|p| !p.is_empty()),
+        ..RetryEnv::from_env()?.options()
     };
     Ok(Some(BucketSettings { urls, window, connect }))
 }
@@ -217,7 +367,7 @@ pub struct InvestigateSettings {
 }
 
 impl InvestigateSettings {
-    pub fn resolve(args: &InvestigateArgs) -> anyhow::Result<Self> {
+    pub fn resolve(global: &Global, args: &InvestigateArgs) -> anyhow::Result<Self> {
         let flags = WindowFlags { since: args.since.clone(), start: args.start.clone(), end: args.end.clone() };
         let window =
             crate::lookback::window::Window::resolve(&flags, now(), Some("24h"), true).map_err(anyhow::Error::msg)?;
@@ -258,16 +408,17 @@ impl InvestigateSettings {
                 SeverityArg::High => Severity::High,
                 SeverityArg::Critical => Severity::Critical,
             }),
-            format: match args.format {
-                InvestigateFormat::Human => render::Format::Human,
-                InvestigateFormat::Json => render::Format::Json,
-                InvestigateFormat::Jsonl => render::Format::Jsonl,
+            format: match (global.jsonl, global.format) {
+                (true, _) => render::Format::Jsonl,
+                (false, Format::Human) => render::Format::Human,
+                (false, Format::Json) => render::Format::Json,
             },
-            output: Output::resolve(args.color, args.verbose),
+            output: global.output,
             connect: ConnectOptions {
                 region: None,
                 endpoint_url: args.endpoint_url.clone().filter(|u| !u.is_empty()),
                 aws_profile: args.aws_profile.clone().filter(|p| !p.is_empty()),
+                ..RetryEnv::from_env()?.options()
             },
         })
     }
@@ -304,7 +455,7 @@ pub struct HuntSettings {
 }
 
 impl HuntSettings {
-    pub fn resolve(args: &HuntArgs) -> anyhow::Result<Self> {
+    pub fn resolve(global: &Global, args: &HuntArgs) -> anyhow::Result<Self> {
         let since = args
             .since
             .as_deref()
@@ -334,9 +485,10 @@ impl HuntSettings {
                 region: args.region.clone().filter(|r| !r.is_empty()),
                 endpoint_url: args.endpoint_url.clone().filter(|u| !u.is_empty()),
                 aws_profile: args.aws_profile.clone().filter(|p| !p.is_empty()),
+                ..RetryEnv::from_env()?.options()
             },
-            format: args.format,
-            output: Output::resolve(args.color, args.verbose),
+            format: global.format,
+            output: global.output,
         })
     }
 }
@@ -365,5 +517,33 @@ mod hunt_tests {
         assert_eq!(super::duration("0d"), None);
         assert_eq!(super::duration("d"), None);
         assert_eq!(super::duration("5y"), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_variables_override_the_default_and_are_checked() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(RetryEnv::resolve(env(&[])).unwrap(), RetryEnv::default());
+        let r = RetryEnv::resolve(env(&[("AWS_MAX_ATTEMPTS", "9"), ("AWS_RETRY_MODE", "adaptive")])).unwrap();
+        assert_eq!((r.max_attempts, r.mode), (Some(9), Some(aws_config::retry::RetryMode::Adaptive)));
+        let e = RetryEnv::resolve(env(&[("AWS_MAX_ATTEMPTS", "many")])).unwrap_err().to_string();
+        assert!(e.contains("AWS_MAX_ATTEMPTS=\"many\": expected a whole number"), "{e}");
+        assert!(RetryEnv::resolve(env(&[("AWS_RETRY_MODE", "eager")])).is_err());
+    }
+
+    #[test]
+    fn endpoints_must_be_http_urls_with_a_host() {
+        assert!(check_endpoint("http://127.0.0.1:4566").is_ok());
+        assert!(check_endpoint("https://vpce-1.s3.us-east-1.vpce.amazonaws.com").is_ok());
+        for bad in ["not-a-url", "127.0.0.1:4566", "ftp://host", "http://"] {
+            let e = check_endpoint(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--endpoint-url"), "{bad}: {e}");
+        }
     }
 }

@@ -157,7 +157,8 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
     assert!(per_resource.is_empty(), "{per_resource:?}");
     let batched = emu.requests().iter().filter(|r| r.operation.ends_with("GetResources")).count();
     assert_eq!(batched, REGIONS.len());
-    let verify = emu.ctguard(&["verify", "-p", p]);
+    // Passing checks are listed with -v.
+    let verify = emu.ctguard(&["verify", "-v", "-p", p]);
     verify.expect(0);
     assert!(
         verify.stdout.contains("subscription sqs:arn:aws:sqs:us-east-1:123456789012:ctguard-test-alerts is confirmed"),
@@ -228,12 +229,15 @@ async fn alerting_drift_is_reported_and_repaired() {
     for expected in [
         "# events_rule.eu-west-1/ctguard-monitoring-tampering will be updated in place",
         "~ state = \"DISABLED\" -> \"ENABLED\"",
-        "+ targets.ctguard-alert-topic",
+        "~ ctguard-alert-topic = {",
+        "= \"arn:aws:sns:us-east-1:123456789012:ctguard-alerts\"",
         "# events_rule.us-east-1/ctguard-agent-destructive-actions will be updated in place",
         "~ threshold = 50.0 -> 1.0",
-        &format!("+ subscriptions.sqs:{QUEUE} = \"subscribed\""),
+        &format!("+ \"sqs:{QUEUE}\" = \"subscribed\""),
     ] {
-        assert!(plan.stdout.contains(expected), "plan lacks {expected:?}:\n{}", plan.stdout);
+        // Spacing aligns `=` signs within a block; compare words, not columns.
+        let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words(&plan.stdout).contains(&words(expected)), "plan lacks {expected:?}:\n{}", plan.stdout);
     }
     // Someone else's statement is not ctguard's to remove: not drift, but a failing check.
     assert!(!plan.stdout.contains("Anyone"), "{}", plan.stdout);

@@ -6,7 +6,6 @@ use std::fmt;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// What a failed call means to ctguard.
@@ -183,13 +182,10 @@ impl AwsError {
                 let why = std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default();
                 format!("HTTP {}: unreadable response: {why}", raw.status().as_u16())
             }
-            (SdkError::ServiceError(se), Some(raw)) => {
-                format!("HTTP {}: {}", raw.status().as_u16(), DisplayErrorContext(se.err()))
-            }
-            // A timeout or a lost connection: the chain of causes reads well; the
-            // DisplayErrorContext form appends a Debug dump a summary line does not need.
-            (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _) => causes(&err),
-            _ => DisplayErrorContext(&err).to_string(),
+            (SdkError::ServiceError(se), Some(raw)) => format!("HTTP {}: {}", raw.status().as_u16(), causes(se.err())),
+            // The chain of causes reads well; the DisplayErrorContext form appends a Debug dump
+            // (of the whole request, for a construction failure) that no reader needs.
+            _ => causes(&err),
         };
         AwsError { kind, code, message, detail }
     }
@@ -197,7 +193,7 @@ impl AwsError {
 
 /// "dispatch failure: io error: connection closed before message completed": each cause in
 /// the chain once.
-fn causes(err: &dyn std::error::Error) -> String {
+pub fn causes(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(err);
     while let Some(e) = next {

@@ -1,9 +1,11 @@
 //! AWS clients, built once from one `SdkConfig` and shared. Retries, timeouts and the HTTP
 //! client are set here and nowhere else.
 
+pub mod credentials;
 pub mod error;
 pub mod propagation;
 pub mod retry;
+pub mod timing;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +30,9 @@ pub struct ConnectOptions {
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
     pub aws_profile: Option<String>,
+    /// AWS_MAX_ATTEMPTS and AWS_RETRY_MODE, over ctguard's own default.
+    pub max_attempts: Option<u32>,
+    pub retry_mode: Option<aws_config::retry::RetryMode>,
 }
 
 /// Standard retry with 5 attempts: with 30% injected faults 3 attempts still lose calls, 5 do
@@ -42,8 +47,12 @@ pub async fn load_config(opts: &ConnectOptions) -> SdkConfig {
     let http =
         aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .http_client(http.clone())
+        .retry_config(
+            RetryConfig::standard()
+                .with_retry_mode(opts.retry_mode.unwrap_or(aws_config::retry::RetryMode::Standard))
+                .with_max_attempts(opts.max_attempts.unwrap_or(MAX_ATTEMPTS)),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -58,7 +67,8 @@ pub async fn load_config(opts: &ConnectOptions) -> SdkConfig {
         loader = loader.endpoint_url(url);
     }
     if let Some(profile) = &opts.aws_profile {
-        loader = loader.profile_name(profile);
+        let only_this_profile = credentials::named_profile(profile, http.clone(), opts.region.as_deref());
+        loader = loader.profile_name(profile).credentials_provider(only_this_profile);
     }
     loader.load().await
 }
@@ -117,6 +127,7 @@ impl Aws {
             .force_path_style(config.endpoint_url().is_some())
             .retry_partition(partition.clone())
             .interceptor(retries.clone())
+            .interceptor(timing::TimeCalls)
             .build();
         macro_rules! client {
             ($sdk:ident) => {
@@ -124,6 +135,7 @@ impl Aws {
                     $sdk::config::Builder::from(config)
                         .retry_partition(partition.clone())
                         .interceptor(retries.clone())
+                        .interceptor(timing::TimeCalls)
                         .build(),
                 )
             };
@@ -133,6 +145,7 @@ impl Aws {
                         .region($region)
                         .retry_partition(partition.clone())
                         .interceptor(retries.clone())
+                        .interceptor(timing::TimeCalls)
                         .build(),
                 )
             };
@@ -198,7 +211,10 @@ pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Res
         .region()
         .map(|r| r.to_string())
         .context("no AWS region: pass --region, set home_region in the profile, or set AWS_REGION")?;
-    let conf = aws_sdk_sts::config::Builder::from(config).interceptor(ReportRetries::new(on_retry.clone())).build();
+    let conf = aws_sdk_sts::config::Builder::from(config)
+        .interceptor(ReportRetries::new(on_retry.clone()))
+        .interceptor(timing::TimeCalls)
+        .build();
     let sts = aws_sdk_sts::Client::from_conf(conf);
     let id =
         sts.get_caller_identity().send().await.ctx(|| "asking STS who the caller is (GetCallerIdentity)".into())?;
@@ -212,7 +228,10 @@ pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Res
 /// DescribeRegions would pull in by far the largest SDK crate).
 pub async fn enabled_regions(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Result<Vec<String>> {
     use aws_sdk_account::types::RegionOptStatus;
-    let conf = aws_sdk_account::config::Builder::from(config).interceptor(ReportRetries::new(on_retry.clone())).build();
+    let conf = aws_sdk_account::config::Builder::from(config)
+        .interceptor(ReportRetries::new(on_retry.clone()))
+        .interceptor(timing::TimeCalls)
+        .build();
     let account = aws_sdk_account::Client::from_conf(conf);
     let mut pages = account
         .list_regions()

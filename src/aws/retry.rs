@@ -88,7 +88,7 @@ impl Intercept for ReportRetries {
         let metadata = cfg.load::<Metadata>();
         let retry = Retry {
             attempt,
-            max: MAX_ATTEMPTS,
+            max: cfg.load::<aws_smithy_types::retry::RetryConfig>().map_or(MAX_ATTEMPTS, |r| r.max_attempts()),
             service: cfg
                 .load::<SigningName>()
                 .map(|s| s.as_ref().to_string())

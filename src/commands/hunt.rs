@@ -3,7 +3,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::aws;
-use crate::cli::Format;
 use crate::detect::catalog::Catalog;
 use crate::detect::replay::Hit;
 use crate::hunt::athena::{self, Submit};
@@ -11,6 +10,7 @@ use crate::hunt::{self, Request, Window};
 use crate::printer::Printer;
 use crate::profile::{self, Runtime};
 use crate::render::hunt::{self as report, Report};
+use crate::settings::Format;
 use crate::settings::HuntSettings;
 
 use super::Status;

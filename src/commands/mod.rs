@@ -9,6 +9,7 @@ pub mod test;
 pub mod validate_logs;
 pub mod verify;
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::aws::{self, Aws};
@@ -33,6 +34,75 @@ pub enum Status {
     Partial,
 }
 
+/// Where a command is, for the message Ctrl-C leaves: what state the account is in.
+#[derive(Debug, Clone, Default)]
+pub struct Watch(Arc<Mutex<Phase>>);
+
+#[derive(Debug, Clone, Default)]
+enum Phase {
+    /// Loading, reading, planning or asking: nothing has been changed.
+    #[default]
+    ReadOnly,
+    /// Apply is making changes.
+    Applying { total: usize, done: usize, failed: usize, in_flight: Vec<String> },
+}
+
+impl Watch {
+    fn with<T>(&self, f: impl FnOnce(&mut Phase) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Apply is about to make `total` changes.
+    pub fn applying(&self, total: usize) {
+        self.with(|p| *p = Phase::Applying { total, done: 0, failed: 0, in_flight: Vec::new() });
+    }
+
+    /// A change started (`None`) or ended (`Some(ok)`).
+    pub fn change(&self, address: String, ended: Option<bool>) {
+        self.with(|p| {
+            if let Phase::Applying { done, failed, in_flight, .. } = p {
+                match ended {
+                    None => in_flight.push(address),
+                    Some(ok) => {
+                        in_flight.retain(|a| *a != address);
+                        if ok { *done += 1 } else { *failed += 1 }
+                    }
+                }
+            }
+        })
+    }
+
+    /// What the account is left with, in words.
+    pub fn describe(&self) -> String {
+        self.with(|p| match p {
+            Phase::ReadOnly => "nothing was changed".to_string(),
+            Phase::Applying { total, done, failed, in_flight } => {
+                let waiting = *total - *done - *failed - in_flight.len();
+                let mut text = format!(
+                    "apply stopped part-way: {done} of {total} changes made, {failed} failed, {} in progress, {waiting} not started",
+                    in_flight.len()
+                );
+                if !in_flight.is_empty() {
+                    text.push_str(&format!(
+                        " ({} may or may not have taken effect: {})",
+                        if in_flight.len() == 1 { "it" } else { "each" },
+                        in_flight.join(", ")
+                    ));
+                }
+                text.push_str(
+                    ". The account is partly converged; run `ctguard apply` again to finish: every step is safe to repeat, and `ctguard plan` shows what is left",
+                );
+                text
+            }
+        })
+    }
+}
+
+/// The user pressed Ctrl-C; the text says what state the account is left in.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub struct Interrupted(pub String);
+
 /// A profile resolved against a live account, with its clients and resources.
 pub struct Session {
     pub aws: Aws,
@@ -45,17 +115,25 @@ impl Session {
     /// Loads and fully validates the profile, then connects. The profile is checked once with
     /// stand-in account facts before any AWS call, so a bad profile fails without credentials.
     pub async fn open(settings: &Settings, printer: &Printer) -> anyhow::Result<Session> {
-        let loaded = profile::load(&settings.profile)?;
+        let loaded = profile::load(&settings.profile.spec)?;
         // The profile's own home_region is checked with the rest of the profile, in resolve.
         if let Some(region) = &settings.region {
-            profile::validate::region(region)
-                .map_err(|e| anyhow::anyhow!("--region (or AWS_REGION): {region:?} is not valid: expected {e}"))?;
+            profile::validate::region(region).map_err(|e| anyhow::anyhow!("--region {region:?}: expected {e}"))?;
         }
         let home = settings.region.clone().or(loaded.home_region().map(str::to_string));
-        loaded.resolve(&Runtime::placeholder(home.as_deref().unwrap_or("us-east-1")), &settings.overrides)?;
+        loaded.resolve(&Runtime::placeholder(home.as_deref().unwrap_or("us-east-1")), &settings.profile.overrides)?;
 
         let started = Instant::now();
         let config = aws::load_config(&settings.connect(loaded.home_region())).await;
+        if home.is_none() {
+            // The region came from AWS_REGION or the shared config: held to the same rules.
+            if let Some(region) = config.region().map(|r| r.as_ref()) {
+                profile::validate::region(region).map_err(|e| {
+                    anyhow::anyhow!("region {region:?} (from AWS_REGION or the shared AWS config): expected {e}")
+                })?;
+            }
+        }
+        aws::credentials::check(&config, settings.aws_profile.as_deref()).await?;
         let on_retry = printer.retries();
         let caller = aws::whoami(&config, &on_retry).await?;
         let enabled_regions =
@@ -67,7 +145,7 @@ impl Session {
             runtime.region,
             started.elapsed().as_secs_f64() * 1e3
         ));
-        let profile = loaded.resolve(&runtime, &settings.overrides)?;
+        let profile = loaded.resolve(&runtime, &settings.profile.overrides)?;
         let ctx = Context {
             profile: profile.name.clone(),
             account: runtime.account_id.clone(),
@@ -79,6 +157,27 @@ impl Session {
         let orphans = resources::undeclared(&aws, &profile, &resources, &listings).await?;
         resources.extend(orphans);
         Ok(Session { aws, profile, resources, ctx })
+    }
+
+    /// Warns about each subscription the plan would make to an endpoint in a domain reserved
+    /// for examples (RFC 2606): alerts sent there reach nobody.
+    pub fn warn_about_example_endpoints(&self, plan: &Plan, printer: &Printer) {
+        let Some(alerts) = &self.profile.alerts else { return };
+        for s in alerts.subscriptions.iter().filter(|s| is_example_endpoint(&s.endpoint)) {
+            let key = format!("{}:{}", s.protocol, s.endpoint);
+            let subscribing = plan
+                .changes
+                .iter()
+                .filter(|c| c.action != crate::plan::Action::NoOp)
+                .flat_map(|c| &c.diffs)
+                .any(|d| d.after.is_some() && d.path.ends_with(&key));
+            if subscribing {
+                printer.warn(&format!(
+                    "the alert subscription {key} is in a domain reserved for examples: nobody will receive the alerts. \
+                     Subscribe a real endpoint (the shipped profiles take it from --var alert_email=you@your-company.com)"
+                ));
+            }
+        }
     }
 
     /// Reads live state and plans.
@@ -99,5 +198,50 @@ pub(crate) fn runtime_of(caller: &aws::Caller, enabled_regions: Vec<String>) -> 
         partition: caller.partition.clone(),
         region: caller.region.clone(),
         enabled_regions,
+    }
+}
+
+/// An email address or URL in a domain RFC 2606 reserves for documentation and tests.
+pub fn is_example_endpoint(endpoint: &str) -> bool {
+    let host = match endpoint.rsplit_once('@') {
+        Some((_, domain)) if !endpoint.contains("://") => domain.to_string(),
+        _ => url::Url::parse(endpoint).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default(),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    ["example.com", "example.net", "example.org"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        || [".example", ".test", ".invalid"].iter().any(|tld| host.ends_with(tld))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_endpoints_are_recognised() {
+        for e in
+            ["security-alerts@example.com", "a@mail.example.org", "https://hooks.example.net/x?token=1", "x@host.test"]
+        {
+            assert!(is_example_endpoint(e), "{e}");
+        }
+        for e in ["security@acme.com", "https://example.com.evil.io/x", "arn:aws:sqs:us-east-1:123456789012:q"] {
+            assert!(!is_example_endpoint(e), "{e}");
+        }
+    }
+
+    #[test]
+    fn ctrl_c_names_what_apply_had_done() {
+        let watch = Watch::default();
+        assert_eq!(watch.describe(), "nothing was changed");
+        watch.applying(4);
+        watch.change("a".into(), None);
+        watch.change("a".into(), Some(true));
+        watch.change("b".into(), None);
+        let text = watch.describe();
+        assert!(
+            text.starts_with("apply stopped part-way: 1 of 4 changes made, 0 failed, 1 in progress, 2 not started"),
+            "{text}"
+        );
+        assert!(text.contains("may or may not have taken effect: b"), "{text}");
+        assert!(text.contains("run `ctguard apply` again"), "{text}");
     }
 }

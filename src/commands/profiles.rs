@@ -1,15 +1,17 @@
+//! `ctguard profiles`: the built-in profiles.
+
 use std::path::Path;
 
 use anyhow::Context;
 
 use super::Status;
-use crate::cli::ProfilesAction;
 use crate::printer::Printer;
 use crate::profile::{self, source};
+use crate::settings::ProfilesTask;
 
-pub fn run(action: &ProfilesAction, printer: &Printer) -> anyhow::Result<Status> {
-    match action {
-        ProfilesAction::List => {
+pub fn run(task: &ProfilesTask, printer: &Printer) -> anyhow::Result<Status> {
+    match task {
+        ProfilesTask::List => {
             printer.data(|w, _| {
                 for name in source::builtin_names() {
                     let description = match profile::load(&name) {
@@ -21,12 +23,12 @@ pub fn run(action: &ProfilesAction, printer: &Printer) -> anyhow::Result<Status>
                 Ok(())
             })?;
         }
-        ProfilesAction::Show { name } => {
+        ProfilesTask::Show { name } => {
             let file = source::builtin_profile(name)
                 .with_context(|| format!("no built-in profile {name:?}; see `ctguard profiles list`"))?;
             printer.data(|w, _| w.write_all(file.text.as_bytes()))?;
         }
-        ProfilesAction::Export { name, dir } => export(name, dir, printer)?,
+        ProfilesTask::Export { name, dir } => export(name, dir, printer)?,
     }
     Ok(Status::Success)
 }

@@ -1,14 +1,14 @@
-use std::path::Path;
+//! `ctguard verify`: the CI gate.
 
 use anyhow::Context as _;
 
 use super::{Session, Status};
-use crate::cli::Format;
 use crate::printer::Printer;
-use crate::settings::Settings;
+use crate::render::human::VerifyView;
+use crate::settings::{Format, Settings, VerifyOptions};
 use crate::{checks, engine, render, verdict};
 
-pub async fn run(settings: &Settings, printer: &Printer, junit: Option<&Path>) -> anyhow::Result<Status> {
+pub async fn run(settings: &Settings, printer: &Printer, options: &VerifyOptions) -> anyhow::Result<Status> {
     let session = Session::open(settings, printer).await?;
     let (live, plan) = session.plan(printer).await?;
     let mut found = engine::checks(&live, &session.resources);
@@ -17,13 +17,18 @@ pub async fn run(settings: &Settings, printer: &Printer, junit: Option<&Path>) -
     found.extend(checks::cis_texts(&session.profile, &live));
     found.extend(crate::integrity::verify_check(&session.aws, &session.profile).await?);
     let verdict = verdict::judge(plan, found, &session.profile.waivers);
-    if let Some(path) = junit {
+    if let Some(path) = &options.junit {
         let mut xml = Vec::new();
         render::junit::verify(&mut xml, &session.ctx, &verdict)?;
         std::fs::write(path, xml).with_context(|| format!("writing the JUnit report to {}", path.display()))?;
     }
+    let view = VerifyView {
+        expand: settings.expand,
+        passing: settings.output.verbose > 0 && !options.only_failures,
+        only_failures: options.only_failures,
+    };
     printer.data(|w, paint| match settings.format {
-        Format::Human => render::human::verify(w, paint, &session.ctx, &verdict),
+        Format::Human => render::human::verify(w, paint, &session.ctx, &verdict, view),
         Format::Json => render::json::verify(w, &session.ctx, &verdict),
     })?;
     Ok(if verdict.passed() { Status::Success } else { Status::Differs })

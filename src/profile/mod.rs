@@ -8,6 +8,7 @@ pub mod classes;
 mod config;
 pub mod managed_rules;
 pub mod source;
+mod typecheck;
 pub mod types;
 pub mod validate;
 pub mod vars;
@@ -183,16 +184,13 @@ pub struct CloudWatchLogs {
 /// Reads and type-checks a profile (by built-in name or path).
 pub fn load(spec: &str) -> anyhow::Result<Loaded> {
     let (file, origin) = source::find_profile(spec)?;
-    let doc = parse(&file).map_err(|p| Invalid(vec![p]))?;
+    let doc = parse(&file)?;
     Ok(Loaded { file, origin, doc })
 }
 
-fn parse(file: &SourceFile) -> Result<ProfileDoc, Problem> {
-    toml::from_str::<ProfileDoc>(&file.text).map_err(|e| {
-        let line = e.span().map(|s| file.text[..s.start].matches('\n').count() + 1);
-        let key = line.map(|l| key_at_line(&file.text, l)).unwrap_or_default();
-        Problem { file: file.display.clone(), line, key, message: e.message().trim().to_string() }
-    })
+/// Parses and type-checks, reporting every unknown key, wrong type and bad value at once.
+fn parse(file: &SourceFile) -> Result<ProfileDoc, Invalid> {
+    typecheck::parse::<ProfileDoc>(file).map_err(Invalid)
 }
 
 /// The dotted key defined on a line, prefixed by the table in force there. An entry of an
@@ -227,15 +225,29 @@ fn header(line: &str) -> Option<(String, bool)> {
     Some((rest.split(']').next()?.trim().to_string(), false))
 }
 
-/// Parses `--var key=value` flags.
+/// Parses `--var key=value` flags. A value starting with `[` or `{` is a TOML array or inline
+/// table (`--var 'regions=["us-east-1","eu-west-1"]'`); anything else is text as written.
 pub fn parse_overrides(flags: &[String]) -> anyhow::Result<Vars> {
     flags
         .iter()
         .map(|f| match f.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), Value::String(v.to_string()))),
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), override_value(k.trim(), v)?)),
             _ => anyhow::bail!("--var {f:?}: expected KEY=VALUE"),
         })
         .collect()
+}
+
+fn override_value(key: &str, raw: &str) -> anyhow::Result<Value> {
+    if !raw.trim_start().starts_with(['[', '{']) {
+        return Ok(Value::String(raw.to_string()));
+    }
+    let table: toml::Table = toml::from_str(&format!("v = {raw}")).map_err(|e| {
+        anyhow::anyhow!(
+            "--var {key}={raw}: expected a TOML list such as [\"a\", \"b\"] or an inline table: {}",
+            e.message().trim()
+        )
+    })?;
+    Ok(serde_json::to_value(&table["v"])?)
 }
 
 /// The longest window verify's log_integrity check may read.

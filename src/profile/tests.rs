@@ -70,7 +70,7 @@ fn unknown_key_names_file_line_and_key() {
     let line = text.lines().position(|l| l.starts_with("log_file_validaton")).unwrap() + 1;
     assert_eq!(p.line, Some(line));
     assert_eq!(p.key, "trail.log_file_validaton");
-    assert!(p.message.contains("unknown field"), "{}", p.message);
+    assert!(p.message.contains("unknown key"), "{}", p.message);
 }
 
 #[test]

@@ -145,14 +145,17 @@ pub fn trail_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A region code such as us-east-1 or us-gov-west-1.
+/// A region code such as us-east-1 or us-gov-west-1, of a region AWS has (`crate::regions`).
 pub fn region(region: &str) -> Result<(), String> {
     let parts: Vec<&str> = region.split('-').collect();
     let ok = parts.len() >= 3
         && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty();
-    if ok { Ok(()) } else { Err("a region code like us-east-1".into()) }
+    if !ok {
+        return Err("a region code like us-east-1".into());
+    }
+    crate::regions::check(region)
 }
 
 /// SNS topic names (CreateTopic): 1 to 256 letters, digits, '-' and '_'.
@@ -277,10 +280,10 @@ mod tests {
 
     #[test]
     fn regions_and_prefixes() {
-        for good in ["us-east-1", "us-gov-west-1", "ap-southeast-4"] {
+        for good in ["us-east-1", "us-gov-west-1", "ap-southeast-4", "cn-northwest-1"] {
             assert_eq!(region(good), Ok(()), "{good}");
         }
-        for bad in ["useast1", "US-EAST-1", "us-east-"] {
+        for bad in ["useast1", "US-EAST-1", "us-east-", "eu-wst-1"] {
             assert!(region(bad).is_err(), "{bad}");
         }
         assert_eq!(trail_prefix("cloudtrail"), Ok(()));

@@ -3,13 +3,12 @@
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
-use serde_json::Value;
 
 use super::{Context, phrase, symbol};
 use crate::detect::catalog::{Catalog, Feed, Kind};
-use crate::detect::replay::{Hit, Tally};
+use crate::detect::replay::{Hit, Tally, Threshold};
 use crate::engine::{Outcome, Report};
-use crate::plan::{Action, AttrDiff, Change, Plan};
+use crate::plan::{Action, Change, Plan};
 use crate::verdict::Verdict;
 
 /// Paints text when colour is on.
@@ -23,7 +22,7 @@ impl Paint {
         if self.color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
     }
 
-    fn action(&self, action: Action, text: &str) -> String {
+    pub(crate) fn action(&self, action: Action, text: &str) -> String {
         let color = match action {
             Action::Create => AnsiColor::Green,
             Action::Update => AnsiColor::Yellow,
@@ -37,42 +36,98 @@ impl Paint {
         self.paint(Style::new().bold(), text)
     }
 
+    pub fn warning(&self, text: &str) -> String {
+        self.paint(Style::new().bold().fg_color(Some(AnsiColor::Yellow.into())), text)
+    }
+
+    pub fn failure(&self, text: &str) -> String {
+        self.paint(Style::new().bold().fg_color(Some(AnsiColor::Red.into())), text)
+    }
+
     fn ok(&self, ok: bool, text: &str) -> String {
         let color = if ok { AnsiColor::Green } else { AnsiColor::Red };
         self.paint(Style::new().fg_color(Some(color.into())), text)
     }
 }
 
-fn value(v: &Option<Value>) -> String {
-    match v {
-        None => "(absent)".into(),
-        Some(v) => serde_json::to_string(v).unwrap_or_default(),
+/// Changes to show, in plan order: one entry per resource, or with `expand` off one per set of
+/// resources that differ only in their region (the same rule in sixteen regions reads once).
+fn blocks<'a>(changes: impl Iterator<Item = &'a Change>, expand: bool) -> Vec<Vec<&'a Change>> {
+    let mut blocks: Vec<Vec<&Change>> = Vec::new();
+    for c in changes {
+        let same = |b: &&mut Vec<&Change>| {
+            let first = b[0];
+            first.address.kind == c.address.kind
+                && base_name(first) == base_name(c)
+                && (first.action, &first.diffs, &first.notes, &first.conflict)
+                    == (c.action, &c.diffs, &c.notes, &c.conflict)
+        };
+        match blocks.iter_mut().find(same) {
+            Some(block) if !expand => block.push(c),
+            _ => blocks.push(vec![c]),
+        }
+    }
+    blocks
+}
+
+/// A regional resource's name without the region it starts with ("us-east-1/rule" is "rule").
+fn base_name(c: &Change) -> &str {
+    let name = c.address.name.as_str();
+    name.strip_prefix(c.address.region.as_str()).and_then(|n| n.strip_prefix('/')).unwrap_or(name)
+}
+
+/// The address a block is shown under: for several regions, without any one region in it.
+fn block_address(block: &[&Change]) -> String {
+    match block {
+        [one] => one.address.to_string(),
+        many => format!("{}.{}", many[0].address.kind, base_name(many[0])),
     }
 }
 
-fn diff_line(w: &mut dyn Write, p: Paint, d: &AttrDiff) -> io::Result<()> {
-    let (action, text) = match (&d.before, &d.after) {
-        (None, _) => (Action::Create, format!("+ {} = {}", d.path, value(&d.after))),
-        (_, None) => (Action::Delete, format!("- {} = {}", d.path, value(&d.before))),
-        _ => (Action::Update, format!("~ {} = {} -> {}", d.path, value(&d.before), value(&d.after))),
-    };
-    let forces = if d.forces_replacement { " # forces replacement" } else { "" };
-    writeln!(w, "      {}{}", p.action(action, &text), p.action(Action::Delete, forces))
+/// "us-east-1", or "16 regions: ap-northeast-1, ap-northeast-2, ...".
+fn regions(block: &[&Change]) -> String {
+    match block {
+        [one] => one.address.region.clone(),
+        many => {
+            let names: Vec<&str> = many.iter().map(|c| c.address.region.as_str()).collect();
+            format!("{} regions: {}", names.len(), names.join(", "))
+        }
+    }
 }
 
-fn change(w: &mut dyn Write, p: Paint, c: &Change) -> io::Result<()> {
-    writeln!(w, "  {}", p.bold(&format!("# {} {}", c.address, phrase(c.action))))?;
+fn change(w: &mut dyn Write, p: Paint, block: &[&Change]) -> io::Result<()> {
+    let c = block[0];
+    let where_ = if block.len() > 1 { format!(" in {} regions", block.len()) } else { String::new() };
+    let address = block_address(block);
+    writeln!(w, "  {}", p.bold(&format!("# {address} {}{where_}", phrase(c.action))))?;
     for note in &c.notes {
         writeln!(w, "  # ({note})")?;
     }
-    writeln!(w, "  {} {} ({})", p.action(c.action, symbol(c.action)), c.address, c.address.region)?;
-    for d in &c.diffs {
-        diff_line(w, p, d)?;
-    }
+    writeln!(w, "  {} {address} ({})", p.action(c.action, symbol(c.action)), regions(block))?;
+    super::attrs::write_diffs(w, p, &c.diffs, c.action, 6)?;
     writeln!(w)
 }
 
-pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::Result<()> {
+/// How much of a plan to show.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanView {
+    /// One block per resource, even when identical in several regions.
+    pub expand: bool,
+    /// Counts only.
+    pub summary_only: bool,
+}
+
+/// How much of verify's result to show.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyView {
+    pub expand: bool,
+    /// Every passing check, one line each.
+    pub passing: bool,
+    /// Drift and failing checks only.
+    pub only_failures: bool,
+}
+
+pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan, view: PlanView) -> io::Result<()> {
     if !plan.has_changes() {
         writeln!(
             w,
@@ -84,17 +139,38 @@ pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::Resu
         )?;
         return unchanged_notes(w, plan);
     }
+    if view.summary_only {
+        return plan_counts(w, p, ctx, plan);
+    }
     writeln!(
         w,
         "ctguard will perform the following actions in account {} ({}), profile {}:\n",
         ctx.account, ctx.region, ctx.profile
     )?;
-    for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
-        change(w, p, c)?;
+    for block in blocks(plan.changes.iter().filter(|c| c.action != Action::NoOp), view.expand) {
+        change(w, p, &block)?;
     }
     let s = plan.summary();
     writeln!(w, "{} {} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)?;
     unchanged_notes(w, plan)
+}
+
+/// `plan --summary`: how many resources of each kind each action touches, then the Plan line.
+fn plan_counts(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::Result<()> {
+    writeln!(w, "Changes in account {} ({}), profile {}:\n", ctx.account, ctx.region, ctx.profile)?;
+    let mut counts: Vec<(&str, Action, usize)> = Vec::new();
+    for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
+        match counts.iter_mut().find(|(k, a, _)| *k == c.address.kind && *a == c.action) {
+            Some((_, _, n)) => *n += 1,
+            None => counts.push((c.address.kind, c.action, 1)),
+        }
+    }
+    let width = counts.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
+    for (kind, action, n) in counts {
+        writeln!(w, "  {} {kind:<width$} {n:>4} {}", p.action(action, symbol(action)), phrase(action))?;
+    }
+    let s = plan.summary();
+    writeln!(w, "\n{} {} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)
 }
 
 /// What a reader should know about resources that need no change (a subscription nobody has
@@ -115,17 +191,28 @@ fn unchanged_notes(w: &mut dyn Write, plan: &Plan) -> io::Result<()> {
     Ok(())
 }
 
-pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict) -> io::Result<()> {
+pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict, view: VerifyView) -> io::Result<()> {
     let drifted: Vec<&Change> = v.drifted().collect();
     if !drifted.is_empty() {
         writeln!(w, "{}\n", p.bold("Drift: the account differs from the profile"))?;
-        for c in &drifted {
-            change(w, p, c)?;
+        for block in blocks(drifted.iter().copied(), view.expand) {
+            change(w, p, &block)?;
         }
     }
-    if !v.checks.is_empty() {
+    // Failing checks always; waived ones unless only failures are asked for; passing ones
+    // with -v. The verdict line below counts them all.
+    let shown: Vec<_> = v
+        .checks
+        .iter()
+        .filter(|c| match (c.check.ok, &c.waived) {
+            (true, _) => view.passing,
+            (false, Some(_)) => !view.only_failures,
+            (false, None) => true,
+        })
+        .collect();
+    if !shown.is_empty() {
         writeln!(w, "{}", p.bold("Health checks:"))?;
-        for c in &v.checks {
+        for c in shown {
             let mark = match (&c.waived, c.check.ok) {
                 (_, true) => p.ok(true, "ok    "),
                 (Some(_), false) => p.bold("WAIVED"),
@@ -137,6 +224,9 @@ pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict) -> io::Re
             }
         }
         writeln!(w)?;
+    }
+    if view.only_failures {
+        return verdict_line(w, p, ctx, v, drifted.len());
     }
     if !v.waived_drift.is_empty() {
         writeln!(w, "{}", p.bold("Waived drift:"))?;
@@ -152,6 +242,11 @@ pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict) -> io::Re
             .map_or_else(|| format!("check {:?}", u.check.as_deref().unwrap_or("")), |f| format!("field {f:?}"));
         writeln!(w, "note: the waiver for {} {what} matches nothing: remove it, or fix its address", u.resource)?;
     }
+    verdict_line(w, p, ctx, v, drifted.len())
+}
+
+/// The last line of verify: the verdict and its counts.
+fn verdict_line(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict, drifted: usize) -> io::Result<()> {
     let failing = v.failing().count();
     if v.passed() {
         writeln!(
@@ -171,10 +266,11 @@ pub fn verify(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict) -> io::Re
     } else {
         writeln!(
             w,
-            "{} {} drifted resource(s), {} failing check(s).",
+            "{} {} drifted resource(s), {} failing check(s); {} checks passed.",
             p.ok(false, "verify: FAILED"),
-            drifted.len(),
-            failing
+            drifted,
+            failing,
+            v.checks.iter().filter(|c| c.check.ok).count()
         )
     }
 }
@@ -222,7 +318,7 @@ pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Address, Plan};
+    use crate::plan::{Address, AttrDiff, Plan};
     use crate::resources::Check;
     use serde_json::json;
 
@@ -280,7 +376,7 @@ mod tests {
 
     #[test]
     fn plan_text_is_terraform_shaped() {
-        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &sample()));
+        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &sample(), PlanView::default()));
         let expected = "\
 ctguard will perform the following actions in account 123456789012 (us-east-1), profile ai-agent-guard:
 
@@ -300,7 +396,7 @@ Plan: 1 to add, 1 to change, 0 to destroy.
 
     #[test]
     fn empty_plan_says_no_changes() {
-        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &Plan { changes: vec![] }));
+        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &Plan { changes: vec![] }, PlanView::default()));
         assert_eq!(text, "No changes. The account 123456789012 matches profile ai-agent-guard in us-east-1.\n");
     }
 
@@ -309,7 +405,7 @@ Plan: 1 to add, 1 to change, 0 to destroy.
         let mut quiet = sample();
         quiet.changes.retain(|c| c.action == Action::NoOp);
         quiet.changes[0].notes.push("email:security@example.com is pending confirmation".into());
-        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &quiet));
+        let text = render(|w| plan(w, Paint { color: false }, &ctx(), &quiet, PlanView::default()));
         assert!(
             text.ends_with("\nNotes:\n  logs_log_group./ctguard: email:security@example.com is pending confirmation\n"),
             "{text}"
@@ -318,10 +414,35 @@ Plan: 1 to add, 1 to change, 0 to destroy.
 
     #[test]
     fn colour_only_when_asked() {
-        let plain = render(|w| plan(w, Paint { color: false }, &ctx(), &sample()));
-        let coloured = render(|w| plan(w, Paint { color: true }, &ctx(), &sample()));
+        let plain = render(|w| plan(w, Paint { color: false }, &ctx(), &sample(), PlanView::default()));
+        let coloured = render(|w| plan(w, Paint { color: true }, &ctx(), &sample(), PlanView::default()));
         assert!(!plain.contains('\u{1b}'));
         assert!(coloured.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn verify_shows_passing_checks_with_v_and_leaves_out_waived_ones_with_only_failures() {
+        let check = |name: &str, ok: bool| {
+            (addr("cloudtrail_trail", "audit"), Check { name: name.into(), ok, detail: "d".into() })
+        };
+        let waiver = crate::profile::Waiver {
+            resource: "cloudtrail_trail.audit".into(),
+            region: None,
+            field: None,
+            check: Some("waived one".into()),
+            reason: "tracked in SEC-1".into(),
+        };
+        let quiet = Plan { changes: vec![] };
+        let checks = vec![check("passing one", true), check("failing one", false), check("waived one", false)];
+        let verdict = crate::verdict::judge(quiet, checks, &[waiver]);
+        let show = |view| render(|w| verify(w, Paint { color: false }, &ctx(), &verdict, view));
+        let default = show(VerifyView::default());
+        assert!(!default.contains("passing one") && default.contains("failing one") && default.contains("waived one"));
+        assert!(default.ends_with("1 failing check(s); 1 checks passed.\n"), "{default}");
+        let all = show(VerifyView { passing: true, ..VerifyView::default() });
+        assert!(all.contains("ok     cloudtrail_trail.audit: passing one"), "{all}");
+        let failures = show(VerifyView { only_failures: true, ..VerifyView::default() });
+        assert!(failures.contains("failing one") && !failures.contains("waived one"), "{failures}");
     }
 
     #[test]
@@ -331,10 +452,13 @@ Plan: 1 to add, 1 to change, 0 to destroy.
             Check { name: "trail delivers log files to S3".into(), ok: false, detail: "AccessDenied".into() },
         )];
         let verdict = crate::verdict::judge(sample(), checks, &[]);
-        let text = render(|w| verify(w, Paint { color: false }, &ctx(), &verdict));
+        let text = render(|w| verify(w, Paint { color: false }, &ctx(), &verdict, VerifyView::default()));
         assert!(text.contains("~ is_logging = false -> true"));
         assert!(text.contains("FAIL   cloudtrail_trail.audit: trail delivers log files to S3 (AccessDenied)"));
-        assert!(text.ends_with("verify: FAILED 2 drifted resource(s), 1 failing check(s).\n"));
+        assert!(
+            text.ends_with("verify: FAILED 2 drifted resource(s), 1 failing check(s); 0 checks passed.\n"),
+            "{text}"
+        );
     }
 }
 
@@ -351,6 +475,22 @@ fn feed_text(feed: &Feed) -> String {
     }
 }
 
+/// What a count-only match does: one more towards an alarm that needs more.
+fn count_text(feed: &Feed, threshold: &Threshold) -> String {
+    match feed {
+        Feed::Metric { namespace, metric, alarm, .. } => {
+            format!("+1 {namespace}/{metric}; alarm {alarm} fires at {}", threshold.condition())
+        }
+        Feed::Topic { .. } => feed_text(feed),
+    }
+}
+
+/// Whether detection `i` raises an alert on one match (every rule does; an alarm only when a
+/// single count crosses its threshold).
+fn alerts(thresholds: &[Option<Threshold>], i: usize) -> bool {
+    thresholds.get(i).and_then(Option::as_ref).is_none_or(|t| t.alerts_on_one_match)
+}
+
 /// The header of `ctguard test`.
 pub fn test_header(w: &mut dyn Write, p: Paint, profile: &str, catalog: &Catalog) -> io::Result<()> {
     let rules = catalog.detections.iter().filter(|d| d.kind == Kind::Rule).count();
@@ -363,8 +503,20 @@ pub fn test_header(w: &mut dyn Write, p: Paint, profile: &str, catalog: &Catalog
     writeln!(w)
 }
 
-/// One record that fired, and each detection it fired.
-pub fn test_hit(w: &mut dyn Write, p: Paint, catalog: &Catalog, hit: &Hit) -> io::Result<()> {
+/// One record that fired: the alerts it raises (`!`), then the alarm metrics it only counts
+/// towards (`+`). A record that only counts is listed with -v.
+pub fn test_hit(
+    w: &mut dyn Write,
+    p: Paint,
+    catalog: &Catalog,
+    thresholds: &[Option<Threshold>],
+    hit: &Hit,
+    verbose: bool,
+) -> io::Result<()> {
+    let alerting = hit.fired.iter().any(|&i| alerts(thresholds, i));
+    if !alerting && !verbose {
+        return Ok(());
+    }
     let error = hit.error_code.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
     writeln!(
         w,
@@ -377,22 +529,37 @@ pub fn test_hit(w: &mut dyn Write, p: Paint, catalog: &Catalog, hit: &Hit) -> io
         hit.origin,
         hit.index
     )?;
-    for d in hit.fired.iter().filter_map(|&i| catalog.detections.get(i)) {
-        writeln!(
-            w,
-            "    {} {:<5} {:<44} {:<8} {}",
-            p.ok(false, "!"),
-            d.kind.as_str(),
-            d.id,
-            d.severity,
-            feed_text(&d.feed)
-        )?;
+    for (i, d) in hit.fired.iter().filter_map(|&i| Some((i, catalog.detections.get(i)?))) {
+        if alerts(thresholds, i) {
+            writeln!(
+                w,
+                "    {} {:<5} {:<44} {:<8} {}",
+                p.ok(false, "!"),
+                d.kind.as_str(),
+                d.id,
+                d.severity,
+                feed_text(&d.feed)
+            )?;
+        }
+    }
+    for (i, d) in hit.fired.iter().filter_map(|&i| Some((i, catalog.detections.get(i)?))) {
+        if let Some(t) = thresholds.get(i).and_then(Option::as_ref).filter(|t| !t.alerts_on_one_match) {
+            writeln!(w, "    + count {:<44} {:<8} {}", d.id, d.severity, count_text(&d.feed, t))?;
+        }
     }
     Ok(())
 }
 
-/// The count per detection.
-pub fn test_summary(w: &mut dyn Write, p: Paint, catalog: &Catalog, tally: &Tally) -> io::Result<()> {
+/// The counts: alerts per detection, then matches that only count towards an alarm, with the
+/// alarm's threshold, then the inputs that could not be replayed.
+pub fn test_summary(
+    w: &mut dyn Write,
+    p: Paint,
+    catalog: &Catalog,
+    thresholds: &[Option<Threshold>],
+    tally: &Tally,
+    (alerted, counted): (u64, u64),
+) -> io::Result<()> {
     let from = match tally.files {
         0 => "stdin".to_string(),
         1 => "1 file".to_string(),
@@ -400,17 +567,141 @@ pub fn test_summary(w: &mut dyn Write, p: Paint, catalog: &Catalog, tally: &Tall
     };
     writeln!(
         w,
-        "\n{} {} records from {from}; {} fired at least one detection.",
+        "\n{} {} records from {from}: {alerted} raised an alert, {counted} only counted towards an alarm.",
         p.bold("Replayed"),
         tally.records,
-        tally.matched
     )?;
-    writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", "kind", "detection", "severity", "fires")?;
-    for (d, n) in catalog.detections.iter().zip(&tally.fires) {
-        writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", d.kind.as_str(), d.id, d.severity, n)?;
+    writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", "alert", "detection", "severity", "records")?;
+    for (i, (d, n)) in catalog.detections.iter().zip(&tally.fires).enumerate() {
+        if alerts(thresholds, i) {
+            writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", d.kind.as_str(), d.id, d.severity, n)?;
+        }
     }
-    for s in &tally.skipped {
-        writeln!(w, "  skipped {s}")?;
+    let counting: Vec<(usize, &Threshold)> = thresholds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.as_ref()?)))
+        .filter(|(_, t)| !t.alerts_on_one_match)
+        .collect();
+    if !counting.is_empty() {
+        writeln!(w, "\n  {:<5} {:<44} {:<8} {:>9}  alarm fires at", "count", "alarm", "severity", "records")?;
+        for (i, t) in counting {
+            let d = &catalog.detections[i];
+            writeln!(w, "  {:<5} {:<44} {:<8} {:>9}  {}", "alarm", d.id, d.severity, tally.fires[i], t.condition())?;
+        }
+    }
+    if !tally.problems.is_empty() {
+        writeln!(w, "\n{}", p.failure("Could not replay:"))?;
+        for problem in &tally.problems {
+            writeln!(w, "  {}: {}", problem.input, problem.message)?;
+        }
     }
     Ok(())
+}
+
+/// Renderers on hand-built plans, against the files under tests/golden/ (rewrite them with
+/// CTGUARD_UPDATE_GOLDEN=1 after a deliberate change, and read the diff).
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use crate::plan::{Address, AttrDiff};
+    use serde_json::json;
+
+    fn check(name: &str, text: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+        if std::env::var_os("CTGUARD_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, text).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(text, expected, "{name} differs from its golden file; the rendering is:\n{text}");
+    }
+
+    fn diff(path: &str, before: Option<serde_json::Value>, after: Option<serde_json::Value>) -> AttrDiff {
+        AttrDiff { path: path.into(), before, after, forces_replacement: false }
+    }
+
+    fn rule(region: &str, action: Action, diffs: Vec<AttrDiff>) -> Change {
+        let address = Address {
+            kind: "events_rule",
+            name: format!("{region}/ctguard-destructive-actions"),
+            region: region.into(),
+        };
+        Change { address, action, diffs, notes: vec![], conflict: None }
+    }
+
+    fn render(plan: &Plan, view: PlanView) -> String {
+        let ctx =
+            Context { profile: "ai-agent-guard".into(), account: "123456789012".into(), region: "us-east-1".into() };
+        let mut out = Vec::new();
+        super::plan(&mut out, Paint { color: false }, &ctx, plan, view).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The same rule created in four regions, one of which differs (the home region's target).
+    fn regional_plan() -> Plan {
+        let pattern = json!({"source": ["aws.ec2"], "detail": {"eventName": ["TerminateInstances", "DeleteVolume"]}});
+        let create = |region: &str, target: &str| {
+            rule(
+                region,
+                Action::Create,
+                vec![
+                    diff("pattern", None, Some(pattern.clone())),
+                    diff("state", None, Some(json!("ENABLED"))),
+                    diff("targets.ctguard", None, Some(json!({"arn": target}))),
+                ],
+            )
+        };
+        let bus = "arn:aws:events:us-east-1:123456789012:event-bus/default";
+        Plan {
+            changes: vec![
+                create("us-east-1", "arn:aws:sns:us-east-1:123456789012:ctguard-alerts"),
+                create("eu-west-1", bus),
+                create("us-east-2", bus),
+                create("us-west-2", bus),
+            ],
+        }
+    }
+
+    #[test]
+    fn identical_resources_in_several_regions_collapse_into_one_block() {
+        check("plan-collapsed.txt", &render(&regional_plan(), PlanView::default()));
+        let expanded = render(&regional_plan(), PlanView { expand: true, summary_only: false });
+        assert_eq!(expanded.matches("will be created").count(), 4);
+        check("plan-summary.txt", &render(&regional_plan(), PlanView { expand: false, summary_only: true }));
+    }
+
+    #[test]
+    fn json_documents_render_as_nested_diffs_marking_only_what_changed() {
+        let statement = |sid: &str, effect: &str| json!({"Sid": sid, "Effect": effect, "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject", "Resource": "arn:aws:s3:::audit/AWSLogs/123456789012/*"});
+        let before_pattern = json!(["TerminateInstances", "DeleteVolume", "DeleteVpc"]);
+        let after_pattern = json!(["TerminateInstances", "DeleteVolume", "DeleteDBInstance"]);
+        let bucket = Change {
+            address: Address { kind: "s3_bucket", name: "audit".into(), region: "us-east-1".into() },
+            action: Action::Update,
+            diffs: vec![
+                diff(
+                    "policy.Statement[AWSCloudTrailWrite].Condition.StringEquals.aws:SourceArn",
+                    Some(json!("arn:aws:cloudtrail:us-east-1:123456789012:trail/old")),
+                    Some(json!("arn:aws:cloudtrail:us-east-1:123456789012:trail/audit")),
+                ),
+                diff(
+                    "policy.Statement[DenyInsecureTransport]",
+                    None,
+                    Some(
+                        json!({"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": ["arn:aws:s3:::audit", "arn:aws:s3:::audit/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}),
+                    ),
+                ),
+                diff("policy.Statement[Legacy]", Some(statement("Legacy", "Allow")), None),
+                diff("versioning", Some(json!("Suspended")), Some(json!("Enabled"))),
+            ],
+            notes: vec![],
+            conflict: None,
+        };
+        let rule = rule(
+            "us-east-1",
+            Action::Update,
+            vec![diff("pattern.detail.eventName", Some(before_pattern), Some(after_pattern))],
+        );
+        check("plan-json-diff.txt", &render(&Plan { changes: vec![bucket, rule] }, PlanView::default()));
+    }
 }

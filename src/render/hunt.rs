@@ -45,7 +45,7 @@ pub fn human(w: &mut dyn Write, p: Paint, catalog: &Catalog, r: &Report) -> io::
         r.workgroup
     )?;
     for hit in &r.hits {
-        human::test_hit(w, p, catalog, hit)?;
+        human::test_hit(w, p, catalog, &[], hit, true)?;
     }
     writeln!(w, "\nFound {} events that fired at least one detection.", r.hits.len())?;
     writeln!(w, "  {:<5} {:<44} {:<8} {:>9}", "kind", "detection", "severity", "fires")?;

@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 
 use super::{Context, FORMAT_VERSION, json_actions};
 use crate::detect::catalog::Catalog;
-use crate::detect::replay::Hit;
-use crate::detect::replay::Tally;
+use crate::detect::replay::{Hit, Tally, Threshold};
 use crate::engine::{Outcome, Report};
 use crate::plan::{Change, Plan};
 use crate::verdict::Verdict;
@@ -107,10 +106,74 @@ pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report) -> io::Re
     write(w, &doc)
 }
 
+/// The document an error becomes under `--format json`:
+/// `{"format_version", "error": {"kind", "message", ...}}`. `kind` is one of `usage`,
+/// `invalid-profile` (with `problems`), `credentials`, `aws` (with `code` and `aws_message`),
+/// `input`, `interrupted` and `error`.
+pub fn error(w: &mut dyn Write, e: &anyhow::Error) -> io::Result<()> {
+    let (kind, extra) = e.chain().find_map(kind_of).unwrap_or(("error", Value::Null));
+    error_document(w, kind, &format!("{e:#}"), Some(extra))
+}
+
+/// The kind of one error in the chain, with its extra fields, if it is a kind of its own.
+fn kind_of(c: &(dyn std::error::Error + 'static)) -> Option<(&'static str, Value)> {
+    if let Some(invalid) = c.downcast_ref::<crate::profile::Invalid>() {
+        let problems: Vec<Value> = invalid
+            .0
+            .iter()
+            .map(|p| json!({"file": p.file, "line": p.line, "key": p.key, "message": p.message}))
+            .collect();
+        return Some(("invalid-profile", json!({ "problems": problems })));
+    }
+    if c.is::<crate::commands::Interrupted>() {
+        return Some(("interrupted", Value::Null));
+    }
+    if c.is::<crate::aws::credentials::CredentialsProblem>() {
+        return Some(("credentials", Value::Null));
+    }
+    if c.is::<crate::detect::replay::InputProblems>() {
+        return Some(("input", Value::Null));
+    }
+    let aws = c.downcast_ref::<crate::aws::error::AwsError>()?;
+    Some(("aws", json!({"code": aws.code, "aws_message": aws.message})))
+}
+
+/// An error document from its parts; `extra`'s fields join `error`.
+pub fn error_document(w: &mut dyn Write, kind: &str, message: &str, extra: Option<Value>) -> io::Result<()> {
+    let mut error = json!({"kind": kind, "message": message});
+    if let (Some(Value::Object(fields)), Value::Object(target)) = (extra, &mut error) {
+        target.extend(fields);
+    }
+    write(w, &json!({"format_version": FORMAT_VERSION, "error": error}))?;
+    w.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::{Action, Address, AttrDiff};
+
+    #[test]
+    fn errors_become_documents_with_a_kind() {
+        let invalid = crate::profile::Invalid(vec![crate::profile::Problem {
+            file: "p.toml".into(),
+            line: Some(3),
+            key: "trail.name".into(),
+            message: "expected text".into(),
+        }]);
+        let mut out = Vec::new();
+        error(&mut out, &anyhow::Error::new(invalid).context("loading")).unwrap();
+        let doc: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(doc["format_version"], "1");
+        assert_eq!(doc["error"]["kind"], "invalid-profile");
+        assert_eq!(doc["error"]["problems"][0]["line"], 3);
+        assert!(doc["error"]["message"].as_str().unwrap().starts_with("loading: the profile is invalid"));
+
+        let mut out = Vec::new();
+        error(&mut out, &anyhow::anyhow!("something")).unwrap();
+        let doc: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(doc["error"], json!({"kind": "error", "message": "something"}));
+    }
 
     #[test]
     fn plan_document_is_stable() {
@@ -149,19 +212,35 @@ mod tests {
     }
 }
 
-/// `ctguard test` as one JSON document, written as the records stream past: the detections,
-/// then each record that fired, then the counts. Memory stays flat however many records fire.
+/// `ctguard test` as one JSON document, written as the records stream past: the detections
+/// (an alarm with its `threshold`), then each record that fired, with the detections that
+/// raise an alert (`alerts`) apart from the alarm metrics it only counts towards (`counts`),
+/// then the counts and the inputs that could not be replayed (`errors`). The document is
+/// finished whatever the input held. Memory stays flat however many records fire.
 pub struct TestStream<'w> {
     w: &'w mut dyn Write,
     first: bool,
 }
 
 impl<'w> TestStream<'w> {
-    pub fn start(w: &'w mut dyn Write, profile: &str, catalog: &Catalog) -> io::Result<Self> {
+    pub fn start(
+        w: &'w mut dyn Write,
+        profile: &str,
+        catalog: &Catalog,
+        thresholds: &[Option<Threshold>],
+    ) -> io::Result<Self> {
         let detections: Vec<Value> = catalog
             .detections
             .iter()
-            .map(|d| json!({"id": d.id, "kind": d.kind, "severity": d.severity, "feeds": d.feed, "pattern": d.text}))
+            .zip(thresholds)
+            .map(|(d, t)| {
+                let mut doc =
+                    json!({"id": d.id, "kind": d.kind, "severity": d.severity, "feeds": d.feed, "pattern": d.text});
+                if let Some(t) = t {
+                    doc["threshold"] = json!(t);
+                }
+                doc
+            })
             .collect();
         write!(
             w,
@@ -173,11 +252,14 @@ impl<'w> TestStream<'w> {
         Ok(TestStream { w, first: true })
     }
 
-    pub fn hit(&mut self, catalog: &Catalog, hit: &Hit) -> io::Result<()> {
+    pub fn hit(&mut self, catalog: &Catalog, thresholds: &[Option<Threshold>], hit: &Hit) -> io::Result<()> {
         let mut doc = serde_json::to_value(hit).map_err(io::Error::other)?;
-        let ids: Vec<&str> =
-            hit.fired.iter().filter_map(|&i| catalog.detections.get(i)).map(|d| d.id.as_str()).collect();
-        doc["fired"] = json!(ids);
+        let id = |i: &usize| catalog.detections.get(*i).map(|d| d.id.as_str());
+        let counts_only =
+            |i: &&usize| thresholds.get(**i).and_then(Option::as_ref).is_some_and(|t| !t.alerts_on_one_match);
+        doc["fired"] = json!(hit.fired.iter().filter_map(id).collect::<Vec<_>>());
+        doc["alerts"] = json!(hit.fired.iter().filter(|i| !counts_only(i)).filter_map(id).collect::<Vec<_>>());
+        doc["counts"] = json!(hit.fired.iter().filter(counts_only).filter_map(id).collect::<Vec<_>>());
         if !std::mem::take(&mut self.first) {
             self.w.write_all(b",")?;
         }
@@ -186,16 +268,20 @@ impl<'w> TestStream<'w> {
         Ok(())
     }
 
-    pub fn finish(self, catalog: &Catalog, tally: &Tally) -> io::Result<()> {
+    pub fn finish(self, catalog: &Catalog, tally: &Tally, (alerted, counted): (u64, u64)) -> io::Result<()> {
         let fires: serde_json::Map<String, Value> =
             catalog.detections.iter().zip(&tally.fires).map(|(d, n)| (d.id.clone(), json!(n))).collect();
+        let skipped: Vec<String> = tally.problems.iter().map(|p| format!("{}: {}", p.input, p.message)).collect();
         let summary = json!({
             "files": tally.files,
             "records": tally.records,
             "matched": tally.matched,
+            "alerted": alerted,
+            "counted_only": counted,
             "fires": fires,
-            "skipped": tally.skipped,
+            "skipped": skipped,
         });
-        writeln!(self.w, "\n],\"summary\":{summary}}}")
+        writeln!(self.w, "\n],\"summary\":{summary},\"errors\":{}}}", json!(tally.problems))?;
+        self.w.flush()
     }
 }

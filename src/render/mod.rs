@@ -1,6 +1,7 @@
 //! Renderers: plan, verify and apply results as human text or versioned JSON, written to any
 //! `Write` so tests render into a `Vec<u8>`. The words and symbols for actions live here only.
 
+pub mod attrs;
 pub mod human;
 pub mod hunt;
 pub mod integrity;

@@ -46,6 +46,8 @@ impl Hook for Bars {
             }
             Event::Finished { address, action, elapsed } => {
                 if let Some(bar) = bars.remove(address) {
+                    // The template's running clock would repeat the time the message gives.
+                    bar.set_style(done_style());
                     bar.finish_with_message(format!(
                         "{address}: {} in {:.1}s",
                         done_phrase(*action),
@@ -55,6 +57,7 @@ impl Hook for Bars {
             }
             Event::Failed { address, error, .. } => {
                 if let Some(bar) = bars.remove(address) {
+                    bar.set_style(done_style());
                     bar.abandon_with_message(format!("{address}: failed: {error}"));
                 }
             }
@@ -63,6 +66,25 @@ impl Hook for Bars {
             }
         }
     }
+}
+
+/// Bytes read of the input, with the rate; a bar when the total is known.
+pub fn bytes_bar(total: Option<u64>) -> ProgressBar {
+    let (bar, template) = match total {
+        Some(n) => {
+            (ProgressBar::new(n), "{spinner} reading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left")
+        }
+        None => (ProgressBar::no_length(), "{spinner} reading {bytes} ({bytes_per_sec})"),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A finished line: the message alone.
+fn done_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 /// Plain lines for logs and CI.
@@ -84,6 +106,19 @@ impl Hook for Lines {
     }
 }
 
+/// "call logs:PutMetricFilter (us-east-1) 41 ms", with the attempts when retried and
+/// "failed" when the call did not succeed.
+pub fn call_line(c: &crate::aws::timing::Call) -> String {
+    let mut line = format!("call {}:{} ({}) {:.0} ms", c.service, c.operation, c.region, c.elapsed.as_secs_f64() * 1e3);
+    if c.attempts > 1 {
+        line.push_str(&format!(", {} attempts", c.attempts));
+    }
+    if !c.ok {
+        line.push_str(", failed");
+    }
+    line
+}
+
 /// "retry 2/5 logs:PutMetricFilter (us-east-1) after ThrottlingException".
 pub fn retry_line(r: &Retry) -> String {
     format!("retry {}/{} {}:{} ({}) after {}", r.attempt, r.max, r.service, r.operation, r.region, r.after)
@@ -92,6 +127,21 @@ pub fn retry_line(r: &Retry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_line_names_the_call_its_time_and_retries() {
+        let mut c = crate::aws::timing::Call {
+            service: "sts".into(),
+            operation: "GetCallerIdentity".into(),
+            region: "us-east-1".into(),
+            elapsed: Duration::from_millis(12),
+            attempts: 1,
+            ok: true,
+        };
+        assert_eq!(call_line(&c), "call sts:GetCallerIdentity (us-east-1) 12 ms");
+        (c.attempts, c.ok) = (3, false);
+        assert_eq!(call_line(&c), "call sts:GetCallerIdentity (us-east-1) 12 ms, 3 attempts, failed");
+    }
 
     #[test]
     fn a_retry_names_the_call_and_its_cause() {

@@ -105,6 +105,16 @@ impl Emulator {
         self.ctguard_in(args, None)
     }
 
+    /// Runs ctguard with these environment variables added (or replaced).
+    pub fn ctguard_in_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
+        let mut cmd = ctguard_cmd();
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(cmd.args(args))
+    }
+
     pub fn ctguard_in(&self, args: &[&str], dir: Option<&Path>) -> Run {
         let mut cmd = ctguard_cmd();
         cmd.env("AWS_ENDPOINT_URL", &self.endpoint);
