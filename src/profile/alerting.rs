@@ -153,7 +153,33 @@ impl Resolver<'_> {
             home_bus_arn,
         });
         self.unique("events.rules", events.iter().flat_map(|e| e.rules.iter().map(|r| r.name.clone())));
+        if events.as_ref().is_some_and(|e| !e.rules.is_empty())
+            && !matches!(&doc.profile.regions, StringOrList::One(s) if s == super::ALL_ENABLED)
+        {
+            self.global_region(&regions);
+        }
         Alerting { regions, alerts, events, alarms }
+    }
+
+    /// Events of global services (IAM, STS, Organizations, Route 53) reach EventBridge only in
+    /// the partition's global region: rules that leave it out never see them, and nothing says
+    /// so. `regions = "all-enabled"` always holds it (AWS enables it in every account, for good).
+    /// The partition is the home region's, so the check is the same before and after STS.
+    fn global_region(&mut self, regions: &[String]) {
+        let Some(home) = regions.first() else { return };
+        let partition = validate::partition_of(home);
+        let Some(global) = validate::global_region(partition) else { return };
+        if !regions.iter().any(|r| r == global) {
+            self.problem(
+                "profile.regions",
+                format!(
+                    "the EventBridge rules cover {} but not {global}: AWS delivers the events of IAM, STS, \
+                     Organizations and Route 53 to EventBridge only in {global} (the global region of partition \
+                     {partition}), so their alerts would never be raised; add {global:?} to profile.regions",
+                    regions.join(", ")
+                ),
+            );
+        }
     }
 
     /// A list of strings, from a TOML list or a placeholder naming a list variable.
