@@ -156,6 +156,9 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub common: Common,
 
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+
     /// Exit 2 when changes are pending, 0 when there are none, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -165,6 +168,9 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub common: Common,
+
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
 
     /// Apply without asking. Required when stdin is not a terminal.
     #[arg(long)]
@@ -176,10 +182,23 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub common: Common,
 
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+
     /// Also write the result as JUnit XML to FILE: one test case per resource and per health
     /// check, failing ones as failures and waived ones as skipped, for CI systems to show.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+}
+
+/// How subscription endpoints are shown, for the commands that show them.
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// Show subscription endpoints in full. By default an HTTP(S) endpoint shows only its
+    /// scheme and host, and a short hash that tells endpoints apart: webhook and paging URLs
+    /// carry their secret in the path or query, and CI logs and artifacts are widely readable.
+    #[arg(long)]
+    pub show_endpoints: bool,
 }
 
 #[derive(Debug, Args)]

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Status> {
-    let (common, job) = match cli.command {
+    let (common, endpoints, job) = match cli.command {
         Command::Profiles(args) => {
             let printer = Printer::new(Output::resolve(ctguard::cli::ColorChoice::Auto, 0));
             return commands::profiles::run(&args.action, &printer);
@@ -61,11 +61,11 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             let settings = ctguard::settings::HuntSettings::resolve(&args)?;
             return commands::hunt::run(&settings, &Printer::new(settings.output));
         }
-        Command::Plan(args) => (args.common, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
-        Command::Apply(args) => (args.common, Job::Apply { auto_approve: args.auto_approve }),
-        Command::Verify(args) => (args.common, Job::Verify { junit: args.junit }),
+        Command::Plan(args) => (args.common, args.endpoints, Job::Plan { detailed_exitcode: args.detailed_exitcode }),
+        Command::Apply(args) => (args.common, args.endpoints, Job::Apply { auto_approve: args.auto_approve }),
+        Command::Verify(args) => (args.common, args.endpoints, Job::Verify { junit: args.junit }),
     };
-    let settings = Settings::resolve(&common)?;
+    let settings = Settings::resolve(&common)?.with_endpoints(&endpoints);
     let printer = Printer::new(settings.output);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

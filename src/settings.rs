@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 
 use crate::aws::ConnectOptions;
 use crate::cli::{
-    ColorChoice, Common, Format, HuntArgs, InvestigateArgs, InvestigateFormat, SeverityArg, TestArgs, ValidateLogsArgs,
+    ColorChoice, Common, EndpointArgs, Format, HuntArgs, InvestigateArgs, InvestigateFormat, SeverityArg, TestArgs,
+    ValidateLogsArgs,
 };
 use crate::detect::replay::Input;
 use crate::integrity::keys::{self, PublicKeys};
@@ -27,6 +28,8 @@ pub struct Settings {
     pub aws_profile: Option<String>,
     pub format: Format,
     pub output: Output,
+    /// `--show-endpoints`: subscription endpoints in full rather than masked.
+    pub show_endpoints: bool,
 }
 
 /// How the printer writes: colours per stream and verbosity.
@@ -63,7 +66,14 @@ impl Settings {
             aws_profile: common.aws_profile.clone().filter(|p| !p.is_empty()),
             format: common.format,
             output: Output::resolve(common.color, common.verbose),
+            show_endpoints: false,
         })
+    }
+
+    /// The settings of a command that shows subscription endpoints.
+    pub fn with_endpoints(mut self, endpoints: &EndpointArgs) -> Self {
+        self.show_endpoints = endpoints.show_endpoints;
+        self
     }
 
     /// Connection options once the profile's home region is known.

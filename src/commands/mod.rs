@@ -67,7 +67,10 @@ impl Session {
             runtime.region,
             started.elapsed().as_secs_f64() * 1e3
         ));
-        let profile = loaded.resolve(&runtime, &settings.overrides)?;
+        let mut profile = loaded.resolve(&runtime, &settings.overrides)?;
+        if let Some(alerts) = profile.alerts.as_mut() {
+            alerts.show_endpoints = settings.show_endpoints;
+        }
         let ctx = Context {
             profile: profile.name.clone(),
             account: runtime.account_id.clone(),
