@@ -107,10 +107,14 @@ pub enum Command {
     Hunt(HuntArgs),
     /// List the profiles built into ctguard, print one, or write one out to customise it.
     Profiles(ProfilesArgs),
-    /// Print the least-privilege IAM policy ctguard needs.
+    /// Print the least-privilege IAM policy ctguard needs for a profile.
     ///
     /// By default the policy for apply (which includes plan and verify); with --read-only the
-    /// policy for plan and verify alone, for a CI role that must not change anything.
+    /// policy for plan, verify and validate-logs alone, for a CI role that must not change
+    /// anything. Writes name the profile's own resources (or ctguard's name prefix and role
+    /// path), KMS writes need the profile's ownership tag, and each role may be passed only to
+    /// the service that uses it. The account ID comes from STS, or --account; when neither
+    /// is available the policy names every account (`*`). Always JSON.
     Permissions(PermissionsArgs),
 }
 
@@ -452,9 +456,16 @@ pub struct HuntArgs {
 
 #[derive(Debug, Args)]
 pub struct PermissionsArgs {
-    /// Only what plan and verify need.
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Only what plan, verify and validate-logs need.
     #[arg(long)]
     pub read_only: bool,
+
+    /// The 12-digit account ID the policy names, without asking STS (for an offline machine).
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -38,10 +38,10 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             return commands::profiles::run(&args.action, &printer);
         }
         Command::Permissions(args) => {
-            let printer = Printer::new(Output::resolve(ctguard::cli::ColorChoice::Auto, 0));
-            let doc = ctguard::permissions::policy(args.read_only);
-            printer.data(|w, _| writeln!(w, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default()))?;
-            return Ok(Status::Success);
+            let settings = ctguard::settings::PermissionsSettings::resolve(&args)?;
+            let printer = Printer::new(settings.common.output);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            return runtime.block_on(commands::permissions::run(&settings, &printer));
         }
         Command::Test(args) => {
             let settings = ctguard::settings::TestSettings::resolve(&args)?;

@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 
 use crate::aws::ConnectOptions;
 use crate::cli::{
-    ColorChoice, Common, EndpointArgs, Format, HuntArgs, InvestigateArgs, InvestigateFormat, SeverityArg, TestArgs,
-    ValidateLogsArgs,
+    ColorChoice, Common, EndpointArgs, Format, HuntArgs, InvestigateArgs, InvestigateFormat, PermissionsArgs,
+    SeverityArg, TestArgs, ValidateLogsArgs,
 };
 use crate::detect::replay::Input;
 use crate::integrity::keys::{self, PublicKeys};
@@ -363,6 +363,30 @@ fn duration(text: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(scale)
+}
+
+/// `ctguard permissions`, resolved.
+#[derive(Debug, Clone)]
+pub struct PermissionsSettings {
+    pub common: Settings,
+    pub read_only: bool,
+    /// `--account`: the account to name without asking STS.
+    pub account: Option<String>,
+}
+
+impl PermissionsSettings {
+    pub fn resolve(args: &PermissionsArgs) -> anyhow::Result<Self> {
+        if let Some(account) = &args.account
+            && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
+        {
+            anyhow::bail!("--account: expected a 12-digit AWS account ID, got {account:?}");
+        }
+        Ok(PermissionsSettings {
+            common: Settings::resolve(&args.common)?,
+            read_only: args.read_only,
+            account: args.account.clone(),
+        })
+    }
 }
 
 #[cfg(test)]

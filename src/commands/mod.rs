@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod hunt;
 pub mod investigate;
+pub mod permissions;
 pub mod plan;
 pub mod profiles;
 pub mod test;
