@@ -144,10 +144,14 @@ pub enum Command {
     Hunt(HuntArgs),
     /// List the profiles built into ctguard, print one, or write one out to customise it.
     Profiles(ProfilesArgs),
-    /// Print the least-privilege IAM policy ctguard needs.
+    /// Print the least-privilege IAM policy ctguard needs for a profile.
     ///
     /// By default the policy for apply (which includes plan and verify); with --read-only the
-    /// policy for plan and verify alone, for a CI role that must not change anything.
+    /// policy for plan, verify and validate-logs alone, for a CI role that must not change
+    /// anything. Writes name the profile's own resources (or ctguard's name prefix and role
+    /// path), KMS writes need the profile's ownership tag, and each role may be passed only to
+    /// the service that uses it. The account ID comes from STS, or --account; when neither
+    /// is available the policy names every account (`*`). Always JSON.
     Permissions(PermissionsArgs),
     /// Print a shell completion script.
     ///
@@ -197,6 +201,9 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub common: Common,
 
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+
     /// Exit 2 when changes are pending, 0 when there are none, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -211,6 +218,9 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub common: Common,
 
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+
     /// Apply without asking. Required when stdin is not a terminal.
     #[arg(long)]
     pub auto_approve: bool,
@@ -221,6 +231,9 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub common: Common,
 
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+
     /// Also write the result as JUnit XML to FILE: one test case per resource and per health
     /// check, failing ones as failures and waived ones as skipped, for CI systems to show.
     #[arg(long, value_name = "FILE")]
@@ -230,6 +243,16 @@ pub struct VerifyArgs {
     /// (and no passing checks, even with -v).
     #[arg(long)]
     pub only_failures: bool,
+}
+
+/// How subscription endpoints are shown, for the commands that show them.
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// Show subscription endpoints in full. By default an HTTP(S) endpoint shows only its
+    /// scheme and host, and a short hash that tells endpoints apart: webhook and paging URLs
+    /// carry their secret in the path or query, and CI logs and artifacts are widely readable.
+    #[arg(long)]
+    pub show_endpoints: bool,
 }
 
 #[derive(Debug, Args)]
@@ -458,9 +481,16 @@ pub struct HuntArgs {
 
 #[derive(Debug, Args)]
 pub struct PermissionsArgs {
-    /// Only what plan and verify need.
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Only what plan, verify and validate-logs need.
     #[arg(long)]
     pub read_only: bool,
+
+    /// The 12-digit account ID the policy names, without asking STS (for an offline machine).
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Args)]

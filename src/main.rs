@@ -74,16 +74,16 @@ fn run(command: Command, global: Global, printer: Printer) -> anyhow::Result<Sta
 async fn dispatch(command: Command, global: Global, printer: Printer, watch: Watch) -> anyhow::Result<Status> {
     match command {
         Command::Plan(args) => {
-            let settings = Settings::resolve(&global, &args.common)?;
+            let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
             let options = settings::PlanOptions { detailed_exitcode: args.detailed_exitcode, summary: args.summary };
             commands::plan::run(&settings, &printer, options).await
         }
         Command::Apply(args) => {
-            let settings = Settings::resolve(&global, &args.common)?;
+            let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
             commands::apply::run(&settings, &printer, args.auto_approve, &watch).await
         }
         Command::Verify(args) => {
-            let settings = Settings::resolve(&global, &args.common)?;
+            let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
             let options = settings::VerifyOptions { junit: args.junit, only_failures: args.only_failures };
             commands::verify::run(&settings, &printer, &options).await
         }
@@ -106,9 +106,8 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
         }
         Command::Profiles(args) => commands::profiles::run(&settings::ProfilesTask::resolve(&args.action), &printer),
         Command::Permissions(args) => {
-            let doc = ctguard::permissions::policy(args.read_only);
-            printer.data(|w, _| writeln!(w, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default()))?;
-            Ok(Status::Success)
+            let settings = settings::PermissionsSettings::resolve(&global, &args)?;
+            commands::permissions::run(&settings, &printer).await
         }
         Command::Completions(args) => {
             let mut cli = Cli::command();

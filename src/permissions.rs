@@ -1,200 +1,641 @@
-//! The IAM actions ctguard calls: what plan and verify need (read-only), and what apply adds.
-//! One table, so the printed policies, the README and the tests that watch the calls agree.
+//! The IAM policies ctguard needs, scoped to what one profile declares. One table says, for
+//! every action ctguard calls, whether plan and verify need it or only apply, and what it
+//! touches (`On`); the policy is that table with the profile's names filled in. The printed
+//! policies, the README's list of unscoped actions and the test that watches every call at the
+//! emulator (tests/permissions.rs) all read this table.
+//!
+//! Writes name the declared resources, or ctguard's name prefix and role path where apply may
+//! delete what the profile dropped (`resources::discovery` looks for nothing else). Reads name
+//! the declared buckets, and elsewhere the resource type across the account, because finding
+//! what the profile dropped reads the tags of every trail, role, rule and alarm in reach.
+//! `"Resource": "*"` only where AWS offers no resource-level permission (`UNSCOPED` says why).
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-/// Actions plan, verify, validate-logs and investigate call. account:ListRegions only with
-/// `regions = "all-enabled"`; ListPublicKeys and GetObject (digest and log files) only for
-/// validate-logs and verify's log_integrity check; LookupEvents for investigate's event history.
-pub const READ: &[&str] = &[
-    "account:ListRegions",
-    "cloudtrail:DescribeTrails",
-    "cloudtrail:GetEventSelectors",
-    "cloudtrail:GetTrail",
-    "cloudtrail:GetTrailStatus",
-    "cloudtrail:ListPublicKeys",
-    "cloudtrail:ListTags",
-    "cloudtrail:LookupEvents",
-    "cloudwatch:DescribeAlarms",
-    "cloudwatch:ListTagsForResource",
-    "config:DescribeComplianceByConfigRule",
-    "config:DescribeConfigRules",
-    "config:DescribeConfigurationRecorderStatus",
-    "config:DescribeConfigurationRecorders",
-    "config:DescribeDeliveryChannels",
-    "config:GetComplianceDetailsByConfigRule",
-    "config:ListTagsForResource",
-    "events:ListRules",
-    "events:ListTagsForResource",
-    "events:ListTargetsByRule",
-    "iam:GetRole",
-    "iam:GetRolePolicy",
-    "iam:ListAttachedRolePolicies",
-    "iam:ListRolePolicies",
-    "iam:ListRoleTags",
-    "iam:ListRoles",
-    "kms:DescribeKey",
-    "kms:GetKeyPolicy",
-    "kms:GetKeyRotationStatus",
-    "kms:ListResourceTags",
-    "logs:DescribeLogGroups",
-    "logs:DescribeMetricFilters",
-    "logs:ListTagsForResource",
-    "s3:GetBucketLogging",
-    "s3:GetBucketOwnershipControls",
-    "s3:GetBucketPolicy",
-    "s3:GetBucketPublicAccessBlock",
-    "s3:GetBucketTagging",
-    "s3:GetBucketVersioning",
-    "s3:GetEncryptionConfiguration",
-    "s3:GetLifecycleConfiguration",
-    "s3:GetObject",
-    "s3:ListBucket",
-    "sns:GetTopicAttributes",
-    "sns:ListSubscriptionsByTopic",
-    "sns:ListTagsForResource",
-    "sts:GetCallerIdentity",
-    "tag:GetResources",
-];
+use crate::profile::{Kms, Profile};
+use crate::resources::discovery::PREFIX;
+use crate::resources::kms_key::ALIAS_TAG;
+use crate::resources::tags::OWNER_TAG;
 
-/// Actions apply adds. Deletes are only of what ctguard owns and the profile dropped;
+/// IAM's quota for a customer managed policy, in characters without white space.
+pub const MANAGED_POLICY_LIMIT: usize = 6_144;
+
+/// Where `resources::discovery` looks for roles when the profile declares no log role.
+const DROPPED_ROLES_PATH: &str = "/ctguard/";
+
+/// Who needs an action: plan, verify and validate-logs (read), or apply as well (write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// What an action touches, as a statement's `Resource` and `Condition` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum On {
+    /// No resource-level permission: `"*"` (the reason is in `UNSCOPED`).
+    Anything,
+    /// The same, for KMS calls made only when ctguard creates a key.
+    AnyKey,
+    /// The same, for AWS Config's recorder and delivery channel (one each per region).
+    AnyConfig,
+    /// The declared buckets.
+    Buckets,
+    /// The trail's log and digest files in the audit bucket.
+    TrailLogs,
+    /// The declared trail, and trails named with ctguard's prefix (a renamed trail).
+    Trails,
+    /// Every trail of the account: owned ones are found by their tags.
+    AnyTrail,
+    /// The declared log group.
+    LogGroup,
+    /// Every log group in the home region (DescribeLogGroups lists by prefix).
+    AnyLogGroup,
+    /// The declared roles, and every role under their paths other than `/`.
+    Roles,
+    /// `Roles`, and AWS Config's service-linked role.
+    RolesAndConfigRole,
+    /// AWS Config's service-linked role, created only for AWS Config.
+    ConfigServiceRole,
+    /// The alert topic.
+    Topic,
+    /// KMS keys in the home region: found by alias, their IDs are not known in advance.
+    Keys,
+    /// KMS keys that carry this profile's ownership tag.
+    OwnedKeys,
+    /// Tagging KMS keys, only with this profile's ownership tag in the request.
+    KeyTagging,
+    /// Creating a KMS key, only with this profile's ownership tag in the request.
+    NewKeys,
+    /// The declared KMS aliases.
+    Aliases,
+    /// Decrypting log files, only through S3.
+    KeysViaS3,
+    /// The declared EventBridge rules, and rules named with ctguard's prefix, in every
+    /// region of the profile.
+    EventRules,
+    /// The declared alarms, and alarms named with ctguard's prefix.
+    Alarms,
+    /// Every alarm in the home region (DescribeAlarms lists by prefix).
+    AnyAlarm,
+    /// AWS Config rules in every region of the profile: their ARNs end in an ID AWS Config
+    /// generates, so the name cannot scope them.
+    ConfigRules,
+}
+
+/// One action ctguard calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub action: &'static str,
+    pub access: Access,
+    pub on: On,
+}
+
+const fn read(action: &'static str, on: On) -> Row {
+    Row { action, access: Access::Read, on }
+}
+
+const fn write(action: &'static str, on: On) -> Row {
+    Row { action, access: Access::Write, on }
+}
+
+/// Every action ctguard calls, sorted by action. account:ListRegions only with `regions =
+/// "all-enabled"`; ListPublicKeys, GetObject and Decrypt only for validate-logs, verify's
+/// log_integrity check and `ctguard test s3://`; LookupEvents for investigate's event history;
 /// kms:ListKeys finds a key an interrupted apply left without its alias.
-pub const WRITE: &[&str] = &[
-    "cloudtrail:AddTags",
-    "cloudtrail:CreateTrail",
-    "cloudtrail:DeleteTrail",
-    "cloudtrail:PutEventSelectors",
-    "cloudtrail:StartLogging",
-    "cloudtrail:UpdateTrail",
-    "cloudwatch:DeleteAlarms",
-    "cloudwatch:PutMetricAlarm",
-    "cloudwatch:TagResource",
-    "config:DeleteConfigRule",
-    "config:PutConfigRule",
-    "config:PutConfigurationRecorder",
-    "config:PutDeliveryChannel",
-    "config:StartConfigurationRecorder",
-    "config:TagResource",
-    "events:DeleteRule",
-    "events:PutRule",
-    "events:PutTargets",
-    "events:RemoveTargets",
-    "events:TagResource",
-    "iam:CreateRole",
-    "iam:DeleteRole",
-    "iam:DeleteRolePolicy",
-    "iam:DetachRolePolicy",
-    "iam:PutRolePolicy",
-    "iam:TagRole",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:UpdateRole",
-    "kms:CancelKeyDeletion",
-    "kms:CreateAlias",
-    "kms:CreateKey",
-    "kms:EnableKey",
-    "kms:EnableKeyRotation",
-    "kms:ListKeys",
-    "kms:PutKeyPolicy",
-    "kms:TagResource",
-    "kms:UpdateKeyDescription",
-    "logs:CreateLogGroup",
-    "logs:DeleteMetricFilter",
-    "logs:PutMetricFilter",
-    "logs:PutRetentionPolicy",
-    "logs:TagResource",
-    "s3:CreateBucket",
-    "s3:PutBucketLogging",
-    "s3:PutBucketOwnershipControls",
-    "s3:PutBucketPolicy",
-    "s3:PutBucketPublicAccessBlock",
-    "s3:PutBucketTagging",
-    "s3:PutBucketVersioning",
-    "s3:PutEncryptionConfiguration",
-    "s3:PutLifecycleConfiguration",
-    "sns:CreateTopic",
-    "sns:SetTopicAttributes",
-    "sns:Subscribe",
-    "sns:TagResource",
-    "sns:Unsubscribe",
-    "sns:UntagResource",
+pub const TABLE: &[Row] = &[
+    read("account:ListRegions", On::Anything),
+    write("cloudtrail:AddTags", On::Trails),
+    write("cloudtrail:CreateTrail", On::Trails),
+    write("cloudtrail:DeleteTrail", On::Trails),
+    read("cloudtrail:DescribeTrails", On::Anything),
+    read("cloudtrail:GetEventSelectors", On::AnyTrail),
+    read("cloudtrail:GetTrail", On::AnyTrail),
+    read("cloudtrail:GetTrailStatus", On::AnyTrail),
+    read("cloudtrail:ListPublicKeys", On::Anything),
+    read("cloudtrail:ListTags", On::AnyTrail),
+    read("cloudtrail:LookupEvents", On::Anything),
+    write("cloudtrail:PutEventSelectors", On::Trails),
+    write("cloudtrail:StartLogging", On::Trails),
+    write("cloudtrail:UpdateTrail", On::Trails),
+    write("cloudwatch:DeleteAlarms", On::Alarms),
+    read("cloudwatch:DescribeAlarms", On::AnyAlarm),
+    read("cloudwatch:ListTagsForResource", On::AnyAlarm),
+    write("cloudwatch:PutMetricAlarm", On::Alarms),
+    write("cloudwatch:TagResource", On::Alarms),
+    write("config:DeleteConfigRule", On::ConfigRules),
+    read("config:DescribeComplianceByConfigRule", On::ConfigRules),
+    read("config:DescribeConfigRules", On::ConfigRules),
+    read("config:DescribeConfigurationRecorderStatus", On::AnyConfig),
+    read("config:DescribeConfigurationRecorders", On::AnyConfig),
+    read("config:DescribeDeliveryChannels", On::AnyConfig),
+    read("config:GetComplianceDetailsByConfigRule", On::ConfigRules),
+    read("config:ListTagsForResource", On::ConfigRules),
+    write("config:PutConfigRule", On::ConfigRules),
+    write("config:PutConfigurationRecorder", On::AnyConfig),
+    write("config:PutDeliveryChannel", On::AnyConfig),
+    write("config:StartConfigurationRecorder", On::AnyConfig),
+    write("config:TagResource", On::ConfigRules),
+    write("events:DeleteRule", On::EventRules),
+    read("events:ListRules", On::Anything),
+    read("events:ListTagsForResource", On::EventRules),
+    read("events:ListTargetsByRule", On::EventRules),
+    write("events:PutRule", On::EventRules),
+    write("events:PutTargets", On::EventRules),
+    write("events:RemoveTargets", On::EventRules),
+    write("events:TagResource", On::EventRules),
+    write("iam:CreateRole", On::Roles),
+    write("iam:CreateServiceLinkedRole", On::ConfigServiceRole),
+    write("iam:DeleteRole", On::Roles),
+    write("iam:DeleteRolePolicy", On::Roles),
+    write("iam:DetachRolePolicy", On::Roles),
+    read("iam:GetRole", On::RolesAndConfigRole),
+    read("iam:GetRolePolicy", On::Roles),
+    read("iam:ListAttachedRolePolicies", On::Roles),
+    read("iam:ListRolePolicies", On::Roles),
+    read("iam:ListRoleTags", On::Roles),
+    read("iam:ListRoles", On::Anything),
+    write("iam:PutRolePolicy", On::Roles),
+    write("iam:TagRole", On::Roles),
+    write("iam:UpdateAssumeRolePolicy", On::Roles),
+    write("iam:UpdateRole", On::Roles),
+    write("kms:CancelKeyDeletion", On::OwnedKeys),
+    write("kms:CreateAlias", On::Aliases),
+    write("kms:CreateAlias", On::OwnedKeys),
+    write("kms:CreateKey", On::NewKeys),
+    read("kms:Decrypt", On::KeysViaS3),
+    read("kms:DescribeKey", On::Keys),
+    write("kms:EnableKey", On::OwnedKeys),
+    write("kms:EnableKeyRotation", On::OwnedKeys),
+    read("kms:GetKeyPolicy", On::Keys),
+    read("kms:GetKeyRotationStatus", On::Keys),
+    write("kms:ListKeys", On::AnyKey),
+    read("kms:ListResourceTags", On::Keys),
+    write("kms:PutKeyPolicy", On::OwnedKeys),
+    write("kms:ScheduleKeyDeletion", On::OwnedKeys),
+    write("kms:TagResource", On::KeyTagging),
+    write("kms:UntagResource", On::OwnedKeys),
+    write("kms:UpdateKeyDescription", On::OwnedKeys),
+    write("logs:CreateLogGroup", On::LogGroup),
+    write("logs:DeleteMetricFilter", On::LogGroup),
+    read("logs:DescribeLogGroups", On::AnyLogGroup),
+    read("logs:DescribeMetricFilters", On::LogGroup),
+    read("logs:ListTagsForResource", On::LogGroup),
+    write("logs:PutMetricFilter", On::LogGroup),
+    write("logs:PutRetentionPolicy", On::LogGroup),
+    write("logs:TagResource", On::LogGroup),
+    write("s3:CreateBucket", On::Buckets),
+    read("s3:GetBucketLogging", On::Buckets),
+    read("s3:GetBucketOwnershipControls", On::Buckets),
+    read("s3:GetBucketPolicy", On::Buckets),
+    read("s3:GetBucketPublicAccessBlock", On::Buckets),
+    read("s3:GetBucketTagging", On::Buckets),
+    read("s3:GetBucketVersioning", On::Buckets),
+    read("s3:GetEncryptionConfiguration", On::Buckets),
+    read("s3:GetLifecycleConfiguration", On::Buckets),
+    read("s3:GetObject", On::TrailLogs),
+    read("s3:ListBucket", On::Buckets),
+    write("s3:PutBucketLogging", On::Buckets),
+    write("s3:PutBucketOwnershipControls", On::Buckets),
+    write("s3:PutBucketPolicy", On::Buckets),
+    write("s3:PutBucketPublicAccessBlock", On::Buckets),
+    write("s3:PutBucketTagging", On::Buckets),
+    write("s3:PutBucketVersioning", On::Buckets),
+    write("s3:PutEncryptionConfiguration", On::Buckets),
+    write("s3:PutLifecycleConfiguration", On::Buckets),
+    write("sns:CreateTopic", On::Topic),
+    read("sns:GetTopicAttributes", On::Topic),
+    read("sns:ListSubscriptionsByTopic", On::Topic),
+    read("sns:ListTagsForResource", On::Topic),
+    write("sns:SetTopicAttributes", On::Topic),
+    write("sns:Subscribe", On::Topic),
+    write("sns:TagResource", On::Topic),
+    write("sns:Unsubscribe", On::Anything),
+    write("sns:UntagResource", On::Topic),
+    read("sts:GetCallerIdentity", On::Anything),
+    read("tag:GetResources", On::Anything),
 ];
 
-/// Actions on the spare key of a lost race, allowed only on keys ctguard tagged.
-pub const RETIRE_SPARE_KEY: &[&str] = &["kms:ScheduleKeyDeletion", "kms:UntagResource"];
+/// Why each action on `"*"` is there: the Service Authorization Reference lists no resource
+/// type for it (or, for AWS Config's recorder and channel, none ctguard can name).
+pub const UNSCOPED: &[(&str, &str)] = &[
+    ("account:ListRegions", "no resource-level permission; read only with `regions = \"all-enabled\"`"),
+    ("cloudtrail:DescribeTrails", "no resource-level permission; lists the region's trails"),
+    ("cloudtrail:ListPublicKeys", "no resource-level permission; the keys are CloudTrail's, not the account's"),
+    ("cloudtrail:LookupEvents", "no resource-level permission; the event history `ctguard investigate` reads"),
+    ("config:DescribeConfigurationRecorderStatus", "no resource-level permission; one recorder per region"),
+    ("config:DescribeConfigurationRecorders", "no resource-level permission; one recorder per region"),
+    ("config:DescribeDeliveryChannels", "no resource-level permission; one delivery channel per region"),
+    ("config:PutConfigurationRecorder", "no resource-level permission; one recorder per region"),
+    ("config:PutDeliveryChannel", "no resource-level permission; one delivery channel per region"),
+    ("config:StartConfigurationRecorder", "no resource-level permission; one recorder per region"),
+    ("events:ListRules", "no resource-level permission; lists by name prefix"),
+    ("iam:ListRoles", "no resource-level permission; lists by path prefix"),
+    (
+        "kms:CreateKey",
+        "no resource-level permission (the key does not exist yet); allowed only with this profile's ownership tag in the request",
+    ),
+    ("kms:ListKeys", "no resource-level permission; finds a key an interrupted apply left without its alias"),
+    ("sns:Unsubscribe", "no resource-level permission; ctguard unsubscribes only what it recorded on its topic"),
+    ("sts:GetCallerIdentity", "no resource-level permission (and needs none)"),
+    ("tag:GetResources", "no resource-level permission; reads the tags of the rules and alarms in one call"),
+];
 
-/// Decrypting what CloudTrail encrypted, to hash log files delivered with SSE-KMS.
-pub const READ_TRAIL_LOGS: &[&str] = &["kms:Decrypt"];
+/// What the policy is built for, beyond the profile itself.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Only what plan, verify and validate-logs need.
+    pub read_only: bool,
+    /// The profile covers every enabled region: per-region resources get the region `*`, so
+    /// the policy holds when a region is enabled later.
+    pub all_regions: bool,
+    /// The account the profile was resolved with stands for an unknown one: it is printed
+    /// as `*`.
+    pub unknown_account: Option<String>,
+}
 
-/// The identity policy ctguard needs: read-only for plan, verify and validate-logs, or
-/// everything for apply.
-pub fn policy(read_only: bool) -> Value {
-    let mut statements = vec![
-        json!({"Sid": "CtguardRead", "Effect": "Allow", "Action": READ, "Resource": "*"}),
-        // S3 decrypts an SSE-KMS log file for GetObject with the caller's kms:Decrypt: allowed
-        // only through S3 (kms:ViaService, which KMS sets to s3.<region>.amazonaws.com). No
-        // encryption-context condition: with S3 Bucket Keys the context is the bucket's, not
-        // the trail's.
-        json!({
-            "Sid": "CtguardReadTrailLogs",
-            "Effect": "Allow",
-            "Action": READ_TRAIL_LOGS,
-            "Resource": "*",
-            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
-        }),
-    ];
-    if !read_only {
-        statements.push(json!({"Sid": "CtguardApply", "Effect": "Allow", "Action": WRITE, "Resource": "*"}));
-        // Roles are handed only to the services that assume them.
-        statements.push(json!({
-            "Sid": "CtguardPassRoles",
-            "Effect": "Allow",
-            "Action": "iam:PassRole",
-            "Resource": "*",
-            "Condition": {"StringEquals": {"iam:PassedToService": [
-                "cloudtrail.amazonaws.com", "events.amazonaws.com", "config.amazonaws.com"
-            ]}}
-        }));
-        // Two applies that race to create the trail key leave one spare, never used; the loser
-        // retires it. Only keys carrying ctguard's ownership tag can be touched.
-        statements.push(json!({
-            "Sid": "CtguardRetireSpareKey",
-            "Effect": "Allow",
-            "Action": RETIRE_SPARE_KEY,
-            "Resource": "*",
-            "Condition": {"Null": {"aws:ResourceTag/ctguard:profile": "false"}}
-        }));
-        statements.push(json!({
-            "Sid": "CtguardConfigServiceLinkedRole",
-            "Effect": "Allow",
-            "Action": "iam:CreateServiceLinkedRole",
-            "Resource": "*",
-            "Condition": {"StringEquals": {"iam:AWSServiceName": "config.amazonaws.com"}}
-        }));
+/// The identity policy ctguard needs for `profile`: read-only for plan, verify and
+/// validate-logs, or everything apply does as well.
+pub fn policy(profile: &Profile, options: &Options) -> Value {
+    let names = Names::of(profile, options);
+    // One statement per kind of resource, reads and writes together: each resource list is
+    // spelled once, which keeps the policy within IAM's size limits.
+    let mut groups: BTreeMap<On, Vec<&str>> = BTreeMap::new();
+    for row in TABLE.iter().filter(|r| !options.read_only || r.access == Access::Read) {
+        groups.entry(row.on).or_default().push(row.action);
     }
-    json!({"Version": "2012-10-17", "Statement": statements})
+    let mut statements = Vec::new();
+    for (on, actions) in groups {
+        let resources = names.resources(on);
+        if resources.is_empty() {
+            continue;
+        }
+        let mut statement = json!({
+            "Sid": format!("Ctguard{on:?}"),
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": resources,
+        });
+        if let Some(condition) = names.condition(on) {
+            statement["Condition"] = condition;
+        }
+        statements.push(statement);
+    }
+    if !options.read_only {
+        statements.extend(names.pass_roles());
+    }
+    let mut doc = json!({"Version": "2012-10-17", "Statement": statements});
+    if let Some(stand_in) = &options.unknown_account {
+        unknown_account(&mut doc, stand_in);
+    }
+    doc
+}
+
+/// Every string of the document with the stand-in account ID replaced by `*`.
+fn unknown_account(value: &mut Value, stand_in: &str) {
+    match value {
+        Value::String(s) => *s = s.replace(stand_in, "*"),
+        Value::Array(items) => items.iter_mut().for_each(|v| unknown_account(v, stand_in)),
+        Value::Object(map) => map.values_mut().for_each(|v| unknown_account(v, stand_in)),
+        _ => {}
+    }
+}
+
+/// The profile's names, as ARNs and ARN patterns.
+struct Names<'a> {
+    profile: &'a Profile,
+    partition: &'a str,
+    account: &'a str,
+    home: &'a str,
+    /// The regions of per-region resources (`*` for every enabled region).
+    regions: Vec<String>,
+}
+
+impl<'a> Names<'a> {
+    fn of(profile: &'a Profile, options: &Options) -> Self {
+        let rt = &profile.runtime;
+        let regions = if options.all_regions { vec!["*".to_string()] } else { profile.regions.clone() };
+        Names { profile, partition: &rt.partition, account: &rt.account_id, home: &rt.region, regions }
+    }
+
+    fn arn(&self, service: &str, region: &str, rest: &str) -> String {
+        format!("arn:{}:{service}:{region}:{}:{rest}", self.partition, self.account)
+    }
+
+    /// `{name}` and ctguard's name prefix, once if the name already has it.
+    fn with_prefix(name: &str) -> Vec<String> {
+        let prefixed = format!("{PREFIX}*");
+        if name.starts_with(PREFIX) { vec![prefixed] } else { vec![name.to_string(), prefixed] }
+    }
+
+    fn managed_keys(&self) -> Vec<&str> {
+        let p = self.profile;
+        let trail = p.trail.kms.iter();
+        let topic = p.alerts.iter().filter_map(|a| a.kms.as_ref());
+        trail
+            .chain(topic)
+            .filter_map(|k| match k {
+                Kms::Managed { alias, .. } => Some(alias.as_str()),
+                Kms::Existing { .. } => None,
+            })
+            .collect()
+    }
+
+    /// The declared roles: (ARN, the service that assumes it, its path).
+    fn roles(&self) -> Vec<(&str, &'static str, &str)> {
+        let p = self.profile;
+        let logs =
+            p.cloudwatch_logs.iter().map(|c| (c.role_arn.as_str(), "cloudtrail.amazonaws.com", c.role_path.as_str()));
+        // The forwarding role exists only when there is another region to forward from.
+        let forward = p.events.iter().filter(|_| p.regions.len() > 1 || self.regions == ["*"]);
+        let events = forward.map(|e| (e.role_arn.as_str(), "events.amazonaws.com", e.role_path.as_str()));
+        logs.chain(events).collect()
+    }
+
+    fn config_role(&self) -> Option<(&str, bool)> {
+        self.profile.config.as_ref().map(|c| (c.role_arn.as_str(), c.service_linked))
+    }
+
+    fn resources(&self, on: On) -> Vec<String> {
+        let p = self.profile;
+        let home = self.home;
+        let unique = |mut v: Vec<String>| {
+            v.sort();
+            v.dedup();
+            v
+        };
+        let every_region = |service: &str, rest: &[String]| -> Vec<String> {
+            self.regions.iter().flat_map(|r| rest.iter().map(move |x| self.arn(service, r, x))).collect()
+        };
+        match on {
+            On::Anything => vec!["*".into()],
+            On::AnyKey | On::NewKeys if self.managed_keys().is_empty() => Vec::new(),
+            On::AnyKey | On::NewKeys => vec!["*".into()],
+            On::AnyConfig if p.config.is_none() => Vec::new(),
+            On::AnyConfig => vec!["*".into()],
+            On::Buckets => {
+                let buckets = std::iter::once(&p.bucket.name).chain(p.access_log_bucket.iter().map(|a| &a.name));
+                buckets.map(|b| format!("arn:{}:s3:::{b}", self.partition)).collect()
+            }
+            On::TrailLogs => {
+                let prefix = if p.bucket.trail_prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}/", p.bucket.trail_prefix)
+                };
+                vec![format!("arn:{}:s3:::{}/{prefix}AWSLogs/*", self.partition, p.bucket.name)]
+            }
+            On::Trails => Self::with_prefix(&p.trail.name)
+                .iter()
+                .map(|n| self.arn("cloudtrail", home, &format!("trail/{n}")))
+                .collect(),
+            On::AnyTrail => vec![self.arn("cloudtrail", "*", "trail/*")],
+            On::LogGroup => p
+                .cloudwatch_logs
+                .iter()
+                .flat_map(|c| {
+                    let group = self.arn("logs", home, &format!("log-group:{}", c.log_group));
+                    [group.clone(), format!("{group}:*")]
+                })
+                .collect(),
+            On::AnyLogGroup if p.cloudwatch_logs.is_none() => Vec::new(),
+            On::AnyLogGroup => vec![self.arn("logs", home, "log-group:*")],
+            On::Roles | On::RolesAndConfigRole => {
+                let mut out: Vec<String> = Vec::new();
+                // Roles the profile dropped are looked for under the log role's path.
+                let dropped = p.cloudwatch_logs.as_ref().map_or(DROPPED_ROLES_PATH, |c| c.role_path.as_str());
+                for (arn, path) in self.roles().into_iter().map(|(a, _, p)| (Some(a), p)).chain([(None, dropped)]) {
+                    // A role under a path of its own is named by the path's wildcard; `/`
+                    // would be every role, so a role there is named alone.
+                    if path != "/" {
+                        out.push(format!("arn:{}:iam::{}:role{path}*", self.partition, self.account));
+                    } else {
+                        out.extend(arn.map(str::to_string));
+                    }
+                }
+                if on == On::RolesAndConfigRole
+                    && let Some((arn, _)) = self.config_role()
+                {
+                    out.push(arn.to_string());
+                }
+                unique(out)
+            }
+            On::ConfigServiceRole => match self.config_role() {
+                Some((arn, true)) => vec![arn.to_string()],
+                _ => Vec::new(),
+            },
+            On::Topic => p.alerts.iter().map(|a| a.topic_arn.clone()).collect(),
+            On::Keys | On::OwnedKeys | On::KeyTagging if self.managed_keys().is_empty() => Vec::new(),
+            On::Keys | On::OwnedKeys | On::KeyTagging => vec![self.arn("kms", home, "key/*")],
+            On::Aliases => self.managed_keys().iter().map(|a| self.arn("kms", home, a)).collect(),
+            On::KeysViaS3 => {
+                let existing = [p.bucket.kms_key_arn.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .chain(p.trail.kms.iter().filter_map(|k| match k {
+                        Kms::Existing { key_arn } => Some(key_arn),
+                        Kms::Managed { .. } => None,
+                    }))
+                    .cloned();
+                let managed = (!self.managed_keys().is_empty()).then(|| self.arn("kms", home, "key/*"));
+                unique(existing.chain(managed).collect())
+            }
+            // Rules, alarms and Config rules the profile dropped are looked for (and deleted)
+            // even when it declares none any more.
+            On::EventRules => {
+                let declared = p.events.iter().flat_map(|e| e.rules.iter().flat_map(|r| Self::with_prefix(&r.name)));
+                let names: Vec<String> = declared.chain([format!("{PREFIX}*")]).map(|n| format!("rule/{n}")).collect();
+                unique(every_region("events", &unique(names)))
+            }
+            On::Alarms => {
+                let declared = p.alarms.iter().flat_map(|a| Self::with_prefix(&a.name));
+                let names = declared.chain([format!("{PREFIX}*")]).map(|n| format!("alarm:{n}"));
+                unique(names.map(|n| self.arn("cloudwatch", home, &n)).collect())
+            }
+            On::AnyAlarm => vec![self.arn("cloudwatch", home, "alarm:*")],
+            On::ConfigRules => every_region("config", &["config-rule/*".to_string()]),
+        }
+    }
+
+    fn condition(&self, on: On) -> Option<Value> {
+        let owner = format!("aws:ResourceTag/{OWNER_TAG}");
+        let request = format!("aws:RequestTag/{OWNER_TAG}");
+        let name = &self.profile.name;
+        match on {
+            On::OwnedKeys => Some(json!({"StringEquals": {owner: name}})),
+            // The tags a new key is created with: the owner and the alias it is for.
+            On::NewKeys | On::KeyTagging => Some(json!({
+                "StringEquals": {request: name},
+                "ForAllValues:StringEquals": {"aws:TagKeys": [OWNER_TAG, ALIAS_TAG]},
+            })),
+            On::ConfigServiceRole => Some(json!({"StringEquals": {"iam:AWSServiceName": "config.amazonaws.com"}})),
+            // S3 decrypts an SSE-KMS log file for GetObject with the caller's kms:Decrypt; KMS
+            // sets kms:ViaService to s3.<region>.amazonaws.com. No encryption-context condition:
+            // with S3 Bucket Keys the context is the bucket's, not the trail's.
+            On::KeysViaS3 => Some(json!({"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}})),
+            _ => None,
+        }
+    }
+
+    /// iam:PassRole for each role ctguard hands to a service, to that service only.
+    fn pass_roles(&self) -> Vec<Value> {
+        let mut by_service: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (arn, service, _) in self.roles() {
+            by_service.entry(service).or_default().push(arn);
+        }
+        if let Some((arn, _)) = self.config_role() {
+            by_service.entry("config.amazonaws.com").or_default().push(arn);
+        }
+        by_service
+            .into_iter()
+            .map(|(service, roles)| {
+                let who = service.split('.').next().unwrap_or(service);
+                json!({
+                    "Sid": format!("CtguardPassRoleTo{}{}", who[..1].to_uppercase(), &who[1..]),
+                    "Effect": "Allow",
+                    "Action": "iam:PassRole",
+                    "Resource": roles,
+                    "Condition": {"StringEquals": {"iam:PassedToService": service}},
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::{Runtime, load, vars::Vars};
 
-    #[test]
-    fn lists_are_sorted_and_disjoint() {
-        for list in [READ, WRITE, READ_TRAIL_LOGS] {
-            let mut sorted = list.to_vec();
-            sorted.sort();
-            sorted.dedup();
-            assert_eq!(sorted, list, "keep the list sorted and free of repeats");
-        }
-        assert!(READ.iter().all(|a| !WRITE.contains(a) && !READ_TRAIL_LOGS.contains(a)));
+    fn flagship(options: &Options) -> Value {
+        let runtime = Runtime {
+            account_id: "123456789012".into(),
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            enabled_regions: vec!["us-east-1".into(), "eu-west-1".into()],
+        };
+        let profile = load("ai-agent-guard").unwrap().resolve(&runtime, &Vars::new()).unwrap();
+        policy(&profile, options)
+    }
+
+    fn full() -> Options {
+        Options { read_only: false, all_regions: true, unknown_account: None }
+    }
+
+    fn statements(doc: &Value) -> &Vec<Value> {
+        doc["Statement"].as_array().unwrap()
     }
 
     #[test]
-    fn the_read_only_policy_has_no_writes() {
-        let doc = policy(true).to_string();
-        assert!(!doc.contains("Put") && !doc.contains("Create") && !doc.contains("Delete"), "{doc}");
-        assert_eq!(policy(true)["Statement"].as_array().unwrap().len(), 2);
-        assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 6);
-        assert!(doc.contains("cloudtrail:LookupEvents") && doc.contains("s3:GetObject"), "{doc}");
+    fn the_table_is_sorted_and_each_action_has_one_access() {
+        let actions: Vec<&str> = TABLE.iter().map(|r| r.action).collect();
+        let mut sorted = actions.clone();
+        sorted.sort();
+        assert_eq!(actions, sorted, "keep the table sorted by action");
+        for row in TABLE {
+            assert!(TABLE.iter().filter(|r| r.action == row.action).all(|r| r.access == row.access), "{}", row.action);
+        }
+    }
+
+    #[test]
+    fn every_action_on_anything_has_a_reason_listed_in_the_readme() {
+        let readme = include_str!("../README.md");
+        let unscoped: Vec<&str> = TABLE
+            .iter()
+            .filter(|r| matches!(r.on, On::Anything | On::AnyKey | On::AnyConfig | On::NewKeys))
+            .map(|r| r.action)
+            .collect();
+        let reasons: Vec<&str> = UNSCOPED.iter().map(|(a, _)| *a).collect();
+        assert_eq!(unscoped, reasons, "UNSCOPED lists exactly the actions on \"*\", in table order");
+        for action in reasons {
+            assert!(
+                readme.contains(&format!("`{action}`")),
+                "README.md does not list {action} among the actions on \"*\""
+            );
+        }
+    }
+
+    #[test]
+    fn writes_never_name_everything_unless_aws_allows_nothing_else() {
+        let doc = flagship(&full());
+        for s in statements(&doc) {
+            let resources = s["Resource"].to_string();
+            if resources.contains("\"*\"") {
+                let actions: Vec<&str> = match &s["Action"] {
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    other => vec![other.as_str().unwrap()],
+                };
+                for a in actions {
+                    assert!(UNSCOPED.iter().any(|(u, _)| *u == a), "{a} on \"*\" without a reason: {s}");
+                }
+            }
+        }
+        let text = doc.to_string();
+        for gone in ["\"iam:PassRole\",\"Resource\":\"*\"", "s3:::*\""] {
+            assert!(!text.contains(gone), "{gone} in {text}");
+        }
+    }
+
+    #[test]
+    fn roles_are_passed_only_to_the_service_that_uses_each() {
+        let doc = flagship(&full());
+        let pass: Vec<&Value> = statements(&doc).iter().filter(|s| s["Action"] == "iam:PassRole").collect();
+        let to = |service: &str| {
+            pass.iter().find(|s| s["Condition"]["StringEquals"]["iam:PassedToService"] == service).unwrap()["Resource"]
+                .clone()
+        };
+        assert_eq!(
+            to("cloudtrail.amazonaws.com"),
+            json!(["arn:aws:iam::123456789012:role/ctguard/ctguard-cloudtrail-to-logs"])
+        );
+        assert_eq!(
+            to("events.amazonaws.com"),
+            json!(["arn:aws:iam::123456789012:role/ctguard/ctguard-events-forwarder"])
+        );
+        assert_eq!(
+            to("config.amazonaws.com"),
+            json!(["arn:aws:iam::123456789012:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"])
+        );
+    }
+
+    #[test]
+    fn kms_writes_need_the_ownership_tag() {
+        let doc = flagship(&full());
+        let by_sid = |sid: &str| statements(&doc).iter().find(|s| s["Sid"] == sid).unwrap().clone();
+        let owned = by_sid("CtguardOwnedKeys");
+        assert_eq!(owned["Condition"]["StringEquals"]["aws:ResourceTag/ctguard:profile"], "ai-agent-guard");
+        assert!(owned["Action"].to_string().contains("kms:PutKeyPolicy"));
+        let create = by_sid("CtguardNewKeys");
+        assert_eq!(create["Action"], json!(["kms:CreateKey"]));
+        assert_eq!(create["Condition"]["StringEquals"]["aws:RequestTag/ctguard:profile"], "ai-agent-guard");
+        assert!(create["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"].is_array());
+    }
+
+    #[test]
+    fn the_read_only_policy_has_no_writes_and_scopes_list_bucket() {
+        let doc = flagship(&Options { read_only: true, ..full() });
+        let text = doc.to_string();
+        for verb in ["Put", "Create", "Delete", "PassRole", "Tag\""] {
+            assert!(!text.contains(verb), "{verb} in {text}");
+        }
+        let buckets = statements(&doc).iter().find(|s| s["Sid"] == "CtguardBuckets").unwrap();
+        assert!(buckets["Action"].to_string().contains("s3:ListBucket"));
+        assert_eq!(
+            buckets["Resource"],
+            json!([
+                "arn:aws:s3:::ctguard-audit-123456789012-us-east-1",
+                "arn:aws:s3:::ctguard-audit-123456789012-us-east-1-access"
+            ])
+        );
+    }
+
+    #[test]
+    fn an_unknown_account_is_a_wildcard() {
+        let doc = flagship(&Options { unknown_account: Some("123456789012".into()), ..full() });
+        let text = doc.to_string();
+        assert!(!text.contains("123456789012"), "{text}");
+        assert!(text.contains("arn:aws:s3:::ctguard-audit-*-us-east-1"), "{text}");
     }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use crate::aws::ConnectOptions;
 use crate::cli::{
-    self, ColorChoice, Common, GlobalArgs, HuntArgs, InvestigateArgs, SeverityArg, TestArgs, ValidateLogsArgs,
+    self, ColorChoice, Common, EndpointArgs, GlobalArgs, HuntArgs, InvestigateArgs, PermissionsArgs, SeverityArg,
+    TestArgs, ValidateLogsArgs,
 };
 use crate::detect::replay::Input;
 use crate::integrity::keys::{self, PublicKeys};
@@ -109,6 +110,8 @@ pub struct Settings {
     pub output: Output,
     /// One block per resource even when it is identical in several regions.
     pub expand: bool,
+    /// `--show-endpoints`: subscription endpoints in full rather than masked.
+    pub show_endpoints: bool,
 }
 
 impl Settings {
@@ -126,7 +129,14 @@ impl Settings {
             format: global.document()?,
             output: global.output,
             expand: common.expand || global.output.verbose > 0,
+            show_endpoints: false,
         })
+    }
+
+    /// The settings of a command that shows subscription endpoints.
+    pub fn with_endpoints(mut self, endpoints: &EndpointArgs) -> Self {
+        self.show_endpoints = endpoints.show_endpoints;
+        self
     }
 
     /// Connection options once the profile's home region is known. The region is --region,
@@ -505,6 +515,30 @@ fn duration(text: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(scale)
+}
+
+/// `ctguard permissions`, resolved.
+#[derive(Debug, Clone)]
+pub struct PermissionsSettings {
+    pub common: Settings,
+    pub read_only: bool,
+    /// `--account`: the account to name without asking STS.
+    pub account: Option<String>,
+}
+
+impl PermissionsSettings {
+    pub fn resolve(global: &Global, args: &PermissionsArgs) -> anyhow::Result<Self> {
+        if let Some(account) = &args.account
+            && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
+        {
+            anyhow::bail!("--account: expected a 12-digit AWS account ID, got {account:?}");
+        }
+        Ok(PermissionsSettings {
+            common: Settings::resolve(global, &args.common)?,
+            read_only: args.read_only,
+            account: args.account.clone(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,54 +1,472 @@
-//! `ctguard permissions` prints the policies ctguard needs; the calls seen at the emulator
-//! prove plan and verify stay inside the read-only one and apply inside the full one.
+//! `ctguard permissions -p PROFILE` prints policies scoped to what the profile declares. Every
+//! call plan, verify, validate-logs and apply make is recorded at the emulator with the
+//! resource it names, and evaluated here against the printed policies: plan, verify and
+//! validate-logs must stay inside the read-only one, apply inside the full one, for both
+//! shipped profiles. The evaluator is a small model of IAM's (Allow statements only): actions
+//! and resources with `*` and `?` wildcards, and the condition keys a test can know:
+//! `iam:PassedToService` (the roles CreateTrail, PutTargets and PutConfigurationRecorder hand
+//! over), `iam:AWSServiceName`, `aws:RequestTag`, `aws:TagKeys`, and `aws:ResourceTag` of KMS
+//! keys (read back from the emulator).
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use common::*;
 use serde_json::Value;
 
-fn actions(read_only: bool) -> BTreeSet<String> {
-    let mut args = vec!["permissions"];
+/// One authorization AWS makes for a call: an action on a resource, with its context.
+#[derive(Debug, Clone)]
+struct Check {
+    action: String,
+    resource: String,
+    context: BTreeMap<String, Vec<String>>,
+    /// The request, for the failure message.
+    call: String,
+}
+
+/// What the account holds after the runs, for resources a request names only indirectly.
+#[derive(Default)]
+struct State {
+    /// Role name to ARN (the path is part of the ARN IAM authorizes).
+    roles: BTreeMap<String, String>,
+    /// KMS alias name (`alias/x`) to key ARN, and key ARN to its tags.
+    aliases: BTreeMap<String, String>,
+    key_tags: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn printed_policy(emu: &Emulator, profile: &str, read_only: bool) -> Value {
+    let mut args = vec!["permissions", "-p", profile];
     if read_only {
         args.push("--read-only");
     }
-    let r = run(ctguard_cmd().args(&args));
-    r.expect(0);
-    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
-    doc["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| match &s["Action"] {
-            Value::Array(list) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-            Value::String(a) => vec![a.clone()],
-            _ => Vec::new(),
+    let run = emu.ctguard(&args);
+    run.expect(0);
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("permissions prints JSON: {e}\n{}", run.stdout))
+}
+
+// ---------------------------------------------------------------------------------------------
+// From a recorded request to the authorizations AWS would make for it
+// ---------------------------------------------------------------------------------------------
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The tags a request sets, whatever the service calls their fields.
+fn request_tags(params: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for field in ["Tags", "TagsList", "tags"] {
+        match &params[field] {
+            Value::Array(list) => {
+                for t in list {
+                    let key = ["Key", "TagKey", "key"].iter().find_map(|k| t[*k].as_str());
+                    let value = ["Value", "TagValue", "value"].iter().find_map(|k| t[*k].as_str()).unwrap_or("");
+                    if let Some(key) = key {
+                        out.push((key.to_string(), value.to_string()));
+                    }
+                }
+            }
+            Value::Object(map) => out.extend(map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").into()))),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn checks_for(r: &Request, state: &State) -> Vec<Check> {
+    let action = r.iam_action();
+    let region = r.region.clone().unwrap_or_else(|| REGION.to_string());
+    let p = &r.params;
+    let op = action.split(':').nth(1).unwrap_or_default().to_string();
+    let arn = |service: &str, rest: &str| format!("arn:aws:{service}:{region}:{ACCOUNT}:{rest}");
+    let role = |name: &str| {
+        state.roles.get(name).cloned().unwrap_or_else(|| {
+            let path = p["Path"].as_str().unwrap_or("/");
+            format!("arn:aws:iam::{ACCOUNT}:role{path}{name}")
         })
+    };
+    let key = |id: &str| {
+        if id.starts_with("alias/") {
+            state.aliases.get(id).cloned().unwrap_or_else(|| arn("kms", id))
+        } else if id.starts_with("arn:") {
+            id.to_string()
+        } else {
+            arn("kms", &format!("key/{id}"))
+        }
+    };
+    let trail = |name: &str| {
+        if name.starts_with("arn:") { name.to_string() } else { arn("cloudtrail", &format!("trail/{name}")) }
+    };
+    let rule = |name: &str| arn("events", &format!("rule/{name}"));
+    let alarm = |name: &str| arn("cloudwatch", &format!("alarm:{name}"));
+    // AWS Config names a rule's ARN by an ID it generates; the name stands in for it.
+    let config_rule = |name: &str| arn("config", &format!("config-rule/{name}"));
+    let first = |fields: &[&str]| fields.iter().find_map(|f| p[*f].as_str().map(str::to_string));
+
+    let mut resources: Vec<String> = match action.split(':').next().unwrap_or_default() {
+        "s3" => {
+            let path = r.path.trim_start_matches('/');
+            match path.split_once('/') {
+                Some((bucket, object)) if !object.is_empty() => vec![format!("arn:aws:s3:::{bucket}/{object}")],
+                _ => vec![format!("arn:aws:s3:::{}", path.trim_end_matches('/'))],
+            }
+        }
+        "iam" if op == "ListRoles" => vec!["*".into()],
+        "iam" if op == "CreateServiceLinkedRole" => {
+            let service = p["AWSServiceName"].as_str().unwrap_or_default();
+            vec![format!("arn:aws:iam::{ACCOUNT}:role/aws-service-role/{service}/AWSServiceRoleForConfig")]
+        }
+        "iam" => first(&["RoleName"]).map(|n| role(&n)).into_iter().collect(),
+        "cloudtrail" => match op.as_str() {
+            "DescribeTrails" | "ListPublicKeys" => vec!["*".into()],
+            "AddTags" => first(&["ResourceId"]).map(|n| trail(&n)).into_iter().collect(),
+            "ListTags" => strings(&p["ResourceIdList"]).iter().map(|n| trail(n)).collect(),
+            _ => first(&["Name", "TrailName"]).map(|n| trail(&n)).into_iter().collect(),
+        },
+        "kms" => match op.as_str() {
+            "CreateKey" | "ListKeys" => vec!["*".into()],
+            "CreateAlias" => {
+                // Authorized twice: on the alias and on the key it names.
+                let mut both = vec![arn("kms", p["AliasName"].as_str().unwrap_or_default())];
+                both.extend(first(&["TargetKeyId"]).map(|k| key(&k)));
+                both
+            }
+            _ => first(&["KeyId"]).map(|k| key(&k)).into_iter().collect(),
+        },
+        "logs" => match op.as_str() {
+            "DescribeLogGroups" => {
+                vec![arn("logs", &format!("log-group:{}*", p["logGroupNamePrefix"].as_str().unwrap_or_default()))]
+            }
+            "ListTagsForResource" | "TagResource" => first(&["resourceArn"]).into_iter().collect(),
+            _ => first(&["logGroupName", "logGroupIdentifier"])
+                .map(|g| arn("logs", &format!("log-group:{g}")))
+                .into_iter()
+                .collect(),
+        },
+        "sns" => match op.as_str() {
+            "Unsubscribe" => vec!["*".into()],
+            "CreateTopic" => first(&["Name"]).map(|n| arn("sns", &n)).into_iter().collect(),
+            _ => first(&["TopicArn", "ResourceArn"]).into_iter().collect(),
+        },
+        "events" => match op.as_str() {
+            "ListRules" => vec!["*".into()],
+            "ListTagsForResource" | "TagResource" => first(&["ResourceARN"]).into_iter().collect(),
+            _ => first(&["Name", "Rule"]).map(|n| rule(&n)).into_iter().collect(),
+        },
+        "cloudwatch" => match op.as_str() {
+            "ListTagsForResource" | "TagResource" => first(&["ResourceARN"]).into_iter().collect(),
+            "DescribeAlarms" => {
+                let names = strings(&p["AlarmNames"]);
+                if names.is_empty() {
+                    vec![alarm(&format!("{}*", p["AlarmNamePrefix"].as_str().unwrap_or_default()))]
+                } else {
+                    names.iter().map(|n| alarm(n)).collect()
+                }
+            }
+            _ => {
+                let mut names = strings(&p["AlarmNames"]);
+                names.extend(first(&["AlarmName"]));
+                names.iter().map(|n| alarm(n)).collect()
+            }
+        },
+        "config" => match op.as_str() {
+            "ListTagsForResource" | "TagResource" => first(&["ResourceArn"]).into_iter().collect(),
+            "PutConfigRule" => {
+                let name = p["ConfigRule"]["ConfigRuleName"].as_str().unwrap_or_default();
+                vec![config_rule(name)]
+            }
+            "DescribeConfigRules" | "DescribeComplianceByConfigRule" => {
+                let names = strings(&p["ConfigRuleNames"]);
+                if names.is_empty() { vec![config_rule("*")] } else { names.iter().map(|n| config_rule(n)).collect() }
+            }
+            "DeleteConfigRule" | "GetComplianceDetailsByConfigRule" => {
+                first(&["ConfigRuleName"]).map(|n| config_rule(&n)).into_iter().collect()
+            }
+            _ => vec!["*".into()],
+        },
+        _ => vec!["*".into()],
+    };
+
+    if resources.is_empty() {
+        // A request whose resource the log did not capture must fail, not pass unchecked.
+        resources.push(format!("<no resource named in {}>", p));
+    }
+    let mut context: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let tags = request_tags(p);
+    if !tags.is_empty() {
+        context.insert("aws:TagKeys".into(), tags.iter().map(|(k, _)| k.clone()).collect());
+        for (k, v) in &tags {
+            context.insert(format!("aws:RequestTag/{k}"), vec![v.clone()]);
+        }
+    }
+    if let Some(service) = p["AWSServiceName"].as_str() {
+        context.insert("iam:AWSServiceName".into(), vec![service.into()]);
+    }
+    let call = format!(
+        "{action} ({region}) {}",
+        if p.is_null() || p == &serde_json::json!({}) { r.path.clone() } else { p.to_string() }
+    );
+    let mut out: Vec<Check> = resources
+        .into_iter()
+        .map(|resource| {
+            let mut context = context.clone();
+            if let Some(tags) = state.key_tags.get(&resource) {
+                for (k, v) in tags {
+                    context.insert(format!("aws:ResourceTag/{k}"), vec![v.clone()]);
+                }
+            }
+            Check { action: action.clone(), resource, context, call: call.clone() }
+        })
+        .collect();
+    // Tagging a key as it is created needs kms:TagResource, on no key in particular.
+    if action == "kms:CreateKey" && !tags.is_empty() {
+        out.push(Check {
+            action: "kms:TagResource".into(),
+            resource: arn("kms", "key/*"),
+            context,
+            call: call.clone(),
+        });
+    }
+    // The roles a call hands to a service need iam:PassRole, to that service.
+    let passed: Vec<(String, &str)> = match action.as_str() {
+        "cloudtrail:CreateTrail" | "cloudtrail:UpdateTrail" => {
+            first(&["CloudWatchLogsRoleArn"]).map(|a| (a, "cloudtrail.amazonaws.com")).into_iter().collect()
+        }
+        "events:PutTargets" => p["Targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["RoleArn"].as_str())
+            .map(|a| (a.to_string(), "events.amazonaws.com"))
+            .collect(),
+        "config:PutConfigurationRecorder" => p["ConfigurationRecorder"]["roleARN"]
+            .as_str()
+            .map(|a| (a.to_string(), "config.amazonaws.com"))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (role_arn, service) in passed.into_iter().filter(|(a, _)| !a.is_empty()) {
+        let context = BTreeMap::from([("iam:PassedToService".to_string(), vec![service.to_string()])]);
+        out.push(Check { action: "iam:PassRole".into(), resource: role_arn, context, call: call.clone() });
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The evaluator
+// ---------------------------------------------------------------------------------------------
+
+/// IAM's wildcard match: `*` any run of characters, `?` any one.
+fn glob(pattern: &str, text: &str, case_insensitive: bool) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = if case_insensitive {
+        (pattern.to_lowercase().chars().collect(), text.to_lowercase().chars().collect())
+    } else {
+        (pattern.chars().collect(), text.chars().collect())
+    };
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn condition_holds(condition: &Value, context: &BTreeMap<String, Vec<String>>) -> bool {
+    let Some(operators) = condition.as_object() else { return true };
+    operators.iter().all(|(operator, keys)| {
+        keys.as_object().into_iter().flatten().all(|(key, wanted)| {
+            let wanted = strings(wanted);
+            let have = context.get(key);
+            match operator.as_str() {
+                "StringEquals" => have.is_some_and(|h| h.iter().any(|v| wanted.contains(v))),
+                "StringLike" => have.is_some_and(|h| h.iter().any(|v| wanted.iter().any(|w| glob(w, v, false)))),
+                "ForAllValues:StringEquals" => have.is_none_or(|h| h.iter().all(|v| wanted.contains(v))),
+                "Null" => wanted.iter().all(|w| (w == "true") == have.is_none()),
+                other => panic!("the test's evaluator does not know the condition operator {other}"),
+            }
+        })
+    })
+}
+
+/// How well a statement fits a check: (action, resource, condition) each matching or not.
+fn fit(statement: &Value, check: &Check) -> (bool, bool, bool) {
+    let action = strings(&statement["Action"]).iter().any(|a| glob(a, &check.action, true));
+    let resource = strings(&statement["Resource"]).iter().any(|r| glob(r, &check.resource, false));
+    let condition = condition_holds(&statement["Condition"], &check.context);
+    (action, resource, condition)
+}
+
+/// `Err` naming the check and the statement closest to allowing it.
+fn evaluate(policy: &Value, check: &Check) -> Result<(), String> {
+    let statements = policy["Statement"].as_array().expect("a policy with statements");
+    let mut closest: Option<(usize, &Value, (bool, bool, bool))> = None;
+    for s in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        let f = fit(s, check);
+        if f == (true, true, true) {
+            return Ok(());
+        }
+        let score = usize::from(f.0) * 4 + usize::from(f.1) * 2 + usize::from(f.2);
+        if closest.is_none_or(|(best, _, _)| score > best) {
+            closest = Some((score, s, f));
+        }
+    }
+    let near = closest.map_or("none".to_string(), |(_, s, (a, r, c))| {
+        let why = [(!a, "action"), (!r, "resource"), (!c, "condition")]
+            .iter()
+            .filter(|(miss, _)| *miss)
+            .map(|(_, what)| *what)
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("{} (does not match: {why})", s["Sid"].as_str().unwrap_or("?"))
+    });
+    Err(format!(
+        "{} on {} with {:?}\n    call: {}\n    closest statement: {near}",
+        check.action, check.resource, check.context, check.call
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runs
+// ---------------------------------------------------------------------------------------------
+
+async fn state(emu: &Emulator) -> State {
+    let conf = emu.sdk().await;
+    let mut state = State::default();
+    let iam = aws_sdk_iam::Client::new(&conf);
+    for r in iam.list_roles().send().await.unwrap().roles() {
+        state.roles.insert(r.role_name().to_string(), r.arn().to_string());
+    }
+    let kms = aws_sdk_kms::Client::new(&conf);
+    for a in kms.list_aliases().send().await.unwrap().aliases() {
+        if let (Some(name), Some(target)) = (a.alias_name(), a.target_key_id()) {
+            state.aliases.insert(name.to_string(), format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{target}"));
+        }
+    }
+    for k in kms.list_keys().send().await.unwrap().keys() {
+        let (Some(id), Some(arn)) = (k.key_id(), k.key_arn()) else { continue };
+        let tags = kms.list_resource_tags().key_id(id).send().await.unwrap();
+        let tags = tags.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect();
+        state.key_tags.insert(arn.to_string(), tags);
+    }
+    state
+}
+
+/// Every AWS request of one ctguard run, each with the authorizations it needs.
+fn recorded(emu: &Emulator, args: &[&str], codes: &[i32]) -> Vec<Request> {
+    emu.clear_requests();
+    let run = emu.ctguard(args);
+    assert!(codes.contains(&run.code), "{args:?} exited {}\n{}\n{}", run.code, run.stdout, run.stderr);
+    emu.requests()
+        .into_iter()
+        .filter(|r| !r.path.starts_with("/moto-api") && !r.path.starts_with("/_ctguard"))
         .collect()
 }
 
-fn seen(emu: &Emulator) -> BTreeSet<String> {
-    emu.requests().iter().map(Request::iam_action).collect()
+fn outside(policy: &Value, requests: &[Request], state: &State) -> Vec<String> {
+    let mut failures: Vec<String> =
+        requests.iter().flat_map(|r| checks_for(r, state)).filter_map(|c| evaluate(policy, &c).err()).collect();
+    failures.sort();
+    failures.dedup();
+    failures
+}
+
+fn calls_stay_inside_the_printed_policies(profile: &str) {
+    let emu = Emulator::start();
+    let (read_only, full) = (printed_policy(&emu, profile, true), printed_policy(&emu, profile, false));
+
+    let applied = recorded(&emu, &["apply", "--auto-approve", "-p", profile], &[0]);
+    let reapplied = recorded(&emu, &["apply", "--auto-approve", "-p", profile], &[0]);
+    let mut reads = recorded(&emu, &["plan", "-p", profile], &[0]);
+    reads.extend(recorded(&emu, &["verify", "-p", profile], &[0, 2]));
+    // No digest files in the emulator: what matters here is the calls, not the verdict.
+    reads.extend(recorded(&emu, &["validate-logs", "-p", profile, "--start", "2h"], &[0, 1, 2]));
+    let state = tokio::runtime::Runtime::new().unwrap().block_on(state(&emu));
+
+    let distinct: std::collections::BTreeSet<String> = reads.iter().map(Request::iam_action).collect();
+    assert!(distinct.len() > 20, "too few distinct read calls to prove anything: {distinct:?}");
+    assert!(applied.iter().filter(|r| r.mutates()).count() > 20, "apply made too few writes to prove anything");
+
+    let writes_outside: Vec<String> = applied
+        .iter()
+        .chain(&reapplied)
+        .flat_map(|r| checks_for(r, &state))
+        .filter_map(|c| evaluate(&full, &c).err())
+        .collect();
+    let mut writes_outside = writes_outside;
+    writes_outside.sort();
+    writes_outside.dedup();
+    assert!(
+        writes_outside.is_empty(),
+        "{profile}: apply made calls its printed policy does not allow:\n{}",
+        writes_outside.join("\n")
+    );
+    let reads_outside = outside(&read_only, &reads, &state);
+    assert!(
+        reads_outside.is_empty(),
+        "{profile}: plan, verify or validate-logs made calls the read-only policy does not allow:\n{}",
+        reads_outside.join("\n")
+    );
+    // The proof covers the conditions too: roles were passed, keys created with their tags
+    // and written only with them.
+    let checks: Vec<Check> = applied.iter().flat_map(|r| checks_for(r, &state)).collect();
+    let passed = checks.iter().filter(|c| c.action == "iam:PassRole").count();
+    assert!(passed > 0, "{profile}: no role was passed, so iam:PassedToService went unchecked");
+    let owned_key_writes = checks
+        .iter()
+        .filter(|c| c.action == "kms:EnableKeyRotation" && c.context.contains_key("aws:ResourceTag/ctguard:profile"))
+        .count();
+    assert!(owned_key_writes > 0, "{profile}: no owned key was written to, so aws:ResourceTag went unchecked");
+    assert!(checks.iter().any(|c| c.action == "kms:CreateKey" && c.context.contains_key("aws:TagKeys")));
 }
 
 #[test]
-fn plan_and_verify_need_only_the_read_only_policy_and_apply_the_full_one() {
-    let (read, full) = (actions(true), actions(false));
-    assert!(read.is_subset(&full));
-    let emu = Emulator::start();
+fn the_flagship_profile_stays_inside_its_printed_policies() {
+    calls_stay_inside_the_printed_policies("ai-agent-guard");
+}
 
-    emu.clear_requests();
-    emu.ctguard(&["apply", "--auto-approve"]).expect(0);
-    let applied = seen(&emu);
-    let outside: Vec<&String> = applied.difference(&full).filter(|a| !a.starts_with("iam:PassRole")).collect();
-    assert!(outside.is_empty(), "apply called actions its policy lacks: {outside:?}");
+#[test]
+fn the_cis_profile_stays_inside_its_printed_policies() {
+    calls_stay_inside_the_printed_policies("cis-aws-foundations");
+}
 
-    emu.clear_requests();
-    emu.ctguard(&["plan"]).expect(0);
-    emu.ctguard(&["verify"]).expect(0);
-    let read_calls = seen(&emu);
-    assert!(read_calls.len() > 30, "too few distinct calls to prove anything: {read_calls:?}");
-    let outside: Vec<&String> = read_calls.difference(&read).collect();
-    assert!(outside.is_empty(), "plan or verify called actions outside the read-only policy: {outside:?}");
+#[test]
+fn a_call_outside_the_policy_is_named_with_its_closest_statement() {
+    let policy = serde_json::json!({"Statement": [
+        {"Sid": "Buckets", "Effect": "Allow", "Action": ["s3:PutBucketPolicy"], "Resource": ["arn:aws:s3:::ours-*"]},
+        {"Sid": "Keys", "Effect": "Allow", "Action": "kms:PutKeyPolicy", "Resource": "arn:aws:kms:*:1:key/*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/ctguard:profile": "p"}}},
+    ]});
+    let check = |action: &str, resource: &str, context: &[(&str, &str)]| Check {
+        action: action.into(),
+        resource: resource.into(),
+        context: context.iter().map(|(k, v)| (k.to_string(), vec![v.to_string()])).collect(),
+        call: "test".into(),
+    };
+    assert!(evaluate(&policy, &check("s3:putbucketpolicy", "arn:aws:s3:::ours-audit", &[])).is_ok());
+    let e = evaluate(&policy, &check("s3:PutBucketPolicy", "arn:aws:s3:::theirs", &[])).unwrap_err();
+    assert!(e.contains("arn:aws:s3:::theirs") && e.contains("Buckets (does not match: resource)"), "{e}");
+    let tagged = [("aws:ResourceTag/ctguard:profile", "p")];
+    assert!(evaluate(&policy, &check("kms:PutKeyPolicy", "arn:aws:kms:us-east-1:1:key/k", &tagged)).is_ok());
+    let e = evaluate(&policy, &check("kms:PutKeyPolicy", "arn:aws:kms:us-east-1:1:key/k", &[])).unwrap_err();
+    assert!(e.contains("Keys (does not match: condition)"), "{e}");
+    assert!(glob("arn:aws:iam::1:role/ctguard/*", "arn:aws:iam::1:role/ctguard/x", false));
+    assert!(!glob("arn:aws:iam::1:role/ctguard/*", "arn:aws:iam::1:role/other", false));
 }

@@ -191,6 +191,18 @@ impl AwsError {
     }
 }
 
+impl AwsError {
+    /// The same failure with `secret` replaced by `shown` wherever AWS's answer quotes it (a
+    /// refused subscription endpoint), so no error message carries a secret.
+    pub fn redacted(mut self, secret: &str, shown: &str) -> Self {
+        if !secret.is_empty() {
+            self.message = self.message.map(|m| m.replace(secret, shown));
+            self.detail = self.detail.replace(secret, shown);
+        }
+        self
+    }
+}
+
 /// "dispatch failure: io error: connection closed before message completed": each cause in
 /// the chain once.
 pub fn causes(err: &dyn std::error::Error) -> String {

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod hunt;
 pub mod investigate;
+pub mod permissions;
 pub mod plan;
 pub mod profiles;
 pub mod test;
@@ -145,7 +146,10 @@ impl Session {
             runtime.region,
             started.elapsed().as_secs_f64() * 1e3
         ));
-        let profile = loaded.resolve(&runtime, &settings.profile.overrides)?;
+        let mut profile = loaded.resolve(&runtime, &settings.profile.overrides)?;
+        if let Some(alerts) = profile.alerts.as_mut() {
+            alerts.show_endpoints = settings.show_endpoints;
+        }
         let ctx = Context {
             profile: profile.name.clone(),
             account: runtime.account_id.clone(),

@@ -14,12 +14,49 @@ pub struct Alerts {
     pub policy: Value,
     pub kms: Option<Kms>,
     pub subscriptions: Vec<Subscription>,
+    /// Whether outputs show endpoints in full (`--show-endpoints`); otherwise they show
+    /// `Subscription::label`'s masked form. Set by the command, never by the profile.
+    pub show_endpoints: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub protocol: String,
     pub endpoint: String,
+}
+
+impl Subscription {
+    /// "protocol:endpoint" as every output shows it: an HTTP(S) endpoint masked (see
+    /// `mask_endpoint`) unless `show` says otherwise. Distinct endpoints have distinct labels,
+    /// and a label is the same on every run, so it can key the plan.
+    pub fn label(&self, show: bool) -> String {
+        label(&self.protocol, &self.endpoint, show)
+    }
+}
+
+/// `Subscription::label` of any protocol and endpoint, such as one SNS lists.
+pub fn label(protocol: &str, endpoint: &str, show: bool) -> String {
+    if show || !matches!(protocol, "http" | "https") {
+        format!("{protocol}:{endpoint}")
+    } else {
+        format!("{protocol}:{}", mask_endpoint(endpoint))
+    }
+}
+
+/// An HTTP(S) endpoint with only its scheme and host (and port) kept: chat webhooks and paging
+/// integrations carry their secret in the path, the query or the user info, and plans, JSON,
+/// JUnit and logs end up in widely readable CI artifacts. The first 8 hex digits of the URL's
+/// SHA-256 follow, so two secret URLs on one host stay apart without revealing either.
+pub fn mask_endpoint(endpoint: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, endpoint.as_bytes());
+    let short = hex::encode(&digest.as_ref()[..4]);
+    match url::Url::parse(endpoint) {
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{}{port}/\u{2026} [{short}]", u.scheme(), u.host_str().unwrap_or_default())
+        }
+        _ => format!("\u{2026} [{short}]"),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +179,7 @@ impl Resolver<'_> {
             topic,
             topic_arn,
             subscriptions,
+            show_endpoints: false,
         });
         let events = events.map(|(role_name, role_arn, home_bus_arn, e)| Events {
             trust_policy: self.shared_document("events.forwarder_trust_policy", &e.forwarder_trust_policy, vars),
@@ -153,7 +191,33 @@ impl Resolver<'_> {
             home_bus_arn,
         });
         self.unique("events.rules", events.iter().flat_map(|e| e.rules.iter().map(|r| r.name.clone())));
+        if events.as_ref().is_some_and(|e| !e.rules.is_empty())
+            && !matches!(&doc.profile.regions, StringOrList::One(s) if s == super::ALL_ENABLED)
+        {
+            self.global_region(&regions);
+        }
         Alerting { regions, alerts, events, alarms }
+    }
+
+    /// Events of global services (IAM, STS, Organizations, Route 53) reach EventBridge only in
+    /// the partition's global region: rules that leave it out never see them, and nothing says
+    /// so. `regions = "all-enabled"` always holds it (AWS enables it in every account, for good).
+    /// The partition is the home region's, so the check is the same before and after STS.
+    fn global_region(&mut self, regions: &[String]) {
+        let Some(home) = regions.first() else { return };
+        let partition = validate::partition_of(home);
+        let Some(global) = validate::global_region(partition) else { return };
+        if !regions.iter().any(|r| r == global) {
+            self.problem(
+                "profile.regions",
+                format!(
+                    "the EventBridge rules cover {} but not {global}: AWS delivers the events of IAM, STS, \
+                     Organizations and Route 53 to EventBridge only in {global} (the global region of partition \
+                     {partition}), so their alerts would never be raised; add {global:?} to profile.regions",
+                    regions.join(", ")
+                ),
+            );
+        }
     }
 
     /// A list of strings, from a TOML list or a placeholder naming a list variable.
@@ -201,7 +265,7 @@ impl Resolver<'_> {
         if !ok {
             self.problem(
                 &format!("{key}.endpoint"),
-                format!("{:?} is not a valid {} endpoint", s.endpoint, s.protocol),
+                format!("{:?} is not a valid {} endpoint", mask_endpoint(&s.endpoint), s.protocol),
             );
         }
     }
@@ -375,6 +439,23 @@ pub fn restrict_to_principals(pattern: &str, principals: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_endpoints_are_masked_to_scheme_and_host_and_told_apart_by_hash() {
+        let a = label("https", "https://hooks.slack.com/services/T000/B000/SECRETa", false);
+        let b = label("https", "https://hooks.slack.com/services/T000/B000/SECRETb", false);
+        assert!(a.starts_with("https:https://hooks.slack.com/\u{2026} ["), "{a}");
+        assert!(!a.contains("SECRET") && !a.contains("services"), "{a}");
+        assert_ne!(a, b, "two secret URLs on one host must stay apart");
+        assert_eq!(a, label("https", "https://hooks.slack.com/services/T000/B000/SECRETa", false), "stable");
+        let creds = label("http", "http://user:pw@pager.example:8080/hook?token=t0ken", false);
+        assert!(creds.starts_with("http:http://pager.example:8080/\u{2026} ["), "{creds}");
+        assert!(!creds.contains("pw") && !creds.contains("t0ken"), "{creds}");
+        assert!(!mask_endpoint("not a url SECRET").contains("SECRET"));
+        // Emails, queues and functions are not secrets; --show-endpoints shows everything.
+        assert_eq!(label("email", "sec@example.com", false), "email:sec@example.com");
+        assert_eq!(label("https", "https://h.example/SECRET", true), "https:https://h.example/SECRET");
+    }
 
     #[test]
     fn principal_restriction_is_anded() {

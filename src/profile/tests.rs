@@ -248,3 +248,30 @@ fn home_region_is_validated_with_the_profile() {
     assert_eq!(p.key, "profile.home_region");
     assert!(p.message.contains("a region code like us-east-1"), "{}", p.message);
 }
+
+/// The flagship profile with its rules in these regions, resolved with this home region.
+fn rules_in(home: &str, regions: &[&str]) -> Result<Profile, Invalid> {
+    let text = flagship()
+        .replace("regions = \"all-enabled\"", &format!("regions = {}", serde_json::to_string(regions).unwrap()));
+    let (_dir, spec) = on_disk(&text, &[]);
+    load(&spec).unwrap().resolve(&Runtime { region: home.into(), ..runtime() }, &Vars::new())
+}
+
+#[test]
+fn rules_must_cover_the_partitions_global_region() {
+    let problems = rules_in("eu-west-1", &["eu-west-1", "eu-central-1"]).unwrap_err().0;
+    let p = problems.iter().find(|p| p.key == "profile.regions").expect("a problem on profile.regions");
+    assert!(p.message.contains("but not us-east-1"), "{}", p.message);
+    assert!(p.message.contains("IAM, STS, Organizations and Route 53"), "{}", p.message);
+    assert!(rules_in("eu-west-1", &["us-east-1"]).is_ok());
+    // GovCloud and China have their own global regions.
+    let gov = rules_in("us-gov-east-1", &[]).unwrap_err().0;
+    assert!(gov.iter().any(|p| p.message.contains("but not us-gov-west-1")), "{gov:?}");
+    assert!(rules_in("us-gov-east-1", &["us-gov-west-1"]).is_ok());
+    assert!(rules_in("cn-northwest-1", &["cn-north-1"]).is_ok());
+    // The account's enabled regions always include it.
+    let text = flagship();
+    let (_dir, spec) = on_disk(&text, &[]);
+    let all = Runtime { region: "eu-west-1".into(), enabled_regions: vec!["eu-west-1".into()], ..runtime() };
+    assert!(load(&spec).unwrap().resolve(&all, &Vars::new()).is_ok());
+}

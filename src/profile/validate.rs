@@ -158,6 +158,32 @@ pub fn region(region: &str) -> Result<(), String> {
     crate::regions::check(region)
 }
 
+/// The partition a region belongs to, by its code (the region, unlike STS, is known before any
+/// call).
+pub fn partition_of(region: &str) -> &'static str {
+    const BY_PREFIX: [(&str, &str); 6] = [
+        ("us-gov-", "aws-us-gov"),
+        ("cn-", "aws-cn"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-iso-", "aws-iso"),
+    ];
+    BY_PREFIX.iter().find(|(prefix, _)| region.starts_with(prefix)).map_or("aws", |(_, partition)| partition)
+}
+
+/// The region of a partition where AWS delivers the events of its global services (IAM, STS,
+/// Organizations, Route 53) to EventBridge ("Events from AWS services", EventBridge User Guide).
+/// `None` for a partition ctguard knows no such region for.
+pub fn global_region(partition: &str) -> Option<&'static str> {
+    match partition {
+        "aws" => Some("us-east-1"),
+        "aws-us-gov" => Some("us-gov-west-1"),
+        "aws-cn" => Some("cn-north-1"),
+        _ => None,
+    }
+}
+
 /// SNS topic names (CreateTopic): 1 to 256 letters, digits, '-' and '_'.
 pub fn topic_name(name: &str) -> Result<(), String> {
     let ok = (1..=256).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -287,6 +313,11 @@ mod tests {
             assert!(region(bad).is_err(), "{bad}");
         }
         assert_eq!(trail_prefix("cloudtrail"), Ok(()));
+        let global = |r| global_region(partition_of(r));
+        assert_eq!(global("eu-west-1"), Some("us-east-1"));
+        assert_eq!(global("us-gov-east-1"), Some("us-gov-west-1"));
+        assert_eq!(global("cn-northwest-1"), Some("cn-north-1"));
+        assert_eq!(global("us-iso-east-1"), None);
         assert!(trail_prefix("/cloudtrail/").is_err());
     }
 }

@@ -24,7 +24,7 @@ use crate::profile::Profile;
 pub const KIND: &str = "kms_key";
 
 /// Records, on the key itself, the alias ctguard is about to give it.
-const ALIAS_TAG: &str = "ctguard:alias";
+pub const ALIAS_TAG: &str = "ctguard:alias";
 
 pub fn address(alias: &str, region: &str) -> Address {
     Address { kind: KIND, name: alias.to_string(), region: region.into() }

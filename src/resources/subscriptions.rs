@@ -2,6 +2,11 @@
 //! records the ones it created as tags on the topic (`ctguard:sub:<hash>`); only those are
 //! ever removed. A subscription still pending confirmation is a failing health check: an alarm
 //! nobody receives is not monitoring.
+//!
+//! Endpoints appear in the spec, notes, checks and errors only as `Subscription::label` shows
+//! them: an HTTP(S) endpoint masked to its scheme and host unless `--show-endpoints` is given,
+//! because webhook URLs carry their secret and plans end up in CI artifacts. The real endpoint
+//! stays inside this kind, for the calls that need it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,17 +17,19 @@ use serde::Serialize;
 use super::kind::{Check, Declared, Delta, Found, Kind, Spec};
 use super::tags::SdkTag;
 use super::topic;
+use crate::aws::error::AwsError;
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
-use crate::profile::{Alerts, Profile};
+use crate::profile::{Alerts, Profile, Subscription};
 
 pub const KIND: &str = "sns_subscriptions";
 const SUB_TAG_PREFIX: &str = "ctguard:sub:";
 /// What SNS reports instead of an ARN until the endpoint confirms.
 const PENDING: &str = "PendingConfirmation";
 
-/// The subscriptions ctguard manages, by "protocol:endpoint": the declared ones, and the
-/// ones it created (recorded on the topic) that the profile has since dropped.
+/// The subscriptions ctguard manages, by label ("protocol:endpoint", the endpoint masked unless
+/// shown): the declared ones, and the ones it created (recorded on the topic) that the profile
+/// has since dropped.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SubscriptionsSpec {
     pub subscriptions: BTreeMap<String, Subscribed>,
@@ -40,6 +47,18 @@ pub enum Subscribed {
 pub struct Subscriptions {
     topic: Address,
     topic_arn: String,
+    /// `--show-endpoints`: labels hold endpoints in full.
+    show: bool,
+    /// The declared subscriptions by label, with their real endpoints.
+    declared: BTreeMap<String, Subscription>,
+}
+
+/// One subscription SNS lists.
+struct Listed {
+    label: String,
+    /// "protocol:endpoint", in full: what the ownership record on the topic is keyed by.
+    key: String,
+    arn: String,
 }
 
 /// The stable key of one subscription: "protocol:endpoint".
@@ -56,12 +75,14 @@ fn tag_key(sub: &str) -> String {
 
 impl Subscriptions {
     pub fn new(profile: &Profile, alerts: &Alerts) -> Declared<Self> {
-        let subscriptions =
-            alerts.subscriptions.iter().map(|s| (key(&s.protocol, &s.endpoint), Subscribed::Subscribed)).collect();
+        let show = alerts.show_endpoints;
+        let declared: BTreeMap<String, Subscription> =
+            alerts.subscriptions.iter().map(|s| (s.label(show), s.clone())).collect();
+        let subscriptions = declared.keys().map(|label| (label.clone(), Subscribed::Subscribed)).collect();
         let topic = topic::address(alerts, &profile.runtime.region);
         let address = Address { kind: KIND, name: topic.name.clone(), region: topic.region.clone() };
         let depends = vec![topic.clone()];
-        let kind = Subscriptions { topic, topic_arn: alerts.topic_arn.clone() };
+        let kind = Subscriptions { topic, topic_arn: alerts.topic_arn.clone(), show, declared };
         Declared::new(kind, address, SubscriptionsSpec { subscriptions }, depends)
     }
 
@@ -69,15 +90,34 @@ impl Subscriptions {
         format!("{doing} subscriptions of SNS topic {}", self.topic.name)
     }
 
-    /// (key, subscription ARN) of every subscription on the topic, and the topic's tags.
-    async fn list(&self, aws: &Aws) -> anyhow::Result<Option<(Vec<(String, String)>, BTreeMap<String, String>)>> {
+    /// AWS's message may quote an endpoint (the one it refused): each declared one is replaced
+    /// by its label, longest first so no endpoint is left half replaced.
+    fn redacted(&self, mut err: AwsError) -> AwsError {
+        let mut subs: Vec<(&String, &Subscription)> = self.declared.iter().collect();
+        subs.sort_by_key(|(_, s)| std::cmp::Reverse(s.endpoint.len()));
+        for (label, sub) in subs {
+            let shown = label.strip_prefix(&format!("{}:", sub.protocol)).unwrap_or(label);
+            err = err.redacted(&sub.endpoint, shown);
+        }
+        err
+    }
+
+    /// Every subscription on the topic, and the topic's tags.
+    async fn list(&self, aws: &Aws) -> anyhow::Result<Option<(Vec<Listed>, BTreeMap<String, String>)>> {
         let mut subs = Vec::new();
         let mut pages = aws.sns.list_subscriptions_by_topic().topic_arn(&self.topic_arn).into_paginator().send();
         while let Some(page) = pages.next().await {
             let Some(page) = page.found(|| self.what("listing"))? else { return Ok(None) };
             for s in page.subscriptions() {
-                let k = key(s.protocol().unwrap_or(""), s.endpoint().unwrap_or(""));
-                subs.push((k, s.subscription_arn().unwrap_or(PENDING).to_string()));
+                let sub = Subscription {
+                    protocol: s.protocol().unwrap_or("").to_string(),
+                    endpoint: s.endpoint().unwrap_or("").to_string(),
+                };
+                subs.push(Listed {
+                    label: sub.label(self.show),
+                    key: key(&sub.protocol, &sub.endpoint),
+                    arn: s.subscription_arn().unwrap_or(PENDING).to_string(),
+                });
             }
         }
         let req = aws.sns.list_tags_for_resource().resource_arn(&self.topic_arn);
@@ -99,14 +139,14 @@ impl Kind for Subscriptions {
         let Some((subs, tags)) = self.list(aws).await? else { return Ok(None) };
         let declared = want.map(|w| w.subscriptions.clone()).unwrap_or_default();
         let mut live_state = Found::new(SubscriptionsSpec { subscriptions: BTreeMap::new() });
-        for (k, arn) in &subs {
-            let owned = tags.contains_key(&tag_key(k));
-            if declared.contains_key(k) || owned {
-                live_state.spec.subscriptions.insert(k.clone(), Subscribed::Subscribed);
+        for Listed { label, key, arn } in &subs {
+            let owned = tags.contains_key(&tag_key(key));
+            if declared.contains_key(label) || owned {
+                live_state.spec.subscriptions.insert(label.clone(), Subscribed::Subscribed);
             } else {
-                live_state.notes.push(format!("{k} is subscribed but was not created by ctguard: left alone"));
+                live_state.notes.push(format!("{label} is subscribed but was not created by ctguard: left alone"));
             }
-            if declared.contains_key(k) {
+            if declared.contains_key(label) {
                 let ok = arn != PENDING;
                 let detail = if ok {
                     "confirmed".to_string()
@@ -114,13 +154,13 @@ impl Kind for Subscriptions {
                     "pending confirmation: alerts are not delivered until the endpoint confirms".to_string()
                 };
                 if !ok {
-                    live_state.notes.push(format!("{k} is {detail}"));
+                    live_state.notes.push(format!("{label} is {detail}"));
                 }
-                live_state.checks.push(Check { name: format!("subscription {k} is confirmed"), ok, detail });
+                live_state.checks.push(Check { name: format!("subscription {label} is confirmed"), ok, detail });
             }
         }
         // Any confirmed subscriber counts, declared or not: someone receives the alerts.
-        let confirmed = subs.iter().filter(|(_, arn)| arn != PENDING).count();
+        let confirmed = subs.iter().filter(|s| s.arn != PENDING).count();
         live_state.checks.push(Check {
             name: "alert topic has a confirmed subscriber".into(),
             ok: confirmed > 0,
@@ -139,31 +179,38 @@ impl Kind for Subscriptions {
             .await?
             .ok_or_else(|| anyhow::anyhow!("{}: the topic does not exist", self.what("updating")))?;
         let declared = &delta.want.subscriptions;
-        let present: BTreeSet<&str> = subs.iter().map(|(k, _)| k.as_str()).collect();
-        for k in declared.keys().filter(|k| !present.contains(k.as_str())) {
-            let (protocol, endpoint) = k.split_once(':').unwrap_or((k, ""));
+        let present: BTreeSet<&str> = subs.iter().map(|s| s.label.as_str()).collect();
+        for label in declared.keys().filter(|l| !present.contains(l.as_str())) {
+            let sub = self
+                .declared
+                .get(label)
+                .ok_or_else(|| anyhow::anyhow!("internal error: {label} is not a declared subscription"))?;
             // Record ownership first: a crash after Subscribe must not leave an unowned twin.
-            let tag = Tag::build(&tag_key(k), protocol)?;
+            let tag = Tag::build(&tag_key(&key(&sub.protocol, &sub.endpoint)), &sub.protocol)?;
             sns.tag_resource().resource_arn(&self.topic_arn).tags(tag).send().await.ctx(|| self.what("recording"))?;
             sns.subscribe()
                 .topic_arn(&self.topic_arn)
-                .protocol(protocol)
-                .endpoint(endpoint)
+                .protocol(&sub.protocol)
+                .endpoint(&sub.endpoint)
                 .return_subscription_arn(true)
                 .send()
                 .await
-                .ctx(|| format!("subscribing {k} to SNS topic {}", self.topic.name))?;
+                .map_err(|e| self.redacted(AwsError::from_sdk(e)))
+                .map_err(|e| {
+                    anyhow::Error::new(e).context(format!("subscribing {label} to SNS topic {}", self.topic.name))
+                })?;
         }
-        for (k, arn) in subs.iter().filter(|(k, _)| !declared.contains_key(k) && tags.contains_key(&tag_key(k))) {
-            if arn == PENDING {
+        for s in subs.iter().filter(|s| !declared.contains_key(&s.label) && tags.contains_key(&tag_key(&s.key))) {
+            let label = &s.label;
+            if s.arn == PENDING {
                 anyhow::bail!(
-                    "cannot remove {k}: SNS does not allow unsubscribing a subscription pending confirmation"
+                    "cannot remove {label}: SNS does not allow unsubscribing a subscription pending confirmation"
                 );
             }
-            sns.unsubscribe().subscription_arn(arn).send().await.found(|| format!("unsubscribing {k}"))?;
+            sns.unsubscribe().subscription_arn(&s.arn).send().await.found(|| format!("unsubscribing {label}"))?;
             sns.untag_resource()
                 .resource_arn(&self.topic_arn)
-                .tag_keys(tag_key(k))
+                .tag_keys(tag_key(&s.key))
                 .send()
                 .await
                 .ctx(|| self.what("forgetting"))?;

@@ -149,6 +149,8 @@ impl Emulator {
                 query: v["query"].as_str().unwrap_or("").into(),
                 operation: v["operation"].as_str().unwrap_or("").into(),
                 service: v["service"].as_str().unwrap_or("").into(),
+                region: v["region"].as_str().map(str::to_string),
+                params: v["params"].clone(),
                 status: v["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
                 fault: v["fault"].as_str().map(str::to_string),
             })
@@ -235,6 +237,11 @@ pub struct Request {
     pub operation: String,
     /// The SigV4 signing name (iam, s3, monitoring, ...).
     pub service: String,
+    /// The SigV4 credential scope's region.
+    pub region: Option<String>,
+    /// The request fields that name what the call touches (the proxy's `RESOURCE_FIELDS`),
+    /// as a JSON object; S3 names its bucket and key in `path` instead.
+    pub params: serde_json::Value,
     /// The HTTP status the caller got; `None` when the proxy dropped the connection before
     /// forwarding. For "drop-after" it is the emulator's status, which the caller never saw.
     pub status: Option<u16>,

@@ -27,11 +27,14 @@ Fault kinds (`KINDS`):
 
 Control endpoints (never faulted, never logged):
     GET  /_ctguard/requests        JSON list, oldest first, of {"method", "path", "query",
-                                   "operation", "service", "status", "fault"}; the first five
-                                   as server.py's log has them, `fault` null or the kind
-                                   (or "forced"), `status` what the caller got (null when the
-                                   connection was dropped; for drop-after, the status the
-                                   emulator answered)
+                                   "operation", "service", "region", "params", "status",
+                                   "fault"}; the first five as server.py's log has them,
+                                   `region` the SigV4 credential scope's, `params` the request
+                                   fields that name what the call touches (`RESOURCE_FIELDS`,
+                                   from a query, JSON or CBOR body; S3 names it in `path`),
+                                   `fault` null or the kind (or "forced"), `status` what the
+                                   caller got (null when the connection was dropped; for
+                                   drop-after, the status the emulator answered)
     POST /_ctguard/requests/clear  empties it
     GET  /_ctguard/faults          the current fault settings
     POST /_ctguard/faults          changes them; every key is optional:
@@ -70,7 +73,7 @@ import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import unquote, unquote_to_bytes, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # One owner for operation and service detection: the emulator's own request log.
@@ -84,6 +87,107 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "t
                         "upgrade", "content-length"})
 # The proxy writes its own.
 OWN_HEADERS = frozenset({"server", "date"})
+
+
+# ---------------------------------------------------------------------------
+# What a request touches
+# ---------------------------------------------------------------------------
+
+# The request fields that name the resources a call touches, across the services ctguard
+# calls: tests/permissions.rs builds each call's ARN from them and checks it against the
+# policies `ctguard permissions` prints. Only these are kept, so the log stays small.
+RESOURCE_FIELDS = frozenset({
+    # IAM, STS (query protocol)
+    "RoleName", "Path", "PathPrefix", "PolicyArn", "AWSServiceName", "Tags",
+    # CloudTrail
+    "Name", "TrailName", "trailNameList", "ResourceId", "ResourceIdList", "CloudWatchLogsRoleArn", "TagsList",
+    # KMS
+    "KeyId", "AliasName", "TargetKeyId",
+    # CloudWatch Logs
+    "logGroupName", "logGroupNamePrefix", "logGroupIdentifier", "resourceArn", "filterName", "tags",
+    # SNS
+    "TopicArn", "ResourceArn", "SubscriptionArn", "TagKeys",
+    # EventBridge
+    "Rule", "NamePrefix", "ResourceARN", "Targets",
+    # CloudWatch
+    "AlarmName", "AlarmNames", "AlarmNamePrefix",
+    # AWS Config
+    "ConfigRuleName", "ConfigRuleNames", "ConfigRule", "ConfigurationRecorder", "ConfigurationRecorderName",
+    "ConfigurationRecorderNames", "DeliveryChannel",
+    # Resource Groups Tagging
+    "ResourceARNList",
+})
+# Structures whose other fields (patterns, transformers, recording groups) say nothing about
+# which resource is touched.
+KEEP_ONLY = {
+    "Targets": ("Id", "Arn", "RoleArn"),
+    "ConfigRule": ("ConfigRuleName", "ConfigRuleArn"),
+    "ConfigurationRecorder": ("name", "roleARN"),
+    "DeliveryChannel": ("name", "s3BucketName"),
+}
+
+
+def resource_params(protocol: str, body: bytes) -> dict[str, Any]:
+    """The `RESOURCE_FIELDS` of a query, JSON or CBOR request body; {} for anything else."""
+    try:
+        if protocol == "query":
+            doc = _unflatten(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        elif protocol == "json":
+            doc = json.loads(body or b"{}")
+        elif protocol == "cbor":
+            import cbor2
+
+            doc = cbor2.loads(body) if body else {}
+        else:
+            return {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    kept = {k: v for k, v in doc.items() if k in RESOURCE_FIELDS}
+    for key, fields in KEEP_ONLY.items():
+        value = kept.get(key)
+        if isinstance(value, dict):
+            kept[key] = {f: value[f] for f in fields if f in value}
+        elif isinstance(value, list):
+            kept[key] = [{f: v[f] for f in fields if f in v} for v in value if isinstance(v, dict)]
+    return json.loads(json.dumps(kept, default=str))
+
+
+def _unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Query-protocol parameters (`Tags.member.1.Key=k`) as the structure they flatten:
+    `{"Tags": [{"Key": "k"}]}`. `member` and `entry` are the protocol's, not the shape's."""
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = [p for p in key.split(".") if p not in ("member", "entry")]
+        if parts[0] not in RESOURCE_FIELDS:
+            continue
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = value
+    return _listify(root)
+
+
+def _listify(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if node and all(k.isdigit() for k in node):
+        return [_listify(node[k]) for k in sorted(node, key=int)]
+    return {k: _listify(v) for k, v in node.items()}
+
+
+def _scope_region(authorization: str) -> str | None:
+    """The region of a SigV4 credential scope: Credential=KEY/DATE/REGION/SERVICE/aws4_request."""
+    marker = "Credential="
+    at = authorization.find(marker)
+    if at < 0:
+        return None
+    parts = authorization[at + len(marker):].split(",")[0].split("/")
+    return parts[2] if len(parts) >= 5 else None
 
 
 # ---------------------------------------------------------------------------
@@ -320,9 +424,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "query": split.query,
             "operation": RequestLog._operation(environ, environ["PATH_INFO"]),
             "service": RequestLog._signing_service(environ),
+            "region": _scope_region(self.headers.get("authorization", "")),
+            "params": {},
             "status": None,
             "fault": None,
         }
+        if not path.startswith(ADMIN):
+            protocol = _protocol(self.headers, self.command, path, entry["service"])
+            entry["params"] = resource_params(protocol, body)
         self.log.add(entry)
         if path.startswith(ADMIN):
             kind, rule = None, None
