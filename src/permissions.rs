@@ -125,6 +125,91 @@ pub const RETIRE_SPARE_KEY: &[&str] = &["kms:ScheduleKeyDeletion", "kms:UntagRes
 /// Decrypting what CloudTrail encrypted, to hash log files delivered with SSE-KMS.
 pub const READ_TRAIL_LOGS: &[&str] = &["kms:Decrypt"];
 
+/// Athena actions on the workgroup that plan and verify read and `ctguard hunt` runs queries
+/// in. Athena answers GetTableMetadata for the data catalog, not the workgroup.
+pub const ATHENA_READ: &[&str] = &[
+    "athena:GetQueryExecution",
+    "athena:GetQueryResults",
+    "athena:GetWorkGroup",
+    "athena:ListTagsForResource",
+    "athena:StartQueryExecution",
+    "athena:StopQueryExecution",
+];
+pub const ATHENA_CATALOG_READ: &[&str] = &["athena:GetTableMetadata"];
+
+/// What Athena asks the Glue Data Catalog for, as the caller, to read the table and plan a
+/// query over it.
+pub const GLUE_READ: &[&str] = &["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"];
+
+/// What a query writes under the workgroup's result location (Athena writes as the caller).
+pub const ATHENA_RESULTS: &[&str] =
+    &["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListMultipartUploadParts", "s3:PutObject"];
+
+/// What apply adds on the workgroup, and on the catalog for the DDL it runs there (CREATE
+/// DATABASE, CREATE EXTERNAL TABLE, ALTER TABLE SET TBLPROPERTIES, DROP TABLE).
+pub const ATHENA_WRITE: &[&str] =
+    &["athena:CreateWorkGroup", "athena:DeleteWorkGroup", "athena:TagResource", "athena:UpdateWorkGroup"];
+pub const GLUE_WRITE: &[&str] = &["glue:CreateDatabase", "glue:CreateTable", "glue:DeleteTable", "glue:UpdateTable"];
+
+/// The names the Athena statements are scoped to: the profile's `[athena]` section, or its
+/// defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AthenaScope {
+    pub workgroup: String,
+    pub database: String,
+    pub table: String,
+    /// `bucket/prefix`, where query results go.
+    pub results: String,
+}
+
+impl Default for AthenaScope {
+    /// The shipped defaults, in any audit bucket.
+    fn default() -> Self {
+        let doc: crate::profile::athena::AthenaDoc = toml::from_str("").expect("[athena] has defaults for every key");
+        AthenaScope {
+            workgroup: doc.workgroup,
+            database: doc.database,
+            table: doc.table,
+            results: format!("*/{}", doc.results_prefix),
+        }
+    }
+}
+
+/// The Athena, Glue and S3 statements for the workgroup, catalog, database and table in
+/// `scope`: reads and queries always, the DDL and workgroup writes unless `read_only`.
+pub fn athena_statements(scope: &AthenaScope, read_only: bool) -> Vec<Value> {
+    let workgroup = format!("arn:*:athena:*:*:workgroup/{}", scope.workgroup);
+    // Glue checks each action against the catalog, the database and (for tables) the table.
+    let glue = json!([
+        "arn:*:glue:*:*:catalog",
+        format!("arn:*:glue:*:*:database/{}", scope.database),
+        format!("arn:*:glue:*:*:table/{}/{}", scope.database, scope.table),
+    ]);
+    let mut statements = vec![
+        json!({"Sid": "CtguardAthenaRead", "Effect": "Allow", "Action": ATHENA_READ, "Resource": workgroup}),
+        json!({
+            "Sid": "CtguardAthenaCatalogRead",
+            "Effect": "Allow",
+            "Action": ATHENA_CATALOG_READ,
+            "Resource": "arn:*:athena:*:*:datacatalog/AwsDataCatalog"
+        }),
+        json!({"Sid": "CtguardGlueRead", "Effect": "Allow", "Action": GLUE_READ, "Resource": glue}),
+        json!({
+            "Sid": "CtguardAthenaResults",
+            "Effect": "Allow",
+            "Action": ATHENA_RESULTS,
+            "Resource": [format!("arn:*:s3:::{}", scope.results.split('/').next().unwrap_or("*")), format!("arn:*:s3:::{}/*", scope.results)]
+        }),
+    ];
+    if !read_only {
+        statements.push(
+            json!({"Sid": "CtguardAthenaApply", "Effect": "Allow", "Action": ATHENA_WRITE, "Resource": workgroup}),
+        );
+        statements.push(json!({"Sid": "CtguardGlueApply", "Effect": "Allow", "Action": GLUE_WRITE, "Resource": glue}));
+    }
+    statements
+}
+
 /// The identity policy ctguard needs: read-only for plan, verify and validate-logs, or
 /// everything for apply.
 pub fn policy(read_only: bool) -> Value {
@@ -142,6 +227,7 @@ pub fn policy(read_only: bool) -> Value {
             "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
         }),
     ];
+    statements.extend(athena_statements(&AthenaScope::default(), read_only));
     if !read_only {
         statements.push(json!({"Sid": "CtguardApply", "Effect": "Allow", "Action": WRITE, "Resource": "*"}));
         // Roles are handed only to the services that assume them.
@@ -180,7 +266,7 @@ mod tests {
 
     #[test]
     fn lists_are_sorted_and_disjoint() {
-        for list in [READ, WRITE, READ_TRAIL_LOGS] {
+        for list in [READ, WRITE, READ_TRAIL_LOGS, ATHENA_READ, ATHENA_RESULTS, ATHENA_WRITE, GLUE_READ, GLUE_WRITE] {
             let mut sorted = list.to_vec();
             sorted.sort();
             sorted.dedup();
@@ -191,10 +277,35 @@ mod tests {
 
     #[test]
     fn the_read_only_policy_has_no_writes() {
-        let doc = policy(true).to_string();
+        // Beside query results, which Athena writes as the caller under the results prefix.
+        let mut read_only = policy(true);
+        read_only["Statement"].as_array_mut().unwrap().retain(|s| s["Sid"] != "CtguardAthenaResults");
+        let doc = read_only.to_string();
         assert!(!doc.contains("Put") && !doc.contains("Create") && !doc.contains("Delete"), "{doc}");
-        assert_eq!(policy(true)["Statement"].as_array().unwrap().len(), 2);
-        assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 6);
+        assert_eq!(policy(true)["Statement"].as_array().unwrap().len(), 6);
+        assert_eq!(policy(false)["Statement"].as_array().unwrap().len(), 12);
         assert!(doc.contains("cloudtrail:LookupEvents") && doc.contains("s3:GetObject"), "{doc}");
+    }
+
+    #[test]
+    fn athena_statements_name_the_workgroup_catalog_database_and_table() {
+        let scope = AthenaScope {
+            workgroup: "hunt".into(),
+            database: "audit".into(),
+            table: "trail".into(),
+            results: "my-bucket/results".into(),
+        };
+        let doc = Value::Array(athena_statements(&scope, false)).to_string();
+        for arn in [
+            "arn:*:athena:*:*:workgroup/hunt",
+            "arn:*:glue:*:*:catalog",
+            "arn:*:glue:*:*:database/audit",
+            "arn:*:glue:*:*:table/audit/trail",
+            "arn:*:s3:::my-bucket/results/*",
+        ] {
+            assert!(doc.contains(arn), "{arn} missing: {doc}");
+        }
+        assert!(!doc.contains("\"Resource\":\"*\""), "{doc}");
+        assert_eq!(AthenaScope::default().workgroup, "ctguard");
     }
 }
