@@ -43,8 +43,9 @@ pub struct TableSpec {
     pub partition_keys: Vec<String>,
     pub serde: Option<String>,
     pub input_format: Option<String>,
-    /// The partition projection (`projection.*`) and `storage.location.template`.
-    pub projection: BTreeMap<String, String>,
+    /// The table properties that say where partitions are: the partition projection
+    /// (`projection.*`) and `storage.location.template`.
+    pub properties: BTreeMap<String, String>,
     /// Ownership, kept as a table property (a Glue table takes no tags through Athena DDL).
     pub tags: Tags,
 }
@@ -59,7 +60,7 @@ struct Definition<'a> {
     partition_keys: &'a [String],
     serde: &'a Option<String>,
     input_format: &'a Option<String>,
-    projection: &'a BTreeMap<String, String>,
+    properties: &'a BTreeMap<String, String>,
 }
 
 fn definition(s: &TableSpec) -> Definition<'_> {
@@ -69,7 +70,7 @@ fn definition(s: &TableSpec) -> Definition<'_> {
         partition_keys: &s.partition_keys,
         serde: &s.serde,
         input_format: &s.input_format,
-        projection: &s.projection,
+        properties: &s.properties,
     }
 }
 
@@ -116,7 +117,7 @@ fn declared_spec(spec: &ddl::TableSpec) -> TableSpec {
         partition_keys: ddl::partition_keys(&spec.layout).iter().map(|k| format!("{k} string")).collect(),
         serde: Some(ddl::SERDE.into()),
         input_format: Some(ddl::INPUT_FORMAT.into()),
-        projection: projection.into_iter().collect(),
+        properties: projection.into_iter().collect(),
         tags: tags::managed(owned.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
     }
 }
@@ -135,7 +136,7 @@ fn flatten(t: &TableMetadata) -> TableSpec {
         partition_keys: columns(t.partition_keys()),
         serde: param("serde.serialization.lib"),
         input_format: param("inputformat"),
-        projection: params.iter().filter(|(k, _)| is_projection(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        properties: params.iter().filter(|(k, _)| is_projection(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
         tags: tags::managed(params.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
     }
 }
@@ -311,8 +312,8 @@ mod tests {
             want.location.as_deref(),
             Some("s3://ctguard-audit-123456789012-us-east-1/cloudtrail/AWSLogs/123456789012/")
         );
-        assert_eq!(want.projection["projection.timestamp.range"], "NOW-2555DAYS,NOW");
-        assert_eq!(want.projection["projection.region.values"], p.regions.join(","));
+        assert_eq!(want.properties["projection.timestamp.range"], "NOW-2555DAYS,NOW");
+        assert_eq!(want.properties["projection.region.values"], p.regions.join(","));
         assert_eq!(want.partition_keys, ["region string", "timestamp string"]);
         assert!(want.columns.contains(&"resources array<struct<arn:string,accountid:string,type:string>>".to_string()));
         assert_eq!(want.tags, tags::owner_tags(&p));
