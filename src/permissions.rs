@@ -83,6 +83,15 @@ pub enum On {
     /// AWS Config rules in every region of the profile: their ARNs end in an ID AWS Config
     /// generates, so the name cannot scope them.
     ConfigRules,
+    /// The `[athena]` workgroup, where apply keeps the settings and `ctguard hunt` queries.
+    WorkGroup,
+    /// Athena's data catalog: GetTableMetadata is authorised on the catalog, not the workgroup.
+    DataCatalog,
+    /// The Glue catalog, database and table Athena reads and apply's DDL writes, as the caller.
+    Glue,
+    /// Query results under the workgroup's result prefix: Athena writes them as the caller, so
+    /// a hunt needs these object writes even with the read-only policy.
+    AthenaResults,
 }
 
 /// One action ctguard calls.
@@ -107,6 +116,17 @@ const fn write(action: &'static str, on: On) -> Row {
 /// kms:ListKeys finds a key an interrupted apply left without its alias.
 pub const TABLE: &[Row] = &[
     read("account:ListRegions", On::Anything),
+    write("athena:CreateWorkGroup", On::WorkGroup),
+    write("athena:DeleteWorkGroup", On::WorkGroup),
+    read("athena:GetQueryExecution", On::WorkGroup),
+    read("athena:GetQueryResults", On::WorkGroup),
+    read("athena:GetTableMetadata", On::DataCatalog),
+    read("athena:GetWorkGroup", On::WorkGroup),
+    read("athena:ListTagsForResource", On::WorkGroup),
+    read("athena:StartQueryExecution", On::WorkGroup),
+    read("athena:StopQueryExecution", On::WorkGroup),
+    write("athena:TagResource", On::WorkGroup),
+    write("athena:UpdateWorkGroup", On::WorkGroup),
     write("cloudtrail:AddTags", On::Trails),
     write("cloudtrail:CreateTrail", On::Trails),
     write("cloudtrail:DeleteTrail", On::Trails),
@@ -146,6 +166,13 @@ pub const TABLE: &[Row] = &[
     write("events:PutTargets", On::EventRules),
     write("events:RemoveTargets", On::EventRules),
     write("events:TagResource", On::EventRules),
+    write("glue:CreateDatabase", On::Glue),
+    write("glue:CreateTable", On::Glue),
+    write("glue:DeleteTable", On::Glue),
+    read("glue:GetDatabase", On::Glue),
+    read("glue:GetPartitions", On::Glue),
+    read("glue:GetTable", On::Glue),
+    write("glue:UpdateTable", On::Glue),
     write("iam:CreateRole", On::Roles),
     write("iam:CreateServiceLinkedRole", On::ConfigServiceRole),
     write("iam:DeleteRole", On::Roles),
@@ -186,7 +213,9 @@ pub const TABLE: &[Row] = &[
     write("logs:PutMetricFilter", On::LogGroup),
     write("logs:PutRetentionPolicy", On::LogGroup),
     write("logs:TagResource", On::LogGroup),
+    read("s3:AbortMultipartUpload", On::AthenaResults),
     write("s3:CreateBucket", On::Buckets),
+    read("s3:GetBucketLocation", On::Buckets),
     read("s3:GetBucketLogging", On::Buckets),
     read("s3:GetBucketOwnershipControls", On::Buckets),
     read("s3:GetBucketPolicy", On::Buckets),
@@ -197,6 +226,7 @@ pub const TABLE: &[Row] = &[
     read("s3:GetLifecycleConfiguration", On::Buckets),
     read("s3:GetObject", On::TrailLogs),
     read("s3:ListBucket", On::Buckets),
+    read("s3:ListMultipartUploadParts", On::AthenaResults),
     write("s3:PutBucketLogging", On::Buckets),
     write("s3:PutBucketOwnershipControls", On::Buckets),
     write("s3:PutBucketPolicy", On::Buckets),
@@ -205,6 +235,7 @@ pub const TABLE: &[Row] = &[
     write("s3:PutBucketVersioning", On::Buckets),
     write("s3:PutEncryptionConfiguration", On::Buckets),
     write("s3:PutLifecycleConfiguration", On::Buckets),
+    read("s3:PutObject", On::AthenaResults),
     write("sns:CreateTopic", On::Topic),
     read("sns:GetTopicAttributes", On::Topic),
     read("sns:ListSubscriptionsByTopic", On::Topic),
@@ -456,6 +487,27 @@ impl<'a> Names<'a> {
             }
             On::AnyAlarm => vec![self.arn("cloudwatch", home, "alarm:*")],
             On::ConfigRules => every_region("config", &["config-rule/*".to_string()]),
+            On::WorkGroup => {
+                p.athena.iter().map(|a| self.arn("athena", home, &format!("workgroup/{}", a.workgroup))).collect()
+            }
+            On::DataCatalog => {
+                p.athena.iter().map(|_| self.arn("athena", home, "datacatalog/AwsDataCatalog")).collect()
+            }
+            // Glue checks each action against the catalog, the database and (for tables) the table.
+            On::Glue => p
+                .athena
+                .iter()
+                .flat_map(|a| {
+                    let table = format!("table/{}/{}", a.database, a.table);
+                    ["catalog".to_string(), format!("database/{}", a.database), table]
+                        .map(|r| self.arn("glue", home, &r))
+                })
+                .collect(),
+            On::AthenaResults => p
+                .athena
+                .iter()
+                .map(|a| format!("arn:{}:s3:::{}/{}/*", self.partition, p.bucket.name, a.results_prefix))
+                .collect(),
         }
     }
 
@@ -615,7 +667,9 @@ mod tests {
 
     #[test]
     fn the_read_only_policy_has_no_writes_and_scopes_list_bucket() {
-        let doc = flagship(&Options { read_only: true, ..full() });
+        let mut doc = flagship(&Options { read_only: true, ..full() });
+        // Beside query results, which Athena writes as the caller under the results prefix.
+        doc["Statement"].as_array_mut().unwrap().retain(|s| s["Sid"] != "CtguardAthenaResults");
         let text = doc.to_string();
         for verb in ["Put", "Create", "Delete", "PassRole", "Tag\""] {
             assert!(!text.contains(verb), "{verb} in {text}");
@@ -637,5 +691,28 @@ mod tests {
         let text = doc.to_string();
         assert!(!text.contains("123456789012"), "{text}");
         assert!(text.contains("arn:aws:s3:::ctguard-audit-*-us-east-1"), "{text}");
+    }
+
+    #[test]
+    fn athena_statements_name_the_workgroup_catalog_database_table_and_results() {
+        let doc = flagship(&full());
+        let scoped = |sid: &str| statements(&doc).iter().find(|s| s["Sid"] == sid).unwrap()["Resource"].clone();
+        assert_eq!(scoped("CtguardWorkGroup"), json!(["arn:aws:athena:us-east-1:123456789012:workgroup/ctguard"]));
+        assert_eq!(
+            scoped("CtguardGlue"),
+            json!([
+                "arn:aws:glue:us-east-1:123456789012:catalog",
+                "arn:aws:glue:us-east-1:123456789012:database/ctguard",
+                "arn:aws:glue:us-east-1:123456789012:table/ctguard/ctguard_cloudtrail"
+            ])
+        );
+        assert_eq!(
+            scoped("CtguardAthenaResults"),
+            json!(["arn:aws:s3:::ctguard-audit-123456789012-us-east-1/athena-results/*"])
+        );
+        // A hunt writes its results as the caller, with the read-only policy too.
+        let read_only = flagship(&Options { read_only: true, ..full() });
+        let results = statements(&read_only).iter().find(|s| s["Sid"] == "CtguardAthenaResults").unwrap();
+        assert!(results["Action"].to_string().contains("s3:PutObject"));
     }
 }

@@ -33,6 +33,8 @@ struct State {
     /// KMS alias name (`alias/x`) to key ARN, and key ARN to its tags.
     aliases: BTreeMap<String, String>,
     key_tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// Athena query ID to its workgroup, which IAM authorizes reading a query against.
+    queries: BTreeMap<String, String>,
 }
 
 fn printed_policy(emu: &Emulator, profile: &str, read_only: bool) -> Value {
@@ -188,6 +190,18 @@ fn checks_for(r: &Request, state: &State) -> Vec<Check> {
                 first(&["ConfigRuleName"]).map(|n| config_rule(&n)).into_iter().collect()
             }
             _ => vec!["*".into()],
+        },
+        "athena" => match op.as_str() {
+            "ListTagsForResource" | "TagResource" => first(&["ResourceARN"]).into_iter().collect(),
+            "GetTableMetadata" => {
+                first(&["CatalogName"]).map(|c| arn("athena", &format!("datacatalog/{c}"))).into_iter().collect()
+            }
+            "GetQueryExecution" | "GetQueryResults" | "StopQueryExecution" => first(&["QueryExecutionId"])
+                .and_then(|id| state.queries.get(&id).cloned())
+                .map(|w| arn("athena", &format!("workgroup/{w}")))
+                .into_iter()
+                .collect(),
+            _ => first(&["Name", "WorkGroup"]).map(|w| arn("athena", &format!("workgroup/{w}"))).into_iter().collect(),
         },
         _ => vec!["*".into()],
     };
@@ -365,6 +379,12 @@ async fn state(emu: &Emulator) -> State {
         let tags = kms.list_resource_tags().key_id(id).send().await.unwrap();
         let tags = tags.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect();
         state.key_tags.insert(arn.to_string(), tags);
+    }
+    let athena = aws_sdk_athena::Client::new(&conf);
+    for id in athena.list_query_executions().send().await.unwrap().query_execution_ids() {
+        let query = athena.get_query_execution().query_execution_id(id).send().await.unwrap();
+        let workgroup = query.query_execution().and_then(|q| q.work_group()).unwrap_or("primary");
+        state.queries.insert(id.clone(), workgroup.to_string());
     }
     state
 }

@@ -31,6 +31,7 @@ pub enum ErrorKind {
 /// its operation does not model: those fall back to `kind_of_code`.
 fn modeled(err: &dyn Any) -> Option<ErrorKind> {
     use ErrorKind::*;
+    use aws_sdk_athena::operation as athena;
     use aws_sdk_cloudtrail::operation as ct;
     use aws_sdk_cloudwatch::operation as cw;
     use aws_sdk_cloudwatchlogs::operation as logs;
@@ -101,6 +102,13 @@ fn modeled(err: &dyn Any) -> Option<ErrorKind> {
         events::delete_rule::DeleteRuleError { is_resource_not_found_exception => NotFound }
         cw::delete_alarms::DeleteAlarmsError { is_resource_not_found => NotFound }
         config::delete_config_rule::DeleteConfigRuleError { is_no_such_config_rule_exception => NotFound }
+        // GetWorkGroup models no "not found": a workgroup that does not exist is its
+        // InvalidRequestException, the only invalid request a validated name can make.
+        athena::get_work_group::GetWorkGroupError { is_invalid_request_exception => NotFound }
+        // Athena reports the Glue Data Catalog's EntityNotFoundException (a missing database or
+        // table) as a MetadataException.
+        athena::get_table_metadata::GetTableMetadataError { is_metadata_exception => NotFound }
+        athena::list_tags_for_resource::ListTagsForResourceError { is_resource_not_found_exception => NotFound }
         // AWS Config cannot assume a service-linked role IAM created seconds ago.
         config::put_configuration_recorder::PutConfigurationRecorderError { is_invalid_role_exception => Propagating }
     }

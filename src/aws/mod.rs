@@ -94,6 +94,8 @@ pub struct Aws {
     pub kms: aws_sdk_kms::Client,
     pub sns: aws_sdk_sns::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// The workgroup and table `ctguard hunt` queries, in the home region.
+    pub athena: aws_sdk_athena::Client,
     regional: BTreeMap<String, Regional>,
 }
 
@@ -159,6 +161,7 @@ impl Aws {
             kms: client!(aws_sdk_kms),
             sns: client!(aws_sdk_sns),
             cloudwatch: client!(aws_sdk_cloudwatch),
+            athena: client!(aws_sdk_athena),
             regional: regions
                 .iter()
                 .map(|r| {

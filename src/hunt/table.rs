@@ -148,8 +148,11 @@ pub struct TableSpec {
     pub prefix: String,
     pub layout: Layout,
     pub regions: Vec<String>,
-    /// First projected day, `yyyy/MM/dd`.
+    /// First projected day: `yyyy/MM/dd`, or relative to now as partition projection takes it
+    /// (`NOW-2555DAYS`).
     pub start_day: String,
+    /// Further table properties, after the projection's (ownership).
+    pub properties: Vec<(String, String)>,
 }
 
 impl TableSpec {
@@ -165,7 +168,7 @@ impl TableSpec {
 }
 
 /// The column type in Hive DDL, as Athena's CREATE EXTERNAL TABLE takes it.
-fn hive_type(shape: Shape) -> String {
+pub fn hive_type(shape: Shape) -> String {
     let fields = |cols: &[Column]| {
         cols.iter().map(|c| format!("{}: {}", c.name, hive_type(c.shape))).collect::<Vec<_>>().join(", ")
     };
@@ -177,25 +180,23 @@ fn hive_type(shape: Shape) -> String {
     }
 }
 
-/// Athena DDL for the partition-projected table: AWS's documented columns, SerDe and input
-/// format, with region and day (and account) projected, so no partition is ever added by hand
-/// and a query that filters on them reads only those prefixes.
-pub fn create_table(spec: &TableSpec) -> String {
-    let mut ddl = format!("CREATE EXTERNAL TABLE IF NOT EXISTS {} (\n", spec.name);
-    let columns: Vec<String> = COLUMNS.iter().map(|c| format!("  {} {}", c.name, hive_type(c.shape))).collect();
-    ddl.push_str(&columns.join(",\n"));
-    ddl.push_str("\n)\n");
-    let (partitions, template_owner) = match &spec.layout {
-        Layout::Account { .. } => ("region STRING, `timestamp` STRING", String::new()),
-        Layout::Organization { .. } => ("account STRING, region STRING, `timestamp` STRING", "${account}/".into()),
-    };
-    let _ = writeln!(ddl, "PARTITIONED BY ({partitions})");
-    ddl.push_str("ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'\n");
-    ddl.push_str("STORED AS INPUTFORMAT 'com.amazon.emr.cloudtrail.CloudTrailInputFormat'\n");
-    ddl.push_str("OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'\n");
+/// The partition columns, all strings: region and day, after the account for an organization.
+pub fn partition_keys(layout: &Layout) -> Vec<&'static str> {
+    match layout {
+        Layout::Account { .. } => vec!["region", DAY_PARTITION],
+        Layout::Organization { .. } => vec!["account", "region", DAY_PARTITION],
+    }
+}
+
+/// The table properties: the partition projection, the template that maps a partition to its S3
+/// prefix, then `spec.properties`.
+pub fn table_properties(spec: &TableSpec) -> Vec<(String, String)> {
     let root = spec.logs_root();
-    let _ = writeln!(ddl, "LOCATION '{root}'");
-    let mut properties = vec![
+    let template_owner = match &spec.layout {
+        Layout::Account { .. } => "",
+        Layout::Organization { .. } => "${account}/",
+    };
+    let mut properties: Vec<(String, String)> = [
         ("projection.enabled", "true".to_string()),
         ("projection.region.type", "enum".into()),
         ("projection.region.values", spec.regions.join(",")),
@@ -204,14 +205,46 @@ pub fn create_table(spec: &TableSpec) -> String {
         ("projection.timestamp.range", format!("{},NOW", spec.start_day)),
         ("projection.timestamp.interval", "1".into()),
         ("projection.timestamp.interval.unit", "DAYS".into()),
-    ];
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     if let Layout::Organization { accounts, .. } = &spec.layout {
-        properties.push(("projection.account.type", "enum".into()));
-        properties.push(("projection.account.values", accounts.join(",")));
+        properties.push(("projection.account.type".into(), "enum".into()));
+        properties.push(("projection.account.values".into(), accounts.join(",")));
     }
+    properties.push((
+        "storage.location.template".into(),
+        format!("{root}{template_owner}CloudTrail/${{region}}/${{timestamp}}"),
+    ));
+    properties.extend(spec.properties.iter().cloned());
     properties
-        .push(("storage.location.template", format!("{root}{template_owner}CloudTrail/${{region}}/${{timestamp}}")));
-    let properties: Vec<String> = properties.iter().map(|(k, v)| format!("  '{k}'='{v}'")).collect();
+}
+
+/// AWS's documented SerDe and input format for CloudTrail logs.
+pub const SERDE: &str = "org.apache.hive.hcatalog.data.JsonSerDe";
+pub const INPUT_FORMAT: &str = "com.amazon.emr.cloudtrail.CloudTrailInputFormat";
+pub const OUTPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat";
+
+/// Athena DDL for the partition-projected table: AWS's documented columns, SerDe and input
+/// format, with region and day (and account) projected, so no partition is ever added by hand
+/// and a query that filters on them reads only those prefixes.
+pub fn create_table(spec: &TableSpec) -> String {
+    let mut ddl = format!("CREATE EXTERNAL TABLE IF NOT EXISTS {} (\n", spec.name);
+    let columns: Vec<String> = COLUMNS.iter().map(|c| format!("  {} {}", c.name, hive_type(c.shape))).collect();
+    ddl.push_str(&columns.join(",\n"));
+    ddl.push_str("\n)\n");
+    // `timestamp` is a reserved word in DDL: quoted with backticks.
+    let partitions: Vec<String> = partition_keys(&spec.layout)
+        .iter()
+        .map(|k| if *k == DAY_PARTITION { format!("`{k}` STRING") } else { format!("{k} STRING") })
+        .collect();
+    let _ = writeln!(ddl, "PARTITIONED BY ({})", partitions.join(", "));
+    let _ = writeln!(ddl, "ROW FORMAT SERDE '{SERDE}'");
+    let _ = writeln!(ddl, "STORED AS INPUTFORMAT '{INPUT_FORMAT}'");
+    let _ = writeln!(ddl, "OUTPUTFORMAT '{OUTPUT_FORMAT}'");
+    let _ = writeln!(ddl, "LOCATION '{}'", spec.logs_root());
+    let properties: Vec<String> = table_properties(spec).iter().map(|(k, v)| format!("  '{k}'='{v}'")).collect();
     let _ = write!(ddl, "TBLPROPERTIES (\n{}\n)", properties.join(",\n"));
     ddl
 }
@@ -233,6 +266,7 @@ mod tests {
             layout,
             regions: vec!["us-east-1".into(), "eu-west-1".into()],
             start_day: "2025/01/01".into(),
+            properties: Vec::new(),
         }
     }
 

@@ -8,6 +8,8 @@
 //! (tags of rules and alarms in one call), `discovery` (what the profile owns but dropped).
 
 pub mod alarm;
+pub mod athena_table;
+pub mod athena_workgroup;
 pub mod bucket;
 pub mod config_channel;
 pub mod config_recorder;
@@ -55,6 +57,10 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         out.push(Box::new(role::Role::cloudtrail_logs(profile, cw)));
     }
     out.push(Box::new(trail::Trail::new(profile, home)));
+    if let Some(athena) = &profile.athena {
+        out.push(Box::new(athena_workgroup::AthenaWorkGroup::new(profile, athena)));
+        out.push(Box::new(athena_table::AthenaTable::new(profile, athena)));
+    }
     if let Some(alerts) = &profile.alerts {
         if let Some(Kms::Managed { alias, policy }) = &alerts.kms {
             out.push(Box::new(kms_key::KmsKey::new(profile, alias, policy, "encrypts the alert topic")));

@@ -66,7 +66,7 @@ checked_tag!(
     aws_sdk_sns::types::Tag,
     aws_sdk_eventbridge::types::Tag
 );
-plain_tag!(aws_sdk_cloudwatch::types::Tag, aws_sdk_config::types::Tag);
+plain_tag!(aws_sdk_cloudwatch::types::Tag, aws_sdk_config::types::Tag, aws_sdk_athena::types::Tag);
 
 impl SdkTag for aws_sdk_kms::types::Tag {
     fn build(key: &str, value: &str) -> anyhow::Result<Self> {

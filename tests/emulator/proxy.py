@@ -116,6 +116,8 @@ RESOURCE_FIELDS = frozenset({
     "ConfigurationRecorderNames", "DeliveryChannel",
     # Resource Groups Tagging
     "ResourceARNList",
+    # Athena
+    "WorkGroup", "CatalogName", "QueryExecutionId",
 })
 # Structures whose other fields (patterns, transformers, recording groups) say nothing about
 # which resource is touched.

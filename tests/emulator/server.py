@@ -1174,6 +1174,218 @@ def patch_s3_bucket_policy_conditions() -> None:
     FakeBucket.get_permission = get_permission
 
 
+def patch_athena_catalog() -> None:
+    """Give moto 5.2.5's Athena the parts of the Glue Data Catalog and the workgroup API that
+    ctguard's Athena resources use, as AWS documents them (a test-only addition).
+
+    moto accepts every query without running it and records only CREATE/DROP DATABASE. Here the
+    table DDL submitted through StartQueryExecution is recorded too, as Athena would store it in
+    the catalog:
+      - CREATE EXTERNAL TABLE [IF NOT EXISTS] [db.]t (cols) PARTITIONED BY (...) ROW FORMAT SERDE
+        '...' STORED AS INPUTFORMAT '...' OUTPUTFORMAT '...' LOCATION '...' TBLPROPERTIES (...):
+        column types as the catalog spells them (lower case, no spaces), the storage descriptor
+        and the properties as the table's parameters. The query FAILS when the database does not
+        exist, or the table exists and IF NOT EXISTS is absent.
+      - ALTER TABLE [db.]t SET TBLPROPERTIES (...): adds or replaces properties.
+      - DROP TABLE [IF EXISTS] [db.]t: removes the definition (no data is touched; FAILS for a
+        missing table without IF EXISTS). DROP DATABASE drops its tables with it.
+    A failed statement reports FAILED, with Athena's reason, once moto would report it finished.
+    GetTableMetadata answers from that record (MetadataException "Entity Not Found", as Athena
+    passes on the catalog's EntityNotFoundException, for a missing database or table).
+    UpdateWorkGroup (missing in moto) applies ConfigurationUpdates and State as the API reference
+    describes. ListTagsForResource of an existing workgroup without tags answers an empty list
+    (moto answers InvalidRequestException).
+    """
+    from moto.athena.exceptions import MetadataException
+    from moto.athena.models import AthenaBackend
+    from moto.athena.responses import AthenaResponse
+
+    lock = threading.Lock()
+    failures: dict[str, str] = {}
+
+    def tables(backend) -> dict:  # noqa: ANN001
+        return backend.__dict__.setdefault("ctguard_tables", {})
+
+    def split_top(text: str) -> list[str]:
+        """Splits on commas outside <...> and (...)."""
+        parts, depth, current = [], 0, ""
+        for ch in text:
+            if ch in "<(":
+                depth += 1
+            elif ch in ">)":
+                depth -= 1
+            if ch == "," and depth == 0:
+                parts.append(current)
+                current = ""
+            else:
+                current += ch
+        if current.strip():
+            parts.append(current)
+        return [p.strip() for p in parts]
+
+    def parenthesized(text: str, start: int) -> tuple[str, int]:
+        """The text inside the parenthesis opening at `start`, and the index after it."""
+        depth = 0
+        for i in range(start, len(text)):
+            if text[i] == "(":
+                depth += 1
+            elif text[i] == ")":
+                depth -= 1
+                if depth == 0:
+                    return text[start + 1:i], i + 1
+        raise ValueError("unbalanced parentheses")
+
+    def columns(text: str) -> list[dict]:
+        out = []
+        for col in split_top(text):
+            name, _, kind = col.partition(" ")
+            out.append({"Name": name.strip("`").lower(), "Type": re.sub(r"\s+", "", kind).lower()})
+        return out
+
+    def properties(text: str) -> dict:
+        return dict(re.findall(r"'((?:[^'\\]|\\.)*)'\s*=\s*'((?:[^'\\]|\\.)*)'", text))
+
+    name_re = r"`?([A-Za-z0-9_]+)`?(?:\.`?([A-Za-z0-9_]+)`?)?"
+
+    def key(backend, context, first: str, second: str | None) -> tuple:  # noqa: ANN001
+        catalog = (context or {}).get("Catalog", "AwsDataCatalog")
+        db, table = (first, second) if second else ((context or {}).get("Database", "default"), first)
+        return catalog, db.lower(), table.lower()
+
+    def catalog_ddl(backend, query: str, context) -> str | None:  # noqa: ANN001
+        """Records a table statement; the reason it fails, or None."""
+        q = query.strip()
+        create = re.match(r"CREATE\s+EXTERNAL\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?" + name_re + r"\s*", q, re.I | re.S)
+        if create:
+            catalog, db, table = key(backend, context, create.group(2), create.group(3))
+            if (catalog, db) not in backend.databases:
+                return f"SemanticException [Error 10072]: Database does not exist: {db}"
+            if (catalog, db, table) in tables(backend):
+                return None if create.group(1) else f"AlreadyExistsException: Table {table} already exists"
+            cols, rest = parenthesized(q, create.end())
+            rest = q[rest:]
+            parts = re.search(r"PARTITIONED\s+BY\s*\(", rest, re.I)
+            partition_keys = columns(parenthesized(rest, parts.end() - 1)[0]) if parts else []
+            quoted = lambda label: (re.search(label + r"\s+'([^']*)'", rest, re.I) or [None, None])[1]  # noqa: E731
+            params = {
+                "EXTERNAL": "TRUE",
+                "location": quoted("LOCATION"),
+                "inputformat": quoted("INPUTFORMAT"),
+                "outputformat": quoted("OUTPUTFORMAT"),
+                "serde.serialization.lib": quoted("SERDE"),
+                "transient_lastDdlTime": str(int(time.time())),
+            }
+            props = re.search(r"TBLPROPERTIES\s*\(", rest, re.I)
+            if props:
+                params.update(properties(parenthesized(rest, props.end() - 1)[0]))
+            tables(backend)[(catalog, db, table)] = {
+                "Name": table, "CreateTime": time.time(), "TableType": "EXTERNAL_TABLE",
+                "Columns": columns(cols), "PartitionKeys": partition_keys,
+                "Parameters": {k: v for k, v in params.items() if v is not None},
+            }
+            return None
+        alter = re.match(r"ALTER\s+TABLE\s+" + name_re + r"\s+SET\s+TBLPROPERTIES\s*\(", q, re.I)
+        if alter:
+            entry = tables(backend).get(key(backend, context, alter.group(1), alter.group(2)))
+            if entry is None:
+                return f"SemanticException: Table not found {alter.group(1)}"
+            entry["Parameters"].update(properties(parenthesized(q, alter.end() - 1)[0]))
+            return None
+        drop = re.match(r"DROP\s+TABLE\s+(IF\s+EXISTS\s+)?" + name_re + r"\s*;?\s*$", q, re.I)
+        if drop:
+            found = tables(backend).pop(key(backend, context, drop.group(2), drop.group(3)), None)
+            return None if found or drop.group(1) else f"SemanticException: Table not found {drop.group(2)}"
+        drop_db = AthenaBackend._DROP_DB_PATTERN.match(q)
+        if drop_db:
+            catalog = (context or {}).get("Catalog", "AwsDataCatalog")
+            for k in [k for k in tables(backend) if k[:2] == (catalog, drop_db.group(1).lower())]:
+                del tables(backend)[k]
+        return None
+
+    start = AthenaBackend.start_query_execution
+
+    def start_query_execution(self, query, context, config, workgroup, execution_parameters):  # noqa: ANN001, ANN202
+        failure = catalog_ddl(self, query or "", context)
+        exec_id = start(self, query=query, context=context, config=config, workgroup=workgroup,
+                        execution_parameters=execution_parameters)
+        if failure:
+            with lock:
+                failures[exec_id] = failure
+        return exec_id
+
+    AthenaBackend.start_query_execution = start_query_execution
+
+    get_execution = AthenaResponse.get_query_execution
+
+    def get_query_execution(self):  # noqa: ANN001, ANN202
+        body = get_execution(self)
+        with lock:
+            failure = failures.get(self._get_param("QueryExecutionId"))
+        if failure is None or isinstance(body, tuple):
+            return body
+        reply = json.loads(body)
+        status = reply["QueryExecution"]["Status"]
+        if status.get("State") == "SUCCEEDED":
+            status["State"] = "FAILED"
+            status["StateChangeReason"] = failure
+            status["AthenaError"] = {"ErrorCategory": 2, "ErrorType": 1006, "Retryable": False, "ErrorMessage": failure}
+        return json.dumps(reply)
+
+    AthenaResponse.get_query_execution = get_query_execution
+
+    def get_table_metadata(self):  # noqa: ANN001, ANN202
+        k = (self._get_param("CatalogName"), self._get_param("DatabaseName").lower(), self._get_param("TableName").lower())
+        entry = tables(self.athena_backend).get(k)
+        if entry is None:
+            raise MetadataException(
+                "Entity Not Found (Service: AmazonDataCatalog; Status Code: 400; Error Code: EntityNotFoundException)"
+            )
+        return json.dumps({"TableMetadata": entry})
+
+    AthenaResponse.get_table_metadata = get_table_metadata
+
+    def update_work_group(self):  # noqa: ANN001, ANN202
+        wg = self.athena_backend.work_groups.get(self._get_param("WorkGroup"))
+        if wg is None:
+            return self.error("WorkGroup is not found.", 400)
+        updates = self._get_param("ConfigurationUpdates") or {}
+        config = wg.configuration
+        results = updates.get("ResultConfigurationUpdates") or {}
+        result = config.setdefault("ResultConfiguration", {})
+        if results.get("RemoveOutputLocation"):
+            result.pop("OutputLocation", None)
+        if "OutputLocation" in results:
+            result["OutputLocation"] = results["OutputLocation"]
+        if results.get("RemoveEncryptionConfiguration"):
+            result.pop("EncryptionConfiguration", None)
+        if "EncryptionConfiguration" in results:
+            result["EncryptionConfiguration"] = results["EncryptionConfiguration"]
+        if updates.get("RemoveBytesScannedCutoffPerQuery"):
+            config.pop("BytesScannedCutoffPerQuery", None)
+        for field in ("BytesScannedCutoffPerQuery", "EnforceWorkGroupConfiguration",
+                      "PublishCloudWatchMetricsEnabled", "RequesterPaysEnabled"):
+            if field in updates:
+                config[field] = updates[field]
+        if self._get_param("Description") is not None:
+            wg.description = self._get_param("Description")
+        if self._get_param("State"):
+            wg.state = self._get_param("State")
+        return "{}"
+
+    AthenaResponse.update_work_group = update_work_group
+
+    list_tags = AthenaResponse.list_tags_for_resource
+
+    def list_tags_for_resource(self):  # noqa: ANN001, ANN202
+        arn = self._get_param("ResourceARN") or ""
+        if not self.athena_backend.list_tags_for_resource(arn) and any(
+                wg.arn == arn for wg in self.athena_backend.work_groups.values()):
+            return json.dumps({"Tags": []})
+        return list_tags(self)
+
+    AthenaResponse.list_tags_for_resource = list_tags_for_resource
+
+
 def stop_when_stdin_closes(stop: threading.Event) -> None:
     """Sets `stop` once stdin reaches end of file: the test that started us has gone."""
     def watch_stdin() -> None:
@@ -1207,6 +1419,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_cloudtrail_create_trail_exists()
         patch_tagging_api_rules()
         patch_s3_bucket_policy_conditions()
+        patch_athena_catalog()
         # Alert delivery (PutEvents -> rules -> targets, alarm actions, SNS -> SQS) lives in
         # its own module: tests/emulator/delivery.py.
         import delivery
