@@ -17,6 +17,7 @@ use anyhow::Context;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::detect::agents::Matched;
 use crate::detect::catalog::Catalog;
 
 /// Size of one stdin slice handed to a worker.
@@ -66,6 +67,9 @@ pub struct Hit {
     pub account: String,
     /// Indexes into the catalog's detections.
     pub fired: Vec<usize>,
+    /// For a record that fired an agent-only detection, the agent signals it matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<Matched>,
 }
 
 /// Totals over everything replayed.
@@ -76,9 +80,20 @@ pub struct Tally {
     pub matched: u64,
     /// Fires per detection, by catalog index.
     pub fires: Vec<u64>,
-    /// Files that hold no CloudTrail records (digest files), with why.
+    /// Files that hold no CloudTrail records (digest files), and records passed over, with why.
     pub skipped: Vec<String>,
+    /// Records passed over: the catalog for their account could not be built (see [`SkipRecord`]).
+    pub records_skipped: u64,
 }
+
+/// A catalog builder's answer for a record it cannot match, such as one whose account id is a
+/// documentation placeholder: the record is reported and passed over, and the replay goes on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SkipRecord(pub String);
+
+/// How many skipped records one unit of work names; the rest are only counted.
+const SKIPS_NAMED: usize = 5;
 
 /// One unit of work and what came of it.
 enum Unit {
@@ -98,6 +113,8 @@ struct Outcome {
     hits: Vec<Hit>,
     fires: Vec<u64>,
     skipped: Option<String>,
+    skipped_records: Vec<String>,
+    records_skipped: u64,
     is_file: bool,
 }
 
@@ -240,6 +257,8 @@ impl Tally {
             *total += n;
         }
         self.skipped.extend(outcome.skipped);
+        self.skipped.extend(outcome.skipped_records);
+        self.records_skipped += outcome.records_skipped;
         outcome.hits.iter().try_for_each(on_hit)
     }
 }
@@ -303,11 +322,22 @@ fn process(
             let account = account_of(&record);
             let catalog = match catalogs.get(&account) {
                 Some(c) => c.clone(),
-                None => {
-                    let c = Arc::new(catalog_for(&account)?);
-                    catalogs.insert(account, c.clone());
-                    c
-                }
+                None => match catalog_for(&account) {
+                    Ok(c) => {
+                        let c = Arc::new(c);
+                        catalogs.insert(account, c.clone());
+                        c
+                    }
+                    Err(e) if e.is::<SkipRecord>() => {
+                        out.records_skipped += 1;
+                        if out.skipped_records.len() < SKIPS_NAMED {
+                            out.skipped_records.push(format!("{origin}: record {index}: {e}"));
+                        }
+                        index += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             let (fired, record) = catalog.evaluate(record);
             for &i in &fired {
@@ -316,7 +346,8 @@ fn process(
                 }
             }
             if !fired.is_empty() {
-                out.hits.push(Hit { fired, ..summary(origin, index, &record) });
+                let signals = catalog.signals(&record, &fired);
+                out.hits.push(Hit { fired, signals, ..summary(origin, index, &record) });
             }
             out.records += 1;
             index += 1;
@@ -392,6 +423,7 @@ fn summary(origin: &str, index: u64, record: &Value) -> Hit {
         event_id: field("eventID"),
         account: field("recipientAccountId"),
         fired: Vec::new(),
+        signals: Vec::new(),
     }
 }
 

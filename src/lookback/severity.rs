@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn classes_decide_where_no_detection_alerts() {
         let profile = profile();
-        let catalog = Catalog::of(&profile).unwrap();
+        let catalog = profile.catalog().unwrap();
         let assessor = Assessor::new(&catalog, &profile);
         let rate = |r: Value| assessor.assess(r).0;
 
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn a_count_towards_an_alarm_is_not_an_alert() {
         let profile = profile();
-        let catalog = Catalog::of(&profile).unwrap();
+        let catalog = profile.catalog().unwrap();
         let assessor = Assessor::new(&catalog, &profile);
         let mut r = record("s3.amazonaws.com", "ListBuckets", true, None, "AssumedRole");
         r["userIdentity"]["arn"] = json!("arn:aws:sts::123456789012:assumed-role/AIAgent-ops/s1");

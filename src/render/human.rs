@@ -388,6 +388,9 @@ pub fn test_hit(w: &mut dyn Write, p: Paint, catalog: &Catalog, hit: &Hit) -> io
             feed_text(&d.feed)
         )?;
     }
+    for m in &hit.signals {
+        writeln!(w, "      agent: {} {:?} matched {} = {}", m.signal.key(), m.pattern, m.field, m.value)?;
+    }
     Ok(())
 }
 
@@ -411,6 +414,9 @@ pub fn test_summary(w: &mut dyn Write, p: Paint, catalog: &Catalog, tally: &Tall
     }
     for s in &tally.skipped {
         writeln!(w, "  skipped {s}")?;
+    }
+    if tally.records_skipped > 0 {
+        writeln!(w, "  {} records skipped in all (first few named above)", tally.records_skipped)?;
     }
     Ok(())
 }

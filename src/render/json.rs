@@ -195,6 +195,7 @@ impl<'w> TestStream<'w> {
             "matched": tally.matched,
             "fires": fires,
             "skipped": tally.skipped,
+            "records_skipped": tally.records_skipped,
         });
         writeln!(self.w, "\n],\"summary\":{summary}}}")
     }
