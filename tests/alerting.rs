@@ -99,10 +99,17 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
         }
         let agent = eb.describe_rule().name("ctguard-agent-destructive-actions").send().await.unwrap();
         let pattern: Value = serde_json::from_str(agent.event_pattern().unwrap()).unwrap();
+        // Any [agents] signal: role and SSO session ARNs, session names, source identities,
+        // IAM users, user agents.
+        let signals = pattern["detail"]["$or"].as_array().unwrap();
         assert_eq!(
-            pattern["detail"]["userIdentity"]["arn"],
-            json!([{"wildcard": "arn:aws:iam::123456789012:role/AIAgent*"}, {"wildcard": "arn:aws:sts::123456789012:assumed-role/AIAgent*"}])
+            signals[0]["userIdentity"]["arn"],
+            json!([
+                {"prefix": "arn:aws:sts::123456789012:assumed-role/AIAgent"},
+                {"prefix": "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_AIAgent"}
+            ])
         );
+        assert_eq!(signals.len(), 5, "{pattern}");
         let all: Value = serde_json::from_str(
             eb.describe_rule().name("ctguard-destructive-actions").send().await.unwrap().event_pattern().unwrap(),
         )
@@ -117,7 +124,7 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
     // is not deployed on a management-events trail).
     let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
     let filters = logs.describe_metric_filters().log_group_name(LOG_GROUP).send().await.unwrap();
-    assert_eq!(filters.metric_filters().len(), 22);
+    assert_eq!(filters.metric_filters().len(), 23);
     let root = filters
         .metric_filters()
         .iter()
@@ -126,7 +133,7 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
     assert!(root.filter_pattern().unwrap().contains("AwsServiceEvent"));
     let cw = aws_sdk_cloudwatch::Client::new(&conf);
     let alarms = cw.describe_alarms().alarm_name_prefix("ctguard-").max_records(100).send().await.unwrap();
-    assert_eq!(alarms.metric_alarms().len(), 22);
+    assert_eq!(alarms.metric_alarms().len(), 23);
     for a in alarms.metric_alarms() {
         assert_eq!(a.alarm_actions(), [topic_arn()]);
         assert_eq!(a.treat_missing_data(), Some("notBreaching"));
