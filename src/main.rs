@@ -43,6 +43,10 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             printer.data(|w, _| writeln!(w, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default()))?;
             return Ok(Status::Success);
         }
+        Command::Agents(args) => {
+            let printer = Printer::new(Output::resolve(ctguard::cli::ColorChoice::Auto, 0));
+            return commands::agents::run(&args.action, &printer);
+        }
         Command::Test(args) => {
             let settings = ctguard::settings::TestSettings::resolve(&args)?;
             return commands::test::run(&settings, &Printer::new(settings.output));
