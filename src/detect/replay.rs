@@ -598,6 +598,29 @@ mod tests {
     }
 
     #[test]
+    fn a_record_the_catalog_skips_is_reported_and_the_replay_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.jsonl");
+        let mut odd = record("StopLogging", 2);
+        odd["recipientAccountId"] = json!("XXXXXXXXXXXX");
+        let text = format!("{}\n{odd}\n{}\n", record("StopLogging", 1), record("StopLogging", 3));
+        std::fs::write(&path, text).unwrap();
+        let skipping = |a: &Account| -> anyhow::Result<Catalog> {
+            if a.id.len() != 12 || !a.id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(SkipRecord(format!("account id {:?} is not an account id", a.id)).into());
+            }
+            catalog(a)
+        };
+        let tally = run(&[Input::Path(path)], 1, &skipping, 1, |_| Ok(())).unwrap();
+        assert_eq!((tally.records, tally.matched, tally.records_skipped), (2, 2, 1));
+        assert!(
+            tally.skipped[0].ends_with("record 2: account id \"XXXXXXXXXXXX\" is not an account id"),
+            "{:?}",
+            tally.skipped
+        );
+    }
+
+    #[test]
     fn a_digest_file_named_explicitly_is_skipped_with_a_reason() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("digest.json");
