@@ -347,6 +347,20 @@ pub struct Attribution {
 }
 
 impl Attribution {
+    /// Whether any signal matches `record`, a CloudTrail record (not its envelope): what
+    /// `ctguard investigate --agents` asks of every event it looks up.
+    pub fn matches_record(&self, record: &Value) -> bool {
+        // Clauses test only `userIdentity` and `userAgent`: an envelope of those two is enough.
+        let mut detail = Map::with_capacity(2);
+        for field in ["userIdentity", "userAgent"] {
+            if let Some(v) = record.get(field) {
+                detail.insert(field.to_string(), v.clone());
+            }
+        }
+        let event = json!({ "detail": detail });
+        self.clauses.iter().any(|(_, pattern, _)| pattern.matches(&event))
+    }
+
     /// The signals `event` (the EventBridge envelope of a record) matches, each once.
     pub fn attribute(&self, event: &Value) -> Vec<Matched> {
         let mut out: Vec<Matched> = Vec::new();

@@ -157,15 +157,14 @@ mod tests {
             (Severity::Critical, Basis::Detection { id: "ctguard-monitoring-tampering".into() })
         );
 
+        // A new access key is persistence: the rule for it decides, not the IAM class.
+        let a = rate(record("iam.amazonaws.com", "CreateAccessKey", false, None, "IAMUser"));
+        assert_eq!((a.severity, a.basis), (Severity::High, Basis::Detection { id: "ctguard-persistence".into() }));
+
         let cases = [
+            (record("iam.amazonaws.com", "TagUser", false, None, "IAMUser"), Severity::Medium, "IAM changes", false),
             (
-                record("iam.amazonaws.com", "CreateAccessKey", false, None, "IAMUser"),
-                Severity::Medium,
-                "IAM changes",
-                false,
-            ),
-            (
-                record("iam.amazonaws.com", "CreateAccessKey", false, Some("AccessDenied"), "IAMUser"),
+                record("iam.amazonaws.com", "TagUser", false, Some("AccessDenied"), "IAMUser"),
                 Severity::High,
                 "IAM changes",
                 true,
