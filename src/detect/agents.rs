@@ -145,7 +145,7 @@ pub fn check(kind: Kind, value: &str) -> Result<(), String> {
             Kind::Users => " (for arn:aws:iam::123456789012:user/agent-ci write \"agent-ci\")",
             _ => "",
         };
-        return Err(format!("{value:?} is an ARN; {} takes {what} patterns{hint}", kind.key()));
+        return Err(format!("{value:?} is an ARN; {} holds {what} (with * wildcards), not an ARN{hint}", kind.key()));
     }
     if let Some(c) = literal.chars().find(|c| !allowed(*c)) {
         return Err(format!(

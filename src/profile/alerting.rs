@@ -265,8 +265,9 @@ impl Resolver<'_> {
                     &format!("{key}.exclude_service_calls"),
                     "only for rules on every principal: an agent's call made through a service is still the agent's",
                 );
-            } else if pattern_ok {
-                exclude_service_calls(&mut pattern, &self.partition_and_account(vars));
+            } else if pattern_ok && let Err(e) = exclude_service_calls(&mut pattern, &self.partition_and_account(vars))
+            {
+                self.problem(&format!("{key}.exclude_service_calls"), e);
             }
         }
         let restriction = self.restriction(key, r.agents, &r.principals, agents, vars);
@@ -457,11 +458,18 @@ impl Resolver<'_> {
 /// `userIdentity.invokedBy` (the service that made the call), or made by a session of a
 /// service-linked role (`AWSServiceRoleFor*`, which only its service can assume). A record with
 /// no `userIdentity.arn` at all (a caller from another account) is kept.
-pub fn exclude_service_calls(pattern: &mut Value, (partition, account): &(String, String)) {
-    let Some(obj) = pattern.as_object_mut() else { return };
+/// A template that already holds a `$or` under `detail`, or tests `invokedBy` itself, is refused
+/// rather than overwritten.
+pub fn exclude_service_calls(pattern: &mut Value, (partition, account): &(String, String)) -> Result<(), String> {
+    let Some(obj) = pattern.as_object_mut() else { return Ok(()) };
     let detail = obj.entry("detail").or_insert_with(|| json!({}));
+    if detail.get("$or").is_some() {
+        return Err("the template already has a $or under detail, so service calls cannot be left out beside it; \
+                    move the template's $or to the top level"
+            .into());
+    }
     let linked = format!("arn:{partition}:sts::{account}:assumed-role/AWSServiceRoleFor");
-    let _ = merge(detail, json!({"userIdentity": {"invokedBy": [{"exists": false}]}}), "$.detail");
+    merge(detail, json!({"userIdentity": {"invokedBy": [{"exists": false}]}}), "$.detail")?;
     if let Some(detail) = detail.as_object_mut() {
         detail.insert(
             "$or".into(),
@@ -471,6 +479,7 @@ pub fn exclude_service_calls(pattern: &mut Value, (partition, account): &(String
             ]),
         );
     }
+    Ok(())
 }
 
 /// ANDs an agent clause (`(a) || (b)`) onto a JSON filter pattern `{ ... }`.
@@ -526,8 +535,11 @@ pub fn prune_empty_branches(pattern: &mut Value) {
     match pattern {
         Value::Object(map) => {
             if let Some(Value::Array(branches)) = map.get_mut("$or") {
+                let before = branches.len();
                 branches.retain(|b| !has_empty_list(b));
-                if branches.len() == 1 {
+                // Only a `$or` this pruning shrank is collapsed: a template's own one-branch
+                // `$or` is left for validation to refuse, as EventBridge would.
+                if branches.len() == 1 && before > 1 {
                     // One branch left: `$or` needs two, and one branch is just its fields.
                     let only = branches.remove(0);
                     map.remove("$or");
@@ -572,6 +584,28 @@ mod tests {
         let mut one = json!({"detail": {"eventName": ["A"], "userIdentity": {"type": ["Root"]}}});
         let e = restrict_event_pattern(&mut one, vec![json!({"userIdentity": {"type": ["IAMUser"]}})]).unwrap_err();
         assert!(e.contains("$.detail.userIdentity.type"), "{e}");
+    }
+
+    #[test]
+    fn service_calls_are_left_out_beside_the_template_never_over_it() {
+        let scope = ("aws".to_string(), "123456789012".to_string());
+        let mut p = json!({"source": ["aws.ec2"], "detail": {"eventName": ["TerminateInstances"]}});
+        exclude_service_calls(&mut p, &scope).unwrap();
+        assert_eq!(p["detail"]["userIdentity"]["invokedBy"], json!([{"exists": false}]));
+        assert_eq!(p["detail"]["$or"].as_array().unwrap().len(), 2);
+        let mut own = json!({"detail": {"$or": [{"eventName": ["A"]}, {"eventName": ["B"]}]}});
+        let e = exclude_service_calls(&mut own, &scope).unwrap_err();
+        assert!(e.contains("already has a $or under detail"), "{e}");
+        assert_eq!(own["detail"]["$or"][0]["eventName"], json!(["A"]), "the template's $or is kept");
+        let mut invoked = json!({"detail": {"userIdentity": {"invokedBy": ["backup.amazonaws.com"]}}});
+        assert!(exclude_service_calls(&mut invoked, &scope).is_err());
+    }
+
+    #[test]
+    fn a_templates_own_single_branch_or_is_left_for_validation() {
+        let mut p = json!({"detail": {"$or": [{"eventName": ["StopLogging"]}]}});
+        prune_empty_branches(&mut p);
+        assert_eq!(p["detail"]["$or"].as_array().unwrap().len(), 1);
     }
 
     #[test]
