@@ -62,10 +62,19 @@ pub fn deployed_patterns(
     resources: &[Box<dyn Resource>],
     live: &LiveState,
 ) -> Vec<(Address, Check)> {
-    // The declared restriction of each agent rule, so a miss names the agent signal it lost.
-    let restriction = |name: &str| {
-        let rule = profile.events.iter().flat_map(|e| &e.rules).find(|r| address_names(name, &r.name));
-        rule.map(|r| r.restriction.clone()).unwrap_or_default()
+    // The declared restriction of each agent rule and alarm filter, so a miss names the agent
+    // signal it lost.
+    let restriction = |address: &Address| {
+        let found = match address.kind {
+            rule::KIND => profile
+                .events
+                .iter()
+                .flat_map(|e| &e.rules)
+                .find(|r| address_names(&address.name, &r.name))
+                .map(|r| &r.restriction),
+            _ => profile.alarms.iter().find(|a| a.name == address.name).map(|a| &a.restriction),
+        };
+        found.cloned().unwrap_or_default()
     };
     let mut out = Vec::new();
     for r in resources.iter().filter(|r| r.declared()) {
@@ -84,7 +93,7 @@ pub fn deployed_patterns(
         };
         let name = "deployed pattern fires as declared on the sample records".to_string();
         let check = match (parse(want), parse(got)) {
-            (Ok(want), Ok(got)) => compare(&want.restricted_to(&restriction(&address.name)), &got),
+            (Ok(want), Ok(got)) => compare(&want.restricted_to(&restriction(&address)), &got),
             (Ok(_), Err(e)) => (false, format!("the deployed pattern does not parse: {}", e.error)),
             (Err(_), _) => continue,
         };
@@ -309,6 +318,26 @@ mod tests {
         let (ok, detail) = compare(&d(want), &d(truncated));
         assert!(!ok);
         assert!(detail.contains("no longer fires on") && detail.contains("StopLogging"), "{detail}");
+    }
+
+    #[test]
+    fn a_filter_that_lost_an_agent_signal_names_it() {
+        let runtime = crate::profile::Runtime {
+            account_id: "123456789012".into(),
+            ..crate::profile::Runtime::placeholder("us-east-1")
+        };
+        let profile = crate::profile::load("ai-agent-guard").unwrap().resolve(&runtime, &Default::default()).unwrap();
+        let alarm = profile.alarms.iter().find(|a| a.id == "agent-api-call-volume").unwrap();
+        let term = r#" || ($.userIdentity.sessionContext.sourceIdentity = "agent-*")"#;
+        assert!(alarm.pattern.contains(term), "{}", alarm.pattern);
+        let lost = alarm.pattern.replace(term, "");
+        let want =
+            Detection::alarm(&alarm.id, &alarm.pattern, "", no_feed()).unwrap().restricted_to(&alarm.restriction);
+        let (ok, detail) = compare(&want, &Detection::alarm(&alarm.id, &lost, "", no_feed()).unwrap());
+        assert!(!ok);
+        assert!(detail.contains(r#"the records it misses were agents' by source_identities "agent-*""#), "{detail}");
+        let (ok, detail) = compare(&want, &Detection::alarm(&alarm.id, &alarm.pattern, "", no_feed()).unwrap());
+        assert!(ok && detail.contains("matched as agents' calls"), "{detail}");
     }
 
     #[test]
