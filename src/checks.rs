@@ -57,7 +57,25 @@ fn probes() -> &'static [Probe] {
 
 /// For every deployed rule and metric filter the profile declares: does the live pattern
 /// decide every sample record the way the declared one does?
-pub fn deployed_patterns(resources: &[Box<dyn Resource>], live: &LiveState) -> Vec<(Address, Check)> {
+pub fn deployed_patterns(
+    profile: &Profile,
+    resources: &[Box<dyn Resource>],
+    live: &LiveState,
+) -> Vec<(Address, Check)> {
+    // The declared restriction of each agent rule and alarm filter, so a miss names the agent
+    // signal it lost.
+    let restriction = |address: &Address| {
+        let found = match address.kind {
+            rule::KIND => profile
+                .events
+                .iter()
+                .flat_map(|e| &e.rules)
+                .find(|r| address_names(&address.name, &r.name))
+                .map(|r| &r.restriction),
+            _ => profile.alarms.iter().find(|a| a.name == address.name).map(|a| &a.restriction),
+        };
+        found.cloned().unwrap_or_default()
+    };
     let mut out = Vec::new();
     for r in resources.iter().filter(|r| r.declared()) {
         let address = r.address();
@@ -75,13 +93,18 @@ pub fn deployed_patterns(resources: &[Box<dyn Resource>], live: &LiveState) -> V
         };
         let name = "deployed pattern fires as declared on the sample records".to_string();
         let check = match (parse(want), parse(got)) {
-            (Ok(want), Ok(got)) => compare(&want, &got),
+            (Ok(want), Ok(got)) => compare(&want.restricted_to(&restriction(&address)), &got),
             (Ok(_), Err(e)) => (false, format!("the deployed pattern does not parse: {}", e.error)),
             (Err(_), _) => continue,
         };
         out.push((address, Check { name, ok: check.0, detail: check.1 }));
     }
     out
+}
+
+/// A rule's address name is "<region>/<rule name>".
+fn address_names(address: &str, rule: &str) -> bool {
+    address.rsplit_once('/').is_some_and(|(_, name)| name == rule)
 }
 
 fn no_feed() -> crate::detect::catalog::Feed {
@@ -91,15 +114,36 @@ fn no_feed() -> crate::detect::catalog::Feed {
 fn compare(want: &Detection, got: &Detection) -> (bool, String) {
     let probes = probes();
     let (mut missed, mut extra) = (Vec::new(), Vec::new());
+    let mut lost_signals: Vec<String> = Vec::new();
+    let mut agent_matches = 0;
     for p in probes {
-        match (want.fires(&p.record, &p.event), got.fires(&p.record, &p.event)) {
-            (true, false) => missed.push(p.label.as_str()),
+        let wanted = want.fires(&p.record, &p.event);
+        if wanted && want.is_agent_only() {
+            agent_matches += 1;
+        }
+        match (wanted, got.fires(&p.record, &p.event)) {
+            (true, false) => {
+                missed.push(p.label.as_str());
+                // Which agent signal made the record an agent's: a deployed pattern that lost a
+                // signal misses every record that only it matched.
+                let catalog = crate::detect::catalog::Catalog { detections: vec![want.clone()] };
+                for m in catalog.signals(&p.record, &[0]) {
+                    let s = format!("{} {:?}", m.signal.key(), m.pattern);
+                    if !lost_signals.contains(&s) {
+                        lost_signals.push(s);
+                    }
+                }
+            }
             (false, true) => extra.push(p.label.as_str()),
             _ => {}
         }
     }
     if missed.is_empty() && extra.is_empty() {
-        return (true, format!("{} sample records decided as declared", probes.len()));
+        let agents = match agent_matches {
+            0 => String::new(),
+            n => format!(" ({n} matched as agents' calls, by the declared agent signals)"),
+        };
+        return (true, format!("{} sample records decided as declared{agents}", probes.len()));
     }
     let list = |v: &[&str]| {
         let more = v.len().saturating_sub(SHOWN);
@@ -109,6 +153,9 @@ fn compare(want: &Detection, got: &Detection) -> (bool, String) {
     let mut parts = Vec::new();
     if !missed.is_empty() {
         parts.push(format!("no longer fires on {} it should: {}", missed.len(), list(&missed)));
+    }
+    if !lost_signals.is_empty() {
+        parts.push(format!("the records it misses were agents' by {}", lost_signals.join(", ")));
     }
     if !extra.is_empty() {
         parts.push(format!("now fires on {} it should not: {}", extra.len(), list(&extra)));
@@ -125,15 +172,76 @@ struct Published {
     correct: bool,
 }
 
+/// How an auditor's check recognises a control's filter: a regular expression over the text.
+#[derive(Debug, Deserialize)]
+struct AuditorCheck {
+    control: String,
+    auditor: String,
+    check: String,
+    regex: String,
+}
+
 #[derive(Deserialize)]
 struct CisFile {
     #[serde(default)]
     published: Vec<Published>,
+    #[serde(default)]
+    auditor: Vec<AuditorCheck>,
+}
+
+fn cis_file() -> &'static CisFile {
+    static FILE: OnceLock<CisFile> = OnceLock::new();
+    FILE.get_or_init(|| {
+        toml::from_str::<CisFile>(CIS).unwrap_or(CisFile { published: Vec::new(), auditor: Vec::new() })
+    })
 }
 
 fn published() -> &'static [Published] {
-    static TEXTS: OnceLock<Vec<Published>> = OnceLock::new();
-    TEXTS.get_or_init(|| toml::from_str::<CisFile>(CIS).map(|f| f.published).unwrap_or_default())
+    &cis_file().published
+}
+
+/// What each auditor will conclude about a deployed CIS filter: Prowler searches the text with
+/// its check's regular expression; Security Hub's CloudWatch.N controls run the CIS audit step,
+/// which compares the text with the published one. One line per auditor, saying why it would
+/// flag the alarm.
+fn auditors(control: &str, deployed: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in cis_file().auditor.iter().filter(|a| a.control == control) {
+        let found =
+            regex_lite::RegexBuilder::new(&a.regex).dot_matches_new_line(true).build().map(|re| re.is_match(deployed));
+        out.push(match found {
+            Ok(true) => format!("{} {}: passes", a.auditor, a.check),
+            Ok(false) => format!(
+                "{} {}: would flag it (its check looks for these terms in this order: {})",
+                a.auditor,
+                a.check,
+                terms_of(&a.regex)
+            ),
+            Err(e) => format!("{} {}: its check expression does not compile here ({e})", a.auditor, a.check),
+        });
+    }
+    for sh in published().iter().filter(|p| p.control == control && p.source.starts_with("AWS Security Hub")) {
+        let name = sh.source.split(' ').take(4).collect::<Vec<_>>().join(" ");
+        let name = name.trim_end_matches(|c: char| c == ';' || c == ',');
+        out.push(if sh.pattern == deployed {
+            format!("{name}: passes (the exact text)")
+        } else {
+            format!("{name}: would flag it (its audit step expects exactly {})", sh.pattern)
+        });
+    }
+    out
+}
+
+/// The event names and sources a Prowler expression requires, for the report.
+fn terms_of(regex: &str) -> String {
+    regex
+        .split(".+")
+        .map(|t| {
+            let t = t.replace("\\s*", " ").replace(".?", "").replace("\\$\\.", "$.").replace("\\", "");
+            t.split_whitespace().collect::<Vec<_>>().join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// For each deployed CIS metric filter: is its pattern exactly a published CIS / Security Hub
@@ -150,7 +258,11 @@ pub fn cis_texts(profile: &Profile, live: &LiveState) -> Vec<(Address, Check)> {
         let address = metric_filter::address(&alarm.name, &profile.runtime.region);
         let Some(have) = live.get(&address).and_then(Option::as_ref) else { continue };
         let deployed = have.attrs.get("pattern").and_then(Value::as_str).unwrap_or("");
-        let detail = classify(deployed, &texts);
+        let mut detail = classify(deployed, &texts);
+        for line in auditors(&alarm.id, deployed) {
+            detail.push_str("; ");
+            detail.push_str(&line);
+        }
         let name = format!("{} pattern against the published CIS and Security Hub texts", alarm.id.to_uppercase());
         out.push((address, Check { name, ok: true, detail }));
     }
@@ -206,6 +318,53 @@ mod tests {
         let (ok, detail) = compare(&d(want), &d(truncated));
         assert!(!ok);
         assert!(detail.contains("no longer fires on") && detail.contains("StopLogging"), "{detail}");
+    }
+
+    #[test]
+    fn a_filter_that_lost_an_agent_signal_names_it() {
+        let runtime = crate::profile::Runtime {
+            account_id: "123456789012".into(),
+            ..crate::profile::Runtime::placeholder("us-east-1")
+        };
+        let profile = crate::profile::load("ai-agent-guard").unwrap().resolve(&runtime, &Default::default()).unwrap();
+        let alarm = profile.alarms.iter().find(|a| a.id == "agent-api-call-volume").unwrap();
+        let term = r#" || ($.userIdentity.sessionContext.sourceIdentity = "agent-*")"#;
+        assert!(alarm.pattern.contains(term), "{}", alarm.pattern);
+        let lost = alarm.pattern.replace(term, "");
+        let want =
+            Detection::alarm(&alarm.id, &alarm.pattern, "", no_feed()).unwrap().restricted_to(&alarm.restriction);
+        let (ok, detail) = compare(&want, &Detection::alarm(&alarm.id, &lost, "", no_feed()).unwrap());
+        assert!(!ok);
+        assert!(detail.contains(r#"the records it misses were agents' by source_identities "agent-*""#), "{detail}");
+        let (ok, detail) = compare(&want, &Detection::alarm(&alarm.id, &alarm.pattern, "", no_feed()).unwrap());
+        assert!(ok && detail.contains("matched as agents' calls"), "{detail}");
+    }
+
+    #[test]
+    fn each_deployed_cis_filter_passes_prowler_and_security_hub_where_one_text_can() {
+        let profile = crate::profile::load("ai-agent-guard")
+            .unwrap()
+            .resolve(&crate::profile::Runtime::placeholder("us-east-1"), &Default::default())
+            .unwrap();
+        let mut flagged = Vec::new();
+        for alarm in profile.alarms.iter().filter(|a| a.id.starts_with("cis-4.")) {
+            for line in auditors(&alarm.id, &alarm.pattern) {
+                assert!(!line.contains("does not compile"), "{line}");
+                if line.contains("would flag") {
+                    flagged.push(format!("{}: {line}", alarm.id));
+                }
+            }
+        }
+        // 4.13: Prowler requires the eventSource term, Security Hub's CIS v1.4.0 audit text has
+        // none; one text cannot pass both, and the scoped one is also the correct one (API
+        // Gateway has a CreateRoute too). Every other control passes both.
+        assert_eq!(flagged.len(), 1, "{flagged:#?}");
+        assert!(flagged[0].starts_with("cis-4.13: AWS Security Hub CloudWatch.13"), "{flagged:#?}");
+        let prowler = auditors("cis-4.13", r#"{($.eventName=CreateRoute) || ($.eventName=CreateRouteTable)}"#);
+        assert!(
+            prowler[0].contains("would flag it") && prowler[0].contains("$.eventSource = ec2.amazonaws.com"),
+            "{prowler:?}"
+        );
     }
 
     #[test]

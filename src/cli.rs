@@ -162,6 +162,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), e.g. `ctguard man > ctguard.1 && man ./ctguard.1`.
     Man,
+    /// Help AI agents be recognisable: the IAM side of the profile's `[agents]` signals.
+    Agents(AgentsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -491,6 +493,42 @@ pub struct PermissionsArgs {
     /// The 12-digit account ID the policy names, without asking STS (for an offline machine).
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    #[command(subcommand)]
+    pub action: AgentsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsAction {
+    /// Print a trust policy for ROLE that requires a source identity (`sts:SourceIdentity`).
+    ///
+    /// Whoever assumes ROLE must then set a source identity matching one of the profile's
+    /// `[agents] source_identities` patterns. CloudTrail records it on every call of the session
+    /// and of every role it chains into, so the agent's calls carry the signal wherever it goes,
+    /// whatever the role or session name. Merge the statements into ROLE's trust policy (the Deny
+    /// alone is safe to add to any trust policy), then apply it with
+    /// `aws iam update-assume-role-policy --role-name ROLE --policy-document file://trust.json`.
+    /// Makes no AWS call.
+    TrustPolicy(TrustPolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrustPolicyArgs {
+    /// The role the agent assumes.
+    pub role: String,
+    /// Who starts agent sessions (an IAM role, user or account ARN); repeatable. With it, an
+    /// Allow statement for them is printed beside the Deny.
+    #[arg(long = "principal", value_name = "ARN")]
+    pub principals: Vec<String>,
+    /// A built-in profile, or a path to a .toml file, whose [agents] source_identities to use.
+    #[arg(short, long, default_value = "ai-agent-guard")]
+    pub profile: String,
+    /// Override a variable the profile declares (a list takes a comma-separated value).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -109,6 +109,7 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
             let settings = settings::PermissionsSettings::resolve(&global, &args)?;
             commands::permissions::run(&settings, &printer).await
         }
+        Command::Agents(args) => commands::agents::run(&args.action, &printer),
         Command::Completions(args) => {
             let mut cli = Cli::command();
             printer.data(|w, _| {

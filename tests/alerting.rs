@@ -99,16 +99,42 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
         }
         let agent = eb.describe_rule().name("ctguard-agent-destructive-actions").send().await.unwrap();
         let pattern: Value = serde_json::from_str(agent.event_pattern().unwrap()).unwrap();
-        assert_eq!(
-            pattern["detail"]["userIdentity"]["arn"],
-            json!([{"wildcard": "arn:aws:iam::123456789012:role/AIAgent*"}, {"wildcard": "arn:aws:sts::123456789012:assumed-role/AIAgent*"}])
-        );
+        // Any [agents] signal, each as the profile declares it: roles and SSO permission sets
+        // as this account's session ARNs, session names anchored after the role id, source
+        // identities, IAM users, and the MCP user agent. Order is the service's to choose.
+        let mut signals: Vec<String> =
+            pattern["detail"]["$or"].as_array().unwrap().iter().map(Value::to_string).collect();
+        signals.sort();
+        let mut expected: Vec<String> = [
+            json!({"userAgent": [{"wildcard": "*awslabs/mcp/*"}]}),
+            json!({"userIdentity": {"arn": [
+                {"prefix": format!("arn:aws:sts::{ACCOUNT}:assumed-role/AIAgent")},
+                {"prefix": format!("arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_AIAgent")}
+            ]}}),
+            json!({"userIdentity": {"principalId": [{"wildcard": "*:agent-*"}], "type": ["AssumedRole"]}}),
+            json!({"userIdentity": {"sessionContext": {"sourceIdentity": [{"prefix": "agent-"}]}}}),
+            json!({"userIdentity": {"type": ["IAMUser"], "userName": [{"prefix": "ai-agent-"}]}}),
+        ]
+        .iter()
+        .map(Value::to_string)
+        .collect();
+        expected.sort();
+        assert_eq!(signals, expected, "{pattern}");
+        // The destructive calls themselves are the template's, and an agent's call is never
+        // dropped as a service's.
+        assert!(pattern["$or"].to_string().contains("TerminateInstances"), "{pattern}");
+        assert!(pattern["detail"].get("userIdentity").is_none(), "{pattern}");
         let all: Value = serde_json::from_str(
             eb.describe_rule().name("ctguard-destructive-actions").send().await.unwrap().event_pattern().unwrap(),
         )
         .unwrap();
+        assert!(all.to_string().contains("TerminateInstances") && all.to_string().contains("DeleteResource"), "{all}");
+        // The rule on everyone leaves out calls AWS services make: invokedBy, service-linked roles.
+        assert_eq!(all["detail"]["userIdentity"]["invokedBy"], json!([{"exists": false}]), "{all}");
         assert!(
-            all.to_string().contains("TerminateInstances") && all.to_string().contains("DeleteHostedZone"),
+            all["detail"]["$or"]
+                .to_string()
+                .contains(&format!("arn:aws:sts::{ACCOUNT}:assumed-role/AWSServiceRoleFor")),
             "{all}"
         );
     }
@@ -117,16 +143,33 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
     // is not deployed on a management-events trail).
     let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
     let filters = logs.describe_metric_filters().log_group_name(LOG_GROUP).send().await.unwrap();
-    assert_eq!(filters.metric_filters().len(), 22);
+    assert_eq!(filters.metric_filters().len(), 23);
     let root = filters
         .metric_filters()
         .iter()
         .find(|f| f.filter_name() == Some("ctguard-cis-4.3-root-account-usage"))
         .unwrap();
     assert!(root.filter_pattern().unwrap().contains("AwsServiceEvent"));
+    // An agent alarm's filter takes the same signals, in the filter pattern language.
+    let volume = filters
+        .metric_filters()
+        .iter()
+        .find(|f| f.filter_name() == Some("ctguard-agent-api-call-volume"))
+        .and_then(|f| f.filter_pattern())
+        .unwrap();
+    for clause in [
+        format!("($.userIdentity.arn = \"arn:aws:sts::{ACCOUNT}:assumed-role/AIAgent*\")"),
+        format!("($.userIdentity.arn = \"arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_AIAgent*\")"),
+        "(($.userIdentity.type = \"AssumedRole\") && ($.userIdentity.principalId = \"*:agent-*\"))".into(),
+        "($.userIdentity.sessionContext.sourceIdentity = \"agent-*\")".into(),
+        "(($.userIdentity.type = \"IAMUser\") && ($.userIdentity.userName = \"ai-agent-*\"))".into(),
+        "($.userAgent = \"*awslabs/mcp/*\")".into(),
+    ] {
+        assert!(volume.contains(&clause), "{clause} not in {volume}");
+    }
     let cw = aws_sdk_cloudwatch::Client::new(&conf);
     let alarms = cw.describe_alarms().alarm_name_prefix("ctguard-").max_records(100).send().await.unwrap();
-    assert_eq!(alarms.metric_alarms().len(), 22);
+    assert_eq!(alarms.metric_alarms().len(), 23);
     for a in alarms.metric_alarms() {
         assert_eq!(a.alarm_actions(), [topic_arn()]);
         assert_eq!(a.treat_missing_data(), Some("notBreaching"));

@@ -418,14 +418,16 @@ fn var_takes_a_list_in_toml_syntax() {
         "--format",
         "json",
         "--var",
-        r#"agent_principals=["arn:aws:iam::123456789012:role/Bot*"]"#,
+        r#"agent_roles=["Bot*", "Other*"]"#,
         path.to_str().unwrap(),
     ]));
     r.expect(0);
-    assert!(r.stdout.contains("role/Bot*"), "{}", &r.stdout[..r.stdout.len().min(2000)]);
-    let r = run(ctguard_cmd().args(["test", "--var", "agent_principals=[\"unclosed", path.to_str().unwrap()]));
+    for role in ["assumed-role/Bot", "assumed-role/Other"] {
+        assert!(r.stdout.contains(role), "{role}: {}", &r.stdout[..r.stdout.len().min(2000)]);
+    }
+    let r = run(ctguard_cmd().args(["test", "--var", "agent_roles=[\"unclosed", path.to_str().unwrap()]));
     r.expect(1);
-    assert!(r.stderr.contains("--var agent_principals=[\"unclosed: expected a TOML list"), "{}", r.stderr);
+    assert!(r.stderr.contains("--var agent_roles=[\"unclosed: expected a TOML list"), "{}", r.stderr);
 }
 
 #[test]

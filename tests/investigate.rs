@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 const AGENT: &str = "arn:aws:sts::123456789012:assumed-role/AIAgent-ops/agent-run-7";
 const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 const ROOT: &str = "arn:aws:iam::123456789012:root";
+const DEPLOYER: &str = "arn:aws:sts::123456789012:assumed-role/Deploy/i-0abc";
 const MEMBER_ROLE: &str = "arn:aws:sts::111122223333:assumed-role/Deploy/ci";
 
 fn now() -> i64 {
@@ -57,6 +58,12 @@ fn record(region: &str, ago: i64, source: &str, name: &str, who: &str, error: Op
     r
 }
 
+/// `record` with the source identity its session was started with (`sts:SourceIdentity`).
+fn sourced(mut record: Value, identity: &str) -> Value {
+    record["userIdentity"]["sessionContext"]["sourceIdentity"] = json!(identity);
+    record
+}
+
 /// A small profile in a temp dir: two EventBridge rules over one pattern (the second for
 /// agents), a filter on trail tampering and one on root use (which can match any event name),
 /// in three regions. Its default lookup list is DeleteBucket, DeleteTrail, StopLogging,
@@ -84,8 +91,9 @@ name = "lookback-test"
 regions = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 policies_dir = "../policies"
 
-[variables]
-agent_principals = ["arn:${partition}:sts::${account_id}:assumed-role/AIAgent*"]
+[agents]
+roles = ["AIAgent*"]
+source_identities = ["agent-*"]
 
 [bucket]
 name = "lookback-audit-${account_id}"
@@ -121,7 +129,7 @@ name = "lookback-agent-destructive"
 pattern = "lookback-destructive.json"
 title = "Agent destructive call"
 severity = "critical"
-principals = "${agent_principals}"
+agents = true
 
 [[alarms]]
 id = "trail-off"
@@ -168,6 +176,10 @@ fn agent_activity_in_several_regions_is_found_newest_first() {
         record("us-east-1", 600, "s3.amazonaws.com", "DeleteBucket", AGENT, None),
         record("eu-west-1", 300, "ec2.amazonaws.com", "TerminateInstances", AGENT, None),
         record("ap-southeast-2", 1200, "s3.amazonaws.com", "DeleteBucket", AGENT, Some("AccessDenied")),
+        // An agent by its source identity alone, under a role no agent pattern names.
+        sourced(record("us-east-1", 900, "ec2.amazonaws.com", "TerminateInstances", DEPLOYER, None), "agent-claude"),
+        // The same role without it is a person's session.
+        record("us-east-1", 960, "ec2.amazonaws.com", "TerminateInstances", DEPLOYER, None),
         // Not the agent; and the agent outside the window.
         record("us-east-1", 420, "s3.amazonaws.com", "DeleteBucket", ALICE, None),
         record("eu-west-1", 30 * 3600, "s3.amazonaws.com", "DeleteBucket", AGENT, None),
@@ -177,8 +189,8 @@ fn agent_activity_in_several_regions_is_found_newest_first() {
     let r = emu.ctguard(&["investigate", "-p", &profile, "--agents", "--since", "24h", "--format", "jsonl"]);
     r.expect(0);
     let events = jsonl(&r.stdout);
-    assert_eq!(field(&events, "region"), ["eu-west-1", "us-east-1", "ap-southeast-2"], "{}", r.stdout);
-    assert_eq!(field(&events, "principal"), [AGENT; 3]);
+    assert_eq!(field(&events, "region"), ["eu-west-1", "us-east-1", "us-east-1", "ap-southeast-2"], "{}", r.stdout);
+    assert_eq!(field(&events, "principal"), [AGENT, AGENT, DEPLOYER, AGENT]);
     let times = field(&events, "time");
     assert!(times.windows(2).all(|w| w[0] > w[1]), "newest first: {times:?}");
     for e in &events {
@@ -186,10 +198,11 @@ fn agent_activity_in_several_regions_is_found_newest_first() {
         assert_eq!(e["severity_basis"], json!({"from": "detection", "detection": "lookback-agent-destructive"}));
         let ids: Vec<&str> = e["detections"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
         assert_eq!(ids, ["lookback-destructive", "lookback-agent-destructive"]);
-        assert_eq!(e["record"]["userIdentity"]["arn"], AGENT, "the raw record is kept");
         assert_eq!(e["resources"], json!(["prod-data"]));
     }
-    assert_eq!(events[2]["error_code"], "AccessDenied");
+    assert_eq!(events[0]["record"]["userIdentity"]["arn"], AGENT, "the raw record is kept");
+    assert_eq!(events[2]["record"]["userIdentity"]["sessionContext"]["sourceIdentity"], "agent-claude");
+    assert_eq!(events[3]["error_code"], "AccessDenied");
 
     // --limit keeps the newest.
     let r = emu.ctguard(&["investigate", "-p", &profile, "--agents", "--limit", "1", "--format", "json"]);

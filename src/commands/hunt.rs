@@ -19,9 +19,8 @@ pub fn run(settings: &HuntSettings, printer: &Printer) -> anyhow::Result<Status>
     let loaded = profile::load(&settings.profile)?;
     // Resolved as `ctguard test` resolves it, so both name and match detections alike.
     let home = loaded.home_region().unwrap_or("us-east-1").to_string();
-    let catalog_for = |runtime: &Runtime| -> anyhow::Result<Catalog> {
-        Ok(Catalog::of(&loaded.resolve(runtime, &settings.overrides)?)?)
-    };
+    let catalog_for =
+        |runtime: &Runtime| -> anyhow::Result<Catalog> { Ok(loaded.resolve(runtime, &settings.overrides)?.catalog()?) };
     let resolved = loaded.resolve(&Runtime::placeholder(&home), &settings.overrides)?;
     let athena_section = resolved.athena.clone();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -117,6 +116,7 @@ fn hits(catalog: &Catalog, finished: &athena::Finished) -> Vec<Hit> {
                 event_id: row.event_id.clone(),
                 account: row.account.clone(),
                 fired: Vec::new(),
+                signals: Vec::new(),
             });
         }
         if let Some(hit) = hits.last_mut() {

@@ -26,7 +26,7 @@ pub fn run(settings: &InvestigateSettings, printer: &Printer) -> anyhow::Result<
     let home = loaded.home_region().map(str::to_string).or_else(|| settings.regions.first().cloned());
     let stand_in =
         loaded.resolve(&Runtime::placeholder(home.as_deref().unwrap_or("us-east-1")), &settings.overrides)?;
-    known_detections(&settings.detections, &Catalog::of(&stand_in)?)?;
+    known_detections(&settings.detections, &stand_in.catalog()?)?;
     if settings.agents {
         Agents::of(&stand_in)?;
     }
@@ -45,7 +45,7 @@ pub fn run(settings: &InvestigateSettings, printer: &Printer) -> anyhow::Result<
         anyhow::Ok((config, super::runtime_of(&caller, enabled)))
     })?;
     let profile = loaded.resolve(&account, &settings.overrides)?;
-    let catalog = Catalog::of(&profile)?;
+    let catalog = profile.catalog()?;
     let regions = if settings.regions.is_empty() { profile.regions.clone() } else { settings.regions.clone() };
     let selected: Vec<usize> =
         settings.detections.iter().filter_map(|name| catalog.detections.iter().position(|d| &d.id == name)).collect();

@@ -1,5 +1,6 @@
 //! Commands: short orchestration over profile, engine and renderers.
 
+pub mod agents;
 pub mod apply;
 pub mod hunt;
 pub mod investigate;

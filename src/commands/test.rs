@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::detect::catalog::{Catalog, Kind};
-use crate::detect::replay::{self, Account, Hit, InputProblems, Threshold};
+use crate::detect::replay::{self, Account, Hit, InputProblems, SkipRecord, Threshold};
 use crate::lookback::s3;
 use crate::printer::Printer;
 use crate::profile::{self, Profile, Runtime};
@@ -19,6 +19,14 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
     let home = loaded.home_region().unwrap_or("us-east-1").to_string();
     let resolve = |account: &Account| -> anyhow::Result<Profile> {
         let id = settings.account.clone().unwrap_or_else(|| account.id.clone());
+        // Documentation examples carry placeholders ("XXXXXXXXXXXX", "<account-id>"): such a
+        // record names no account the profile could be deployed in, so it is reported and
+        // passed over, and the replay goes on.
+        if !id.is_empty() && !(id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(
+                SkipRecord(format!("account id {id:?} is not a 12-digit AWS account id; record skipped")).into()
+            );
+        }
         let runtime = Runtime {
             account_id: if id.is_empty() { Runtime::placeholder(&home).account_id } else { id },
             partition: account.partition.clone(),
@@ -27,7 +35,7 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
         };
         Ok(loaded.resolve(&runtime, &settings.profile.overrides)?)
     };
-    let catalog_for = |account: &Account| -> anyhow::Result<Catalog> { Ok(Catalog::of(&resolve(account)?)?) };
+    let catalog_for = |account: &Account| -> anyhow::Result<Catalog> { Ok(resolve(account)?.catalog()?) };
     // Validates the profile and its patterns before reading any input.
     let stand_in = Account { id: String::new(), partition: "aws".into() };
     let catalog = catalog_for(&stand_in)?;

@@ -13,7 +13,7 @@ pub async fn run(settings: &Settings, printer: &Printer, options: &VerifyOptions
     let (live, plan) = session.plan(printer).await?;
     let mut found = engine::checks(&live, &session.resources);
     found.extend(engine::health(&session.aws, &session.resources, &live).await);
-    found.extend(checks::deployed_patterns(&session.resources, &live));
+    found.extend(checks::deployed_patterns(&session.profile, &session.resources, &live));
     found.extend(checks::cis_texts(&session.profile, &live));
     found.extend(crate::integrity::verify_check(&session.aws, &session.profile).await?);
     let verdict = verdict::judge(plan, found, &session.profile.waivers);

@@ -7,9 +7,9 @@
 use serde_json::Value;
 
 use crate::detect::PatternError;
+use crate::detect::agents::{Attribution, Matched, Restriction};
 use crate::detect::eventbridge::{EventPattern, into_envelope};
 use crate::detect::logfilter::FilterPattern;
-use crate::profile::Profile;
 
 /// What a detection is deployed as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -48,7 +48,10 @@ pub struct Detection {
     pub feed: Feed,
     /// The pattern as deployed.
     pub text: String,
+    /// The agent signals the pattern is restricted to (none for a detection on everyone).
+    pub signals: Vec<crate::detect::agents::Signal>,
     matcher: Matcher,
+    attribution: Option<Attribution>,
 }
 
 /// A detection's parsed pattern, borrowed.
@@ -83,7 +86,9 @@ impl Detection {
             severity: severity.to_string(),
             feed: Feed::Topic { topic: topic.map(str::to_string) },
             text: pattern.to_string(),
+            signals: Vec::new(),
             matcher: Matcher::Rule(matcher),
+            attribution: None,
         })
     }
 
@@ -96,7 +101,9 @@ impl Detection {
             severity: severity.to_string(),
             feed,
             text: pattern.to_string(),
+            signals: Vec::new(),
             matcher: Matcher::Alarm(matcher),
+            attribution: None,
         })
     }
 
@@ -106,6 +113,21 @@ impl Detection {
             Matcher::Rule(p) => Pattern::Rule(p),
             Matcher::Alarm(p) => Pattern::Alarm(p),
         }
+    }
+
+    /// The same detection, knowing the agent signals its pattern was restricted to, so a
+    /// match can say which signal made the caller an agent.
+    pub fn restricted_to(mut self, restriction: &Restriction) -> Detection {
+        if !restriction.is_empty() {
+            self.signals = restriction.signals.clone();
+            self.attribution = Some(restriction.compile());
+        }
+        self
+    }
+
+    /// Whether this detection fires only for agents.
+    pub fn is_agent_only(&self) -> bool {
+        self.attribution.is_some()
     }
 
     /// Whether this detection fires on `record` (a CloudTrail record) whose envelope is `event`.
@@ -124,33 +146,6 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The profile's detections as apply deploys them. Alarms that need S3 data events are
-    /// left out, as apply leaves them out.
-    pub fn of(profile: &Profile) -> Result<Catalog, Rejected> {
-        let topic = profile.alerts.as_ref().map(|a| a.topic.as_str());
-        let mut detections = Vec::new();
-        for rule in profile.events.iter().flat_map(|e| &e.rules) {
-            detections.push(Detection::rule(&rule.name, &rule.pattern, rule.severity.as_str(), topic)?);
-        }
-        for alarm in profile.alarms.iter().filter(|a| !a.requires_data_events) {
-            let feed = Feed::Metric {
-                namespace: alarm.namespace.clone(),
-                metric: alarm.metric.clone(),
-                alarm: alarm.name.clone(),
-                condition: format!(
-                    "{} {} in {} x {} s",
-                    comparison_symbol(alarm.comparison.as_str()),
-                    alarm.threshold,
-                    alarm.evaluation_periods,
-                    alarm.period
-                ),
-                topic: topic.map(str::to_string),
-            };
-            detections.push(Detection::alarm(&alarm.id, &alarm.pattern, alarm.severity.as_str(), feed)?);
-        }
-        Ok(Catalog { detections })
-    }
-
     /// Indexes of the detections that fire on `record`, and the record back. Rules match the
     /// envelope built around the record, which is moved in and out rather than copied.
     pub fn evaluate(&self, record: Value) -> (Vec<usize>, Value) {
@@ -173,14 +168,21 @@ impl Catalog {
         let record = event.get_mut("detail").map(Value::take).unwrap_or_default();
         (fired, record)
     }
-}
 
-fn comparison_symbol(comparison: &str) -> &'static str {
-    match comparison {
-        "GreaterThanThreshold" => ">",
-        "GreaterThanOrEqualToThreshold" => ">=",
-        "LessThanThreshold" => "<",
-        _ => "<=",
+    /// For a record that fired the detections `fired`: the agent signals it matched, when any
+    /// of them is an agent-only detection (each signal once). Empty otherwise.
+    pub fn signals(&self, record: &Value, fired: &[usize]) -> Vec<Matched> {
+        let mut out: Vec<Matched> = Vec::new();
+        let mut event = None;
+        for a in fired.iter().filter_map(|&i| self.detections.get(i)?.attribution.as_ref()) {
+            let event = event.get_or_insert_with(|| into_envelope(record.clone()));
+            for m in a.attribute(event) {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        out
     }
 }
 

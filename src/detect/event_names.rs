@@ -313,7 +313,7 @@ mod tests {
         let runtime = Runtime { account_id: "123456789012".into(), ..Runtime::placeholder("us-east-1") };
         for name in ["ai-agent-guard", "cis-aws-foundations"] {
             let profile = profile::load(name).unwrap().resolve(&runtime, &Vars::new()).unwrap();
-            let catalog = Catalog::of(&profile).unwrap();
+            let catalog = profile.catalog().unwrap();
             let list = AllowList::of_catalog(&catalog);
             let reported: BTreeSet<&str> = list.unlisted.iter().map(|u| u.detection.as_str()).collect();
             for record in &records {

@@ -10,6 +10,7 @@
 //! returns a [`PatternError`]; matching never fails, never panics, and does not allocate on the
 //! common paths, because it runs once per record over millions of records.
 
+pub mod agents;
 pub mod catalog;
 pub mod event_names;
 pub mod eventbridge;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::detect::agents::Matched;
 use crate::detect::catalog::Catalog;
 
 /// Bytes of records in one chunk handed to a worker.
@@ -76,6 +77,9 @@ pub struct Hit {
     pub account: String,
     /// Indexes into the catalog's detections.
     pub fired: Vec<usize>,
+    /// For a record that fired an agent-only detection, the agent signals it matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<Matched>,
 }
 
 /// An input that could not be replayed, or not to its end.
@@ -96,7 +100,19 @@ pub struct Tally {
     pub fires: Vec<u64>,
     /// Inputs that held no records or broke off, in input order.
     pub problems: Vec<InputProblem>,
+    /// Records passed over (see [`SkipRecord`]), the first few of each chunk named with why.
+    pub passed_over: Vec<String>,
+    pub records_skipped: u64,
 }
+
+/// A catalog builder's answer for a record it cannot match, such as one whose account id is a
+/// documentation placeholder: the record is reported and passed over, and the replay goes on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SkipRecord(pub String);
+
+/// How many passed-over records one chunk names; the rest are only counted.
+const SKIPS_NAMED: usize = 5;
 
 /// Some inputs could not be replayed (each is named in the output, with where and why), or
 /// nothing was replayed at all.
@@ -251,6 +267,8 @@ struct Outcome {
     fires: Vec<u64>,
     /// The record that could not be matched, with why; the rest of its input is skipped.
     error: Option<String>,
+    passed_over: Vec<String>,
+    records_skipped: u64,
     ending: Option<Ending>,
 }
 
@@ -363,6 +381,8 @@ impl Files {
         }
         tally.records += outcome.records;
         *records += outcome.records;
+        tally.records_skipped += outcome.records_skipped;
+        tally.passed_over.extend(outcome.passed_over);
         tally.matched += outcome.hits.len() as u64;
         for (total, n) in tally.fires.iter_mut().zip(&outcome.fires) {
             *total += n;
@@ -536,11 +556,21 @@ fn matched(
         let account = account_of(&record);
         let catalog = match catalogs.get(&account) {
             Some(c) => c.clone(),
-            None => {
-                let c = Arc::new(catalog_for(&account).map_err(|e| format!("{at}: {e:#}"))?);
-                catalogs.insert(account, c.clone());
-                c
-            }
+            None => match catalog_for(&account) {
+                Ok(c) => {
+                    let c = Arc::new(c);
+                    catalogs.insert(account, c.clone());
+                    c
+                }
+                Err(e) if e.is::<SkipRecord>() => {
+                    out.records_skipped += 1;
+                    if out.passed_over.len() < SKIPS_NAMED {
+                        out.passed_over.push(format!("{origin}: {at}: {e}"));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(format!("{at}: {e:#}")),
+            },
         };
         let (fired, record) = catalog.evaluate(record);
         for &i in &fired {
@@ -549,7 +579,8 @@ fn matched(
             }
         }
         if !fired.is_empty() {
-            out.hits.push(Hit { fired, ..summary(origin, index, &record) });
+            let signals = catalog.signals(&record, &fired);
+            out.hits.push(Hit { fired, signals, ..summary(origin, index, &record) });
         }
         out.records += 1;
     }
@@ -625,6 +656,7 @@ fn summary(origin: &str, index: u64, record: &Value) -> Hit {
         event_id: field("eventID"),
         account: field("recipientAccountId"),
         fired: Vec::new(),
+        signals: Vec::new(),
     }
 }
 

@@ -57,11 +57,16 @@ const SESSION_ISSUER: &[Column] = &[
 const WEB_IDENTITY: &[Column] =
     &[col("federatedProvider", "federatedprovider", Text), col("attributes", "attributes", Map)];
 
+/// AWS's published DDL stops at `webidfederationdata`; `sourceIdentity` (the `sts:SourceIdentity`
+/// of the session, kept across role chaining: CloudTrail User Guide, "CloudTrail userIdentity
+/// element") is added, because the agent detections match on it. The JSON SerDe reads a field
+/// only when the table declares it.
 const SESSION_CONTEXT: &[Column] = &[
     col("attributes", "attributes", Struct(SESSION_ATTRIBUTES)),
     col("sessionIssuer", "sessionissuer", Struct(SESSION_ISSUER)),
     col("ec2RoleDelivery", "ec2roledelivery", Text),
     col("webIdFederationData", "webidfederationdata", Struct(WEB_IDENTITY)),
+    col("sourceIdentity", "sourceidentity", Text),
 ];
 
 const USER_IDENTITY: &[Column] = &[

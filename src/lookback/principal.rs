@@ -1,8 +1,9 @@
-//! Who made a call: `--principal` patterns and the profile's AI-agent principals, matched
+//! Who made a call: `--principal` patterns and the profile's AI agents (`[agents]`), matched
 //! against a CloudTrail record's `userIdentity`.
 
 use serde_json::Value;
 
+use crate::detect::agents::{Attribution, Restriction, Signal};
 use crate::profile::Profile;
 
 /// `*` matches any run of characters (none included); every other character matches itself.
@@ -150,48 +151,43 @@ impl Principals {
     }
 }
 
-/// The profile's AI-agent principals: the one place `--agents` learns who the agents are.
-/// Today that is the `agent_principals` variable of the shipped profiles (ARN patterns matched
-/// against `userIdentity.arn`, as the agent rules and filters match them).
+/// The profile's AI agents: every signal its `[agents]` section declares, matched by the same
+/// clauses the deployed agent rules and metric filters are built from
+/// (`crate::detect::agents::Restriction`), so `--agents` sees a call as an agent's exactly when
+/// an agent detection would.
 #[derive(Debug, Clone)]
 pub struct Agents {
-    arns: Vec<PrincipalPattern>,
+    signals: Vec<Signal>,
+    matcher: Attribution,
 }
 
 impl Agents {
     pub fn of(profile: &Profile) -> anyhow::Result<Agents> {
-        let declared: Vec<String> = match profile.vars.get("agent_principals") {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-            Some(Value::String(one)) => vec![one.clone()],
-            _ => Vec::new(),
-        };
-        if declared.is_empty() {
+        let restriction = Restriction::new(profile.agents.as_ref(), &[]);
+        if restriction.is_empty() {
             anyhow::bail!(
-                "--agents: profile {} declares no AI-agent principals (the agent_principals variable): \
-                 declare them, or name the principals with --principal",
+                "--agents: profile {} declares no AI agents (an [agents] section with roles, session_names, \
+                 source_identities, users, sso_permission_sets or user_agents): declare them, or name the \
+                 principals with --principal",
                 profile.name
             );
         }
-        let arns = declared
-            .iter()
-            .map(|p| PrincipalPattern::parse(p).map_err(|e| anyhow::anyhow!("{}: agent_principals: {e}", profile.file)))
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Agents { arns })
+        Ok(Agents { signals: restriction.signals.clone(), matcher: restriction.compile() })
     }
 
     pub fn matches(&self, record: &Value) -> bool {
-        let who = Identity::of(record);
-        self.arns.iter().any(|p| p.matches(&who))
+        self.matcher.matches_record(record)
     }
 
     pub fn describe(&self) -> Vec<String> {
-        self.arns.iter().map(|p| format!("agent: {}", p.text)).collect()
+        self.signals.iter().map(|s| format!("agent: {} {}", s.kind.key(), s.pattern)).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::Runtime;
     use serde_json::json;
 
     #[test]
@@ -245,5 +241,66 @@ mod tests {
         for bad in ["", "arn:aws", "arn::sts::1:x", "arn:aws:sts::123:", "role name", "role/with/slash", "a\tb"] {
             assert!(PrincipalPattern::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Every sample record the detections suite keeps, from every file.
+    fn sample_records() -> Vec<Value> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/detections/samples");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let sample: Value = serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+            for key in ["fires", "silent"] {
+                out.extend(sample[key].as_array().into_iter().flatten().cloned());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn agents_are_the_callers_the_deployed_agent_rules_fire_for() {
+        let runtime =
+            crate::profile::Runtime { account_id: "123456789012".into(), ..Runtime::placeholder("us-east-1") };
+        let profile = crate::profile::load("ai-agent-guard").unwrap().resolve(&runtime, &Default::default()).unwrap();
+        let catalog = profile.catalog().unwrap();
+        let agents = Agents::of(&profile).unwrap();
+        let index = |id: &str| catalog.detections.iter().position(|d| d.id == id).unwrap();
+        // Each agent rule shares its template with a rule on everyone: where that one fires, the
+        // agent rule fires exactly for the calls `--agents` calls an agent's.
+        let pairs: Vec<(usize, usize)> = catalog
+            .detections
+            .iter()
+            .filter(|d| d.id.starts_with("ctguard-agent-") && d.id != "ctguard-agent-object-deletion")
+            .map(|d| (index(&d.id.replacen("ctguard-agent-", "ctguard-", 1)), index(&d.id)))
+            .collect();
+        assert_eq!(pairs.len(), 6);
+        let (mut compared, mut kinds) = (0, std::collections::BTreeSet::new());
+        for record in sample_records() {
+            let (fired, record) = catalog.evaluate(record);
+            for &(everyone, agent) in &pairs {
+                if !fired.contains(&everyone) {
+                    continue;
+                }
+                compared += 1;
+                assert_eq!(agents.matches(&record), fired.contains(&agent), "{}", record["userIdentity"]);
+            }
+            if agents.matches(&record) {
+                kinds.extend(catalog.signals(&record, &fired).into_iter().map(|m| m.signal));
+            }
+        }
+        assert!(compared > 100, "{compared}");
+        // Every kind of signal recognised somewhere in the samples.
+        assert_eq!(kinds.into_iter().collect::<Vec<_>>(), crate::detect::agents::Kind::DECLARED);
+        assert!(agents.describe().contains(&"agent: roles AIAgent*".to_string()), "{:?}", agents.describe());
+    }
+
+    #[test]
+    fn a_profile_without_agents_is_refused_by_name() {
+        let mut profile = crate::profile::load("cis-aws-foundations")
+            .unwrap()
+            .resolve(&Runtime::placeholder("us-east-1"), &Default::default())
+            .unwrap();
+        profile.agents = None;
+        let e = Agents::of(&profile).unwrap_err().to_string();
+        assert!(e.contains("declares no AI agents") && e.contains("[agents]"), "{e}");
     }
 }

@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn classes_decide_where_no_detection_alerts() {
         let profile = profile();
-        let catalog = Catalog::of(&profile).unwrap();
+        let catalog = profile.catalog().unwrap();
         let assessor = Assessor::new(&catalog, &profile);
         let rate = |r: Value| assessor.assess(r).0;
 
@@ -157,15 +157,14 @@ mod tests {
             (Severity::Critical, Basis::Detection { id: "ctguard-monitoring-tampering".into() })
         );
 
+        // A new access key is persistence: the rule for it decides, not the IAM class.
+        let a = rate(record("iam.amazonaws.com", "CreateAccessKey", false, None, "IAMUser"));
+        assert_eq!((a.severity, a.basis), (Severity::High, Basis::Detection { id: "ctguard-persistence".into() }));
+
         let cases = [
+            (record("iam.amazonaws.com", "TagUser", false, None, "IAMUser"), Severity::Medium, "IAM changes", false),
             (
-                record("iam.amazonaws.com", "CreateAccessKey", false, None, "IAMUser"),
-                Severity::Medium,
-                "IAM changes",
-                false,
-            ),
-            (
-                record("iam.amazonaws.com", "CreateAccessKey", false, Some("AccessDenied"), "IAMUser"),
+                record("iam.amazonaws.com", "TagUser", false, Some("AccessDenied"), "IAMUser"),
                 Severity::High,
                 "IAM changes",
                 true,
@@ -215,7 +214,7 @@ mod tests {
     #[test]
     fn a_count_towards_an_alarm_is_not_an_alert() {
         let profile = profile();
-        let catalog = Catalog::of(&profile).unwrap();
+        let catalog = profile.catalog().unwrap();
         let assessor = Assessor::new(&catalog, &profile);
         let mut r = record("s3.amazonaws.com", "ListBuckets", true, None, "AssumedRole");
         r["userIdentity"]["arn"] = json!("arn:aws:sts::123456789012:assumed-role/AIAgent-ops/s1");

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::types::{AlarmDoc, Comparison, ProfileDoc, RuleDoc, Severity, StringOrList};
 use super::vars::Vars;
 use super::{Kms, Problem, Resolver, Runtime, validate};
+use crate::detect::agents::{self, Agents, Kind, Restriction};
 
 #[derive(Debug, Clone)]
 pub struct Alerts {
@@ -76,10 +77,12 @@ pub struct Events {
 pub struct Rule {
     pub name: String,
     pub description: String,
-    /// The pattern as deployed: the template, with any principal restriction merged in.
+    /// The pattern as deployed: the template, with any agent restriction merged in.
     pub pattern: Value,
     pub title: String,
     pub severity: Severity,
+    /// The agent signals the pattern is restricted to; empty for a rule on every principal.
+    pub restriction: Restriction,
 }
 
 /// A metric filter on the trail's log group and the alarm on its metric.
@@ -90,8 +93,10 @@ pub struct Alarm {
     pub metric: String,
     pub namespace: String,
     pub description: String,
-    /// The filter pattern as deployed, with any principal restriction merged in.
+    /// The filter pattern as deployed, with any agent restriction merged in.
     pub pattern: String,
+    /// The agent signals the pattern is restricted to; empty for an alarm on every principal.
+    pub restriction: Restriction,
     pub threshold: f64,
     pub comparison: Comparison,
     pub period: i32,
@@ -101,11 +106,15 @@ pub struct Alarm {
 }
 
 pub(super) struct Alerting {
+    pub agents: Option<Agents>,
     pub regions: Vec<String>,
     pub alerts: Option<Alerts>,
     pub events: Option<Events>,
     pub alarms: Vec<Alarm>,
 }
+
+/// EventBridge quotas, "Event pattern size": 2048 characters by default.
+const MAX_EVENT_PATTERN: usize = 2048;
 
 const PROTOCOLS: [&str; 7] = ["email", "email-json", "https", "http", "sqs", "lambda", "sms"];
 
@@ -161,6 +170,9 @@ impl Resolver<'_> {
             (role_name, role_arn, home_bus_arn, e.clone())
         });
 
+        let agents = doc.agents.as_ref().map(|a| self.agents(a, runtime, vars));
+        self.owned_names(doc, vars);
+
         let namespace = doc.metrics.as_ref().map(|m| m.namespace.clone()).unwrap_or_else(|| "ctguard".into());
         if !doc.alarms.is_empty() {
             if alerts.is_none() {
@@ -170,7 +182,7 @@ impl Resolver<'_> {
                 self.problem("alarms", "metric filters need [cloudwatch_logs]: they watch the trail's log group");
             }
         }
-        let alarms = self.alarms(&doc.alarms, &namespace, vars);
+        let alarms = self.alarms(&doc.alarms, &namespace, agents.as_ref(), vars);
 
         // Templates last, once every derived name is defined.
         let alerts = alerts.map(|(topic, topic_arn, a, subscriptions)| Alerts {
@@ -184,7 +196,12 @@ impl Resolver<'_> {
         let events = events.map(|(role_name, role_arn, home_bus_arn, e)| Events {
             trust_policy: self.shared_document("events.forwarder_trust_policy", &e.forwarder_trust_policy, vars),
             role_policy: self.template("events.forwarder_role_policy", &e.forwarder_role_policy, vars),
-            rules: e.rules.iter().enumerate().map(|(i, r)| self.rule(&format!("events.rules[{i}]"), r, vars)).collect(),
+            rules: e
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| self.rule(&format!("events.rules[{i}]"), r, agents.as_ref(), vars))
+                .collect(),
             role_name,
             role_path: e.forwarder_role_path.clone(),
             role_arn,
@@ -196,7 +213,7 @@ impl Resolver<'_> {
         {
             self.global_region(&regions);
         }
-        Alerting { regions, alerts, events, alarms }
+        Alerting { agents, regions, alerts, events, alarms }
     }
 
     /// Events of global services (IAM, STS, Organizations, Route 53) reach EventBridge only in
@@ -221,7 +238,7 @@ impl Resolver<'_> {
     }
 
     /// A list of strings, from a TOML list or a placeholder naming a list variable.
-    fn list(&mut self, key: &str, raw: &StringOrList, vars: &Vars) -> Vec<String> {
+    pub(super) fn list(&mut self, key: &str, raw: &StringOrList, vars: &Vars) -> Vec<String> {
         let items: Vec<Value> = match raw {
             StringOrList::None => return Vec::new(),
             StringOrList::Many(items) => items.iter().map(|s| json!(self.text(key, s, vars))).collect(),
@@ -287,39 +304,60 @@ impl Resolver<'_> {
         self.kms("alerts.kms", k, vars)
     }
 
-    fn rule(&mut self, key: &str, r: &RuleDoc, vars: &Vars) -> Rule {
+    fn rule(&mut self, key: &str, r: &RuleDoc, agents: Option<&Agents>, vars: &Vars) -> Rule {
         let name = self.text(&format!("{key}.name"), &r.name, vars);
         self.check(&format!("{key}.name"), &name, validate::rule_name);
         // PutRule refuses a malformed pattern; refusing it here, with the template file and the
         // JSON path, keeps an apply from stopping halfway with earlier resources changed.
         let (mut pattern, pattern_ok) = match self.rendered(&format!("{key}.pattern"), &r.pattern, vars) {
-            Some((doc, file)) => match validate::event_pattern(&doc) {
-                Ok(()) => (doc, true),
-                Err(e) => {
-                    let message = format!("{}; in the event pattern of {key}", e.message());
-                    self.problems.push(Problem { file, line: None, key: e.location().to_string(), message });
-                    (doc, false)
+            Some((mut doc, file)) => {
+                prune_empty_branches(&mut doc);
+                match validate::event_pattern(&doc) {
+                    Ok(()) => (doc, true),
+                    Err(e) => {
+                        let message = format!("{}; in the event pattern of {key}", e.message());
+                        self.problems.push(Problem { file, line: None, key: e.location().to_string(), message });
+                        (doc, false)
+                    }
                 }
-            },
+            }
             None => (Value::Null, false),
         };
-        let principals = self.list(&format!("{key}.principals"), &r.principals, vars);
-        self.principals(&format!("{key}.principals"), &principals);
-        if !principals.is_empty()
-            && let Some(obj) = pattern.as_object_mut()
-        {
-            // EventBridge's wildcard filter matches `*` anywhere in the ARN.
-            let arns: Vec<Value> = principals.iter().map(|p| json!({ "wildcard": p })).collect();
-            let detail = obj.entry("detail").or_insert_with(|| json!({}));
-            detail["userIdentity"] = json!({ "arn": arns });
-            // The principals become wildcard values, which have rules of their own (no `**`,
-            // a backslash escapes only `*` or `\`).
-            if pattern_ok && let Err(e) = validate::event_pattern(&pattern) {
+        if r.exclude_service_calls {
+            if r.agents {
                 self.problem(
-                    &format!("{key}.principals"),
-                    format!("as the wildcard filter added to the event pattern ({}): {}", e.location(), e.message()),
+                    &format!("{key}.exclude_service_calls"),
+                    "only for rules on every principal: an agent's call made through a service is still the agent's",
+                );
+            } else if pattern_ok && let Err(e) = exclude_service_calls(&mut pattern, &self.partition_and_account(vars))
+            {
+                self.problem(&format!("{key}.exclude_service_calls"), e);
+            }
+        }
+        let restriction = self.restriction(key, r.agents, &r.principals, agents, vars);
+        if !restriction.is_empty() {
+            if let Err(e) = restrict_event_pattern(&mut pattern, restriction.event_branches()) {
+                self.problem(&format!("{key}.agents"), e);
+            } else if pattern_ok && let Err(e) = validate::event_pattern(&pattern) {
+                // The signals become prefix, suffix and wildcard filters, which have rules of
+                // their own (no `**`, a backslash escapes only `*` or `\`).
+                self.problem(
+                    &format!("{key}.agents"),
+                    format!("as merged into the event pattern ({}): {}", e.location(), e.message()),
                 );
             }
+        }
+        // EventBridge's "Event pattern size" quota: PutRule refuses a longer pattern.
+        let size = pattern.to_string().chars().count();
+        if pattern_ok && size > MAX_EVENT_PATTERN {
+            self.problem(
+                &format!("{key}.pattern"),
+                format!(
+                    "as deployed (with the agent signals and service-call exclusion merged in) the event pattern is \
+                     {size} characters, more than EventBridge's {MAX_EVENT_PATTERN}-character limit: split the \
+                     template, or declare fewer or shorter agent patterns"
+                ),
+            );
         }
         Rule {
             name,
@@ -327,47 +365,55 @@ impl Resolver<'_> {
             pattern,
             title: self.text(&format!("{key}.title"), &r.title, vars),
             severity: r.severity,
+            restriction,
         }
     }
 
-    fn principals(&mut self, key: &str, principals: &[String]) {
-        for p in principals {
-            if !p.starts_with("arn:") {
-                self.problem(
-                    key,
-                    format!("expected principal ARN patterns like arn:aws:iam::*:role/AIAgent*, got {p:?}"),
-                );
+    fn partition_and_account(&self, vars: &Vars) -> (String, String) {
+        let get = |k: &str| vars.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        (get("partition"), get("account_id"))
+    }
+
+    /// What a rule or alarm is restricted to: the `[agents]` signals when `agents = true`, and
+    /// its own `principals` ARN patterns.
+    fn restriction(
+        &mut self,
+        key: &str,
+        wants_agents: bool,
+        principals: &StringOrList,
+        agents: Option<&Agents>,
+        vars: &Vars,
+    ) -> Restriction {
+        let principals = self.list(&format!("{key}.principals"), principals, vars);
+        let mut kept = Vec::new();
+        for (i, p) in principals.into_iter().enumerate() {
+            match agents::check(Kind::Principals, &p) {
+                Ok(()) => kept.push(p),
+                Err(why) => self.problem(&format!("{key}.principals[{i}]"), why),
             }
         }
-    }
-
-    /// In a metric filter a `*` is a wildcard only at the start or end of a value ("Ev*ent will
-    /// only match the actual string Ev*ent", Filter pattern syntax): a principal with a `*`
-    /// inside would be compared literally and the alarm would never fire.
-    fn filter_principals(&mut self, key: &str, principals: &[String]) {
-        for p in principals {
-            let inner = p.trim_start_matches('*').trim_end_matches('*');
-            if inner.contains('*') {
-                self.problem(
-                    key,
-                    format!(
-                        "{p:?}: a metric filter treats '*' as a wildcard only at the start or end of the value, \
-                         so this would match only a literal '*'; expected a pattern like arn:aws:iam::123456789012:role/AIAgent*"
-                    ),
-                );
-            }
+        if wants_agents && agents.is_none_or(|a| a.signals.is_empty()) {
+            self.problem(
+                &format!("{key}.agents"),
+                "agents = true, but the profile's [agents] section declares no signal (roles, session_names, \
+                 source_identities, users, sso_permission_sets, user_agents): the detection would match no one",
+            );
         }
+        Restriction::new(agents.filter(|_| wants_agents), &kept)
     }
 
-    fn alarms(&mut self, docs: &[AlarmDoc], namespace: &str, vars: &Vars) -> Vec<Alarm> {
-        let alarms: Vec<Alarm> =
-            docs.iter().enumerate().map(|(i, a)| self.alarm(&format!("alarms[{i}]"), a, namespace, vars)).collect();
+    fn alarms(&mut self, docs: &[AlarmDoc], namespace: &str, agents: Option<&Agents>, vars: &Vars) -> Vec<Alarm> {
+        let alarms: Vec<Alarm> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| self.alarm(&format!("alarms[{i}]"), a, namespace, agents, vars))
+            .collect();
         self.unique("alarms", alarms.iter().map(|a| a.id.clone()));
         self.unique("alarms", alarms.iter().map(|a| a.name.clone()));
         alarms
     }
 
-    fn alarm(&mut self, key: &str, a: &AlarmDoc, namespace: &str, vars: &Vars) -> Alarm {
+    fn alarm(&mut self, key: &str, a: &AlarmDoc, namespace: &str, agents: Option<&Agents>, vars: &Vars) -> Alarm {
         let name = self.text(&format!("{key}.name"), &a.name, vars);
         self.check(&format!("{key}.name"), &name, validate::alarm_name);
         self.check(&format!("{key}.metric"), &a.metric, validate::metric_name);
@@ -379,22 +425,35 @@ impl Resolver<'_> {
             self.problem(&format!("{key}.pattern"), format!("{}: {}", e.location(), e.message()));
             pattern_ok = false;
         }
-        let principals = self.list(&format!("{key}.principals"), &a.principals, vars);
-        self.principals(&format!("{key}.principals"), &principals);
-        self.filter_principals(&format!("{key}.principals"), &principals);
-        if !principals.is_empty() {
-            pattern = restrict_to_principals(&pattern, &principals);
-            // The deployed pattern is what PutMetricFilter sees: the restriction can push it past
-            // 1024 characters, or a principal holding '"' can break its quoting.
-            if pattern_ok && let Err(e) = validate::filter_pattern(&pattern) {
-                self.problem(
-                    &format!("{key}.principals"),
-                    format!(
-                        "with the principal restriction added, the filter pattern is invalid: {}: {}",
-                        e.location(),
-                        e.message()
-                    ),
-                );
+        let restriction = self.restriction(key, a.agents, &a.principals, agents, vars);
+        if !restriction.is_empty() {
+            match restriction.filter_clause() {
+                Ok(clause) => {
+                    pattern = restrict_filter_pattern(&pattern, &clause);
+                    // The deployed pattern is what PutMetricFilter sees: the restriction can push
+                    // it past 1024 characters.
+                    if pattern_ok && let Err(e) = validate::filter_pattern(&pattern) {
+                        let signals = restriction.signals.len();
+                        self.problem(
+                            &format!("{key}.agents"),
+                            format!(
+                                "with the {signals} agent signal(s) added, the filter pattern is invalid: {}: {}; \
+                                 declare fewer or shorter agent patterns",
+                                e.location(),
+                                e.message()
+                            ),
+                        );
+                    }
+                }
+                Err(refused) => {
+                    for (signal, why) in refused {
+                        let at = match signal.kind {
+                            Kind::Principals => format!("{key}.principals"),
+                            kind => format!("agents.{}", kind.key()),
+                        };
+                        self.problem(&at, format!("{why} (used by the metric filter of {key})"));
+                    }
+                }
             }
         }
         if let Err(e) = validate::alarm_period(a.period, a.evaluation_periods) {
@@ -410,12 +469,42 @@ impl Resolver<'_> {
             namespace: namespace.to_string(),
             description: self.text(&format!("{key}.description"), &a.description, vars),
             pattern,
+            restriction,
             threshold: a.threshold,
             comparison: a.comparison,
             period: a.period,
             evaluation_periods: a.evaluation_periods,
             severity: a.severity,
             requires_data_events: a.requires_data_events,
+        }
+    }
+
+    /// The names of what ctguard manages, as list variables the event-pattern templates use to
+    /// match writes to ctguard's own resources (`${ctguard_buckets}`, `${ctguard_roles}`, …).
+    /// Rules, alarms and Config rules are matched by their `ctguard-` name prefix instead, which
+    /// ownership already relies on and which keeps the patterns short. A name that does not
+    /// resolve is left out here and reported where it is declared.
+    fn owned_names(&mut self, doc: &ProfileDoc, vars: &mut Vars) {
+        let text = |raw: &str, vars: &Vars| match super::vars::substitute(raw, vars) {
+            Ok(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let var = |name: &str, vars: &Vars| vars.get(name).and_then(Value::as_str).map(str::to_string);
+        let mut roles: Vec<String> = Vec::new();
+        roles.extend(doc.cloudwatch_logs.as_ref().and_then(|c| text(&c.role_name, vars)));
+        roles.extend(doc.events.as_ref().and_then(|e| text(&e.forwarder_role, vars)));
+        let buckets: Vec<String> =
+            ["bucket_name", "access_log_bucket_name"].iter().filter_map(|n| var(n, vars)).collect();
+        let lists = [
+            ("ctguard_roles", roles),
+            ("ctguard_buckets", buckets),
+            ("ctguard_trails", var("trail_name", vars).into_iter().collect()),
+            ("ctguard_log_groups", var("log_group_name", vars).into_iter().collect()),
+            ("ctguard_topics", var("topic_arn", vars).into_iter().collect()),
+            ("ctguard_kms_aliases", var("kms_alias", vars).into_iter().collect()),
+        ];
+        for (name, list) in lists {
+            vars.insert(name.into(), json!(list));
         }
     }
 
@@ -429,11 +518,111 @@ impl Resolver<'_> {
     }
 }
 
-/// ANDs a principal restriction onto a JSON filter pattern `{ ... }`.
-pub fn restrict_to_principals(pattern: &str, principals: &[String]) -> String {
+/// Leaves out calls AWS services make on the account's behalf: a record with
+/// `userIdentity.invokedBy` (the service that made the call), or made by a session of a
+/// service-linked role (`AWSServiceRoleFor*`, which only its service can assume). A record with
+/// no `userIdentity.arn` at all (a caller from another account) is kept.
+/// A template that already holds a `$or` under `detail`, or tests `invokedBy` itself, is refused
+/// rather than overwritten.
+pub fn exclude_service_calls(pattern: &mut Value, (partition, account): &(String, String)) -> Result<(), String> {
+    let Some(obj) = pattern.as_object_mut() else { return Ok(()) };
+    let detail = obj.entry("detail").or_insert_with(|| json!({}));
+    if detail.get("$or").is_some() {
+        return Err("the template already has a $or under detail, so service calls cannot be left out beside it; \
+                    move the template's $or to the top level"
+            .into());
+    }
+    let linked = format!("arn:{partition}:sts::{account}:assumed-role/AWSServiceRoleFor");
+    merge(detail, json!({"userIdentity": {"invokedBy": [{"exists": false}]}}), "$.detail")?;
+    if let Some(detail) = detail.as_object_mut() {
+        detail.insert(
+            "$or".into(),
+            json!([
+                {"userIdentity": {"arn": [{"anything-but": {"prefix": linked}}]}},
+                {"userIdentity": {"arn": [{"exists": false}]}}
+            ]),
+        );
+    }
+    Ok(())
+}
+
+/// ANDs an agent clause (`(a) || (b)`) onto a JSON filter pattern `{ ... }`.
+pub fn restrict_filter_pattern(pattern: &str, clause: &str) -> String {
     let inner = pattern.trim().trim_start_matches('{').trim_end_matches('}').trim();
-    let who: Vec<String> = principals.iter().map(|p| format!("($.userIdentity.arn = \"{p}\")")).collect();
-    format!("{{ ({inner}) && ({}) }}", who.join(" || "))
+    format!("{{ ({inner}) && ({clause}) }}")
+}
+
+/// ANDs the agent branches onto an event pattern: one branch is merged into `detail`, several
+/// become a `$or` under `detail` (EventBridge refuses a `$or` of one branch). The template's own
+/// top-level `$or` stays as it is: fields are ANDed, so every combination must hold.
+pub fn restrict_event_pattern(pattern: &mut Value, mut branches: Vec<Value>) -> Result<(), String> {
+    let Some(obj) = pattern.as_object_mut() else { return Ok(()) };
+    let detail = obj.entry("detail").or_insert_with(|| json!({}));
+    if branches.len() == 1 {
+        return merge(detail, branches.remove(0), "$.detail");
+    }
+    let Some(detail) = detail.as_object_mut() else { return Err("the template's detail is not an object".into()) };
+    if detail.contains_key("$or") {
+        return Err("the template already has a $or under detail, so the agent signals cannot be added beside it; \
+                    move the template's $or to the top level"
+            .into());
+    }
+    detail.insert("$or".into(), Value::Array(branches));
+    Ok(())
+}
+
+fn merge(into: &mut Value, add: Value, at: &str) -> Result<(), String> {
+    let (Some(into), Value::Object(add)) = (into.as_object_mut(), add) else {
+        return Err(format!("{at}: the template already matches this field, so the agent signal cannot be added"));
+    };
+    for (k, v) in add {
+        match into.get_mut(&k) {
+            None => {
+                into.insert(k, v);
+            }
+            Some(existing) => merge(existing, v, &format!("{at}.{k}"))?,
+        }
+    }
+    Ok(())
+}
+
+/// Drops every `$or` branch that holds an empty list: a placeholder list that resolved to no
+/// names (no KMS alias, no Config rules) matches nothing, and EventBridge refuses `[]`.
+pub fn prune_empty_branches(pattern: &mut Value) {
+    fn has_empty_list(v: &Value) -> bool {
+        match v {
+            Value::Array(items) => items.is_empty() || items.iter().any(has_empty_list),
+            Value::Object(map) => map.values().any(has_empty_list),
+            _ => false,
+        }
+    }
+    match pattern {
+        Value::Object(map) => {
+            if let Some(Value::Array(branches)) = map.get_mut("$or") {
+                let before = branches.len();
+                branches.retain(|b| !has_empty_list(b));
+                // Only a `$or` this pruning shrank is collapsed: a template's own one-branch
+                // `$or` is left for validation to refuse, as EventBridge would.
+                if branches.len() == 1 && before > 1 {
+                    // One branch left: `$or` needs two, and one branch is just its fields.
+                    let only = branches.remove(0);
+                    map.remove("$or");
+                    if let Value::Object(fields) = only {
+                        for (k, v) in fields {
+                            if let Some(existing) = map.get_mut(&k) {
+                                let _ = merge(existing, v, "$");
+                            } else {
+                                map.insert(k, v);
+                            }
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(prune_empty_branches);
+        }
+        Value::Array(items) => items.iter_mut().for_each(prune_empty_branches),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -458,14 +647,59 @@ mod tests {
     }
 
     #[test]
-    fn principal_restriction_is_anded() {
-        let p = restrict_to_principals(
-            "{ $.errorCode = \"AccessDenied\" }",
-            &["arn:aws:iam::*:role/Agent*".into(), "arn:aws:sts::*:assumed-role/Agent*".into()],
-        );
-        assert_eq!(
-            p,
-            "{ ($.errorCode = \"AccessDenied\") && (($.userIdentity.arn = \"arn:aws:iam::*:role/Agent*\") || ($.userIdentity.arn = \"arn:aws:sts::*:assumed-role/Agent*\")) }"
-        );
+    fn an_agent_clause_is_anded_onto_a_filter_pattern() {
+        let p = restrict_filter_pattern("{ $.errorCode = \"AccessDenied\" }", "(a) || (b)");
+        assert_eq!(p, "{ ($.errorCode = \"AccessDenied\") && ((a) || (b)) }");
+    }
+
+    #[test]
+    fn agent_branches_join_the_template_under_detail() {
+        let mut p =
+            json!({"source": ["aws.ec2"], "$or": [{"detail": {"eventName": ["A"]}}, {"detail": {"eventName": ["B"]}}]});
+        restrict_event_pattern(
+            &mut p,
+            vec![json!({"userAgent": ["x"]}), json!({"userIdentity": {"type": ["IAMUser"]}})],
+        )
+        .unwrap();
+        assert_eq!(p["detail"]["$or"].as_array().unwrap().len(), 2);
+        let mut one = json!({"detail": {"eventName": ["A"], "userIdentity": {"type": ["Root"]}}});
+        let e = restrict_event_pattern(&mut one, vec![json!({"userIdentity": {"type": ["IAMUser"]}})]).unwrap_err();
+        assert!(e.contains("$.detail.userIdentity.type"), "{e}");
+    }
+
+    #[test]
+    fn service_calls_are_left_out_beside_the_template_never_over_it() {
+        let scope = ("aws".to_string(), "123456789012".to_string());
+        let mut p = json!({"source": ["aws.ec2"], "detail": {"eventName": ["TerminateInstances"]}});
+        exclude_service_calls(&mut p, &scope).unwrap();
+        assert_eq!(p["detail"]["userIdentity"]["invokedBy"], json!([{"exists": false}]));
+        assert_eq!(p["detail"]["$or"].as_array().unwrap().len(), 2);
+        let mut own = json!({"detail": {"$or": [{"eventName": ["A"]}, {"eventName": ["B"]}]}});
+        let e = exclude_service_calls(&mut own, &scope).unwrap_err();
+        assert!(e.contains("already has a $or under detail"), "{e}");
+        assert_eq!(own["detail"]["$or"][0]["eventName"], json!(["A"]), "the template's $or is kept");
+        let mut invoked = json!({"detail": {"userIdentity": {"invokedBy": ["backup.amazonaws.com"]}}});
+        assert!(exclude_service_calls(&mut invoked, &scope).is_err());
+    }
+
+    #[test]
+    fn a_templates_own_single_branch_or_is_left_for_validation() {
+        let mut p = json!({"detail": {"$or": [{"eventName": ["StopLogging"]}]}});
+        prune_empty_branches(&mut p);
+        assert_eq!(p["detail"]["$or"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_branch_with_an_empty_list_is_dropped() {
+        let mut p = json!({"$or": [
+            {"detail": {"eventName": ["A"], "requestParameters": {"aliasName": []}}},
+            {"detail": {"eventName": ["B"]}},
+            {"detail": {"eventName": ["C"]}}
+        ]});
+        prune_empty_branches(&mut p);
+        assert_eq!(p["$or"].as_array().unwrap().len(), 2);
+        let mut q = json!({"source": ["aws.kms"], "$or": [{"detail": {"a": []}}, {"detail": {"b": ["x"]}}]});
+        prune_empty_branches(&mut q);
+        assert_eq!(q, json!({"source": ["aws.kms"], "detail": {"b": ["x"]}}));
     }
 }

@@ -2,8 +2,10 @@
 //! fills in variables, renders the policy templates and checks every name AWS would reject.
 //! A `Profile` that exists is complete and valid: nothing downstream re-checks it.
 
+mod agents;
 mod alerting;
 pub mod athena;
+mod catalog;
 pub mod classes;
 mod config;
 pub mod managed_rules;
@@ -17,7 +19,8 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
-pub use alerting::{Alarm, Alerts, Events, Rule, Subscription};
+pub use crate::detect::agents::Agents;
+pub use alerting::{Alarm, Alerts, Events, Rule, Subscription, restrict_event_pattern};
 pub use config::{ConfigRule, ConfigSetup};
 pub use source::{Origin, SourceFile};
 pub use types::{Comparison, Encryption, Lifecycle, ReadWrite, Severity};
@@ -107,6 +110,8 @@ pub struct Profile {
     pub cloudwatch_logs: Option<CloudWatchLogs>,
     /// Every region the EventBridge rules cover, the home region first.
     pub regions: Vec<String>,
+    /// Who the AI agents are, when the profile has an `[agents]` section.
+    pub agents: Option<Agents>,
     pub alerts: Option<Alerts>,
     pub events: Option<Events>,
     pub alarms: Vec<Alarm>,
@@ -335,15 +340,23 @@ impl Resolver<'_> {
             }
         }
         for (k, v) in overrides {
-            if !user.contains_key(k) {
+            let Some(declared) = user.get(k) else {
                 let declared: Vec<&str> = user.keys().map(String::as_str).collect();
                 self.problem(
                     &format!("--var {k}"),
                     format!("the profile declares no variable {k:?} (it declares: {})", declared.join(", ")),
                 );
                 continue;
-            }
-            user.insert(k.clone(), v.clone());
+            };
+            let value = match (declared, v) {
+                // A list variable takes a comma-separated list from the command line; an empty
+                // value empties it (switching an agent signal off).
+                (Value::Array(_), Value::String(text)) => {
+                    json!(text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>())
+                }
+                _ => v.clone(),
+            };
+            user.insert(k.clone(), value);
         }
         let (all, problems) = vars::resolve_all(user, &builtins);
         for (name, message) in problems {
@@ -537,6 +550,7 @@ impl Resolver<'_> {
             },
             cloudwatch_logs,
             regions: alerting.regions,
+            agents: alerting.agents,
             alerts: alerting.alerts,
             events: alerting.events,
             alarms: alerting.alarms,

@@ -194,7 +194,7 @@ fn malformed_event_pattern_names_the_template_and_json_path() {
     let p = problems.iter().find(|p| p.file.ends_with("monitoring-tampering.json")).expect("a problem in the template");
     assert_eq!(p.key, "$.detail.eventName[0].prefx");
     assert!(p.message.contains("unknown operator \"prefx\""), "{}", p.message);
-    assert!(p.message.contains("events.rules[2]"), "names the rule that uses it: {}", p.message);
+    assert!(p.message.contains("events.rules[6]"), "names the rule that uses it: {}", p.message);
 }
 
 #[test]
@@ -211,32 +211,102 @@ fn malformed_filter_pattern_names_the_alarm_key_and_character() {
 }
 
 #[test]
-fn principals_are_checked_as_the_deployed_patterns_use_them() {
-    // EventBridge wildcards refuse `**`; a metric filter reads an inner `*` literally.
+fn an_iam_role_arn_as_a_principal_says_what_to_write_instead() {
     let text = flagship().replace(
-        r#""arn:${partition}:iam::${account_id}:role/AIAgent*","#,
-        r#""arn:${partition}:iam::*:role/AIAgent**","#,
+        "name = \"ctguard-agent-object-deletion\"",
+        "principals = [\"arn:aws:iam::123456789012:role/AIAgent*\"]\nname = \"ctguard-agent-object-deletion\"",
     );
     let (_dir, spec) = on_disk(&text, &[]);
     let problems = problems(&spec, &Vars::new());
-    let rule = problems.iter().find(|p| p.key == "events.rules[3].principals").expect("the rule's principals");
-    assert!(rule.message.contains("(**)"), "{}", rule.message);
-    let alarm = problems.iter().find(|p| p.key.starts_with("alarms[")).expect("an alarm's principals");
-    assert!(alarm.key.ends_with("].principals"), "{}", alarm.key);
-    assert!(alarm.message.contains("literal '*'"), "{}", alarm.message);
+    let p = problems.iter().find(|p| p.key.ends_with(".principals[0]")).expect("the rule's principal");
+    assert!(p.message.contains("\"arn:aws:sts::123456789012:assumed-role/AIAgent*/*\""), "{}", p.message);
+    assert!(p.message.contains("[agents] roles"), "{}", p.message);
 }
 
 #[test]
-fn a_restriction_that_breaks_the_filter_pattern_is_reported_on_principals() {
-    let text = flagship().replace(
-        r#""arn:${partition}:sts::${account_id}:assumed-role/AIAgent*","#,
-        r#""arn:${partition}:sts::${account_id}:assumed-role/AI\"Agent*","#,
-    );
+fn agent_patterns_are_checked_and_named_by_key() {
+    let text = flagship()
+        .replace("agent_source_identities = [\"agent-*\"]", "agent_source_identities = [\"agent:*\", \"\"]")
+        .replace("agent_roles = [\"AIAgent*\"]", "agent_roles = [\"arn:aws:iam::123456789012:role/AIAgent\"]");
     let (_dir, spec) = on_disk(&text, &[]);
     let problems = problems(&spec, &Vars::new());
-    let p = problems.iter().find(|p| p.key.starts_with("alarms[")).expect("an alarm problem");
-    assert!(p.key.ends_with("].principals"), "{}", p.key);
-    assert!(p.message.contains("with the principal restriction added"), "{}", p.message);
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["agents.roles[0]", "agents.source_identities[0]", "agents.source_identities[1]"], "{problems:?}");
+    assert!(problems[0].message.contains("write \"AIAgent\""), "{}", problems[0].message);
+    assert!(problems[1].message.contains("cannot contain ':'"), "{}", problems[1].message);
+    assert!(problems[2].message.contains("empty pattern"), "{}", problems[2].message);
+}
+
+#[test]
+fn an_unknown_agents_key_is_an_error_with_file_line_and_key() {
+    let text = flagship().replace("session_names = \"${agent_session_names}\"", "sessions = [\"agent-*\"]");
+    let (_dir, spec) = on_disk(&text, &[]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert!(p.key.starts_with("agents"), "{p}");
+    assert!(p.line.is_some() && p.message.contains("unknown key sessions"), "{p}");
+}
+
+#[test]
+fn an_agent_rule_needs_a_declared_signal() {
+    let overrides: Vars = ["agent_roles", "agent_session_names", "agent_source_identities", "agent_users"]
+        .iter()
+        .chain(&["agent_sso_permission_sets", "agent_user_agents"])
+        .map(|k| (k.to_string(), json!("")))
+        .collect();
+    let problems = problems("ai-agent-guard", &overrides);
+    assert!(problems.iter().all(|p| p.key.ends_with(".agents")), "{problems:?}");
+    assert!(problems[0].message.contains("declares no signal"), "{}", problems[0].message);
+}
+
+#[test]
+fn var_replaces_an_agent_list_with_a_comma_separated_one() {
+    let overrides = Vars::from([("agent_roles".to_string(), json!("ops-bot, claude-*"))]);
+    let profile = load("ai-agent-guard").unwrap().resolve(&runtime(), &overrides).unwrap();
+    let roles: Vec<&str> = profile
+        .agents
+        .as_ref()
+        .unwrap()
+        .signals
+        .iter()
+        .filter(|s| s.kind == crate::detect::agents::Kind::Roles)
+        .map(|s| s.pattern.as_str())
+        .collect();
+    assert_eq!(roles, ["ops-bot", "claude-*"]);
+    let rule = &profile.events.as_ref().unwrap().rules.iter().find(|r| r.name == "ctguard-agent-persistence").unwrap();
+    let text = rule.pattern.to_string();
+    assert!(text.contains("\"arn:aws:sts::123456789012:assumed-role/ops-bot/\""), "{text}");
+    assert!(text.contains("{\"prefix\":\"arn:aws:sts::123456789012:assumed-role/claude-\"}"), "{text}");
+}
+
+#[test]
+fn a_metric_filter_refuses_an_agent_pattern_it_cannot_express() {
+    let overrides = Vars::from([("agent_session_names".to_string(), json!("agent-*-prod"))]);
+    let problems = problems("ai-agent-guard", &overrides);
+    assert!(!problems.is_empty());
+    assert!(problems.iter().all(|p| p.key == "agents.session_names"), "{problems:?}");
+    assert!(problems[0].message.contains("only a literal '*'"), "{}", problems[0].message);
+}
+
+#[test]
+fn tamper_rules_name_ctguards_own_resources() {
+    let profile = load("ai-agent-guard").unwrap().resolve(&runtime(), &Vars::new()).unwrap();
+    let rules = &profile.events.as_ref().unwrap().rules;
+    let text = |name: &str| rules.iter().find(|r| r.name == name).unwrap().pattern.to_string();
+    let storage = text("ctguard-pipeline-storage-tampering");
+    assert!(
+        storage.contains("[\"ctguard-audit-123456789012-us-east-1\",\"ctguard-audit-123456789012-us-east-1-access\"]")
+    );
+    assert!(
+        storage.contains("[\"alias/ctguard-audit\"]") && storage.contains("\"ctguard-events-forwarder\""),
+        "{storage}"
+    );
+    let pipeline = text("ctguard-pipeline-tampering");
+    assert!(pipeline.contains("arn:aws:sns:us-east-1:123456789012:ctguard-alerts:"), "{pipeline}");
+    assert!(pipeline.contains("[\"/ctguard/cloudtrail\"]"), "{pipeline}");
+    // Service calls are left out of the destructive rules, never out of tampering rules.
+    assert!(text("ctguard-destructive-actions").contains("AWSServiceRoleFor"));
+    assert!(!text("ctguard-monitoring-tampering").contains("invokedBy"));
+    assert!(!text("ctguard-agent-destructive-actions").contains("invokedBy"));
 }
 
 #[test]

@@ -16,6 +16,7 @@ pub struct ProfileDoc {
     pub access_log_bucket: Option<AccessLogBucketDoc>,
     pub trail: TrailDoc,
     pub cloudwatch_logs: Option<CloudWatchLogsDoc>,
+    pub agents: Option<AgentsDoc>,
     pub alerts: Option<AlertsDoc>,
     pub events: Option<EventsDoc>,
     pub metrics: Option<MetricsDoc>,
@@ -223,6 +224,31 @@ pub enum StringOrList {
     Many(Vec<String>),
 }
 
+/// Who the AI agents are. Every value is a list of `*` patterns, or a placeholder naming a list
+/// variable (so `--var` can replace it); an agent detection matches when any signal does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsDoc {
+    /// IAM role names; ctguard derives their session ARNs for the account.
+    #[serde(default)]
+    pub roles: StringOrList,
+    /// Role session names, under any role.
+    #[serde(default)]
+    pub session_names: StringOrList,
+    /// `sts:SourceIdentity` values (kept across role chaining).
+    #[serde(default)]
+    pub source_identities: StringOrList,
+    /// IAM user names.
+    #[serde(default)]
+    pub users: StringOrList,
+    /// IAM Identity Center permission set names (roles `AWSReservedSSO_<name>_<suffix>`).
+    #[serde(default)]
+    pub sso_permission_sets: StringOrList,
+    /// Substrings of the user agent: supplementary, since the caller sets it.
+    #[serde(default)]
+    pub user_agents: StringOrList,
+}
+
 /// The SNS topic every alert goes to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,7 +291,15 @@ pub struct RuleDoc {
     /// Headline of the alert message.
     pub title: String,
     pub severity: Severity,
-    /// Restrict the rule to these principal ARN patterns (`*` wildcards).
+    /// Only events by the agents `[agents]` declares (any of its signals).
+    #[serde(default)]
+    pub agents: bool,
+    /// Leave out calls an AWS service makes (`userIdentity.invokedBy` present, or a
+    /// service-linked role's session): Auto Scaling, AWS Backup or snapshot lifecycles deleting
+    /// what they manage. For rules on every principal; never for tampering rules.
+    #[serde(default)]
+    pub exclude_service_calls: bool,
+    /// Restrict the rule to these principal ARN patterns (`*` wildcards); with `agents`, either.
     #[serde(default)]
     pub principals: StringOrList,
 }
@@ -320,6 +354,9 @@ pub struct AlarmDoc {
     #[serde(default = "one_period")]
     pub evaluation_periods: i32,
     pub severity: Severity,
+    /// Only events by the agents `[agents]` declares (any of its signals).
+    #[serde(default)]
+    pub agents: bool,
     #[serde(default)]
     pub principals: StringOrList,
     /// Only meaningful when the trail records S3 data events.

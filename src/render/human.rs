@@ -547,6 +547,9 @@ pub fn test_hit(
             writeln!(w, "    + count {:<44} {:<8} {}", d.id, d.severity, count_text(&d.feed, t))?;
         }
     }
+    for m in &hit.signals {
+        writeln!(w, "      agent: {} {:?} matched {} = {}", m.signal.key(), m.pattern, m.field, m.value)?;
+    }
     Ok(())
 }
 
@@ -595,6 +598,13 @@ pub fn test_summary(
         for problem in &tally.problems {
             writeln!(w, "  {}: {}", problem.input, problem.message)?;
         }
+    }
+    if tally.records_skipped > 0 {
+        writeln!(w, "\nPassed over:")?;
+        for record in &tally.passed_over {
+            writeln!(w, "  {record}")?;
+        }
+        writeln!(w, "  {} records passed over in all (the first few are named)", tally.records_skipped)?;
     }
     Ok(())
 }

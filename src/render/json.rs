@@ -280,6 +280,8 @@ impl<'w> TestStream<'w> {
             "counted_only": counted,
             "fires": fires,
             "skipped": skipped,
+            "records_skipped": tally.records_skipped,
+            "passed_over": tally.passed_over,
         });
         writeln!(self.w, "\n],\"summary\":{summary},\"errors\":{}}}", json!(tally.problems))?;
         self.w.flush()

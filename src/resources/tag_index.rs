@@ -37,6 +37,9 @@ impl TagIndex {
             .get_resources()
             .tag_filters(owned)
             .set_resource_type_filters(Some(TYPES.iter().map(|t| t.to_string()).collect()))
+            // The most a page may hold (Resource Groups Tagging API, GetResources): the home
+            // region's rules, alarms and Config rules then fit in one call.
+            .resources_per_page(100)
             .into_paginator()
             .send();
         let mut out = Tagged::new();

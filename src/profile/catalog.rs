@@ -1,0 +1,45 @@
+//! A resolved profile's detections, parsed for matching (`crate::detect::catalog`). Lives here,
+//! not in `detect`, so the evaluators know nothing of profiles: the profile calls detect.
+
+use super::Profile;
+use crate::detect::catalog::{Catalog, Detection, Feed, Rejected};
+
+impl Profile {
+    /// The detections as apply deploys them. Alarms that need S3 data events are left out, as
+    /// apply leaves them out.
+    pub fn catalog(&self) -> Result<Catalog, Rejected> {
+        let topic = self.alerts.as_ref().map(|a| a.topic.as_str());
+        let mut detections = Vec::new();
+        for rule in self.events.iter().flat_map(|e| &e.rules) {
+            let d = Detection::rule(&rule.name, &rule.pattern, rule.severity.as_str(), topic)?;
+            detections.push(d.restricted_to(&rule.restriction));
+        }
+        for alarm in self.alarms.iter().filter(|a| !a.requires_data_events) {
+            let feed = Feed::Metric {
+                namespace: alarm.namespace.clone(),
+                metric: alarm.metric.clone(),
+                alarm: alarm.name.clone(),
+                condition: format!(
+                    "{} {} in {} x {} s",
+                    comparison_symbol(alarm.comparison.as_str()),
+                    alarm.threshold,
+                    alarm.evaluation_periods,
+                    alarm.period
+                ),
+                topic: topic.map(str::to_string),
+            };
+            let d = Detection::alarm(&alarm.id, &alarm.pattern, alarm.severity.as_str(), feed)?;
+            detections.push(d.restricted_to(&alarm.restriction));
+        }
+        Ok(Catalog { detections })
+    }
+}
+
+fn comparison_symbol(comparison: &str) -> &'static str {
+    match comparison {
+        "GreaterThanThreshold" => ">",
+        "GreaterThanOrEqualToThreshold" => ">=",
+        "LessThanThreshold" => "<",
+        _ => "<=",
+    }
+}
