@@ -1090,6 +1090,94 @@ def patch_logs_metric_filter_upsert() -> None:
     MetricFilters.add_filter = add_filter
 
 
+def patch_config_rule_update_keeps_tags() -> None:
+    """Correct moto 5.2.5's PutConfigRule on an existing rule, which replaces its tags (a model
+    fix, not a wire fix).
+
+    In AWS a resource's tags change through TagResource and UntagResource; PutConfigRule's
+    Tags apply to the rule it creates, and an update that names no tags (the console's, or
+    anyone's who edits the rule's parameters) leaves the rule's tags as they were. moto sets
+    the rule's tags to the request's, so such an update would strip ctguard's ownership tag.
+    """
+    from moto.config.models import ConfigRule
+
+    modify = ConfigRule.modify_fields
+
+    def modify_fields(self, region, config_rule, tags):  # noqa: ANN001
+        kept = dict(getattr(self, "tags", None) or {})
+        modify(self, region, config_rule, tags)
+        self.tags = {**kept, **(tags or {})}
+
+    ConfigRule.modify_fields = modify_fields
+
+
+def patch_sqs_retention_check() -> None:
+    """Make moto 5.2.5's per-message retention check on ReceiveMessage constant-time (speed
+    only; the answer is the same).
+
+    moto checks each message against the queue's MessageRetentionPeriod by building every
+    attribute of the queue, which counts the messages: a receive over a queue of n messages
+    costs n squared. Tests that deliver thousands of alerts to one queue (the evaluator
+    cross-check) spent minutes there.
+    """
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(self, queue_name, message):  # noqa: ANN001
+        queue = self.get_queue(queue_name)
+        retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+        return retain_until > unix_time()
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+
+def patch_event_pattern_arrays_of_objects() -> None:
+    """Correct moto 5.2.5's event pattern matching inside arrays of objects (a model fix).
+
+    moto flattens an event's nested objects but not objects inside arrays, so a pattern on
+    `requestParameters.attributes.key` never sees the keys of an `attributes` list, and no
+    rule on such a field ever fires. EventBridge matches there (EventBridge User Guide, "Arrays
+    in EventBridge event patterns"), with array consistency as event-ruler documents it: the
+    fields one pattern level names must all hold in the same element of the array. Leaf
+    comparisons stay moto's own.
+    """
+    from moto.events.models import UNDEFINED, EventPattern
+
+    def field(node, key):  # noqa: ANN001, ANN202
+        return node.get(key, UNDEFINED) if isinstance(node, dict) else UNDEFINED
+
+    def matches(self, node, pattern):  # noqa: ANN001, ANN202
+        for key, want in pattern.items():
+            if key == "$or":
+                if not any(matches(self, node, branch) for branch in want):
+                    return False
+                continue
+            value = field(node, key)
+            if isinstance(want, dict):
+                if isinstance(value, list):
+                    # One element must satisfy every field of this level.
+                    elements = [e for e in value if isinstance(e, dict)] or [{}]
+                    if not any(matches(self, e, want) for e in elements):
+                        return False
+                elif not matches(self, value if isinstance(value, dict) else {}, want):
+                    return False
+            elif isinstance(want, list):
+                # A non-empty object is no value; moto's leaf filters take scalars and lists.
+                leaf = UNDEFINED if isinstance(value, dict) and value else value
+                if not self._does_item_match_filters(leaf, want):
+                    return False
+            else:
+                return False
+        return True
+
+    def matches_event(self, event):  # noqa: ANN001, ANN202
+        if not self._pattern:
+            return True
+        return matches(self, json.loads(json.dumps(event)), self._pattern)
+
+    EventPattern.matches_event = matches_event
+
+
 def patch_cloudtrail_create_trail_exists() -> None:
     """Correct moto 5.2.5's CreateTrail, which replaces an existing trail (a model fix).
 
@@ -1416,6 +1504,9 @@ def main(argv: list[str] | None = None) -> int:
         patch_s3_logging_permission_check()
         patch_service_linked_role_names()
         patch_logs_metric_filter_upsert()
+        patch_config_rule_update_keeps_tags()
+        patch_sqs_retention_check()
+        patch_event_pattern_arrays_of_objects()
         patch_cloudtrail_create_trail_exists()
         patch_tagging_api_rules()
         patch_s3_bucket_policy_conditions()
