@@ -205,6 +205,8 @@ pub const TABLE: &[Row] = &[
     write("s3:PutBucketVersioning", On::Buckets),
     write("s3:PutEncryptionConfiguration", On::Buckets),
     write("s3:PutLifecycleConfiguration", On::Buckets),
+    // CreateBucket with tags (S3 API Reference, CreateBucketConfiguration: Tags).
+    write("s3:TagResource", On::Buckets),
     write("sns:CreateTopic", On::Topic),
     read("sns:GetTopicAttributes", On::Topic),
     read("sns:ListSubscriptionsByTopic", On::Topic),

@@ -454,14 +454,19 @@ impl Kind for Bucket {
     }
 
     async fn create(&self, aws: &Aws, want: &BucketSpec) -> anyhow::Result<()> {
-        let mut req = aws.s3.create_bucket().bucket(&self.name).object_ownership(ObjectOwnership::BucketOwnerEnforced);
+        // Tagged as it is made, so a run killed right after leaves a bucket the next run knows
+        // as its own rather than one it would have to be told to adopt.
+        let mut conf = CreateBucketConfiguration::builder().set_tags(Some(tags::sdk::<Tag>(&want.tags)?));
         // us-east-1 is the default location and must not be named.
         if self.region != "us-east-1" {
-            let conf = CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
-                .build();
-            req = req.create_bucket_configuration(conf);
+            conf = conf.location_constraint(BucketLocationConstraint::from(self.region.as_str()));
         }
+        let req = aws
+            .s3
+            .create_bucket()
+            .bucket(&self.name)
+            .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+            .create_bucket_configuration(conf.build());
         // Made by an earlier, interrupted run or not: configure everything.
         created(req.send().await.ctx(|| self.what("creating")))?;
         self.update(aws, &Delta::all(want)).await
