@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::foreign::{self, Delivers};
 use super::kind::{Declared, Delta, Found, Kind};
+use super::loss;
 use super::tags::{self, MANAGED_KEYS, OWNER_TAG, Tags};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
@@ -95,6 +96,19 @@ pub struct LifecycleRuleSpec {
     pub noncurrent_transitions: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expired_object_delete_marker: Option<bool>,
+}
+
+impl LifecycleRuleSpec {
+    /// The rule as far as expiry is concerned.
+    fn expiring(&self) -> loss::Expiring<'_> {
+        loss::Expiring {
+            prefix: &self.prefix,
+            enabled: self.status == ExpirationStatus::Enabled.as_str(),
+            whole_prefix: self.filter.is_none(),
+            current: self.expiration_days,
+            noncurrent: self.noncurrent_expiration_days,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -382,6 +396,22 @@ fn flatten_pab(out: Option<&PabOutput>) -> PublicAccessBlock {
 #[async_trait]
 impl Kind for Bucket {
     type Spec = BucketSpec;
+
+    fn destructive(want: Option<&BucketSpec>, have: &BucketSpec) -> Vec<String> {
+        let Some(want) = want else { return vec!["deletes the bucket and every log in it".into()] };
+        let enabled = BucketVersioningStatus::Enabled.as_str();
+        let mut out = Vec::new();
+        if have.versioning == enabled && want.versioning != enabled {
+            out.push("suspends versioning: logs overwritten or deleted from then on are gone for good".into());
+        }
+        let (wanted, had): (Vec<_>, Vec<_>) = (
+            want.lifecycle.iter().map(LifecycleRuleSpec::expiring).collect(),
+            have.lifecycle.iter().map(LifecycleRuleSpec::expiring).collect(),
+        );
+        out.extend(loss::lifecycle(&wanted, &had));
+        out.extend(loss::removed_denies("bucket policy", want.policy.as_ref(), have.policy.as_ref()));
+        out
+    }
 
     async fn read(&self, aws: &Aws, want: Option<&BucketSpec>) -> anyhow::Result<Option<Found<BucketSpec>>> {
         let s3 = &aws.s3;

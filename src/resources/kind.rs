@@ -140,6 +140,12 @@ pub trait Kind: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Why going from `have` to `want` deletes or shortens audit data or coverage, one reason
+    /// each (`want == None`: deleting it); empty when nothing is lost. Helpers in `loss`.
+    fn destructive(_want: Option<&Self::Spec>, _have: &Self::Spec) -> Vec<String> {
+        Vec::new()
+    }
+
     /// `None` when the resource does not exist. `want` is the declared state, for kinds whose
     /// read depends on it (which tags to expect, what to report); `None` when undeclared.
     async fn read(&self, aws: &Aws, want: Option<&Self::Spec>) -> anyhow::Result<Option<Found<Self::Spec>>>;
@@ -208,6 +214,8 @@ pub trait Resource: Send + Sync {
     fn declared(&self) -> bool;
     fn desired(&self, outputs: &Outputs) -> Option<Attrs>;
     fn replace_on(&self) -> Vec<String>;
+    /// The kind's verdict on data loss for the change from `have` to the desired state.
+    fn destructive(&self, have: &Live, outputs: &Outputs) -> Vec<String>;
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
     /// Reads again after a write, past any batched read.
     async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
@@ -238,6 +246,11 @@ impl<K: Kind> Resource for Declared<K> {
         self.want.as_ref().map(K::replace_on).unwrap_or_default()
     }
 
+    fn destructive(&self, have: &Live, outputs: &Outputs) -> Vec<String> {
+        let Some(have) = have.spec.downcast_ref::<K::Spec>() else { return Vec::new() };
+        K::destructive(self.resolved(outputs).as_ref(), have)
+    }
+
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         Ok(self.kind.read(aws, self.want.as_ref()).await?.map(live))
     }
@@ -255,7 +268,8 @@ impl<K: Kind> Resource for Declared<K> {
         match action {
             Action::NoOp => Ok(()),
             Action::Create => kind.create(aws, &want()?).await,
-            Action::Update => {
+            // Adopting is converging in place; the ownership tag is one of the fields written.
+            Action::Update | Action::Adopt => {
                 let want = want()?;
                 let have = have.and_then(|l| l.spec.downcast_ref::<K::Spec>());
                 kind.update(aws, &Delta::between(&want, have)).await

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::kind::{Declared, Delta, Found, Kind};
+use super::loss;
 use super::tags::{self, Tags};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
@@ -57,6 +58,15 @@ fn sdk_tags(tags: &Tags) -> HashMap<String, String> {
 #[async_trait]
 impl Kind for LogGroup {
     type Spec = LogGroupSpec;
+
+    fn destructive(want: Option<&LogGroupSpec>, have: &LogGroupSpec) -> Vec<String> {
+        match want {
+            None => vec!["deletes the log group and every event in it".into()],
+            Some(want) => {
+                loss::retention("retention", want.retention_in_days, have.retention_in_days).into_iter().collect()
+            }
+        }
+    }
 
     async fn read(&self, aws: &Aws, _: Option<&LogGroupSpec>) -> anyhow::Result<Option<Found<LogGroupSpec>>> {
         // The prefix filter is the only server-side name filter; pick the exact match.
