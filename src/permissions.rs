@@ -181,6 +181,8 @@ pub const TABLE: &[Row] = &[
     write("logs:CreateLogGroup", On::LogGroup),
     write("logs:DeleteMetricFilter", On::LogGroup),
     read("logs:DescribeLogGroups", On::AnyLogGroup),
+    // Whether a group whose storedBytes reads zero really holds no event.
+    read("logs:DescribeLogStreams", On::LogGroup),
     read("logs:DescribeMetricFilters", On::LogGroup),
     read("logs:ListTagsForResource", On::LogGroup),
     write("logs:PutMetricFilter", On::LogGroup),
@@ -197,6 +199,8 @@ pub const TABLE: &[Row] = &[
     read("s3:GetLifecycleConfiguration", On::Buckets),
     read("s3:GetObject", On::TrailLogs),
     read("s3:ListBucket", On::Buckets),
+    // ListObjectVersions: whether a bucket holds anything a shorter expiry would delete.
+    read("s3:ListBucketVersions", On::Buckets),
     write("s3:PutBucketLogging", On::Buckets),
     write("s3:PutBucketOwnershipControls", On::Buckets),
     write("s3:PutBucketPolicy", On::Buckets),

@@ -28,6 +28,15 @@ async fn retention(emu: &Emulator) -> Option<i32> {
     group.expect("the log group exists").retention_in_days()
 }
 
+/// One event in the log group, so that it holds data a shorter retention would delete.
+async fn put_event(logs: &aws_sdk_cloudwatchlogs::Client) {
+    logs.create_log_stream().log_group_name(LOG_GROUP).log_stream_name("old").send().await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now).message("kept").build().unwrap();
+    let req = logs.put_log_events().log_group_name(LOG_GROUP).log_stream_name("old").log_events(event);
+    req.send().await.unwrap();
+}
+
 #[track_caller]
 fn assert_nothing_changed(emu: &Emulator) {
     let writes = emu.mutating_requests();
@@ -45,6 +54,9 @@ async fn foreign_resources_are_adopted_only_with_adopt_and_lost_retention_only_w
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let topic = sns.create_topic().name(TOPIC).send().await.unwrap().topic_arn().unwrap().to_string();
     logs.create_log_group().log_group_name(LOG_GROUP).send().await.unwrap();
+    // With data in them: expiry lost from an empty bucket or group would delete nothing.
+    s3.put_object().bucket(BUCKET).key("AWSLogs/old.json.gz").body(b"{}".to_vec().into()).send().await.unwrap();
+    put_event(&logs).await;
 
     let plan = emu.ctguard(&["plan", "--format", "json"]);
     plan.expect(0);
@@ -126,6 +138,7 @@ async fn shortening_audit_data_of_an_owned_resource_needs_allow_data_loss() {
     let s3 = aws_sdk_s3::Client::new(&conf);
     // By hand: keep events for ever, and a Deny statement in the bucket policy.
     logs.delete_retention_policy().log_group_name(LOG_GROUP).send().await.unwrap();
+    put_event(&logs).await;
     let mut pol = policy_json(s3.get_bucket_policy().bucket(BUCKET).send().await.unwrap().policy().unwrap());
     let guard = json!({"Sid": "NoLogDeletion", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
                        "Resource": format!("arn:aws:s3:::{BUCKET}/*")});
@@ -137,7 +150,7 @@ async fn shortening_audit_data_of_an_owned_resource_needs_allow_data_loss() {
     for expected in [
         "! data loss: retention goes from for ever to 365 days: older data is deleted",
         "! data loss: removes Deny statement \"NoLogDeletion\" from the bucket policy",
-        "Data loss: 2 change(s) delete or shorten audit data or coverage: apply needs --allow-data-loss.",
+        "Data loss: 2 change(s) delete or shorten audit data or coverage: apply makes them only with --allow-data-loss.",
     ] {
         assert!(plan.stdout.contains(expected), "plan lacks {expected:?}:\n{}", plan.stdout);
     }
@@ -188,7 +201,7 @@ async fn a_renamed_trail_replaces_the_old_one_which_keeps_logging_until_data_los
         "# cloudtrail_trail.renamed-audit will be created",
         "# cloudtrail_trail.ctguard-audit will be destroyed",
         "  ! data loss: deletes the trail: the events it records are no longer logged\n",
-        "apply leaves it in place unless --allow-data-loss is given",
+        "left over: apply leaves it in place unless --allow-data-loss is given",
     ] {
         assert!(plan.stdout.contains(expected), "plan lacks {expected:?}:\n{}", plan.stdout);
     }

@@ -70,7 +70,7 @@ fn change(profile: &str, input: Input<'_>) -> Change {
         change.destructive = destructive;
     }
     if change.withheld_without_consent() {
-        change.notes.push("apply leaves it in place unless --allow-data-loss is given".into());
+        change.notes.push("left over: apply leaves it in place unless --allow-data-loss is given".into());
     }
     change
 }
@@ -174,7 +174,7 @@ mod tests {
         let c = &plan.changes[0];
         assert_eq!(c.action, Action::Delete);
         assert!(c.withheld_without_consent());
-        assert_eq!(c.notes[1], "apply leaves it in place unless --allow-data-loss is given");
+        assert_eq!(c.notes[1], "left over: apply leaves it in place unless --allow-data-loss is given");
     }
 
     #[test]

@@ -172,7 +172,7 @@ fn footer(w: &mut dyn Write, p: Paint, plan: &Plan) -> io::Result<()> {
     if losing > 0 {
         writeln!(
             w,
-            "{} {losing} change(s) delete or shorten audit data or coverage: apply needs --allow-data-loss.",
+            "{} {losing} change(s) delete or shorten audit data or coverage: apply makes them only with --allow-data-loss.",
             p.danger("Data loss:")
         )?;
     }
@@ -474,7 +474,7 @@ Plan: 1 to add, 1 to change, 0 to destroy.
         );
         assert!(text.contains("\nPlan: 1 to adopt, 1 to add, 1 to change, 0 to destroy.\n"), "{text}");
         assert!(text.contains(
-            "Data loss: 1 change(s) delete or shorten audit data or coverage: apply needs --allow-data-loss."
+            "Data loss: 1 change(s) delete or shorten audit data or coverage: apply makes them only with --allow-data-loss."
         ));
     }
 

@@ -397,19 +397,23 @@ fn flatten_pab(out: Option<&PabOutput>) -> PublicAccessBlock {
 impl Kind for Bucket {
     type Spec = BucketSpec;
 
-    fn destructive(want: Option<&BucketSpec>, have: &BucketSpec) -> Vec<String> {
+    /// A shorter expiry loses only data that is there: an empty bucket has none. A removed
+    /// Deny or suspended versioning endangers the logs yet to come, so they count regardless.
+    fn destructive(want: Option<&BucketSpec>, have: &BucketSpec, empty: bool) -> Vec<String> {
         let Some(want) = want else { return vec!["deletes the bucket and every log in it".into()] };
+        let mut out = loss::removed_denies("bucket policy", want.policy.as_ref(), have.policy.as_ref());
         let enabled = BucketVersioningStatus::Enabled.as_str();
-        let mut out = Vec::new();
         if have.versioning == enabled && want.versioning != enabled {
             out.push("suspends versioning: logs overwritten or deleted from then on are gone for good".into());
+        }
+        if empty {
+            return out;
         }
         let (wanted, had): (Vec<_>, Vec<_>) = (
             want.lifecycle.iter().map(LifecycleRuleSpec::expiring).collect(),
             have.lifecycle.iter().map(LifecycleRuleSpec::expiring).collect(),
         );
         out.extend(loss::lifecycle(&wanted, &had));
-        out.extend(loss::removed_denies("bucket policy", want.policy.as_ref(), have.policy.as_ref()));
         out
     }
 
@@ -427,7 +431,7 @@ impl Kind for Bucket {
         if head.found(|| self.what("checking"))?.is_none() {
             return Ok(None);
         }
-        let (versioning, encryption, pab, ownership, policy_doc, lifecycle, logging, tags) = tokio::try_join!(
+        let (versioning, encryption, pab, ownership, policy_doc, lifecycle, logging, tags, versions) = tokio::try_join!(
             async { s3.get_bucket_versioning().bucket(b).send().await.ctx(|| self.what("reading versioning of")) },
             async { s3.get_bucket_encryption().bucket(b).send().await.found(|| self.what("reading encryption of")) },
             async {
@@ -445,6 +449,11 @@ impl Kind for Bucket {
             },
             async { s3.get_bucket_logging().bucket(b).send().await.ctx(|| self.what("reading logging of")) },
             async { s3.get_bucket_tagging().bucket(b).send().await.found(|| self.what("reading tags of")) },
+            // Any version, noncurrent ones too: whether a shorter expiry could delete anything.
+            async {
+                let req = s3.list_object_versions().bucket(b).max_keys(1);
+                req.send().await.ctx(|| self.what("listing object versions of"))
+            },
         )?;
         let owner_rule = ownership.as_ref().and_then(|o| o.ownership_controls()).and_then(|c| c.rules().first());
         let tag_set = tags.as_ref().map(|t| t.tag_set()).unwrap_or_default();
@@ -474,7 +483,8 @@ impl Kind for Bucket {
             let block = want.public_access_block.block_public_policy;
             self.policy_to_write(policy_text, policy, owned, block)?;
         }
-        let mut found = Found::new(spec);
+        let empty = versions.versions().is_empty() && versions.delete_markers().is_empty();
+        let mut found = Found { empty, ..Found::new(spec) };
         if let Some(text) = policy_text {
             let doc = crate::policy::parse_raw(text)?;
             found.checks.extend(foreign::statements(&doc, owned, "bucket policy", &self.guard.deliveries));
@@ -748,10 +758,14 @@ mod kind_tests {
                     .build()
                     .unwrap()
             }),
+            mock!(Client::list_object_versions)
+                .match_requests(|r| r.max_keys() == Some(1))
+                .then_output(|| s3::list_object_versions::ListObjectVersionsOutput::builder().build()),
         ];
         let aws = aws(&rules.iter().collect::<Vec<_>>());
         let found = bucket.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
         assert_eq!(found.spec, want);
+        assert!(found.empty, "no object version listed: nothing a shorter expiry could delete");
     }
 
     fn not_found(code: &str) -> aws_smithy_runtime_api::client::orchestrator::HttpResponse {

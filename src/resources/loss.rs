@@ -170,46 +170,54 @@ mod tests {
         let want = log_group::LogGroup::new(&p, p.cloudwatch_logs.as_ref().unwrap()).want.unwrap();
         let mut have = want.clone();
         have.retention_in_days = None;
-        let reasons = log_group::LogGroup::destructive(Some(&want), &have);
+        let reasons = log_group::LogGroup::destructive(Some(&want), &have, false);
         assert_eq!(reasons, ["retention goes from for ever to 365 days: older data is deleted"]);
         have.retention_in_days = Some(3653);
-        assert_eq!(log_group::LogGroup::destructive(Some(&want), &have).len(), 1);
+        assert_eq!(log_group::LogGroup::destructive(Some(&want), &have, false).len(), 1);
         have.retention_in_days = Some(30);
-        assert!(log_group::LogGroup::destructive(Some(&want), &have).is_empty());
-        assert!(log_group::LogGroup::destructive(None, &have)[0].contains("deletes the log group"));
+        assert!(log_group::LogGroup::destructive(Some(&want), &have, false).is_empty());
+        // An empty group (a run killed before it set retention) loses nothing.
+        have.retention_in_days = None;
+        assert!(log_group::LogGroup::destructive(Some(&want), &have, true).is_empty());
+        assert!(log_group::LogGroup::destructive(None, &have, false)[0].contains("deletes the log group"));
     }
 
     #[test]
     fn bucket_versioning_lifecycle_policy_and_deletion() {
         let p = flagship();
         let want = bucket::Bucket::audit(&p).want.unwrap();
-        assert!(bucket::Bucket::destructive(Some(&want), &want).is_empty());
+        assert!(bucket::Bucket::destructive(Some(&want), &want, false).is_empty());
         let mut have = want.clone();
         have.lifecycle.clear();
-        let reasons = bucket::Bucket::destructive(Some(&want), &have);
+        let reasons = bucket::Bucket::destructive(Some(&want), &have, false);
         assert!(reasons.iter().any(|r| r.contains("current versions of every object after")), "{reasons:?}");
+        // An empty bucket has nothing to expire.
+        assert!(bucket::Bucket::destructive(Some(&want), &have, true).is_empty());
         let mut suspended = want.clone();
         suspended.versioning = "Suspended".into();
-        assert!(bucket::Bucket::destructive(Some(&suspended), &want)[0].contains("suspends versioning"));
+        assert!(bucket::Bucket::destructive(Some(&suspended), &want, false)[0].contains("suspends versioning"));
+        assert_eq!(bucket::Bucket::destructive(Some(&suspended), &want, true).len(), 1);
         let mut denied = want.clone();
         denied.policy = Some(json!({"Statement": [{"Sid": "NoDelete", "Effect": "Deny", "Action": "s3:Delete*"}]}));
-        let reasons = bucket::Bucket::destructive(Some(&want), &denied);
+        let reasons = bucket::Bucket::destructive(Some(&want), &denied, false);
         assert!(reasons.contains(&"removes Deny statement \"NoDelete\" from the bucket policy".to_string()));
-        assert!(bucket::Bucket::destructive(None, &want)[0].contains("deletes the bucket"));
+        // A Deny protects what is yet to come: removing it counts even in an empty bucket.
+        assert_eq!(bucket::Bucket::destructive(Some(&want), &denied, true).len(), 1);
+        assert!(bucket::Bucket::destructive(None, &want, false)[0].contains("deletes the bucket"));
     }
 
     #[test]
     fn trail_deletion_and_coverage() {
         let p = flagship();
         let want = trail::Trail::new(&p, "us-east-1").want.unwrap();
-        assert!(trail::Trail::destructive(Some(&want), &want).is_empty());
-        assert!(trail::Trail::destructive(None, &want)[0].starts_with("deletes the trail"));
+        assert!(trail::Trail::destructive(Some(&want), &want, false).is_empty());
+        assert!(trail::Trail::destructive(None, &want, false)[0].starts_with("deletes the trail"));
         let mut narrower = want.clone();
         narrower.settings.is_multi_region_trail = false;
         narrower.settings.include_global_service_events = false;
-        assert_eq!(trail::Trail::destructive(Some(&narrower), &want).len(), 2);
+        assert_eq!(trail::Trail::destructive(Some(&narrower), &want, false).len(), 2);
         // Widening is never a loss.
-        assert!(trail::Trail::destructive(Some(&want), &narrower).is_empty());
+        assert!(trail::Trail::destructive(Some(&want), &narrower, false).is_empty());
     }
 
     #[test]
@@ -224,22 +232,22 @@ mod tests {
         let mut have = key.clone();
         have.policy = Some(deny.clone());
         assert_eq!(
-            kms_key::KmsKey::destructive(Some(&key), &have),
+            kms_key::KmsKey::destructive(Some(&key), &have, false),
             ["removes Deny statement \"Guard\" from the key policy"]
         );
-        assert!(kms_key::KmsKey::destructive(None, &key)[0].contains("unreadable"));
+        assert!(kms_key::KmsKey::destructive(None, &key, false)[0].contains("unreadable"));
 
         let t = topic::Topic::new(&p, p.alerts.as_ref().unwrap()).want.unwrap();
         let mut have = t.clone();
         have.policy = Some(deny.clone());
-        assert_eq!(topic::Topic::destructive(Some(&t), &have).len(), 1);
+        assert_eq!(topic::Topic::destructive(Some(&t), &have, false).len(), 1);
 
         let r = role::Role::cloudtrail_logs(&p, p.cloudwatch_logs.as_ref().unwrap()).want.unwrap();
         let mut have = r.clone();
         have.assume_role_policy = Some(deny.clone());
         have.inline_policies.insert("ctguard-cloudtrail-to-logs".into(), deny);
-        assert_eq!(role::Role::destructive(Some(&r), &have).len(), 2);
+        assert_eq!(role::Role::destructive(Some(&r), &have, false).len(), 2);
         // Deleting a role loses no audit data.
-        assert!(role::Role::destructive(None, &r).is_empty());
+        assert!(role::Role::destructive(None, &r, false).is_empty());
     }
 }

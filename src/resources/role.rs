@@ -191,7 +191,7 @@ impl Kind for Role {
     type Spec = RoleSpec;
 
     /// A role holds no audit data; only Deny statements taken out of its documents count.
-    fn destructive(want: Option<&RoleSpec>, have: &RoleSpec) -> Vec<String> {
+    fn destructive(want: Option<&RoleSpec>, have: &RoleSpec, _empty: bool) -> Vec<String> {
         let Some(want) = want else { return Vec::new() };
         let trust = want.assume_role_policy.as_ref();
         let mut out = super::loss::removed_denies("trust policy", trust, have.assume_role_policy.as_ref());

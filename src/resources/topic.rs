@@ -81,7 +81,7 @@ impl Topic {
 impl Kind for Topic {
     type Spec = TopicSpec;
 
-    fn destructive(want: Option<&TopicSpec>, have: &TopicSpec) -> Vec<String> {
+    fn destructive(want: Option<&TopicSpec>, have: &TopicSpec, _empty: bool) -> Vec<String> {
         super::loss::removed_denies("topic policy", want.and_then(|w| w.policy.as_ref()), have.policy.as_ref())
     }
 

@@ -299,7 +299,7 @@ impl Kind for Trail {
     type Spec = TrailSpec;
 
     /// Deleting the trail, or narrowing what it records, loses coverage from then on.
-    fn destructive(want: Option<&TrailSpec>, have: &TrailSpec) -> Vec<String> {
+    fn destructive(want: Option<&TrailSpec>, have: &TrailSpec, _empty: bool) -> Vec<String> {
         let Some(want) = want else {
             return vec!["deletes the trail: the events it records are no longer logged".into()];
         };
