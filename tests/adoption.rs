@@ -136,36 +136,50 @@ async fn shortening_audit_data_of_an_owned_resource_needs_allow_data_loss() {
     let conf = emu.sdk().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
     let s3 = aws_sdk_s3::Client::new(&conf);
-    // By hand: keep events for ever, and a Deny statement in the bucket policy.
+    // By hand: keep events for ever; in the bucket policy, a Deny statement of ctguard's that
+    // the profile no longer declares (as an older profile might have left) and someone
+    // else's Deny, which ctguard keeps and so does not count.
     logs.delete_retention_policy().log_group_name(LOG_GROUP).send().await.unwrap();
     put_event(&logs).await;
     let mut pol = policy_json(s3.get_bucket_policy().bucket(BUCKET).send().await.unwrap().policy().unwrap());
-    let guard = json!({"Sid": "NoLogDeletion", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
-                       "Resource": format!("arn:aws:s3:::{BUCKET}/*")});
-    pol["Statement"].as_array_mut().unwrap().push(guard);
+    let deny = |sid: &str| {
+        json!({"Sid": sid, "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
+               "Resource": format!("arn:aws:s3:::{BUCKET}/*")})
+    };
+    let foreign = deny("NoLogDeletion");
+    pol["Statement"].as_array_mut().unwrap().extend([deny("CtguardNoLogDeletion"), foreign.clone()]);
     s3.put_bucket_policy().bucket(BUCKET).policy(pol.to_string()).send().await.unwrap();
 
     let plan = emu.ctguard(&["plan"]);
     plan.expect(0);
     for expected in [
         "! data loss: retention goes from for ever to 365 days: older data is deleted",
-        "! data loss: removes Deny statement \"NoLogDeletion\" from the bucket policy",
+        "! data loss: removes Deny statement \"CtguardNoLogDeletion\" from the bucket policy",
         "Data loss: 2 change(s) delete or shorten audit data or coverage: apply makes them only with --allow-data-loss.",
     ] {
         assert!(plan.stdout.contains(expected), "plan lacks {expected:?}:\n{}", plan.stdout);
     }
+    assert!(
+        !plan.stdout.contains("\"NoLogDeletion\""),
+        "someone else's statement is not ctguard's to judge:\n{}",
+        plan.stdout
+    );
 
     emu.clear_requests();
     let refused = emu.ctguard(&["apply", "--auto-approve"]);
     refused.expect(1);
     assert!(refused.stderr.contains(&format!("logs_log_group.{LOG_GROUP} retention goes from for ever")));
-    assert!(refused.stderr.contains(&format!("s3_bucket.{BUCKET} removes Deny statement \"NoLogDeletion\"")));
+    assert!(refused.stderr.contains(&format!("s3_bucket.{BUCKET} removes Deny statement \"CtguardNoLogDeletion\"")));
     assert!(refused.stderr.contains("pass --allow-data-loss"), "{}", refused.stderr);
     assert_nothing_changed(&emu);
     assert_eq!(retention(&emu).await, None);
 
     emu.ctguard(&["apply", "--auto-approve", "--allow-data-loss"]).expect(0);
     assert_eq!(retention(&emu).await, Some(365));
+    let pol = policy_json(s3.get_bucket_policy().bucket(BUCKET).send().await.unwrap().policy().unwrap());
+    let sids: Vec<&str> = pol["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
+    assert!(!sids.contains(&"CtguardNoLogDeletion"), "{sids:?}");
+    assert!(pol["Statement"].as_array().unwrap().contains(&foreign), "someone else's Deny was kept: {pol:#}");
     emu.ctguard(&["plan", "--detailed-exitcode"]).expect(0);
 }
 
@@ -176,7 +190,7 @@ fn trail_arn(name: &str) -> String {
 /// The trails the bucket policy lets CloudTrail write with.
 async fn admitted(s3: &aws_sdk_s3::Client) -> Value {
     let pol = policy_json(s3.get_bucket_policy().bucket(BUCKET).send().await.unwrap().policy().unwrap());
-    let write = pol["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "AWSCloudTrailWrite").unwrap();
+    let write = pol["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "CtguardCloudTrailWrite").unwrap();
     write["Condition"]["StringEquals"]["aws:SourceArn"].clone()
 }
 
