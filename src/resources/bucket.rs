@@ -57,6 +57,11 @@ pub struct BucketSpec {
     pub lifecycle: Vec<LifecycleRuleSpec>,
     pub logging: Option<Logging>,
     pub tags: Tags,
+    /// Everyone else's lifecycle rules, as read: apply keeps them, so they are never drift
+    /// (not serialized, so not compared), but what they already expire is not lost when
+    /// ctguard's rules expire it too (see `Kind::destructive`). Empty in a desired spec.
+    #[serde(skip)]
+    pub foreign_lifecycle: Vec<LifecycleRuleSpec>,
 }
 
 crate::tagged_spec!(BucketSpec);
@@ -255,6 +260,7 @@ impl Bucket {
             lifecycle: vec![lifecycle_rule(lifecycle)],
             logging,
             tags: tags::owner_tags(profile),
+            foreign_lifecycle: Vec::new(),
         };
         let address = Address { kind: KIND, name: name.to_string(), region: region.clone() };
         Declared::new(Bucket { name: name.to_string(), region, guard }, address, want, depends)
@@ -409,10 +415,16 @@ impl Kind for Bucket {
         if empty {
             return out;
         }
-        let (wanted, had): (Vec<_>, Vec<_>) = (
-            want.lifecycle.iter().map(LifecycleRuleSpec::expiring).collect(),
-            have.lifecycle.iter().map(LifecycleRuleSpec::expiring).collect(),
-        );
+        // Someone else's rules stay as they are: what they already expire, ctguard's cannot lose.
+        let had: Vec<_> =
+            have.lifecycle.iter().chain(&have.foreign_lifecycle).map(LifecycleRuleSpec::expiring).collect();
+        // A bucket that never had versioning holds no noncurrent version to lose.
+        let versioned = have.versioning != "Disabled";
+        let wanted: Vec<_> = want
+            .lifecycle
+            .iter()
+            .map(|r| loss::Expiring { noncurrent: r.noncurrent_expiration_days.filter(|_| versioned), ..r.expiring() })
+            .collect();
         out.extend(loss::lifecycle(&wanted, &had));
         out
     }
@@ -472,6 +484,7 @@ impl Kind for Bucket {
             object_ownership: owner_rule.map(|r| r.object_ownership().as_str().to_string()),
             policy,
             lifecycle: rules.iter().filter(|r| is_ours(r)).map(flatten_rule).collect(),
+            foreign_lifecycle: rules.iter().filter(|r| !is_ours(r)).map(flatten_rule).collect(),
             logging,
             tags: tags::managed(tag_set.iter().map(|t| (t.key(), t.value()))),
         };

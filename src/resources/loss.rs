@@ -193,6 +193,20 @@ mod tests {
         assert!(reasons.iter().any(|r| r.contains("current versions of every object after")), "{reasons:?}");
         // An empty bucket has nothing to expire.
         assert!(bucket::Bucket::destructive(Some(&want), &have, true).is_empty());
+        // Someone else's rule, kept by apply, already expires everything sooner: nothing lost.
+        let purge = bucket::LifecycleRuleSpec {
+            id: Some("purge-all".into()),
+            expiration_days: Some(30),
+            noncurrent_expiration_days: Some(1),
+            ..want.lifecycle[0].clone()
+        };
+        let foreign = bucket::BucketSpec { foreign_lifecycle: vec![purge], ..have.clone() };
+        assert!(bucket::Bucket::destructive(Some(&want), &foreign, false).is_empty());
+        // Never versioned: there is no noncurrent version to lose, only current ones.
+        let unversioned = bucket::BucketSpec { versioning: "Disabled".into(), ..have.clone() };
+        let reasons = bucket::Bucket::destructive(Some(&want), &unversioned, false);
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("current versions of every object"), "{reasons:?}");
         let mut suspended = want.clone();
         suspended.versioning = "Suspended".into();
         assert!(bucket::Bucket::destructive(Some(&suspended), &want, false)[0].contains("suspends versioning"));
