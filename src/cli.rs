@@ -226,6 +226,20 @@ pub struct ApplyArgs {
     /// Apply without asking. Required when stdin is not a terminal.
     #[arg(long)]
     pub auto_approve: bool,
+
+    /// Take over resources that exist under a name the profile declares but were not created
+    /// by ctguard (plan shows them as "adopt"): tag them as ctguard's and converge them.
+    /// Without it, apply refuses before changing anything.
+    #[arg(long)]
+    pub adopt: bool,
+
+    /// Allow changes that delete or shorten audit data or coverage (plan marks them "data
+    /// loss"): a shorter or new log retention or lifecycle expiry, suspended versioning, a
+    /// removed Deny statement, deleting a trail. Without it, apply refuses before changing
+    /// anything, except that a trail the profile no longer declares (after a rename) is left
+    /// in place, still logging.
+    #[arg(long)]
+    pub allow_data_loss: bool,
 }
 
 #[derive(Debug, Args)]

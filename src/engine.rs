@@ -55,7 +55,14 @@ pub fn plan(profile_name: &str, resources: &[Box<dyn Resource>], live: &LiveStat
             owner: &l.owner,
             notes: &l.notes,
         });
-        plan::Input { desired: r.desired(&outputs), live: observed, replace_on: r.replace_on(), address }
+        let destructive = live.get(&address).and_then(Option::as_ref).map(|l| r.destructive(l, &outputs));
+        plan::Input {
+            desired: r.desired(&outputs),
+            live: observed,
+            replace_on: r.replace_on(),
+            destructive: destructive.unwrap_or_default(),
+            address,
+        }
     });
     plan::plan(profile_name, inputs)
 }
@@ -101,6 +108,8 @@ pub enum Outcome {
     Failed(String),
     /// Not attempted because a dependency failed.
     Skipped(Address),
+    /// Left undone on purpose: a destructive delete without `--allow-data-loss`.
+    Withheld,
 }
 
 #[derive(Debug, Clone)]
@@ -110,7 +119,7 @@ pub struct Report {
 
 impl Report {
     pub fn failed(&self) -> bool {
-        self.outcomes.iter().any(|(_, o)| *o != Outcome::Done)
+        self.outcomes.iter().any(|(_, o)| matches!(o, Outcome::Failed(_) | Outcome::Skipped(_)))
     }
 }
 

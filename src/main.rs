@@ -80,7 +80,9 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
         }
         Command::Apply(args) => {
             let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
-            commands::apply::run(&settings, &printer, args.auto_approve, &watch).await
+            let consent = ctguard::plan::Consent { adopt: args.adopt, data_loss: args.allow_data_loss };
+            let options = settings::ApplyOptions { auto_approve: args.auto_approve, consent };
+            commands::apply::run(&settings, &printer, options, &watch).await
         }
         Command::Verify(args) => {
             let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);

@@ -208,6 +208,8 @@ pub const TABLE: &[Row] = &[
     write("logs:CreateLogGroup", On::LogGroup),
     write("logs:DeleteMetricFilter", On::LogGroup),
     read("logs:DescribeLogGroups", On::AnyLogGroup),
+    // Whether a group whose storedBytes reads zero really holds no event.
+    read("logs:DescribeLogStreams", On::LogGroup),
     read("logs:DescribeMetricFilters", On::LogGroup),
     read("logs:ListTagsForResource", On::LogGroup),
     write("logs:PutMetricFilter", On::LogGroup),
@@ -226,6 +228,8 @@ pub const TABLE: &[Row] = &[
     read("s3:GetLifecycleConfiguration", On::Buckets),
     read("s3:GetObject", On::TrailLogs),
     read("s3:ListBucket", On::Buckets),
+    // ListObjectVersions: whether a bucket holds anything a shorter expiry would delete.
+    read("s3:ListBucketVersions", On::Buckets),
     read("s3:ListMultipartUploadParts", On::AthenaResults),
     write("s3:PutBucketLogging", On::Buckets),
     write("s3:PutBucketOwnershipControls", On::Buckets),
@@ -236,6 +240,8 @@ pub const TABLE: &[Row] = &[
     write("s3:PutEncryptionConfiguration", On::Buckets),
     write("s3:PutLifecycleConfiguration", On::Buckets),
     read("s3:PutObject", On::AthenaResults),
+    // CreateBucket with tags (S3 API Reference, CreateBucketConfiguration: Tags).
+    write("s3:TagResource", On::Buckets),
     write("sns:CreateTopic", On::Topic),
     read("sns:GetTopicAttributes", On::Topic),
     read("sns:ListSubscriptionsByTopic", On::Topic),

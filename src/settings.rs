@@ -212,6 +212,14 @@ pub struct PlanOptions {
     pub summary: bool,
 }
 
+/// `apply`, resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    pub auto_approve: bool,
+    /// What apply may do beyond converging what ctguard owns (`--adopt`, `--allow-data-loss`).
+    pub consent: crate::plan::Consent,
+}
+
 /// `verify`, resolved.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {

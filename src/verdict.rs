@@ -150,6 +150,7 @@ mod tests {
             diffs,
             notes: vec![],
             conflict: None,
+            destructive: vec![],
         };
         Plan {
             changes: vec![

@@ -260,7 +260,7 @@ async fn a_bad_profile_fails_before_any_mutating_call() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn existing_resources_not_created_by_ctguard_are_adopted_with_a_note() {
+async fn existing_resources_not_created_by_ctguard_are_adopted_only_when_asked() {
     let emu = Emulator::start();
     let s3 = emu.s3().await;
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
@@ -269,12 +269,19 @@ async fn existing_resources_not_created_by_ctguard_are_adopted_with_a_note() {
     let doc: Value = serde_json::from_str(&plan.stdout).unwrap();
     assert_eq!(doc["format_version"], "1");
     let bucket = doc["resource_changes"].as_array().unwrap().iter().find(|c| c["name"] == BUCKET).unwrap();
-    assert_eq!(bucket["actions"], json!(["update"]));
+    assert_eq!(bucket["actions"], json!(["adopt"]));
     assert!(bucket["notes"][0].as_str().unwrap().contains("not created by ctguard"));
     let creates =
         doc["resource_changes"].as_array().unwrap().iter().filter(|c| c["actions"] == json!(["create"])).count();
-    assert_eq!(doc["summary"], json!({"add": creates, "change": 1, "destroy": 0}));
-    emu.ctguard(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(doc["summary"], json!({"adopt": 1, "add": creates, "change": 0, "destroy": 0}));
+    let refused = emu.ctguard(&["apply", "--auto-approve"]);
+    refused.expect(1);
+    assert!(
+        refused.stderr.contains(&format!("s3_bucket.{BUCKET} exists and was not created by ctguard: pass --adopt"))
+    );
+    assert!(s3.get_bucket_tagging().bucket(BUCKET).send().await.is_err());
+    // The bucket had no lifecycle: adopting it adds expiry, which is data loss too.
+    emu.ctguard(&["apply", "--auto-approve", "--adopt", "--allow-data-loss"]).expect(0);
     let tags = s3.get_bucket_tagging().bucket(BUCKET).send().await.unwrap();
     assert!(tags.tag_set().iter().any(|t| t.key() == "ctguard:profile"));
 }
@@ -302,7 +309,8 @@ async fn only_owned_resources_the_profile_dropped_are_deleted() {
     assert!(plan.stdout.contains("# cloudtrail_trail.renamed-audit will be created"), "{}", plan.stdout);
     assert!(!plan.stdout.contains("team-trail"), "{}", plan.stdout);
 
-    emu.ctguard(&["apply", "--auto-approve", "--var", "trail_name=renamed-audit"]).expect(0);
+    // Deleting a trail loses coverage: only with --allow-data-loss (tests/adoption.rs has the rest).
+    emu.ctguard(&["apply", "--auto-approve", "--allow-data-loss", "--var", "trail_name=renamed-audit"]).expect(0);
     let trails = ct.describe_trails().send().await.unwrap();
     let mut names: Vec<&str> = trails.trail_list().iter().filter_map(|t| t.name()).collect();
     names.sort();

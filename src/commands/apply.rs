@@ -3,12 +3,19 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use super::{Session, Status, Watch};
-use crate::engine::{self, Event, Hook};
+use crate::engine::{self, Event, Hook, Outcome, Report};
+use crate::plan::{Action, Consent, Plan};
 use crate::printer::Printer;
 use crate::render::{self, human::PlanView};
-use crate::settings::{Format, Settings};
+use crate::settings::{ApplyOptions, Format, Settings};
 
-pub async fn run(settings: &Settings, printer: &Printer, auto_approve: bool, watch: &Watch) -> anyhow::Result<Status> {
+pub async fn run(
+    settings: &Settings,
+    printer: &Printer,
+    options: ApplyOptions,
+    watch: &Watch,
+) -> anyhow::Result<Status> {
+    let ApplyOptions { auto_approve, consent } = options;
     // Refuse before touching AWS: nobody is there to answer the question.
     if !auto_approve && !std::io::stdin().is_terminal() {
         anyhow::bail!("stdin is not a terminal, so apply cannot ask for confirmation: pass --auto-approve");
@@ -26,17 +33,21 @@ pub async fn run(settings: &Settings, printer: &Printer, auto_approve: bool, wat
         }
         return Ok(Status::Success);
     }
-    let conflicts: Vec<String> = plan.conflicts().map(|(a, why)| format!("{a}: {why}")).collect();
-    if !conflicts.is_empty() {
-        anyhow::bail!("refusing to apply: {}", conflicts.join("; "));
-    }
+    refuse(&plan, consent)?;
     session.warn_about_example_endpoints(&plan, printer);
     if !auto_approve && !tokio::task::spawn_blocking(confirm).await?? {
         anyhow::bail!("apply cancelled: nothing was changed");
     }
-    let hook = Tracked { inner: printer.progress(), watch };
-    watch.applying(plan.changes.iter().filter(|c| c.action != crate::plan::Action::NoOp).count());
-    let report = engine::apply(&session.aws, &session.resources, &plan, &live, &hook).await;
+    let mut report = carry_out(&session, &plan, &live, consent, printer, watch).await;
+    if !report.failed() && deleted_destructively(&report) {
+        // A deleted trail no longer needs the access the bucket and key policies gave it while
+        // it was left over: plan again, without it, and narrow them.
+        printer.status("Narrowing the policies that admitted the deleted trail");
+        let session = Session::open(settings, printer).await?;
+        let (live, follow_up) = session.plan(printer).await?;
+        refuse(&follow_up, consent)?;
+        report.outcomes.extend(carry_out(&session, &follow_up, &live, consent, printer, watch).await.outcomes);
+    }
     printer.data(|w, paint| match settings.format {
         Format::Human => render::human::apply_report(w, paint, &report),
         Format::Json => render::json::apply_report(w, &session.ctx, &report),
@@ -45,6 +56,37 @@ pub async fn run(settings: &Settings, printer: &Printer, auto_approve: bool, wat
         anyhow::bail!("apply did not complete; run it again once the errors above are fixed");
     }
     Ok(Status::Success)
+}
+
+/// Refuses, before any change, a plan with conflicts or with changes `consent` does not
+/// cover, naming each and the flag that would allow it.
+fn refuse(plan: &Plan, consent: Consent) -> anyhow::Result<()> {
+    let refusals = plan.refusals(consent);
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("refusing to apply, nothing was changed:\n  {}", refusals.join("\n  "))
+}
+
+/// Carries out what `consent` allows of `plan`, and reports what it withheld.
+async fn carry_out(
+    session: &Session,
+    plan: &Plan,
+    live: &engine::LiveState,
+    consent: Consent,
+    printer: &Printer,
+    watch: &Watch,
+) -> Report {
+    let hook = Tracked { inner: printer.progress(), watch };
+    let run = plan.to_apply(consent);
+    watch.applying(run.changes.iter().filter(|c| c.action != Action::NoOp).count());
+    let mut report = engine::apply(&session.aws, &session.resources, &run, live, &hook).await;
+    report.outcomes.extend(plan.withheld(consent).map(|c| (c.clone(), Outcome::Withheld)));
+    report
+}
+
+fn deleted_destructively(report: &Report) -> bool {
+    report.outcomes.iter().any(|(c, o)| c.action == Action::Delete && !c.destructive.is_empty() && *o == Outcome::Done)
 }
 
 fn confirm() -> anyhow::Result<bool> {

@@ -157,9 +157,13 @@ impl Session {
             region: runtime.region.clone(),
         };
         let aws = Aws::new(&config, caller, &profile.regions, &on_retry);
+        // The trails a rename left behind keep logging until they are deleted: the documents
+        // that admit only the declared trail must admit them too.
+        let left_over = resources::trail::left_over(&aws, &profile).await?;
+        resources::trail::admit(&mut profile, &left_over);
         let listings = resources::Listings::new(&profile.regions);
         let mut resources = resources::declared(&profile, &listings);
-        let orphans = resources::undeclared(&aws, &profile, &resources, &listings).await?;
+        let orphans = resources::undeclared(&aws, &profile, &resources, &listings, &left_over).await?;
         resources.extend(orphans);
         Ok(Session { aws, profile, resources, ctx })
     }

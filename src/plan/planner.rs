@@ -1,9 +1,10 @@
 //! The planner: a pure function of what the profile declares, what was read, and who owns
-//! it, to a plan. It decides each action, marks changes another profile's resource would
-//! suffer as conflicts, and attaches the notes a reader needs (adoption, ownership, anything
-//! the read reported).
+//! it, to a plan. It decides each action (adopting what exists untagged under a declared
+//! name), marks changes another profile's resource would suffer as conflicts, carries each
+//! kind's verdict on data loss, and attaches the notes a reader needs (ownership, what is
+//! left in place, anything the read reported).
 
-use super::{Address, Attrs, Change, Ownership, Plan, plan_change};
+use super::{Action, Address, Attrs, Change, Ownership, Plan, plan_change};
 
 /// What the planner knows about one resource.
 #[derive(Debug, Clone)]
@@ -15,6 +16,9 @@ pub struct Input<'a> {
     pub live: Option<Observed<'a>>,
     /// Fields that cannot change in place.
     pub replace_on: Vec<String>,
+    /// Why going from the live state to the desired one (or deleting, when undeclared)
+    /// deletes or shortens audit data or coverage, as the kind judges it.
+    pub destructive: Vec<String>,
 }
 
 /// A resource as read.
@@ -32,7 +36,7 @@ pub fn plan<'a>(profile: &str, inputs: impl IntoIterator<Item = Input<'a>>) -> P
 }
 
 fn change(profile: &str, input: Input<'_>) -> Change {
-    let Input { address, desired, live, replace_on } = input;
+    let Input { address, desired, live, replace_on, destructive } = input;
     let mut change = plan_change(address, desired.as_ref(), live.map(|l| l.attrs), &replace_on);
     if desired.is_none() {
         change.notes.push("owned by this profile but no longer declared in it".into());
@@ -45,8 +49,28 @@ fn change(profile: &str, input: Input<'_>) -> Change {
                 Ownership::Profile(other) if other != profile => Some(format!("owned by ctguard profile {other:?}")),
                 _ => None,
             };
+            if *live.owner == Ownership::Unowned {
+                // Replacing means deleting it first: not something to do to a resource
+                // somebody else made.
+                if change.action == Action::Replace {
+                    let fields: Vec<&str> =
+                        change.diffs.iter().filter(|d| d.forces_replacement).map(|d| d.path.as_str()).collect();
+                    change.conflict = Some(format!(
+                        "was not created by ctguard and differs in {} which cannot change in place: ctguard does not \
+                         replace what it does not own; rename it in the profile, or change it by hand",
+                        fields.join(", ")
+                    ));
+                }
+                change.action = Action::Adopt;
+            }
         }
         change.notes.extend(live.notes.iter().cloned());
+    }
+    if change.action != Action::NoOp {
+        change.destructive = destructive;
+    }
+    if change.withheld_without_consent() {
+        change.notes.push("left over: apply leaves it in place unless --allow-data-loss is given".into());
     }
     change
 }
@@ -58,7 +82,9 @@ fn ownership_note(profile: &str, owner: &Ownership) -> Option<String> {
         Ownership::Profile(other) => Some(format!(
             "owned by ctguard profile {other:?}: apply will not take it over; rename it in {profile:?} or drop it from {other:?}"
         )),
-        Ownership::Unowned => Some("exists and was not created by ctguard; apply adopts it and tags it".into()),
+        Ownership::Unowned => {
+            Some("exists and was not created by ctguard: apply --adopt tags it and manages it from then on".into())
+        }
     }
 }
 
@@ -77,7 +103,7 @@ mod tests {
     }
 
     fn input<'a>(desired: Option<Attrs>, live: Option<Observed<'a>>) -> Input<'a> {
-        Input { address: address("alerts"), desired, live, replace_on: Vec::new() }
+        Input { address: address("alerts"), desired, live, replace_on: Vec::new(), destructive: Vec::new() }
     }
 
     fn observed<'a>(attrs: &'a Attrs, owner: &'a Ownership, notes: &'a [String]) -> Observed<'a> {
@@ -92,13 +118,63 @@ mod tests {
     }
 
     #[test]
-    fn an_untagged_resource_is_adopted_with_a_note() {
+    fn an_untagged_resource_is_to_be_adopted_with_its_differences() {
         let live = Attrs::from([("tags".to_string(), json!({}))]);
         let plan = plan("guard", [input(Some(attrs("guard")), Some(observed(&live, &Ownership::Unowned, &[])))]);
         let c = &plan.changes[0];
-        assert_eq!(c.action, Action::Update);
-        assert_eq!(c.notes, ["exists and was not created by ctguard; apply adopts it and tags it"]);
+        assert_eq!(c.action, Action::Adopt);
+        assert_eq!(c.diffs[0].path, "tags.ctguard:profile");
+        assert_eq!(
+            c.notes,
+            ["exists and was not created by ctguard: apply --adopt tags it and manages it from then on"]
+        );
         assert_eq!(c.conflict, None);
+        assert_eq!(plan.summary().adopt, 1);
+    }
+
+    #[test]
+    fn a_foreign_resource_that_would_need_replacing_is_a_conflict() {
+        let desired = Attrs::from([
+            ("path".to_string(), json!("/a/")),
+            ("tags".to_string(), json!({"ctguard:profile": "guard"})),
+        ]);
+        let live = Attrs::from([("path".to_string(), json!("/b/")), ("tags".to_string(), json!({}))]);
+        let mut i = input(Some(desired), Some(observed(&live, &Ownership::Unowned, &[])));
+        i.replace_on = vec!["path".into()];
+        let plan = plan("guard", [i]);
+        let c = &plan.changes[0];
+        assert_eq!(c.action, Action::Adopt);
+        assert!(c.conflict.as_deref().unwrap().contains("differs in path which cannot change in place"), "{c:?}");
+    }
+
+    #[test]
+    fn a_kinds_data_loss_verdict_rides_on_the_change() {
+        let live = Attrs::from([("retention_in_days".to_string(), json!(null))]);
+        let desired = Attrs::from([("retention_in_days".to_string(), json!(365))]);
+        let owner = Ownership::Untracked;
+        let mut i = input(Some(desired.clone()), Some(observed(&live, &owner, &[])));
+        i.destructive = vec!["sets retention".into()];
+        let plan = plan("guard", [i]);
+        assert_eq!(plan.changes[0].destructive, ["sets retention"]);
+        assert!(!plan.changes[0].withheld_without_consent());
+
+        // No change, nothing lost, whatever the kind said.
+        let mut same = input(Some(desired.clone()), Some(observed(&desired, &owner, &[])));
+        same.destructive = vec!["sets retention".into()];
+        assert!(super::plan("guard", [same]).changes[0].destructive.is_empty());
+    }
+
+    #[test]
+    fn a_destructive_delete_of_an_undeclared_resource_is_withheld_with_a_note() {
+        let live = attrs("guard");
+        let owner = Ownership::Profile("guard".into());
+        let mut i = input(None, Some(observed(&live, &owner, &[])));
+        i.destructive = vec!["deletes the trail".into()];
+        let plan = plan("guard", [i]);
+        let c = &plan.changes[0];
+        assert_eq!(c.action, Action::Delete);
+        assert!(c.withheld_without_consent());
+        assert_eq!(c.notes[1], "left over: apply leaves it in place unless --allow-data-loss is given");
     }
 
     #[test]

@@ -468,6 +468,7 @@ impl Resolver<'_> {
             _ => {}
         }
         self.lifecycle("bucket.lifecycle", &doc.bucket.lifecycle);
+        self.audit_retention("bucket.lifecycle", &doc.bucket.lifecycle);
         let trail_name = self.text("trail.name", &doc.trail.name, &vars);
         self.check("trail.name", &trail_name, validate::trail_name);
         let trail_arn = format!("arn:{partition}:cloudtrail:{region}:{account}:trail/{trail_name}");
@@ -591,6 +592,12 @@ impl Resolver<'_> {
         }
         let prefix = self.text("access_log_bucket.prefix", &a.prefix, vars);
         self.lifecycle("access_log_bucket.lifecycle", &a.lifecycle);
+        if a.lifecycle.allow_short_retention.is_some() {
+            self.problem(
+                "access_log_bucket.lifecycle.allow_short_retention",
+                "only [bucket.lifecycle] takes allow_short_retention: the access-log bucket's retention is not checked",
+            );
+        }
         vars.insert("access_log_bucket_name".into(), json!(name));
         vars.insert("access_log_bucket_arn".into(), json!(format!("arn:{partition}:s3:::{name}")));
         vars.insert("access_log_prefix".into(), json!(prefix));
@@ -658,6 +665,33 @@ impl Resolver<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// The audit bucket keeps logs at least a year (PCI DSS asks a year of audit trail
+    /// history; many regimes ask more) unless the profile gives a reason. What counts is
+    /// `expire_days`: once current logs expire they are hidden behind a delete marker, out of
+    /// reach of whoever reads the trail's logs (Athena, validate-logs, an investigation), and
+    /// `noncurrent_expire_days` later gone for good. `noncurrent_expire_days` on its own only
+    /// applies to logs already deleted or overwritten: it is the window to recover those, not
+    /// the retention, so it does not count.
+    fn audit_retention(&mut self, key: &str, l: &Lifecycle) {
+        const YEAR: i32 = 365;
+        match l.allow_short_retention.as_deref().map(str::trim) {
+            Some("") => self.problem(
+                &format!("{key}.allow_short_retention"),
+                "expected a reason (why logs may be deleted within a year), not an empty string",
+            ),
+            Some(_) => {}
+            None if (1..YEAR).contains(&l.expire_days) => self.problem(
+                &format!("{key}.expire_days"),
+                format!(
+                    "expected 0 (keep for ever) or at least {YEAR} days for audit logs, got {}; to keep them \
+                     shorter on purpose, set allow_short_retention = \"<reason>\" under [{key}]",
+                    l.expire_days
+                ),
+            ),
+            None => {}
         }
     }
 

@@ -171,6 +171,32 @@ fn lifecycle_order_is_checked() {
 }
 
 #[test]
+fn audit_logs_kept_under_a_year_need_a_stated_reason() {
+    let short = flagship().replace("expire_days = 2555", "expire_days = 364");
+    let (_dir, spec) = on_disk(&short, &[]);
+    let p = &problems(&spec, &Vars::new())[0];
+    assert_eq!(p.key, "bucket.lifecycle.expire_days");
+    assert!(p.message.contains("at least 365 days") && p.message.contains("allow_short_retention"), "{}", p.message);
+
+    let reasoned = flagship().replace(
+        "expire_days = 2555",
+        "expire_days = 120\nallow_short_retention = \"a SIEM keeps the copy of record\"",
+    );
+    let valid = |spec: &str| load(spec).unwrap().resolve(&runtime(), &Vars::new()).is_ok();
+    let (_dir, spec) = on_disk(&reasoned, &[]);
+    assert!(valid(&spec));
+
+    let empty = flagship().replace("expire_days = 2555", "expire_days = 120\nallow_short_retention = \" \"");
+    let (_dir, spec) = on_disk(&empty, &[]);
+    assert_eq!(problems(&spec, &Vars::new())[0].key, "bucket.lifecycle.allow_short_retention");
+
+    // Keeping for ever (0), or a short noncurrent window, is not short retention.
+    let never = flagship().replace("expire_days = 2555", "expire_days = 0");
+    let (_dir, spec) = on_disk(&never, &[]);
+    assert!(valid(&spec));
+}
+
+#[test]
 fn kms_key_needs_one_mode() {
     let text = flagship().replace(
         "alias = \"alias/ctguard-audit\"",

@@ -125,6 +125,10 @@ pub struct Lifecycle {
     pub noncurrent_expire_days: i32,
     #[serde(default = "days::<7>")]
     pub abort_incomplete_upload_days: i32,
+    /// Why the audit bucket may expire logs within a year: without it, validation refuses
+    /// an `expire_days` under 365. Only `[bucket.lifecycle]` takes it.
+    #[serde(default)]
+    pub allow_short_retention: Option<String>,
 }
 
 fn days<const N: i32>() -> i32 {
@@ -139,6 +143,7 @@ impl Default for Lifecycle {
             expire_days: 2555,
             noncurrent_expire_days: 90,
             abort_incomplete_upload_days: 7,
+            allow_short_retention: None,
         }
     }
 }

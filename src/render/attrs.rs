@@ -98,7 +98,7 @@ fn sym(action: Action) -> &'static str {
     match action {
         Action::Create => "+",
         Action::Delete => "-",
-        Action::Update | Action::Replace => "~",
+        Action::Update | Action::Replace | Action::Adopt => "~",
         Action::NoOp => " ",
     }
 }

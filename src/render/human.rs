@@ -27,9 +27,14 @@ impl Paint {
             Action::Create => AnsiColor::Green,
             Action::Update => AnsiColor::Yellow,
             Action::Replace | Action::Delete => AnsiColor::Red,
+            Action::Adopt => AnsiColor::Cyan,
             Action::NoOp => return text.to_string(),
         };
         self.paint(Style::new().fg_color(Some(color.into())), text)
+    }
+
+    fn danger(&self, text: &str) -> String {
+        self.paint(Style::new().bold().fg_color(Some(AnsiColor::Red.into())), text)
     }
 
     fn bold(&self, text: &str) -> String {
@@ -59,8 +64,8 @@ fn blocks<'a>(changes: impl Iterator<Item = &'a Change>, expand: bool) -> Vec<Ve
             let first = b[0];
             first.address.kind == c.address.kind
                 && base_name(first) == base_name(c)
-                && (first.action, &first.diffs, &first.notes, &first.conflict)
-                    == (c.action, &c.diffs, &c.notes, &c.conflict)
+                && (first.action, &first.diffs, &first.notes, &first.conflict, &first.destructive)
+                    == (c.action, &c.diffs, &c.notes, &c.conflict, &c.destructive)
         };
         match blocks.iter_mut().find(same) {
             Some(block) if !expand => block.push(c),
@@ -102,6 +107,9 @@ fn change(w: &mut dyn Write, p: Paint, block: &[&Change]) -> io::Result<()> {
     writeln!(w, "  {}", p.bold(&format!("# {address} {}{where_}", phrase(c.action))))?;
     for note in &c.notes {
         writeln!(w, "  # ({note})")?;
+    }
+    for reason in &c.destructive {
+        writeln!(w, "  {} {reason}", p.danger("! data loss:"))?;
     }
     writeln!(w, "  {} {address} ({})", p.action(c.action, symbol(c.action)), regions(block))?;
     super::attrs::write_diffs(w, p, &c.diffs, c.action, 6)?;
@@ -150,9 +158,25 @@ pub fn plan(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan, view: PlanV
     for block in blocks(plan.changes.iter().filter(|c| c.action != Action::NoOp), view.expand) {
         change(w, p, &block)?;
     }
-    let s = plan.summary();
-    writeln!(w, "{} {} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)?;
+    footer(w, p, plan)?;
     unchanged_notes(w, plan)
+}
+
+/// The Plan line, and how many changes lose audit data.
+fn footer(w: &mut dyn Write, p: Paint, plan: &Plan) -> io::Result<()> {
+    let s = plan.summary();
+    // Like Terraform's imports, adoptions are counted only when there are some.
+    let adopt = if s.adopt > 0 { format!("{} to adopt, ", s.adopt) } else { String::new() };
+    writeln!(w, "{} {adopt}{} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)?;
+    let losing = plan.changes.iter().filter(|c| c.action != Action::NoOp && !c.destructive.is_empty()).count();
+    if losing > 0 {
+        writeln!(
+            w,
+            "{} {losing} change(s) delete or shorten audit data or coverage: apply makes them only with --allow-data-loss.",
+            p.danger("Data loss:")
+        )?;
+    }
+    Ok(())
 }
 
 /// `plan --summary`: how many resources of each kind each action touches, then the Plan line.
@@ -169,8 +193,8 @@ fn plan_counts(w: &mut dyn Write, p: Paint, ctx: &Context, plan: &Plan) -> io::R
     for (kind, action, n) in counts {
         writeln!(w, "  {} {kind:<width$} {n:>4} {}", p.action(action, symbol(action)), phrase(action))?;
     }
-    let s = plan.summary();
-    writeln!(w, "\n{} {} to add, {} to change, {} to destroy.", p.bold("Plan:"), s.add, s.change, s.destroy)
+    writeln!(w)?;
+    footer(w, p, plan)
 }
 
 /// What a reader should know about resources that need no change (a subscription nobody has
@@ -280,18 +304,23 @@ pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<
     let replaced = count(Action::Replace);
     let (added, changed, destroyed) =
         (count(Action::Create) + replaced, count(Action::Update), count(Action::Delete) + replaced);
+    let adopted = match count(Action::Adopt) {
+        0 => String::new(),
+        n => format!("{n} adopted, "),
+    };
     if !report.failed() {
-        return writeln!(
+        writeln!(
             w,
-            "{} Resources: {added} added, {changed} changed, {destroyed} destroyed.",
+            "{} Resources: {adopted}{added} added, {changed} changed, {destroyed} destroyed.",
             p.ok(true, "Apply complete!")
-        );
+        )?;
+        return withheld(w, p, report);
     }
     let failed = report.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).count();
     let skipped = report.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Skipped(_))).count();
     writeln!(
         w,
-        "{} {failed} failed, {skipped} skipped; {added} added, {changed} changed, {destroyed} destroyed.",
+        "{} {failed} failed, {skipped} skipped; {adopted}{added} added, {changed} changed, {destroyed} destroyed.",
         p.ok(false, "Apply failed:")
     )?;
     for (c, o) in &report.outcomes {
@@ -311,6 +340,20 @@ pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<
     }
     for (root, n) in roots {
         writeln!(w, "  {} {n} resource(s) that depend on {root}", p.ok(false, "skipped"))?;
+    }
+    withheld(w, p, report)
+}
+
+/// Destructive deletes apply left undone for want of --allow-data-loss.
+fn withheld(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<()> {
+    for (c, _) in report.outcomes.iter().filter(|(_, o)| *o == Outcome::Withheld) {
+        writeln!(
+            w,
+            "  {} {}: {}; apply --allow-data-loss deletes it",
+            p.bold("left in place"),
+            c.address,
+            c.destructive.join("; ")
+        )?;
     }
     Ok(())
 }
@@ -350,6 +393,7 @@ mod tests {
                     }],
                     notes: vec![],
                     conflict: None,
+                    destructive: vec![],
                 },
                 Change {
                     address: addr("cloudtrail_trail", "audit"),
@@ -360,8 +404,9 @@ mod tests {
                         after: Some(json!(true)),
                         forces_replacement: false,
                     }],
-                    notes: vec!["exists and was not created by ctguard; apply adopts it and tags it".into()],
+                    notes: vec![],
                     conflict: None,
+                    destructive: vec![],
                 },
                 Change {
                     address: addr("logs_log_group", "/ctguard"),
@@ -369,6 +414,7 @@ mod tests {
                     diffs: vec![],
                     notes: vec![],
                     conflict: None,
+                    destructive: vec![],
                 },
             ],
         }
@@ -385,13 +431,69 @@ ctguard will perform the following actions in account 123456789012 (us-east-1), 
       + versioning = \"Enabled\"
 
   # cloudtrail_trail.audit will be updated in place
-  # (exists and was not created by ctguard; apply adopts it and tags it)
   ~ cloudtrail_trail.audit (us-east-1)
       ~ is_logging = false -> true
 
 Plan: 1 to add, 1 to change, 0 to destroy.
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn adoption_and_data_loss_have_their_own_marks_and_counts() {
+        let mut plan = sample();
+        plan.changes[1].action = Action::Adopt;
+        plan.changes[1].notes.push("exists and was not created by ctguard".into());
+        plan.changes.push(Change {
+            address: addr("logs_log_group", "/trail"),
+            action: Action::Update,
+            diffs: vec![AttrDiff {
+                path: "retention_in_days".into(),
+                before: None,
+                after: Some(json!(365)),
+                forces_replacement: false,
+            }],
+            notes: vec![],
+            conflict: None,
+            destructive: vec!["retention goes from for ever to 365 days: older data is deleted".into()],
+        });
+        let text = render(|w| super::plan(w, Paint { color: false }, &ctx(), &plan, PlanView::default()));
+        assert!(
+            text.contains(
+                "  # cloudtrail_trail.audit will be adopted (tagged as ctguard's) and updated in place\n  \
+                 # (exists and was not created by ctguard)\n  @ cloudtrail_trail.audit (us-east-1)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  # logs_log_group./trail will be updated in place\n  ! data loss: retention goes from for ever to \
+                 365 days: older data is deleted\n  ~ logs_log_group./trail (us-east-1)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nPlan: 1 to adopt, 1 to add, 1 to change, 0 to destroy.\n"), "{text}");
+        assert!(text.contains(
+            "Data loss: 1 change(s) delete or shorten audit data or coverage: apply makes them only with --allow-data-loss."
+        ));
+    }
+
+    #[test]
+    fn apply_report_counts_adoptions_and_names_what_was_left_in_place() {
+        let plan = sample();
+        let mut adopted = plan.changes[1].clone();
+        adopted.action = Action::Adopt;
+        let mut old = plan.changes[1].clone();
+        old.action = Action::Delete;
+        old.address.name = "old".into();
+        old.destructive = vec!["deletes the trail".into()];
+        let report = Report { outcomes: vec![(adopted, Outcome::Done), (old, Outcome::Withheld)] };
+        let text = render(|w| apply_report(w, Paint { color: false }, &report));
+        assert_eq!(
+            text,
+            "Apply complete! Resources: 1 adopted, 0 added, 0 changed, 0 destroyed.\n  left in place \
+             cloudtrail_trail.old: deletes the trail; apply --allow-data-loss deletes it\n"
+        );
     }
 
     #[test]
@@ -636,7 +738,7 @@ mod golden {
             name: format!("{region}/ctguard-destructive-actions"),
             region: region.into(),
         };
-        Change { address, action, diffs, notes: vec![], conflict: None }
+        Change { address, action, diffs, notes: vec![], conflict: None, destructive: vec![] }
     }
 
     fn render(plan: &Plan, view: PlanView) -> String {
@@ -706,6 +808,7 @@ mod golden {
             ],
             notes: vec![],
             conflict: None,
+            destructive: vec![],
         };
         let rule = rule(
             "us-east-1",

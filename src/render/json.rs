@@ -23,6 +23,7 @@ fn change(c: &Change) -> Value {
         "changes": c.diffs,
         "notes": c.notes,
         "conflict": c.conflict,
+        "destructive": c.destructive,
     })
 }
 
@@ -90,6 +91,7 @@ pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report) -> io::Re
                 Outcome::Done => ("done", Value::Null),
                 Outcome::Failed(e) => ("failed", json!(e)),
                 Outcome::Skipped(root) => ("skipped", json!(format!("{root} failed"))),
+                Outcome::Withheld => ("withheld", json!("destructive: needs --allow-data-loss")),
             };
             json!({"address": c.address.to_string(), "actions": json_actions(c.action), "status": status, "error": detail})
         })
@@ -190,6 +192,7 @@ mod tests {
                 }],
                 notes: vec![],
                 conflict: None,
+                destructive: vec!["removes Deny statement \"x\" from the trust policy".into()],
             }],
         };
         let mut out = Vec::new();
@@ -199,13 +202,14 @@ mod tests {
             doc,
             json!({
                 "format_version": "1", "command": "plan", "profile": "p", "account": "123456789012", "region": "us-east-1",
-                "has_changes": true, "summary": {"add": 1, "change": 0, "destroy": 1},
+                "has_changes": true, "summary": {"adopt": 0, "add": 1, "change": 0, "destroy": 1},
                 "resource_changes": [{
                     "address": "iam_role.r", "kind": "iam_role", "name": "r", "region": "global",
                     "actions": ["delete", "create"],
                     "changes": [{"path": "path", "before": "/a/", "after": "/b/", "forces_replacement": true}],
                     "notes": [],
-                    "conflict": null
+                    "conflict": null,
+                    "destructive": ["removes Deny statement \"x\" from the trust policy"]
                 }]
             })
         );

@@ -129,6 +129,7 @@ mod tests {
                     }],
                     notes: vec![],
                     conflict: None,
+                    destructive: vec![],
                 },
                 Change {
                     address: address("iam_role", "r"),
@@ -136,6 +137,7 @@ mod tests {
                     diffs: vec![],
                     notes: vec![],
                     conflict: None,
+                    destructive: vec![],
                 },
             ],
         };

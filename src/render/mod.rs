@@ -22,7 +22,7 @@ pub struct Context {
     pub region: String,
 }
 
-/// Terraform's symbols.
+/// Terraform's symbols, and `@` for adopting what exists untagged.
 pub fn symbol(action: Action) -> &'static str {
     match action {
         Action::NoOp => " ",
@@ -30,6 +30,7 @@ pub fn symbol(action: Action) -> &'static str {
         Action::Update => "~",
         Action::Replace => "-/+",
         Action::Delete => "-",
+        Action::Adopt => "@",
     }
 }
 
@@ -40,6 +41,7 @@ pub fn phrase(action: Action) -> &'static str {
         Action::Update => "will be updated in place",
         Action::Replace => "must be replaced",
         Action::Delete => "will be destroyed",
+        Action::Adopt => "will be adopted (tagged as ctguard's) and updated in place",
     }
 }
 
@@ -51,6 +53,7 @@ pub fn doing_phrase(action: Action) -> &'static str {
         Action::Update => "updating",
         Action::Replace => "replacing",
         Action::Delete => "destroying",
+        Action::Adopt => "adopting",
     }
 }
 
@@ -62,6 +65,7 @@ pub fn done_phrase(action: Action) -> &'static str {
         Action::Update => "updated",
         Action::Replace => "replaced",
         Action::Delete => "destroyed",
+        Action::Adopt => "adopted",
     }
 }
 
@@ -73,5 +77,6 @@ pub fn json_actions(action: Action) -> &'static [&'static str] {
         Action::Update => &["update"],
         Action::Replace => &["delete", "create"],
         Action::Delete => &["delete"],
+        Action::Adopt => &["adopt"],
     }
 }

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::foreign::{self, Delivers};
 use super::kind::{Declared, Delta, Found, Kind};
+use super::loss;
 use super::tags::{self, MANAGED_KEYS, OWNER_TAG, Tags};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
@@ -56,6 +57,11 @@ pub struct BucketSpec {
     pub lifecycle: Vec<LifecycleRuleSpec>,
     pub logging: Option<Logging>,
     pub tags: Tags,
+    /// Everyone else's lifecycle rules, as read: apply keeps them, so they are never drift
+    /// (not serialized, so not compared), but what they already expire is not lost when
+    /// ctguard's rules expire it too (see `Kind::destructive`). Empty in a desired spec.
+    #[serde(skip)]
+    pub foreign_lifecycle: Vec<LifecycleRuleSpec>,
 }
 
 crate::tagged_spec!(BucketSpec);
@@ -95,6 +101,19 @@ pub struct LifecycleRuleSpec {
     pub noncurrent_transitions: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expired_object_delete_marker: Option<bool>,
+}
+
+impl LifecycleRuleSpec {
+    /// The rule as far as expiry is concerned.
+    fn expiring(&self) -> loss::Expiring<'_> {
+        loss::Expiring {
+            prefix: &self.prefix,
+            enabled: self.status == ExpirationStatus::Enabled.as_str(),
+            whole_prefix: self.filter.is_none(),
+            current: self.expiration_days,
+            noncurrent: self.noncurrent_expiration_days,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -241,6 +260,7 @@ impl Bucket {
             lifecycle: vec![lifecycle_rule(lifecycle)],
             logging,
             tags: tags::owner_tags(profile),
+            foreign_lifecycle: Vec::new(),
         };
         let address = Address { kind: KIND, name: name.to_string(), region: region.clone() };
         Declared::new(Bucket { name: name.to_string(), region, guard }, address, want, depends)
@@ -383,6 +403,32 @@ fn flatten_pab(out: Option<&PabOutput>) -> PublicAccessBlock {
 impl Kind for Bucket {
     type Spec = BucketSpec;
 
+    /// A shorter expiry loses only data that is there: an empty bucket has none. A removed
+    /// Deny or suspended versioning endangers the logs yet to come, so they count regardless.
+    fn destructive(want: Option<&BucketSpec>, have: &BucketSpec, empty: bool) -> Vec<String> {
+        let Some(want) = want else { return vec!["deletes the bucket and every log in it".into()] };
+        let mut out = loss::removed_denies("bucket policy", want.policy.as_ref(), have.policy.as_ref());
+        let enabled = BucketVersioningStatus::Enabled.as_str();
+        if have.versioning == enabled && want.versioning != enabled {
+            out.push("suspends versioning: logs overwritten or deleted from then on are gone for good".into());
+        }
+        if empty {
+            return out;
+        }
+        // Someone else's rules stay as they are: what they already expire, ctguard's cannot lose.
+        let had: Vec<_> =
+            have.lifecycle.iter().chain(&have.foreign_lifecycle).map(LifecycleRuleSpec::expiring).collect();
+        // A bucket that never had versioning holds no noncurrent version to lose.
+        let versioned = have.versioning != "Disabled";
+        let wanted: Vec<_> = want
+            .lifecycle
+            .iter()
+            .map(|r| loss::Expiring { noncurrent: r.noncurrent_expiration_days.filter(|_| versioned), ..r.expiring() })
+            .collect();
+        out.extend(loss::lifecycle(&wanted, &had));
+        out
+    }
+
     async fn read(&self, aws: &Aws, want: Option<&BucketSpec>) -> anyhow::Result<Option<Found<BucketSpec>>> {
         let s3 = &aws.s3;
         let b = self.name.as_str();
@@ -397,7 +443,7 @@ impl Kind for Bucket {
         if head.found(|| self.what("checking"))?.is_none() {
             return Ok(None);
         }
-        let (versioning, encryption, pab, ownership, policy_doc, lifecycle, logging, tags) = tokio::try_join!(
+        let (versioning, encryption, pab, ownership, policy_doc, lifecycle, logging, tags, versions) = tokio::try_join!(
             async { s3.get_bucket_versioning().bucket(b).send().await.ctx(|| self.what("reading versioning of")) },
             async { s3.get_bucket_encryption().bucket(b).send().await.found(|| self.what("reading encryption of")) },
             async {
@@ -415,6 +461,11 @@ impl Kind for Bucket {
             },
             async { s3.get_bucket_logging().bucket(b).send().await.ctx(|| self.what("reading logging of")) },
             async { s3.get_bucket_tagging().bucket(b).send().await.found(|| self.what("reading tags of")) },
+            // Any version, noncurrent ones too: whether a shorter expiry could delete anything.
+            async {
+                let req = s3.list_object_versions().bucket(b).max_keys(1);
+                req.send().await.ctx(|| self.what("listing object versions of"))
+            },
         )?;
         let owner_rule = ownership.as_ref().and_then(|o| o.ownership_controls()).and_then(|c| c.rules().first());
         let tag_set = tags.as_ref().map(|t| t.tag_set()).unwrap_or_default();
@@ -433,6 +484,7 @@ impl Kind for Bucket {
             object_ownership: owner_rule.map(|r| r.object_ownership().as_str().to_string()),
             policy,
             lifecycle: rules.iter().filter(|r| is_ours(r)).map(flatten_rule).collect(),
+            foreign_lifecycle: rules.iter().filter(|r| !is_ours(r)).map(flatten_rule).collect(),
             logging,
             tags: tags::managed(tag_set.iter().map(|t| (t.key(), t.value()))),
         };
@@ -444,7 +496,8 @@ impl Kind for Bucket {
             let block = want.public_access_block.block_public_policy;
             self.policy_to_write(policy_text, policy, owned, block)?;
         }
-        let mut found = Found::new(spec);
+        let empty = versions.versions().is_empty() && versions.delete_markers().is_empty();
+        let mut found = Found { empty, ..Found::new(spec) };
         if let Some(text) = policy_text {
             let doc = crate::policy::parse_raw(text)?;
             found.checks.extend(foreign::statements(&doc, owned, "bucket policy", &self.guard.deliveries));
@@ -454,14 +507,19 @@ impl Kind for Bucket {
     }
 
     async fn create(&self, aws: &Aws, want: &BucketSpec) -> anyhow::Result<()> {
-        let mut req = aws.s3.create_bucket().bucket(&self.name).object_ownership(ObjectOwnership::BucketOwnerEnforced);
+        // Tagged as it is made, so a run killed right after leaves a bucket the next run knows
+        // as its own rather than one it would have to be told to adopt.
+        let mut conf = CreateBucketConfiguration::builder().set_tags(Some(tags::sdk::<Tag>(&want.tags)?));
         // us-east-1 is the default location and must not be named.
         if self.region != "us-east-1" {
-            let conf = CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
-                .build();
-            req = req.create_bucket_configuration(conf);
+            conf = conf.location_constraint(BucketLocationConstraint::from(self.region.as_str()));
         }
+        let req = aws
+            .s3
+            .create_bucket()
+            .bucket(&self.name)
+            .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+            .create_bucket_configuration(conf.build());
         // Made by an earlier, interrupted run or not: configure everything.
         created(req.send().await.ctx(|| self.what("creating")))?;
         self.update(aws, &Delta::all(want)).await
@@ -713,10 +771,14 @@ mod kind_tests {
                     .build()
                     .unwrap()
             }),
+            mock!(Client::list_object_versions)
+                .match_requests(|r| r.max_keys() == Some(1))
+                .then_output(|| s3::list_object_versions::ListObjectVersionsOutput::builder().build()),
         ];
         let aws = aws(&rules.iter().collect::<Vec<_>>());
         let found = bucket.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
         assert_eq!(found.spec, want);
+        assert!(found.empty, "no object version listed: nothing a shorter expiry could delete");
     }
 
     fn not_found(code: &str) -> aws_smithy_runtime_api::client::orchestrator::HttpResponse {

@@ -55,18 +55,20 @@ pub struct Search<'a> {
 
 /// Resources this profile's tag marks as ctguard's own that the profile no longer declares.
 /// Only kinds that hold no audit data are looked for: buckets, log groups and keys are never
-/// deleted, so there is nothing to propose for them.
+/// deleted, so there is nothing to propose for them. Left-over trails (`trail::left_over`)
+/// are found first, since the declared bucket and key policies must admit them.
 pub async fn undeclared(
     aws: &Aws,
     profile: &Profile,
     declared: &[Box<dyn Resource>],
     listings: &Listings,
+    left_over_trails: &[trail::LeftOver],
 ) -> anyhow::Result<Vec<Box<dyn Resource>>> {
     let known: Known = declared.iter().map(|r| r.address()).collect();
     let role_path = profile.cloudwatch_logs.as_ref().map(|c| c.role_path.as_str()).unwrap_or("/ctguard/");
     let search = Search { aws, profile: &profile.name, listings, known };
-    let (trails, roles, rules, alarms, filters, config_rules) = tokio::try_join!(
-        trail::owned(aws, search.profile),
+    let trails = trail::undeclared(profile, left_over_trails);
+    let (roles, rules, alarms, filters, config_rules) = tokio::try_join!(
         role::owned(aws, search.profile, role_path),
         rule::owned(&search),
         alarm::owned(&search),

@@ -67,11 +67,15 @@ pub struct Found<S> {
     pub checks: Vec<Check>,
     /// What the reader should know that is not drift (things found and left alone).
     pub notes: Vec<String>,
+    /// The read saw the resource holds no data at all (an empty bucket or log group), so a
+    /// shorter retention deletes nothing: what a run interrupted before configuring the
+    /// resource it had just created leaves. `false` when not known.
+    pub empty: bool,
 }
 
 impl<S> Found<S> {
     pub fn new(spec: S) -> Self {
-        Found { spec, exports: Exports::default(), checks: Vec::new(), notes: Vec::new() }
+        Found { spec, exports: Exports::default(), checks: Vec::new(), notes: Vec::new(), empty: false }
     }
 }
 
@@ -140,6 +144,13 @@ pub trait Kind: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Why going from `have` to `want` deletes or shortens audit data or coverage, one reason
+    /// each (`want == None`: deleting it); empty when nothing is lost. `empty`: the read saw
+    /// the resource hold no data (`Found::empty`). Helpers in `loss`.
+    fn destructive(_want: Option<&Self::Spec>, _have: &Self::Spec, _empty: bool) -> Vec<String> {
+        Vec::new()
+    }
+
     /// `None` when the resource does not exist. `want` is the declared state, for kinds whose
     /// read depends on it (which tags to expect, what to report); `None` when undeclared.
     async fn read(&self, aws: &Aws, want: Option<&Self::Spec>) -> anyhow::Result<Option<Found<Self::Spec>>>;
@@ -194,6 +205,8 @@ pub struct Live {
     pub exports: Exports,
     pub checks: Vec<Check>,
     pub notes: Vec<String>,
+    /// See `Found::empty`.
+    pub empty: bool,
     /// The kind's own live spec, handed back to it when it updates.
     spec: Arc<dyn Any + Send + Sync>,
 }
@@ -208,6 +221,8 @@ pub trait Resource: Send + Sync {
     fn declared(&self) -> bool;
     fn desired(&self, outputs: &Outputs) -> Option<Attrs>;
     fn replace_on(&self) -> Vec<String>;
+    /// The kind's verdict on data loss for the change from `have` to the desired state.
+    fn destructive(&self, have: &Live, outputs: &Outputs) -> Vec<String>;
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
     /// Reads again after a write, past any batched read.
     async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
@@ -238,6 +253,11 @@ impl<K: Kind> Resource for Declared<K> {
         self.want.as_ref().map(K::replace_on).unwrap_or_default()
     }
 
+    fn destructive(&self, live: &Live, outputs: &Outputs) -> Vec<String> {
+        let Some(have) = live.spec.downcast_ref::<K::Spec>() else { return Vec::new() };
+        K::destructive(self.resolved(outputs).as_ref(), have, live.empty)
+    }
+
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {
         Ok(self.kind.read(aws, self.want.as_ref()).await?.map(live))
     }
@@ -255,7 +275,8 @@ impl<K: Kind> Resource for Declared<K> {
         match action {
             Action::NoOp => Ok(()),
             Action::Create => kind.create(aws, &want()?).await,
-            Action::Update => {
+            // Adopting is converging in place; the ownership tag is one of the fields written.
+            Action::Update | Action::Adopt => {
                 let want = want()?;
                 let have = have.and_then(|l| l.spec.downcast_ref::<K::Spec>());
                 kind.update(aws, &Delta::between(&want, have)).await
@@ -285,6 +306,7 @@ fn live<S: Spec>(found: Found<S>) -> Live {
         exports: found.exports,
         checks: found.checks,
         notes: found.notes,
+        empty: found.empty,
         spec: Arc::new(found.spec),
     }
 }

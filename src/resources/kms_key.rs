@@ -159,6 +159,13 @@ impl KmsKey {
 impl Kind for KmsKey {
     type Spec = KeySpec;
 
+    fn destructive(want: Option<&KeySpec>, have: &KeySpec, _empty: bool) -> Vec<String> {
+        match want {
+            None => vec!["schedules the key for deletion: every log encrypted with it becomes unreadable".into()],
+            Some(want) => super::loss::removed_denies("key policy", want.policy.as_ref(), have.policy.as_ref()),
+        }
+    }
+
     async fn read(&self, aws: &Aws, want: Option<&KeySpec>) -> anyhow::Result<Option<Found<KeySpec>>> {
         let kms = &aws.kms;
         let want_policy = want.and_then(|w| w.policy.as_ref());

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::kind::{Declared, Delta, Found, Kind};
+use super::loss;
 use super::tags::{self, Tags};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
@@ -54,9 +55,32 @@ fn sdk_tags(tags: &Tags) -> HashMap<String, String> {
     tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+impl LogGroup {
+    /// Whether the group holds no event at all. `storedBytes` is not updated in real time, so
+    /// a zero is confirmed by the absence of any log stream (events only live in streams).
+    async fn empty(&self, aws: &Aws, stored_bytes: Option<i64>) -> anyhow::Result<bool> {
+        if stored_bytes != Some(0) {
+            return Ok(false);
+        }
+        let req = aws.logs.describe_log_streams().log_group_name(&self.name).limit(1);
+        let streams = req.send().await.ctx(|| self.what("listing log streams of"))?;
+        Ok(streams.log_streams().is_empty())
+    }
+}
+
 #[async_trait]
 impl Kind for LogGroup {
     type Spec = LogGroupSpec;
+
+    fn destructive(want: Option<&LogGroupSpec>, have: &LogGroupSpec, empty: bool) -> Vec<String> {
+        match want {
+            None => vec!["deletes the log group and every event in it".into()],
+            Some(_) if empty => Vec::new(),
+            Some(want) => {
+                loss::retention("retention", want.retention_in_days, have.retention_in_days).into_iter().collect()
+            }
+        }
+    }
 
     async fn read(&self, aws: &Aws, _: Option<&LogGroupSpec>) -> anyhow::Result<Option<Found<LogGroupSpec>>> {
         // The prefix filter is the only server-side name filter; pick the exact match.
@@ -72,7 +96,7 @@ impl Kind for LogGroup {
             retention_in_days: group.retention_in_days(),
             tags: tags::managed(tags.map(|(k, v)| (k.as_str(), v.as_str()))),
         };
-        Ok(Some(Found::new(spec)))
+        Ok(Some(Found { empty: self.empty(aws, group.stored_bytes()).await?, ..Found::new(spec) }))
     }
 
     async fn create(&self, aws: &Aws, want: &LogGroupSpec) -> anyhow::Result<()> {
@@ -106,7 +130,7 @@ impl Kind for LogGroup {
 mod tests {
     use super::*;
     use crate::resources::testing::{aws, flagship, mock};
-    use aws_sdk_cloudwatchlogs::{Client, operation as logs, types::LogGroup as SdkGroup};
+    use aws_sdk_cloudwatchlogs::{Client, operation as logs, types::LogGroup as SdkGroup, types::LogStream};
 
     #[tokio::test]
     async fn a_group_left_by_an_interrupted_run_is_converged() {
@@ -149,5 +173,31 @@ mod tests {
         // No retention policy means events are kept for ever: absent, not a default.
         assert_eq!(found.spec.retention_in_days, None);
         assert_eq!(found.spec.tags, tags::owner_tags(&p));
+        // No stored bytes reported: not known to be empty, and no stream listing needed.
+        assert!(!found.empty);
+    }
+
+    #[tokio::test]
+    async fn a_group_is_empty_only_when_it_has_no_stream() {
+        let p = flagship();
+        let group = LogGroup::new(&p, p.cloudwatch_logs.as_ref().unwrap());
+        let listed = mock!(Client::describe_log_groups).then_output(|| {
+            let ours = SdkGroup::builder().log_group_name("/ctguard/cloudtrail").stored_bytes(0).build();
+            logs::describe_log_groups::DescribeLogGroupsOutput::builder().log_groups(ours).build()
+        });
+        let tags = mock!(Client::list_tags_for_resource)
+            .then_output(|| logs::list_tags_for_resource::ListTagsForResourceOutput::builder().build());
+        let no_stream = mock!(Client::describe_log_streams)
+            .match_requests(|r| r.log_group_name() == Some("/ctguard/cloudtrail") && r.limit() == Some(1))
+            .then_output(|| logs::describe_log_streams::DescribeLogStreamsOutput::builder().build());
+        let found = group.kind.read(&aws(&[&listed, &tags, &no_stream]), None).await.unwrap().unwrap();
+        assert!(found.empty);
+        // storedBytes lags behind: a zero with a stream is not taken for empty.
+        let a_stream = mock!(Client::describe_log_streams).then_output(|| {
+            let stream = LogStream::builder().log_stream_name("s").build();
+            logs::describe_log_streams::DescribeLogStreamsOutput::builder().log_streams(stream).build()
+        });
+        let found = group.kind.read(&aws(&[&listed, &tags, &a_stream]), None).await.unwrap().unwrap();
+        assert!(!found.empty);
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Shared mechanics live apart from the kinds: `kind` (the contract and the conversion to plan
 //! attributes), `tags` (ownership and SDK tag types), `snapshot` (batched reads), `tag_index`
-//! (tags of rules and alarms in one call), `discovery` (what the profile owns but dropped).
+//! (tags of rules and alarms in one call), `discovery` (what the profile owns but dropped),
+//! `loss` (what counts as losing audit data).
 
 pub mod alarm;
 pub mod athena_table;
@@ -21,6 +22,7 @@ pub mod foreign;
 pub mod kind;
 pub mod kms_key;
 pub mod log_group;
+pub mod loss;
 pub mod metric_filter;
 pub mod role;
 pub mod rule;

@@ -190,6 +190,18 @@ impl Role {
 impl Kind for Role {
     type Spec = RoleSpec;
 
+    /// A role holds no audit data; only Deny statements taken out of its documents count.
+    fn destructive(want: Option<&RoleSpec>, have: &RoleSpec, _empty: bool) -> Vec<String> {
+        let Some(want) = want else { return Vec::new() };
+        let trust = want.assume_role_policy.as_ref();
+        let mut out = super::loss::removed_denies("trust policy", trust, have.assume_role_policy.as_ref());
+        for (name, doc) in &have.inline_policies {
+            let what = format!("inline policy {name}");
+            out.extend(super::loss::removed_denies(&what, want.inline_policies.get(name), Some(doc)));
+        }
+        out
+    }
+
     fn replace_on(want: &RoleSpec) -> Vec<String> {
         field_names(&want.identity)
     }

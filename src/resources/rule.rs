@@ -295,12 +295,15 @@ impl Kind for EventRule {
         let eb = aws.events(&self.region);
         let want = delta.want;
         if delta.changed(|r| &r.pattern) || delta.changed(|r| &r.state) || delta.changed(|r| &r.description) {
-            // PutRule creates or replaces the rule's definition; targets are kept.
+            // PutRule creates or replaces the rule's definition; targets are kept. Its tags
+            // apply when it creates the rule, so a run killed before TagResource leaves a rule
+            // the next run knows as its own rather than one it would have to be told to adopt.
             eb.put_rule()
                 .name(&self.name)
                 .event_pattern(serde_json::to_string(&want.pattern)?)
                 .state(RuleState::Enabled)
                 .description(&want.description)
+                .set_tags(Some(tags::sdk(&want.tags)?))
                 .send()
                 .await
                 .ctx(|| self.what("writing"))?;

@@ -81,6 +81,10 @@ impl Topic {
 impl Kind for Topic {
     type Spec = TopicSpec;
 
+    fn destructive(want: Option<&TopicSpec>, have: &TopicSpec, _empty: bool) -> Vec<String> {
+        super::loss::removed_denies("topic policy", want.and_then(|w| w.policy.as_ref()), have.policy.as_ref())
+    }
+
     async fn read(&self, aws: &Aws, want: Option<&TopicSpec>) -> anyhow::Result<Option<Found<TopicSpec>>> {
         let sns = &aws.sns;
         let Some(got) = sns.get_topic_attributes().topic_arn(&self.arn).send().await.found(|| self.what("reading"))?

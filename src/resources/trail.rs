@@ -127,10 +127,14 @@ impl Trail {
         Declared::new(kind, address(&t.name, region), want, depends)
     }
 
-    /// A trail this profile owns but no longer declares.
-    fn orphan(name: &str, arn: &str, region: &str) -> Declared<Self> {
-        let trail = Trail { name: name.into(), arn: arn.into(), region: region.into(), key: None };
-        Declared::undeclared(trail, address(name, region))
+    /// A trail this profile owns but no longer declares: the one it had before a rename. It
+    /// is deleted (with `--allow-data-loss`) only once `successor`, the declared trail, has
+    /// been created and read back logging, so the account is never without a trail.
+    pub fn left_over(trail: &LeftOver, successor: Address) -> Declared<Self> {
+        let kind = Trail { name: trail.name.clone(), arn: trail.arn.clone(), region: trail.region.clone(), key: None };
+        let mut declared = Declared::undeclared(kind, address(&trail.name, &trail.region));
+        declared.depends.push(successor);
+        declared
     }
 
     fn what(&self, doing: &str) -> String {
@@ -138,8 +142,76 @@ impl Trail {
     }
 }
 
+/// A trail this profile owns in the home region under another name than the one it
+/// declares: left over from a rename.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOver {
+    pub name: String,
+    pub arn: String,
+    pub region: String,
+}
+
+/// The trails `profile` owns but no longer declares.
+pub async fn left_over(aws: &Aws, profile: &Profile) -> anyhow::Result<Vec<LeftOver>> {
+    let owned = owned(aws, &profile.name).await?;
+    Ok(owned.into_iter().filter(|t| t.name != profile.trail.name).collect())
+}
+
+/// The undeclared resources for the trails left over, each deleted only after the declared
+/// trail it gave way to.
+pub fn undeclared(profile: &Profile, left: &[LeftOver]) -> Vec<Box<dyn Resource>> {
+    let successor = address(&profile.trail.name, &profile.runtime.region);
+    left.iter().map(|t| Box::new(Trail::left_over(t, successor.clone())) as Box<dyn Resource>).collect()
+}
+
+/// While a left-over trail exists it keeps logging, so the documents that let only the
+/// declared trail write (statements conditioned on `aws:SourceArn` being its ARN: the audit
+/// bucket policy, the trail key's policy) admit the left-over trails' ARNs as well. Once they
+/// are deleted, the next plan narrows the documents again.
+pub fn admit(profile: &mut Profile, left: &[LeftOver]) {
+    if left.is_empty() {
+        return;
+    }
+    let arns: Vec<&str> = left.iter().map(|t| t.arn.as_str()).collect();
+    let declared = profile.trail.arn.clone();
+    admit_in(&mut profile.bucket.policy, &declared, &arns);
+    if let Some(Kms::Managed { policy, .. }) = &mut profile.trail.kms {
+        admit_in(policy, &declared, &arns);
+    }
+}
+
+/// In every statement of `doc`, a condition on `aws:SourceArn` that names `declared` also
+/// names `others`.
+fn admit_in(doc: &mut serde_json::Value, declared: &str, others: &[&str]) {
+    use serde_json::Value;
+    let statements = match doc.get_mut("Statement") {
+        Some(Value::Array(list)) => list.iter_mut().collect::<Vec<_>>(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => return,
+    };
+    for statement in statements {
+        let Some(Value::Object(operators)) = statement.get_mut("Condition") else { continue };
+        for keys in operators.values_mut().filter_map(Value::as_object_mut) {
+            // Condition keys are case-insensitive (IAM User Guide, "IAM JSON policy elements: Condition").
+            for (_, value) in keys.iter_mut().filter(|(k, _)| k.eq_ignore_ascii_case("aws:SourceArn")) {
+                let mut names: Vec<Value> = match value {
+                    Value::String(s) if s == declared => vec![value.clone()],
+                    Value::Array(list) if list.iter().any(|v| v == declared) => list.clone(),
+                    _ => continue,
+                };
+                for other in others.iter().map(|a| Value::from(*a)) {
+                    if !names.contains(&other) {
+                        names.push(other);
+                    }
+                }
+                *value = Value::Array(names);
+            }
+        }
+    }
+}
+
 /// Trails in the home region tagged as owned by `profile`.
-pub async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<Box<dyn Resource>>> {
+async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<LeftOver>> {
     let region = aws.region();
     let listed = aws
         .cloudtrail
@@ -154,7 +226,7 @@ pub async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<Box<dyn Resou
         .filter(|t| t.home_region() == Some(region))
         .filter_map(|t| Some((t.name()?.to_string(), t.trail_arn()?.to_string())))
         .collect();
-    let mut out: Vec<Box<dyn Resource>> = Vec::new();
+    let mut out = Vec::new();
     // ListTags takes at most 20 trails per call.
     for chunk in local.chunks(20) {
         let arns: Vec<String> = chunk.iter().map(|(_, arn)| arn.clone()).collect();
@@ -170,7 +242,7 @@ pub async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<Box<dyn Resou
             if let Some((name, arn)) = chunk.iter().find(|(_, arn)| Some(arn.as_str()) == r.resource_id())
                 && mine
             {
-                out.push(Box::new(Trail::orphan(name, arn, region)));
+                out.push(LeftOver { name: name.clone(), arn: arn.clone(), region: region.to_string() });
             }
         }
     }
@@ -225,6 +297,23 @@ macro_rules! with_settings {
 #[async_trait]
 impl Kind for Trail {
     type Spec = TrailSpec;
+
+    /// Deleting the trail, or narrowing what it records, loses coverage from then on.
+    fn destructive(want: Option<&TrailSpec>, have: &TrailSpec, _empty: bool) -> Vec<String> {
+        let Some(want) = want else {
+            return vec!["deletes the trail: the events it records are no longer logged".into()];
+        };
+        let (w, h) = (&want.settings, &have.settings);
+        let narrowed = [
+            (h.is_multi_region_trail && !w.is_multi_region_trail, "stops recording events of every other region"),
+            (
+                h.include_global_service_events && !w.include_global_service_events,
+                "stops recording global service events (IAM, STS, CloudFront)",
+            ),
+            (have.is_logging && !want.is_logging, "stops logging"),
+        ];
+        narrowed.into_iter().filter(|(lost, _)| *lost).map(|(_, why)| why.to_string()).collect()
+    }
 
     fn resolve(&self, mut want: TrailSpec, outputs: &Outputs) -> TrailSpec {
         if let Some(key) = &self.key {
@@ -527,5 +616,62 @@ mod kind_tests {
         let aws = aws(&[&create, &selectors, &start]);
         trail.kind.create(&aws, &want).await.unwrap();
         assert_eq!([create.num_calls(), selectors.num_calls(), start.num_calls()], [1; 3]);
+    }
+}
+
+#[cfg(test)]
+mod replacement_tests {
+    use super::*;
+    use crate::resources::testing::flagship;
+    use serde_json::{Value, json};
+
+    fn left(name: &str) -> LeftOver {
+        LeftOver {
+            name: name.into(),
+            arn: format!("arn:aws:cloudtrail:us-east-1:123456789012:trail/{name}"),
+            region: "us-east-1".into(),
+        }
+    }
+
+    fn source_arns(doc: &Value, sid: &str) -> Value {
+        let statement = doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).unwrap();
+        statement["Condition"]["StringEquals"]["aws:SourceArn"].clone()
+    }
+
+    #[test]
+    fn while_a_left_over_trail_exists_the_bucket_and_key_policies_admit_it() {
+        let mut p = flagship();
+        let declared = p.trail.arn.clone();
+        let before = p.bucket.policy.clone();
+        admit(&mut p, &[]);
+        assert_eq!(p.bucket.policy, before, "nothing left over: nothing changes");
+
+        let old = left("old-audit");
+        admit(&mut p, std::slice::from_ref(&old));
+        assert_eq!(source_arns(&p.bucket.policy, "CtguardCloudTrailWrite"), json!([declared, old.arn]));
+        assert_eq!(source_arns(&p.bucket.policy, "CtguardCloudTrailAclCheck"), json!([declared, old.arn]));
+        let Some(Kms::Managed { policy, .. }) = &p.trail.kms else { panic!("the flagship profile manages its key") };
+        assert_eq!(source_arns(policy, "CtguardCloudTrailEncryptsLogs"), json!([declared, old.arn]));
+        // Statements conditioned on anything else are untouched.
+        let tls = p.bucket.policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "CtguardDenyInsecureTransport");
+        assert_eq!(tls.unwrap()["Condition"], json!({"Bool": {"aws:SecureTransport": "false"}}));
+        // Admitting twice adds nothing.
+        admit(&mut p, &[old.clone()]);
+        assert_eq!(source_arns(&p.bucket.policy, "CtguardCloudTrailWrite"), json!([declared, old.arn]));
+    }
+
+    #[test]
+    fn a_left_over_trail_is_deleted_only_after_the_declared_one() {
+        let p = flagship();
+        let resources = undeclared(&p, &[left("old-audit")]);
+        assert_eq!(resources.len(), 1);
+        let old = &resources[0];
+        assert!(!old.declared());
+        assert_eq!(old.address(), address("old-audit", "us-east-1"));
+        assert_eq!(old.depends_on(), [address(&p.trail.name, "us-east-1")]);
     }
 }

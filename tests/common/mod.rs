@@ -283,6 +283,7 @@ impl Request {
             ("GET", "lifecycle") => "GetLifecycleConfiguration",
             ("GET", "logging") => "GetBucketLogging",
             ("GET", "tagging") => "GetBucketTagging",
+            ("GET", "versions") => "ListBucketVersions",
             ("PUT", "") => "CreateBucket",
             ("PUT", "versioning") => "PutBucketVersioning",
             ("PUT", "encryption") => "PutEncryptionConfiguration",

@@ -1474,6 +1474,31 @@ def patch_athena_catalog() -> None:
     AthenaResponse.list_tags_for_resource = list_tags_for_resource
 
 
+def patch_s3_create_bucket_tags() -> None:
+    """moto 5.2.5 ignores the `Tags` of CreateBucket's CreateBucketConfiguration, which S3
+    applies to the new general purpose bucket (S3 API Reference, CreateBucketConfiguration).
+    They are set as PutBucketTagging would, once moto has made the bucket."""
+    import xmltodict
+    from moto.s3.responses import S3Response
+
+    original = S3Response._bucket_response_put
+
+    def put(self, request, bucket_name, querystring):  # noqa: ANN001, ANN202
+        result = original(self, request, bucket_name, querystring)
+        if not querystring and self.body:
+            try:
+                conf = xmltodict.parse(self.body).get("CreateBucketConfiguration") or {}
+            except Exception:  # noqa: BLE001 - not XML: moto answered it already
+                conf = {}
+            tags = (conf.get("Tags") or {}).get("Tag") or []
+            tags = tags if isinstance(tags, list) else [tags]
+            if tags:
+                self.backend.put_bucket_tagging(bucket_name, {t["Key"]: t.get("Value") or "" for t in tags})
+        return result
+
+    S3Response._bucket_response_put = put
+
+
 def stop_when_stdin_closes(stop: threading.Event) -> None:
     """Sets `stop` once stdin reaches end of file: the test that started us has gone."""
     def watch_stdin() -> None:
@@ -1511,6 +1536,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_tagging_api_rules()
         patch_s3_bucket_policy_conditions()
         patch_athena_catalog()
+        patch_s3_create_bucket_tags()
         # Alert delivery (PutEvents -> rules -> targets, alarm actions, SNS -> SQS) lives in
         # its own module: tests/emulator/delivery.py.
         import delivery
