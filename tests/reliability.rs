@@ -164,14 +164,27 @@ fn assert_converged(emu: &Emulator, profile: &str) {
     assert_eq!(plan.code, 0, "a plan after apply still has changes:\n{}\n{}", plan.stdout, plan.stderr);
 }
 
-fn spawn_apply(emu: &Emulator, profile: &str) -> Child {
+/// An apply in the background, its stdout and stderr going to files named `run` beside the
+/// profile: a pipe nobody reads while the test polls would fill (64 KiB) and stall the apply.
+fn spawn_apply(emu: &Emulator, profile: &str, run: &str) -> Child {
+    let log = |name: &str| Stdio::from(std::fs::File::create(log_file(profile, run, name)).unwrap());
     ctguard_cmd()
         .env("AWS_ENDPOINT_URL", &emu.endpoint)
         .args(["apply", "--auto-approve", "-p", profile])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(log("stdout"))
+        .stderr(log("stderr"))
         .spawn()
         .unwrap()
+}
+
+fn log_file(profile: &str, run: &str, stream: &str) -> PathBuf {
+    Path::new(profile).with_extension(format!("{run}.{stream}"))
+}
+
+/// What the apply spawned as `run` wrote.
+fn output(profile: &str, run: &str) -> String {
+    let read = |stream| std::fs::read_to_string(log_file(profile, run, stream)).unwrap_or_default();
+    format!("--- stdout\n{}\n--- stderr\n{}", read("stdout"), read("stderr"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -187,7 +200,7 @@ async fn an_apply_killed_at_any_point_is_finished_by_the_next() {
     let mut killed = 0;
     for n in 1.. {
         emu.clear_requests();
-        let mut child = spawn_apply(&emu, p);
+        let mut child = spawn_apply(&emu, p, "killed");
         let finished = loop {
             if child.try_wait().unwrap().is_some() {
                 break true;
@@ -199,9 +212,9 @@ async fn an_apply_killed_at_any_point_is_finished_by_the_next() {
             }
             std::thread::sleep(Duration::from_millis(2));
         };
-        let out = child.wait_with_output().unwrap();
+        let status = child.wait().unwrap();
         if finished {
-            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(status.code(), Some(0), "{}", output(p, "killed"));
             break;
         }
         killed += 1;
@@ -221,15 +234,9 @@ async fn two_applies_at_once_both_finish_with_one_set_of_resources() {
     let p = small_profile(dir.path());
     let p = p.to_str().unwrap();
     let want = declared(&emu, p);
-    let (a, b) = (spawn_apply(&emu, p), spawn_apply(&emu, p));
-    for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "--- stdout\n{}\n--- stderr\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let mut runs = [("a", spawn_apply(&emu, p, "a")), ("b", spawn_apply(&emu, p, "b"))];
+    for (run, child) in &mut runs {
+        assert_eq!(child.wait().unwrap().code(), Some(0), "{}", output(p, run));
     }
     assert_converged(&emu, p);
     assert_exactly_declared(&emu, &want, &["us-east-1"]).await;
