@@ -21,3 +21,4 @@ pub mod render;
 pub mod resources;
 pub mod settings;
 pub mod verdict;
+pub mod wildcard;

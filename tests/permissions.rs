@@ -277,30 +277,13 @@ fn checks_for(r: &Request, state: &State) -> Vec<Check> {
 // ---------------------------------------------------------------------------------------------
 
 /// IAM's wildcard match: `*` any run of characters, `?` any one.
+/// IAM's wildcards; actions are matched case-insensitively, as IAM does.
 fn glob(pattern: &str, text: &str, case_insensitive: bool) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = if case_insensitive {
-        (pattern.to_lowercase().chars().collect(), text.to_lowercase().chars().collect())
+    if case_insensitive {
+        ctguard::wildcard::iam(&pattern.to_lowercase(), &text.to_lowercase())
     } else {
-        (pattern.chars().collect(), text.chars().collect())
-    };
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
+        ctguard::wildcard::iam(pattern, text)
     }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 fn condition_holds(condition: &Value, context: &BTreeMap<String, Vec<String>>) -> bool {

@@ -35,7 +35,7 @@ impl Partial {
             Partial::Prefix(p) => name.starts_with(p.as_str()),
             Partial::Suffix(s) => name.ends_with(s.as_str()),
             Partial::Contains(c) => name.contains(c.as_str()),
-            Partial::Wildcard(w) => crate::lookback::principal::wildcard(w, name),
+            Partial::Wildcard(w) => crate::wildcard::star(w, name),
             Partial::IgnoreCase(v) => name.eq_ignore_ascii_case(v),
         }
     }

@@ -5,30 +5,7 @@ use serde_json::Value;
 
 use crate::detect::agents::{Attribution, Restriction, Signal};
 use crate::profile::Profile;
-
-/// `*` matches any run of characters (none included); every other character matches itself.
-pub fn wildcard(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    // Where the last `*` was, and how much of the text it has swallowed so far.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
-}
+use crate::wildcard::star;
 
 /// A `--principal` pattern: an ARN pattern (`arn:…`, matched against `userIdentity.arn`), or a
 /// name pattern matched against the IAM user name, the role name and the role session name.
@@ -71,9 +48,9 @@ impl PrincipalPattern {
 
     pub fn matches(&self, who: &Identity<'_>) -> bool {
         if self.arn {
-            who.arn.is_some_and(|arn| wildcard(&self.text, arn))
+            who.arn.is_some_and(|arn| star(&self.text, arn))
         } else {
-            who.names().any(|n| wildcard(&self.text, n))
+            who.names().any(|n| star(&self.text, n))
         }
     }
 }
@@ -189,23 +166,6 @@ mod tests {
     use super::*;
     use crate::profile::Runtime;
     use serde_json::json;
-
-    #[test]
-    fn wildcards_match_any_run() {
-        for (p, t, ok) in [
-            ("*", "", true),
-            ("AIAgent*", "AIAgent-ops", true),
-            ("AIAgent*", "XAIAgent", false),
-            ("*agent*", "my-agent-1", true),
-            ("a*b*c", "aXXbYYc", true),
-            ("a*b*c", "aXXbYY", false),
-            ("exact", "exact", true),
-            ("exact", "exactly", false),
-            ("**x", "abx", true),
-        ] {
-            assert_eq!(wildcard(p, t), ok, "{p} ~ {t}");
-        }
-    }
 
     fn record(identity: Value) -> Value {
         json!({"eventName": "DeleteBucket", "userIdentity": identity})

@@ -5,9 +5,9 @@
 use serde_json::Value;
 
 use crate::detect::catalog::{Catalog, Kind};
-use crate::lookback::principal::wildcard;
 use crate::profile::classes::SeverityClass;
 use crate::profile::{Comparison, Profile, Severity};
+use crate::wildcard::star as wildcard;
 
 /// Every severity, lowest first.
 pub const SEVERITIES: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];

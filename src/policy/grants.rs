@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 use super::ownership::statements;
+use crate::wildcard::iam;
 
 /// An AWS account principal, as a policy may name it: its root ARN or its bare id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,29 +34,6 @@ fn strings(v: Option<&Value>) -> Vec<&str> {
     }
 }
 
-/// IAM's wildcard match: `*` any run of characters, `?` any one.
-pub fn wildcard(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
 fn effect(s: &Value, want: &str) -> bool {
     s.get("Effect").and_then(Value::as_str) == Some(want)
 }
@@ -63,14 +41,14 @@ fn effect(s: &Value, want: &str) -> bool {
 /// Whether the statement's `Action` (or `NotAction`) covers `action`.
 fn covers_action(s: &Value, action: &str) -> bool {
     let action = action.to_ascii_lowercase();
-    let any = |key| strings(s.get(key)).iter().any(|p| wildcard(&p.to_ascii_lowercase(), &action));
+    let any = |key| strings(s.get(key)).iter().any(|p| iam(&p.to_ascii_lowercase(), &action));
     if s.get("NotAction").is_some() { !any("NotAction") } else { any("Action") }
 }
 
 /// Whether the statement's `Resource` (or `NotResource`) covers `arn`; no element at all
 /// reads as every resource (key policies, trust policies).
 fn covers_resource(s: &Value, arn: &str) -> bool {
-    let any = |key| strings(s.get(key)).iter().any(|p| wildcard(p, arn));
+    let any = |key| strings(s.get(key)).iter().any(|p| iam(p, arn));
     match (s.get("Resource"), s.get("NotResource")) {
         (_, Some(_)) => !any("NotResource"),
         (Some(_), None) => any("Resource"),
@@ -250,7 +228,7 @@ fn operator_holds(op: &str, found: Option<&str>, values: &[&str], raw: &Value) -
     let any = match base.as_str() {
         "stringequals" | "arnequals" => values.contains(&found),
         "stringequalsignorecase" => values.iter().any(|v| v.eq_ignore_ascii_case(found)),
-        "stringlike" | "arnlike" => values.iter().any(|v| wildcard(v, found)),
+        "stringlike" | "arnlike" => values.iter().any(|v| iam(v, found)),
         "bool" => bool_values.iter().any(|v| v.eq_ignore_ascii_case(found)),
         _ => return true,
     };
@@ -261,16 +239,6 @@ fn operator_holds(op: &str, found: Option<&str>, values: &[&str], raw: &Value) -
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn wildcards_match_as_iam_does() {
-        assert!(wildcard("s3:put*", "s3:putobject"));
-        assert!(wildcard("*", ""));
-        assert!(wildcard("arn:aws:s3:::b/*/AWSLogs/*", "arn:aws:s3:::b/x/AWSLogs/1/CloudTrail/f.gz"));
-        assert!(wildcard("kms:?ut*", "kms:PutKeyPolicy"));
-        assert!(!wildcard("s3:Get*", "s3:PutObject"));
-        assert!(!wildcard("arn:aws:s3:::b", "arn:aws:s3:::b/x"));
-    }
 
     #[test]
     fn public_is_a_wildcard_principal_without_a_pinning_condition() {
