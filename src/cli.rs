@@ -164,6 +164,32 @@ pub enum Command {
     Man,
     /// Help AI agents be recognisable: the IAM side of the profile's `[agents]` signals.
     Agents(AgentsArgs),
+    /// Check a profile and its policy templates without calling AWS.
+    ///
+    /// Everything plan and apply check before their first AWS call: every key and type, every
+    /// placeholder, every template rendered and parsed, names, patterns, regions and limits,
+    /// with the account ID, partition and region standing in as placeholders. No credentials
+    /// and no network are needed, so it suits a pre-commit hook.
+    ///
+    /// Exit status: 0 valid, 1 invalid (every problem named, with file, line and key).
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Profile to check: the name of a built-in profile or a path to a .toml file.
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
+    pub profile: String,
+
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable. A value
+    /// starting with `[` or `{` is read as TOML: `--var 'regions=["us-east-1","eu-west-1"]'`.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// The home region to check the profile with. Without it: the profile's home_region, then
+    /// us-east-1 (AWS_REGION and the shared config are not read).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -112,6 +112,9 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
             commands::permissions::run(&settings, &printer).await
         }
         Command::Agents(args) => commands::agents::run(&args.action, &printer),
+        Command::Validate(args) => {
+            commands::validate::run(&settings::ValidateSettings::resolve(&global, &args)?, &printer)
+        }
         Command::Completions(args) => {
             let mut cli = Cli::command();
             printer.data(|w, _| {

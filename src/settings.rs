@@ -97,6 +97,25 @@ impl ProfileChoice {
     }
 }
 
+/// `ctguard validate`: a profile, checked offline.
+#[derive(Debug, Clone)]
+pub struct ValidateSettings {
+    pub profile: ProfileChoice,
+    /// The --region flag.
+    pub region: Option<String>,
+    pub format: Format,
+}
+
+impl ValidateSettings {
+    pub fn resolve(global: &Global, args: &cli::ValidateArgs) -> anyhow::Result<Self> {
+        Ok(ValidateSettings {
+            profile: ProfileChoice::resolve(&args.profile, &args.vars)?,
+            region: args.region.clone(),
+            format: global.document()?,
+        })
+    }
+}
+
 /// plan, apply and verify: a profile, an account, and how to show the result.
 #[derive(Debug, Clone)]
 pub struct Settings {
