@@ -239,6 +239,12 @@ pub struct PlanArgs {
     /// Print only the counts: per kind of resource and action, and the Plan line.
     #[arg(long)]
     pub summary: bool,
+
+    /// Also save the plan to FILE, for `ctguard apply FILE` to carry out exactly. The file
+    /// holds the profile and its --var values, a hash of what the profile declares, the
+    /// account, and a fingerprint of the live state each change was computed from.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +272,13 @@ pub struct ApplyArgs {
     /// in place, still logging.
     #[arg(long)]
     pub allow_data_loss: bool,
+
+    /// A plan saved by `ctguard plan --out FILE`: apply exactly it, without asking (it was
+    /// reviewed). The profile, variables and region come from the file. Refused, changing
+    /// nothing, when the account, the profile or any resource's live state has changed since
+    /// the plan was made; the error names what moved.
+    #[arg(value_name = "PLANFILE", conflicts_with_all = ["profile", "vars", "region"])]
+    pub plan_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -19,5 +19,6 @@ pub mod profile;
 pub mod regions;
 pub mod render;
 pub mod resources;
+pub mod saved_plan;
 pub mod settings;
 pub mod verdict;

@@ -152,6 +152,13 @@ impl Settings {
         })
     }
 
+    /// The settings a saved plan was made with: its profile, variables and region.
+    pub fn for_saved_plan(mut self, saved: &crate::saved_plan::SavedPlan) -> Self {
+        self.profile = ProfileChoice { spec: saved.profile.spec.clone(), overrides: saved.profile.vars.clone() };
+        self.region = saved.profile.region_flag.clone();
+        self
+    }
+
     /// The settings of a command that shows subscription endpoints.
     pub fn with_endpoints(mut self, endpoints: &EndpointArgs) -> Self {
         self.show_endpoints = endpoints.show_endpoints;
@@ -224,11 +231,13 @@ fn check_endpoint(url: &str) -> anyhow::Result<()> {
 }
 
 /// `plan`, resolved.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PlanOptions {
     pub detailed_exitcode: bool,
     /// Counts only.
     pub summary: bool,
+    /// `--out FILE`: where to save the plan.
+    pub out: Option<PathBuf>,
 }
 
 /// `apply`, resolved.

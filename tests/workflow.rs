@@ -65,3 +65,95 @@ fn validate_checks_the_profile_and_templates_with_no_aws_call() {
     assert_eq!(calls, 0);
     assert!(bad.stderr.contains("trail.name"), "{}", bad.stderr);
 }
+
+const ALARM: &str = "ctguard-cis-4.3-root-account-usage";
+
+async fn set_retention(emu: &Emulator, days: i32) {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&emu.sdk().await);
+    logs.put_retention_policy().log_group_name(LOG_GROUP).retention_in_days(days).send().await.unwrap();
+}
+
+/// The planned resources of a saved plan that are not no-ops.
+fn planned(file: &Path) -> Vec<String> {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(doc["format_version"], "1");
+    assert_eq!(doc["account"], ACCOUNT);
+    assert_eq!(doc["profile"]["name"], "ai-agent-guard");
+    assert_eq!(doc["profile"]["hash"].as_str().map(str::len), Some(64), "{}", doc["profile"]);
+    doc["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["change"]["action"] != "no-op")
+        .map(|r| r["address"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_is_applied_exactly_or_refused_when_anything_moved() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    export(dir.path());
+    let profile = dir.path().join("profiles/ai-agent-guard.toml");
+    let profile_arg = profile.to_str().unwrap();
+    emu.ctguard(&["apply", "--auto-approve", "-p", profile_arg]).expect(0);
+
+    // Two resources drift; the saved plan repairs exactly those.
+    set_retention(&emu, 30).await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&emu.sdk().await);
+    cloudwatch.delete_alarms().alarm_names(ALARM).send().await.unwrap();
+    let file = dir.path().join("reviewed.plan.json");
+    let plan_run = emu.ctguard(&["plan", "-p", profile_arg, "--out", file.to_str().unwrap()]);
+    plan_run.expect(0);
+    assert!(plan_run.stderr.contains("Saved the plan to"), "{}", plan_run.stderr);
+    let mut changes = planned(&file);
+    changes.sort();
+    assert_eq!(changes, [format!("cloudwatch_alarm.{ALARM}"), format!("logs_log_group.{LOG_GROUP}")]);
+    let apply_saved = || emu.ctguard(&["apply", file.to_str().unwrap()]);
+
+    // Someone changes a planned resource through the API: the plan is stale, nothing is written.
+    set_retention(&emu, 60).await;
+    emu.clear_requests();
+    let stale = apply_saved();
+    stale.expect(1);
+    assert!(stale.stderr.contains("refusing to apply the saved plan"), "{}", stale.stderr);
+    assert!(
+        stale.stderr.contains(&format!("logs_log_group.{LOG_GROUP} ({REGION}): its live state changed")),
+        "{}",
+        stale.stderr
+    );
+    assert!(emu.mutating_requests().is_empty(), "{:?}", emu.mutating_requests());
+    set_retention(&emu, 30).await;
+
+    // The profile is edited after the plan was made: refused too.
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(&profile, text.replacen("retention_days = 365", "retention_days = 400", 1)).unwrap();
+    emu.clear_requests();
+    let edited = apply_saved();
+    edited.expect(1);
+    assert!(
+        edited.stderr.contains("the profile \"ai-agent-guard\" changed since the plan was made"),
+        "{}",
+        edited.stderr
+    );
+    assert!(emu.mutating_requests().is_empty(), "{:?}", emu.mutating_requests());
+    // A comment is not a change to what the profile declares.
+    std::fs::write(&profile, format!("# reviewed\n{text}")).unwrap();
+
+    // Back to what the plan was computed from: it applies, making exactly the planned writes.
+    emu.clear_requests();
+    let applied = apply_saved();
+    applied.expect(0);
+    assert!(applied.stdout.contains("1 added, 1 changed, 0 destroyed"), "{}", applied.stdout);
+    let mut writes: Vec<(String, String)> =
+        emu.mutating_requests().iter().map(|r| (r.iam_action(), r.params.to_string())).collect();
+    writes.sort();
+    let touched = |w: &(String, String)| w.1.contains(LOG_GROUP) || w.1.contains(ALARM);
+    assert!(writes.iter().all(touched), "writes beyond the plan: {writes:?}");
+    let actions: Vec<&str> = writes.iter().map(|w| w.0.as_str()).collect();
+    assert_eq!(actions, ["cloudwatch:PutMetricAlarm", "logs:PutRetentionPolicy"]);
+    emu.ctguard(&["plan", "-p", profile_arg, "--detailed-exitcode"]).expect(0);
+
+    // Applied once, the plan is spent: the live state it was computed from is gone.
+    apply_saved().expect(1);
+}

@@ -211,6 +211,22 @@ pub struct Live {
     spec: Arc<dyn Any + Send + Sync>,
 }
 
+#[cfg(test)]
+impl Live {
+    /// A live state with these attributes and owner, and no spec behind them.
+    pub fn for_tests(attrs: Attrs, owner: Ownership) -> Self {
+        Live {
+            attrs,
+            owner,
+            exports: Exports::default(),
+            checks: vec![],
+            notes: vec![],
+            empty: false,
+            spec: Arc::new(()),
+        }
+    }
+}
+
 /// A resource kind with its spec type erased: what the engine, the planner and verify use.
 #[async_trait]
 pub trait Resource: Send + Sync {
