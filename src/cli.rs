@@ -173,6 +173,33 @@ pub enum Command {
     ///
     /// Exit status: 0 valid, 1 invalid (every problem named, with file, line and key).
     Validate(ValidateArgs),
+    /// Delete what ctguard made for the profile, in reverse dependency order.
+    ///
+    /// Only resources tagged with this profile's ownership tag are deleted; anything else
+    /// (another profile's, made by hand, or a kind that carries no tag, such as AWS Config's
+    /// recorder) is left as it is and listed. What loses audit data or coverage (the audit and
+    /// access-log buckets, the log group, the trail's KMS key, the trail) is kept unless
+    /// --allow-data-loss is given, and so is what a kept resource needs. Shows the plan first
+    /// and asks for confirmation on a terminal, as apply does.
+    ///
+    /// Exit status: 0 done (or nothing to delete), 1 error or cancelled.
+    Destroy(DestroyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Destroy without asking. Required when stdin is not a terminal.
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Also delete what loses audit data or coverage: the trail, the audit and access-log
+    /// buckets (emptied: every log in them), the log group, and the trail's KMS key (scheduled
+    /// for deletion after 7 days; logs encrypted with it become unreadable).
+    #[arg(long)]
+    pub allow_data_loss: bool,
 }
 
 #[derive(Debug, Args)]

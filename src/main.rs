@@ -127,6 +127,12 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
             commands::permissions::run(&settings, &printer).await
         }
         Command::Agents(args) => commands::agents::run(&args.action, &printer),
+        Command::Destroy(args) => {
+            let settings = Settings::resolve(&global, &args.common)?;
+            let options =
+                settings::DestroyOptions { auto_approve: args.auto_approve, allow_data_loss: args.allow_data_loss };
+            commands::destroy::run(&settings, &printer, options, &watch).await
+        }
         Command::Validate(args) => {
             commands::validate::run(&settings::ValidateSettings::resolve(&global, &args)?, &printer)
         }

@@ -248,6 +248,14 @@ pub struct ApplyOptions {
     pub consent: crate::plan::Consent,
 }
 
+/// `destroy`, resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct DestroyOptions {
+    pub auto_approve: bool,
+    /// Audit data (buckets, log group, the trail's key) may be deleted.
+    pub allow_data_loss: bool,
+}
+
 /// `verify`, resolved.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {

@@ -157,3 +157,77 @@ async fn a_saved_plan_is_applied_exactly_or_refused_when_anything_moved() {
     // Applied once, the plan is spent: the live state it was computed from is gone.
     apply_saved().expect(1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_removes_what_the_profile_owns_and_audit_data_only_when_asked() {
+    let emu = Emulator::start();
+    emu.ctguard(&["apply", "--auto-approve"]).expect(0);
+    let conf = emu.sdk().await;
+    let (s3, logs) = (aws_sdk_s3::Client::new(&conf), aws_sdk_cloudwatchlogs::Client::new(&conf));
+    let (cloudtrail, kms) = (aws_sdk_cloudtrail::Client::new(&conf), aws_sdk_kms::Client::new(&conf));
+    let (sns, cloudwatch) = (aws_sdk_sns::Client::new(&conf), aws_sdk_cloudwatch::Client::new(&conf));
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("cloudtrail/AWSLogs/x.json.gz")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    // Not ctguard's: a topic made by hand, and an alarm whose ownership tag someone removed.
+    let theirs = sns.create_topic().name("hand-made-alerts").send().await.unwrap().topic_arn().unwrap().to_string();
+    let alarm_arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARM}");
+    cloudwatch.untag_resource().resource_arn(&alarm_arn).tag_keys("ctguard:profile").send().await.unwrap();
+
+    let run = emu.ctguard(&["destroy", "--auto-approve"]);
+    run.expect(0);
+    assert!(run.stdout.contains(&format!("sns_topic.ctguard-alerts will be destroyed")), "{}", run.stdout);
+    let kept = format!("s3_bucket.{BUCKET}: kept: deleting it deletes the bucket and every log in it");
+    assert!(run.stdout.contains(&kept), "{}", run.stdout);
+    // Deleting the trail loses coverage: it stays, and so does the role it delivers logs with.
+    assert!(
+        run.stdout.contains(&format!("cloudtrail_trail.{TRAIL}: kept: deleting it deletes the trail")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("iam_role.{ROLE}: kept: cloudtrail_trail.{TRAIL} stays and needs it")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(&format!("cloudwatch_alarm.{ALARM}: not created by ctguard")), "{}", run.stdout);
+    cloudtrail.get_trail().name(TRAIL).send().await.expect("the trail stays");
+    let topics = sns.list_topics().send().await.unwrap();
+    let arns: Vec<&str> = topics.topics().iter().filter_map(|t| t.topic_arn()).collect();
+    assert_eq!(arns, [theirs.as_str()], "ctguard's topic is gone, the hand-made one stays");
+    let alarms = cloudwatch.describe_alarms().send().await.unwrap();
+    let names: Vec<&str> = alarms.metric_alarms().iter().filter_map(|a| a.alarm_name()).collect();
+    assert_eq!(names, [ALARM], "only the alarm ctguard no longer owns is left");
+    let iam = aws_sdk_iam::Client::new(&conf);
+    iam.get_role().role_name(ROLE).send().await.expect("the log delivery role stays");
+    // Audit data stays.
+    for bucket in [BUCKET, ACCESS_BUCKET] {
+        s3.head_bucket().bucket(bucket).send().await.unwrap_or_else(|e| panic!("{bucket}: {e:?}"));
+    }
+    let groups = logs.describe_log_groups().log_group_name_prefix(LOG_GROUP).send().await.unwrap();
+    assert_eq!(groups.log_groups().len(), 1);
+    let key = kms.describe_key().key_id(KEY_ALIAS).send().await.unwrap();
+    assert_eq!(key.key_metadata().unwrap().key_state().map(|s| s.as_str()), Some("Enabled"));
+
+    let run = emu.ctguard(&["destroy", "--auto-approve", "--allow-data-loss"]);
+    run.expect(0);
+    assert!(run.stdout.contains("! data loss: deletes the bucket and every log in it"), "{}", run.stdout);
+    assert!(cloudtrail.get_trail().name(TRAIL).send().await.is_err(), "the trail is gone");
+    assert!(iam.get_role().role_name(ROLE).send().await.is_err(), "the log delivery role is gone");
+    for bucket in [BUCKET, ACCESS_BUCKET] {
+        assert!(s3.head_bucket().bucket(bucket).send().await.is_err(), "{bucket} is gone");
+    }
+    let groups = logs.describe_log_groups().log_group_name_prefix(LOG_GROUP).send().await.unwrap();
+    assert!(groups.log_groups().is_empty());
+    assert!(kms.describe_key().key_id(KEY_ALIAS).send().await.is_err(), "the alias is gone");
+    // What ctguard does not own is still there, and nothing is left to destroy.
+    assert_eq!(cloudwatch.describe_alarms().alarm_names(ALARM).send().await.unwrap().metric_alarms().len(), 1);
+    sns.get_topic_attributes().topic_arn(&theirs).send().await.unwrap();
+    let again = emu.ctguard(&["destroy", "--auto-approve", "--allow-data-loss"]);
+    again.expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+}

@@ -101,7 +101,7 @@ fn deleted_destructively(report: &Report) -> bool {
     report.outcomes.iter().any(|(c, o)| c.action == Action::Delete && !c.destructive.is_empty() && *o == Outcome::Done)
 }
 
-fn confirm() -> anyhow::Result<bool> {
+pub(super) fn confirm() -> anyhow::Result<bool> {
     eprint!("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
@@ -110,9 +110,9 @@ fn confirm() -> anyhow::Result<bool> {
 }
 
 /// Passes apply's progress on, and keeps the count Ctrl-C reports.
-struct Tracked<'a> {
-    inner: Box<dyn Hook>,
-    watch: &'a Watch,
+pub(super) struct Tracked<'a> {
+    pub inner: Box<dyn Hook>,
+    pub watch: &'a Watch,
 }
 
 impl Hook for Tracked<'_> {

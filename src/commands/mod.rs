@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod apply;
+pub mod destroy;
 pub mod hunt;
 pub mod investigate;
 pub mod permissions;
