@@ -321,6 +321,13 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 
+    /// Also write the result as SARIF 2.1.0 to FILE, for code-scanning dashboards: one rule
+    /// per resource kind's drift and per resource kind's health checks, one result per drifted
+    /// resource and per failing check (waived ones as suppressed), located at the resource's
+    /// address.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+
     /// Print only drift and failing checks, and the verdict: no waived findings or notes
     /// (and no passing checks, even with -v).
     #[arg(long)]

@@ -260,6 +260,7 @@ pub struct DestroyOptions {
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
     pub junit: Option<PathBuf>,
+    pub sarif: Option<PathBuf>,
     pub only_failures: bool,
 }
 

@@ -231,3 +231,74 @@ async fn destroy_removes_what_the_profile_owns_and_audit_data_only_when_asked() 
     again.expect(0);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
 }
+
+/// Validates `doc` against the SARIF 2.1.0 schema; the validator's complaint on failure.
+fn sarif_schema_errors(doc: &Path) -> Option<String> {
+    let schema = repo().join("tests/sarif/sarif-schema-2.1.0.json");
+    let script = "import json, sys, jsonschema\n\
+                  schema = json.load(open(sys.argv[1]))\n\
+                  jsonschema.Draft7Validator.check_schema(schema)\n\
+                  errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(json.load(open(sys.argv[2])))]\n\
+                  print('\\n'.join(errors))\n\
+                  sys.exit(1 if errors else 0)";
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(&schema)
+        .arg(doc)
+        .output()
+        .expect("the venv's python runs");
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
+    (!out.status.success()).then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_writes_sarif_that_the_sarif_schema_accepts() {
+    let emu = Emulator::start();
+    emu.ctguard(&["apply", "--auto-approve"]).expect(0);
+    set_retention(&emu, 30).await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&emu.sdk().await);
+    cloudwatch.delete_alarms().alarm_names(ALARM).send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ctguard.sarif");
+    emu.ctguard(&["verify", "--sarif", file.to_str().unwrap(), "--format", "json"]).expect(2);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(sarif_schema_errors(&file), None);
+
+    let run = &doc["runs"][0];
+    let rules: Vec<&str> =
+        run["tool"]["driver"]["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(
+        rules.contains(&"ctguard/drift/logs_log_group") && rules.contains(&"ctguard/drift/cloudwatch_alarm"),
+        "{rules:?}"
+    );
+    let unique: std::collections::BTreeSet<&&str> = rules.iter().collect();
+    assert_eq!(unique.len(), rules.len(), "one rule per kind of finding");
+    let drifted: Vec<(&str, &str)> = run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ruleId"].as_str().unwrap().starts_with("ctguard/drift/"))
+        .map(|r| {
+            (r["locations"][0]["logicalLocations"][0]["name"].as_str().unwrap(), r["message"]["text"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        drifted,
+        [
+            (
+                format!("logs_log_group.{LOG_GROUP}").as_str(),
+                format!("logs_log_group.{LOG_GROUP} ({REGION}) has drifted: retention_in_days").as_str()
+            ),
+            (
+                format!("cloudwatch_alarm.{ALARM}").as_str(),
+                format!("cloudwatch_alarm.{ALARM} ({REGION}) is missing").as_str()
+            ),
+        ]
+    );
+
+    // The schema is no rubber stamp: a SARIF log of another version is refused.
+    let mut wrong = doc.clone();
+    wrong["version"] = "2.0.0".into();
+    std::fs::write(&file, wrong.to_string()).unwrap();
+    assert!(sarif_schema_errors(&file).is_some_and(|e| e.contains("2.1.0")));
+}

@@ -22,6 +22,12 @@ pub async fn run(settings: &Settings, printer: &Printer, options: &VerifyOptions
         render::junit::verify(&mut xml, &session.ctx, &verdict)?;
         std::fs::write(path, xml).with_context(|| format!("writing the JUnit report to {}", path.display()))?;
     }
+    if let Some(path) = &options.sarif {
+        let mut sarif = Vec::new();
+        let file = session.profile.file.trim_start_matches("<built-in>/");
+        render::sarif::verify(&mut sarif, &session.ctx, &verdict, file)?;
+        std::fs::write(path, sarif).with_context(|| format!("writing the SARIF report to {}", path.display()))?;
+    }
     let view = VerifyView {
         expand: settings.expand,
         passing: settings.output.verbose > 0 && !options.only_failures,

@@ -8,6 +8,7 @@ pub mod integrity;
 pub mod json;
 pub mod junit;
 pub mod progress;
+pub mod sarif;
 
 use crate::plan::Action;
 
