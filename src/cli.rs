@@ -328,6 +328,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub sarif: Option<PathBuf>,
 
+    /// Also write the result as one self-contained HTML page to FILE (no external asset): the
+    /// verdict and its counts, the detections by region coloured by state, each drifted field
+    /// before and after, the failing checks and the waivers.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Print only drift and failing checks, and the verdict: no waived findings or notes
     /// (and no passing checks, even with -v).
     #[arg(long)]

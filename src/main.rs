@@ -101,8 +101,12 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
         }
         Command::Verify(args) => {
             let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
-            let options =
-                settings::VerifyOptions { junit: args.junit, sarif: args.sarif, only_failures: args.only_failures };
+            let options = settings::VerifyOptions {
+                junit: args.junit,
+                sarif: args.sarif,
+                html: args.html,
+                only_failures: args.only_failures,
+            };
             commands::verify::run(&settings, &printer, &options).await
         }
         Command::ValidateLogs(args) => {

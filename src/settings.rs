@@ -261,6 +261,7 @@ pub struct DestroyOptions {
 pub struct VerifyOptions {
     pub junit: Option<PathBuf>,
     pub sarif: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     pub only_failures: bool,
 }
 

@@ -252,7 +252,7 @@ fn sarif_schema_errors(doc: &Path) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn verify_writes_sarif_that_the_sarif_schema_accepts() {
+async fn verify_writes_sarif_the_schema_accepts_and_an_html_page_a_browser_renders() {
     let emu = Emulator::start();
     emu.ctguard(&["apply", "--auto-approve"]).expect(0);
     set_retention(&emu, 30).await;
@@ -260,7 +260,10 @@ async fn verify_writes_sarif_that_the_sarif_schema_accepts() {
     cloudwatch.delete_alarms().alarm_names(ALARM).send().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ctguard.sarif");
-    emu.ctguard(&["verify", "--sarif", file.to_str().unwrap(), "--format", "json"]).expect(2);
+    let page = dir.path().join("ctguard.html");
+    let args = ["verify", "--sarif", file.to_str().unwrap(), "--html", page.to_str().unwrap(), "--format", "json"];
+    emu.ctguard(&args).expect(2);
+    page_renders(&page, dir.path());
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(sarif_schema_errors(&file), None);
 
@@ -301,4 +304,77 @@ async fn verify_writes_sarif_that_the_sarif_schema_accepts() {
     wrong["version"] = "2.0.0".into();
     std::fs::write(&file, wrong.to_string()).unwrap();
     assert!(sarif_schema_errors(&file).is_some_and(|e| e.contains("2.1.0")));
+}
+
+/// Renders the page in headless Chromium (installed by scripts/browser-setup) to a screenshot
+/// and to its DOM: the page must draw (many colours, the states' among them) and carry
+/// the expected title and counts.
+fn page_renders(page: &Path, dir: &Path) {
+    let chromium = |extra: &[&str]| {
+        let out = std::process::Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"])
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .env("HOME", dir)
+            .output()
+            .expect("chromium is installed (scripts/browser-setup installs it from the distribution's packages)");
+        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shot = dir.join("page.png");
+    chromium(&["--window-size=1280,1024", &format!("--screenshot={}", shot.display())]);
+    let dom = chromium(&["--dump-dom"]);
+    assert!(
+        dom.contains(&format!("<title>ctguard verify: profile ai-agent-guard in account {ACCOUNT} ({REGION})</title>")),
+        "{dom}"
+    );
+    assert!(dom.contains(r#"<b id="count-drifted">2</b>"#), "{dom}");
+    let row = dom
+        .lines()
+        .find(|l| l.starts_with(&format!("<tr><th>cloudwatch_alarm.{ALARM}</th>")))
+        .expect("the alarm's row");
+    assert_eq!(row.matches(r#"class="cell drift""#).count(), 1, "{row}");
+    assert!(dom.contains(">365</code>") && dom.contains(">30</code>"), "the retention's before and after: {dom}");
+
+    // Decode the PNG (8-bit RGB or RGBA, as Chromium writes it) and count its colours.
+    let script = r#"
+import struct, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+assert data[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
+pos, idat = 8, b''
+while pos < len(data):
+    n, kind = struct.unpack('>I4s', data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + n]
+    if kind == b'IHDR':
+        width, height, depth, color = struct.unpack('>IIBB', body[:10])
+    elif kind == b'IDAT':
+        idat += body
+    pos += 12 + n
+assert depth == 8 and color in (2, 6), (depth, color)
+bpp = 3 if color == 2 else 4
+raw, stride, prev, colours, pixels = zlib.decompress(idat), width * bpp, bytearray(width * bpp), set(), 0
+for y in range(height):
+    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    for i in range(stride):
+        a = line[i - bpp] if i >= bpp else 0
+        b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    for x in range(0, stride, bpp):
+        colours.add(bytes(line[x:x + 3]))
+    prev = line
+print(len(colours), int(bytes([0xcf, 0x22, 0x2e]) in colours and bytes([0xda, 0xfb, 0xe1]) in colours))
+"#;
+    let out =
+        std::process::Command::new(repo().join(".venv/bin/python")).args(["-c", script]).arg(&shot).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (colours, state_colours) = text.trim().split_once(' ').unwrap();
+    assert!(colours.parse::<usize>().unwrap() > 20, "a blank page: {colours} colours");
+    assert_eq!(state_colours, "1", "the failed verdict in red and the matrix's passing cells in green");
 }
