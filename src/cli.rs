@@ -164,6 +164,59 @@ pub enum Command {
     Man,
     /// Help AI agents be recognisable: the IAM side of the profile's `[agents]` signals.
     Agents(AgentsArgs),
+    /// Check a profile and its policy templates without calling AWS.
+    ///
+    /// Everything plan and apply check before their first AWS call: every key and type, every
+    /// placeholder, every template rendered and parsed, names, patterns, regions and limits,
+    /// with the account ID, partition and region standing in as placeholders. No credentials
+    /// and no network are needed, so it suits a pre-commit hook.
+    ///
+    /// Exit status: 0 valid, 1 invalid (every problem named, with file, line and key).
+    Validate(ValidateArgs),
+    /// Delete what ctguard made for the profile, in reverse dependency order.
+    ///
+    /// Only resources tagged with this profile's ownership tag are deleted; anything else
+    /// (another profile's, made by hand, or a kind that carries no tag, such as AWS Config's
+    /// recorder) is left as it is and listed. What loses audit data or coverage (the audit and
+    /// access-log buckets, the log group, the trail's KMS key, the trail) is kept unless
+    /// --allow-data-loss is given, and so is what a kept resource needs. Shows the plan first
+    /// and asks for confirmation on a terminal, as apply does.
+    ///
+    /// Exit status: 0 done (or nothing to delete), 1 error or cancelled.
+    Destroy(DestroyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Destroy without asking. Required when stdin is not a terminal.
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Also delete what loses audit data or coverage: the trail, the audit and access-log
+    /// buckets (emptied: every log in them), the log group, and the trail's KMS key (scheduled
+    /// for deletion after 7 days; logs encrypted with it become unreadable).
+    #[arg(long)]
+    pub allow_data_loss: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Profile to check: the name of a built-in profile or a path to a .toml file.
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
+    pub profile: String,
+
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable. A value
+    /// starting with `[` or `{` is read as TOML: `--var 'regions=["us-east-1","eu-west-1"]'`.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// The home region to check the profile with. Without it: the profile's home_region, then
+    /// us-east-1 (AWS_REGION and the shared config are not read).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +266,12 @@ pub struct PlanArgs {
     /// Print only the counts: per kind of resource and action, and the Plan line.
     #[arg(long)]
     pub summary: bool,
+
+    /// Also save the plan to FILE, for `ctguard apply FILE` to carry out exactly. The file
+    /// holds the profile and its --var values, a hash of what the profile declares, the
+    /// account, and a fingerprint of the live state each change was computed from.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +299,13 @@ pub struct ApplyArgs {
     /// in place, still logging.
     #[arg(long)]
     pub allow_data_loss: bool,
+
+    /// A plan saved by `ctguard plan --out FILE`: apply exactly it, without asking (it was
+    /// reviewed). The profile, variables and region come from the file. Refused, changing
+    /// nothing, when the account, the profile or any resource's live state has changed since
+    /// the plan was made; the error names what moved.
+    #[arg(value_name = "PLANFILE", conflicts_with_all = ["profile", "vars", "region"])]
+    pub plan_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +320,19 @@ pub struct VerifyArgs {
     /// check, failing ones as failures and waived ones as skipped, for CI systems to show.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+
+    /// Also write the result as SARIF 2.1.0 to FILE, for code-scanning dashboards: one rule
+    /// per resource kind's drift and per resource kind's health checks, one result per drifted
+    /// resource and per failing check (waived ones as suppressed), located at the resource's
+    /// address.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+
+    /// Also write the result as one self-contained HTML page to FILE (no external asset): the
+    /// verdict and its counts, the detections by region coloured by state, each drifted field
+    /// before and after, the failing checks and the waivers.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// Print only drift and failing checks, and the verdict: no waived findings or notes
     /// (and no passing checks, even with -v).

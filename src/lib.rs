@@ -19,6 +19,7 @@ pub mod profile;
 pub mod regions;
 pub mod render;
 pub mod resources;
+pub mod saved_plan;
 pub mod settings;
 pub mod verdict;
 pub mod wildcard;

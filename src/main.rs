@@ -75,18 +75,38 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
     match command {
         Command::Plan(args) => {
             let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
-            let options = settings::PlanOptions { detailed_exitcode: args.detailed_exitcode, summary: args.summary };
+            let options = settings::PlanOptions {
+                detailed_exitcode: args.detailed_exitcode,
+                summary: args.summary,
+                out: args.out,
+            };
             commands::plan::run(&settings, &printer, options).await
         }
         Command::Apply(args) => {
             let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
             let consent = ctguard::plan::Consent { adopt: args.adopt, data_loss: args.allow_data_loss };
-            let options = settings::ApplyOptions { auto_approve: args.auto_approve, consent };
-            commands::apply::run(&settings, &printer, options, &watch).await
+            match args.plan_file {
+                None => {
+                    let options = settings::ApplyOptions { auto_approve: args.auto_approve, consent };
+                    commands::apply::run(&settings, &printer, options, &watch, None).await
+                }
+                Some(file) => {
+                    let saved = ctguard::saved_plan::SavedPlan::read(&file)?;
+                    let settings = settings.for_saved_plan(&saved);
+                    // A saved plan was reviewed when it was made: apply does not ask again.
+                    let options = settings::ApplyOptions { auto_approve: true, consent };
+                    commands::apply::run(&settings, &printer, options, &watch, Some(&saved)).await
+                }
+            }
         }
         Command::Verify(args) => {
             let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
-            let options = settings::VerifyOptions { junit: args.junit, only_failures: args.only_failures };
+            let options = settings::VerifyOptions {
+                junit: args.junit,
+                sarif: args.sarif,
+                html: args.html,
+                only_failures: args.only_failures,
+            };
             commands::verify::run(&settings, &printer, &options).await
         }
         Command::ValidateLogs(args) => {
@@ -112,6 +132,15 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
             commands::permissions::run(&settings, &printer).await
         }
         Command::Agents(args) => commands::agents::run(&args.action, &printer),
+        Command::Destroy(args) => {
+            let settings = Settings::resolve(&global, &args.common)?;
+            let options =
+                settings::DestroyOptions { auto_approve: args.auto_approve, allow_data_loss: args.allow_data_loss };
+            commands::destroy::run(&settings, &printer, options, &watch).await
+        }
+        Command::Validate(args) => {
+            commands::validate::run(&settings::ValidateSettings::resolve(&global, &args)?, &printer)
+        }
         Command::Completions(args) => {
             let mut cli = Cli::command();
             printer.data(|w, _| {

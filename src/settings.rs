@@ -97,6 +97,25 @@ impl ProfileChoice {
     }
 }
 
+/// `ctguard validate`: a profile, checked offline.
+#[derive(Debug, Clone)]
+pub struct ValidateSettings {
+    pub profile: ProfileChoice,
+    /// The --region flag.
+    pub region: Option<String>,
+    pub format: Format,
+}
+
+impl ValidateSettings {
+    pub fn resolve(global: &Global, args: &cli::ValidateArgs) -> anyhow::Result<Self> {
+        Ok(ValidateSettings {
+            profile: ProfileChoice::resolve(&args.profile, &args.vars)?,
+            region: args.region.clone(),
+            format: global.document()?,
+        })
+    }
+}
+
 /// plan, apply and verify: a profile, an account, and how to show the result.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -131,6 +150,13 @@ impl Settings {
             expand: common.expand || global.output.verbose > 0,
             show_endpoints: false,
         })
+    }
+
+    /// The settings a saved plan was made with: its profile, variables and region.
+    pub fn for_saved_plan(mut self, saved: &crate::saved_plan::SavedPlan) -> Self {
+        self.profile = ProfileChoice { spec: saved.profile.spec.clone(), overrides: saved.profile.vars.clone() };
+        self.region = saved.profile.region_flag.clone();
+        self
     }
 
     /// The settings of a command that shows subscription endpoints.
@@ -205,11 +231,13 @@ fn check_endpoint(url: &str) -> anyhow::Result<()> {
 }
 
 /// `plan`, resolved.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PlanOptions {
     pub detailed_exitcode: bool,
     /// Counts only.
     pub summary: bool,
+    /// `--out FILE`: where to save the plan.
+    pub out: Option<PathBuf>,
 }
 
 /// `apply`, resolved.
@@ -220,10 +248,20 @@ pub struct ApplyOptions {
     pub consent: crate::plan::Consent,
 }
 
+/// `destroy`, resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct DestroyOptions {
+    pub auto_approve: bool,
+    /// Audit data (buckets, log group, the trail's key) may be deleted.
+    pub allow_data_loss: bool,
+}
+
 /// `verify`, resolved.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
     pub junit: Option<PathBuf>,
+    pub sarif: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     pub only_failures: bool,
 }
 

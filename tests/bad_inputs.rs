@@ -36,7 +36,7 @@ fn default_args() -> Vec<String> {
 }
 
 fn default_commands() -> Vec<String> {
-    ["apply", "plan", "verify"].map(String::from).to_vec()
+    ["apply", "plan", "verify", "validate"].map(String::from).to_vec()
 }
 
 /// Where each case's profile sits in its working directory.

@@ -7,13 +7,16 @@ use crate::engine::{self, Event, Hook, Outcome, Report};
 use crate::plan::{Action, Consent, Plan};
 use crate::printer::Printer;
 use crate::render::{self, human::PlanView};
+use crate::saved_plan::SavedPlan;
 use crate::settings::{ApplyOptions, Format, Settings};
 
+/// Converges the account; with `saved`, only if the plan computed now is that one.
 pub async fn run(
     settings: &Settings,
     printer: &Printer,
     options: ApplyOptions,
     watch: &Watch,
+    saved: Option<&SavedPlan>,
 ) -> anyhow::Result<Status> {
     let ApplyOptions { auto_approve, consent } = options;
     // Refuse before touching AWS: nobody is there to answer the question.
@@ -22,6 +25,15 @@ pub async fn run(
     }
     let session = Session::open(settings, printer).await?;
     let (live, plan) = session.plan(printer).await?;
+    if let Some(saved) = saved {
+        let moved = saved.moved(&super::plan::basis(settings, &session, &live, &plan));
+        anyhow::ensure!(
+            moved.is_empty(),
+            "refusing to apply the saved plan: it is stale, nothing was changed. Make and review a new one \
+             with `ctguard plan --out FILE`.\n  {}",
+            moved.join("\n  ")
+        );
+    }
     if settings.format == Format::Human {
         let view = PlanView { expand: settings.expand, summary_only: false };
         printer.data(|w, paint| render::human::plan(w, paint, &session.ctx, &plan, view))?;
@@ -89,7 +101,7 @@ fn deleted_destructively(report: &Report) -> bool {
     report.outcomes.iter().any(|(c, o)| c.action == Action::Delete && !c.destructive.is_empty() && *o == Outcome::Done)
 }
 
-fn confirm() -> anyhow::Result<bool> {
+pub(super) fn confirm() -> anyhow::Result<bool> {
     eprint!("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
@@ -98,9 +110,9 @@ fn confirm() -> anyhow::Result<bool> {
 }
 
 /// Passes apply's progress on, and keeps the count Ctrl-C reports.
-struct Tracked<'a> {
-    inner: Box<dyn Hook>,
-    watch: &'a Watch,
+pub(super) struct Tracked<'a> {
+    pub inner: Box<dyn Hook>,
+    pub watch: &'a Watch,
 }
 
 impl Hook for Tracked<'_> {

@@ -2,12 +2,14 @@
 
 pub mod agents;
 pub mod apply;
+pub mod destroy;
 pub mod hunt;
 pub mod investigate;
 pub mod permissions;
 pub mod plan;
 pub mod profiles;
 pub mod test;
+pub mod validate;
 pub mod validate_logs;
 pub mod verify;
 
@@ -117,13 +119,8 @@ impl Session {
     /// Loads and fully validates the profile, then connects. The profile is checked once with
     /// stand-in account facts before any AWS call, so a bad profile fails without credentials.
     pub async fn open(settings: &Settings, printer: &Printer) -> anyhow::Result<Session> {
-        let loaded = profile::load(&settings.profile.spec)?;
-        // The profile's own home_region is checked with the rest of the profile, in resolve.
-        if let Some(region) = &settings.region {
-            profile::validate::region(region).map_err(|e| anyhow::anyhow!("--region {region:?}: expected {e}"))?;
-        }
+        let (loaded, _) = validate::offline(&settings.profile, settings.region.as_deref())?;
         let home = settings.region.clone().or(loaded.home_region().map(str::to_string));
-        loaded.resolve(&Runtime::placeholder(home.as_deref().unwrap_or("us-east-1")), &settings.profile.overrides)?;
 
         let started = Instant::now();
         let config = aws::load_config(&settings.connect(loaded.home_region())).await;

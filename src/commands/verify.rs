@@ -22,6 +22,17 @@ pub async fn run(settings: &Settings, printer: &Printer, options: &VerifyOptions
         render::junit::verify(&mut xml, &session.ctx, &verdict)?;
         std::fs::write(path, xml).with_context(|| format!("writing the JUnit report to {}", path.display()))?;
     }
+    if let Some(path) = &options.sarif {
+        let mut sarif = Vec::new();
+        let file = session.profile.file.trim_start_matches("<built-in>/");
+        render::sarif::verify(&mut sarif, &session.ctx, &verdict, file)?;
+        std::fs::write(path, sarif).with_context(|| format!("writing the SARIF report to {}", path.display()))?;
+    }
+    if let Some(path) = &options.html {
+        let mut page = Vec::new();
+        render::html::verify(&mut page, &session.ctx, &verdict)?;
+        std::fs::write(path, page).with_context(|| format!("writing the HTML report to {}", path.display()))?;
+    }
     let view = VerifyView {
         expand: settings.expand,
         passing: settings.output.verbose > 0 && !options.only_failures,

@@ -45,6 +45,10 @@ impl Paint {
         self.paint(Style::new().bold().fg_color(Some(AnsiColor::Yellow.into())), text)
     }
 
+    pub fn success(&self, text: &str) -> String {
+        self.paint(Style::new().bold().fg_color(Some(AnsiColor::Green.into())), text)
+    }
+
     pub fn failure(&self, text: &str) -> String {
         self.paint(Style::new().bold().fg_color(Some(AnsiColor::Red.into())), text)
     }

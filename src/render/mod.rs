@@ -2,12 +2,14 @@
 //! `Write` so tests render into a `Vec<u8>`. The words and symbols for actions live here only.
 
 pub mod attrs;
+pub mod html;
 pub mod human;
 pub mod hunt;
 pub mod integrity;
 pub mod json;
 pub mod junit;
 pub mod progress;
+pub mod sarif;
 
 use crate::plan::Action;
 

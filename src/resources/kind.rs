@@ -211,6 +211,22 @@ pub struct Live {
     spec: Arc<dyn Any + Send + Sync>,
 }
 
+#[cfg(test)]
+impl Live {
+    /// A live state with these attributes and owner, and no spec behind them.
+    pub fn for_tests(attrs: Attrs, owner: Ownership) -> Self {
+        Live {
+            attrs,
+            owner,
+            exports: Exports::default(),
+            checks: vec![],
+            notes: vec![],
+            empty: false,
+            spec: Arc::new(()),
+        }
+    }
+}
+
 /// A resource kind with its spec type erased: what the engine, the planner and verify use.
 #[async_trait]
 pub trait Resource: Send + Sync {
@@ -223,6 +239,8 @@ pub trait Resource: Send + Sync {
     fn replace_on(&self) -> Vec<String>;
     /// The kind's verdict on data loss for the change from `have` to the desired state.
     fn destructive(&self, have: &Live, outputs: &Outputs) -> Vec<String>;
+    /// The kind's verdict on data loss for deleting the resource as read (`ctguard destroy`).
+    fn destroying(&self, have: &Live) -> Vec<String>;
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
     /// Reads again after a write, past any batched read.
     async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
@@ -256,6 +274,11 @@ impl<K: Kind> Resource for Declared<K> {
     fn destructive(&self, live: &Live, outputs: &Outputs) -> Vec<String> {
         let Some(have) = live.spec.downcast_ref::<K::Spec>() else { return Vec::new() };
         K::destructive(self.resolved(outputs).as_ref(), have, live.empty)
+    }
+
+    fn destroying(&self, live: &Live) -> Vec<String> {
+        let Some(have) = live.spec.downcast_ref::<K::Spec>() else { return Vec::new() };
+        K::destructive(None, have, live.empty)
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

@@ -31,6 +31,7 @@ pub mod snapshot;
 pub mod subscriptions;
 pub mod tag_index;
 pub mod tags;
+pub mod teardown;
 #[cfg(test)]
 pub mod testing;
 pub mod topic;
