@@ -3,21 +3,48 @@
 
 use serde_json::{Value, json};
 
-use super::types::{AlarmDoc, Comparison, ProfileDoc, RuleDoc, Severity, StringOrList};
+use super::types::{AlarmDoc, Comparison, ProfileDoc, RuleDoc, Severity, StringOrList, SubscriptionDoc};
 use super::vars::Vars;
 use super::{Kms, Problem, Resolver, Runtime, validate};
 use crate::detect::agents::{self, Agents, Kind, Restriction};
 
 #[derive(Debug, Clone)]
 pub struct Alerts {
-    pub topic: String,
-    pub topic_arn: String,
-    pub policy: Value,
+    /// Every topic: the default one first when declared, then one per severity that has its own.
+    pub topics: Vec<AlertTopic>,
+    /// The topic (index into `topics`) each severity publishes to; a severity missing here has
+    /// none, which validation refuses for any severity a rule or alarm uses.
+    pub routes: std::collections::BTreeMap<Severity, usize>,
     pub kms: Option<Kms>,
-    pub subscriptions: Vec<Subscription>,
+    /// Named beside the account id in every alert.
+    pub account_alias: Option<String>,
     /// Whether outputs show endpoints in full (`--show-endpoints`); otherwise they show
     /// `Subscription::label`'s masked form. Set by the command, never by the profile.
     pub show_endpoints: bool,
+}
+
+/// One SNS topic alerts are published to, with its policy and subscriptions.
+#[derive(Debug, Clone)]
+pub struct AlertTopic {
+    pub name: String,
+    pub arn: String,
+    pub policy: Value,
+    pub subscriptions: Vec<Subscription>,
+    /// The severities it receives, lowest first.
+    pub severities: Vec<Severity>,
+}
+
+impl Alerts {
+    /// The topic a rule or alarm of `severity` publishes to. Validation guarantees one for every
+    /// severity the profile uses; the first topic stands in otherwise.
+    pub fn topic_for(&self, severity: Severity) -> &AlertTopic {
+        &self.topics[self.routes.get(&severity).copied().unwrap_or(0)]
+    }
+
+    /// Every subscription of every topic.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &Subscription> {
+        self.topics.iter().flat_map(|t| t.subscriptions.iter())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,26 +161,68 @@ impl Resolver<'_> {
         }
 
         let alerts = doc.alerts.as_ref().map(|a| {
-            let topic = self.text("alerts.topic", &a.topic, vars);
-            self.check("alerts.topic", &topic, validate::topic_name);
-            let topic_arn = format!("arn:{partition}:sns:{home}:{account}:{topic}");
-            vars.insert("topic_name".into(), json!(topic));
-            vars.insert("topic_arn".into(), json!(topic_arn));
-            let subscriptions = a
-                .subscriptions
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let key = format!("alerts.subscriptions[{i}]");
-                    let sub = Subscription {
-                        protocol: self.text(&format!("{key}.protocol"), &s.protocol, vars),
-                        endpoint: self.text(&format!("{key}.endpoint"), &s.endpoint, vars),
-                    };
-                    self.subscription(&key, &sub);
-                    sub
-                })
-                .collect();
-            (topic, topic_arn, a.clone(), subscriptions)
+            let mut declared: Vec<(String, Option<Severity>, &[SubscriptionDoc])> = Vec::new();
+            if a.topic.is_some() {
+                declared.push(("alerts".into(), None, &a.subscriptions));
+            } else if !a.subscriptions.is_empty() {
+                self.problem(
+                    "alerts.subscriptions",
+                    "subscriptions of the default topic, but [alerts] declares no default `topic`: name one, or move \
+                     them under [alerts.topics.<severity>]",
+                );
+            }
+            for (severity, t) in &a.topics {
+                declared.push((format!("alerts.topics.{}", severity.as_str()), Some(*severity), &t.subscriptions));
+            }
+            if declared.is_empty() {
+                self.problem("alerts", "no topic: declare a default `topic`, or one under [alerts.topics.<severity>]");
+            }
+            let mut topics = Vec::new();
+            for (key, severity, subs) in declared {
+                let raw = match severity {
+                    None => a.topic.as_deref().unwrap_or_default(),
+                    Some(s) => a.topics[&s].topic.as_str(),
+                };
+                let name = self.text(&format!("{key}.topic"), raw, vars);
+                self.check(&format!("{key}.topic"), &name, validate::topic_name);
+                let arn = format!("arn:{partition}:sns:{home}:{account}:{name}");
+                let subscriptions = subs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let key = format!("{key}.subscriptions[{i}]");
+                        let sub = Subscription {
+                            protocol: self.text(&format!("{key}.protocol"), &s.protocol, vars),
+                            endpoint: self.text(&format!("{key}.endpoint"), &s.endpoint, vars),
+                        };
+                        self.subscription(&key, &sub);
+                        sub
+                    })
+                    .collect();
+                topics.push(AlertTopic { name, arn, policy: Value::Null, subscriptions, severities: Vec::new() });
+            }
+            self.unique("alerts.topics", topics.iter().map(|t| t.name.clone()));
+            let mut routes = std::collections::BTreeMap::new();
+            for severity in Severity::ALL {
+                let own = a.topics.keys().position(|s| *s == severity).map(|i| i + usize::from(a.topic.is_some()));
+                let route = own.or(a.topic.as_ref().map(|_| 0));
+                if let Some(i) = route {
+                    routes.insert(severity, i);
+                    topics[i].severities.push(severity);
+                }
+            }
+            // The templates name the default topic (or the first) as `${topic_arn}`, and every
+            // topic as `${ctguard_topics}`.
+            if let Some(first) = topics.first() {
+                vars.insert("topic_name".into(), json!(first.name));
+                vars.insert("topic_arn".into(), json!(first.arn));
+            }
+            let arns: Vec<&String> = topics.iter().map(|t| &t.arn).collect();
+            let subscriptions: Vec<Value> = arns.iter().map(|a| json!({"prefix": format!("{a}:")})).collect();
+            vars.insert("alert_topic_arns".into(), json!(arns));
+            vars.insert("ctguard_topic_subscriptions".into(), json!(subscriptions));
+            let alias = a.account_alias.as_ref().map(|x| self.text("alerts.account_alias", x, vars));
+            (topics, routes, alias, a.clone())
         });
 
         let events = doc.events.as_ref().map(|e| {
@@ -185,14 +254,24 @@ impl Resolver<'_> {
         let alarms = self.alarms(&doc.alarms, &namespace, agents.as_ref(), vars);
 
         // Templates last, once every derived name is defined.
-        let alerts = alerts.map(|(topic, topic_arn, a, subscriptions)| Alerts {
-            policy: self.shared_document("alerts.policy", &a.policy, vars),
-            kms: a.kms.as_ref().and_then(|k| self.topic_kms(k, vars)),
-            topic,
-            topic_arn,
-            subscriptions,
-            show_endpoints: false,
+        let alerts = alerts.map(|(mut topics, routes, account_alias, a)| {
+            for t in &mut topics {
+                let mut own = vars.clone();
+                own.insert("topic_name".into(), json!(t.name));
+                own.insert("topic_arn".into(), json!(t.arn));
+                t.policy = self.shared_document("alerts.policy", &a.policy, &own);
+            }
+            Alerts {
+                kms: a.kms.as_ref().and_then(|k| self.topic_kms(k, vars)),
+                topics,
+                routes,
+                account_alias,
+                show_endpoints: false,
+            }
         });
+        if let Some(a) = &alerts {
+            self.routed(a, events.as_ref().map(|e| e.3.rules.as_slice()).unwrap_or_default(), &doc.alarms);
+        }
         let events = events.map(|(role_name, role_arn, home_bus_arn, e)| Events {
             trust_policy: self.shared_document("events.forwarder_trust_policy", &e.forwarder_trust_policy, vars),
             role_policy: self.template("events.forwarder_role_policy", &e.forwarder_role_policy, vars),
@@ -234,6 +313,24 @@ impl Resolver<'_> {
                     regions.join(", ")
                 ),
             );
+        }
+    }
+
+    /// Every severity a rule or alarm uses has a topic: its own, or the default one.
+    fn routed(&mut self, alerts: &Alerts, rules: &[RuleDoc], alarms: &[AlarmDoc]) {
+        let used = rules.iter().enumerate().map(|(i, r)| (format!("events.rules[{i}].severity"), r.severity));
+        let used = used.chain(alarms.iter().enumerate().map(|(i, a)| (format!("alarms[{i}].severity"), a.severity)));
+        for (key, severity) in used.collect::<Vec<_>>() {
+            if !alerts.routes.contains_key(&severity) {
+                let s = severity.as_str();
+                self.problem(
+                    &key,
+                    format!(
+                        "severity {s:?} has no topic: [alerts] declares no default `topic` and no \
+                         [alerts.topics.{s}]; declare one of them"
+                    ),
+                );
+            }
         }
     }
 
@@ -490,6 +587,10 @@ impl Resolver<'_> {
             _ => None,
         };
         let var = |name: &str, vars: &Vars| vars.get(name).and_then(Value::as_str).map(str::to_string);
+        let list = |name: &str, vars: &Vars| -> Vec<String> {
+            let items = vars.get(name).and_then(Value::as_array).cloned().unwrap_or_default();
+            items.iter().filter_map(Value::as_str).map(str::to_string).collect()
+        };
         let mut roles: Vec<String> = Vec::new();
         roles.extend(doc.cloudwatch_logs.as_ref().and_then(|c| text(&c.role_name, vars)));
         roles.extend(doc.events.as_ref().and_then(|e| text(&e.forwarder_role, vars)));
@@ -500,7 +601,7 @@ impl Resolver<'_> {
             ("ctguard_buckets", buckets),
             ("ctguard_trails", var("trail_name", vars).into_iter().collect()),
             ("ctguard_log_groups", var("log_group_name", vars).into_iter().collect()),
-            ("ctguard_topics", var("topic_arn", vars).into_iter().collect()),
+            ("ctguard_topics", list("alert_topic_arns", vars)),
             ("ctguard_kms_aliases", var("kms_alias", vars).into_iter().collect()),
         ];
         for (name, list) in lists {

@@ -67,8 +67,10 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         if let Some(Kms::Managed { alias, policy }) = &alerts.kms {
             out.push(Box::new(kms_key::KmsKey::new(profile, alias, policy, "encrypts the alert topic")));
         }
-        out.push(Box::new(topic::Topic::new(profile, alerts)));
-        out.push(Box::new(subscriptions::Subscriptions::new(profile, alerts)));
+        for t in &alerts.topics {
+            out.push(Box::new(topic::Topic::new(profile, alerts, t)));
+            out.push(Box::new(subscriptions::Subscriptions::new(profile, alerts, t)));
+        }
     }
     if let Some(events) = &profile.events {
         // The forwarding role is only needed when there is another region to forward from.

@@ -105,26 +105,85 @@ async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<BTreeMap<String, Liste
     Ok(rules.collect())
 }
 
-/// The alert text: "<principal> called <eventName> (<eventSource>) in <region> at <time>;
-/// error: <errorCode>", headed by severity and title. An SNS target wants a JSON string.
-fn input_transformer(rule: &Rule) -> Transformer {
-    let text = format!(
-        "[{}] {}: <principal> called <action> (<service>) in <region> at <time>; error: <error>",
-        rule.severity.as_str().to_uppercase(),
-        rule.title
-    );
-    let paths = [
-        ("principal", "$.detail.userIdentity.arn"),
-        ("action", "$.detail.eventName"),
-        ("service", "$.detail.eventSource"),
-        ("region", "$.region"),
-        ("time", "$.time"),
-        ("error", "$.detail.errorCode"),
-    ];
-    Transformer {
-        paths: Some(paths.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-        template: serde_json::to_string(&text).unwrap_or_default(),
+/// What the alert message reads from the event, by placeholder name. Well under EventBridge's
+/// 100 input paths. A path the event lacks becomes an empty value, so every line still reads
+/// as "Label: " followed by nothing.
+const MESSAGE_PATHS: [(&str, &str); 19] = [
+    ("account", "$.account"),
+    ("region", "$.region"),
+    ("eventTime", "$.detail.eventTime"),
+    ("eventId", "$.detail.eventID"),
+    ("eventName", "$.detail.eventName"),
+    ("eventSource", "$.detail.eventSource"),
+    ("principalType", "$.detail.userIdentity.type"),
+    ("principalArn", "$.detail.userIdentity.arn"),
+    ("principalId", "$.detail.userIdentity.principalId"),
+    ("userName", "$.detail.userIdentity.userName"),
+    ("roleName", "$.detail.userIdentity.sessionContext.sessionIssuer.userName"),
+    ("sourceIdentity", "$.detail.userIdentity.sessionContext.sourceIdentity"),
+    ("invokedBy", "$.detail.userIdentity.invokedBy"),
+    ("sourceIp", "$.detail.sourceIPAddress"),
+    ("userAgent", "$.detail.userAgent"),
+    ("errorCode", "$.detail.errorCode"),
+    ("errorMessage", "$.detail.errorMessage"),
+    ("requestParameters", "$.detail.requestParameters"),
+    ("resources", "$.detail.resources"),
+];
+
+/// The CloudTrail console's host in a partition.
+fn console_host(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "console.amazonaws.cn",
+        "aws-us-gov" => "console.amazonaws-us-gov.com",
+        _ => "console.aws.amazon.com",
     }
+}
+
+/// The alert message: one quoted line per fact, the form EventBridge documents for a text
+/// message (SNS delivers it as it is; email and chat clients show one fact per line). The
+/// headline carries severity and title; then account, region, who (with the agent signals the
+/// rule is restricted to, and the fields that show which one matched), what, on what, the
+/// outcome, and a link to the event in the CloudTrail console's event history.
+pub fn message(rule: &Rule, partition: &str, account_alias: Option<&str>) -> Transformer {
+    let agents = if rule.restriction.is_empty() {
+        "none of the declared agent signals (this rule covers every other principal)".to_string()
+    } else {
+        rule.restriction
+            .signals
+            .iter()
+            .map(|s| format!("{} {}", s.kind.key(), s.pattern))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let alias = account_alias.map(|a| format!(" ({a})")).unwrap_or_default();
+    let link = format!("https://{}/cloudtrail/home?region=<region>#/events/<eventId>", console_host(partition));
+    let lines = [
+        format!("[{}] {}", rule.severity.as_str().to_uppercase(), rule.title),
+        format!("Account: <account>{alias}"),
+        "Region: <region>".to_string(),
+        "Principal: <principalType> <principalArn>".to_string(),
+        "Principal id (role id:session name): <principalId>".to_string(),
+        "IAM user: <userName>".to_string(),
+        "Role: <roleName>".to_string(),
+        "Source identity: <sourceIdentity>".to_string(),
+        "Invoked by (AWS service): <invokedBy>".to_string(),
+        format!("Agent signals of this rule: {agents}"),
+        "Call: <eventName> (<eventSource>)".to_string(),
+        "Request parameters: <requestParameters>".to_string(),
+        "Resources: <resources>".to_string(),
+        "Error code (empty if the call succeeded): <errorCode> <errorMessage>".to_string(),
+        "User agent: <userAgent>".to_string(),
+        "Source IP: <sourceIp>".to_string(),
+        "Event: <eventId> at <eventTime>".to_string(),
+        format!("Console: {link}"),
+        format!("Rule: {}", rule.name),
+    ];
+    // A '"' or '\\' of the profile's own text would end or escape its line.
+    let clean = |l: &String| l.replace(['"', '\\'], "'");
+    let template = lines.iter().map(|l| format!("\"{}\"", clean(l))).collect::<Vec<_>>().join("\n");
+    let used: Vec<(&str, &str)> =
+        MESSAGE_PATHS.iter().copied().filter(|(k, _)| template.contains(&format!("<{k}>"))).collect();
+    Transformer { paths: Some(used.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()), template }
 }
 
 /// Rules repeat in every region, so the region is part of the name.
@@ -145,9 +204,10 @@ impl EventRule {
         let rt = &profile.runtime;
         let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
         let (target_id, target, depends) = if region == rt.region {
-            let arn = alerts.topic_arn.clone();
-            let t = TargetSpec { arn, role_arn: None, input_transformer: Some(input_transformer(rule)) };
-            (TOPIC_TARGET, t, vec![topic::address(alerts, &rt.region)])
+            let on = alerts.topic_for(rule.severity);
+            let text = message(rule, &rt.partition, alerts.account_alias.as_deref());
+            let t = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
+            (TOPIC_TARGET, t, vec![topic::address(on, &rt.region)])
         } else {
             let (arn, role_arn) = (events.home_bus_arn.clone(), Some(events.role_arn.clone()));
             let t = TargetSpec { arn, role_arn, input_transformer: None };
