@@ -79,8 +79,10 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         }
         for r in &profile.regions {
             for rule in &events.rules {
-                let (listed, tags) = (listings.event_rules[r].clone(), listings.tags[r].clone());
-                out.push(Box::new(rule::EventRule::new(profile, events, rule, r, listed, tags)));
+                for part in &rule.parts {
+                    let (listed, tags) = (listings.event_rules[r].clone(), listings.tags[r].clone());
+                    out.push(Box::new(rule::EventRule::new(profile, events, rule, part, r, listed, tags)));
+                }
             }
         }
     }

@@ -197,6 +197,7 @@ impl EventRule {
         profile: &Profile,
         events: &Events,
         rule: &Rule,
+        (name, pattern): &(String, Value),
         region: &str,
         region_rules: Arc<RegionEventRules>,
         tags: Arc<TagIndex>,
@@ -214,15 +215,15 @@ impl EventRule {
             (FORWARD_TARGET, t, vec![role::address(&events.role_name, region)])
         };
         let want = RuleSpec {
-            pattern: Some(policy::canonical_pattern(&rule.pattern)),
+            pattern: Some(policy::canonical_pattern(pattern)),
             state: Some(RuleState::Enabled.as_str().to_string()),
             description: rule.description.clone(),
             targets: BTreeMap::from([(target_id.to_string(), target)]),
             tags: tags::owner_tags(profile),
         };
-        let arn = format!("arn:{}:events:{region}:{}:rule/{}", rt.partition, rt.account_id, rule.name);
-        let kind = EventRule { name: rule.name.clone(), region: region.into(), arn, region_rules, tags };
-        Declared::new(kind, address(&rule.name, region), want, depends)
+        let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
+        let kind = EventRule { name: name.clone(), region: region.into(), arn, region_rules, tags };
+        Declared::new(kind, address(name, region), want, depends)
     }
 
     fn orphan(name: &str, arn: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Declared<Self> {
@@ -399,7 +400,8 @@ mod tests {
 
     fn rule_in(p: &Profile, region: &str) -> Declared<EventRule> {
         let events = p.events.as_ref().unwrap();
-        EventRule::new(p, events, &events.rules[0], region, Default::default(), Default::default())
+        let rule = &events.rules[0];
+        EventRule::new(p, events, rule, &rule.parts[0], region, Default::default(), Default::default())
     }
 
     #[test]
