@@ -97,6 +97,10 @@ pub struct Events {
     /// The home region's default bus, where other regions forward their matches.
     pub home_bus_arn: String,
     pub rules: Vec<Rule>,
+    /// The patterns of the forwarding rules every other region runs instead of the rules: each
+    /// a superset of what the rules match for some event sources, no event matching two, so an
+    /// event is forwarded once and the home region's rules alert on it as on their own.
+    pub forward: Vec<Value>,
 }
 
 /// An EventBridge rule. The same rule is deployed in every region of the profile.
@@ -277,6 +281,7 @@ impl Resolver<'_> {
             self.routed(a, events.as_ref().map(|e| e.3.rules.as_slice()).unwrap_or_default(), &doc.alarms);
         }
         let events = events.map(|(role_name, role_arn, home_bus_arn, e)| Events {
+            forward: Vec::new(),
             trust_policy: self.shared_document("events.forwarder_trust_policy", &e.forwarder_trust_policy, vars),
             role_policy: self.template("events.forwarder_role_policy", &e.forwarder_role_policy, vars),
             rules: {
@@ -292,6 +297,10 @@ impl Resolver<'_> {
             role_path: e.forwarder_role_path.clone(),
             role_arn,
             home_bus_arn,
+        });
+        let events = events.map(|mut e| {
+            e.forward = forward_patterns(&e.rules, MAX_EVENT_PATTERN);
+            e
         });
         self.unique(
             "events.rules",
@@ -800,6 +809,86 @@ pub fn split_by_source(pattern: &Value, max: usize) -> Option<Vec<Value>> {
         }
     }
     parts.iter().map(|m| part(m)).collect()
+}
+
+/// What another region forwards to the home bus: the CloudTrail calls of the sources the rules
+/// name, by event name where every branch of a source lists its names, as one or more patterns
+/// of at most `max` characters split by source (so no event matches two). A rule that names no
+/// source makes the whole forward its detail types (or everything of the account's).
+pub fn forward_patterns(rules: &[Rule], max: usize) -> Vec<Value> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let patterns: Vec<&Value> = rules.iter().flat_map(|r| r.parts.iter().map(|(_, p)| p)).collect();
+    let strings = |v: Option<&Value>| -> Option<Vec<String>> {
+        v?.as_array()?.iter().map(|x| x.as_str().map(str::to_string)).collect()
+    };
+    let mut detail_types: Option<BTreeSet<String>> = Some(BTreeSet::new());
+    // Per source, its event names; `None`: any name.
+    let mut sources: Option<BTreeMap<String, Option<BTreeSet<String>>>> = Some(BTreeMap::new());
+    for p in &patterns {
+        match (strings(p.get("detail-type")), detail_types.as_mut()) {
+            (Some(types), Some(all)) => all.extend(types),
+            _ => detail_types = None,
+        }
+        let top = p.get("detail");
+        let branches: Vec<Option<&Value>> = match p.get("$or").and_then(Value::as_array) {
+            Some(bs) => bs.iter().map(|b| b.get("detail")).collect(),
+            None => vec![None],
+        };
+        for b in branches {
+            let field = |name: &str| b.and_then(|d| d.get(name)).or_else(|| top.and_then(|d| d.get(name)));
+            let (Some(names_of), Some(found)) = (sources.as_mut(), strings(field("eventSource"))) else {
+                sources = None;
+                continue;
+            };
+            let names = strings(field("eventName"));
+            for source in found {
+                let entry = names_of.entry(source).or_insert_with(|| Some(BTreeSet::new()));
+                match (entry.as_mut(), &names) {
+                    (Some(all), Some(names)) => all.extend(names.iter().cloned()),
+                    _ => *entry = None,
+                }
+            }
+        }
+    }
+    let mut base = serde_json::Map::new();
+    if let Some(types) = &detail_types {
+        base.insert("detail-type".into(), json!(types));
+    }
+    let Some(sources) = sources else {
+        return vec![Value::Object(base)];
+    };
+    let branch = |source: &str, names: Option<&BTreeSet<String>>| match names {
+        Some(n) => json!({"detail": {"eventSource": [source], "eventName": n}}),
+        None => json!({"detail": {"eventSource": [source]}}),
+    };
+    let part = |members: &[Value]| -> Value {
+        let mut out = base.clone();
+        match members {
+            [only] => {
+                out.insert("detail".into(), only["detail"].clone());
+            }
+            many => {
+                out.insert("$or".into(), Value::Array(many.to_vec()));
+            }
+        }
+        Value::Object(out)
+    };
+    let size = |members: &[Value]| part(members).to_string().chars().count();
+    let mut parts: Vec<Vec<Value>> = vec![Vec::new()];
+    for (source, names) in &sources {
+        let mut b = branch(source, names.as_ref());
+        if size(std::slice::from_ref(&b)) > max {
+            // Too many names for one rule: every call of the source is forwarded.
+            b = branch(source, None);
+        }
+        let current = parts.last_mut().expect("never empty");
+        current.push(b);
+        if size(current) > max {
+            let b = current.pop().expect("just pushed");
+            parts.push(vec![b]);
+        }
+    }
+    parts.iter().filter(|m| !m.is_empty()).map(|m| part(m)).collect()
 }
 
 /// ANDs an agent clause (`(a) || (b)`) onto a JSON filter pattern `{ ... }`.

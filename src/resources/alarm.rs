@@ -118,6 +118,9 @@ pub struct CloudWatchAlarm {
 /// CloudWatch takes at most 1024 characters.
 fn description(alarm: &Alarm, log_group: Option<&str>) -> String {
     let mut text = format!("[{}] {}", alarm.severity.as_str().to_uppercase(), alarm.description.trim());
+    if !text.ends_with('.') {
+        text.push('.');
+    }
     if let Some(group) = log_group {
         text.push_str(&format!(
             " The CloudTrail events behind it are in log group {group}, matched by metric filter {}.",

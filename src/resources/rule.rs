@@ -28,6 +28,9 @@ use aws_sdk_eventbridge::operation::list_rules::ListRulesOutput;
 pub const KIND: &str = "events_rule";
 const TOPIC_TARGET: &str = "ctguard-alert-topic";
 const FORWARD_TARGET: &str = "ctguard-forward-to-home";
+/// The forwarding rules of the regions other than the home one (`-2`, `-3`, ... when the
+/// watched calls take more than one pattern).
+pub const FORWARD_RULE: &str = "ctguard-forward-to-home";
 
 /// A rule as ctguard compares it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -192,37 +195,88 @@ fn address(name: &str, region: &str) -> Address {
 }
 
 impl EventRule {
-    /// `region_rules` is shared by every rule of the profile in `region`.
+    /// A rule of the profile (or one part of it), in the home region, publishing its alert to
+    /// its severity's topic. `region_rules` is shared by every rule of the profile in the region.
     pub fn new(
         profile: &Profile,
-        events: &Events,
         rule: &Rule,
         (name, pattern): &(String, Value),
-        region: &str,
         region_rules: Arc<RegionEventRules>,
         tags: Arc<TagIndex>,
     ) -> Declared<Self> {
         let rt = &profile.runtime;
         let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
-        let (target_id, target, depends) = if region == rt.region {
-            let on = alerts.topic_for(rule.severity);
-            let text = message(rule, &rt.partition, alerts.account_alias.as_deref());
-            let t = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
-            (TOPIC_TARGET, t, vec![topic::address(on, &rt.region)])
-        } else {
-            let (arn, role_arn) = (events.home_bus_arn.clone(), Some(events.role_arn.clone()));
-            let t = TargetSpec { arn, role_arn, input_transformer: None };
-            (FORWARD_TARGET, t, vec![role::address(&events.role_name, region)])
+        let on = alerts.topic_for(rule.severity);
+        let text = message(rule, &rt.partition, alerts.account_alias.as_deref());
+        let target = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
+        let depends = vec![topic::address(on, &rt.region)];
+        Self::declared(
+            profile,
+            name,
+            pattern,
+            &rule.description,
+            &rt.region,
+            (TOPIC_TARGET, target),
+            depends,
+            (region_rules, tags),
+        )
+    }
+
+    /// The `index`th forwarding rule of a region other than the home one: what the rules
+    /// watch, sent unchanged to the home region's default bus.
+    pub fn forwarder(
+        profile: &Profile,
+        events: &Events,
+        index: usize,
+        pattern: &Value,
+        region: &str,
+        region_rules: Arc<RegionEventRules>,
+        tags: Arc<TagIndex>,
+    ) -> Declared<Self> {
+        let name = match index {
+            0 => FORWARD_RULE.to_string(),
+            i => format!("{FORWARD_RULE}-{}", i + 1),
         };
+        let description = format!(
+            "ctguard: forwards the CloudTrail calls ctguard's rules watch to {} once each",
+            profile.runtime.region
+        );
+        let (arn, role_arn) = (events.home_bus_arn.clone(), Some(events.role_arn.clone()));
+        let target = TargetSpec { arn, role_arn, input_transformer: None };
+        let depends = vec![role::address(&events.role_name, region)];
+        Self::declared(
+            profile,
+            &name,
+            pattern,
+            &description,
+            region,
+            (FORWARD_TARGET, target),
+            depends,
+            (region_rules, tags),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn declared(
+        profile: &Profile,
+        name: &str,
+        pattern: &Value,
+        description: &str,
+        region: &str,
+        (target_id, target): (&str, TargetSpec),
+        depends: Vec<Address>,
+        (region_rules, tags): (Arc<RegionEventRules>, Arc<TagIndex>),
+    ) -> Declared<Self> {
+        let rt = &profile.runtime;
         let want = RuleSpec {
             pattern: Some(policy::canonical_pattern(pattern)),
             state: Some(RuleState::Enabled.as_str().to_string()),
-            description: rule.description.clone(),
+            description: description.to_string(),
             targets: BTreeMap::from([(target_id.to_string(), target)]),
             tags: tags::owner_tags(profile),
         };
         let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
-        let kind = EventRule { name: name.clone(), region: region.into(), arn, region_rules, tags };
+        let kind = EventRule { name: name.to_string(), region: region.into(), arn, region_rules, tags };
         Declared::new(kind, address(name, region), want, depends)
     }
 
@@ -400,8 +454,12 @@ mod tests {
 
     fn rule_in(p: &Profile, region: &str) -> Declared<EventRule> {
         let events = p.events.as_ref().unwrap();
-        let rule = &events.rules[0];
-        EventRule::new(p, events, rule, &rule.parts[0], region, Default::default(), Default::default())
+        if region == HOME {
+            let rule = &events.rules[0];
+            EventRule::new(p, rule, &rule.parts[0], Default::default(), Default::default())
+        } else {
+            EventRule::forwarder(p, events, 0, &events.forward[0], region, Default::default(), Default::default())
+        }
     }
 
     #[test]
@@ -414,6 +472,39 @@ mod tests {
         let forward = &other.targets[FORWARD_TARGET];
         assert_eq!(forward.arn, format!("arn:aws:events:{HOME}:123456789012:event-bus/default"));
         assert!(forward.role_arn.is_some() && forward.input_transformer.is_none());
+    }
+
+    #[test]
+    fn the_message_names_every_fact_within_eventbridges_limits() {
+        let p = flagship();
+        let rule = p.events.as_ref().unwrap().rules.iter().find(|r| r.name == "ctguard-agent-persistence").unwrap();
+        let t = message(rule, "aws", Some("prod-payments"));
+        let paths = t.paths.as_ref().unwrap();
+        assert!(paths.len() <= 100 && t.template.len() <= 8192, "{} paths, {} chars", paths.len(), t.template.len());
+        for fact in [
+            "[CRITICAL] AI agent created credentials or trust",
+            "Account: <account> (prod-payments)",
+            "Region: <region>",
+            "Principal: <principalType> <principalArn>",
+            "Source identity: <sourceIdentity>",
+            "Agent signals of this rule: roles AIAgent*",
+            "user_agents awslabs/mcp/",
+            "Call: <eventName> (<eventSource>)",
+            "Request parameters: <requestParameters>",
+            "<errorCode>",
+            "User agent: <userAgent>",
+            "Event: <eventId> at <eventTime>",
+            "https://console.aws.amazon.com/cloudtrail/home?region=<region>#/events/<eventId>",
+        ] {
+            assert!(t.template.contains(fact), "{fact:?} missing from {}", t.template);
+        }
+        // Every placeholder has its path, and every path is used.
+        for k in paths.keys() {
+            assert!(t.template.contains(&format!("<{k}>")), "{k}");
+        }
+        // One quoted line per fact, nothing the profile wrote can break out of its quotes.
+        assert!(t.template.lines().all(|l| l.starts_with('"') && l.ends_with('"') && l.matches('"').count() == 2));
+        assert_eq!(message(rule, "aws-cn", None).template.contains("console.amazonaws.cn/cloudtrail"), true);
     }
 
     #[tokio::test]
