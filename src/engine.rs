@@ -55,8 +55,10 @@ pub fn plan(profile_name: &str, resources: &[Box<dyn Resource>], live: &LiveStat
             owner: &l.owner,
             notes: &l.notes,
         });
-        let destructive = live.get(&address).and_then(Option::as_ref).map(|l| r.destructive(l, &outputs));
+        let have = live.get(&address).and_then(Option::as_ref);
+        let destructive = have.map(|l| r.destructive(l, &outputs));
         plan::Input {
+            cautions: r.cautions(have, &outputs),
             desired: r.desired(&outputs),
             live: observed,
             replace_on: r.replace_on(),

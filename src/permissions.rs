@@ -219,6 +219,7 @@ pub const TABLE: &[Row] = &[
     write("s3:CreateBucket", On::Buckets),
     read("s3:GetBucketLocation", On::Buckets),
     read("s3:GetBucketLogging", On::Buckets),
+    read("s3:GetBucketObjectLockConfiguration", On::Buckets),
     read("s3:GetBucketOwnershipControls", On::Buckets),
     read("s3:GetBucketPolicy", On::Buckets),
     read("s3:GetBucketPublicAccessBlock", On::Buckets),
@@ -232,6 +233,9 @@ pub const TABLE: &[Row] = &[
     read("s3:ListBucketVersions", On::Buckets),
     read("s3:ListMultipartUploadParts", On::AthenaResults),
     write("s3:PutBucketLogging", On::Buckets),
+    // PutObjectLockConfiguration, and CreateBucket with Object Lock (S3 User Guide, "Required
+    // permissions" for Object Lock).
+    write("s3:PutBucketObjectLockConfiguration", On::Buckets),
     write("s3:PutBucketOwnershipControls", On::Buckets),
     write("s3:PutBucketPolicy", On::Buckets),
     write("s3:PutBucketPublicAccessBlock", On::Buckets),

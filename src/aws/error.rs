@@ -127,7 +127,8 @@ fn kind_of_code(code: &str) -> ErrorKind {
         | "NoSuchPublicAccessBlockConfiguration"
         | "OwnershipControlsNotFoundError"
         | "NoSuchTagSet"
-        | "NoSuchTagSetError" => ErrorKind::NotFound,
+        | "NoSuchTagSetError"
+        | "ObjectLockConfigurationNotFoundError" => ErrorKind::NotFound,
         // CreateServiceLinkedRole models no "already exists".
         "EntityAlreadyExists" => ErrorKind::AlreadyExists,
         "Throttling"

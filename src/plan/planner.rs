@@ -19,6 +19,8 @@ pub struct Input<'a> {
     /// Why going from the live state to the desired one (or deleting, when undeclared)
     /// deletes or shortens audit data or coverage, as the kind judges it.
     pub destructive: Vec<String>,
+    /// What the change cannot take back, as the kind says: notes on any change made.
+    pub cautions: Vec<String>,
 }
 
 /// A resource as read.
@@ -36,7 +38,7 @@ pub fn plan<'a>(profile: &str, inputs: impl IntoIterator<Item = Input<'a>>) -> P
 }
 
 fn change(profile: &str, input: Input<'_>) -> Change {
-    let Input { address, desired, live, replace_on, destructive } = input;
+    let Input { address, desired, live, replace_on, destructive, cautions } = input;
     let mut change = plan_change(address, desired.as_ref(), live.map(|l| l.attrs), &replace_on);
     if desired.is_none() {
         change.notes.push("owned by this profile but no longer declared in it".into());
@@ -68,6 +70,7 @@ fn change(profile: &str, input: Input<'_>) -> Change {
     }
     if change.action != Action::NoOp {
         change.destructive = destructive;
+        change.notes.extend(cautions);
     }
     if change.withheld_without_consent() {
         change.notes.push("left over: apply leaves it in place unless --allow-data-loss is given".into());
@@ -103,7 +106,14 @@ mod tests {
     }
 
     fn input<'a>(desired: Option<Attrs>, live: Option<Observed<'a>>) -> Input<'a> {
-        Input { address: address("alerts"), desired, live, replace_on: Vec::new(), destructive: Vec::new() }
+        Input {
+            address: address("alerts"),
+            desired,
+            live,
+            replace_on: Vec::new(),
+            destructive: Vec::new(),
+            cautions: Vec::new(),
+        }
     }
 
     fn observed<'a>(attrs: &'a Attrs, owner: &'a Ownership, notes: &'a [String]) -> Observed<'a> {

@@ -23,7 +23,7 @@ pub use crate::detect::agents::Agents;
 pub use alerting::{Alarm, AlertTopic, Alerts, Events, Rule, Subscription, restrict_event_pattern};
 pub use config::{ConfigRule, ConfigSetup};
 pub use source::{Origin, SourceFile};
-pub use types::{Comparison, Encryption, Lifecycle, ReadWrite, Severity};
+pub use types::{Comparison, Encryption, Lifecycle, LockMode, ReadWrite, Severity};
 use types::{ProfileDoc, WaiverDoc};
 use vars::Vars;
 
@@ -141,6 +141,15 @@ pub struct Bucket {
     pub kms_key_arn: Option<String>,
     pub policy: Value,
     pub lifecycle: Lifecycle,
+    pub object_lock: Option<ObjectLock>,
+}
+
+/// S3 Object Lock's default retention on the audit bucket: a period in days or in years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    pub days: Option<i32>,
+    pub years: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -469,6 +478,7 @@ impl Resolver<'_> {
         }
         self.lifecycle("bucket.lifecycle", &doc.bucket.lifecycle);
         self.audit_retention("bucket.lifecycle", &doc.bucket.lifecycle);
+        let object_lock = doc.bucket.object_lock.as_ref().and_then(|l| self.object_lock("bucket.object_lock", l));
         let trail_name = self.text("trail.name", &doc.trail.name, &vars);
         self.check("trail.name", &trail_name, validate::trail_name);
         let trail_arn = format!("arn:{partition}:cloudtrail:{region}:{account}:trail/{trail_name}");
@@ -537,6 +547,7 @@ impl Resolver<'_> {
                 kms_key_arn,
                 policy: bucket_policy,
                 lifecycle: doc.bucket.lifecycle.clone(),
+                object_lock,
             },
             access_log_bucket,
             trail: Trail {
@@ -666,6 +677,29 @@ impl Resolver<'_> {
                 None
             }
         }
+    }
+
+    /// A default retention as PutObjectLockConfiguration takes it: a mode and exactly one
+    /// positive period, days or years (S3 API Reference, "DefaultRetention").
+    fn object_lock(&mut self, key: &str, l: &types::ObjectLockDoc) -> Option<ObjectLock> {
+        let positive = |this: &mut Self, field: &str, n: Option<i64>| match n {
+            Some(n) if !(1..=i64::from(i32::MAX)).contains(&n) => {
+                this.problem(&format!("{key}.{field}"), format!("expected a positive number of {field}, got {n}"));
+                None
+            }
+            n => n.map(|n| n as i32),
+        };
+        let days = positive(self, "days", l.days);
+        let years = positive(self, "years", l.years);
+        match (l.days, l.years) {
+            (None, None) => self.problem(key, "expected a retention period: days = N or years = N"),
+            (Some(_), Some(_)) => {
+                self.problem(key, "expected days or years, not both: S3 takes one default retention period")
+            }
+            _ if days.is_none() && years.is_none() => {}
+            _ => return Some(ObjectLock { mode: l.mode, days, years }),
+        }
+        None
     }
 
     /// The audit bucket keeps logs at least a year (PCI DSS asks a year of audit trail

@@ -83,6 +83,38 @@ pub struct BucketDoc {
     pub policy: String,
     #[serde(default)]
     pub lifecycle: Lifecycle,
+    /// S3 Object Lock with a default retention for every new log object; off when absent.
+    pub object_lock: Option<ObjectLockDoc>,
+}
+
+/// `[bucket.object_lock]`: the default retention S3 applies to each new object version.
+/// Exactly one of `days` and `years`, as PutObjectLockConfiguration takes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLockDoc {
+    pub mode: LockMode,
+    pub days: Option<i64>,
+    pub years: Option<i64>,
+}
+
+/// Object Lock retention modes (S3 User Guide, "Locking objects with Object Lock"): in
+/// GOVERNANCE mode a principal with s3:BypassGovernanceRetention may still delete a locked
+/// version; in COMPLIANCE mode nobody can, the root user included, until it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum LockMode {
+    #[serde(rename = "GOVERNANCE")]
+    Governance,
+    #[serde(rename = "COMPLIANCE")]
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

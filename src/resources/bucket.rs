@@ -11,8 +11,9 @@ use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
-    BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, LoggingEnabled, NoncurrentVersionExpiration, ObjectOwnership, OwnershipControls,
+    BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, ExpirationStatus, LifecycleExpiration,
+    LifecycleRule, LifecycleRuleFilter, LoggingEnabled, NoncurrentVersionExpiration, ObjectLockConfiguration,
+    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, ObjectOwnership, OwnershipControls,
     OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, Transition, TransitionStorageClass,
     VersioningConfiguration,
@@ -29,7 +30,7 @@ use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
 use crate::policy::grants::Delivery;
 use crate::policy::ownership::{self, Rules};
-use crate::profile::{AccessLogBucket, Encryption, Lifecycle, Profile};
+use crate::profile::{AccessLogBucket, Encryption, Lifecycle, LockMode, ObjectLock, Profile};
 
 pub const KIND: &str = "s3_bucket";
 /// The lifecycle rule ctguard writes.
@@ -56,6 +57,15 @@ pub struct BucketSpec {
     /// ctguard's lifecycle rules.
     pub lifecycle: Vec<LifecycleRuleSpec>,
     pub logging: Option<Logging>,
+    /// S3 Object Lock's default retention for new object versions; `None`: none. Absent from
+    /// the plan when `None`, so a bucket without Object Lock reads as it always has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<LockSpec>,
+    /// Whether Object Lock is on for the bucket at all: once on, S3 never switches it off.
+    /// Not compared (what ctguard declares is the default retention); it decides what plan
+    /// says before turning it on.
+    #[serde(skip)]
+    pub object_lock_enabled: bool,
     pub tags: Tags,
     /// Everyone else's lifecycle rules, as read: apply keeps them, so they are never drift
     /// (not serialized, so not compared), but what they already expire is not lost when
@@ -112,6 +122,35 @@ impl LifecycleRuleSpec {
             whole_prefix: self.filter.is_none(),
             current: self.expiration_days,
             noncurrent: self.noncurrent_expiration_days,
+        }
+    }
+}
+
+/// An Object Lock default retention: a mode and one period, days or years.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LockSpec {
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub years: Option<i32>,
+}
+
+impl LockSpec {
+    fn of(l: &ObjectLock) -> Self {
+        LockSpec { mode: l.mode.as_str().to_string(), days: l.days, years: l.years }
+    }
+
+    /// The period in days, a year counted as 365, for comparing two retentions.
+    fn span(&self) -> i64 {
+        i64::from(self.days.unwrap_or(0)) + 365 * i64::from(self.years.unwrap_or(0))
+    }
+
+    fn describe(&self) -> String {
+        match (self.days, self.years) {
+            (Some(d), _) => format!("{} {d} days", self.mode),
+            (None, Some(y)) => format!("{} {y} years", self.mode),
+            (None, None) => self.mode.clone(),
         }
     }
 }
@@ -221,7 +260,13 @@ impl Bucket {
             .access_log_bucket
             .as_ref()
             .map(|a| Logging { target_bucket: a.name.clone(), target_prefix: format!("{}{}/", a.prefix, b.name) });
-        Bucket::new(profile, &b.name, encryption, &b.policy, &b.lifecycle, logging, Guard::audit(profile))
+        let mut declared =
+            Bucket::new(profile, &b.name, encryption, &b.policy, &b.lifecycle, logging, Guard::audit(profile));
+        if let Some(want) = declared.want.as_mut() {
+            want.object_lock = b.object_lock.as_ref().map(LockSpec::of);
+            want.object_lock_enabled = want.object_lock.is_some();
+        }
+        declared
     }
 
     /// S3 server access logs can only be written with SSE-S3 (S3 User Guide, "Enabling Amazon
@@ -259,6 +304,8 @@ impl Bucket {
             policy: Some(ownership::view(policy_doc, false)),
             lifecycle: vec![lifecycle_rule(lifecycle)],
             logging,
+            object_lock: None,
+            object_lock_enabled: false,
             tags: tags::owner_tags(profile),
             foreign_lifecycle: Vec::new(),
         };
@@ -354,6 +401,54 @@ fn expand_rule(rule: &LifecycleRuleSpec) -> anyhow::Result<LifecycleRule> {
     Ok(b.build()?)
 }
 
+/// The default retention GetObjectLockConfiguration reports (flatten); `None` without one.
+fn flatten_lock(conf: &ObjectLockConfiguration) -> Option<LockSpec> {
+    let d = conf.rule()?.default_retention()?;
+    Some(LockSpec {
+        mode: d.mode()?.as_str().to_string(),
+        days: d.days().filter(|n| *n > 0),
+        years: d.years().filter(|n| *n > 0),
+    })
+}
+
+fn expand_lock(lock: &LockSpec) -> ObjectLockRule {
+    let retention = DefaultRetention::builder()
+        .mode(ObjectLockRetentionMode::from(lock.mode.as_str()))
+        .set_days(lock.days)
+        .set_years(lock.years)
+        .build();
+    ObjectLockRule::builder().default_retention(retention).build()
+}
+
+/// What a change of the default retention loses: new logs locked for less time, or less
+/// firmly, from then on, however much the bucket holds now.
+fn lock_loss(want: Option<&LockSpec>, have: Option<&LockSpec>) -> Vec<String> {
+    let Some(have) = have else { return Vec::new() };
+    let Some(want) = want else {
+        return vec![format!(
+            "removes the Object Lock default retention ({}): logs written from then on can be deleted at once",
+            have.describe()
+        )];
+    };
+    let mut out = Vec::new();
+    let compliance = LockMode::Compliance.as_str();
+    if have.mode == compliance && want.mode != compliance {
+        out.push(format!(
+            "switches the Object Lock default retention from COMPLIANCE to {}: logs written from then on can be \
+             deleted by whoever may bypass governance retention",
+            want.mode
+        ));
+    }
+    if want.span() < have.span() {
+        out.push(format!(
+            "shortens the Object Lock default retention from {} to {}: logs written from then on are locked for less time",
+            have.describe(),
+            want.describe()
+        ));
+    }
+    out
+}
+
 type EncryptionOutput = aws_sdk_s3::operation::get_bucket_encryption::GetBucketEncryptionOutput;
 
 fn flatten_encryption(out: Option<&EncryptionOutput>) -> Option<SseDefault> {
@@ -412,6 +507,7 @@ impl Kind for Bucket {
         if have.versioning == enabled && want.versioning != enabled {
             out.push("suspends versioning: logs overwritten or deleted from then on are gone for good".into());
         }
+        out.extend(lock_loss(want.object_lock.as_ref(), have.object_lock.as_ref()));
         if empty {
             return out;
         }
@@ -429,6 +525,24 @@ impl Kind for Bucket {
         out
     }
 
+    /// Object Lock, once on, stays on: plan says so before turning it on.
+    fn cautions(want: &BucketSpec, have: Option<&BucketSpec>) -> Vec<String> {
+        let Some(lock) = &want.object_lock else { return Vec::new() };
+        if have.is_some_and(|h| h.object_lock_enabled) {
+            return Vec::new();
+        }
+        let mut note = "turns on S3 Object Lock, which can never be switched off for this bucket, nor its \
+                        versioning suspended"
+            .to_string();
+        if lock.mode == LockMode::Compliance.as_str() {
+            note.push_str(
+                "; in COMPLIANCE mode nobody, the root user included, can delete a log version or shorten its \
+                 retention before it expires",
+            );
+        }
+        vec![note]
+    }
+
     async fn read(&self, aws: &Aws, want: Option<&BucketSpec>) -> anyhow::Result<Option<Found<BucketSpec>>> {
         let s3 = &aws.s3;
         let b = self.name.as_str();
@@ -443,7 +557,7 @@ impl Kind for Bucket {
         if head.found(|| self.what("checking"))?.is_none() {
             return Ok(None);
         }
-        let (versioning, encryption, pab, ownership, policy_doc, lifecycle, logging, tags, versions) = tokio::try_join!(
+        let (versioning, encryption, pab, ownership, policy_doc, lifecycle, logging, tags, versions, lock) = tokio::try_join!(
             async { s3.get_bucket_versioning().bucket(b).send().await.ctx(|| self.what("reading versioning of")) },
             async { s3.get_bucket_encryption().bucket(b).send().await.found(|| self.what("reading encryption of")) },
             async {
@@ -466,7 +580,12 @@ impl Kind for Bucket {
                 let req = s3.list_object_versions().bucket(b).max_keys(1);
                 req.send().await.ctx(|| self.what("listing object versions of"))
             },
+            async {
+                let req = s3.get_object_lock_configuration().bucket(b);
+                req.send().await.found(|| self.what("reading the Object Lock configuration of"))
+            },
         )?;
+        let lock = lock.as_ref().and_then(|l| l.object_lock_configuration());
         let owner_rule = ownership.as_ref().and_then(|o| o.ownership_controls()).and_then(|c| c.rules().first());
         let tag_set = tags.as_ref().map(|t| t.tag_set()).unwrap_or_default();
         let owned = tag_set.iter().any(|t| t.key() == OWNER_TAG);
@@ -486,6 +605,8 @@ impl Kind for Bucket {
             lifecycle: rules.iter().filter(|r| is_ours(r)).map(flatten_rule).collect(),
             foreign_lifecycle: rules.iter().filter(|r| !is_ours(r)).map(flatten_rule).collect(),
             logging,
+            object_lock: lock.and_then(flatten_lock),
+            object_lock_enabled: lock.is_some_and(|l| l.object_lock_enabled() == Some(&ObjectLockEnabled::Enabled)),
             tags: tags::managed(tag_set.iter().map(|t| (t.key(), t.value()))),
         };
         // A merged policy AWS would refuse fails here, before apply makes any change.
@@ -497,7 +618,13 @@ impl Kind for Bucket {
             self.policy_to_write(policy_text, policy, owned, block)?;
         }
         let empty = versions.versions().is_empty() && versions.delete_markers().is_empty();
+        let undeclared_lock = spec.object_lock_enabled && want.is_some_and(|w| w.object_lock.is_none());
         let mut found = Found { empty, ..Found::new(spec) };
+        if undeclared_lock && found.spec.object_lock.is_none() {
+            found.notes.push(
+                "S3 Object Lock is on for this bucket (it can never be switched off), with no default retention".into(),
+            );
+        }
         if let Some(text) = policy_text {
             let doc = crate::policy::parse_raw(text)?;
             found.checks.extend(foreign::statements(&doc, owned, "bucket policy", &self.guard.deliveries));
@@ -519,6 +646,8 @@ impl Kind for Bucket {
             .create_bucket()
             .bucket(&self.name)
             .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+            // With Object Lock from the start, which also enables versioning.
+            .set_object_lock_enabled_for_bucket(want.object_lock.is_some().then_some(true))
             .create_bucket_configuration(conf.build());
         // Made by an earlier, interrupted run or not: configure everything.
         created(req.send().await.ctx(|| self.what("creating")))?;
@@ -562,6 +691,10 @@ impl Kind for Bucket {
             let conf = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
             let req = s3.put_bucket_versioning().bucket(b).versioning_configuration(conf);
             req.send().await.ctx(|| self.what("enabling versioning of"))?;
+        }
+        // After versioning: S3 takes an Object Lock configuration only on a versioned bucket.
+        if delta.changed(|s| &s.object_lock) {
+            self.put_object_lock(aws, want.object_lock.as_ref()).await?;
         }
         if delta.changed(|s| &s.policy)
             && let Some(policy) = &want.policy
@@ -665,6 +798,31 @@ impl Bucket {
         Ok(())
     }
 
+    /// PutObjectLockConfiguration turns Object Lock on (on an existing bucket too, once it is
+    /// versioned: S3 User Guide, "Configuring S3 Object Lock") and sets the default retention.
+    /// Without one declared it only removes the default retention, and only where there is
+    /// one: it must never turn Object Lock on for a bucket that did not ask.
+    async fn put_object_lock(&self, aws: &Aws, want: Option<&LockSpec>) -> anyhow::Result<()> {
+        let s3 = &aws.s3;
+        let b = self.name.as_str();
+        let rule = match want {
+            Some(lock) => Some(expand_lock(lock)),
+            None => {
+                let req = s3.get_object_lock_configuration().bucket(b);
+                let live = req.send().await.found(|| self.what("reading the Object Lock configuration of"))?;
+                if live.as_ref().and_then(|l| l.object_lock_configuration()).and_then(|c| c.rule()).is_none() {
+                    return Ok(());
+                }
+                None
+            }
+        };
+        let conf =
+            ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).set_rule(rule).build();
+        let req = s3.put_object_lock_configuration().bucket(b).object_lock_configuration(conf);
+        req.send().await.ctx(|| self.what("setting Object Lock on"))?;
+        Ok(())
+    }
+
     /// PutBucketTagging replaces the whole set: keep the tags ctguard does not declare.
     async fn put_tags(&self, aws: &Aws, want: &Tags) -> anyhow::Result<()> {
         let current =
@@ -688,6 +846,57 @@ mod tests {
         let want = lifecycle_rule(&Lifecycle::default());
         let built = expand_rule(&want).unwrap();
         assert_eq!(flatten_rule(&built), want);
+    }
+
+    fn lock(mode: &str, days: Option<i32>, years: Option<i32>) -> LockSpec {
+        LockSpec { mode: mode.into(), days, years }
+    }
+
+    #[test]
+    fn a_default_retention_round_trips_through_the_sdk_shape() {
+        for l in [lock("GOVERNANCE", Some(30), None), lock("COMPLIANCE", None, Some(7))] {
+            let conf = ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(expand_lock(&l))
+                .build();
+            assert_eq!(flatten_lock(&conf), Some(l));
+        }
+        let bare = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).build();
+        assert_eq!(flatten_lock(&bare), None);
+    }
+
+    #[test]
+    fn removing_shortening_or_weakening_the_default_retention_is_destructive() {
+        let (g30, g1y, c30) =
+            (lock("GOVERNANCE", Some(30), None), lock("GOVERNANCE", None, Some(1)), lock("COMPLIANCE", Some(30), None));
+        assert!(lock_loss(Some(&g1y), Some(&g30)).is_empty(), "a year is longer than 30 days");
+        assert!(lock_loss(Some(&c30), Some(&g30)).is_empty(), "COMPLIANCE is firmer");
+        assert!(lock_loss(Some(&g30), None).is_empty(), "turning it on loses nothing");
+        assert!(lock_loss(None, None).is_empty());
+        let shorter = lock_loss(Some(&g30), Some(&g1y));
+        assert_eq!(shorter.len(), 1);
+        assert!(shorter[0].contains("shortens") && shorter[0].contains("GOVERNANCE 1 years"), "{shorter:?}");
+        let weaker = lock_loss(Some(&g30), Some(&c30));
+        assert_eq!(weaker.len(), 1);
+        assert!(weaker[0].contains("from COMPLIANCE to GOVERNANCE"), "{weaker:?}");
+        let removed = lock_loss(None, Some(&c30));
+        assert!(removed[0].starts_with("removes the Object Lock default retention (COMPLIANCE 30 days)"));
+    }
+
+    #[test]
+    fn plan_says_object_lock_stays_on_before_turning_it_on() {
+        let mut p = crate::resources::testing::flagship();
+        p.bucket.object_lock = Some(ObjectLock { mode: LockMode::Compliance, days: Some(400), years: None });
+        let want = Bucket::audit(&p).want.unwrap();
+        let off = BucketSpec { object_lock: None, object_lock_enabled: false, ..want.clone() };
+        for have in [None, Some(&off)] {
+            let notes = Bucket::cautions(&want, have);
+            assert!(notes.len() == 1 && notes[0].contains("can never be switched off"), "{notes:?}");
+            assert!(notes[0].contains("COMPLIANCE mode nobody"), "{notes:?}");
+        }
+        let on = BucketSpec { object_lock: Some(lock("GOVERNANCE", Some(1), None)), ..want.clone() };
+        assert!(Bucket::cautions(&want, Some(&on)).is_empty(), "already on: nothing new to say");
+        assert!(Bucket::cautions(&off, None).is_empty(), "no Object Lock declared");
     }
 
     #[test]
@@ -774,6 +983,8 @@ mod kind_tests {
             mock!(Client::list_object_versions)
                 .match_requests(|r| r.max_keys() == Some(1))
                 .then_output(|| s3::list_object_versions::ListObjectVersionsOutput::builder().build()),
+            mock!(Client::get_object_lock_configuration)
+                .then_http_response(|| not_found("ObjectLockConfigurationNotFoundError")),
         ];
         let aws = aws(&rules.iter().collect::<Vec<_>>());
         let found = bucket.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
@@ -874,6 +1085,44 @@ mod kind_tests {
         assert_eq!(rules[4].num_calls(), 1);
     }
 
+    #[tokio::test]
+    async fn no_declared_lock_never_turns_object_lock_on() {
+        let p = flagship();
+        let bucket = Bucket::audit(&p);
+        let rules = [mock!(Client::get_object_lock_configuration)
+            .then_http_response(|| not_found("ObjectLockConfigurationNotFoundError"))];
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        // A call no rule matches (PutObjectLockConfiguration) would panic.
+        bucket.kind.put_object_lock(&aws, None).await.unwrap();
+        assert_eq!(rules[0].num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_lock_removes_only_the_default_retention() {
+        let p = flagship();
+        let bucket = Bucket::audit(&p);
+        let rules = [
+            mock!(Client::get_object_lock_configuration).then_output(|| {
+                let conf = ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .rule(expand_lock(&LockSpec { mode: "GOVERNANCE".into(), days: Some(3), years: None }))
+                    .build();
+                s3::get_object_lock_configuration::GetObjectLockConfigurationOutput::builder()
+                    .object_lock_configuration(conf)
+                    .build()
+            }),
+            mock!(Client::put_object_lock_configuration)
+                .match_requests(|r| {
+                    let c = r.object_lock_configuration().unwrap();
+                    c.object_lock_enabled() == Some(&ObjectLockEnabled::Enabled) && c.rule().is_none()
+                })
+                .then_output(|| s3::put_object_lock_configuration::PutObjectLockConfigurationOutput::builder().build()),
+        ];
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        bucket.kind.put_object_lock(&aws, None).await.unwrap();
+        assert_eq!(rules[1].num_calls(), 1);
+    }
+
     #[test]
     fn a_foreign_public_statement_is_refused_before_s3_would() {
         let p = flagship();
@@ -937,6 +1186,9 @@ mod kind_tests {
             mock!(Client::get_bucket_policy).then_http_response(|| not_found("NoSuchBucketPolicy")),
             mock!(Client::get_bucket_lifecycle_configuration)
                 .then_http_response(|| not_found("NoSuchLifecycleConfiguration")),
+            // No Object Lock declared: read, found off, left off.
+            mock!(Client::get_object_lock_configuration)
+                .then_http_response(|| not_found("ObjectLockConfigurationNotFoundError")),
             mock!(Client::put_bucket_tagging)
                 .match_requests(|r| r.tagging().is_some_and(|t| t.tag_set().len() == 1))
                 .then_output(|| op::put_bucket_tagging::PutBucketTaggingOutput::builder().build()),

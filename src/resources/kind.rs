@@ -151,6 +151,13 @@ pub trait Kind: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// What a reader must know before the change from `have` (`None`: a create) to `want` is
+    /// made that the diff does not say: a setting AWS never lets anyone take back. Plan
+    /// shows each as a note on the change.
+    fn cautions(_want: &Self::Spec, _have: Option<&Self::Spec>) -> Vec<String> {
+        Vec::new()
+    }
+
     /// `None` when the resource does not exist. `want` is the declared state, for kinds whose
     /// read depends on it (which tags to expect, what to report); `None` when undeclared.
     async fn read(&self, aws: &Aws, want: Option<&Self::Spec>) -> anyhow::Result<Option<Found<Self::Spec>>>;
@@ -241,6 +248,10 @@ pub trait Resource: Send + Sync {
     fn destructive(&self, have: &Live, outputs: &Outputs) -> Vec<String>;
     /// The kind's verdict on data loss for deleting the resource as read (`ctguard destroy`).
     fn destroying(&self, have: &Live) -> Vec<String>;
+    /// The kind's cautions on the change from `have` to the desired state (`Kind::cautions`).
+    fn cautions(&self, _have: Option<&Live>, _outputs: &Outputs) -> Vec<String> {
+        Vec::new()
+    }
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
     /// Reads again after a write, past any batched read.
     async fn read_back(&self, aws: &Aws) -> anyhow::Result<Option<Live>>;
@@ -279,6 +290,11 @@ impl<K: Kind> Resource for Declared<K> {
     fn destroying(&self, live: &Live) -> Vec<String> {
         let Some(have) = live.spec.downcast_ref::<K::Spec>() else { return Vec::new() };
         K::destructive(None, have, live.empty)
+    }
+
+    fn cautions(&self, have: Option<&Live>, outputs: &Outputs) -> Vec<String> {
+        let Some(want) = self.resolved(outputs) else { return Vec::new() };
+        K::cautions(&want, have.and_then(|l| l.spec.downcast_ref::<K::Spec>()))
     }
 
     async fn read(&self, aws: &Aws) -> anyhow::Result<Option<Live>> {

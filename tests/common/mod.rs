@@ -282,6 +282,7 @@ impl Request {
             ("GET", "policy") => "GetBucketPolicy",
             ("GET", "lifecycle") => "GetLifecycleConfiguration",
             ("GET", "logging") => "GetBucketLogging",
+            ("GET", "object-lock") => "GetBucketObjectLockConfiguration",
             ("GET", "tagging") => "GetBucketTagging",
             ("GET", "versions") => "ListBucketVersions",
             ("PUT", "") => "CreateBucket",
@@ -292,6 +293,7 @@ impl Request {
             ("PUT", "policy") => "PutBucketPolicy",
             ("PUT", "lifecycle") => "PutLifecycleConfiguration",
             ("PUT", "logging") => "PutBucketLogging",
+            ("PUT", "object-lock") => "PutBucketObjectLockConfiguration",
             ("PUT", "tagging") => "PutBucketTagging",
             (method, sub) => return format!("s3:<unmapped {method} ?{sub}>"),
         };

@@ -1499,6 +1499,47 @@ def patch_s3_create_bucket_tags() -> None:
     S3Response._bucket_response_put = put
 
 
+def patch_s3_object_lock() -> None:
+    """Two corrections to moto 5.2.5's S3 Object Lock configuration (model fixes).
+
+    PutObjectLockConfiguration: moto refuses it on any bucket holding objects. S3 turns Object
+    Lock on for an existing versioned bucket, objects and all, and changes the default retention
+    of a locked one whatever it holds (S3 User Guide, "Configuring S3 Object Lock": "Enable
+    Object Lock on an existing S3 bucket"). The versioning check stays.
+
+    GetObjectLockConfiguration: moto stores the period it was not given as 0 and reports both
+    `Days` and `Years`; S3 reports only the one that was set (a DefaultRetention has one or the
+    other, never both).
+    """
+    from moto.s3.models import S3Backend
+
+    def put_object_lock_configuration(self, bucket_name, lock_enabled, mode=None, days=None, years=None):  # noqa: ANN001, ANN202
+        bucket = self.get_bucket(bucket_name)
+        if not bucket.is_versioned:
+            from moto.s3.exceptions import InvalidBucketState
+
+            raise InvalidBucketState(
+                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
+            )
+        if lock_enabled:
+            bucket.object_lock_enabled = True
+            bucket.versioning_status = "Enabled"
+        bucket.default_lock_mode = mode
+        bucket.default_lock_days = days
+        bucket.default_lock_years = years
+
+    get = S3Backend.get_object_lock_configuration
+
+    def get_object_lock_configuration(self, bucket_name):  # noqa: ANN001, ANN202
+        enabled, mode, days, years = get(self, bucket_name)
+        # moto counts the missing period as 0 when it computes an object's retention; S3
+        # reports it absent.
+        return enabled, mode, days or None, years or None
+
+    S3Backend.put_object_lock_configuration = put_object_lock_configuration
+    S3Backend.get_object_lock_configuration = get_object_lock_configuration
+
+
 def stop_when_stdin_closes(stop: threading.Event) -> None:
     """Sets `stop` once stdin reaches end of file: the test that started us has gone."""
     def watch_stdin() -> None:
@@ -1537,6 +1578,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_s3_bucket_policy_conditions()
         patch_athena_catalog()
         patch_s3_create_bucket_tags()
+        patch_s3_object_lock()
         # Alert delivery (PutEvents -> rules -> targets, alarm actions, SNS -> SQS) lives in
         # its own module: tests/emulator/delivery.py.
         import delivery
