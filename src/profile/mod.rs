@@ -170,6 +170,8 @@ pub struct Trail {
     pub include_global_service_events: bool,
     pub log_file_validation: bool,
     pub management_events: ReadWrite,
+    /// Whether the trail records deletes of objects in the audit bucket (S3 data events).
+    pub record_log_deletions: bool,
     pub kms: Option<Kms>,
     /// verify's log_integrity check covers this many hours; `None`: not checked.
     pub log_integrity_hours: Option<u32>,
@@ -557,6 +559,7 @@ impl Resolver<'_> {
                 include_global_service_events: doc.trail.include_global_service_events,
                 log_file_validation: doc.trail.log_file_validation,
                 management_events: doc.trail.management_events,
+                record_log_deletions: doc.trail.record_log_deletions,
                 kms,
                 log_integrity_hours: doc.trail.log_integrity_hours,
             },

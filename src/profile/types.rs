@@ -192,6 +192,10 @@ pub struct TrailDoc {
     pub log_file_validation: bool,
     #[serde(default)]
     pub management_events: ReadWrite,
+    /// Record the S3 data events that delete objects in the audit bucket (DeleteObject,
+    /// DeleteObjects), so a deleted log is itself on record and can raise an alert.
+    #[serde(default = "yes")]
+    pub record_log_deletions: bool,
     pub kms: Option<KmsDoc>,
     /// verify also validates the digest chain and log files delivered in the last N hours, as
     /// `ctguard validate-logs` does.

@@ -2,7 +2,7 @@
 //! KMS, CloudWatch Logs delivery, management events, and logging kept on.
 
 use async_trait::async_trait;
-use aws_sdk_cloudtrail::types::{EventSelector, ReadWriteType, Tag};
+use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, Tag};
 use serde::Serialize;
 
 use super::kind::{Check, Declared, Delta, Found, Kind, Outputs, Resource};
@@ -11,7 +11,7 @@ use super::{kms_key, log_group, role};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt, while_propagating};
 use crate::plan::{Address, UNKNOWN};
-use crate::profile::{Kms, Profile};
+use crate::profile::{Kms, Profile, ReadWrite};
 
 pub const KIND: &str = "cloudtrail_trail";
 
@@ -41,15 +41,118 @@ pub struct TrailSettings {
     pub cloud_watch_logs_role_arn: Option<String>,
 }
 
-/// Basic event selectors, or a count of advanced ones (which ctguard does not write: any is
-/// drift).
+/// The trail's event selectors: advanced ones, which ctguard writes, or the basic ones a trail
+/// made elsewhere may have (any is drift). CloudTrail applies selectors as a set, so both are
+/// kept in one canonical order and compared regardless of the order AWS returns them in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Selectors {
     Basic(Vec<Selector>),
-    Advanced(String),
+    Advanced(Vec<AdvancedSelector>),
 }
 
+/// One advanced event selector: its name and its field selectors, ANDed (CloudTrail API
+/// Reference, AdvancedEventSelector).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct AdvancedSelector {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub field_selectors: Vec<FieldSelector>,
+}
+
+/// One field of an event record and the values each operator matches it against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct FieldSelector {
+    pub field: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub equals: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub starts_with: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ends_with: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_equals: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_starts_with: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_ends_with: Vec<String>,
+}
+
+impl FieldSelector {
+    fn equals(field: &str, values: &[&str]) -> Self {
+        FieldSelector {
+            field: field.into(),
+            equals: values.iter().map(|v| v.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+impl AdvancedSelector {
+    /// Values, fields and selectors sorted: the order-insensitive form.
+    fn canonical(mut self) -> Self {
+        for f in &mut self.field_selectors {
+            for list in [
+                &mut f.equals,
+                &mut f.starts_with,
+                &mut f.ends_with,
+                &mut f.not_equals,
+                &mut f.not_starts_with,
+                &mut f.not_ends_with,
+            ] {
+                list.sort();
+                list.dedup();
+            }
+        }
+        self.field_selectors.sort();
+        self
+    }
+
+    /// Whether it selects data events (what a removed selector would stop recording).
+    fn records_data(&self) -> bool {
+        self.field_selectors.iter().any(|f| f.field == "eventCategory" && f.equals.iter().any(|v| v == "Data"))
+    }
+}
+
+fn canonical(list: impl IntoIterator<Item = AdvancedSelector>) -> Vec<AdvancedSelector> {
+    let mut out: Vec<AdvancedSelector> = list.into_iter().map(AdvancedSelector::canonical).collect();
+    out.sort();
+    out
+}
+
+/// Management events as declared, in advanced form (CloudTrail User Guide, "Logging
+/// management events": `readOnly` left out records both reads and writes).
+fn management_selector(rw: ReadWrite) -> AdvancedSelector {
+    let mut fields = vec![FieldSelector::equals("eventCategory", &["Management"])];
+    match rw {
+        ReadWrite::All => {}
+        ReadWrite::ReadOnly => fields.push(FieldSelector::equals("readOnly", &["true"])),
+        ReadWrite::WriteOnly => fields.push(FieldSelector::equals("readOnly", &["false"])),
+    }
+    AdvancedSelector { name: Some("Management events".into()), field_selectors: fields }
+}
+
+/// Deletes of objects in the audit bucket, and nothing else in it: CloudTrail's own deliveries
+/// there are PutObject calls, which this selector leaves out, so logging them never feeds
+/// itself, and the cost stays that of the deletes alone (CloudTrail User Guide, "Filtering
+/// data events by using advanced event selectors").
+fn log_deletions_selector(partition: &str, bucket: &str) -> AdvancedSelector {
+    AdvancedSelector {
+        name: Some("Deletes of audit log objects".into()),
+        field_selectors: vec![
+            FieldSelector::equals("eventCategory", &["Data"]),
+            FieldSelector::equals("resources.type", &["AWS::S3::Object"]),
+            FieldSelector {
+                field: "resources.ARN".into(),
+                starts_with: vec![format!("arn:{partition}:s3:::{bucket}/")],
+                ..Default::default()
+            },
+            FieldSelector::equals("eventName", &["DeleteObject", "DeleteObjects"]),
+        ],
+    }
+}
+
+/// A basic selector as read (a trail made elsewhere).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Selector {
     pub read_write_type: Option<String>,
@@ -111,15 +214,13 @@ impl Trail {
             cloud_watch_logs_log_group_arn: group,
             cloud_watch_logs_role_arn: role_arn,
         };
-        let selector = Selector {
-            read_write_type: Some(t.management_events.as_str().to_string()),
-            include_management_events: Some(true),
-            data_resources: Vec::new(),
-            exclude_management_event_sources: None,
-        };
+        let mut selectors = vec![management_selector(t.management_events)];
+        if t.record_log_deletions {
+            selectors.push(log_deletions_selector(&profile.runtime.partition, &profile.bucket.name));
+        }
         let want = TrailSpec {
             settings,
-            event_selectors: Selectors::Basic(vec![selector]),
+            event_selectors: Selectors::Advanced(canonical(selectors)),
             is_logging: true,
             tags: tags::owner_tags(profile),
         };
@@ -250,7 +351,7 @@ async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<LeftOver>> {
 }
 
 /// The basic selectors as the spec states them (flatten).
-fn flatten_selectors(list: &[EventSelector]) -> Vec<Selector> {
+fn flatten_selectors(list: &[aws_sdk_cloudtrail::types::EventSelector]) -> Vec<Selector> {
     list.iter()
         .map(|s| Selector {
             read_write_type: s.read_write_type().map(|r| r.as_str().to_string()),
@@ -266,16 +367,73 @@ fn flatten_selectors(list: &[EventSelector]) -> Vec<Selector> {
         .collect()
 }
 
-/// The selector PutEventSelectors writes (expand): management events only, as declared.
-fn expand_selector(want: &Selectors) -> EventSelector {
-    let rw = match want {
-        Selectors::Basic(list) => list.first().and_then(|s| s.read_write_type.as_deref()),
-        Selectors::Advanced(_) => None,
-    };
-    EventSelector::builder()
-        .read_write_type(ReadWriteType::from(rw.unwrap_or("All")))
-        .include_management_events(true)
-        .build()
+/// The advanced selectors as read, in canonical order (flatten).
+fn flatten_advanced(list: &[AdvancedEventSelector]) -> Vec<AdvancedSelector> {
+    canonical(list.iter().map(|s| {
+        AdvancedSelector {
+            name: s.name().map(str::to_string),
+            field_selectors: s
+                .field_selectors()
+                .iter()
+                .map(|f| FieldSelector {
+                    field: f.field().to_string(),
+                    equals: f.equals().to_vec(),
+                    starts_with: f.starts_with().to_vec(),
+                    ends_with: f.ends_with().to_vec(),
+                    not_equals: f.not_equals().to_vec(),
+                    not_starts_with: f.not_starts_with().to_vec(),
+                    not_ends_with: f.not_ends_with().to_vec(),
+                })
+                .collect(),
+        }
+    }))
+}
+
+/// The advanced selectors PutEventSelectors writes (expand); they replace every selector the
+/// trail had, basic ones included.
+fn expand_advanced(list: &[AdvancedSelector]) -> anyhow::Result<Vec<AdvancedEventSelector>> {
+    let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    list.iter()
+        .map(|s| {
+            let fields = s
+                .field_selectors
+                .iter()
+                .map(|f| {
+                    AdvancedFieldSelector::builder()
+                        .field(&f.field)
+                        .set_equals(some(&f.equals))
+                        .set_starts_with(some(&f.starts_with))
+                        .set_ends_with(some(&f.ends_with))
+                        .set_not_equals(some(&f.not_equals))
+                        .set_not_starts_with(some(&f.not_starts_with))
+                        .set_not_ends_with(some(&f.not_ends_with))
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(AdvancedEventSelector::builder().set_name(s.name.clone()).set_field_selectors(Some(fields)).build()?)
+        })
+        .collect()
+}
+
+/// What the trail records now that `want` would no longer: data events a selector someone
+/// added selects (management events stay declared, in whatever form).
+fn lost_data_events(want: &Selectors, have: &Selectors) -> Vec<String> {
+    let kept = |s: &AdvancedSelector| matches!(want, Selectors::Advanced(w) if w.contains(s));
+    match have {
+        Selectors::Advanced(list) => list
+            .iter()
+            .filter(|s| s.records_data() && !kept(s))
+            .map(|s| {
+                let name = s.name.as_deref().map(|n| format!(" {n:?}")).unwrap_or_default();
+                format!("stops recording the data events of advanced event selector{name}")
+            })
+            .collect(),
+        Selectors::Basic(list) => list
+            .iter()
+            .flat_map(|s| &s.data_resources)
+            .map(|d| format!("stops recording the data events of {}", d.kind.as_deref().unwrap_or("a data resource")))
+            .collect(),
+    }
 }
 
 /// An empty string or absent value means "none" for optional trail fields.
@@ -312,7 +470,10 @@ impl Kind for Trail {
             ),
             (have.is_logging && !want.is_logging, "stops logging"),
         ];
-        narrowed.into_iter().filter(|(lost, _)| *lost).map(|(_, why)| why.to_string()).collect()
+        let mut out: Vec<String> =
+            narrowed.into_iter().filter(|(lost, _)| *lost).map(|(_, why)| why.to_string()).collect();
+        out.extend(lost_data_events(&want.event_selectors, &have.event_selectors));
+        out
     }
 
     fn resolve(&self, mut want: TrailSpec, outputs: &Outputs) -> TrailSpec {
@@ -355,10 +516,10 @@ impl Kind for Trail {
             cloud_watch_logs_log_group_arn: opt(trail.cloud_watch_logs_log_group_arn()),
             cloud_watch_logs_role_arn: opt(trail.cloud_watch_logs_role_arn()),
         };
-        let advanced = selected.advanced_event_selectors().len();
-        let event_selectors = match advanced {
-            0 => Selectors::Basic(flatten_selectors(selected.event_selectors())),
-            n => Selectors::Advanced(format!("{n} advanced event selectors")),
+        // A trail has one kind or the other (CloudTrail API Reference, PutEventSelectors).
+        let event_selectors = match selected.advanced_event_selectors() {
+            [] => Selectors::Basic(flatten_selectors(selected.event_selectors())),
+            list => Selectors::Advanced(flatten_advanced(list)),
         };
         let tag_list = tags.resource_tag_list().first().map(|r| r.tags_list()).unwrap_or_default();
         let spec = TrailSpec {
@@ -449,8 +610,13 @@ impl Kind for Trail {
 }
 
 impl Trail {
+    /// ctguard declares advanced selectors only.
     async fn put_selectors(&self, aws: &Aws, want: &Selectors) -> anyhow::Result<()> {
-        let req = aws.cloudtrail.put_event_selectors().trail_name(&self.name).event_selectors(expand_selector(want));
+        let Selectors::Advanced(list) = want else {
+            anyhow::bail!("internal error: ctguard declares advanced event selectors only")
+        };
+        let req = aws.cloudtrail.put_event_selectors().trail_name(&self.name);
+        let req = req.set_advanced_event_selectors(Some(expand_advanced(list)?));
         req.send().await.ctx(|| self.what("setting event selectors of"))?;
         Ok(())
     }
@@ -509,7 +675,7 @@ mod kind_tests {
     use crate::resources::testing::{Rule, aws, flagship, mock};
     use aws_sdk_cloudtrail::{
         Client, operation as ct,
-        types::{AdvancedEventSelector, AdvancedFieldSelector, ResourceTag, Trail as SdkTrail},
+        types::{AdvancedEventSelector, EventSelector, ReadWriteType, ResourceTag, Trail as SdkTrail},
     };
 
     /// The desired trail with the key ARN the key's exports give.
@@ -530,7 +696,8 @@ mod kind_tests {
         assert_eq!(unresolved.settings.kms_key_id.as_deref(), Some(UNKNOWN));
     }
 
-    fn reads(want: &TrailSpec, advanced: bool) -> Vec<Rule> {
+    /// AWS's answers for a trail like `want`, with these advanced selectors (`None`: a basic one).
+    fn reads(want: &TrailSpec, selected: Option<Vec<AdvancedEventSelector>>) -> Vec<Rule> {
         let s = want.settings.clone();
         vec![
             mock!(Client::get_trail).then_output(move || {
@@ -556,15 +723,15 @@ mod kind_tests {
             }),
             mock!(Client::get_event_selectors).then_output(move || {
                 let out = ct::get_event_selectors::GetEventSelectorsOutput::builder();
-                match advanced {
-                    true => {
-                        let field =
-                            AdvancedFieldSelector::builder().field("eventCategory").equals("Data").build().unwrap();
-                        out.advanced_event_selectors(
-                            AdvancedEventSelector::builder().field_selectors(field).build().unwrap(),
-                        )
-                    }
-                    false => out.event_selectors(expand_selector(&Selectors::Basic(Vec::new()))),
+                match &selected {
+                    Some(list) => out.set_advanced_event_selectors(Some(list.clone())),
+                    // A basic selector, as a trail made before advanced ones has.
+                    None => out.event_selectors(
+                        EventSelector::builder()
+                            .read_write_type(ReadWriteType::All)
+                            .include_management_events(true)
+                            .build(),
+                    ),
                 }
                 .build()
             }),
@@ -578,10 +745,63 @@ mod kind_tests {
         ]
     }
 
+    fn advanced(spec: &TrailSpec) -> Vec<AdvancedSelector> {
+        match &spec.event_selectors {
+            Selectors::Advanced(list) => list.clone(),
+            Selectors::Basic(_) => panic!("ctguard declares advanced selectors"),
+        }
+    }
+
+    /// The declared selectors as AWS may return them: selectors, fields and values in another order.
+    fn shuffled(want: &TrailSpec) -> Vec<AdvancedEventSelector> {
+        let mut list = advanced(want);
+        list.reverse();
+        for s in &mut list {
+            s.field_selectors.reverse();
+            s.field_selectors.iter_mut().for_each(|f| f.equals.reverse());
+        }
+        expand_advanced(&list).unwrap()
+    }
+
+    #[test]
+    fn the_trail_records_management_events_and_deletes_in_the_audit_bucket_only() {
+        let (_, want) = declared();
+        let list = advanced(&want);
+        assert_eq!(list.len(), 2);
+        let data = list.iter().find(|s| s.records_data()).unwrap();
+        let field = |name: &str| data.field_selectors.iter().find(|f| f.field == name).unwrap().clone();
+        assert_eq!(field("resources.type").equals, ["AWS::S3::Object"]);
+        assert_eq!(field("resources.ARN").starts_with, ["arn:aws:s3:::ctguard-audit-123456789012-us-east-1/"]);
+        assert_eq!(field("eventName").equals, ["DeleteObject", "DeleteObjects"]);
+        let management = list.iter().find(|s| !s.records_data()).unwrap();
+        assert_eq!(management.field_selectors, [FieldSelector::equals("eventCategory", &["Management"])]);
+        let mut p = flagship();
+        p.trail.record_log_deletions = false;
+        p.trail.management_events = ReadWrite::WriteOnly;
+        let only = advanced(&Trail::new(&p, "us-east-1").want.unwrap());
+        assert_eq!(only.len(), 1);
+        assert!(only[0].field_selectors.contains(&FieldSelector::equals("readOnly", &["false"])));
+    }
+
+    #[test]
+    fn dropping_a_data_event_selector_is_destructive() {
+        let (_, want) = declared();
+        let mut theirs = log_deletions_selector("aws", "exports");
+        theirs.name = Some("exports bucket".into());
+        let mut list = advanced(&want);
+        list.push(theirs);
+        let have = TrailSpec { event_selectors: Selectors::Advanced(canonical(list)), ..want.clone() };
+        let lost = Trail::destructive(Some(&want), &have, false);
+        assert_eq!(lost, ["stops recording the data events of advanced event selector \"exports bucket\""]);
+        assert!(Trail::destructive(Some(&want), &want, false).is_empty());
+        let basic = TrailSpec { event_selectors: Selectors::Basic(Vec::new()), ..want.clone() };
+        assert!(Trail::destructive(Some(&want), &basic, false).is_empty(), "management events stay recorded");
+    }
+
     #[tokio::test]
     async fn reads_the_trail_its_selectors_status_and_delivery_health() {
         let (trail, want) = declared();
-        let rules = reads(&want, false);
+        let rules = reads(&want, Some(shuffled(&want)));
         let aws = aws(&rules.iter().collect::<Vec<_>>());
         let found = trail.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
         assert_eq!(found.spec, want);
@@ -590,12 +810,18 @@ mod kind_tests {
     }
 
     #[tokio::test]
-    async fn advanced_selectors_are_drift() {
+    async fn basic_or_edited_selectors_are_drift() {
         let (trail, want) = declared();
-        let rules = reads(&want, true);
-        let aws = aws(&rules.iter().collect::<Vec<_>>());
-        let found = trail.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
-        assert_eq!(found.spec.event_selectors, Selectors::Advanced("1 advanced event selectors".into()));
+        let rules = reads(&want, None);
+        let client = aws(&rules.iter().collect::<Vec<_>>());
+        let found = trail.kind.read(&client, Some(&want)).await.unwrap().unwrap();
+        assert!(matches!(&found.spec.event_selectors, Selectors::Basic(list) if list.len() == 1));
+        let mut edited = advanced(&want);
+        edited[0].field_selectors.retain(|f| f.field != "eventName");
+        let rules = reads(&want, Some(expand_advanced(&edited).unwrap()));
+        let client = aws(&rules.iter().collect::<Vec<_>>());
+        let found = trail.kind.read(&client, Some(&want)).await.unwrap().unwrap();
+        assert_ne!(found.spec.event_selectors, want.event_selectors);
     }
 
     #[tokio::test]
@@ -609,7 +835,7 @@ mod kind_tests {
             })
             .then_output(|| ct::create_trail::CreateTrailOutput::builder().build());
         let selectors = mock!(Client::put_event_selectors)
-            .match_requests(|r| r.event_selectors()[0].include_management_events() == Some(true))
+            .match_requests(|r| r.event_selectors().is_empty() && r.advanced_event_selectors().len() == 2)
             .then_output(|| ct::put_event_selectors::PutEventSelectorsOutput::builder().build());
         let start =
             mock!(Client::start_logging).then_output(|| ct::start_logging::StartLoggingOutput::builder().build());
