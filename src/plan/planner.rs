@@ -158,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn a_kinds_cautions_are_notes_on_a_change_and_only_on_a_change() {
+        let desired = Attrs::from([("object_lock".to_string(), json!({"mode": "COMPLIANCE", "days": 30}))]);
+        let mut create = input(Some(desired.clone()), None);
+        create.cautions = vec!["never off again".into()];
+        assert_eq!(plan("guard", [create]).changes[0].notes, ["never off again"]);
+        let owner = Ownership::Untracked;
+        let mut same = input(Some(desired.clone()), Some(observed(&desired, &owner, &[])));
+        same.cautions = vec!["never off again".into()];
+        assert!(plan("guard", [same]).changes[0].notes.is_empty());
+    }
+
+    #[test]
     fn a_kinds_data_loss_verdict_rides_on_the_change() {
         let live = Attrs::from([("retention_in_days".to_string(), json!(null))]);
         let desired = Attrs::from([("retention_in_days".to_string(), json!(365))]);
