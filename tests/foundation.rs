@@ -115,8 +115,18 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
     assert_eq!(t.cloud_watch_logs_role_arn(), Some(format!("arn:aws:iam::{ACCOUNT}:role/ctguard/{ROLE}").as_str()));
     assert_eq!(ct.get_trail_status().name(TRAIL).send().await.unwrap().is_logging(), Some(true));
     let sel = ct.get_event_selectors().trail_name(TRAIL).send().await.unwrap();
-    assert_eq!(sel.event_selectors()[0].read_write_type().map(|r| r.as_str()), Some("All"));
-    assert_eq!(sel.event_selectors()[0].include_management_events(), Some(true));
+    // All management events, and deletes in the audit bucket, as advanced selectors only.
+    assert!(sel.event_selectors().is_empty());
+    let categories: Vec<&[String]> = sel
+        .advanced_event_selectors()
+        .iter()
+        .flat_map(|s| s.field_selectors().iter().filter(|f| f.field() == "eventCategory").map(|f| f.equals()))
+        .collect();
+    assert_eq!(categories.len(), 2);
+    assert!(
+        categories.iter().any(|c| c == &["Management".to_string()])
+            && categories.iter().any(|c| c == &["Data".to_string()])
+    );
 
     // CloudWatch Logs delivery: group, role trust, and a least-privilege inline policy.
     let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
