@@ -80,8 +80,8 @@ macro_rules! mock {
             // Never called: the closures only carry the operation's input, output and error
             // types to the rule builder.
             $crate::resources::testing::RuleBuilder::new(
-                || $operation(todo!()).as_input().clone().build().unwrap(),
-                || $operation(todo!()).send(),
+                || $operation(unreachable!("a type carrier, never called")).as_input().clone().build().unwrap(),
+                || $operation(unreachable!("a type carrier, never called")).send(),
             )
         }
     };
