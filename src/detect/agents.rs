@@ -499,18 +499,17 @@ fn put(root: &mut Map<String, Value>, path: &[&str], value: Value) {
 }
 
 /// A leaf that matches a value none of `globs` matches, or a missing field: one `anything-but`,
-/// by prefix for a single prefix glob, by wildcard otherwise. EventBridge documents a list of
-/// values under `anything-but` `wildcard`, but `prefix` with a single string only.
+/// by prefix when every glob is a prefix, by wildcard otherwise.
 fn not_matching(globs: &[String]) -> Value {
     let mut globs: Vec<String> = globs.to_vec();
     globs.sort();
     globs.dedup();
-    let excluded = match globs.as_slice() {
-        [one] if one.strip_suffix('*').is_some_and(|inner| !inner.is_empty() && !inner.contains('*')) => {
-            json!({ "prefix": one.trim_end_matches('*') })
-        }
-        [one] => json!({ "wildcard": one }),
-        many => json!({ "wildcard": many }),
+    let prefixes: Option<Vec<&str>> =
+        globs.iter().map(|g| g.strip_suffix('*').filter(|inner| !inner.is_empty() && !inner.contains('*'))).collect();
+    let one_or_many = |v: Vec<&str>| if v.len() == 1 { json!(v[0]) } else { json!(v) };
+    let excluded = match prefixes {
+        Some(p) => json!({ "prefix": one_or_many(p) }),
+        None => json!({ "wildcard": one_or_many(globs.iter().map(String::as_str).collect()) }),
     };
     json!([{ "anything-but": excluded }, { "exists": false }])
 }
