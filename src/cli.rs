@@ -562,7 +562,7 @@ pub struct HuntArgs {
 
     /// The region Athena runs in. Defaults to the profile's home_region, then AWS_REGION and
     /// the shared config.
-    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
     /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
