@@ -580,8 +580,14 @@ pub struct PermissionsArgs {
     pub common: Common,
 
     /// Only what plan, verify and validate-logs need.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "destroy")]
     pub read_only: bool,
+
+    /// Add what `destroy --allow-data-loss` needs: deleting the buckets and their objects, the
+    /// log group and the topic, and scheduling the key's deletion. Without it the policy cannot
+    /// remove audit data, so a role that applies in CI cannot either.
+    #[arg(long)]
+    pub destroy: bool,
 
     /// The 12-digit account ID the policy names, without asking STS (for an offline machine).
     #[arg(long, value_name = "ID")]

@@ -25,11 +25,14 @@ pub const MANAGED_POLICY_LIMIT: usize = 6_144;
 /// Where `resources::discovery` looks for roles when the profile declares no log role.
 const DROPPED_ROLES_PATH: &str = "/ctguard/";
 
-/// Who needs an action: plan, verify and validate-logs (read), or apply as well (write).
+/// Who needs an action: plan, verify and validate-logs (read), apply as well (write), or only
+/// `destroy` (deleting what holds audit data: apply's policy leaves these out, so a role that
+/// applies in CI cannot remove the logs it set up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     Read,
     Write,
+    Destroy,
 }
 
 /// What an action touches, as a statement's `Resource` and `Condition` name it.
@@ -43,6 +46,8 @@ pub enum On {
     AnyConfig,
     /// The declared buckets.
     Buckets,
+    /// Every object in the declared buckets.
+    BucketObjects,
     /// The trail's log and digest files in the audit bucket.
     TrailLogs,
     /// The declared trail, and trails named with ctguard's prefix (a renamed trail).
@@ -108,6 +113,10 @@ const fn read(action: &'static str, on: On) -> Row {
 
 const fn write(action: &'static str, on: On) -> Row {
     Row { action, access: Access::Write, on }
+}
+
+const fn destroy(action: &'static str, on: On) -> Row {
+    Row { action, access: Access::Destroy, on }
 }
 
 /// Every action ctguard calls, sorted by action. account:ListRegions only with `regions =
@@ -193,6 +202,9 @@ pub const TABLE: &[Row] = &[
     write("kms:CreateAlias", On::OwnedKeys),
     write("kms:CreateKey", On::NewKeys),
     read("kms:Decrypt", On::KeysViaS3),
+    // Authorised on the alias and on the key it names, as CreateAlias is.
+    destroy("kms:DeleteAlias", On::Aliases),
+    destroy("kms:DeleteAlias", On::OwnedKeys),
     read("kms:DescribeKey", On::Keys),
     write("kms:EnableKey", On::OwnedKeys),
     write("kms:EnableKeyRotation", On::OwnedKeys),
@@ -206,6 +218,7 @@ pub const TABLE: &[Row] = &[
     write("kms:UntagResource", On::OwnedKeys),
     write("kms:UpdateKeyDescription", On::OwnedKeys),
     write("logs:CreateLogGroup", On::LogGroup),
+    destroy("logs:DeleteLogGroup", On::LogGroup),
     write("logs:DeleteMetricFilter", On::LogGroup),
     read("logs:DescribeLogGroups", On::AnyLogGroup),
     // Whether a group whose storedBytes reads zero really holds no event.
@@ -217,6 +230,11 @@ pub const TABLE: &[Row] = &[
     write("logs:TagResource", On::LogGroup),
     read("s3:AbortMultipartUpload", On::AthenaResults),
     write("s3:CreateBucket", On::Buckets),
+    destroy("s3:DeleteBucket", On::Buckets),
+    // DeleteObjects is authorised per object: DeleteObject, or DeleteObjectVersion for a
+    // version or delete marker (S3 API Reference, DeleteObjects).
+    destroy("s3:DeleteObject", On::BucketObjects),
+    destroy("s3:DeleteObjectVersion", On::BucketObjects),
     read("s3:GetBucketLocation", On::Buckets),
     read("s3:GetBucketLogging", On::Buckets),
     read("s3:GetBucketObjectLockConfiguration", On::Buckets),
@@ -247,6 +265,7 @@ pub const TABLE: &[Row] = &[
     // CreateBucket with tags (S3 API Reference, CreateBucketConfiguration: Tags).
     write("s3:TagResource", On::Buckets),
     write("sns:CreateTopic", On::Topic),
+    destroy("sns:DeleteTopic", On::Topic),
     read("sns:GetTopicAttributes", On::Topic),
     read("sns:ListSubscriptionsByTopic", On::Topic),
     read("sns:ListTagsForResource", On::Topic),
@@ -289,6 +308,8 @@ pub const UNSCOPED: &[(&str, &str)] = &[
 pub struct Options {
     /// Only what plan, verify and validate-logs need.
     pub read_only: bool,
+    /// What `destroy --allow-data-loss` needs as well.
+    pub destroy: bool,
     /// The profile covers every enabled region: per-region resources get the region `*`, so
     /// the policy holds when a region is enabled later.
     pub all_regions: bool,
@@ -298,13 +319,18 @@ pub struct Options {
 }
 
 /// The identity policy ctguard needs for `profile`: read-only for plan, verify and
-/// validate-logs, or everything apply does as well.
+/// validate-logs, everything apply does as well, or with destroy's deletes on top.
 pub fn policy(profile: &Profile, options: &Options) -> Value {
     let names = Names::of(profile, options);
     // One statement per kind of resource, reads and writes together: each resource list is
     // spelled once, which keeps the policy within IAM's size limits.
     let mut groups: BTreeMap<On, Vec<&str>> = BTreeMap::new();
-    for row in TABLE.iter().filter(|r| !options.read_only || r.access == Access::Read) {
+    let wanted = |access: Access| match access {
+        Access::Read => true,
+        Access::Write => !options.read_only,
+        Access::Destroy => options.destroy,
+    };
+    for row in TABLE.iter().filter(|r| wanted(r.access)) {
         groups.entry(row.on).or_default().push(row.action);
     }
     let mut statements = Vec::new();
@@ -420,6 +446,7 @@ impl<'a> Names<'a> {
                 let buckets = std::iter::once(&p.bucket.name).chain(p.access_log_bucket.iter().map(|a| &a.name));
                 buckets.map(|b| format!("arn:{}:s3:::{b}", self.partition)).collect()
             }
+            On::BucketObjects => self.resources(On::Buckets).into_iter().map(|b| format!("{b}/*")).collect(),
             On::TrailLogs => {
                 let prefix = if p.bucket.trail_prefix.is_empty() {
                     String::new()
@@ -583,11 +610,33 @@ mod tests {
     }
 
     fn full() -> Options {
-        Options { read_only: false, all_regions: true, unknown_account: None }
+        Options { read_only: false, destroy: false, all_regions: true, unknown_account: None }
     }
 
     fn statements(doc: &Value) -> &Vec<Value> {
         doc["Statement"].as_array().unwrap()
+    }
+
+    #[test]
+    fn only_the_destroy_policy_deletes_audit_data_and_only_the_declared_buckets() {
+        let deletes = ["s3:DeleteBucket", "s3:DeleteObjectVersion", "logs:DeleteLogGroup", "kms:DeleteAlias"];
+        let apply = flagship(&full()).to_string();
+        for action in deletes {
+            assert!(!apply.contains(action), "apply's policy allows {action}");
+        }
+        let doc = flagship(&Options { destroy: true, ..full() });
+        let text = doc.to_string();
+        for action in deletes {
+            assert!(text.contains(action), "the destroy policy lacks {action}");
+        }
+        let objects = statements(&doc).iter().find(|s| s["Sid"] == "CtguardBucketObjects").unwrap();
+        assert_eq!(
+            objects["Resource"],
+            json!([
+                "arn:aws:s3:::ctguard-audit-123456789012-us-east-1/*",
+                "arn:aws:s3:::ctguard-audit-123456789012-us-east-1-access/*"
+            ])
+        );
     }
 
     #[test]

@@ -568,6 +568,8 @@ fn duration(text: &str) -> Option<u64> {
 pub struct PermissionsSettings {
     pub common: Settings,
     pub read_only: bool,
+    /// `--destroy`: destroy's deletes as well.
+    pub destroy: bool,
     /// `--account`: the account to name without asking STS.
     pub account: Option<String>,
 }
@@ -582,6 +584,7 @@ impl PermissionsSettings {
         Ok(PermissionsSettings {
             common: Settings::resolve(global, &args.common)?,
             read_only: args.read_only,
+            destroy: args.destroy,
             account: args.account.clone(),
         })
     }

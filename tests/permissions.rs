@@ -37,11 +37,10 @@ struct State {
     queries: BTreeMap<String, String>,
 }
 
-fn printed_policy(emu: &Emulator, profile: &str, read_only: bool) -> Value {
+/// `ctguard permissions -p PROFILE [FLAG]`, parsed.
+fn printed_policy(emu: &Emulator, profile: &str, flag: Option<&str>) -> Value {
     let mut args = vec!["permissions", "-p", profile];
-    if read_only {
-        args.push("--read-only");
-    }
+    args.extend(flag);
     let run = emu.ctguard(&args);
     run.expect(0);
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("permissions prints JSON: {e}\n{}", run.stdout))
@@ -82,6 +81,19 @@ fn request_tags(params: &Value) -> Vec<(String, String)> {
 
 fn checks_for(r: &Request, state: &State) -> Vec<Check> {
     let action = r.iam_action();
+    // DeleteObjects is authorised per object: DeleteObject, or DeleteObjectVersion for a
+    // version or a delete marker. The log keeps no keys, so any object of the bucket stands in.
+    if action == "s3:DeleteObjects" {
+        let object = format!("arn:aws:s3:::{}/any-object", r.path.trim_matches('/'));
+        return ["s3:DeleteObject", "s3:DeleteObjectVersion"]
+            .map(|a| Check {
+                action: a.into(),
+                resource: object.clone(),
+                context: BTreeMap::new(),
+                call: action.clone(),
+            })
+            .into();
+    }
     let region = r.region.clone().unwrap_or_else(|| REGION.to_string());
     let p = &r.params;
     let op = action.split(':').nth(1).unwrap_or_default().to_string();
@@ -132,10 +144,11 @@ fn checks_for(r: &Request, state: &State) -> Vec<Check> {
         },
         "kms" => match op.as_str() {
             "CreateKey" | "ListKeys" => vec!["*".into()],
-            "CreateAlias" => {
+            "CreateAlias" | "DeleteAlias" => {
                 // Authorized twice: on the alias and on the key it names.
-                let mut both = vec![arn("kms", p["AliasName"].as_str().unwrap_or_default())];
-                both.extend(first(&["TargetKeyId"]).map(|k| key(&k)));
+                let alias = p["AliasName"].as_str().unwrap_or_default();
+                let mut both = vec![arn("kms", alias)];
+                both.extend(first(&["TargetKeyId"]).map(|k| key(&k)).or_else(|| state.aliases.get(alias).cloned()));
                 both
             }
             _ => first(&["KeyId"]).map(|k| key(&k)).into_iter().collect(),
@@ -363,13 +376,20 @@ async fn state(emu: &Emulator) -> State {
         let tags = tags.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect();
         state.key_tags.insert(arn.to_string(), tags);
     }
-    let athena = aws_sdk_athena::Client::new(&conf);
+    state.queries = queries(emu).await;
+    state
+}
+
+/// Athena query ID to its workgroup, for every query run so far.
+async fn queries(emu: &Emulator) -> BTreeMap<String, String> {
+    let athena = aws_sdk_athena::Client::new(&emu.sdk().await);
+    let mut out = BTreeMap::new();
     for id in athena.list_query_executions().send().await.unwrap().query_execution_ids() {
         let query = athena.get_query_execution().query_execution_id(id).send().await.unwrap();
         let workgroup = query.query_execution().and_then(|q| q.work_group()).unwrap_or("primary");
-        state.queries.insert(id.clone(), workgroup.to_string());
+        out.insert(id.clone(), workgroup.to_string());
     }
-    state
+    out
 }
 
 /// Every AWS request of one ctguard run, each with the authorizations it needs.
@@ -393,7 +413,8 @@ fn outside(policy: &Value, requests: &[Request], state: &State) -> Vec<String> {
 
 fn calls_stay_inside_the_printed_policies(profile: &str) {
     let emu = Emulator::start();
-    let (read_only, full) = (printed_policy(&emu, profile, true), printed_policy(&emu, profile, false));
+    let (read_only, full) = (printed_policy(&emu, profile, Some("--read-only")), printed_policy(&emu, profile, None));
+    let destroying = printed_policy(&emu, profile, Some("--destroy"));
 
     let applied = recorded(&emu, &["apply", "--auto-approve", "-p", profile], &[0]);
     let reapplied = recorded(&emu, &["apply", "--auto-approve", "-p", profile], &[0]);
@@ -438,6 +459,40 @@ fn calls_stay_inside_the_printed_policies(profile: &str) {
         .count();
     assert!(owned_key_writes > 0, "{profile}: no owned key was written to, so aws:ResourceTag went unchecked");
     assert!(checks.iter().any(|c| c.action == "kms:CreateKey" && c.context.contains_key("aws:TagKeys")));
+
+    // destroy, with audit data, in a bucket that holds a log: inside the --destroy policy, and
+    // the deletes of audit data are outside apply's.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let s3 = aws_sdk_s3::Client::new(&emu.sdk().await);
+        let buckets = s3.list_buckets().send().await.unwrap();
+        let audit = buckets.buckets().iter().filter_map(|b| b.name()).find(|b| !b.ends_with("-access")).unwrap();
+        let body = b"{}".to_vec().into();
+        s3.put_object().bucket(audit).key("AWSLogs/x.json.gz").body(body).send().await.unwrap();
+    });
+    let destroyed = recorded(&emu, &["destroy", "--auto-approve", "--allow-data-loss", "-p", profile], &[0]);
+    // Dropping the Athena table runs a query: its workgroup is known only now.
+    let mut state = state;
+    state.queries.extend(runtime.block_on(queries(&emu)));
+    let called: std::collections::BTreeSet<String> = destroyed.iter().map(Request::iam_action).collect();
+    for needed in
+        ["s3:DeleteBucket", "s3:DeleteObjects", "logs:DeleteLogGroup", "kms:ScheduleKeyDeletion", "kms:DeleteAlias"]
+    {
+        assert!(called.contains(needed), "{profile}: destroy did not call {needed}, so it went unchecked: {called:?}");
+    }
+    let destroy_outside = outside(&destroying, &destroyed, &state);
+    assert!(
+        destroy_outside.is_empty(),
+        "{profile}: destroy made calls the --destroy policy does not allow:\n{}",
+        destroy_outside.join("\n")
+    );
+    let beyond_apply = outside(&full, &destroyed, &state);
+    for audit in ["s3:DeleteBucket on", "s3:DeleteObjectVersion on", "logs:DeleteLogGroup on"] {
+        assert!(
+            beyond_apply.iter().any(|f| f.starts_with(audit)),
+            "{profile}: apply's policy allows {audit}…: {beyond_apply:?}"
+        );
+    }
 }
 
 #[test]

@@ -181,6 +181,8 @@ async fn destroy_removes_what_the_profile_owns_and_audit_data_only_when_asked() 
     let run = emu.ctguard(&["destroy", "--auto-approve"]);
     run.expect(0);
     assert!(run.stdout.contains(&format!("sns_topic.ctguard-alerts will be destroyed")), "{}", run.stdout);
+    assert!(run.stdout.contains("Destroy complete! Resources: "), "{}", run.stdout);
+    assert!(!run.stdout.contains("Apply complete"), "{}", run.stdout);
     let kept = format!("s3_bucket.{BUCKET}: kept: deleting it deletes the bucket and every log in it");
     assert!(run.stdout.contains(&kept), "{}", run.stdout);
     // Deleting the trail loses coverage: it stays, and so does the role it delivers logs with.
@@ -230,6 +232,10 @@ async fn destroy_removes_what_the_profile_owns_and_audit_data_only_when_asked() 
     let again = emu.ctguard(&["destroy", "--auto-approve", "--allow-data-loss"]);
     again.expect(0);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    let json = emu.ctguard(&["destroy", "--auto-approve", "--format", "json"]);
+    json.expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect(&json.stdout);
+    assert_eq!((doc["command"].as_str(), doc["status"].as_str()), (Some("destroy"), Some("complete")));
 }
 
 /// Validates `doc` against the SARIF 2.1.0 schema; the validator's complaint on failure.

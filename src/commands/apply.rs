@@ -41,7 +41,7 @@ pub async fn run(
     if !plan.has_changes() {
         if settings.format == Format::Json {
             let report = engine::Report { outcomes: Vec::new() };
-            printer.data(|w, _| render::json::apply_report(w, &session.ctx, &report))?;
+            printer.data(|w, _| render::json::apply_report(w, &session.ctx, &report, render::Verb::Apply))?;
         }
         return Ok(Status::Success);
     }
@@ -61,8 +61,8 @@ pub async fn run(
         report.outcomes.extend(carry_out(&session, &follow_up, &live, consent, printer, watch).await.outcomes);
     }
     printer.data(|w, paint| match settings.format {
-        Format::Human => render::human::apply_report(w, paint, &report),
-        Format::Json => render::json::apply_report(w, &session.ctx, &report),
+        Format::Human => render::human::apply_report(w, paint, &report, render::Verb::Apply),
+        Format::Json => render::json::apply_report(w, &session.ctx, &report, render::Verb::Apply),
     })?;
     if report.failed() {
         anyhow::bail!("apply did not complete; run it again once the errors above are fixed");

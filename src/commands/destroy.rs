@@ -29,7 +29,7 @@ pub async fn run(
     if !plan.has_changes() {
         if settings.format == Format::Json {
             let report = engine::Report { outcomes: Vec::new() };
-            printer.data(|w, _| render::json::apply_report(w, &ctx, &report))?;
+            printer.data(|w, _| render::json::apply_report(w, &ctx, &report, render::Verb::Destroy))?;
         }
         return Ok(Status::Success);
     }
@@ -41,8 +41,8 @@ pub async fn run(
     watch.applying(plan.changes.iter().filter(|c| c.action != crate::plan::Action::NoOp).count());
     let report = engine::apply(&aws, &resources, &plan, &live, &hook).await;
     printer.data(|w, paint| match settings.format {
-        Format::Human => render::human::apply_report(w, paint, &report),
-        Format::Json => render::json::apply_report(w, &ctx, &report),
+        Format::Human => render::human::apply_report(w, paint, &report, render::Verb::Destroy),
+        Format::Json => render::json::apply_report(w, &ctx, &report, render::Verb::Destroy),
     })?;
     if report.failed() {
         anyhow::bail!("destroy did not complete; run it again once the errors above are fixed");

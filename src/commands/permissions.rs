@@ -42,8 +42,12 @@ pub async fn run(settings: &PermissionsSettings, printer: &Printer) -> anyhow::R
     let unknown_account = (account == UNKNOWN_ACCOUNT).then(|| account.clone());
     let runtime = Runtime { account_id: account, partition, enabled_regions: vec![region.clone()], region };
     let profile = loaded.resolve(&runtime, &common.profile.overrides)?;
-    let options =
-        Options { read_only: settings.read_only, all_regions: loaded.wants_enabled_regions(), unknown_account };
+    let options = Options {
+        read_only: settings.read_only,
+        destroy: settings.destroy,
+        all_regions: loaded.wants_enabled_regions(),
+        unknown_account,
+    };
     let doc = permissions::policy(&profile, &options);
     let size = doc.to_string().len();
     if size > permissions::MANAGED_POLICY_LIMIT {

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 
-use super::{Context, phrase, symbol};
+use super::{Context, Verb, phrase, symbol};
 use crate::detect::catalog::{Catalog, Feed, Kind};
 use crate::detect::replay::{Hit, Tally, Threshold};
 use crate::engine::{Outcome, Report};
@@ -303,7 +303,7 @@ fn verdict_line(w: &mut dyn Write, p: Paint, ctx: &Context, v: &Verdict, drifted
     }
 }
 
-pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<()> {
+pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report, verb: Verb) -> io::Result<()> {
     let count = |a: Action| report.outcomes.iter().filter(|(c, o)| c.action == a && *o == Outcome::Done).count();
     let replaced = count(Action::Replace);
     let (added, changed, destroyed) =
@@ -313,19 +313,24 @@ pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<
         n => format!("{n} adopted, "),
     };
     if !report.failed() {
-        writeln!(
-            w,
-            "{} Resources: {adopted}{added} added, {changed} changed, {destroyed} destroyed.",
-            p.ok(true, "Apply complete!")
-        )?;
-        return withheld(w, p, report);
+        let title = format!("{} complete!", verb.title());
+        match verb {
+            // Terraform's destroy counts only what it destroyed.
+            Verb::Destroy => writeln!(w, "{} Resources: {destroyed} destroyed.", p.ok(true, &title))?,
+            Verb::Apply => writeln!(
+                w,
+                "{} Resources: {adopted}{added} added, {changed} changed, {destroyed} destroyed.",
+                p.ok(true, &title)
+            )?,
+        }
+        return withheld(w, p, report, verb);
     }
     let failed = report.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).count();
     let skipped = report.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Skipped(_))).count();
     writeln!(
         w,
         "{} {failed} failed, {skipped} skipped; {adopted}{added} added, {changed} changed, {destroyed} destroyed.",
-        p.ok(false, "Apply failed:")
+        p.ok(false, &format!("{} failed:", verb.title()))
     )?;
     for (c, o) in &report.outcomes {
         if let Outcome::Failed(e) = o {
@@ -345,23 +350,23 @@ pub fn apply_report(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<
     for (root, n) in roots {
         writeln!(w, "  {} {n} resource(s) that depend on {root}", p.ok(false, "skipped"))?;
     }
-    withheld(w, p, report)
+    withheld(w, p, report, verb)
 }
 
-/// Destructive deletes apply left undone for want of --allow-data-loss.
-fn withheld(w: &mut dyn Write, p: Paint, report: &Report) -> io::Result<()> {
+/// Destructive deletes left undone for want of --allow-data-loss.
+fn withheld(w: &mut dyn Write, p: Paint, report: &Report, verb: Verb) -> io::Result<()> {
     for (c, _) in report.outcomes.iter().filter(|(_, o)| *o == Outcome::Withheld) {
         writeln!(
             w,
-            "  {} {}: {}; apply --allow-data-loss deletes it",
+            "  {} {}: {}; {} --allow-data-loss deletes it",
             p.bold("left in place"),
             c.address,
-            c.destructive.join("; ")
+            c.destructive.join("; "),
+            verb.name()
         )?;
     }
     Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,7 +497,7 @@ Plan: 1 to add, 1 to change, 0 to destroy.
         old.address.name = "old".into();
         old.destructive = vec!["deletes the trail".into()];
         let report = Report { outcomes: vec![(adopted, Outcome::Done), (old, Outcome::Withheld)] };
-        let text = render(|w| apply_report(w, Paint { color: false }, &report));
+        let text = render(|w| apply_report(w, Paint { color: false }, &report, Verb::Apply));
         assert_eq!(
             text,
             "Apply complete! Resources: 1 adopted, 0 added, 0 changed, 0 destroyed.\n  left in place \

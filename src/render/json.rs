@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Context, FORMAT_VERSION, json_actions};
+use super::{Context, FORMAT_VERSION, Verb, json_actions};
 use crate::detect::catalog::Catalog;
 use crate::detect::replay::{Hit, Tally, Threshold};
 use crate::engine::{Outcome, Report};
@@ -82,7 +82,7 @@ pub fn verify(w: &mut dyn Write, ctx: &Context, v: &Verdict) -> io::Result<()> {
     write(w, &doc)
 }
 
-pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report) -> io::Result<()> {
+pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report, verb: Verb) -> io::Result<()> {
     let results: Vec<Value> = report
         .outcomes
         .iter()
@@ -98,7 +98,7 @@ pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report) -> io::Re
         .collect();
     let doc = json!({
         "format_version": FORMAT_VERSION,
-        "command": "apply",
+        "command": verb.name(),
         "profile": ctx.profile,
         "account": ctx.account,
         "region": ctx.region,

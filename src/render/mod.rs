@@ -24,6 +24,31 @@ pub struct Context {
     pub region: String,
 }
 
+/// The command whose result a report shows: apply and destroy share the engine and the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Apply,
+    Destroy,
+}
+
+impl Verb {
+    /// The command's name, as typed and as JSON's `command`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Apply => "apply",
+            Verb::Destroy => "destroy",
+        }
+    }
+
+    /// Capitalised, as the summary line begins.
+    pub fn title(self) -> &'static str {
+        match self {
+            Verb::Apply => "Apply",
+            Verb::Destroy => "Destroy",
+        }
+    }
+}
+
 /// Terraform's symbols, and `@` for adopting what exists untagged.
 pub fn symbol(action: Action) -> &'static str {
     match action {

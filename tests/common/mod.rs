@@ -286,6 +286,8 @@ impl Request {
             ("GET", "tagging") => "GetBucketTagging",
             ("GET", "versions") => "ListBucketVersions",
             ("PUT", "") => "CreateBucket",
+            ("DELETE", "") => "DeleteBucket",
+            ("POST", "delete") => "DeleteObjects",
             ("PUT", "versioning") => "PutBucketVersioning",
             ("PUT", "encryption") => "PutEncryptionConfiguration",
             ("PUT", "publicAccessBlock") => "PutBucketPublicAccessBlock",
