@@ -374,6 +374,12 @@ pub struct TestArgs {
     #[arg(long)]
     pub summary: bool,
 
+    /// Also write the result as one self-contained HTML page to FILE (no external asset): the
+    /// counts, the fires per detection over time (by hour, day or month of the records'
+    /// eventTime), the detections that never fired and the inputs that could not be replayed.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     #[command(flatten)]
     pub bucket: BucketArgs,
 

@@ -290,6 +290,8 @@ pub struct TestSettings {
     pub account: Option<String>,
     pub jobs: usize,
     pub summary_only: bool,
+    /// `--html`: where to write the page.
+    pub html: Option<PathBuf>,
     pub format: Format,
     pub output: Output,
     pub inputs: Vec<Input>,
@@ -320,6 +322,7 @@ impl TestSettings {
             account: args.account.clone(),
             jobs: args.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), usize::from),
             summary_only: args.summary,
+            html: args.html.clone(),
             format: global.document()?,
             output: global.output,
             inputs,

@@ -312,24 +312,51 @@ async fn verify_writes_sarif_the_schema_accepts_and_an_html_page_a_browser_rende
     assert!(sarif_schema_errors(&file).is_some_and(|e| e.contains("2.1.0")));
 }
 
+#[test]
+fn test_writes_an_html_page_of_fires_over_time_a_browser_renders() {
+    // Every sample record, spread over the hours of one day, as one CloudTrail log file.
+    let mut records = Vec::new();
+    for entry in std::fs::read_dir(repo().join("tests/detections/samples")).unwrap() {
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        for kind in ["fires", "silent"] {
+            let listed = doc[kind].as_array().into_iter().flatten();
+            records.extend(listed.map(|r| r.get("record").unwrap_or(r).clone()));
+        }
+    }
+    for (i, r) in records.iter_mut().enumerate() {
+        r["eventTime"] = format!("2026-11-27T{:02}:{:02}:00Z", i % 24, i % 60).into();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.json");
+    std::fs::write(&log, serde_json::json!({ "Records": records }).to_string()).unwrap();
+    let page = dir.path().join("test.html");
+    let run = ctguard_cmd()
+        .args(["test", "--summary", "--html", page.to_str().unwrap(), log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    let (dom, colours, present) = in_browser(&page, dir.path(), &[[0xbc, 0x4c, 0x00], [0xff, 0xf1, 0xe5]]);
+    assert!(dom.contains("<title>ctguard test: profile ai-agent-guard</title>"), "{dom}");
+    assert!(dom.contains(&format!(r#"<b id="count-records">{}</b>"#, records.len())), "{dom}");
+    let header =
+        dom.lines().find(|l| l.contains("<th>detection</th><th>severity</th>")).expect("the timeline's header");
+    assert!(header.contains(">2026-11-27 00:00</th>") && header.contains(">2026-11-27 23:00</th>"), "{header}");
+    assert_eq!(header.matches(r#"<th class="time">"#).count(), 24, "one column per hour: {header}");
+    let row = dom
+        .lines()
+        .find(|l| l.contains(">rule ctguard-audit-log-deletion</th>"))
+        .expect("a detection that fired has its row");
+    assert!(row.contains(r#"class="heat h"#), "{row}");
+    assert!(colours > 20, "a blank page: {colours} colours");
+    assert!(present.iter().all(|p| *p), "the busiest cells in the darkest shade, the quietest in the lightest");
+}
+
 /// Renders the page in headless Chromium (installed by scripts/browser-setup) to a screenshot
 /// and to its DOM: the page must draw (many colours, the states' among them) and carry
 /// the expected title and counts.
 fn page_renders(page: &Path, dir: &Path) {
-    let chromium = |extra: &[&str]| {
-        let out = std::process::Command::new("chromium")
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"])
-            .args(extra)
-            .arg(format!("file://{}", page.display()))
-            .env("HOME", dir)
-            .output()
-            .expect("chromium is installed (scripts/browser-setup installs it from the distribution's packages)");
-        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let shot = dir.join("page.png");
-    chromium(&["--window-size=1280,1024", &format!("--screenshot={}", shot.display())]);
-    let dom = chromium(&["--dump-dom"]);
+    let (dom, colours, present) = in_browser(page, dir, &[[0xcf, 0x22, 0x2e], [0xda, 0xfb, 0xe1]]);
     assert!(
         dom.contains(&format!("<title>ctguard verify: profile ai-agent-guard in account {ACCOUNT} ({REGION})</title>")),
         "{dom}"
@@ -342,6 +369,27 @@ fn page_renders(page: &Path, dir: &Path) {
     assert_eq!(row.matches(r#"class="cell drift""#).count(), 1, "{row}");
     assert!(dom.contains(">365</code>") && dom.contains(">30</code>"), "the retention's before and after: {dom}");
 
+    assert!(colours > 20, "a blank page: {colours} colours");
+    assert!(present.iter().all(|p| *p), "the failed verdict in red and the matrix's passing cells in green");
+}
+
+/// The page's DOM after Chromium loaded it, how many colours its screenshot has, and whether
+/// each of `wanted` (RGB) is among them.
+fn in_browser(page: &Path, dir: &Path, wanted: &[[u8; 3]]) -> (String, usize, Vec<bool>) {
+    let chromium = |extra: &[&str]| {
+        let out = std::process::Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"])
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .env("HOME", dir)
+            .output()
+            .expect("chromium is installed (scripts/browser-setup installs it from the distribution's packages)");
+        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shot = dir.join("page.png");
+    chromium(&["--window-size=1280,2400", &format!("--screenshot={}", shot.display())]);
+    let dom = chromium(&["--dump-dom"]);
     // Decode the PNG (8-bit RGB or RGBA, as Chromium writes it) and count its colours.
     let script = r#"
 import struct, sys, zlib
@@ -374,13 +422,18 @@ for y in range(height):
     for x in range(0, stride, bpp):
         colours.add(bytes(line[x:x + 3]))
     prev = line
-print(len(colours), int(bytes([0xcf, 0x22, 0x2e]) in colours and bytes([0xda, 0xfb, 0xe1]) in colours))
+print(len(colours), *(int(bytes.fromhex(w) in colours) for w in sys.argv[2:]))
 "#;
-    let out =
-        std::process::Command::new(repo().join(".venv/bin/python")).args(["-c", script]).arg(&shot).output().unwrap();
+    let hex: Vec<String> = wanted.iter().map(|c| c.iter().map(|b| format!("{b:02x}")).collect()).collect();
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(&shot)
+        .args(&hex)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    let (colours, state_colours) = text.trim().split_once(' ').unwrap();
-    assert!(colours.parse::<usize>().unwrap() > 20, "a blank page: {colours} colours");
-    assert_eq!(state_colours, "1", "the failed verdict in red and the matrix's passing cells in green");
+    let mut fields = text.split_whitespace().map(|f| f.parse::<usize>().unwrap());
+    let colours = fields.next().unwrap();
+    (dom, colours, fields.map(|f| f == 1).collect())
 }

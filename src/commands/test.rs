@@ -1,15 +1,18 @@
 //! `ctguard test`: the profile's detections, as deployed, replayed over CloudTrail records.
 
 use std::io;
+
+use anyhow::Context as _;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::detect::catalog::{Catalog, Kind};
 use crate::detect::replay::{self, Account, Hit, InputProblems, SkipRecord, Threshold};
+use crate::detect::timeline::Timeline;
 use crate::lookback::s3;
 use crate::printer::Printer;
 use crate::profile::{self, Profile, Runtime};
-use crate::render::{human, json};
+use crate::render::{html, human, json};
 use crate::settings::{Format, TestSettings};
 
 use super::Status;
@@ -74,9 +77,13 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
     let started = Instant::now();
     let (mut alerted, mut counted) = (0u64, 0u64);
     let mut tally = Default::default();
+    let mut timeline = Timeline::default();
     let name = &loaded.doc.profile.name;
     printer.data(|w, paint| {
         let mut note = |hit: &replay::Hit| {
+            if settings.html.is_some() {
+                timeline.add(hit);
+            }
             if hit.fired.iter().any(|&i| thresholds[i].as_ref().is_none_or(|t| t.alerts_on_one_match)) {
                 alerted += 1;
             } else {
@@ -125,6 +132,20 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
         Ok(())
     })?;
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(path) = &settings.html {
+        let report = html::TestReport {
+            profile: name,
+            catalog: &catalog,
+            thresholds: &thresholds,
+            tally: &tally,
+            timeline: &timeline,
+            alerted,
+            counted,
+        };
+        let mut page = Vec::new();
+        html::test(&mut page, &report)?;
+        std::fs::write(path, page).with_context(|| format!("writing the HTML report to {}", path.display()))?;
+    }
     let downloaded = stats.map_or(String::new(), |s| {
         let (objects, bytes) = (s.objects.load(Ordering::Relaxed), s.bytes.load(Ordering::Relaxed));
         format!(", {objects} objects ({:.1} MB) downloaded", bytes as f64 / 1e6)

@@ -16,6 +16,7 @@ pub mod event_names;
 pub mod eventbridge;
 pub mod logfilter;
 pub mod replay;
+pub mod timeline;
 
 use std::fmt;
 
