@@ -334,6 +334,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
+    /// How far back the delivery-health checks look: EventBridge's FailedInvocations of every
+    /// rule and SNS's NumberOfNotificationsFailed of every alert topic must be zero over it
+    /// (30m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub health_window: String,
+
     /// Print only drift and failing checks, and the verdict: no waived findings or notes
     /// (and no passing checks, even with -v).
     #[arg(long)]

@@ -5,6 +5,7 @@ pub mod build_info;
 pub mod checks;
 pub mod cli;
 pub mod commands;
+pub mod delivery;
 pub mod detect;
 pub mod engine;
 pub mod events;

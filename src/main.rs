@@ -101,12 +101,7 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
         }
         Command::Verify(args) => {
             let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
-            let options = settings::VerifyOptions {
-                junit: args.junit,
-                sarif: args.sarif,
-                html: args.html,
-                only_failures: args.only_failures,
-            };
+            let options = settings::VerifyOptions::resolve(&args)?;
             commands::verify::run(&settings, &printer, &options).await
         }
         Command::ValidateLogs(args) => {

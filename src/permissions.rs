@@ -151,6 +151,7 @@ pub const TABLE: &[Row] = &[
     write("cloudtrail:UpdateTrail", On::Trails),
     write("cloudwatch:DeleteAlarms", On::Alarms),
     read("cloudwatch:DescribeAlarms", On::AnyAlarm),
+    read("cloudwatch:GetMetricData", On::Anything),
     read("cloudwatch:ListTagsForResource", On::AnyAlarm),
     write("cloudwatch:PutMetricAlarm", On::Alarms),
     write("cloudwatch:TagResource", On::Alarms),
@@ -285,6 +286,10 @@ pub const UNSCOPED: &[(&str, &str)] = &[
     ("cloudtrail:DescribeTrails", "no resource-level permission; lists the region's trails"),
     ("cloudtrail:ListPublicKeys", "no resource-level permission; the keys are CloudTrail's, not the account's"),
     ("cloudtrail:LookupEvents", "no resource-level permission; the event history `ctguard investigate` reads"),
+    (
+        "cloudwatch:GetMetricData",
+        "no resource-level permission; verify's delivery health reads the rules' and topics' failure metrics",
+    ),
     ("config:DescribeConfigurationRecorderStatus", "no resource-level permission; one recorder per region"),
     ("config:DescribeConfigurationRecorders", "no resource-level permission; one recorder per region"),
     ("config:DescribeDeliveryChannels", "no resource-level permission; one delivery channel per region"),

@@ -263,6 +263,23 @@ pub struct VerifyOptions {
     pub sarif: Option<PathBuf>,
     pub html: Option<PathBuf>,
     pub only_failures: bool,
+    /// `--health-window`, in seconds.
+    pub health_window: u64,
+}
+
+impl VerifyOptions {
+    pub fn resolve(args: &crate::cli::VerifyArgs) -> anyhow::Result<Self> {
+        let health_window = duration(&args.health_window).ok_or_else(|| {
+            anyhow::anyhow!("--health-window: expected a duration such as 30m, 24h or 7d, got {:?}", args.health_window)
+        })?;
+        Ok(VerifyOptions {
+            junit: args.junit.clone(),
+            sarif: args.sarif.clone(),
+            html: args.html.clone(),
+            only_failures: args.only_failures,
+            health_window,
+        })
+    }
 }
 
 /// `profiles`, resolved.

@@ -174,6 +174,7 @@ fn checks_for(r: &Request, state: &State) -> Vec<Check> {
             _ => first(&["Name", "Rule"]).map(|n| rule(&n)).into_iter().collect(),
         },
         "cloudwatch" => match op.as_str() {
+            "GetMetricData" => vec!["*".into()],
             "ListTagsForResource" | "TagResource" => first(&["ResourceARN"]).into_iter().collect(),
             "DescribeAlarms" => {
                 let names = strings(&p["AlarmNames"]);

@@ -157,3 +157,54 @@ async fn verify_replays_deployed_patterns_reports_health_and_honours_waivers() {
     run.expect(0);
     assert!(run.stdout.contains("matches nothing"), "{}", run.stdout);
 }
+
+/// Seeds a metric as the service would publish it, a minute ago (CloudWatch reads a window up to
+/// its end, so a datapoint stamped at the very moment of the read may fall outside it).
+async fn publish(emu: &Emulator, namespace: &str, metric: &str, dimension: (&str, &str), value: f64) {
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&emu.sdk().await);
+    let dimension = aws_sdk_cloudwatch::types::Dimension::builder().name(dimension.0).value(dimension.1).build();
+    let datum = aws_sdk_cloudwatch::types::MetricDatum::builder()
+        .metric_name(metric)
+        .dimensions(dimension)
+        .value(value)
+        .timestamp((std::time::SystemTime::now() - std::time::Duration::from_secs(60)).into())
+        .build();
+    cloudwatch.put_metric_data().namespace(namespace).metric_data(datum).send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_fails_on_delivery_failures_aws_reports_only_as_metrics() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("verify.xml");
+    let plain = profile(dir.path(), "");
+    emu.ctguard(&["apply", "--auto-approve", "-p", plain.to_str().unwrap()]).expect(0);
+    let rule = "events_rule.us-east-1/ctguard-destructive-actions";
+    let (code, doc) = verify(&emu, &plain, &junit);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(check(&doc, rule, "no FailedInvocations in the last 24 h")["detail"], "FailedInvocations: 0");
+
+    // EventBridge could not deliver one event of a rule; SNS could not reach a subscriber; a
+    // failure of another account's rule of the same name elsewhere is not ours to report.
+    publish(&emu, "AWS/Events", "FailedInvocations", ("RuleName", "ctguard-destructive-actions"), 2.0).await;
+    publish(&emu, "AWS/SNS", "NumberOfNotificationsFailed", ("TopicName", "ctguard-alerts"), 1.0).await;
+    publish(&emu, "AWS/Events", "FailedInvocations", ("RuleName", "someone-elses-rule"), 5.0).await;
+    let (code, doc) = verify(&emu, &plain, &junit);
+    assert_eq!(code, 2, "{doc:#}");
+    let failed = check(&doc, rule, "no FailedInvocations");
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert!(
+        failed["detail"].as_str().unwrap().starts_with("FailedInvocations: 2 (EventBridge could not deliver"),
+        "{failed}"
+    );
+    let topic = check(&doc, "sns_topic.ctguard-alerts", "no NumberOfNotificationsFailed");
+    assert_eq!(topic["ok"], false);
+    assert!(topic["detail"].as_str().unwrap().starts_with("NumberOfNotificationsFailed: 1 "), "{topic}");
+    let others = check(&doc, "events_rule.us-east-1/ctguard-monitoring-tampering", "no FailedInvocations");
+    assert_eq!(others["ok"], true, "{others}");
+
+    // A bad window is refused before any call.
+    let bad = emu.ctguard(&["verify", "-p", plain.to_str().unwrap(), "--health-window", "soon"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("--health-window: expected a duration such as 30m, 24h or 7d"), "{}", bad.stderr);
+}

@@ -103,6 +103,8 @@ pub struct Aws {
 #[derive(Clone, Debug)]
 struct Regional {
     events: aws_sdk_eventbridge::Client,
+    /// For the delivery metrics of that region's rules (verify).
+    cloudwatch: aws_sdk_cloudwatch::Client,
     config: aws_sdk_config::Client,
     tagging: aws_sdk_resourcegroupstagging::Client,
 }
@@ -168,6 +170,7 @@ impl Aws {
                     let region = Region::new(r.clone());
                     let clients = Regional {
                         events: client!(aws_sdk_eventbridge, region.clone()),
+                        cloudwatch: client!(aws_sdk_cloudwatch, region.clone()),
                         config: client!(aws_sdk_config, region.clone()),
                         tagging: client!(aws_sdk_resourcegroupstagging, region),
                     };
@@ -180,6 +183,11 @@ impl Aws {
     /// The EventBridge client for `region`, which must be one of the profile's regions.
     pub fn events(&self, region: &str) -> &aws_sdk_eventbridge::Client {
         &self.regional[region].events
+    }
+
+    /// The CloudWatch client for `region`: one of the profile's regions, or the home region.
+    pub fn cloudwatch_in(&self, region: &str) -> &aws_sdk_cloudwatch::Client {
+        self.regional.get(region).map_or(&self.cloudwatch, |r| &r.cloudwatch)
     }
 
     /// The AWS Config client for `region`, which must be one of the profile's regions.

@@ -6,13 +6,14 @@ use super::{Session, Status};
 use crate::printer::Printer;
 use crate::render::human::VerifyView;
 use crate::settings::{Format, Settings, VerifyOptions};
-use crate::{checks, engine, render, verdict};
+use crate::{checks, delivery, engine, render, verdict};
 
 pub async fn run(settings: &Settings, printer: &Printer, options: &VerifyOptions) -> anyhow::Result<Status> {
     let session = Session::open(settings, printer).await?;
     let (live, plan) = session.plan(printer).await?;
     let mut found = engine::checks(&live, &session.resources);
     found.extend(engine::health(&session.aws, &session.resources, &live).await);
+    found.extend(delivery::checks(&session.aws, &session.resources, options.health_window).await);
     found.extend(checks::deployed_patterns(&session.profile, &session.resources, &live));
     found.extend(checks::cis_texts(&session.profile, &live));
     found.extend(crate::integrity::verify_check(&session.aws, &session.profile).await?);
