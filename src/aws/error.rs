@@ -63,6 +63,8 @@ fn modeled(err: &dyn Any) -> Option<ErrorKind> {
             is_cloud_trail_arn_invalid_exception => NotFound
         }
         ct::delete_trail::DeleteTrailError { is_trail_not_found_exception => NotFound }
+        // A trail without Insights answers InsightNotEnabledException: none is a value.
+        ct::get_insight_selectors::GetInsightSelectorsError { is_insight_not_enabled_exception => NotFound }
         // CloudTrail cannot assume a role IAM created seconds ago, nor see a fresh bucket or
         // key policy: the errors it answers then are retried while IAM and S3 catch up.
         ct::create_trail::CreateTrailError {

@@ -5,8 +5,7 @@ use super::Profile;
 use crate::detect::catalog::{Catalog, Detection, Feed, Rejected};
 
 impl Profile {
-    /// The detections as apply deploys them. Alarms that need S3 data events are left out, as
-    /// apply leaves them out.
+    /// The detections as apply deploys them.
     pub fn catalog(&self) -> Result<Catalog, Rejected> {
         let topic = self.alerts.as_ref().map(|a| a.topic.as_str());
         let mut detections = Vec::new();
@@ -14,7 +13,7 @@ impl Profile {
             let d = Detection::rule(&rule.name, &rule.pattern, rule.severity.as_str(), topic)?;
             detections.push(d.restricted_to(&rule.restriction));
         }
-        for alarm in self.alarms.iter().filter(|a| !a.requires_data_events) {
+        for alarm in &self.alarms {
             let feed = Feed::Metric {
                 namespace: alarm.namespace.clone(),
                 metric: alarm.metric.clone(),

@@ -10,6 +10,7 @@ pub mod classes;
 mod config;
 pub mod managed_rules;
 pub mod source;
+pub mod trail_events;
 mod typecheck;
 pub mod types;
 pub mod validate;
@@ -172,6 +173,12 @@ pub struct Trail {
     pub management_events: ReadWrite,
     /// Whether the trail records deletes of objects in the audit bucket (S3 data events).
     pub record_log_deletions: bool,
+    /// The declared data-event selectors (`[[trail.data_events]]`).
+    pub data_events: Vec<trail_events::DataSelector>,
+    /// The Insights types on, as PutInsightSelectors names them.
+    pub insights: Vec<String>,
+    /// Selectors not named `ctguard…` are someone else's, kept as they are.
+    pub shared_selectors: bool,
     pub kms: Option<Kms>,
     /// verify's log_integrity check covers this many hours; `None`: not checked.
     pub log_integrity_hours: Option<u32>,
@@ -518,6 +525,14 @@ impl Resolver<'_> {
             c
         });
         let alerting = self.alerting(&doc, runtime, &mut vars);
+        let data_events = self.data_events(&doc.trail.data_events, alerting.agents.as_ref(), &vars);
+        let insights = trail_events::insight_types(doc.trail.insights.as_ref());
+        self.insights(&insights, doc.trail.management_events);
+        let values = 2
+            + if doc.trail.record_log_deletions { 5 } else { 0 }
+            + data_events.iter().map(|s| 2 + s.conditions.iter().map(|c| c.values.len()).sum::<usize>()).sum::<usize>();
+        self.selector_values(values);
+        self.data_event_alarms(&alerting.alarms, &data_events);
         let config = doc.config.as_ref().map(|c| self.config(c, runtime, &alerting.regions, &mut vars));
         // Config delivers to the audit bucket: its statements join the bucket's policy.
         let mut bucket_policy = bucket_policy;
@@ -560,6 +575,9 @@ impl Resolver<'_> {
                 log_file_validation: doc.trail.log_file_validation,
                 management_events: doc.trail.management_events,
                 record_log_deletions: doc.trail.record_log_deletions,
+                data_events,
+                insights,
+                shared_selectors: doc.trail.shared_selectors,
                 kms,
                 log_integrity_hours: doc.trail.log_integrity_hours,
             },
@@ -575,6 +593,24 @@ impl Resolver<'_> {
             severity_classes,
             vars,
         })
+    }
+
+    /// An alarm that counts S3 data events is deployed only when the trail records some: on a
+    /// trail that does not, it could never fire, so declaring it is a mistake to say, not hide.
+    fn data_event_alarms(&mut self, alarms: &[Alarm], data_events: &[trail_events::DataSelector]) {
+        if data_events.iter().any(|s| s.resource_type == "AWS::S3::Object") {
+            return;
+        }
+        for (i, a) in alarms.iter().enumerate().filter(|(_, a)| a.requires_data_events) {
+            self.problem(
+                &format!("alarms[{i}].requires_data_events"),
+                format!(
+                    "alarm {:?} counts S3 data events, but the trail records none: declare them under \
+                     [[trail.data_events]] (resource_type = \"AWS::S3::Object\"), or remove the alarm",
+                    a.id
+                ),
+            );
+        }
     }
 
     fn log_integrity(&mut self, trail: &types::TrailDoc) {

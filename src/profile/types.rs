@@ -197,9 +197,67 @@ pub struct TrailDoc {
     #[serde(default = "yes")]
     pub record_log_deletions: bool,
     pub kms: Option<KmsDoc>,
+    /// Data events the trail records, each one advanced event selector (CloudTrail charges for
+    /// data events; plan states the price of what it adds).
+    #[serde(default)]
+    pub data_events: Vec<DataEventDoc>,
+    /// CloudTrail Insights on the trail's management events (charged per event analysed).
+    pub insights: Option<InsightsDoc>,
+    /// Other tools set event selectors on this trail too: ctguard keeps the selectors whose
+    /// names do not start with `ctguard` (its own all do). Otherwise any other selector is
+    /// drift, which apply replaces (refused without --allow-data-loss when it records data).
+    #[serde(default)]
+    pub shared_selectors: bool,
     /// verify also validates the digest chain and log files delivered in the last N hours, as
     /// `ctguard validate-logs` does.
     pub log_integrity_hours: Option<u32>,
+}
+
+/// One `[[trail.data_events]]` entry: one advanced event selector recording data events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataEventDoc {
+    /// Names the selector (CloudTrail shows it as `ctguard: <name>`).
+    pub name: String,
+    /// `resources.type`: AWS::S3::Object, AWS::Lambda::Function, AWS::DynamoDB::Table, ...
+    pub resource_type: String,
+    /// `resources.ARN` StartsWith: for S3 objects `arn:<partition>:s3:::<bucket>/[<key prefix>]`.
+    #[serde(default)]
+    pub arn_prefixes: Vec<String>,
+    /// `resources.ARN` Equals.
+    #[serde(default)]
+    pub arns: Vec<String>,
+    /// `readOnly`: true records reads only, false writes only; absent records both.
+    pub read_only: Option<bool>,
+    /// `eventName` Equals.
+    #[serde(default)]
+    pub event_names: Vec<String>,
+    /// Only calls by the agents `[agents]` declares: `userIdentity.arn` StartsWith the session
+    /// ARNs of its roles and permission sets and the ARNs of its users.
+    #[serde(default)]
+    pub agents: bool,
+    /// Any other condition, as AWS writes it.
+    #[serde(default)]
+    pub fields: Vec<FieldDoc>,
+}
+
+/// A raw advanced field selector condition: `field`, an AWS operator and its values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDoc {
+    pub field: String,
+    pub operator: String,
+    pub values: Vec<String>,
+}
+
+/// `[trail.insights]`: the Insights types CloudTrail has (PutInsightSelectors, InsightType).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsDoc {
+    #[serde(default)]
+    pub api_call_rate: bool,
+    #[serde(default)]
+    pub api_error_rate: bool,
 }
 
 fn yes() -> bool {

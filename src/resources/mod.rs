@@ -103,8 +103,8 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         }
     }
     if let Some(cw) = &profile.cloudwatch_logs {
-        // Alarms on S3 data events would never fire: the trail records management events only.
-        let alarms: Vec<&crate::profile::Alarm> = profile.alarms.iter().filter(|a| !a.requires_data_events).collect();
+        // An alarm on S3 data events is valid only on a trail that records them.
+        let alarms: Vec<&crate::profile::Alarm> = profile.alarms.iter().collect();
         let set = alarm::AlarmSet::new(alarms.iter().map(|a| a.name.clone()).collect(), listings.tags[home].clone());
         for a in alarms {
             out.push(Box::new(metric_filter::MetricFilter::new(profile, cw, a, listings.metric_filters.clone())));

@@ -108,6 +108,9 @@ async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<BTreeMap<String, Liste
 /// The alert text: "<principal> called <eventName> (<eventSource>) in <region> at <time>;
 /// error: <errorCode>", headed by severity and title. An SNS target wants a JSON string.
 fn input_transformer(rule: &Rule) -> Transformer {
+    if is_insight_rule(rule) {
+        return insight_transformer(rule);
+    }
     let text = format!(
         "[{}] {}: <principal> called <action> (<service>) in <region> at <time>; error: <error>",
         rule.severity.as_str().to_uppercase(),
@@ -123,6 +126,42 @@ fn input_transformer(rule: &Rule) -> Transformer {
     ];
     Transformer {
         paths: Some(paths.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        template: serde_json::to_string(&text).unwrap_or_default(),
+    }
+}
+
+/// The detail-type of the events CloudTrail Insights sends to EventBridge.
+const INSIGHT_DETAIL_TYPE: &str = "AWS Insight via CloudTrail";
+
+fn is_insight_rule(rule: &Rule) -> bool {
+    let types = rule.pattern.get("detail-type").and_then(|t| t.as_array());
+    types.is_some_and(|list| !list.is_empty() && list.iter().all(|t| t == INSIGHT_DETAIL_TYPE))
+}
+
+/// An Insights event names no caller: it says which API's call or error rate left its
+/// baseline, when it started or ended, and by how much (CloudTrail User Guide, "CloudTrail
+/// Insights events record contents"): "<type> <Start|End>: <eventName> (<eventSource>) in
+/// <region> at <time>, <n> per minute against a baseline of <m>".
+fn insight_transformer(rule: &Rule) -> Transformer {
+    let text = format!(
+        "[{}] {}: <type> <state> for <action> (<service>) in <region> at <time>; <rate> per minute against a \
+         baseline of <baseline>",
+        rule.severity.as_str().to_uppercase(),
+        rule.title
+    );
+    let statistics = "$.detail.insightDetails.insightContext.statistics";
+    let paths = [
+        ("type", "$.detail.insightDetails.insightType".to_string()),
+        ("state", "$.detail.insightDetails.state".to_string()),
+        ("action", "$.detail.insightDetails.eventName".to_string()),
+        ("service", "$.detail.insightDetails.eventSource".to_string()),
+        ("region", "$.region".to_string()),
+        ("time", "$.time".to_string()),
+        ("rate", format!("{statistics}.insight.average")),
+        ("baseline", format!("{statistics}.baseline.average")),
+    ];
+    Transformer {
+        paths: Some(paths.into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
         template: serde_json::to_string(&text).unwrap_or_default(),
     }
 }

@@ -2,7 +2,7 @@
 //! KMS, CloudWatch Logs delivery, management events, and logging kept on.
 
 use async_trait::async_trait;
-use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, Tag};
+use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, InsightSelector, InsightType, Tag};
 use serde::Serialize;
 
 use super::kind::{Check, Declared, Delta, Found, Kind, Outputs, Resource};
@@ -11,6 +11,7 @@ use super::{kms_key, log_group, role};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt, while_propagating};
 use crate::plan::{Address, UNKNOWN};
+use crate::profile::trail_events::{DATA_EVENT_PRICE, DataSelector, INSIGHTS_PRICE, OWNED_PREFIX, Operator};
 use crate::profile::{Kms, Profile, ReadWrite};
 
 pub const KIND: &str = "cloudtrail_trail";
@@ -21,6 +22,8 @@ pub struct TrailSpec {
     #[serde(flatten)]
     pub settings: TrailSettings,
     pub event_selectors: Selectors,
+    /// The Insights types on (GetInsightSelectors), sorted; empty when Insights is off.
+    pub insight_selectors: Vec<String>,
     pub is_logging: bool,
     pub tags: Tags,
 }
@@ -112,6 +115,57 @@ impl AdvancedSelector {
     fn records_data(&self) -> bool {
         self.field_selectors.iter().any(|f| f.field == "eventCategory" && f.equals.iter().any(|v| v == "Data"))
     }
+
+    /// Whether ctguard wrote it: its name carries ctguard's prefix.
+    fn owned(&self) -> bool {
+        self.name.as_deref().is_some_and(|n| n.starts_with(OWNED_PREFIX))
+    }
+
+    fn field(&self, name: &str) -> Option<&FieldSelector> {
+        self.field_selectors.iter().find(|f| f.field == name)
+    }
+
+    /// Data events on every resource of a type billed per event at volume: every S3 bucket or
+    /// every Lambda function of the account, by anyone (no `resources.ARN` condition, nor one
+    /// on the caller).
+    fn every_resource_of(&self) -> Option<&str> {
+        let kind = self.field("resources.type")?.equals.first()?;
+        let broad = ["AWS::S3::Object", "AWS::Lambda::Function"].contains(&kind.as_str());
+        let unbounded = self.field("resources.ARN").is_none() && self.field("userIdentity.arn").is_none();
+        (self.records_data() && broad && unbounded).then_some(kind.as_str())
+    }
+
+    fn label(&self) -> String {
+        self.name.as_deref().map(|n| format!(" {n:?}")).unwrap_or_default()
+    }
+}
+
+/// A declared data-event selector in CloudTrail's form.
+fn data_selector(s: &DataSelector) -> AdvancedSelector {
+    let mut fields = vec![
+        FieldSelector::equals("eventCategory", &["Data"]),
+        FieldSelector::equals("resources.type", &[&s.resource_type]),
+    ];
+    for c in &s.conditions {
+        let at = match fields.iter().position(|f| f.field == c.field) {
+            Some(at) => at,
+            None => {
+                fields.push(FieldSelector { field: c.field.clone(), ..Default::default() });
+                fields.len() - 1
+            }
+        };
+        let f = &mut fields[at];
+        let list = match c.operator {
+            Operator::Equals => &mut f.equals,
+            Operator::StartsWith => &mut f.starts_with,
+            Operator::EndsWith => &mut f.ends_with,
+            Operator::NotEquals => &mut f.not_equals,
+            Operator::NotStartsWith => &mut f.not_starts_with,
+            Operator::NotEndsWith => &mut f.not_ends_with,
+        };
+        list.extend(c.values.iter().cloned());
+    }
+    AdvancedSelector { name: Some(s.name.clone()), field_selectors: fields }
 }
 
 fn canonical(list: impl IntoIterator<Item = AdvancedSelector>) -> Vec<AdvancedSelector> {
@@ -129,7 +183,7 @@ fn management_selector(rw: ReadWrite) -> AdvancedSelector {
         ReadWrite::ReadOnly => fields.push(FieldSelector::equals("readOnly", &["true"])),
         ReadWrite::WriteOnly => fields.push(FieldSelector::equals("readOnly", &["false"])),
     }
-    AdvancedSelector { name: Some("Management events".into()), field_selectors: fields }
+    AdvancedSelector { name: Some(format!("{OWNED_PREFIX}: management events")), field_selectors: fields }
 }
 
 /// Deletes of objects in the audit bucket, and nothing else in it: CloudTrail's own deliveries
@@ -138,7 +192,7 @@ fn management_selector(rw: ReadWrite) -> AdvancedSelector {
 /// data events by using advanced event selectors").
 fn log_deletions_selector(partition: &str, bucket: &str) -> AdvancedSelector {
     AdvancedSelector {
-        name: Some("Deletes of audit log objects".into()),
+        name: Some(format!("{OWNED_PREFIX}: deletes of audit log objects")),
         field_selectors: vec![
             FieldSelector::equals("eventCategory", &["Data"]),
             FieldSelector::equals("resources.type", &["AWS::S3::Object"]),
@@ -175,6 +229,8 @@ pub struct Trail {
     region: String,
     /// Where the key ARN comes from when ctguard manages the key.
     key: Option<Address>,
+    /// Selectors not named `ctguard…` are someone else's: kept, never compared.
+    shared: bool,
 }
 
 fn address(name: &str, region: &str) -> Address {
@@ -218,13 +274,18 @@ impl Trail {
         if t.record_log_deletions {
             selectors.push(log_deletions_selector(&profile.runtime.partition, &profile.bucket.name));
         }
+        selectors.extend(t.data_events.iter().map(data_selector));
+        let mut insight_selectors = t.insights.clone();
+        insight_selectors.sort();
         let want = TrailSpec {
             settings,
             event_selectors: Selectors::Advanced(canonical(selectors)),
+            insight_selectors,
             is_logging: true,
             tags: tags::owner_tags(profile),
         };
-        let kind = Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), key };
+        let kind =
+            Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), key, shared: t.shared_selectors };
         Declared::new(kind, address(&t.name, region), want, depends)
     }
 
@@ -232,7 +293,13 @@ impl Trail {
     /// is deleted (with `--allow-data-loss`) only once `successor`, the declared trail, has
     /// been created and read back logging, so the account is never without a trail.
     pub fn left_over(trail: &LeftOver, successor: Address) -> Declared<Self> {
-        let kind = Trail { name: trail.name.clone(), arn: trail.arn.clone(), region: trail.region.clone(), key: None };
+        let kind = Trail {
+            name: trail.name.clone(),
+            arn: trail.arn.clone(),
+            region: trail.region.clone(),
+            key: None,
+            shared: false,
+        };
         let mut declared = Declared::undeclared(kind, address(&trail.name, &trail.region));
         declared.depends.push(successor);
         declared
@@ -418,15 +485,13 @@ fn expand_advanced(list: &[AdvancedSelector]) -> anyhow::Result<Vec<AdvancedEven
 /// What the trail records now that `want` would no longer: data events a selector someone
 /// added selects (management events stay declared, in whatever form).
 fn lost_data_events(want: &Selectors, have: &Selectors) -> Vec<String> {
-    let kept = |s: &AdvancedSelector| matches!(want, Selectors::Advanced(w) if w.contains(s));
+    // A selector renamed but selecting the same events loses nothing.
+    let kept = |s: &AdvancedSelector| matches!(want, Selectors::Advanced(w) if w.iter().any(|k| k.field_selectors == s.field_selectors));
     match have {
         Selectors::Advanced(list) => list
             .iter()
             .filter(|s| s.records_data() && !kept(s))
-            .map(|s| {
-                let name = s.name.as_deref().map(|n| format!(" {n:?}")).unwrap_or_default();
-                format!("stops recording the data events of advanced event selector{name}")
-            })
+            .map(|s| format!("stops recording the data events of advanced event selector{}", s.label()))
             .collect(),
         Selectors::Basic(list) => list
             .iter()
@@ -473,6 +538,39 @@ impl Kind for Trail {
         let mut out: Vec<String> =
             narrowed.into_iter().filter(|(lost, _)| *lost).map(|(_, why)| why.to_string()).collect();
         out.extend(lost_data_events(&want.event_selectors, &have.event_selectors));
+        for gone in have.insight_selectors.iter().filter(|t| !want.insight_selectors.contains(t)) {
+            out.push(format!("stops CloudTrail Insights {gone}: unusual API activity is no longer flagged"));
+        }
+        out
+    }
+
+    /// What the change adds to the bill, at AWS's prices, and a warning for a selector on every
+    /// bucket or function of the account.
+    fn cautions(want: &TrailSpec, have: Option<&TrailSpec>) -> Vec<String> {
+        let had: &[AdvancedSelector] = match have.map(|h| &h.event_selectors) {
+            Some(Selectors::Advanced(list)) => list,
+            _ => &[],
+        };
+        let mut out = Vec::new();
+        if let Selectors::Advanced(list) = &want.event_selectors {
+            let added =
+                list.iter().filter(|s| s.records_data() && !had.iter().any(|h| h.field_selectors == s.field_selectors));
+            for s in added {
+                out.push(format!("records data events (advanced event selector{}): {DATA_EVENT_PRICE}", s.label()));
+                if let Some(kind) = s.every_resource_of() {
+                    out.push(format!(
+                        "warning: advanced event selector{} records {kind} data events on every resource of the \
+                         account, with no resources.ARN condition: at {DATA_EVENT_PRICE}, a busy account pays for \
+                         millions of events a day",
+                        s.label()
+                    ));
+                }
+            }
+        }
+        let before: &[String] = have.map(|h| h.insight_selectors.as_slice()).unwrap_or_default();
+        for t in want.insight_selectors.iter().filter(|t| !before.contains(t)) {
+            out.push(format!("turns on CloudTrail Insights {t}: {INSIGHTS_PRICE}"));
+        }
         out
     }
 
@@ -498,11 +596,15 @@ impl Kind for Trail {
                 self.region
             );
         }
-        let (status, selected, tags) = tokio::try_join!(
+        let (status, selected, insights, tags) = tokio::try_join!(
             async { ct.get_trail_status().name(&self.arn).send().await.ctx(|| self.what("reading the status of")) },
             async {
                 let req = ct.get_event_selectors().trail_name(&self.arn);
                 req.send().await.ctx(|| self.what("reading event selectors of"))
+            },
+            async {
+                let req = ct.get_insight_selectors().trail_name(&self.arn);
+                req.send().await.found(|| self.what("reading Insights selectors of"))
             },
             async { ct.list_tags().resource_id_list(&self.arn).send().await.ctx(|| self.what("reading tags of")) },
         )?;
@@ -517,18 +619,39 @@ impl Kind for Trail {
             cloud_watch_logs_role_arn: opt(trail.cloud_watch_logs_role_arn()),
         };
         // A trail has one kind or the other (CloudTrail API Reference, PutEventSelectors).
+        let mut foreign = Vec::new();
         let event_selectors = match selected.advanced_event_selectors() {
             [] => Selectors::Basic(flatten_selectors(selected.event_selectors())),
-            list => Selectors::Advanced(flatten_advanced(list)),
+            list => {
+                let (ours, theirs): (Vec<_>, Vec<_>) =
+                    flatten_advanced(list).into_iter().partition(|s| !self.shared || s.owned());
+                foreign = theirs;
+                Selectors::Advanced(ours)
+            }
         };
+        let mut insight_selectors: Vec<String> = insights
+            .iter()
+            .flat_map(|i| i.insight_selectors())
+            .filter_map(|i| i.insight_type().map(|t| t.as_str().to_string()))
+            .collect();
+        insight_selectors.sort();
+        insight_selectors.dedup();
         let tag_list = tags.resource_tag_list().first().map(|r| r.tags_list()).unwrap_or_default();
         let spec = TrailSpec {
             settings,
             event_selectors,
+            insight_selectors,
             is_logging: status.is_logging().unwrap_or(false),
             tags: tags::managed(tag_list.iter().map(|t| (t.key(), t.value().unwrap_or("")))),
         };
         let mut found = Found::new(spec);
+        for s in &foreign {
+            found.notes.push(format!(
+                "keeps advanced event selector{} ctguard does not own (its name does not start with {OWNED_PREFIX:?}; \
+                 the profile shares the trail's selectors)",
+                s.label()
+            ));
+        }
         for (name, err) in [
             ("trail delivers log files to S3", status.latest_delivery_error()),
             ("trail delivers digest files to S3", status.latest_digest_delivery_error()),
@@ -565,6 +688,9 @@ impl Kind for Trail {
         .await;
         if created(made)? {
             self.put_selectors(aws, &want.event_selectors).await?;
+            if !want.insight_selectors.is_empty() {
+                self.put_insights(aws, &want.insight_selectors).await?;
+            }
             self.start_logging(aws).await
         } else {
             // A run interrupted after CreateTrail left the trail behind: converge it instead.
@@ -592,6 +718,9 @@ impl Kind for Trail {
         if delta.changed(|t| &t.event_selectors) {
             self.put_selectors(aws, &want.event_selectors).await?;
         }
+        if delta.changed(|t| &t.insight_selectors) {
+            self.put_insights(aws, &want.insight_selectors).await?;
+        }
         if delta.changed(|t| &t.tags) {
             let req = ct.add_tags().resource_id(&self.arn).set_tags_list(Some(tags::sdk(&want.tags)?));
             req.send().await.ctx(|| self.what("tagging"))?;
@@ -610,14 +739,30 @@ impl Kind for Trail {
 }
 
 impl Trail {
-    /// ctguard declares advanced selectors only.
+    /// ctguard declares advanced selectors only. PutEventSelectors replaces them all, so on a
+    /// shared trail the others' selectors, read just before, are written back with ours.
     async fn put_selectors(&self, aws: &Aws, want: &Selectors) -> anyhow::Result<()> {
         let Selectors::Advanced(list) = want else {
             anyhow::bail!("internal error: ctguard declares advanced event selectors only")
         };
+        let mut list = list.clone();
+        if self.shared {
+            let req = aws.cloudtrail.get_event_selectors().trail_name(&self.arn);
+            let now = req.send().await.ctx(|| self.what("reading event selectors of"))?;
+            list.extend(flatten_advanced(now.advanced_event_selectors()).into_iter().filter(|s| !s.owned()));
+        }
         let req = aws.cloudtrail.put_event_selectors().trail_name(&self.name);
-        let req = req.set_advanced_event_selectors(Some(expand_advanced(list)?));
+        let req = req.set_advanced_event_selectors(Some(expand_advanced(&list)?));
         req.send().await.ctx(|| self.what("setting event selectors of"))?;
+        Ok(())
+    }
+
+    /// PutInsightSelectors replaces the trail's Insights types; an empty list turns Insights off.
+    async fn put_insights(&self, aws: &Aws, types: &[String]) -> anyhow::Result<()> {
+        let selectors =
+            types.iter().map(|t| InsightSelector::builder().insight_type(InsightType::from(t.as_str())).build());
+        let req = aws.cloudtrail.put_insight_selectors().trail_name(&self.name);
+        req.set_insight_selectors(Some(selectors.collect())).send().await.ctx(|| self.what("setting Insights of"))?;
         Ok(())
     }
 
@@ -735,6 +880,11 @@ mod kind_tests {
                 }
                 .build()
             }),
+            mock!(Client::get_insight_selectors).then_error(|| {
+                ct::get_insight_selectors::GetInsightSelectorsError::InsightNotEnabledException(
+                    aws_sdk_cloudtrail::types::error::InsightNotEnabledException::builder().message("off").build(),
+                )
+            }),
             mock!(Client::list_tags).then_output(|| {
                 let tag =
                     aws_sdk_cloudtrail::types::Tag::builder().key(OWNER_TAG).value("ai-agent-guard").build().unwrap();
@@ -767,16 +917,21 @@ mod kind_tests {
     fn the_trail_records_management_events_and_deletes_in_the_audit_bucket_only() {
         let (_, want) = declared();
         let list = advanced(&want);
-        assert_eq!(list.len(), 2);
-        let data = list.iter().find(|s| s.records_data()).unwrap();
+        assert_eq!(list.len(), 3, "management events, audit log deletes, the agents' object calls");
+        let deletes = Some("ctguard: deletes of audit log objects");
+        let data = list.iter().find(|s| s.name.as_deref() == deletes).unwrap();
         let field = |name: &str| data.field_selectors.iter().find(|f| f.field == name).unwrap().clone();
         assert_eq!(field("resources.type").equals, ["AWS::S3::Object"]);
         assert_eq!(field("resources.ARN").starts_with, ["arn:aws:s3:::ctguard-audit-123456789012-us-east-1/"]);
         assert_eq!(field("eventName").equals, ["DeleteObject", "DeleteObjects"]);
         let management = list.iter().find(|s| !s.records_data()).unwrap();
         assert_eq!(management.field_selectors, [FieldSelector::equals("eventCategory", &["Management"])]);
+        let agents = list.iter().find(|s| s.records_data() && s.name.as_deref() != deletes).unwrap();
+        assert_eq!(agents.every_resource_of(), None, "bounded by the agents' calls");
+        assert!(agents.field("userIdentity.arn").unwrap().starts_with.iter().all(|p| p.contains(":123456789012:")));
         let mut p = flagship();
         p.trail.record_log_deletions = false;
+        p.trail.data_events.clear();
         p.trail.management_events = ReadWrite::WriteOnly;
         let only = advanced(&Trail::new(&p, "us-east-1").want.unwrap());
         assert_eq!(only.len(), 1);
@@ -796,6 +951,66 @@ mod kind_tests {
         assert!(Trail::destructive(Some(&want), &want, false).is_empty());
         let basic = TrailSpec { event_selectors: Selectors::Basic(Vec::new()), ..want.clone() };
         assert!(Trail::destructive(Some(&want), &basic, false).is_empty(), "management events stay recorded");
+    }
+
+    #[test]
+    fn declared_data_events_are_selectors_with_a_price_and_a_warning_when_unbounded() {
+        use crate::profile::trail_events::{Condition, DataSelector};
+        let mut p = flagship();
+        p.trail.data_events = vec![DataSelector {
+            name: "ctguard: every object".into(),
+            resource_type: "AWS::S3::Object".into(),
+            conditions: vec![Condition {
+                field: "readOnly".into(),
+                operator: Operator::Equals,
+                values: vec!["false".into()],
+            }],
+        }];
+        p.trail.insights = vec!["ApiErrorRateInsight".into()];
+        let want = Trail::new(&p, "us-east-1").want.unwrap();
+        let list = advanced(&want);
+        let every = list.iter().find(|s| s.name.as_deref() == Some("ctguard: every object")).unwrap();
+        assert_eq!(every.field("readOnly").unwrap().equals, ["false"]);
+        assert_eq!(every.every_resource_of(), Some("AWS::S3::Object"));
+        let notes = Trail::cautions(&want, None);
+        assert!(notes.iter().any(|n| n.contains("$0.10 per 100,000") && n.contains("every object")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.starts_with("warning:") && n.contains("every resource")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("ApiErrorRateInsight") && n.contains("$0.35")), "{notes:?}");
+        // Nothing added: no price to state.
+        assert!(Trail::cautions(&want, Some(&want)).is_empty());
+        // Insights switched off loses coverage.
+        let off = TrailSpec { insight_selectors: Vec::new(), ..want.clone() };
+        let lost = Trail::destructive(Some(&off), &want, false);
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(lost[0].contains("ApiErrorRateInsight"));
+    }
+
+    #[test]
+    fn a_selector_renamed_but_selecting_the_same_events_loses_nothing() {
+        let (_, want) = declared();
+        let mut renamed = advanced(&want);
+        renamed.iter_mut().for_each(|s| s.name = Some("Deletes of audit log objects".into()));
+        let have = TrailSpec { event_selectors: Selectors::Advanced(canonical(renamed)), ..want.clone() };
+        assert!(Trail::destructive(Some(&want), &have, false).is_empty());
+    }
+
+    #[tokio::test]
+    async fn on_a_shared_trail_the_selectors_of_others_are_kept_out_of_the_comparison() {
+        let (mut trail, want) = declared();
+        trail.kind.shared = true;
+        let mut theirs = log_deletions_selector("aws", "exports");
+        theirs.name = Some("exports bucket".into());
+        let mut list = advanced(&want);
+        list.push(theirs);
+        let rules = reads(&want, Some(expand_advanced(&list).unwrap()));
+        let client = aws(&rules.iter().collect::<Vec<_>>());
+        let found = trail.kind.read(&client, Some(&want)).await.unwrap().unwrap();
+        assert_eq!(found.spec, want);
+        assert!(found.notes.iter().any(|n| n.contains("\"exports bucket\"")), "{:?}", found.notes);
+        // Not shared: the same selector is drift.
+        trail.kind.shared = false;
+        let found = trail.kind.read(&client, Some(&want)).await.unwrap().unwrap();
+        assert_ne!(found.spec.event_selectors, want.event_selectors);
     }
 
     #[tokio::test]
@@ -835,7 +1050,7 @@ mod kind_tests {
             })
             .then_output(|| ct::create_trail::CreateTrailOutput::builder().build());
         let selectors = mock!(Client::put_event_selectors)
-            .match_requests(|r| r.event_selectors().is_empty() && r.advanced_event_selectors().len() == 2)
+            .match_requests(|r| r.event_selectors().is_empty() && r.advanced_event_selectors().len() == 3)
             .then_output(|| ct::put_event_selectors::PutEventSelectorsOutput::builder().build());
         let start =
             mock!(Client::start_logging).then_output(|| ct::start_logging::StartLoggingOutput::builder().build());

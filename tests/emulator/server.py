@@ -1216,6 +1216,34 @@ def patch_cloudtrail_create_trail_exists() -> None:
     CloudTrailBackend.create_trail = create_trail
 
 
+def patch_cloudtrail_insight_selectors() -> None:
+    """Correct moto 5.2.5's PutInsightSelectors and GetInsightSelectors (a model fix).
+
+    AWS's PutInsightSelectors replaces the trail's Insights types, and an empty list turns
+    Insights off; moto appends, so a second call doubled the types and none could be removed.
+    AWS's GetInsightSelectors on a trail without Insights answers InsightNotEnabledException;
+    moto answers an empty list.
+    """
+    from moto.cloudtrail.models import CloudTrailBackend, Trail
+    from moto.core.exceptions import JsonRESTError
+
+    def put_insight_selectors(self, insight_selectors):  # noqa: ANN001
+        self.insight_selectors = list(insight_selectors or [])
+
+    get = CloudTrailBackend.get_insight_selectors
+
+    def get_insight_selectors(self, trail_name):  # noqa: ANN001
+        arn, selectors = get(self, trail_name)
+        if not selectors:
+            raise JsonRESTError(
+                "InsightNotEnabledException", f"Trail {trail_name} does not have Insights enabled."
+            )
+        return arn, selectors
+
+    Trail.put_insight_selectors = put_insight_selectors
+    CloudTrailBackend.get_insight_selectors = get_insight_selectors
+
+
 def patch_tagging_api_rules() -> None:
     """Let moto 5.2.5's Resource Groups Tagging API list EventBridge and AWS Config rules.
 
@@ -1590,6 +1618,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_sqs_retention_check()
         patch_event_pattern_arrays_of_objects()
         patch_cloudtrail_create_trail_exists()
+        patch_cloudtrail_insight_selectors()
         patch_tagging_api_rules()
         patch_s3_bucket_policy_conditions()
         patch_athena_catalog()
