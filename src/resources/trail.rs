@@ -135,6 +135,24 @@ impl AdvancedSelector {
         (self.records_data() && broad && unbounded).then_some(kind.as_str())
     }
 
+    /// Whether every event `other` records, this one records too: each of this selector's
+    /// conditions is one `other` also sets, at least as narrowly (its values a subset of ours
+    /// for a matching operator, ours a subset of its for an excluding one). Extra conditions
+    /// on `other` only narrow it. Sufficient, not necessary: an unproven case counts as a loss.
+    fn covers(&self, other: &AdvancedSelector) -> bool {
+        let subset = |a: &[String], b: &[String]| a.iter().all(|v| b.contains(v));
+        self.field_selectors.iter().all(|mine| {
+            other.field(&mine.field).is_some_and(|theirs| {
+                subset(&theirs.equals, &mine.equals)
+                    && subset(&theirs.starts_with, &mine.starts_with)
+                    && subset(&theirs.ends_with, &mine.ends_with)
+                    && subset(&mine.not_equals, &theirs.not_equals)
+                    && subset(&mine.not_starts_with, &theirs.not_starts_with)
+                    && subset(&mine.not_ends_with, &theirs.not_ends_with)
+            })
+        })
+    }
+
     fn label(&self) -> String {
         self.name.as_deref().map(|n| format!(" {n:?}")).unwrap_or_default()
     }
@@ -485,8 +503,9 @@ fn expand_advanced(list: &[AdvancedSelector]) -> anyhow::Result<Vec<AdvancedEven
 /// What the trail records now that `want` would no longer: data events a selector someone
 /// added selects (management events stay declared, in whatever form).
 fn lost_data_events(want: &Selectors, have: &Selectors) -> Vec<String> {
-    // A selector renamed but selecting the same events loses nothing.
-    let kept = |s: &AdvancedSelector| matches!(want, Selectors::Advanced(w) if w.iter().any(|k| k.field_selectors == s.field_selectors));
+    // A selector renamed, or narrowed by hand and put back, loses nothing: a wanted selector
+    // still records all it did.
+    let kept = |s: &AdvancedSelector| matches!(want, Selectors::Advanced(w) if w.iter().any(|k| k.covers(s)));
     match have {
         Selectors::Advanced(list) => list
             .iter()
@@ -983,6 +1002,20 @@ mod kind_tests {
         let lost = Trail::destructive(Some(&off), &want, false);
         assert_eq!(lost.len(), 1, "{lost:?}");
         assert!(lost[0].contains("ApiErrorRateInsight"));
+    }
+
+    #[test]
+    fn a_selector_narrowed_by_hand_and_put_back_loses_nothing_but_a_wider_one_does() {
+        let declared = log_deletions_selector("aws", "audit");
+        let mut narrowed = declared.clone();
+        narrowed.field_selectors.iter_mut().filter(|f| f.field == "eventName").for_each(|f| f.equals.truncate(1));
+        assert!(declared.covers(&narrowed) && !narrowed.covers(&declared));
+        let mut extra = declared.clone();
+        extra.field_selectors.push(FieldSelector::equals("readOnly", &["false"]));
+        assert!(declared.covers(&extra), "an extra condition only narrows");
+        let mut wider = declared.clone();
+        wider.field_selectors.retain(|f| f.field != "eventName");
+        assert!(!declared.covers(&wider));
     }
 
     #[test]
