@@ -382,6 +382,22 @@ mod tests {
     }
 
     #[test]
+    fn the_insights_rule_alerts_with_the_insight_not_a_caller() {
+        let p = flagship();
+        let events = p.events.as_ref().unwrap();
+        let insight = events.rules.iter().find(|r| r.name == "ctguard-cloudtrail-insight").unwrap();
+        assert!(is_insight_rule(insight));
+        assert!(!is_insight_rule(&events.rules[0]));
+        let t = input_transformer(insight);
+        let paths = t.paths.unwrap();
+        assert_eq!(paths["type"], "$.detail.insightDetails.insightType");
+        assert_eq!(paths["baseline"], "$.detail.insightDetails.insightContext.statistics.baseline.average");
+        assert!(!paths.contains_key("principal"));
+        assert!(t.template.contains("<rate> per minute against a baseline of <baseline>"), "{}", t.template);
+        assert!(t.template.starts_with("\"[MEDIUM] Unusual API activity (CloudTrail Insights)"), "{}", t.template);
+    }
+
+    #[test]
     fn the_home_region_alerts_and_other_regions_forward() {
         let p = flagship();
         let home = rule_in(&p, HOME).want.unwrap();
