@@ -139,11 +139,11 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
         );
     }
 
-    // Metric filters and alarms: CIS 4.1-4.15 plus the agent detections (the data-event alarm
-    // is not deployed on a management-events trail).
+    // Metric filters and alarms: CIS 4.1-4.15 plus the agent detections, the two on S3 data
+    // events included (the trail records the agents' S3 object reads and deletes).
     let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
     let filters = logs.describe_metric_filters().log_group_name(LOG_GROUP).send().await.unwrap();
-    assert_eq!(filters.metric_filters().len(), 23);
+    assert_eq!(filters.metric_filters().len(), 25);
     let root = filters
         .metric_filters()
         .iter()
@@ -169,7 +169,7 @@ async fn apply_builds_the_alerting_pipeline_in_every_region() {
     }
     let cw = aws_sdk_cloudwatch::Client::new(&conf);
     let alarms = cw.describe_alarms().alarm_name_prefix("ctguard-").max_records(100).send().await.unwrap();
-    assert_eq!(alarms.metric_alarms().len(), 23);
+    assert_eq!(alarms.metric_alarms().len(), 25);
     for a in alarms.metric_alarms() {
         assert_eq!(a.alarm_actions(), [topic_arn()]);
         assert_eq!(a.treat_missing_data(), Some("notBreaching"));

@@ -301,7 +301,7 @@ async fn every_operator_agrees_with_moto() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shipped_rules_agree_with_moto_on_every_sample_record() {
     let cases = shipped_cases();
-    assert_eq!(cases.len(), 18, "one case per EventBridge rule of the shipped profile");
+    assert_eq!(cases.len(), 19, "one case per EventBridge rule of the shipped profile");
     let compared = cross_check(cases).await;
     assert!(compared > 2000, "{compared}");
 }

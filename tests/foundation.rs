@@ -115,14 +115,15 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
     assert_eq!(t.cloud_watch_logs_role_arn(), Some(format!("arn:aws:iam::{ACCOUNT}:role/ctguard/{ROLE}").as_str()));
     assert_eq!(ct.get_trail_status().name(TRAIL).send().await.unwrap().is_logging(), Some(true));
     let sel = ct.get_event_selectors().trail_name(TRAIL).send().await.unwrap();
-    // All management events, and deletes in the audit bucket, as advanced selectors only.
+    // All management events, deletes in the audit bucket and the agents' S3 object calls, as
+    // advanced selectors only.
     assert!(sel.event_selectors().is_empty());
     let categories: Vec<&[String]> = sel
         .advanced_event_selectors()
         .iter()
         .flat_map(|s| s.field_selectors().iter().filter(|f| f.field() == "eventCategory").map(|f| f.equals()))
         .collect();
-    assert_eq!(categories.len(), 2);
+    assert_eq!(categories.len(), 3);
     assert!(
         categories.iter().any(|c| c == &["Management".to_string()])
             && categories.iter().any(|c| c == &["Data".to_string()])

@@ -291,7 +291,11 @@ pub fn envelope(record: &Value) -> Value {
 /// `ctguard test` builds one envelope per record.
 pub fn into_envelope(record: Value) -> Value {
     let field = |name: &str| record.get(name).cloned().unwrap_or(Value::Null);
-    let event_source = record.get("eventSource").and_then(Value::as_str);
+    // An Insights record names its API under insightDetails and has no eventSource of its own;
+    // EventBridge receives it from source aws.cloudtrail, detail-type "AWS Insight via CloudTrail".
+    let insight = record.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight");
+    let event_source =
+        if insight { Some("cloudtrail.amazonaws.com") } else { record.get("eventSource").and_then(Value::as_str) };
     let mut event = Map::with_capacity(9);
     event.insert("version".into(), Value::from("0"));
     event.insert("id".into(), field("eventID"));
