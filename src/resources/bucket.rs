@@ -5,7 +5,9 @@
 //! The policy and the lifecycle configuration are shared: ctguard owns only its statements
 //! (see `policy::ownership`) and its lifecycle rules (IDs starting with `RULE_PREFIX`), and
 //! writes everyone else's back exactly as it read them. Those that defeat a guarantee are
-//! failing checks (see `foreign`).
+//! failing checks (see `foreign`). Likewise the audit bucket's notification configuration: ctguard
+//! adds only its EventBridge setting, and writes back every topic, queue and function someone
+//! else configured.
 
 use anyhow::Context;
 use async_trait::async_trait;

@@ -1,6 +1,7 @@
 //! EventBridge rules on CloudTrail events, one per profile rule and region. EventBridge only
 //! sees events from its own region, and global services (IAM, STS, Organizations, Route 53)
-//! deliver only to us-east-1, so every rule runs in every region of the profile. Matches in
+//! deliver only to us-east-1, so every rule runs in every region of the profile (but a rule on
+//! S3's own object events, which S3 sends only in its bucket's region: the home region). Matches in
 //! other regions are forwarded to the home region's default bus, where the same rule turns
 //! them into a readable message on the one alert topic: one topic, one set of subscribers.
 
