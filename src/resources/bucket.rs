@@ -860,8 +860,7 @@ impl Bucket {
     /// PutBucketNotificationConfiguration replaces the whole configuration: every topic, queue
     /// and function someone else configured is written back as read, with EventBridge added.
     /// Their destinations are not validated again (SkipDestinationValidation): they are not
-    /// ctguard's, and a destination that no longer accepts S3's test message must not stop
-    /// the apply; S3 keeps such a configuration as it would have.
+    /// ctguard's, and one that no longer accepts S3's test message must not stop the apply.
     async fn put_eventbridge_notifications(&self, aws: &Aws) -> anyhow::Result<()> {
         let s3 = &aws.s3;
         let b = self.name.as_str();
