@@ -48,6 +48,8 @@ pub enum On {
     Buckets,
     /// Every object in the declared buckets.
     BucketObjects,
+    /// The audit bucket, when the profile has it send its object events to EventBridge.
+    AuditBucketEvents,
     /// The trail's log and digest files in the audit bucket.
     TrailLogs,
     /// The declared trail, and trails named with ctguard's prefix (a renamed trail).
@@ -240,6 +242,9 @@ pub const TABLE: &[Row] = &[
     destroy("s3:DeleteObjectVersion", On::BucketObjects),
     read("s3:GetBucketLocation", On::Buckets),
     read("s3:GetBucketLogging", On::Buckets),
+    // GetBucketNotificationConfiguration, and PutBucketNotificationConfiguration for its
+    // EventBridge setting (S3 API Reference: both are authorised as s3:*BucketNotification).
+    read("s3:GetBucketNotification", On::AuditBucketEvents),
     read("s3:GetBucketObjectLockConfiguration", On::Buckets),
     read("s3:GetBucketOwnershipControls", On::Buckets),
     read("s3:GetBucketPolicy", On::Buckets),
@@ -254,6 +259,7 @@ pub const TABLE: &[Row] = &[
     read("s3:ListBucketVersions", On::Buckets),
     read("s3:ListMultipartUploadParts", On::AthenaResults),
     write("s3:PutBucketLogging", On::Buckets),
+    write("s3:PutBucketNotification", On::AuditBucketEvents),
     // PutObjectLockConfiguration, and CreateBucket with Object Lock (S3 User Guide, "Required
     // permissions" for Object Lock).
     write("s3:PutBucketObjectLockConfiguration", On::Buckets),
@@ -454,6 +460,8 @@ impl<'a> Names<'a> {
                 buckets.map(|b| format!("arn:{}:s3:::{b}", self.partition)).collect()
             }
             On::BucketObjects => self.resources(On::Buckets).into_iter().map(|b| format!("{b}/*")).collect(),
+            On::AuditBucketEvents if !p.bucket.eventbridge_notifications => Vec::new(),
+            On::AuditBucketEvents => vec![format!("arn:{}:s3:::{}", self.partition, p.bucket.name)],
             On::TrailLogs => {
                 let prefix = if p.bucket.trail_prefix.is_empty() {
                     String::new()

@@ -41,6 +41,12 @@ const REQUIRED_FIELDS: [&str; 10] = [
     "recipientAccountId",
 ];
 
+/// Fields every event a service sends EventBridge itself carries (EventBridge events reference,
+/// "Event structure"), as S3's "Object Deleted" does (S3 User Guide, "EventBridge event message
+/// structure").
+const EVENT_FIELDS: [&str; 9] =
+    ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"];
+
 /// The documented `eventType` values.
 const EVENT_TYPES: [&str; 5] =
     ["AwsApiCall", "AwsServiceEvent", "AwsConsoleAction", "AwsConsoleSignIn", "AwsCloudTrailInsight"];
@@ -193,6 +199,16 @@ fn file_name(path: &Path) -> String {
 
 /// "ec2.amazonaws.com TerminateInstances", for messages.
 fn describe(record: &Value) -> String {
+    if ctguard::detect::eventbridge::is_event(record) {
+        let field = |p: &str| record.pointer(p).and_then(Value::as_str).unwrap_or("<missing>").to_string();
+        return format!(
+            "{} {} s3://{}/{}",
+            field("/source"),
+            field("/detail-type"),
+            field("/detail/bucket/name"),
+            field("/detail/object/key")
+        );
+    }
     let field = |name: &str| record.get(name).and_then(Value::as_str).unwrap_or("<missing>");
     let mut text = format!("{} {}", field("eventSource"), field("eventName"));
     if let Some(code) = record.get("errorCode").and_then(Value::as_str) {
@@ -204,9 +220,22 @@ fn describe(record: &Value) -> String {
     text
 }
 
-/// Problems with a record's shape: the fields CloudTrail always writes, with the right types.
+/// Problems with a record's shape: the fields CloudTrail always writes, with the right types;
+/// for an event a service sends EventBridge itself, the fields of every such event.
 fn shape_problems(record: &Value) -> Vec<String> {
     let Some(object) = record.as_object() else { return vec!["not a JSON object".into()] };
+    if ctguard::detect::eventbridge::is_event(record) {
+        let mut problems: Vec<String> =
+            EVENT_FIELDS.iter().filter(|f| !object.contains_key(**f)).map(|f| format!("no {f}")).collect();
+        if record.get("account").and_then(Value::as_str) != Some(ACCOUNT) {
+            problems.push(format!("account is not {ACCOUNT}"));
+        }
+        let time = record.get("time").and_then(Value::as_str).unwrap_or("");
+        if !(time.len() == 20 && time.as_bytes()[10] == b'T' && time.ends_with('Z')) {
+            problems.push(format!("time {time:?} is not yyyy-MM-ddTHH:mm:ssZ"));
+        }
+        return problems;
+    }
     let insight = record.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight");
     let mut problems: Vec<String> = if insight {
         insight_shape_problems(record)

@@ -324,7 +324,9 @@ fn test_writes_an_html_page_of_fires_over_time_a_browser_renders() {
         }
     }
     for (i, r) in records.iter_mut().enumerate() {
-        r["eventTime"] = format!("2026-11-27T{:02}:{:02}:00Z", i % 24, i % 60).into();
+        // S3's own EventBridge events carry their time as `time`, CloudTrail records as `eventTime`.
+        let field = if ctguard::detect::eventbridge::is_event(r) { "time" } else { "eventTime" };
+        r[field] = format!("2026-11-27T{:02}:{:02}:00Z", i % 24, i % 60).into();
     }
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log.json");

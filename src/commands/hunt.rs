@@ -32,6 +32,9 @@ pub fn run(settings: &HuntSettings, printer: &Printer) -> anyhow::Result<Status>
         .unwrap_or_else(|| hunt::DEFAULT_TABLE.to_string());
     let request = Request { table: table.clone(), detections: settings.detections.clone(), window: window.clone() };
     let query = hunt::compile(&catalog_for, &home, &request)?;
+    for note in hunt::left_out(&catalog_for(&Runtime::placeholder(&home))?, &request) {
+        printer.status(&note);
+    }
     if settings.emit_sql {
         printer.data(|w, _| writeln!(w, "{}", query.sql))?;
         return Ok(Status::Success);

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::detect::PatternError;
 use crate::detect::agents::{Attribution, Matched, Restriction};
-use crate::detect::eventbridge::{EventPattern, into_envelope};
+use crate::detect::eventbridge::{EventPattern, into_envelope, is_event, service_events_only};
 use crate::detect::logfilter::FilterPattern;
 
 /// What a detection is deployed as.
@@ -50,6 +50,9 @@ pub struct Detection {
     pub text: String,
     /// The agent signals the pattern is restricted to (none for a detection on everyone).
     pub signals: Vec<crate::detect::agents::Signal>,
+    /// A rule on events a service sends EventBridge itself (S3's "Object Deleted"): no
+    /// CloudTrail record matches it, only such events do.
+    pub service_events: bool,
     matcher: Matcher,
     attribution: Option<Attribution>,
 }
@@ -87,6 +90,7 @@ impl Detection {
             feed: Feed::Topic { topic: topic.map(str::to_string) },
             text: pattern.to_string(),
             signals: Vec::new(),
+            service_events: service_events_only(pattern),
             matcher: Matcher::Rule(matcher),
             attribution: None,
         })
@@ -102,6 +106,7 @@ impl Detection {
             feed,
             text: pattern.to_string(),
             signals: Vec::new(),
+            service_events: false,
             matcher: Matcher::Alarm(matcher),
             attribution: None,
         })
@@ -147,8 +152,15 @@ pub struct Catalog {
 
 impl Catalog {
     /// Indexes of the detections that fire on `record`, and the record back. Rules match the
-    /// envelope built around the record, which is moved in and out rather than copied.
+    /// envelope built around the record, which is moved in and out rather than copied. An
+    /// EventBridge event a service sent itself (see [`is_event`]) is matched by rules only: it
+    /// never reaches the trail's log group, where metric filters look.
     pub fn evaluate(&self, record: Value) -> (Vec<usize>, Value) {
+        if is_event(&record) {
+            let fired = self.detections.iter().enumerate();
+            let fired = fired.filter(|(_, d)| d.kind == Kind::Rule && d.fires(&Value::Null, &record));
+            return (fired.map(|(i, _)| i).collect(), record);
+        }
         let mut fired: Vec<usize> = self
             .detections
             .iter()
@@ -217,6 +229,32 @@ mod tests {
         assert_eq!(c.evaluate(record("StopLogging", "cloudtrail.amazonaws.com")).0, vec![0]);
         // Same event name, other service: the rule's source clause keeps it silent.
         assert!(c.evaluate(record("TerminateInstances", "gamelift.amazonaws.com")).0.is_empty());
+    }
+
+    #[test]
+    fn an_s3_event_is_matched_by_rules_as_it_is_and_never_by_metric_filters() {
+        let pattern =
+            json!({"source": ["aws.s3"], "detail-type": ["Object Deleted"], "detail": {"reason": ["DeleteObject"]}});
+        let rule = Detection::rule("s3", &pattern, "critical", None).unwrap();
+        assert!(rule.service_events);
+        let feed = Feed::Metric {
+            namespace: "n".into(),
+            metric: "m".into(),
+            alarm: "a".into(),
+            condition: String::new(),
+            topic: None,
+        };
+        let every = Detection::alarm("every", r#"{ $.version = "0" }"#, "low", feed).unwrap();
+        let catalog = Catalog { detections: vec![rule, every] };
+        let event = json!({"version": "0", "id": "x", "detail-type": "Object Deleted", "source": "aws.s3",
+            "account": "123456789012", "time": "2026-03-01T01:11:07Z", "region": "us-east-1", "resources": [],
+            "detail": {"version": "0", "bucket": {"name": "b"}, "reason": "DeleteObject"}});
+        let (fired, back) = catalog.evaluate(event.clone());
+        assert_eq!(fired, vec![0]);
+        assert_eq!(back, event, "the event comes back whole");
+        let lifecycle =
+            json!({"detail-type": "Object Deleted", "source": "aws.s3", "detail": {"reason": "Lifecycle Expiration"}});
+        assert!(catalog.evaluate(lifecycle).0.is_empty());
     }
 
     #[test]

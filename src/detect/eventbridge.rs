@@ -288,8 +288,12 @@ pub fn envelope(record: &Value) -> Value {
 }
 
 /// [`envelope`], moving the record into `detail` instead of copying it: the per-record path of
-/// `ctguard test` builds one envelope per record.
+/// `ctguard test` builds one envelope per record. An event a service sends EventBridge itself
+/// (see [`is_event`]) is already what rules see, and comes back as it is.
 pub fn into_envelope(record: Value) -> Value {
+    if is_event(&record) {
+        return record;
+    }
     let field = |name: &str| record.get(name).cloned().unwrap_or(Value::Null);
     // An Insights record names its API under insightDetails and has no eventSource of its own;
     // EventBridge receives it from source aws.cloudtrail, detail-type "AWS Insight via CloudTrail".
@@ -307,6 +311,32 @@ pub fn into_envelope(record: Value) -> Value {
     event.insert("resources".into(), Value::Array(Vec::new()));
     event.insert("detail".into(), record);
     Value::Object(event)
+}
+
+/// Whether `value` is an EventBridge event rather than a CloudTrail record: S3's "Object
+/// Deleted" (S3 User Guide, "EventBridge event message structure") and every other event a
+/// service sends EventBridge itself carry `source`, `detail-type` and a `detail` object, which
+/// no CloudTrail record has.
+pub fn is_event(value: &Value) -> bool {
+    value.get("detail-type").is_some_and(Value::is_string)
+        && value.get("source").is_some_and(Value::is_string)
+        && value.get("detail").is_some_and(Value::is_object)
+}
+
+/// Whether a pattern matches only events services send EventBridge themselves, never one a
+/// CloudTrail record becomes: it names its detail-types, and none is a CloudTrail one ("... via
+/// CloudTrail"). Such events are in no trail, so `ctguard hunt` cannot search for them.
+pub fn service_events_only(pattern: &Value) -> bool {
+    let Some(types) = pattern.get("detail-type").and_then(Value::as_array) else { return false };
+    !types.is_empty() && types.iter().all(|t| t.as_str().is_some_and(|t| !t.ends_with("via CloudTrail")))
+}
+
+/// Whether a pattern matches only S3's own object events (`source` aws.s3, no CloudTrail
+/// detail-type). S3 sends them to the default bus of the bucket's own region, and only for a
+/// bucket whose EventBridge notifications are on (S3 User Guide, "Using EventBridge").
+pub fn s3_events_only(pattern: &Value) -> bool {
+    let s3 = pattern.get("source").and_then(Value::as_array).is_some_and(|s| s.len() == 1 && s[0] == "aws.s3");
+    s3 && service_events_only(pattern)
 }
 
 /// CloudTrail `eventType` to EventBridge `detail-type` (same guide page, which lists the five

@@ -594,9 +594,13 @@ fn json_words(e: &serde_json::Error, first_line: u64) -> String {
     format!("{bare} at line {}, column {}", first_line + e.line() as u64 - 1, e.column())
 }
 
-/// Why a JSON value is not a CloudTrail record, if it is not one.
+/// Why a JSON value is not a CloudTrail record, if it is not one. An event a service sends
+/// EventBridge itself (S3's "Object Deleted") passes too: rules on such events are replayed on it.
 fn not_a_record(v: &Value) -> Option<String> {
     let Value::Object(m) = v else { return Some(format!("found {}", shape_of(v))) };
+    if crate::detect::eventbridge::is_event(v) {
+        return None;
+    }
     let known = ["eventName", "eventSource", "eventVersion"].iter().any(|k| m.contains_key(*k));
     (!known).then(|| format!("found {}, with no eventName or eventSource", shape_of(v)))
 }
@@ -626,6 +630,12 @@ fn account_of(record: &Value) -> Account {
     fn text(v: Option<&Value>) -> &str {
         v.and_then(Value::as_str).unwrap_or("")
     }
+    if crate::detect::eventbridge::is_event(record) {
+        // The bucket's ARN names the partition ("arn:aws:s3:::bucket").
+        let resource = record.pointer("/resources/0").and_then(Value::as_str).unwrap_or("");
+        let partition = resource.split(':').nth(1).filter(|p| p.starts_with("aws")).unwrap_or("aws");
+        return Account { id: text(record.get("account")).to_string(), partition: partition.to_string() };
+    }
     let identity = record.get("userIdentity");
     let arn = text(identity.and_then(|i| i.get("arn")));
     let partition = arn.split(':').nth(1).filter(|p| p.starts_with("aws")).unwrap_or("aws");
@@ -639,6 +649,23 @@ fn account_of(record: &Value) -> Account {
 fn summary(origin: &str, index: u64, record: &Value) -> Hit {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
     let field = |name: &str| text(record.get(name));
+    if crate::detect::eventbridge::is_event(record) {
+        // S3's events name the requester by account ID or service principal, not by ARN.
+        return Hit {
+            origin: origin.to_string(),
+            index,
+            event_time: field("time"),
+            region: field("region"),
+            event_source: field("source"),
+            event_name: field("detail-type"),
+            principal: text(record.pointer("/detail/requester")),
+            error_code: None,
+            event_id: field("id"),
+            account: field("account"),
+            fired: Vec::new(),
+            signals: Vec::new(),
+        };
+    }
     let identity = record.get("userIdentity");
     let principal = match text(identity.and_then(|i| i.get("arn"))) {
         arn if arn.is_empty() => text(identity.and_then(|i| i.get("invokedBy"))),
@@ -904,7 +931,10 @@ impl<R: BufRead> Splitter<R> {
             Mode::Object if self.depth == 0 => {
                 self.mode = Mode::Top;
                 let keys = std::mem::take(&mut self.keys);
-                let record = keys.iter().any(|k| matches!(k.as_str(), "eventName" | "eventSource" | "eventVersion"));
+                // An EventBridge event (`detail-type`) is replayed too: see `not_a_record`.
+                let record = keys
+                    .iter()
+                    .any(|k| matches!(k.as_str(), "eventName" | "eventSource" | "eventVersion" | "detail-type"));
                 if !record {
                     let line = self.value_line;
                     self.value.clear();

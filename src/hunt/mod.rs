@@ -98,6 +98,10 @@ pub enum CompileError {
     UnknownDetection { name: String, known: String },
     #[error("the profile has no detections to hunt with")]
     Empty,
+    #[error(
+        "{name} matches events a service sends EventBridge itself, which are in no trail, so the CloudTrail table cannot be searched for them; hunt with a rule on the CloudTrail records of the same calls (data events, for S3 objects)"
+    )]
+    ServiceEvents { name: String },
     #[error("{}", format_unsupported(.0))]
     Unsupported(Vec<(String, Kind, Unsupported)>),
     #[error(
@@ -122,6 +126,19 @@ fn format_unsupported(list: &[(String, Kind, Unsupported)]) -> String {
 /// value. Two different sets compile to the same text exactly when every stand-in was found.
 const STAND_INS: [(&str, &str); 2] =
     [("100000000001", "aws-ctguard-stand-in-a"), ("100000000002", "aws-ctguard-stand-in-b")];
+
+/// The rules a hunt leaves out, with why: they match events a service sends EventBridge itself
+/// (S3's "Object Deleted"), which no trail records. Empty when `--detection` chose others.
+pub fn left_out(catalog: &Catalog, request: &Request) -> Vec<String> {
+    catalog
+        .detections
+        .iter()
+        .filter(|d| d.service_events && request.detections.is_empty())
+        .map(|d| {
+            format!("{} left out: it matches events a service sends EventBridge itself, which are in no trail", d.id)
+        })
+        .collect()
+}
 
 /// The compiled query.
 #[derive(Debug, Clone)]
@@ -180,9 +197,15 @@ fn query(
             return Err(CompileError::UnknownDetection { name: name.clone(), known: known.join(", ") });
         }
     }
+    if let Some(d) = catalog.detections.iter().find(|d| d.service_events && request.detections.contains(&d.id)) {
+        return Err(CompileError::ServiceEvents { name: d.id.clone() });
+    }
+    // Rules on events a service sends EventBridge itself match no CloudTrail record: left
+    // out, and the command says so (see `left_out`).
     let chosen: Vec<_> = catalog
         .detections
         .iter()
+        .filter(|d| !d.service_events)
         .filter(|d| request.detections.is_empty() || request.detections.contains(&d.id))
         .collect();
     if chosen.is_empty() {
@@ -254,6 +277,31 @@ mod tests {
     fn civil_days() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn rules_on_events_no_trail_records_are_left_out_and_refused_by_name() {
+        use crate::detect::catalog::Detection;
+        use serde_json::json;
+        let s3 =
+            json!({"source": ["aws.s3"], "detail-type": ["Object Deleted"], "detail": {"reason": ["DeleteObject"]}});
+        let trail = json!({"source": ["aws.s3"], "detail": {"eventName": ["DeleteObject"]}});
+        let detections = vec![
+            Detection::rule("s3", &s3, "critical", None).unwrap(),
+            Detection::rule("ct", &trail, "high", None).unwrap(),
+        ];
+        let catalog = Catalog { detections };
+        let literals = Literals { markers: Vec::new() };
+        let request = Request { table: "t".into(), detections: Vec::new(), window: None };
+        let (sql, names) = query(&catalog, &literals, &request, &[]).unwrap();
+        assert_eq!(names, vec![("ct".to_string(), Kind::Rule)]);
+        assert!(sql.contains("'ct'") && !sql.contains("'s3'"), "{sql}");
+        let notes = left_out(&catalog, &request);
+        assert!(notes.len() == 1 && notes[0].starts_with("s3 left out"), "{notes:?}");
+        let named = Request { detections: vec!["s3".into()], ..request };
+        let e = query(&catalog, &literals, &named, &[]).unwrap_err();
+        assert!(matches!(&e, CompileError::ServiceEvents { name } if name == "s3"), "{e}");
+        assert!(left_out(&catalog, &named).is_empty());
     }
 
     #[test]

@@ -208,6 +208,16 @@ impl Resolver<'_> {
             home_bus_arn,
         });
         self.unique("events.rules", events.iter().flat_map(|e| e.rules.iter().map(|r| r.name.clone())));
+        if !doc.bucket.eventbridge_notifications {
+            let rules = events.iter().flat_map(|e| e.rules.iter()).enumerate();
+            for (i, _) in rules.filter(|(_, r)| crate::detect::eventbridge::s3_events_only(&r.pattern)) {
+                self.problem(
+                    &format!("events.rules[{i}].pattern"),
+                    "matches S3's own object events, which S3 sends EventBridge only for a bucket whose EventBridge \
+                     notifications are on: set [bucket] eventbridge_notifications = true, or drop the rule",
+                );
+            }
+        }
         if events.as_ref().is_some_and(|e| !e.rules.is_empty())
             && !matches!(&doc.profile.regions, StringOrList::One(s) if s == super::ALL_ENABLED)
         {
@@ -323,6 +333,18 @@ impl Resolver<'_> {
             }
             None => (Value::Null, false),
         };
+        // S3's own object events carry no userIdentity: the requester is an account ID or a
+        // service principal (S3 User Guide, "EventBridge event message structure").
+        if pattern_ok && crate::detect::eventbridge::s3_events_only(&pattern) {
+            let why = "matches S3's own object events, which name the requester by account ID or service principal, \
+                       never by a role, session or user: it would match nothing";
+            if r.exclude_service_calls {
+                self.problem(&format!("{key}.exclude_service_calls"), why);
+            }
+            if r.agents || !matches!(r.principals, StringOrList::None) {
+                self.problem(&format!("{key}.agents"), format!("agents and principals: the rule {why}"));
+            }
+        }
         if r.exclude_service_calls {
             if r.agents {
                 self.problem(

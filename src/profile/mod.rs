@@ -143,6 +143,9 @@ pub struct Bucket {
     pub policy: Value,
     pub lifecycle: Lifecycle,
     pub object_lock: Option<ObjectLock>,
+    /// S3 sends the bucket's object events to EventBridge (ctguard turns it on; off, it leaves
+    /// the setting alone).
+    pub eventbridge_notifications: bool,
 }
 
 /// S3 Object Lock's default retention on the audit bucket: a period in days or in years.
@@ -565,6 +568,7 @@ impl Resolver<'_> {
                 policy: bucket_policy,
                 lifecycle: doc.bucket.lifecycle.clone(),
                 object_lock,
+                eventbridge_notifications: doc.bucket.eventbridge_notifications,
             },
             access_log_bucket,
             trail: Trail {

@@ -371,3 +371,24 @@ fn rules_must_cover_the_partitions_global_region() {
     let all = Runtime { region: "eu-west-1".into(), enabled_regions: vec!["eu-west-1".into()], ..runtime() };
     assert!(load(&spec).unwrap().resolve(&all, &Vars::new()).is_ok());
 }
+
+#[test]
+fn a_rule_on_s3_object_events_needs_the_buckets_eventbridge_notifications() {
+    let text = flagship().replace("eventbridge_notifications = true", "eventbridge_notifications = false");
+    let (_dir, spec) = on_disk(&text, &[]);
+    let all = problems(&spec, &Vars::new());
+    let p = all.iter().find(|p| p.key.ends_with("].pattern")).expect("a problem on the rule's pattern");
+    assert!(p.message.contains("[bucket] eventbridge_notifications = true"), "{}", p.message);
+    assert_eq!(all.len(), 1, "{all:?}");
+}
+
+#[test]
+fn a_rule_on_s3_object_events_cannot_be_restricted_to_agents() {
+    let rule = "pattern = \"audit-log-object-deleted.json\"\ntitle = \"Audit logs deleted\"\nseverity = \"critical\"\n";
+    let text = flagship().replace(rule, &format!("{rule}agents = true\n"));
+    assert_ne!(text, flagship());
+    let (_dir, spec) = on_disk(&text, &[]);
+    let all = problems(&spec, &Vars::new());
+    let p = all.iter().find(|p| p.key.ends_with("].agents")).expect("a problem on agents");
+    assert!(p.message.contains("account ID or service principal"), "{}", p.message);
+}

@@ -85,6 +85,10 @@ pub struct BucketDoc {
     pub lifecycle: Lifecycle,
     /// S3 Object Lock with a default retention for every new log object; off when absent.
     pub object_lock: Option<ObjectLockDoc>,
+    /// The bucket's "Send notifications to Amazon EventBridge" setting, which the rules on S3's
+    /// own events (`source` aws.s3) need. `false` leaves the setting as it is found.
+    #[serde(default = "yes")]
+    pub eventbridge_notifications: bool,
 }
 
 /// `[bucket.object_lock]`: the default retention S3 applies to each new object version.

@@ -5,18 +5,20 @@
 //! The policy and the lifecycle configuration are shared: ctguard owns only its statements
 //! (see `policy::ownership`) and its lifecycle rules (IDs starting with `RULE_PREFIX`), and
 //! writes everyone else's back exactly as it read them. Those that defeat a guarantee are
-//! failing checks (see `foreign`).
+//! failing checks (see `foreign`). Likewise the audit bucket's notification configuration: ctguard
+//! adds only its EventBridge setting, and writes back every topic, queue and function someone
+//! else configured.
 
 use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
-    BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, ExpirationStatus, LifecycleExpiration,
-    LifecycleRule, LifecycleRuleFilter, LoggingEnabled, NoncurrentVersionExpiration, ObjectLockConfiguration,
-    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, ObjectOwnership, OwnershipControls,
-    OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, Transition, TransitionStorageClass,
-    VersioningConfiguration,
+    BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, EventBridgeConfiguration, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, LoggingEnabled, NoncurrentVersionExpiration,
+    NotificationConfiguration, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+    ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    Transition, TransitionStorageClass, VersioningConfiguration,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -66,6 +68,11 @@ pub struct BucketSpec {
     /// says before turning it on.
     #[serde(skip)]
     pub object_lock_enabled: bool,
+    /// Whether S3 sends the bucket's object events to EventBridge (an `EventBridgeConfiguration`
+    /// in its notification configuration). `None`: not ctguard's to manage, so absent from the
+    /// plan; the live spec reads it only where the desired one declares it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eventbridge_notifications: Option<bool>,
     pub tags: Tags,
     /// Everyone else's lifecycle rules, as read: apply keeps them, so they are never drift
     /// (not serialized, so not compared), but what they already expire is not lost when
@@ -265,6 +272,8 @@ impl Bucket {
         if let Some(want) = declared.want.as_mut() {
             want.object_lock = b.object_lock.as_ref().map(LockSpec::of);
             want.object_lock_enabled = want.object_lock.is_some();
+            // Only turned on: someone else's rules may rely on it, so ctguard never turns it off.
+            want.eventbridge_notifications = b.eventbridge_notifications.then_some(true);
         }
         declared
     }
@@ -306,6 +315,7 @@ impl Bucket {
             logging,
             object_lock: None,
             object_lock_enabled: false,
+            eventbridge_notifications: None,
             tags: tags::owner_tags(profile),
             foreign_lifecycle: Vec::new(),
         };
@@ -557,7 +567,20 @@ impl Kind for Bucket {
         if head.found(|| self.what("checking"))?.is_none() {
             return Ok(None);
         }
-        let (versioning, encryption, pab, ownership, policy_doc, lifecycle, logging, tags, versions, lock) = tokio::try_join!(
+        let wants_events = want.is_some_and(|w| w.eventbridge_notifications.is_some());
+        let (
+            versioning,
+            encryption,
+            pab,
+            ownership,
+            policy_doc,
+            lifecycle,
+            logging,
+            tags,
+            versions,
+            lock,
+            notifications,
+        ) = tokio::try_join!(
             async { s3.get_bucket_versioning().bucket(b).send().await.ctx(|| self.what("reading versioning of")) },
             async { s3.get_bucket_encryption().bucket(b).send().await.found(|| self.what("reading encryption of")) },
             async {
@@ -584,6 +607,13 @@ impl Kind for Bucket {
                 let req = s3.get_object_lock_configuration().bucket(b);
                 req.send().await.found(|| self.what("reading the Object Lock configuration of"))
             },
+            async {
+                if !wants_events {
+                    return Ok(None);
+                }
+                let req = s3.get_bucket_notification_configuration().bucket(b);
+                req.send().await.ctx(|| self.what("reading the event notifications of")).map(Some)
+            },
         )?;
         let lock = lock.as_ref().and_then(|l| l.object_lock_configuration());
         let owner_rule = ownership.as_ref().and_then(|o| o.ownership_controls()).and_then(|c| c.rules().first());
@@ -607,6 +637,7 @@ impl Kind for Bucket {
             logging,
             object_lock: lock.and_then(flatten_lock),
             object_lock_enabled: lock.is_some_and(|l| l.object_lock_enabled() == Some(&ObjectLockEnabled::Enabled)),
+            eventbridge_notifications: notifications.map(|n| n.event_bridge_configuration().is_some()),
             tags: tags::managed(tag_set.iter().map(|t| (t.key(), t.value()))),
         };
         // A merged policy AWS would refuse fails here, before apply makes any change.
@@ -716,6 +747,9 @@ impl Kind for Bucket {
             let req = s3.put_bucket_logging().bucket(b).bucket_logging_status(status.build());
             req.send().await.ctx(|| self.what("setting access logging of"))?;
         }
+        if delta.changed(|s| &s.eventbridge_notifications) && want.eventbridge_notifications == Some(true) {
+            self.put_eventbridge_notifications(aws).await?;
+        }
         if delta.changed(|s| &s.tags) {
             self.put_tags(aws, &want.tags).await?;
         }
@@ -820,6 +854,29 @@ impl Bucket {
             ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).set_rule(rule).build();
         let req = s3.put_object_lock_configuration().bucket(b).object_lock_configuration(conf);
         req.send().await.ctx(|| self.what("setting Object Lock on"))?;
+        Ok(())
+    }
+
+    /// PutBucketNotificationConfiguration replaces the whole configuration: every topic, queue
+    /// and function someone else configured is written back as read, with EventBridge added.
+    /// Their destinations are not validated again (SkipDestinationValidation): they are not
+    /// ctguard's, and one that no longer accepts S3's test message must not stop the apply.
+    async fn put_eventbridge_notifications(&self, aws: &Aws) -> anyhow::Result<()> {
+        let s3 = &aws.s3;
+        let b = self.name.as_str();
+        let req = s3.get_bucket_notification_configuration().bucket(b);
+        let live = req.send().await.ctx(|| self.what("reading the event notifications of"))?;
+        let conf = NotificationConfiguration::builder()
+            .set_topic_configurations(Some(live.topic_configurations().to_vec()))
+            .set_queue_configurations(Some(live.queue_configurations().to_vec()))
+            .set_lambda_function_configurations(Some(live.lambda_function_configurations().to_vec()))
+            .event_bridge_configuration(EventBridgeConfiguration::builder().build())
+            .build();
+        let req = s3.put_bucket_notification_configuration().bucket(b).notification_configuration(conf);
+        req.skip_destination_validation(true)
+            .send()
+            .await
+            .ctx(|| self.what("turning on EventBridge notifications for"))?;
         Ok(())
     }
 
@@ -985,6 +1042,12 @@ mod kind_tests {
                 .then_output(|| s3::list_object_versions::ListObjectVersionsOutput::builder().build()),
             mock!(Client::get_object_lock_configuration)
                 .then_http_response(|| not_found("ObjectLockConfigurationNotFoundError")),
+            mock!(Client::get_bucket_notification_configuration).then_output(|| {
+                let on = EventBridgeConfiguration::builder().build();
+                s3::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput::builder()
+                    .event_bridge_configuration(on)
+                    .build()
+            }),
         ];
         let aws = aws(&rules.iter().collect::<Vec<_>>());
         let found = bucket.kind.read(&aws, Some(&want)).await.unwrap().unwrap();
@@ -1083,6 +1146,70 @@ mod kind_tests {
         bucket.kind.update(&aws, &Delta::between(&want, Some(&have))).await.unwrap();
         assert_eq!(rules[1].num_calls(), 1);
         assert_eq!(rules[4].num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn turning_on_eventbridge_keeps_every_notification_it_does_not_own() {
+        use aws_sdk_s3::types::{
+            Event, FilterRule, FilterRuleName, NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+            TopicConfiguration,
+        };
+        let p = flagship();
+        let bucket = Bucket::audit(&p);
+        let want = bucket.want.clone().unwrap();
+        assert_eq!(want.eventbridge_notifications, Some(true));
+        let have = BucketSpec { eventbridge_notifications: Some(false), ..want.clone() };
+        let suffix = FilterRule::builder().name(FilterRuleName::Suffix).value(".gz").build();
+        let filter =
+            NotificationConfigurationFilter::builder().key(S3KeyFilter::builder().filter_rules(suffix).build()).build();
+        let topic = TopicConfiguration::builder()
+            .id("team-topic")
+            .topic_arn("arn:aws:sns:us-east-1:123456789012:team")
+            .events(Event::S3ObjectCreated)
+            .filter(filter)
+            .build()
+            .unwrap();
+        let queue = QueueConfiguration::builder()
+            .id("team-queue")
+            .queue_arn("arn:aws:sqs:us-east-1:123456789012:team")
+            .events(Event::S3ObjectRemoved)
+            .build()
+            .unwrap();
+        let (t1, q1) = (topic.clone(), queue.clone());
+        let rules = [
+            mock!(Client::get_bucket_notification_configuration).then_output(move || {
+                s3::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput::builder()
+                    .topic_configurations(t1.clone())
+                    .queue_configurations(q1.clone())
+                    .build()
+            }),
+            mock!(Client::put_bucket_notification_configuration)
+                .match_requests(move |r| {
+                    let c = r.notification_configuration().unwrap();
+                    c.topic_configurations() == [topic.clone()]
+                        && c.queue_configurations() == [queue.clone()]
+                        && c.lambda_function_configurations().is_empty()
+                        && c.event_bridge_configuration().is_some()
+                        && r.skip_destination_validation() == Some(true)
+                })
+                .then_output(|| {
+                    s3::put_bucket_notification_configuration::PutBucketNotificationConfigurationOutput::builder()
+                        .build()
+                }),
+        ];
+        let aws = aws(&rules.iter().collect::<Vec<_>>());
+        bucket.kind.update(&aws, &Delta::between(&want, Some(&have))).await.unwrap();
+        assert_eq!(rules[1].num_calls(), 1);
+    }
+
+    #[test]
+    fn eventbridge_is_declared_only_where_the_profile_turns_it_on() {
+        let mut p = flagship();
+        let access = p.access_log_bucket.clone().unwrap();
+        assert_eq!(Bucket::access_logs(&p, &access).want.unwrap().eventbridge_notifications, None);
+        p.bucket.eventbridge_notifications = false;
+        // Off in the profile: left as found, never turned off (someone else may rely on it).
+        assert_eq!(Bucket::audit(&p).want.unwrap().eventbridge_notifications, None);
     }
 
     #[tokio::test]

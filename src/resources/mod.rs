@@ -77,7 +77,12 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
             out.push(Box::new(role::Role::events_forwarder(profile, events)));
         }
         for r in &profile.regions {
-            for rule in &events.rules {
+            // S3 sends its object events only to its bucket's region: ctguard's buckets are
+            // in the home region, so a rule on them runs there alone.
+            let here = |rule: &&crate::profile::Rule| {
+                *r == profile.runtime.region || !crate::detect::eventbridge::s3_events_only(&rule.pattern)
+            };
+            for rule in events.rules.iter().filter(here) {
                 let (listed, tags) = (listings.event_rules[r].clone(), listings.tags[r].clone());
                 out.push(Box::new(rule::EventRule::new(profile, events, rule, r, listed, tags)));
             }

@@ -1,6 +1,7 @@
 //! EventBridge rules on CloudTrail events, one per profile rule and region. EventBridge only
 //! sees events from its own region, and global services (IAM, STS, Organizations, Route 53)
-//! deliver only to us-east-1, so every rule runs in every region of the profile. Matches in
+//! deliver only to us-east-1, so every rule runs in every region of the profile (but a rule on
+//! S3's own object events, which S3 sends only in its bucket's region: the home region). Matches in
 //! other regions are forwarded to the home region's default bus, where the same rule turns
 //! them into a readable message on the one alert topic: one topic, one set of subscribers.
 
@@ -111,6 +112,9 @@ fn input_transformer(rule: &Rule) -> Transformer {
     if is_insight_rule(rule) {
         return insight_transformer(rule);
     }
+    if crate::detect::eventbridge::s3_events_only(&rule.pattern) {
+        return s3_object_transformer(rule);
+    }
     let text = format!(
         "[{}] {}: <principal> called <action> (<service>) in <region> at <time>; error: <error>",
         rule.severity.as_str().to_uppercase(),
@@ -162,6 +166,35 @@ fn insight_transformer(rule: &Rule) -> Transformer {
     ];
     Transformer {
         paths: Some(paths.into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+        template: serde_json::to_string(&text).unwrap_or_default(),
+    }
+}
+
+/// The alert text for S3's own object events, whose fields are the S3 User Guide's ("EventBridge
+/// event message structure"): "<requester> from <source IP>: <detail-type> (<reason>,
+/// <deletion-type>) s3://<bucket>/<key> version <version-id> in <region> at <time>". The
+/// requester is an account ID or a service principal; a field the event lacks is left out.
+fn s3_object_transformer(rule: &Rule) -> Transformer {
+    let text = format!(
+        "[{}] {}: <requester> from <ip>: <type> (<reason>, <deletion>) s3://<bucket>/<key> version <version> in \
+         <region> at <time>",
+        rule.severity.as_str().to_uppercase(),
+        rule.title
+    );
+    let paths = [
+        ("requester", "$.detail.requester"),
+        ("ip", "$.detail.source-ip-address"),
+        ("type", "$.detail-type"),
+        ("reason", "$.detail.reason"),
+        ("deletion", "$.detail.deletion-type"),
+        ("bucket", "$.detail.bucket.name"),
+        ("key", "$.detail.object.key"),
+        ("version", "$.detail.object.version-id"),
+        ("region", "$.region"),
+        ("time", "$.time"),
+    ];
+    Transformer {
+        paths: Some(paths.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         template: serde_json::to_string(&text).unwrap_or_default(),
     }
 }
@@ -395,6 +428,35 @@ mod tests {
         assert!(!paths.contains_key("principal"));
         assert!(t.template.contains("<rate> per minute against a baseline of <baseline>"), "{}", t.template);
         assert!(t.template.starts_with("\"[MEDIUM] Unusual API activity (CloudTrail Insights)"), "{}", t.template);
+    }
+
+    #[test]
+    fn a_rule_on_s3_object_events_runs_in_the_home_region_only_and_names_the_object() {
+        let p = flagship();
+        assert!(p.regions.len() > 1);
+        let all = crate::resources::declared(&p, &crate::resources::Listings::new(&p.regions));
+        let name = "ctguard-audit-log-object-deleted";
+        let placed: Vec<Address> =
+            all.iter().map(|r| r.address()).filter(|a| a.kind == KIND && a.name.ends_with(name)).collect();
+        assert_eq!(placed, vec![address(name, HOME)], "S3 sends its events only in the bucket's region");
+        let deletion = all
+            .iter()
+            .filter(|r| r.address().kind == KIND && r.address().name.ends_with("/ctguard-audit-log-deletion"));
+        assert_eq!(deletion.count(), p.regions.len(), "rules on CloudTrail events stay in every region");
+
+        let rule = p.events.as_ref().unwrap().rules.iter().find(|r| r.name == name).unwrap();
+        let t = input_transformer(rule);
+        let paths = t.paths.unwrap();
+        for (k, path) in [
+            ("bucket", "$.detail.bucket.name"),
+            ("key", "$.detail.object.key"),
+            ("deletion", "$.detail.deletion-type"),
+            ("requester", "$.detail.requester"),
+            ("ip", "$.detail.source-ip-address"),
+        ] {
+            assert_eq!(paths[k], path);
+            assert!(t.template.contains(&format!("<{k}>")), "{}", t.template);
+        }
     }
 
     #[test]

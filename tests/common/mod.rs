@@ -283,6 +283,7 @@ impl Request {
             ("GET", "lifecycle") => "GetLifecycleConfiguration",
             ("GET", "logging") => "GetBucketLogging",
             ("GET", "object-lock") => "GetBucketObjectLockConfiguration",
+            ("GET", "notification") => "GetBucketNotification",
             ("GET", "tagging") => "GetBucketTagging",
             ("GET", "versions") => "ListBucketVersions",
             ("PUT", "") => "CreateBucket",
@@ -296,6 +297,7 @@ impl Request {
             ("PUT", "lifecycle") => "PutLifecycleConfiguration",
             ("PUT", "logging") => "PutBucketLogging",
             ("PUT", "object-lock") => "PutBucketObjectLockConfiguration",
+            ("PUT", "notification") => "PutBucketNotification",
             ("PUT", "tagging") => "PutBucketTagging",
             (method, sub) => return format!("s3:<unmapped {method} ?{sub}>"),
         };

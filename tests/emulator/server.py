@@ -1584,6 +1584,117 @@ def patch_s3_object_lock() -> None:
     S3Backend.get_object_lock_configuration = get_object_lock_configuration
 
 
+def patch_s3_eventbridge_events() -> None:
+    """S3's own events to EventBridge, as S3 sends them (S3 User Guide, "Using EventBridge" and
+    "EventBridge event message structure"); three corrections to moto 5.2.5.
+
+    GetBucketNotificationConfiguration: moto stores an `EventBridgeConfiguration` but never
+    returns it; S3 returns it (an empty element) while the bucket sends its events to EventBridge.
+
+    Object Deleted: moto sends nothing when a delete creates a delete marker, and nothing when a
+    version is deleted while others remain; S3 sends one event for each. S3's detail carries
+    `reason` "DeleteObject" (an API delete) and `deletion-type` "Delete Marker Created" or
+    "Permanently Deleted"; moto sends `reason` "ObjectRemoved" and no deletion-type.
+
+    Object Created: `reason` is the API (PutObject, POST Object, CopyObject,
+    CompleteMultipartUpload), not moto's "ObjectCreated", and `time` is an ISO-8601 string.
+
+    Each event goes to the rules of the default bus in the bucket's region through the alert
+    delivery path (tests/emulator/delivery.py), which applies the targets' input transformers.
+    Lifecycle expiry (reason "Lifecycle Expiration") is not emulated: moto runs no lifecycle.
+    """
+
+    from moto.s3 import notifications
+    from moto.s3.models import S3Backend
+    from moto.s3.responses import S3Response
+
+    get_notification = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self):  # noqa: ANN001, ANN202
+        response = get_notification(self)
+        conf = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if conf is None or conf.event_bridge is None:
+            return response
+        status, headers, body = response if isinstance(response, tuple) else (200, {}, response)
+        text = body.decode() if isinstance(body, bytes) else body
+        if "EventBridgeConfiguration" not in text:
+            if "</NotificationConfiguration>" in text:
+                text = text.replace("</NotificationConfiguration>",
+                                    "<EventBridgeConfiguration></EventBridgeConfiguration></NotificationConfiguration>")
+            else:
+                text = ('<?xml version="1.0" encoding="UTF-8"?><NotificationConfiguration '
+                        'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><EventBridgeConfiguration>'
+                        '</EventBridgeConfiguration></NotificationConfiguration>')
+        return status, headers, text.encode() if isinstance(body, bytes) else text
+
+    S3Response.get_bucket_notification = get_bucket_notification
+
+    def send(account_id: str, bucket, detail_type: str, detail: dict) -> None:  # noqa: ANN001
+        from moto.events.models import events_backends
+
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": detail_type,
+            "source": "aws.s3",
+            "account": account_id,
+            "time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": bucket.region_name,
+            "resources": [bucket.arn],
+            "detail": dict({"version": "0", "bucket": {"name": bucket.name}}, **detail),
+        }
+        bus = events_backends[account_id][bucket.region_name].event_buses.get("default")
+        for rule in list(bus.rules.values()) if bus else []:
+            rule.send_to_targets(json.loads(json.dumps(event)))
+
+    def sends_events(bucket) -> bool:  # noqa: ANN001
+        conf = bucket.notification_configuration
+        return conf is not None and conf.event_bridge is not None
+
+    requester = {"requester": "123456789012", "source-ip-address": "127.0.0.1"}
+    created_reasons = {"Put": "PutObject", "Post": "POST Object", "Copy": "CopyObject",
+                       "CompleteMultipartUpload": "CompleteMultipartUpload"}
+
+    def send_event_bridge_message(account_id, bucket, event_name, key):  # noqa: ANN001, ANN202
+        # Deletes are sent by delete_object below, with what moto's call does not know.
+        kind, _, how = str(getattr(event_name, "value", event_name)).partition(":")[2].partition(":")
+        if kind != "ObjectCreated":
+            return
+        obj = {"key": key.name, "size": key.size, "etag": key.etag.replace('"', ""),
+               "version-id": key.version_id, "sequencer": "617f08299329d189"}
+        send(account_id, bucket, "Object Created",
+             dict({"object": obj, "request-id": "N4N7GDK58NMKJ12R", "reason": created_reasons.get(how, how)},
+                  **requester))
+
+    notifications._send_event_bridge_message = send_event_bridge_message
+
+    delete = S3Backend.delete_object
+
+    def delete_object(self, bucket_name, key_name, version_id=None, bypass=False):  # noqa: ANN001, ANN202
+        bucket = self.get_bucket(bucket_name)
+        versions = list(bucket.keys.getlist(key_name, [])) if key_name in bucket.keys else []
+        result = delete(self, bucket_name, key_name, version_id=version_id, bypass=bypass)
+        if not sends_events(bucket):
+            return result
+        success, meta = result
+        if version_id is None and bucket.is_versioned:
+            deletion, version = "Delete Marker Created", meta.get("version-id")
+        else:
+            gone = [v for v in versions if version_id is None or str(v.version_id) == str(version_id)]
+            if not success or not gone:
+                return result
+            deletion, version = "Permanently Deleted", version_id or gone[-1].version_id
+        obj = {"key": key_name, "etag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": "617f0837b476e463"}
+        if version is not None and version != "null":
+            obj["version-id"] = version
+        send(self.account_id, bucket, "Object Deleted",
+             dict({"object": obj, "request-id": "0BH729840619AG5K", "reason": "DeleteObject",
+                   "deletion-type": deletion}, **requester))
+        return result
+
+    S3Backend.delete_object = delete_object
+
+
 def stop_when_stdin_closes(stop: threading.Event) -> None:
     """Sets `stop` once stdin reaches end of file: the test that started us has gone."""
     def watch_stdin() -> None:
@@ -1624,6 +1735,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_athena_catalog()
         patch_s3_create_bucket_tags()
         patch_s3_object_lock()
+        patch_s3_eventbridge_events()
         # Alert delivery (PutEvents -> rules -> targets, alarm actions, SNS -> SQS) lives in
         # its own module: tests/emulator/delivery.py.
         import delivery
