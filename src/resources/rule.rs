@@ -148,20 +148,23 @@ fn console_host(partition: &str) -> &'static str {
 /// rule is restricted to, and the fields that show which one matched), what, on what, the
 /// outcome, and a link to the event in the CloudTrail console's event history.
 pub fn message(rule: &Rule, partition: &str, account_alias: Option<&str>) -> Transformer {
+    // What the profile wrote is text, never template: a '"' or '\\' would end or escape its
+    // line, and `<name>` is where EventBridge puts an input path.
+    let text = |s: &str| s.replace(['"', '\\'], "'").replace('<', "(").replace('>', ")");
     let agents = if rule.restriction.is_empty() {
         "none of the declared agent signals (this rule covers every other principal)".to_string()
     } else {
         rule.restriction
             .signals
             .iter()
-            .map(|s| format!("{} {}", s.kind.key(), s.pattern))
+            .map(|s| format!("{} {}", s.kind.key(), text(&s.pattern)))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let alias = account_alias.map(|a| format!(" ({a})")).unwrap_or_default();
+    let alias = account_alias.map(|a| format!(" ({})", text(a))).unwrap_or_default();
     let link = format!("https://{}/cloudtrail/home?region=<region>#/events/<eventId>", console_host(partition));
     let lines = [
-        format!("[{}] {}", rule.severity.as_str().to_uppercase(), rule.title),
+        format!("[{}] {}", rule.severity.as_str().to_uppercase(), text(&rule.title)),
         format!("Account: <account>{alias}"),
         "Region: <region>".to_string(),
         "Principal: <principalType> <principalArn>".to_string(),
@@ -179,11 +182,9 @@ pub fn message(rule: &Rule, partition: &str, account_alias: Option<&str>) -> Tra
         "Source IP: <sourceIp>".to_string(),
         "Event: <eventId> at <eventTime>".to_string(),
         format!("Console: {link}"),
-        format!("Rule: {}", rule.name),
+        format!("Rule: {}", text(&rule.name)),
     ];
-    // A '"' or '\\' of the profile's own text would end or escape its line.
-    let clean = |l: &String| l.replace(['"', '\\'], "'");
-    let template = lines.iter().map(|l| format!("\"{}\"", clean(l))).collect::<Vec<_>>().join("\n");
+    let template = lines.iter().map(|l| format!("\"{l}\"")).collect::<Vec<_>>().join("\n");
     let used: Vec<(&str, &str)> =
         MESSAGE_PATHS.iter().copied().filter(|(k, _)| template.contains(&format!("<{k}>"))).collect();
     Transformer { paths: Some(used.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()), template }
@@ -505,6 +506,26 @@ mod tests {
         // One quoted line per fact, nothing the profile wrote can break out of its quotes.
         assert!(t.template.lines().all(|l| l.starts_with('"') && l.ends_with('"') && l.matches('"').count() == 2));
         assert_eq!(message(rule, "aws-cn", None).template.contains("console.amazonaws.cn/cloudtrail"), true);
+    }
+
+    #[test]
+    fn the_profiles_own_text_never_becomes_a_placeholder_or_leaves_its_line() {
+        let p = flagship();
+        let mut rule = p.events.as_ref().unwrap().rules[0].clone();
+        rule.title = "Deleted <eventName> \"now\" \\ here".into();
+        let t = message(&rule, "aws", Some("prod <account>"));
+        assert!(t.template.contains("] Deleted (eventName) 'now' ' here\"\n"), "{}", t.template);
+        assert!(t.template.contains("\"Account: <account> (prod (account))\"\n"), "{}", t.template);
+        // Only the message's own placeholders remain, each with its path.
+        let paths = t.paths.as_ref().unwrap();
+        let mut rest = t.template.as_str();
+        while let Some(at) = rest.find('<') {
+            let end = rest[at..].find('>').unwrap();
+            let name = &rest[at + 1..at + end];
+            assert!(paths.contains_key(name), "<{name}> has no input path");
+            rest = &rest[at + end..];
+        }
+        assert!(t.template.lines().all(|l| l.starts_with('"') && l.ends_with('"') && l.matches('"').count() == 2));
     }
 
     #[tokio::test]
