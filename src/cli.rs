@@ -133,11 +133,14 @@ pub enum Command {
     /// partitioned by region and day): one row per detection and event, each record matched as
     /// deployed in its own account, with the same meaning as `ctguard test` and the live rules.
     /// A pattern the SQL cannot express exactly is an error naming the detection and the
-    /// construct.
+    /// construct. Detections that together exceed Athena's 262,144-byte query limit are split
+    /// over as few queries as fit, run one after the other and merged; each reads the window
+    /// again, so each adds its scan to the cost (--max-scan counts them all).
     ///
-    /// With --emit-sql the query is printed and nothing is called. Otherwise it runs in the
-    /// profile's Athena workgroup, with progress on stderr, the matches printed as `ctguard
-    /// test` prints them, then the data scanned and its cost at $5 per TB.
+    /// With --emit-sql the query (or each query, under a `-- query N of M` comment) is printed
+    /// and nothing is called. Otherwise it runs in the profile's Athena workgroup, with
+    /// progress on stderr, the matches printed as `ctguard test` prints them, then the data
+    /// scanned and its cost at $5 per TB.
     ///
     /// Exit status: 0 the query ran (or was printed), 1 error (invalid profile, a pattern SQL
     /// cannot express, a scan over --max-scan, a failed query with Athena's reason).

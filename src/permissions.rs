@@ -509,7 +509,7 @@ impl<'a> Names<'a> {
                 Some((arn, true)) => vec![arn.to_string()],
                 _ => Vec::new(),
             },
-            On::Topic => p.alerts.iter().map(|a| a.topic_arn.clone()).collect(),
+            On::Topic => p.alerts.iter().flat_map(|a| a.topics.iter().map(|t| t.arn.clone())).collect(),
             On::Keys | On::OwnedKeys | On::KeyTagging if self.managed_keys().is_empty() => Vec::new(),
             On::Keys | On::OwnedKeys | On::KeyTagging => vec![self.arn("kms", home, "key/*")],
             On::Aliases => self.managed_keys().iter().map(|a| self.arn("kms", home, a)).collect(),

@@ -513,3 +513,182 @@ async fn broken_paths_deliver_nothing() {
     aws.sns.publish().topic_arn(&topic).message("[DRILL] direct publish").send().await.unwrap();
     assert_eq!(aws.sum("AWS/SNS", "NumberOfNotificationsFailed", "TopicName", "alerts").await, 1.0);
 }
+
+/// The flagship profile as apply deploys it, in two regions, with a topic of its own for
+/// critical alerts: an SQS subscriber on each topic counts the alerts.
+mod deployed {
+    use super::*;
+
+    const DEFAULT_QUEUE: &str = "ctguard-default-alerts";
+    const CRITICAL_QUEUE: &str = "ctguard-critical-alerts";
+    const CRITICAL_TOPIC: &str = "ctguard-alerts-critical";
+    const PERSON_AGENT: &str = "aws-cli/2.17.0 md/awscrt#0.20.11 ua/2.0 os/linux#6.8 md/arch#x86_64 lang/python#3.11.9";
+
+    fn profile(dir: &tempfile::TempDir) -> std::path::PathBuf {
+        let out = common::run(common::ctguard_cmd().args([
+            "profiles",
+            "export",
+            "ai-agent-guard",
+            dir.path().to_str().unwrap(),
+        ]));
+        out.expect(0);
+        let path = dir.path().join("profiles/ai-agent-guard.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let regions = format!("regions = [\"{REGION}\", \"{OTHER_REGION}\"]\n");
+        let text = text.replacen("regions = \"all-enabled\"\n", &regions, 1);
+        let text = text.replacen(
+            "topic = \"ctguard-alerts\"\n",
+            "topic = \"ctguard-alerts\"\naccount_alias = \"prod-payments\"\n",
+            1,
+        );
+        let queue = |name: &str| format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}");
+        let routed = format!(
+            "endpoint = \"${{alert_email}}\"\n\n[[alerts.subscriptions]]\nprotocol = \"sqs\"\nendpoint = \"{}\"\n\n\
+             [alerts.topics.critical]\ntopic = \"{CRITICAL_TOPIC}\"\n\n[[alerts.topics.critical.subscriptions]]\n\
+             protocol = \"sqs\"\nendpoint = \"{}\"\n",
+            queue(DEFAULT_QUEUE),
+            queue(CRITICAL_QUEUE)
+        );
+        let text = text.replacen("endpoint = \"${alert_email}\"\n", &routed, 1);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A CloudTrail record of `role`'s session `session` calling `name` on `source`.
+    fn record(source: &str, name: &str, role: &str, session: &str, id: &str, params: Value) -> Value {
+        json!({
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "principalId": format!("AROA3EXAMPLEROLE0001:{session}"),
+                "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}"),
+                "accountId": ACCOUNT,
+                "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROA3EXAMPLEROLE0001",
+                    "arn": format!("arn:aws:iam::{ACCOUNT}:role/{role}"), "accountId": ACCOUNT, "userName": role}}
+            },
+            "eventTime": "2026-11-27T10:00:00Z",
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": REGION,
+            "sourceIPAddress": "198.51.100.7",
+            "userAgent": "Boto3/1.38.3 md/Botocore#1.38.3 awslabs/mcp/aws-api-mcp-server/1.0.2",
+            "requestParameters": params,
+            "responseElements": null,
+            "eventID": id,
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": ACCOUNT,
+        })
+    }
+
+    /// Puts a record on `events`' default bus as CloudTrail delivers it to EventBridge.
+    async fn put(events: &aws_sdk_eventbridge::Client, record: &Value) {
+        let source = format!("aws.{}", record["eventSource"].as_str().unwrap().trim_end_matches(".amazonaws.com"));
+        let entry = PutEventsRequestEntry::builder()
+            .source(source)
+            .detail_type("AWS API Call via CloudTrail")
+            .detail(record.to_string())
+            .time(DateTime::from_secs(EVENT_TIME))
+            .build();
+        let out = events.put_events().entries(entry).send().await.unwrap();
+        assert_eq!(out.failed_entry_count(), 0, "{:?}", out.entries());
+    }
+
+    fn messages(bodies: &[String]) -> Vec<String> {
+        bodies.iter().map(|b| envelope(b)["Message"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn one_event_raises_one_alert_on_its_severitys_topic_from_any_region() {
+        let emu = Emulator::start();
+        let aws = Aws::new(&emu).await;
+        let (default_inbox, _) = aws.queue(DEFAULT_QUEUE).await;
+        let (critical_inbox, _) = aws.queue(CRITICAL_QUEUE).await;
+        let dir = tempfile::tempdir().unwrap();
+        let p = profile(&dir);
+        emu.ctguard(&["apply", "--auto-approve", "-p", p.to_str().unwrap()]).expect(0);
+        let (home, other) = (aws.events(REGION), aws.events(OTHER_REGION));
+        let terminate = json!({"instancesSet": {"items": [{"instanceId": "i-0abc1234def567890"}]}});
+
+        // An agent's call matches the agent rule and the rule on every principal's template:
+        // one alert, the agent rule's, on the critical topic. The same from the other region:
+        // forwarded once, one alert naming that region.
+        let agent = record(
+            "ec2.amazonaws.com",
+            "TerminateInstances",
+            "AIAgentRunner",
+            "run-42",
+            "evt-agent-home",
+            terminate.clone(),
+        );
+        put(&home, &agent).await;
+        let mut away = agent.clone();
+        away["eventID"] = json!("evt-agent-away");
+        away["awsRegion"] = json!(OTHER_REGION);
+        put(&other, &away).await;
+        let critical = messages(&drain(&aws.sqs, &critical_inbox).await);
+        assert_eq!(drain(&aws.sqs, &default_inbox).await, Vec::<String>::new(), "no generic alert for an agent");
+        assert_eq!(critical.len(), 2, "{critical:#?}");
+        let (at_home, from_away) = if critical[0].contains("evt-agent-home") {
+            (&critical[0], &critical[1])
+        } else {
+            (&critical[1], &critical[0])
+        };
+        for fact in [
+            "\"[CRITICAL] AI agent destructive action\"".to_string(),
+            format!("\"Account: {ACCOUNT} (prod-payments)\""),
+            format!("\"Region: {REGION}\""),
+            format!("\"Principal: AssumedRole arn:aws:sts::{ACCOUNT}:assumed-role/AIAgentRunner/run-42\""),
+            "\"Principal id (role id:session name): AROA3EXAMPLEROLE0001:run-42\"".into(),
+            "\"Role: AIAgentRunner\"".into(),
+            "\"Source identity: \"".into(),
+            "\"Agent signals of this rule: roles AIAgent*, session_names agent-*".into(),
+            "\"Call: TerminateInstances (ec2.amazonaws.com)\"".into(),
+            "i-0abc1234def567890".into(),
+            "\"Error code (empty if the call succeeded):  \"".into(),
+            "\"User agent: Boto3/1.38.3 md/Botocore#1.38.3 awslabs/mcp/aws-api-mcp-server/1.0.2\"".into(),
+            "\"Event: evt-agent-home at 2026-11-27T10:00:00Z\"".into(),
+            format!(
+                "\"Console: https://console.aws.amazon.com/cloudtrail/home?region={REGION}#/events/evt-agent-home\""
+            ),
+        ] {
+            assert!(at_home.contains(&fact), "{fact} missing from:\n{at_home}");
+        }
+        assert!(at_home.lines().count() > 15, "one fact per line:\n{at_home}");
+        assert!(from_away.contains(&format!("\"Region: {OTHER_REGION}\"")), "{from_away}");
+        assert!(from_away.contains(&format!("region={OTHER_REGION}#/events/evt-agent-away")), "{from_away}");
+
+        // A person's same call: the rule on every principal, severity high, on the default topic.
+        let mut person =
+            record("ec2.amazonaws.com", "TerminateInstances", "Developer", "alice", "evt-person", terminate);
+        person["userAgent"] = json!(PERSON_AGENT);
+        put(&other, &person).await;
+        let default = messages(&drain(&aws.sqs, &default_inbox).await);
+        assert_eq!(drain(&aws.sqs, &critical_inbox).await, Vec::<String>::new());
+        assert_eq!(default.len(), 1, "{default:#?}");
+        assert!(default[0].starts_with("\"[HIGH] Destructive AWS API call\""), "{}", default[0]);
+        assert!(default[0].contains("Agent signals of this rule: none"), "{}", default[0]);
+
+        // A critical rule on every principal: the critical topic, once, whichever region.
+        let mut stop = record(
+            "cloudtrail.amazonaws.com",
+            "StopLogging",
+            "Developer",
+            "alice",
+            "evt-stop",
+            json!({"name": "someone-elses-trail"}),
+        );
+        stop["userAgent"] = json!(PERSON_AGENT);
+        put(&other, &stop).await;
+        let critical = messages(&drain(&aws.sqs, &critical_inbox).await);
+        assert_eq!(drain(&aws.sqs, &default_inbox).await, Vec::<String>::new());
+        assert_eq!(critical.len(), 1, "{critical:#?}");
+        assert!(critical[0].starts_with("\"[CRITICAL] Monitoring tampering\""), "{}", critical[0]);
+
+        // A call no rule watches is not forwarded, and alerts nobody.
+        let read = record("ec2.amazonaws.com", "CreateTags", "AIAgentRunner", "run-42", "evt-tags", json!({}));
+        put(&other, &read).await;
+        assert!(drain(&aws.sqs, &critical_inbox).await.is_empty() && drain(&aws.sqs, &default_inbox).await.is_empty());
+    }
+}

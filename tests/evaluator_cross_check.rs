@@ -143,6 +143,41 @@ fn operator_cases() -> Vec<Case> {
                 ],
             ),
         ),
+        // The forms a rule on every principal uses to leave agents out: a field that matches
+        // none of several globs, or is missing.
+        case(
+            "anything-but-prefix-list-or-missing",
+            json!({"detail": {"arn": [{"anything-but": {"prefix": ["arn:a/AIAgent", "arn:a/AWSServiceRoleFor"]}}, {"exists": false}]}}),
+            d(
+                "arn",
+                vec![json!("arn:a/AIAgentRunner/s"), json!("arn:a/AWSServiceRoleForBackup/s"), json!("arn:a/Dev/s")],
+            ),
+        ),
+        case(
+            "anything-but-wildcard-list-or-missing",
+            json!({"detail": {"ua": [{"anything-but": {"wildcard": ["*awslabs/mcp/*", "*agent-kit*"]}}, {"exists": false}]}}),
+            d(
+                "ua",
+                vec![json!("Boto3 awslabs/mcp/x/1"), json!("agent-kit/2"), json!("aws-cli/2"), json!(["aws-cli/2"])],
+            ),
+        ),
+        case(
+            "or-over-a-gating-type",
+            json!({"detail": {"$or": [
+                {"type": [{"anything-but": ["AssumedRole", "IAMUser"]}, {"exists": false}]},
+                {"type": ["AssumedRole"], "pid": [{"anything-but": {"wildcard": "*:agent-*"}}, {"exists": false}]},
+                {"type": ["IAMUser"], "user": [{"anything-but": {"prefix": "ai-agent-"}}, {"exists": false}]}
+            ]}}),
+            vec![
+                json!({"type": "AssumedRole", "pid": "AROA:agent-1"}),
+                json!({"type": "AssumedRole", "pid": "AROA:alice"}),
+                json!({"type": "IAMUser", "user": "ai-agent-ci"}),
+                json!({"type": "IAMUser", "user": "alice"}),
+                json!({"type": "IAMUser"}),
+                json!({"type": "Root"}),
+                json!({"other": 1}),
+            ],
+        ),
         case(
             "or",
             json!({"detail": {"$or": [{"a": ["1"]}, {"b": ["2"]}]}}),
@@ -193,12 +228,61 @@ fn shipped_cases() -> Vec<Case> {
         enabled_regions: vec![REGION.into()],
     };
     let profile = loaded.resolve(&runtime, &Default::default()).unwrap();
-    profile
-        .events
-        .iter()
-        .flat_map(|e| &e.rules)
-        .map(|r| Case { name: r.name.clone(), pattern: r.pattern.clone(), events: events.clone() })
-        .collect()
+    let events_section = profile.events.as_ref().unwrap();
+    // As deployed: each rule, or each part of one too long for a single rule, and the
+    // forwarding rules of the other regions.
+    let parts = events_section.rules.iter().flat_map(|r| r.parts.iter().cloned());
+    let forwarders = events_section.forward.iter().enumerate().map(|(i, p)| (format!("forward-{i}"), p.clone()));
+    parts.chain(forwarders).map(|(name, pattern)| Case { name, pattern, events: events.clone() }).collect()
+}
+
+/// One event, one alert, on every sample record: the parts of a rule together match what the
+/// rule matches and never the same event; a rule on every principal never matches what the agent
+/// rule on its template matches; and every event a rule matches is forwarded by exactly one
+/// forwarding rule.
+#[test]
+fn parts_agent_exclusions_and_forwarders_never_double_an_alert() {
+    let cases = shipped_cases();
+    let events: Vec<Value> = cases[0].events.iter().map(as_moto_delivers).collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = ctguard::profile::load(root.join("profiles/ai-agent-guard.toml").to_str().unwrap()).unwrap();
+    let runtime = ctguard::profile::Runtime {
+        account_id: ACCOUNT.into(),
+        partition: "aws".into(),
+        region: REGION.into(),
+        enabled_regions: vec![REGION.into()],
+    };
+    let profile = loaded.resolve(&runtime, &Default::default()).unwrap();
+    let e = profile.events.as_ref().unwrap();
+    let parse = |p: &Value| EventPattern::parse(p).unwrap_or_else(|err| panic!("{p}: {err}"));
+    let forwarders: Vec<EventPattern> = e.forward.iter().map(parse).collect();
+    assert!(e.rules.iter().any(|r| r.parts.len() > 1), "no rule needed parts: the check below proves less");
+    let (mut agent_events, mut forwarded) = (0, 0);
+    for event in &events {
+        let mut matched_any = false;
+        for r in &e.rules {
+            let whole = parse(&r.pattern).matches(event);
+            let parts = r.parts.iter().filter(|(_, p)| parse(p).matches(event)).count();
+            assert_eq!(parts, usize::from(whole), "{}: {parts} parts match {event}", r.name);
+            matched_any |= whole;
+        }
+        // The shipped agent rules are named after the rule on every principal on their template.
+        for agent in e.rules.iter().filter(|r| r.name.starts_with("ctguard-agent-")) {
+            let name = agent.name.replacen("ctguard-agent-", "ctguard-", 1);
+            let Some(generic) = e.rules.iter().find(|r| r.name == name) else { continue };
+            let both = parse(&generic.pattern).matches(event) && parse(&agent.pattern).matches(event);
+            assert!(!both, "{} and {} both match {event}", generic.name, agent.name);
+        }
+        let agent_rules = e.rules.iter().filter(|r| !r.restriction.is_empty());
+        agent_events += usize::from(agent_rules.clone().any(|r| parse(&r.pattern).matches(event)));
+        if matched_any {
+            let by = forwarders.iter().filter(|f| f.matches(event)).count();
+            assert_eq!(by, 1, "forwarded {by} times: {event}");
+            forwarded += 1;
+        }
+    }
+    // Over the sample records as they stand: a new sample or rule changes these on purpose.
+    assert_eq!((agent_events, forwarded), (216, 548), "agent events, events forwarded");
 }
 
 /// The envelope moto builds around a PutEvents entry (moto's `put_events`).
@@ -296,15 +380,21 @@ async fn cross_check(cases: Vec<Case>) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_operator_agrees_with_moto() {
     let cases = operator_cases();
-    assert!(cases.len() >= 19);
+    assert_eq!(cases.len(), 25);
     let compared = cross_check(cases).await;
-    assert!(compared > 60, "{compared}");
+    assert_eq!(compared, 96);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shipped_rules_agree_with_moto_on_every_sample_record() {
     let cases = shipped_cases();
-    assert_eq!(cases.len(), 20, "one case per EventBridge rule of the shipped profile");
+    // The 18 rules (ctguard-audit-log-deletion among them) as 22 deployed parts, four rules
+    // being split in two, and the 5 forwarding rules of the other regions.
+    let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(cases.len(), 27, "{names:?}");
+    assert!(names.contains(&"ctguard-audit-log-deletion"), "{names:?}");
+    assert_eq!(names.iter().filter(|n| n.starts_with("forward-")).count(), 5, "{names:?}");
+    let records = cases[0].events.len();
     let compared = cross_check(cases).await;
-    assert!(compared > 2000, "{compared}");
+    assert_eq!(compared, 27 * records, "every rule part and forwarder over every sample record");
 }

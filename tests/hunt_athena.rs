@@ -94,15 +94,17 @@ fn seed_rows(emu: &Emulator) {
             "AccessDenied",
         ]),
     ];
+    seed_results(emu, vec![rows]);
+}
+
+/// Queues one result set per query, handed out in the order the queries are submitted.
+fn seed_results(emu: &Emulator, sets: Vec<Vec<Value>>) {
     let columns: Vec<Value> = ctguard::hunt::RESULT_COLUMNS
         .iter()
         .map(|c| json!({"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": c, "Label": c, "Type": "varchar", "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": true}))
         .collect();
-    post(
-        &emu.endpoint,
-        "/moto-api/static/athena/query-results",
-        &json!({"results": [{"rows": rows, "column_info": columns}]}),
-    );
+    let results: Vec<Value> = sets.into_iter().map(|rows| json!({"rows": rows, "column_info": columns})).collect();
+    post(&emu.endpoint, "/moto-api/static/athena/query-results", &json!({ "results": results }));
 }
 
 fn outcomes(emu: &Emulator, outcomes: Value) {
@@ -161,11 +163,142 @@ fn hunt_runs_the_compiled_query_in_the_workgroup_and_prints_matches_and_cost() {
         query.lines().filter(|l| l.contains("\"timestamp\" >= '") || l.contains("eventtime >= '")).collect();
     assert_eq!(window.len(), 2, "{query}");
     assert!(
-        window[0].starts_with("  WHERE \"timestamp\" >= '") && window[1].starts_with("    AND eventtime >= '"),
+        window[0].trim_start().starts_with("WHERE \"timestamp\" >= '")
+            && window[1].trim_start().starts_with("AND eventtime >= '"),
         "{window:?}"
     );
     let without_window: Vec<&str> = query.lines().filter(|l| !window.contains(l)).collect();
     assert_eq!(without_window.join("\n"), emitted.trim_end(), "the submitted query is the compiled one");
+}
+
+/// A profile whose rules each test the source address against 70 CIDR blocks: each rule fits
+/// EventBridge's 2,048 characters, but each block is an arithmetic test in SQL, over 100 KB a
+/// rule, so more than one Athena query.
+fn large_profile(dir: &std::path::Path) -> std::path::PathBuf {
+    let hunt = common::repo().join("tests/hunt");
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    for entry in std::fs::read_dir(hunt.join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, policies.join(path.file_name().unwrap())).unwrap();
+    }
+    let operators = std::fs::read_to_string(hunt.join("profiles/operators.toml")).unwrap();
+    let header = &operators[..operators.find("[[events.rules]]").unwrap()];
+    let mut profile = header.replace("policies_dir = \"../policies\"", "policies_dir = \"policies\"");
+    for rule in 0..LARGE_RULES {
+        let blocks: Vec<Value> = (0..70).map(|n| json!({"cidr": format!("10.{rule}.{n}.0/24")})).collect();
+        let pattern = json!({"source": ["aws.s3"], "detail": {"sourceIPAddress": blocks}});
+        std::fs::write(policies.join(format!("large-{rule}.json")), pattern.to_string()).unwrap();
+        profile.push_str(&format!(
+            "[[events.rules]]\nname = \"large-{rule}\"\npattern = \"large-{rule}.json\"\ntitle = \"large {rule}\"\nseverity = \"high\"\n\n"
+        ));
+    }
+    let path = dir.join("large.toml");
+    std::fs::write(&path, profile).unwrap();
+    path
+}
+
+const LARGE_RULES: usize = 3;
+
+/// Splits `--emit-sql` output into its queries.
+fn emitted_queries(text: &str) -> Vec<String> {
+    text.split(ctguard::hunt::QUERY_HEADER)
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            let body = part.split_once('\n').unwrap().1;
+            body.trim_end().trim_end_matches(';').to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn detections_over_athenas_limit_run_as_several_queries_merged_into_one_report() {
+    let emu = Emulator::start();
+    create_workgroup(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = large_profile(dir.path());
+    let profile = profile.to_str().unwrap();
+
+    let emitted = run(ctguard_cmd().args(["hunt", "--emit-sql", "-p", profile]));
+    emitted.expect(0);
+    let queries = emitted_queries(&emitted.stdout);
+    assert_eq!(
+        queries.len(),
+        2,
+        "{}",
+        emitted.stdout.lines().filter(|l| l.starts_with("--")).collect::<Vec<_>>().join("\n")
+    );
+    assert!(emitted.stdout.starts_with("-- query 1 of 2: large-0, large-1\n"), "{}", &emitted.stdout[..80]);
+    assert!(emitted.stdout.contains("\n-- query 2 of 2: large-2\n"));
+    for q in &queries {
+        assert!(q.len() <= ctguard::hunt::MAX_QUERY_BYTES, "{} bytes", q.len());
+    }
+
+    let time = "2025-03-14T09:05:50Z";
+    let hit = |detection: &str, event: &str, name: &str| {
+        row(&[
+            detection,
+            event,
+            time,
+            "us-east-1",
+            ACCOUNT,
+            "arn:aws:iam::123456789012:user/bob",
+            name,
+            "test.amazonaws.com",
+            "",
+        ])
+    };
+    let header = row(&ctguard::hunt::RESULT_COLUMNS);
+    seed_results(
+        &emu,
+        vec![
+            vec![
+                header.clone(),
+                hit("large-0", "e-1", "DeleteLarge0Thing00001"),
+                hit("large-1", "e-2", "DeleteLarge1Thing00002"),
+            ],
+            vec![header, hit("large-2", "e-1", "DeleteLarge0Thing00001")],
+        ],
+    );
+    outcomes(&emu, json!([{"data_scanned_bytes": 1_000_000_000u64}, {"data_scanned_bytes": 2_000_000_000u64}]));
+    let out = emu.ctguard(&["hunt", "-p", profile, "--since", "1d", "--workgroup", WORKGROUP, "--format", "json"]);
+    out.expect(0);
+    assert!(out.stderr.contains(" (1 of 2): succeeded, 1.00 GB scanned"), "{}", out.stderr);
+    assert!(out.stderr.contains(" (2 of 2): succeeded, 2.00 GB scanned"), "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    let events = doc["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{doc:#}");
+    assert_eq!(events[0]["event_id"], "e-1");
+    assert_eq!(events[0]["fired"], json!(["large-0", "large-2"]));
+    assert_eq!(events[1]["event_id"], "e-2");
+    assert_eq!(events[1]["fired"], json!(["large-1"]));
+    assert_eq!(doc["detections"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["summary"]["fires"], json!({"large-0": 1, "large-1": 1, "large-2": 1}));
+    assert_eq!(doc["summary"]["data_scanned_bytes"], 3_000_000_000u64);
+    // Each query is billed on its own.
+    let cost = doc["summary"]["cost_usd"].as_f64().unwrap();
+    assert!((cost - 3e9 / 1e12 * 5.0).abs() < 1e-12, "{cost}");
+    let ids = doc["query"]["ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(doc["query"]["id"], ids[0]);
+
+    // What was submitted: each compiled query once, with the window, under the limit.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let submitted = rt.block_on(async {
+        let client = athena(&emu).await;
+        let mut texts = Vec::new();
+        for id in ids {
+            let execution = client.get_query_execution().query_execution_id(id.as_str().unwrap()).send().await.unwrap();
+            texts.push(execution.query_execution.unwrap().query.unwrap_or_default());
+        }
+        texts
+    });
+    for (sent, compiled) in submitted.iter().zip(&queries) {
+        assert!(sent.len() <= ctguard::hunt::MAX_QUERY_BYTES);
+        let without_window: Vec<&str> =
+            sent.lines().filter(|l| !l.contains("\"timestamp\" >= '") && !l.contains("eventtime >= '")).collect();
+        assert_eq!(&without_window.join("\n"), compiled);
+    }
 }
 
 #[test]

@@ -169,7 +169,7 @@ impl Session {
     /// for examples (RFC 2606): alerts sent there reach nobody.
     pub fn warn_about_example_endpoints(&self, plan: &Plan, printer: &Printer) {
         let Some(alerts) = &self.profile.alerts else { return };
-        for s in alerts.subscriptions.iter().filter(|s| is_example_endpoint(&s.endpoint)) {
+        for s in alerts.subscriptions().filter(|s| is_example_endpoint(&s.endpoint)) {
             let key = format!("{}:{}", s.protocol, s.endpoint);
             let subscribing = plan
                 .changes

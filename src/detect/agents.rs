@@ -244,6 +244,17 @@ impl Restriction {
         self.signals.is_empty()
     }
 
+    /// One restriction accepting what any of `parts` accepts.
+    pub fn union<'a>(parts: impl IntoIterator<Item = &'a Restriction>) -> Restriction {
+        let mut out = Restriction::default();
+        for r in parts {
+            let offset = out.signals.len();
+            out.signals.extend(r.signals.iter().cloned());
+            out.clauses.extend(r.clauses.iter().map(|c| Clause { signal: c.signal + offset, tests: c.tests.clone() }));
+        }
+        out
+    }
+
     fn add(&mut self, signal: Signal, accounts: &[String], partition: &str) {
         let at = self.signals.len();
         let clause = |tests: Vec<Test>| Clause { signal: at, tests };
@@ -325,6 +336,80 @@ impl Restriction {
         if refused.is_empty() { Ok(terms.join(" || ")) } else { Err(refused) }
     }
 
+    /// The detail-level pattern fragment that matches exactly the events no clause matches: what
+    /// a rule on every principal ANDs in so that an agent's call raises the agent rule's alert
+    /// alone. `not_arn` adds globs `userIdentity.arn` must not match either (the service-linked
+    /// roles a rule leaves out), since a field can be tested once.
+    ///
+    /// The negation of `c1 || c2 || ...` is `!c1 && !c2 && ...`. A field that may be missing
+    /// passes when missing (`anything-but` alone never matches a missing field). Clauses that
+    /// test one field become one `anything-but` per field; clauses gated on
+    /// `userIdentity.type` (session names, users, roles by issuer) become one `$or` with a branch
+    /// for every other type and one branch per gated type.
+    pub fn exclusion(&self, not_arn: &[String]) -> Result<Value, String> {
+        type Nots = std::collections::BTreeMap<&'static [&'static str], Vec<String>>;
+        let mut untyped: Nots = Nots::new();
+        // Per gated type: a conjunction of disjunctions, each alternative one field's Nots.
+        let mut typed: std::collections::BTreeMap<String, Vec<Vec<Nots>>> = Default::default();
+        for c in &self.clauses {
+            let gate = c.tests.iter().find(|t| t.path == TYPE).map(|t| t.glob.clone());
+            let others: Vec<&Test> = c.tests.iter().filter(|t| t.path != TYPE).collect();
+            match (gate, others.as_slice()) {
+                (None, [one]) => untyped.entry(one.path).or_default().push(one.glob.clone()),
+                (Some(ty), tests) if !tests.is_empty() && !ty.contains('*') => {
+                    let alternatives = tests.iter().map(|t| Nots::from([(t.path, vec![t.glob.clone()])])).collect();
+                    typed.entry(ty).or_default().push(alternatives);
+                }
+                _ => return Err(format!("the agent signal {:?} cannot be negated", self.signals[c.signal].pattern)),
+            }
+        }
+        if !not_arn.is_empty() {
+            untyped.entry(ARN).or_default().extend(not_arn.iter().cloned());
+        }
+        let mut root = Map::new();
+        for (path, globs) in &untyped {
+            put(&mut root, path, not_matching(globs));
+        }
+        if !typed.is_empty() {
+            let gated: Vec<&String> = typed.keys().collect();
+            let mut branches = vec![json!({"userIdentity": {"type": [{"anything-but": gated}, {"exists": false}]}})];
+            for (ty, conjunction) in &typed {
+                // The conjunction of disjunctions, multiplied out.
+                let mut alternatives: Vec<Nots> = vec![Nots::new()];
+                for disjunction in conjunction {
+                    let mut next = Vec::new();
+                    for have in &alternatives {
+                        for add in disjunction {
+                            let mut merged = have.clone();
+                            for (path, globs) in add {
+                                merged.entry(path).or_default().extend(globs.iter().cloned());
+                            }
+                            next.push(merged);
+                        }
+                    }
+                    alternatives = next;
+                    if alternatives.len() > MAX_EXCLUSION_BRANCHES {
+                        return Err(format!(
+                            "the agent signals on userIdentity.type {ty:?} are too many to leave out of a rule on every \
+                             principal ({} alternatives, at most {MAX_EXCLUSION_BRANCHES})",
+                            alternatives.len()
+                        ));
+                    }
+                }
+                for nots in alternatives {
+                    let mut branch = Map::new();
+                    put(&mut branch, TYPE, json!([ty]));
+                    for (path, globs) in &nots {
+                        put(&mut branch, path, not_matching(globs));
+                    }
+                    branches.push(Value::Object(branch));
+                }
+            }
+            root.insert("$or".into(), Value::Array(branches));
+        }
+        Ok(Value::Object(root))
+    }
+
     /// Compiled per clause, for [`Restriction::attribute`].
     pub fn compile(&self) -> Attribution {
         let clauses = self
@@ -398,6 +483,36 @@ fn role_tests(role: &str, account: &str, partition: &str) -> Vec<Test> {
         Test { path: ISSUER_ACCOUNT, glob: account.into() },
         Test { path: ISSUER_NAME, glob: role.into() },
     ]
+}
+
+/// Most `$or` branches an exclusion may multiply out to, far below EventBridge's limits.
+const MAX_EXCLUSION_BRANCHES: usize = 16;
+
+/// Sets `value` at `path` under `root`, creating the objects on the way.
+fn put(root: &mut Map<String, Value>, path: &[&str], value: Value) {
+    let (last, parents) = path.split_last().expect("paths are never empty");
+    let mut at = root;
+    for k in parents {
+        at = at.entry(*k).or_insert_with(|| json!({})).as_object_mut().expect("objects all the way down");
+    }
+    at.insert((*last).to_string(), value);
+}
+
+/// A leaf that matches a value none of `globs` matches, or a missing field: one `anything-but`,
+/// by prefix for a single prefix glob, by wildcard otherwise. EventBridge documents a list of
+/// values under `anything-but` `wildcard`, but `prefix` with a single string only.
+fn not_matching(globs: &[String]) -> Value {
+    let mut globs: Vec<String> = globs.to_vec();
+    globs.sort();
+    globs.dedup();
+    let excluded = match globs.as_slice() {
+        [one] if one.strip_suffix('*').is_some_and(|inner| !inner.is_empty() && !inner.contains('*')) => {
+            json!({ "prefix": one.trim_end_matches('*') })
+        }
+        [one] => json!({ "wildcard": one }),
+        many => json!({ "wildcard": many }),
+    };
+    json!([{ "anything-but": excluded }, { "exists": false }])
 }
 
 /// `{"userIdentity": {"type": [...], "userName": [...]}}` for a clause's tests.

@@ -164,15 +164,120 @@ fn detail_type_expr() -> String {
     cases
 }
 
+/// A shared predicate's column: `ctguard_shared_<n>`, numbered from 1.
+pub fn shared_column(index: usize) -> String {
+    format!("ctguard_shared_{}", index + 1)
+}
+
+/// Row-level field predicates that several detections repeat word for word (the agent
+/// exclusion every generic rule carries, an agent rule's signals under each event source):
+/// the query computes each once per row as a boolean column, and the detections name it.
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    /// The predicates' SQL, by column index.
+    pub texts: Vec<String>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl Shared {
+    /// Shorter predicates are cheaper written out than named.
+    const MIN_BYTES: usize = 128;
+
+    /// Chooses, from every row-level field predicate a first compilation saw, those repeated
+    /// and long enough to be worth a column. Only the outermost are kept, so a shared column
+    /// never reads another and one level of subquery computes them all.
+    pub fn choose(seen: &[String]) -> Shared {
+        let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for text in seen {
+            *counts.entry(text.as_str()).or_default() += 1;
+        }
+        let mut candidates: Vec<&str> =
+            counts.into_iter().filter(|(t, n)| *n > 1 && t.len() >= Self::MIN_BYTES).map(|(t, _)| t).collect();
+        // Longest first, then by text, so the numbering does not depend on hashing.
+        candidates.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        let mut shared = Shared::default();
+        for text in candidates {
+            if !shared.texts.iter().any(|kept| kept.contains(text)) {
+                shared.index.insert(text.to_string(), shared.texts.len());
+                shared.texts.push(text.to_string());
+            }
+        }
+        shared
+    }
+}
+
 /// Compiles one detection's pattern. Lambda variables are numbered across the whole query.
 pub struct Compiler<'a> {
     literals: &'a Literals,
     vars: usize,
+    /// How many lambda bodies enclose what is being compiled: a predicate inside one reads
+    /// the lambda's variable, so it cannot be computed once per row.
+    lambda_depth: usize,
+    shared: Option<&'a Shared>,
+    /// Row-level field predicates compiled so far (when nothing is shared yet).
+    seen: Vec<String>,
+    /// Shared columns the last detection read.
+    used: std::collections::BTreeSet<usize>,
 }
 
 impl<'a> Compiler<'a> {
     pub fn new(literals: &'a Literals) -> Self {
-        Compiler { literals, vars: 0 }
+        Compiler {
+            literals,
+            vars: 0,
+            lambda_depth: 0,
+            shared: None,
+            seen: Vec::new(),
+            used: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// A compiler that names the `shared` predicates instead of writing them out.
+    pub fn with_shared(literals: &'a Literals, shared: &'a Shared) -> Self {
+        Compiler { shared: Some(shared), ..Compiler::new(literals) }
+    }
+
+    /// Every row-level field predicate compiled, in order, repeats included.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// The shared columns read since the last call, by index.
+    pub fn take_used(&mut self) -> std::collections::BTreeSet<usize> {
+        std::mem::take(&mut self.used)
+    }
+
+    /// A field's predicate, or the shared column that holds it.
+    fn share(&mut self, pred: Pred) -> Pred {
+        let Pred::Sql(text) = &pred else { return pred };
+        if self.lambda_depth > 0 {
+            return pred;
+        }
+        match self.shared {
+            None => {
+                // A field whose only content is one child field has that field's very text:
+                // one occurrence, not a repeat.
+                if self.seen.last() != Some(text) {
+                    self.seen.push(text.clone());
+                }
+                pred
+            }
+            Some(shared) => match shared.index.get(text) {
+                Some(&i) => {
+                    self.used.insert(i);
+                    Pred::exact(shared_column(i))
+                }
+                None => pred,
+            },
+        }
+    }
+
+    /// Compiles a lambda body.
+    fn in_lambda<T>(&mut self, body: impl FnOnce(&mut Self) -> T) -> T {
+        self.lambda_depth += 1;
+        let out = body(self);
+        self.lambda_depth -= 1;
+        out
     }
 
     fn var(&mut self) -> String {
@@ -254,7 +359,7 @@ impl<'a> Compiler<'a> {
             Val::Json(value) => {
                 let when_empty = self.fields(node, &Val::Missing, path)?;
                 let (outer, inner) = (self.var(), self.var());
-                let fields = self.fields(node, &Val::Json(inner.clone()), path)?;
+                let fields = self.in_lambda(|this| this.fields(node, &Val::Json(inner.clone()), path))?;
                 let deeper = any_match(&elements(&outer), &inner, fields);
                 let empty = |v: &str| Pred::and([Pred::guard(format!("json_format({v}) = '[]'")), when_empty.clone()]);
                 let element = Pred::or([empty(&outer), deeper]);
@@ -263,7 +368,7 @@ impl<'a> Compiler<'a> {
             Val::Array(cols, expr) => {
                 let when_empty = self.fields(node, &Val::Missing, path)?;
                 let item = self.var();
-                let fields = self.fields(node, &Val::Struct(cols, item.clone()), path)?;
+                let fields = self.in_lambda(|this| this.fields(node, &Val::Struct(cols, item.clone()), path))?;
                 let none = Pred::and([Pred::exact(format!("(COALESCE(cardinality({expr}), 0) = 0)")), when_empty]);
                 Ok(Pred::or([any_match(expr, &item, fields), none]))
             }
@@ -301,7 +406,7 @@ impl<'a> Compiler<'a> {
             None => Pred::True,
             Some(node) => self.node(node, value, path)?,
         };
-        Ok(Pred::and([leaf, child]))
+        Ok(self.share(Pred::and([leaf, child])))
     }
 
     /// Whether any scalar sits at `path` below `at`, through arrays (`{"exists": false}` asks

@@ -3,21 +3,48 @@
 
 use serde_json::{Value, json};
 
-use super::types::{AlarmDoc, Comparison, ProfileDoc, RuleDoc, Severity, StringOrList};
+use super::types::{AlarmDoc, Comparison, ProfileDoc, RuleDoc, Severity, StringOrList, SubscriptionDoc};
 use super::vars::Vars;
 use super::{Kms, Problem, Resolver, Runtime, validate};
 use crate::detect::agents::{self, Agents, Kind, Restriction};
 
 #[derive(Debug, Clone)]
 pub struct Alerts {
-    pub topic: String,
-    pub topic_arn: String,
-    pub policy: Value,
+    /// Every topic: the default one first when declared, then one per severity that has its own.
+    pub topics: Vec<AlertTopic>,
+    /// The topic (index into `topics`) each severity publishes to; a severity missing here has
+    /// none, which validation refuses for any severity a rule or alarm uses.
+    pub routes: std::collections::BTreeMap<Severity, usize>,
     pub kms: Option<Kms>,
-    pub subscriptions: Vec<Subscription>,
+    /// Named beside the account id in every alert.
+    pub account_alias: Option<String>,
     /// Whether outputs show endpoints in full (`--show-endpoints`); otherwise they show
     /// `Subscription::label`'s masked form. Set by the command, never by the profile.
     pub show_endpoints: bool,
+}
+
+/// One SNS topic alerts are published to, with its policy and subscriptions.
+#[derive(Debug, Clone)]
+pub struct AlertTopic {
+    pub name: String,
+    pub arn: String,
+    pub policy: Value,
+    pub subscriptions: Vec<Subscription>,
+    /// The severities it receives, lowest first.
+    pub severities: Vec<Severity>,
+}
+
+impl Alerts {
+    /// The topic a rule or alarm of `severity` publishes to. Validation guarantees one for every
+    /// severity the profile uses; the first topic stands in otherwise.
+    pub fn topic_for(&self, severity: Severity) -> &AlertTopic {
+        &self.topics[self.routes.get(&severity).copied().unwrap_or(0)]
+    }
+
+    /// Every subscription of every topic.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &Subscription> {
+        self.topics.iter().flat_map(|t| t.subscriptions.iter())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +97,10 @@ pub struct Events {
     /// The home region's default bus, where other regions forward their matches.
     pub home_bus_arn: String,
     pub rules: Vec<Rule>,
+    /// The patterns of the forwarding rules every other region runs instead of the rules: each
+    /// a superset of what the rules match for some event sources, no event matching two, so an
+    /// event is forwarded once and the home region's rules alert on it as on their own.
+    pub forward: Vec<Value>,
 }
 
 /// An EventBridge rule. The same rule is deployed in every region of the profile.
@@ -83,6 +114,10 @@ pub struct Rule {
     pub severity: Severity,
     /// The agent signals the pattern is restricted to; empty for a rule on every principal.
     pub restriction: Restriction,
+    /// The EventBridge rules it is deployed as, by name: itself, or, when its pattern is longer
+    /// than EventBridge takes, parts of it (`<name>`, `<name>-2`, ...), each with the branches
+    /// of some event sources, so that no event matches two parts.
+    pub parts: Vec<(String, Value)>,
 }
 
 /// A metric filter on the trail's log group and the alarm on its metric.
@@ -134,26 +169,68 @@ impl Resolver<'_> {
         }
 
         let alerts = doc.alerts.as_ref().map(|a| {
-            let topic = self.text("alerts.topic", &a.topic, vars);
-            self.check("alerts.topic", &topic, validate::topic_name);
-            let topic_arn = format!("arn:{partition}:sns:{home}:{account}:{topic}");
-            vars.insert("topic_name".into(), json!(topic));
-            vars.insert("topic_arn".into(), json!(topic_arn));
-            let subscriptions = a
-                .subscriptions
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let key = format!("alerts.subscriptions[{i}]");
-                    let sub = Subscription {
-                        protocol: self.text(&format!("{key}.protocol"), &s.protocol, vars),
-                        endpoint: self.text(&format!("{key}.endpoint"), &s.endpoint, vars),
-                    };
-                    self.subscription(&key, &sub);
-                    sub
-                })
-                .collect();
-            (topic, topic_arn, a.clone(), subscriptions)
+            let mut declared: Vec<(String, Option<Severity>, &[SubscriptionDoc])> = Vec::new();
+            if a.topic.is_some() {
+                declared.push(("alerts".into(), None, &a.subscriptions));
+            } else if !a.subscriptions.is_empty() {
+                self.problem(
+                    "alerts.subscriptions",
+                    "subscriptions of the default topic, but [alerts] declares no default `topic`: name one, or move \
+                     them under [alerts.topics.<severity>]",
+                );
+            }
+            for (severity, t) in &a.topics {
+                declared.push((format!("alerts.topics.{}", severity.as_str()), Some(*severity), &t.subscriptions));
+            }
+            if declared.is_empty() {
+                self.problem("alerts", "no topic: declare a default `topic`, or one under [alerts.topics.<severity>]");
+            }
+            let mut topics = Vec::new();
+            for (key, severity, subs) in declared {
+                let raw = match severity {
+                    None => a.topic.as_deref().unwrap_or_default(),
+                    Some(s) => a.topics[&s].topic.as_str(),
+                };
+                let name = self.text(&format!("{key}.topic"), raw, vars);
+                self.check(&format!("{key}.topic"), &name, validate::topic_name);
+                let arn = format!("arn:{partition}:sns:{home}:{account}:{name}");
+                let subscriptions = subs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let key = format!("{key}.subscriptions[{i}]");
+                        let sub = Subscription {
+                            protocol: self.text(&format!("{key}.protocol"), &s.protocol, vars),
+                            endpoint: self.text(&format!("{key}.endpoint"), &s.endpoint, vars),
+                        };
+                        self.subscription(&key, &sub);
+                        sub
+                    })
+                    .collect();
+                topics.push(AlertTopic { name, arn, policy: Value::Null, subscriptions, severities: Vec::new() });
+            }
+            self.unique("alerts.topics", topics.iter().map(|t| t.name.clone()));
+            let mut routes = std::collections::BTreeMap::new();
+            for severity in Severity::ALL {
+                let own = a.topics.keys().position(|s| *s == severity).map(|i| i + usize::from(a.topic.is_some()));
+                let route = own.or(a.topic.as_ref().map(|_| 0));
+                if let Some(i) = route {
+                    routes.insert(severity, i);
+                    topics[i].severities.push(severity);
+                }
+            }
+            // The templates name the default topic (or the first) as `${topic_arn}`, and every
+            // topic as `${ctguard_topics}`.
+            if let Some(first) = topics.first() {
+                vars.insert("topic_name".into(), json!(first.name));
+                vars.insert("topic_arn".into(), json!(first.arn));
+            }
+            let arns: Vec<&String> = topics.iter().map(|t| &t.arn).collect();
+            let subscriptions: Vec<Value> = arns.iter().map(|a| json!({"prefix": format!("{a}:")})).collect();
+            vars.insert("alert_topic_arns".into(), json!(arns));
+            vars.insert("ctguard_topic_subscriptions".into(), json!(subscriptions));
+            let alias = a.account_alias.as_ref().map(|x| self.text("alerts.account_alias", x, vars));
+            (topics, routes, alias, a.clone())
         });
 
         let events = doc.events.as_ref().map(|e| {
@@ -185,29 +262,50 @@ impl Resolver<'_> {
         let alarms = self.alarms(&doc.alarms, &namespace, agents.as_ref(), vars);
 
         // Templates last, once every derived name is defined.
-        let alerts = alerts.map(|(topic, topic_arn, a, subscriptions)| Alerts {
-            policy: self.shared_document("alerts.policy", &a.policy, vars),
-            kms: a.kms.as_ref().and_then(|k| self.topic_kms(k, vars)),
-            topic,
-            topic_arn,
-            subscriptions,
-            show_endpoints: false,
+        let alerts = alerts.map(|(mut topics, routes, account_alias, a)| {
+            for t in &mut topics {
+                let mut own = vars.clone();
+                own.insert("topic_name".into(), json!(t.name));
+                own.insert("topic_arn".into(), json!(t.arn));
+                t.policy = self.shared_document("alerts.policy", &a.policy, &own);
+            }
+            Alerts {
+                kms: a.kms.as_ref().and_then(|k| self.topic_kms(k, vars)),
+                topics,
+                routes,
+                account_alias,
+                show_endpoints: false,
+            }
         });
+        if let Some(a) = &alerts {
+            self.routed(a, events.as_ref().map(|e| e.3.rules.as_slice()).unwrap_or_default(), &doc.alarms);
+        }
         let events = events.map(|(role_name, role_arn, home_bus_arn, e)| Events {
+            forward: Vec::new(),
             trust_policy: self.shared_document("events.forwarder_trust_policy", &e.forwarder_trust_policy, vars),
             role_policy: self.template("events.forwarder_role_policy", &e.forwarder_role_policy, vars),
-            rules: e
-                .rules
-                .iter()
-                .enumerate()
-                .map(|(i, r)| self.rule(&format!("events.rules[{i}]"), r, agents.as_ref(), vars))
-                .collect(),
+            rules: {
+                let counterparts = self.agent_counterparts(&e.rules, agents.as_ref(), vars);
+                e.rules
+                    .iter()
+                    .zip(counterparts)
+                    .enumerate()
+                    .map(|(i, (r, except))| self.rule(&format!("events.rules[{i}]"), r, agents.as_ref(), vars, except))
+                    .collect()
+            },
             role_name,
             role_path: e.forwarder_role_path.clone(),
             role_arn,
             home_bus_arn,
         });
-        self.unique("events.rules", events.iter().flat_map(|e| e.rules.iter().map(|r| r.name.clone())));
+        let events = events.map(|mut e| {
+            e.forward = forward_patterns(&e.rules, MAX_EVENT_PATTERN);
+            e
+        });
+        self.unique(
+            "events.rules",
+            events.iter().flat_map(|e| e.rules.iter().flat_map(|r| r.parts.iter().map(|(n, _)| n.clone()))),
+        );
         if !doc.bucket.eventbridge_notifications {
             let rules = events.iter().flat_map(|e| e.rules.iter()).enumerate();
             for (i, _) in rules.filter(|(_, r)| crate::detect::eventbridge::s3_events_only(&r.pattern)) {
@@ -244,6 +342,24 @@ impl Resolver<'_> {
                     regions.join(", ")
                 ),
             );
+        }
+    }
+
+    /// Every severity a rule or alarm uses has a topic: its own, or the default one.
+    fn routed(&mut self, alerts: &Alerts, rules: &[RuleDoc], alarms: &[AlarmDoc]) {
+        let used = rules.iter().enumerate().map(|(i, r)| (format!("events.rules[{i}].severity"), r.severity));
+        let used = used.chain(alarms.iter().enumerate().map(|(i, a)| (format!("alarms[{i}].severity"), a.severity)));
+        for (key, severity) in used.collect::<Vec<_>>() {
+            if !alerts.routes.contains_key(&severity) {
+                let s = severity.as_str();
+                self.problem(
+                    &key,
+                    format!(
+                        "severity {s:?} has no topic: [alerts] declares no default `topic` and no \
+                         [alerts.topics.{s}]; declare one of them"
+                    ),
+                );
+            }
         }
     }
 
@@ -314,7 +430,56 @@ impl Resolver<'_> {
         self.kms("alerts.kms", k, vars)
     }
 
-    fn rule(&mut self, key: &str, r: &RuleDoc, agents: Option<&Agents>, vars: &Vars) -> Rule {
+    /// For each rule on every principal, the agents it leaves out: the union of the restrictions
+    /// of the agent rules on the same pattern template, so that an agent's call raises the agent
+    /// rule's alert and not this one's too. Problems with a restriction are reported where that
+    /// agent rule is resolved, not here.
+    fn agent_counterparts(&self, docs: &[RuleDoc], agents: Option<&Agents>, vars: &Vars) -> Vec<Option<Restriction>> {
+        let restriction = |r: &RuleDoc| {
+            let principals: Vec<String> = match &r.principals {
+                StringOrList::None => Vec::new(),
+                StringOrList::Many(items) => items.clone(),
+                StringOrList::One(s) => match super::vars::substitute(s, vars) {
+                    Ok(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                    Ok(Value::String(one)) => vec![one],
+                    _ => Vec::new(),
+                },
+            };
+            let principals: Vec<String> = principals
+                .into_iter()
+                .filter_map(|p| match super::vars::substitute(&p, vars) {
+                    Ok(Value::String(p)) if agents::check(Kind::Principals, &p).is_ok() => Some(p),
+                    _ => None,
+                })
+                .collect();
+            Restriction::new(agents.filter(|_| r.agents), &principals)
+        };
+        let restricted: Vec<(&str, Restriction)> = docs
+            .iter()
+            .filter(|r| r.agents || !matches!(r.principals, StringOrList::None))
+            .map(|r| (r.pattern.as_str(), restriction(r)))
+            .filter(|(_, x)| !x.is_empty())
+            .collect();
+        docs.iter()
+            .map(|r| {
+                if r.agents || !matches!(r.principals, StringOrList::None) {
+                    return None;
+                }
+                let same: Vec<&Restriction> =
+                    restricted.iter().filter(|(p, _)| *p == r.pattern).map(|(_, x)| x).collect();
+                (!same.is_empty()).then(|| Restriction::union(same))
+            })
+            .collect()
+    }
+
+    fn rule(
+        &mut self,
+        key: &str,
+        r: &RuleDoc,
+        agents: Option<&Agents>,
+        vars: &Vars,
+        except: Option<Restriction>,
+    ) -> Rule {
         let name = self.text(&format!("{key}.name"), &r.name, vars);
         self.check(&format!("{key}.name"), &name, validate::rule_name);
         // PutRule refuses a malformed pattern; refusing it here, with the template file and the
@@ -345,16 +510,19 @@ impl Resolver<'_> {
                 self.problem(&format!("{key}.agents"), format!("agents and principals: the rule {why}"));
             }
         }
-        if r.exclude_service_calls {
-            if r.agents {
-                self.problem(
-                    &format!("{key}.exclude_service_calls"),
-                    "only for rules on every principal: an agent's call made through a service is still the agent's",
-                );
-            } else if pattern_ok && let Err(e) = exclude_service_calls(&mut pattern, &self.partition_and_account(vars))
-            {
-                self.problem(&format!("{key}.exclude_service_calls"), e);
-            }
+        if r.exclude_service_calls && r.agents {
+            self.problem(
+                &format!("{key}.exclude_service_calls"),
+                "only for rules on every principal: an agent's call made through a service is still the agent's",
+            );
+        }
+        let services = (r.exclude_service_calls && !r.agents).then(|| self.partition_and_account(vars));
+        if pattern_ok
+            && (services.is_some() || except.is_some())
+            && let Err(e) = leave_out(&mut pattern, services.as_ref(), except.as_ref())
+        {
+            let at = if except.is_some() { "agents" } else { "exclude_service_calls" };
+            self.problem(&format!("{key}.{at}"), e);
         }
         let restriction = self.restriction(key, r.agents, &r.principals, agents, vars);
         if !restriction.is_empty() {
@@ -369,19 +537,39 @@ impl Resolver<'_> {
                 );
             }
         }
-        // EventBridge's "Event pattern size" quota: PutRule refuses a longer pattern.
+        // EventBridge's "Event pattern size" quota: PutRule refuses a longer pattern, so a long
+        // one is deployed in parts.
         let size = pattern.to_string().chars().count();
-        if pattern_ok && size > MAX_EVENT_PATTERN {
-            self.problem(
-                &format!("{key}.pattern"),
-                format!(
-                    "as deployed (with the agent signals and service-call exclusion merged in) the event pattern is \
-                     {size} characters, more than EventBridge's {MAX_EVENT_PATTERN}-character limit: split the \
-                     template, or declare fewer or shorter agent patterns"
-                ),
-            );
+        let parts = if size <= MAX_EVENT_PATTERN {
+            vec![(name.clone(), pattern.clone())]
+        } else {
+            match split_by_source(&pattern, MAX_EVENT_PATTERN) {
+                Some(parts) => parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| (if i == 0 { name.clone() } else { format!("{name}-{}", i + 1) }, p))
+                    .collect(),
+                None => {
+                    if pattern_ok {
+                        self.problem(
+                            &format!("{key}.pattern"),
+                            format!(
+                                "as deployed (with the agent signals and the exclusions merged in) the event pattern \
+                                 is {size} characters, more than EventBridge's {MAX_EVENT_PATTERN}-character limit, \
+                                 and its top-level $or cannot be split by event source: split the template, or \
+                                 declare fewer or shorter agent patterns"
+                            ),
+                        );
+                    }
+                    vec![(name.clone(), pattern.clone())]
+                }
+            }
+        };
+        for (part, _) in parts.iter().skip(1) {
+            self.check(&format!("{key}.name"), part, validate::rule_name);
         }
         Rule {
+            parts,
             name,
             description: self.text(&format!("{key}.description"), &r.description, vars),
             pattern,
@@ -512,6 +700,10 @@ impl Resolver<'_> {
             _ => None,
         };
         let var = |name: &str, vars: &Vars| vars.get(name).and_then(Value::as_str).map(str::to_string);
+        let list = |name: &str, vars: &Vars| -> Vec<String> {
+            let items = vars.get(name).and_then(Value::as_array).cloned().unwrap_or_default();
+            items.iter().filter_map(Value::as_str).map(str::to_string).collect()
+        };
         let mut roles: Vec<String> = Vec::new();
         roles.extend(doc.cloudwatch_logs.as_ref().and_then(|c| text(&c.role_name, vars)));
         roles.extend(doc.events.as_ref().and_then(|e| text(&e.forwarder_role, vars)));
@@ -522,7 +714,7 @@ impl Resolver<'_> {
             ("ctguard_buckets", buckets),
             ("ctguard_trails", var("trail_name", vars).into_iter().collect()),
             ("ctguard_log_groups", var("log_group_name", vars).into_iter().collect()),
-            ("ctguard_topics", var("topic_arn", vars).into_iter().collect()),
+            ("ctguard_topics", list("alert_topic_arns", vars)),
             ("ctguard_kms_aliases", var("kms_alias", vars).into_iter().collect()),
         ];
         for (name, list) in lists {
@@ -540,32 +732,185 @@ impl Resolver<'_> {
     }
 }
 
-/// Leaves out calls AWS services make on the account's behalf: a record with
-/// `userIdentity.invokedBy` (the service that made the call), or made by a session of a
-/// service-linked role (`AWSServiceRoleFor*`, which only its service can assume). A record with
-/// no `userIdentity.arn` at all (a caller from another account) is kept.
-/// A template that already holds a `$or` under `detail`, or tests `invokedBy` itself, is refused
-/// rather than overwritten.
-pub fn exclude_service_calls(pattern: &mut Value, (partition, account): &(String, String)) -> Result<(), String> {
+/// Leaves out of a rule on every principal the calls AWS services make on the account's behalf
+/// (`services`: a record with `userIdentity.invokedBy`, the service that made the call, or made
+/// by a session of a service-linked role, `AWSServiceRoleFor*`, which only its service can
+/// assume) and the calls of the agents an agent rule on the same template covers (`agents`). A
+/// record with no `userIdentity.arn` at all (a caller from another account) is kept. A template
+/// that already holds a `$or` under `detail`, or tests a field left out here, is refused rather
+/// than overwritten.
+pub fn leave_out(
+    pattern: &mut Value,
+    services: Option<&(String, String)>,
+    agents: Option<&Restriction>,
+) -> Result<(), String> {
     let Some(obj) = pattern.as_object_mut() else { return Ok(()) };
     let detail = obj.entry("detail").or_insert_with(|| json!({}));
-    if detail.get("$or").is_some() {
-        return Err("the template already has a $or under detail, so service calls cannot be left out beside it; \
+    let not_arn: Vec<String> = services
+        .map(|(partition, account)| format!("arn:{partition}:sts::{account}:assumed-role/AWSServiceRoleFor*"))
+        .into_iter()
+        .collect();
+    let mut fragment = agents.cloned().unwrap_or_default().exclusion(&not_arn)?;
+    if services.is_some() {
+        merge(&mut fragment, json!({"userIdentity": {"invokedBy": [{"exists": false}]}}), "$.detail")?;
+    }
+    if fragment.get("$or").is_some() && detail.get("$or").is_some() {
+        return Err("the template already has a $or under detail, so the agents cannot be left out beside it; \
                     move the template's $or to the top level"
             .into());
     }
-    let linked = format!("arn:{partition}:sts::{account}:assumed-role/AWSServiceRoleFor");
-    merge(detail, json!({"userIdentity": {"invokedBy": [{"exists": false}]}}), "$.detail")?;
-    if let Some(detail) = detail.as_object_mut() {
-        detail.insert(
-            "$or".into(),
-            json!([
-                {"userIdentity": {"arn": [{"anything-but": {"prefix": linked}}]}},
-                {"userIdentity": {"arn": [{"exists": false}]}}
-            ]),
-        );
+    merge(detail, fragment, "$.detail")
+}
+
+/// A pattern too long for one rule, as several: its top-level `$or` branches grouped so that no
+/// event can match branches of two groups (branches are kept together when they share an event
+/// source and an event name, or one of them names no event names: an event has one source and
+/// one name), the groups packed into parts of at most `max` characters. `None` when the pattern
+/// has no top-level `$or`, a branch names no event source list, or a group alone is too long.
+pub fn split_by_source(pattern: &Value, max: usize) -> Option<Vec<Value>> {
+    let obj = pattern.as_object()?;
+    let branches = obj.get("$or")?.as_array()?;
+    let strings = |v: Option<&Value>| -> Option<Vec<String>> {
+        v?.as_array()?.iter().map(|x| x.as_str().map(str::to_string)).collect()
+    };
+    // Per branch: its sources, and its event names (`None`: any name).
+    let mut keys: Vec<(Vec<String>, Option<Vec<String>>)> = Vec::new();
+    for b in branches {
+        let detail = b.get("detail")?;
+        keys.push((strings(detail.get("eventSource"))?, strings(detail.get("eventName"))));
     }
-    Ok(())
+    let overlap = |a: &[String], b: &[String]| a.iter().any(|x| b.contains(x));
+    let together = |i: usize, j: usize| {
+        let ((sa, na), (sb, nb)) = (&keys[i], &keys[j]);
+        overlap(sa, sb)
+            && match (na, nb) {
+                (Some(na), Some(nb)) => overlap(na, nb),
+                _ => true,
+            }
+    };
+    // Connected branches, by a group number per branch.
+    let mut group: Vec<usize> = (0..branches.len()).collect();
+    for i in 0..branches.len() {
+        for j in 0..i {
+            if together(i, j) && group[i] != group[j] {
+                let (from, to) = (group[i], group[j]);
+                group.iter_mut().filter(|g| **g == from).for_each(|g| *g = to);
+            }
+        }
+    }
+    let mut groups: Vec<(usize, Vec<Value>)> = Vec::new();
+    for (b, g) in branches.iter().zip(&group) {
+        match groups.iter_mut().find(|(id, _)| id == g) {
+            Some((_, members)) => members.push(b.clone()),
+            None => groups.push((*g, vec![b.clone()])),
+        }
+    }
+    let part = |members: &[Value]| -> Option<Value> {
+        let mut out = obj.clone();
+        out.remove("$or");
+        let mut out = Value::Object(out);
+        if let [only] = members {
+            // `$or` needs two branches: one is merged in as plain fields.
+            merge(&mut out, only.clone(), "$").ok()?;
+        } else {
+            out.as_object_mut()?.insert("$or".into(), Value::Array(members.to_vec()));
+        }
+        Some(out)
+    };
+    let fits = |members: &[Value]| part(members).is_some_and(|p| p.to_string().chars().count() <= max);
+    let mut parts: Vec<Vec<Value>> = vec![Vec::new()];
+    for (_, members) in groups {
+        let current = parts.last_mut()?;
+        let joined: Vec<Value> = current.iter().chain(&members).cloned().collect();
+        if fits(&joined) {
+            *current = joined;
+        } else if fits(&members) {
+            parts.push(members);
+        } else {
+            return None;
+        }
+    }
+    parts.iter().map(|m| part(m)).collect()
+}
+
+/// What another region forwards to the home bus: the CloudTrail calls of the sources the rules
+/// name, by event name where every branch of a source lists its names, as one or more patterns
+/// of at most `max` characters split by source (so no event matches two). A rule that names no
+/// source makes the whole forward its detail types (or everything of the account's).
+pub fn forward_patterns(rules: &[Rule], max: usize) -> Vec<Value> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let patterns: Vec<&Value> = rules.iter().flat_map(|r| r.parts.iter().map(|(_, p)| p)).collect();
+    let strings = |v: Option<&Value>| -> Option<Vec<String>> {
+        v?.as_array()?.iter().map(|x| x.as_str().map(str::to_string)).collect()
+    };
+    let mut detail_types: Option<BTreeSet<String>> = Some(BTreeSet::new());
+    // Per source, its event names; `None`: any name.
+    let mut sources: Option<BTreeMap<String, Option<BTreeSet<String>>>> = Some(BTreeMap::new());
+    for p in &patterns {
+        match (strings(p.get("detail-type")), detail_types.as_mut()) {
+            (Some(types), Some(all)) => all.extend(types),
+            _ => detail_types = None,
+        }
+        let top = p.get("detail");
+        let branches: Vec<Option<&Value>> = match p.get("$or").and_then(Value::as_array) {
+            Some(bs) => bs.iter().map(|b| b.get("detail")).collect(),
+            None => vec![None],
+        };
+        for b in branches {
+            let field = |name: &str| b.and_then(|d| d.get(name)).or_else(|| top.and_then(|d| d.get(name)));
+            let (Some(names_of), Some(found)) = (sources.as_mut(), strings(field("eventSource"))) else {
+                sources = None;
+                continue;
+            };
+            let names = strings(field("eventName"));
+            for source in found {
+                let entry = names_of.entry(source).or_insert_with(|| Some(BTreeSet::new()));
+                match (entry.as_mut(), &names) {
+                    (Some(all), Some(names)) => all.extend(names.iter().cloned()),
+                    _ => *entry = None,
+                }
+            }
+        }
+    }
+    let mut base = serde_json::Map::new();
+    if let Some(types) = &detail_types {
+        base.insert("detail-type".into(), json!(types));
+    }
+    let Some(sources) = sources else {
+        return vec![Value::Object(base)];
+    };
+    let branch = |source: &str, names: Option<&BTreeSet<String>>| match names {
+        Some(n) => json!({"detail": {"eventSource": [source], "eventName": n}}),
+        None => json!({"detail": {"eventSource": [source]}}),
+    };
+    let part = |members: &[Value]| -> Value {
+        let mut out = base.clone();
+        match members {
+            [only] => {
+                out.insert("detail".into(), only["detail"].clone());
+            }
+            many => {
+                out.insert("$or".into(), Value::Array(many.to_vec()));
+            }
+        }
+        Value::Object(out)
+    };
+    let size = |members: &[Value]| part(members).to_string().chars().count();
+    let mut parts: Vec<Vec<Value>> = vec![Vec::new()];
+    for (source, names) in &sources {
+        let mut b = branch(source, names.as_ref());
+        if size(std::slice::from_ref(&b)) > max {
+            // Too many names for one rule: every call of the source is forwarded.
+            b = branch(source, None);
+        }
+        let current = parts.last_mut().expect("never empty");
+        current.push(b);
+        if size(current) > max {
+            let b = current.pop().expect("just pushed");
+            parts.push(vec![b]);
+        }
+    }
+    parts.iter().filter(|m| !m.is_empty()).map(|m| part(m)).collect()
 }
 
 /// ANDs an agent clause (`(a) || (b)`) onto a JSON filter pattern `{ ... }`.
@@ -693,15 +1038,14 @@ mod tests {
     fn service_calls_are_left_out_beside_the_template_never_over_it() {
         let scope = ("aws".to_string(), "123456789012".to_string());
         let mut p = json!({"source": ["aws.ec2"], "detail": {"eventName": ["TerminateInstances"]}});
-        exclude_service_calls(&mut p, &scope).unwrap();
+        leave_out(&mut p, Some(&scope), None).unwrap();
         assert_eq!(p["detail"]["userIdentity"]["invokedBy"], json!([{"exists": false}]));
-        assert_eq!(p["detail"]["$or"].as_array().unwrap().len(), 2);
-        let mut own = json!({"detail": {"$or": [{"eventName": ["A"]}, {"eventName": ["B"]}]}});
-        let e = exclude_service_calls(&mut own, &scope).unwrap_err();
-        assert!(e.contains("already has a $or under detail"), "{e}");
-        assert_eq!(own["detail"]["$or"][0]["eventName"], json!(["A"]), "the template's $or is kept");
+        assert_eq!(
+            p["detail"]["userIdentity"]["arn"],
+            json!([{"anything-but": {"prefix": "arn:aws:sts::123456789012:assumed-role/AWSServiceRoleFor"}}, {"exists": false}])
+        );
         let mut invoked = json!({"detail": {"userIdentity": {"invokedBy": ["backup.amazonaws.com"]}}});
-        assert!(exclude_service_calls(&mut invoked, &scope).is_err());
+        assert!(leave_out(&mut invoked, Some(&scope), None).is_err());
     }
 
     #[test]

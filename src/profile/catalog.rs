@@ -7,10 +7,10 @@ use crate::detect::catalog::{Catalog, Detection, Feed, Rejected};
 impl Profile {
     /// The detections as apply deploys them.
     pub fn catalog(&self) -> Result<Catalog, Rejected> {
-        let topic = self.alerts.as_ref().map(|a| a.topic.as_str());
+        let topic = |s| self.alerts.as_ref().map(|a| a.topic_for(s).name.as_str());
         let mut detections = Vec::new();
         for rule in self.events.iter().flat_map(|e| &e.rules) {
-            let d = Detection::rule(&rule.name, &rule.pattern, rule.severity.as_str(), topic)?;
+            let d = Detection::rule(&rule.name, &rule.pattern, rule.severity.as_str(), topic(rule.severity))?;
             detections.push(d.restricted_to(&rule.restriction));
         }
         for alarm in &self.alarms {
@@ -25,7 +25,7 @@ impl Profile {
                     alarm.evaluation_periods,
                     alarm.period
                 ),
-                topic: topic.map(str::to_string),
+                topic: topic(alarm.severity).map(str::to_string),
             };
             let d = Detection::alarm(&alarm.id, &alarm.pattern, alarm.severity.as_str(), feed)?;
             detections.push(d.restricted_to(&alarm.restriction));

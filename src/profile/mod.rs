@@ -21,7 +21,7 @@ use std::fmt;
 use serde_json::{Value, json};
 
 pub use crate::detect::agents::Agents;
-pub use alerting::{Alarm, Alerts, Events, Rule, Subscription, restrict_event_pattern};
+pub use alerting::{Alarm, AlertTopic, Alerts, Events, Rule, Subscription, restrict_event_pattern};
 pub use config::{ConfigRule, ConfigSetup};
 pub use source::{Origin, SourceFile};
 pub use types::{Comparison, Encryption, Lifecycle, LockMode, ReadWrite, Severity};

@@ -352,13 +352,29 @@ pub struct AgentsDoc {
     pub user_agents: StringOrList,
 }
 
-/// The SNS topic every alert goes to.
+/// The SNS topics alerts go to: the default topic, and one per severity that needs its own.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsDoc {
-    pub topic: String,
+    /// The default topic: every severity without a topic of its own publishes here.
+    pub topic: Option<String>,
+    /// The policy template of every topic (rendered once per topic, `${topic_arn}` its own).
     pub policy: String,
     pub kms: Option<KmsDoc>,
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionDoc>,
+    /// A topic of its own for a severity (`[alerts.topics.critical]`).
+    #[serde(default)]
+    pub topics: std::collections::BTreeMap<Severity, SeverityTopicDoc>,
+    /// The account's alias, named in every alert beside the account id.
+    pub account_alias: Option<String>,
+}
+
+/// The topic one severity publishes to, with its own subscriptions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityTopicDoc {
+    pub topic: String,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionDoc>,
 }
@@ -407,7 +423,7 @@ pub struct RuleDoc {
     pub principals: StringOrList,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -417,6 +433,8 @@ pub enum Severity {
 }
 
 impl Severity {
+    pub const ALL: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Low => "low",

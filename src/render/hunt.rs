@@ -14,7 +14,8 @@ use crate::detect::replay::Hit;
 #[derive(Debug, Clone)]
 pub struct Report {
     pub profile: String,
-    pub query_id: String,
+    /// The Athena queries run, one per batch of detections.
+    pub query_ids: Vec<String>,
     pub workgroup: String,
     pub table: String,
     pub since: Option<String>,
@@ -37,11 +38,12 @@ pub fn human(w: &mut dyn Write, p: Paint, catalog: &Catalog, r: &Report) -> io::
     let window = r.since.as_deref().map(|s| format!(" since {s}")).unwrap_or_default();
     writeln!(
         w,
-        "Hunted with profile {}: {} detections over {}{window} (Athena query {}, workgroup {}).\n",
+        "Hunted with profile {}: {} detections over {}{window} (Athena {} {}, workgroup {}).\n",
         r.profile,
         r.tested.len(),
         r.table,
-        r.query_id,
+        if r.query_ids.len() == 1 { "query" } else { "queries" },
+        r.query_ids.join(", "),
         r.workgroup
     )?;
     for hit in &r.hits {
@@ -82,7 +84,7 @@ pub fn json(w: &mut dyn Write, catalog: &Catalog, r: &Report) -> io::Result<()> 
         "format_version": FORMAT_VERSION,
         "command": "hunt",
         "profile": r.profile,
-        "query": {"id": r.query_id, "workgroup": r.workgroup, "table": r.table, "since": r.since},
+        "query": {"id": r.query_ids.first(), "ids": r.query_ids, "workgroup": r.workgroup, "table": r.table, "since": r.since},
         "detections": detections,
         "events": events,
         "summary": {

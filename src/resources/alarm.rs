@@ -113,6 +113,23 @@ pub struct CloudWatchAlarm {
     set: Arc<AlarmSet>,
 }
 
+/// CloudWatch's own notification carries the alarm description, the one part of it the profile
+/// controls: it opens with the severity and ends with where the events behind the alarm are.
+/// CloudWatch takes at most 1024 characters.
+fn description(alarm: &Alarm, log_group: Option<&str>) -> String {
+    let mut text = format!("[{}] {}", alarm.severity.as_str().to_uppercase(), alarm.description.trim());
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    if let Some(group) = log_group {
+        text.push_str(&format!(
+            " The CloudTrail events behind it are in log group {group}, matched by metric filter {}.",
+            alarm.name
+        ));
+    }
+    text.chars().take(1024).collect()
+}
+
 impl CloudWatchAlarm {
     pub fn new(profile: &Profile, alarm: &Alarm, set: Arc<AlarmSet>) -> Declared<Self> {
         let region = profile.runtime.region.clone();
@@ -129,11 +146,14 @@ impl CloudWatchAlarm {
             comparison_operator: Some(alarm.comparison.as_str().to_string()),
             treat_missing_data: Some(NOT_BREACHING.to_string()),
             actions_enabled: Some(true),
-            alarm_actions: vec![alerts.topic_arn.clone()],
-            description: alarm.description.clone(),
+            alarm_actions: vec![alerts.topic_for(alarm.severity).arn.clone()],
+            description: description(alarm, profile.cloudwatch_logs.as_ref().map(|c| c.log_group.as_str())),
             tags,
         };
-        let depends = vec![metric_filter::address(&alarm.name, &region), topic::address(alerts, &region)];
+        let depends = vec![
+            metric_filter::address(&alarm.name, &region),
+            topic::address(alerts.topic_for(alarm.severity), &region),
+        ];
         let address = address(&alarm.name, &region);
         Declared::new(CloudWatchAlarm { name: alarm.name.clone(), region, set }, address, want, depends)
     }

@@ -251,7 +251,7 @@ mod tests {
         );
         assert!(kms_key::KmsKey::destructive(None, &key, false)[0].contains("unreadable"));
 
-        let t = topic::Topic::new(&p, p.alerts.as_ref().unwrap()).want.unwrap();
+        let t = topic::Topic::new(&p, p.alerts.as_ref().unwrap(), &p.alerts.as_ref().unwrap().topics[0]).want.unwrap();
         let mut have = t.clone();
         have.policy = Some(deny.clone());
         assert_eq!(topic::Topic::destructive(Some(&t), &have, false).len(), 1);

@@ -68,23 +68,32 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         if let Some(Kms::Managed { alias, policy }) = &alerts.kms {
             out.push(Box::new(kms_key::KmsKey::new(profile, alias, policy, "encrypts the alert topic")));
         }
-        out.push(Box::new(topic::Topic::new(profile, alerts)));
-        out.push(Box::new(subscriptions::Subscriptions::new(profile, alerts)));
+        for t in &alerts.topics {
+            out.push(Box::new(topic::Topic::new(profile, alerts, t)));
+            out.push(Box::new(subscriptions::Subscriptions::new(profile, alerts, t)));
+        }
     }
     if let Some(events) = &profile.events {
         // The forwarding role is only needed when there is another region to forward from.
         if profile.regions.len() > 1 {
             out.push(Box::new(role::Role::events_forwarder(profile, events)));
         }
+        // The rules run in the home region only; every other region forwards what they watch
+        // to the home bus, once per event, where the rules match it as one of their own.
         for r in &profile.regions {
-            // S3 sends its object events only to its bucket's region: ctguard's buckets are
-            // in the home region, so a rule on them runs there alone.
-            let here = |rule: &&crate::profile::Rule| {
-                *r == profile.runtime.region || !crate::detect::eventbridge::s3_events_only(&rule.pattern)
-            };
-            for rule in events.rules.iter().filter(here) {
-                let (listed, tags) = (listings.event_rules[r].clone(), listings.tags[r].clone());
-                out.push(Box::new(rule::EventRule::new(profile, events, rule, r, listed, tags)));
+            let (listed, tags) = (&listings.event_rules[r], &listings.tags[r]);
+            if r == home {
+                for rule in &events.rules {
+                    for part in &rule.parts {
+                        let kind = rule::EventRule::new(profile, rule, part, listed.clone(), tags.clone());
+                        out.push(Box::new(kind));
+                    }
+                }
+            } else {
+                for (i, pattern) in events.forward.iter().enumerate() {
+                    let kind = rule::EventRule::forwarder(profile, events, i, pattern, r, listed.clone(), tags.clone());
+                    out.push(Box::new(kind));
+                }
             }
         }
     }

@@ -29,6 +29,9 @@ use aws_sdk_eventbridge::operation::list_rules::ListRulesOutput;
 pub const KIND: &str = "events_rule";
 const TOPIC_TARGET: &str = "ctguard-alert-topic";
 const FORWARD_TARGET: &str = "ctguard-forward-to-home";
+/// The forwarding rules of the regions other than the home one (`-2`, `-3`, ... when the
+/// watched calls take more than one pattern).
+pub const FORWARD_RULE: &str = "ctguard-forward-to-home";
 
 /// A rule as ctguard compares it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,34 +109,6 @@ async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<BTreeMap<String, Liste
     Ok(rules.collect())
 }
 
-/// The alert text: "<principal> called <eventName> (<eventSource>) in <region> at <time>;
-/// error: <errorCode>", headed by severity and title. An SNS target wants a JSON string.
-fn input_transformer(rule: &Rule) -> Transformer {
-    if is_insight_rule(rule) {
-        return insight_transformer(rule);
-    }
-    if crate::detect::eventbridge::s3_events_only(&rule.pattern) {
-        return s3_object_transformer(rule);
-    }
-    let text = format!(
-        "[{}] {}: <principal> called <action> (<service>) in <region> at <time>; error: <error>",
-        rule.severity.as_str().to_uppercase(),
-        rule.title
-    );
-    let paths = [
-        ("principal", "$.detail.userIdentity.arn"),
-        ("action", "$.detail.eventName"),
-        ("service", "$.detail.eventSource"),
-        ("region", "$.region"),
-        ("time", "$.time"),
-        ("error", "$.detail.errorCode"),
-    ];
-    Transformer {
-        paths: Some(paths.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-        template: serde_json::to_string(&text).unwrap_or_default(),
-    }
-}
-
 /// The detail-type of the events CloudTrail Insights sends to EventBridge.
 const INSIGHT_DETAIL_TYPE: &str = "AWS Insight via CloudTrail";
 
@@ -199,42 +174,183 @@ fn s3_object_transformer(rule: &Rule) -> Transformer {
     }
 }
 
+/// What the alert message reads from the event, by placeholder name. Well under EventBridge's
+/// 100 input paths. A path the event lacks becomes an empty value, so every line still reads
+/// as "Label: " followed by nothing.
+const MESSAGE_PATHS: [(&str, &str); 19] = [
+    ("account", "$.account"),
+    ("region", "$.region"),
+    ("eventTime", "$.detail.eventTime"),
+    ("eventId", "$.detail.eventID"),
+    ("eventName", "$.detail.eventName"),
+    ("eventSource", "$.detail.eventSource"),
+    ("principalType", "$.detail.userIdentity.type"),
+    ("principalArn", "$.detail.userIdentity.arn"),
+    ("principalId", "$.detail.userIdentity.principalId"),
+    ("userName", "$.detail.userIdentity.userName"),
+    ("roleName", "$.detail.userIdentity.sessionContext.sessionIssuer.userName"),
+    ("sourceIdentity", "$.detail.userIdentity.sessionContext.sourceIdentity"),
+    ("invokedBy", "$.detail.userIdentity.invokedBy"),
+    ("sourceIp", "$.detail.sourceIPAddress"),
+    ("userAgent", "$.detail.userAgent"),
+    ("errorCode", "$.detail.errorCode"),
+    ("errorMessage", "$.detail.errorMessage"),
+    ("requestParameters", "$.detail.requestParameters"),
+    ("resources", "$.detail.resources"),
+];
+
+/// The CloudTrail console's host in a partition.
+fn console_host(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "console.amazonaws.cn",
+        "aws-us-gov" => "console.amazonaws-us-gov.com",
+        _ => "console.aws.amazon.com",
+    }
+}
+
+/// The alert message: one quoted line per fact, the form EventBridge documents for a text
+/// message (SNS delivers it as it is; email and chat clients show one fact per line). The
+/// headline carries severity and title; then account, region, who (with the agent signals the
+/// rule is restricted to, and the fields that show which one matched), what, on what, the
+/// outcome, and a link to the event in the CloudTrail console's event history.
+pub fn message(rule: &Rule, partition: &str, account_alias: Option<&str>) -> Transformer {
+    if is_insight_rule(rule) {
+        return insight_transformer(rule);
+    }
+    if crate::detect::eventbridge::s3_events_only(&rule.pattern) {
+        return s3_object_transformer(rule);
+    }
+    // What the profile wrote is text, never template: a '"' or '\\' would end or escape its
+    // line, and `<name>` is where EventBridge puts an input path.
+    let text = |s: &str| s.replace(['"', '\\'], "'").replace('<', "(").replace('>', ")");
+    let agents = if rule.restriction.is_empty() {
+        "none of the declared agent signals (this rule covers every other principal)".to_string()
+    } else {
+        rule.restriction
+            .signals
+            .iter()
+            .map(|s| format!("{} {}", s.kind.key(), text(&s.pattern)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let alias = account_alias.map(|a| format!(" ({})", text(a))).unwrap_or_default();
+    let link = format!("https://{}/cloudtrail/home?region=<region>#/events/<eventId>", console_host(partition));
+    let lines = [
+        format!("[{}] {}", rule.severity.as_str().to_uppercase(), text(&rule.title)),
+        format!("Account: <account>{alias}"),
+        "Region: <region>".to_string(),
+        "Principal: <principalType> <principalArn>".to_string(),
+        "Principal id (role id:session name): <principalId>".to_string(),
+        "IAM user: <userName>".to_string(),
+        "Role: <roleName>".to_string(),
+        "Source identity: <sourceIdentity>".to_string(),
+        "Invoked by (AWS service): <invokedBy>".to_string(),
+        format!("Agent signals of this rule: {agents}"),
+        "Call: <eventName> (<eventSource>)".to_string(),
+        "Request parameters: <requestParameters>".to_string(),
+        "Resources: <resources>".to_string(),
+        "Error code (empty if the call succeeded): <errorCode> <errorMessage>".to_string(),
+        "User agent: <userAgent>".to_string(),
+        "Source IP: <sourceIp>".to_string(),
+        "Event: <eventId> at <eventTime>".to_string(),
+        format!("Console: {link}"),
+        format!("Rule: {}", text(&rule.name)),
+    ];
+    let template = lines.iter().map(|l| format!("\"{l}\"")).collect::<Vec<_>>().join("\n");
+    let used: Vec<(&str, &str)> =
+        MESSAGE_PATHS.iter().copied().filter(|(k, _)| template.contains(&format!("<{k}>"))).collect();
+    Transformer { paths: Some(used.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()), template }
+}
+
 /// Rules repeat in every region, so the region is part of the name.
 fn address(name: &str, region: &str) -> Address {
     Address { kind: KIND, name: format!("{region}/{name}"), region: region.into() }
 }
 
 impl EventRule {
-    /// `region_rules` is shared by every rule of the profile in `region`.
+    /// A rule of the profile (or one part of it), in the home region, publishing its alert to
+    /// its severity's topic. `region_rules` is shared by every rule of the profile in the region.
     pub fn new(
         profile: &Profile,
-        events: &Events,
         rule: &Rule,
-        region: &str,
+        (name, pattern): &(String, Value),
         region_rules: Arc<RegionEventRules>,
         tags: Arc<TagIndex>,
     ) -> Declared<Self> {
         let rt = &profile.runtime;
         let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
-        let (target_id, target, depends) = if region == rt.region {
-            let arn = alerts.topic_arn.clone();
-            let t = TargetSpec { arn, role_arn: None, input_transformer: Some(input_transformer(rule)) };
-            (TOPIC_TARGET, t, vec![topic::address(alerts, &rt.region)])
-        } else {
-            let (arn, role_arn) = (events.home_bus_arn.clone(), Some(events.role_arn.clone()));
-            let t = TargetSpec { arn, role_arn, input_transformer: None };
-            (FORWARD_TARGET, t, vec![role::address(&events.role_name, region)])
+        let on = alerts.topic_for(rule.severity);
+        let text = message(rule, &rt.partition, alerts.account_alias.as_deref());
+        let target = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
+        let depends = vec![topic::address(on, &rt.region)];
+        Self::declared(
+            profile,
+            name,
+            pattern,
+            &rule.description,
+            &rt.region,
+            (TOPIC_TARGET, target),
+            depends,
+            (region_rules, tags),
+        )
+    }
+
+    /// The `index`th forwarding rule of a region other than the home one: what the rules
+    /// watch, sent unchanged to the home region's default bus.
+    pub fn forwarder(
+        profile: &Profile,
+        events: &Events,
+        index: usize,
+        pattern: &Value,
+        region: &str,
+        region_rules: Arc<RegionEventRules>,
+        tags: Arc<TagIndex>,
+    ) -> Declared<Self> {
+        let name = match index {
+            0 => FORWARD_RULE.to_string(),
+            i => format!("{FORWARD_RULE}-{}", i + 1),
         };
+        let description = format!(
+            "ctguard: forwards the CloudTrail calls ctguard's rules watch to {} once each",
+            profile.runtime.region
+        );
+        let (arn, role_arn) = (events.home_bus_arn.clone(), Some(events.role_arn.clone()));
+        let target = TargetSpec { arn, role_arn, input_transformer: None };
+        let depends = vec![role::address(&events.role_name, region)];
+        Self::declared(
+            profile,
+            &name,
+            pattern,
+            &description,
+            region,
+            (FORWARD_TARGET, target),
+            depends,
+            (region_rules, tags),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn declared(
+        profile: &Profile,
+        name: &str,
+        pattern: &Value,
+        description: &str,
+        region: &str,
+        (target_id, target): (&str, TargetSpec),
+        depends: Vec<Address>,
+        (region_rules, tags): (Arc<RegionEventRules>, Arc<TagIndex>),
+    ) -> Declared<Self> {
+        let rt = &profile.runtime;
         let want = RuleSpec {
-            pattern: Some(policy::canonical_pattern(&rule.pattern)),
+            pattern: Some(policy::canonical_pattern(pattern)),
             state: Some(RuleState::Enabled.as_str().to_string()),
-            description: rule.description.clone(),
+            description: description.to_string(),
             targets: BTreeMap::from([(target_id.to_string(), target)]),
             tags: tags::owner_tags(profile),
         };
-        let arn = format!("arn:{}:events:{region}:{}:rule/{}", rt.partition, rt.account_id, rule.name);
-        let kind = EventRule { name: rule.name.clone(), region: region.into(), arn, region_rules, tags };
-        Declared::new(kind, address(&rule.name, region), want, depends)
+        let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
+        let kind = EventRule { name: name.to_string(), region: region.into(), arn, region_rules, tags };
+        Declared::new(kind, address(name, region), want, depends)
     }
 
     fn orphan(name: &str, arn: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Declared<Self> {
@@ -411,7 +527,12 @@ mod tests {
 
     fn rule_in(p: &Profile, region: &str) -> Declared<EventRule> {
         let events = p.events.as_ref().unwrap();
-        EventRule::new(p, events, &events.rules[0], region, Default::default(), Default::default())
+        if region == HOME {
+            let rule = &events.rules[0];
+            EventRule::new(p, rule, &rule.parts[0], Default::default(), Default::default())
+        } else {
+            EventRule::forwarder(p, events, 0, &events.forward[0], region, Default::default(), Default::default())
+        }
     }
 
     #[test]
@@ -421,7 +542,7 @@ mod tests {
         let insight = events.rules.iter().find(|r| r.name == "ctguard-cloudtrail-insight").unwrap();
         assert!(is_insight_rule(insight));
         assert!(!is_insight_rule(&events.rules[0]));
-        let t = input_transformer(insight);
+        let t = message(insight, "aws", None);
         let paths = t.paths.unwrap();
         assert_eq!(paths["type"], "$.detail.insightDetails.insightType");
         assert_eq!(paths["baseline"], "$.detail.insightDetails.insightContext.statistics.baseline.average");
@@ -439,13 +560,9 @@ mod tests {
         let placed: Vec<Address> =
             all.iter().map(|r| r.address()).filter(|a| a.kind == KIND && a.name.ends_with(name)).collect();
         assert_eq!(placed, vec![address(name, HOME)], "S3 sends its events only in the bucket's region");
-        let deletion = all
-            .iter()
-            .filter(|r| r.address().kind == KIND && r.address().name.ends_with("/ctguard-audit-log-deletion"));
-        assert_eq!(deletion.count(), p.regions.len(), "rules on CloudTrail events stay in every region");
 
         let rule = p.events.as_ref().unwrap().rules.iter().find(|r| r.name == name).unwrap();
-        let t = input_transformer(rule);
+        let t = message(rule, "aws", None);
         let paths = t.paths.unwrap();
         for (k, path) in [
             ("bucket", "$.detail.bucket.name"),
@@ -469,6 +586,59 @@ mod tests {
         let forward = &other.targets[FORWARD_TARGET];
         assert_eq!(forward.arn, format!("arn:aws:events:{HOME}:123456789012:event-bus/default"));
         assert!(forward.role_arn.is_some() && forward.input_transformer.is_none());
+    }
+
+    #[test]
+    fn the_message_names_every_fact_within_eventbridges_limits() {
+        let p = flagship();
+        let rule = p.events.as_ref().unwrap().rules.iter().find(|r| r.name == "ctguard-agent-persistence").unwrap();
+        let t = message(rule, "aws", Some("prod-payments"));
+        let paths = t.paths.as_ref().unwrap();
+        assert!(paths.len() <= 100 && t.template.len() <= 8192, "{} paths, {} chars", paths.len(), t.template.len());
+        for fact in [
+            "[CRITICAL] AI agent created credentials or trust",
+            "Account: <account> (prod-payments)",
+            "Region: <region>",
+            "Principal: <principalType> <principalArn>",
+            "Source identity: <sourceIdentity>",
+            "Agent signals of this rule: roles AIAgent*",
+            "user_agents awslabs/mcp/",
+            "Call: <eventName> (<eventSource>)",
+            "Request parameters: <requestParameters>",
+            "<errorCode>",
+            "User agent: <userAgent>",
+            "Event: <eventId> at <eventTime>",
+            "https://console.aws.amazon.com/cloudtrail/home?region=<region>#/events/<eventId>",
+        ] {
+            assert!(t.template.contains(fact), "{fact:?} missing from {}", t.template);
+        }
+        // Every placeholder has its path, and every path is used.
+        for k in paths.keys() {
+            assert!(t.template.contains(&format!("<{k}>")), "{k}");
+        }
+        // One quoted line per fact, nothing the profile wrote can break out of its quotes.
+        assert!(t.template.lines().all(|l| l.starts_with('"') && l.ends_with('"') && l.matches('"').count() == 2));
+        assert_eq!(message(rule, "aws-cn", None).template.contains("console.amazonaws.cn/cloudtrail"), true);
+    }
+
+    #[test]
+    fn the_profiles_own_text_never_becomes_a_placeholder_or_leaves_its_line() {
+        let p = flagship();
+        let mut rule = p.events.as_ref().unwrap().rules[0].clone();
+        rule.title = "Deleted <eventName> \"now\" \\ here".into();
+        let t = message(&rule, "aws", Some("prod <account>"));
+        assert!(t.template.contains("] Deleted (eventName) 'now' ' here\"\n"), "{}", t.template);
+        assert!(t.template.contains("\"Account: <account> (prod (account))\"\n"), "{}", t.template);
+        // Only the message's own placeholders remain, each with its path.
+        let paths = t.paths.as_ref().unwrap();
+        let mut rest = t.template.as_str();
+        while let Some(at) = rest.find('<') {
+            let end = rest[at..].find('>').unwrap();
+            let name = &rest[at + 1..at + end];
+            assert!(paths.contains_key(name), "<{name}> has no input path");
+            rest = &rest[at + end..];
+        }
+        assert!(t.template.lines().all(|l| l.starts_with('"') && l.ends_with('"') && l.matches('"').count() == 2));
     }
 
     #[tokio::test]

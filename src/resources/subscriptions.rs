@@ -1,4 +1,4 @@
-//! The alert topic's subscriptions, as one set. Subscriptions cannot be tagged, so ctguard
+//! One alert topic's subscriptions, as one set. Subscriptions cannot be tagged, so ctguard
 //! records the ones it created as tags on the topic (`ctguard:sub:<hash>`); only those are
 //! ever removed. A subscription still pending confirmation is a failing health check: an alarm
 //! nobody receives is not monitoring.
@@ -20,7 +20,7 @@ use super::topic;
 use crate::aws::error::AwsError;
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
-use crate::profile::{Alerts, Profile, Subscription};
+use crate::profile::{AlertTopic, Alerts, Profile, Subscription};
 
 pub const KIND: &str = "sns_subscriptions";
 const SUB_TAG_PREFIX: &str = "ctguard:sub:";
@@ -74,15 +74,15 @@ fn tag_key(sub: &str) -> String {
 }
 
 impl Subscriptions {
-    pub fn new(profile: &Profile, alerts: &Alerts) -> Declared<Self> {
+    pub fn new(profile: &Profile, alerts: &Alerts, on: &AlertTopic) -> Declared<Self> {
         let show = alerts.show_endpoints;
         let declared: BTreeMap<String, Subscription> =
-            alerts.subscriptions.iter().map(|s| (s.label(show), s.clone())).collect();
+            on.subscriptions.iter().map(|s| (s.label(show), s.clone())).collect();
         let subscriptions = declared.keys().map(|label| (label.clone(), Subscribed::Subscribed)).collect();
-        let topic = topic::address(alerts, &profile.runtime.region);
+        let topic = topic::address(on, &profile.runtime.region);
         let address = Address { kind: KIND, name: topic.name.clone(), region: topic.region.clone() };
         let depends = vec![topic.clone()];
-        let kind = Subscriptions { topic, topic_arn: alerts.topic_arn.clone(), show, declared };
+        let kind = Subscriptions { topic, topic_arn: on.arn.clone(), show, declared };
         Declared::new(kind, address, SubscriptionsSpec { subscriptions }, depends)
     }
 
@@ -248,7 +248,7 @@ mod kind_tests {
     #[tokio::test]
     async fn only_declared_or_recorded_subscriptions_are_managed_and_pending_ones_fail_health() {
         let p = flagship();
-        let subs = Subscriptions::new(&p, p.alerts.as_ref().unwrap());
+        let subs = Subscriptions::new(&p, p.alerts.as_ref().unwrap(), &p.alerts.as_ref().unwrap().topics[0]);
         let want = subs.want.clone().unwrap();
         let declared = want.subscriptions.keys().next().unwrap().clone();
         let (protocol, endpoint) = declared.split_once(':').unwrap();
@@ -276,7 +276,7 @@ mod kind_tests {
     #[tokio::test]
     async fn ownership_is_recorded_on_the_topic_before_subscribing() {
         let p = flagship();
-        let subs = Subscriptions::new(&p, p.alerts.as_ref().unwrap());
+        let subs = Subscriptions::new(&p, p.alerts.as_ref().unwrap(), &p.alerts.as_ref().unwrap().topics[0]);
         let want = subs.want.clone().unwrap();
         let list = mock!(Client::list_subscriptions_by_topic)
             .then_output(|| sns::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput::builder().build());

@@ -1,4 +1,4 @@
-//! The SNS topic every alert is published to: its policy (EventBridge and CloudWatch may
+//! An SNS topic alerts are published to (the default one, or a severity's own): its policy (EventBridge and CloudWatch may
 //! publish, scoped to this account; public to no one) and optional KMS encryption. The policy
 //! is shared: ctguard owns only its statements (see `policy::ownership`), and a statement of
 //! someone else's that grants anyone access is a failing check.
@@ -14,15 +14,15 @@ use super::tags::{self, OWNER_TAG, Tags};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
 use crate::policy::ownership::{self, Rules};
-use crate::profile::{Alerts, Kms, Profile};
+use crate::profile::{AlertTopic, Alerts, Kms, Profile};
 
 pub const KIND: &str = "sns_topic";
 /// The topic attributes ctguard sets (SetTopicAttributes names).
 const POLICY: &str = "Policy";
 const KMS_KEY: &str = "KmsMasterKeyId";
 
-pub fn address(alerts: &Alerts, region: &str) -> Address {
-    Address { kind: KIND, name: alerts.topic.clone(), region: region.into() }
+pub fn address(topic: &AlertTopic, region: &str) -> Address {
+    Address { kind: KIND, name: topic.name.clone(), region: region.into() }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,7 +43,7 @@ pub struct Topic {
 }
 
 impl Topic {
-    pub fn new(profile: &Profile, alerts: &Alerts) -> Declared<Self> {
+    pub fn new(profile: &Profile, alerts: &Alerts, topic: &AlertTopic) -> Declared<Self> {
         let region = profile.runtime.region.clone();
         let (key, depends) = match &alerts.kms {
             Some(Kms::Managed { alias, .. }) => (Some(alias.clone()), vec![kms_key::address(alias, &region)]),
@@ -51,12 +51,12 @@ impl Topic {
             None => (None, Vec::new()),
         };
         let want = TopicSpec {
-            policy: Some(ownership::view(&alerts.policy, false)),
+            policy: Some(ownership::view(&topic.policy, false)),
             kms_master_key_id: key,
             tags: tags::owner_tags(profile),
         };
-        let kind = Topic { name: alerts.topic.clone(), arn: alerts.topic_arn.clone(), region: region.clone() };
-        Declared::new(kind, address(alerts, &region), want, depends)
+        let kind = Topic { name: topic.name.clone(), arn: topic.arn.clone(), region: region.clone() };
+        Declared::new(kind, address(topic, &region), want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -172,7 +172,7 @@ mod tests {
     #[tokio::test]
     async fn creates_the_declared_topic_and_reads_it_back() {
         let p = flagship();
-        let topic = Topic::new(&p, p.alerts.as_ref().unwrap());
+        let topic = Topic::new(&p, p.alerts.as_ref().unwrap(), &p.alerts.as_ref().unwrap().topics[0]);
         let want = topic.want.clone().unwrap();
         let policy = serde_json::to_string(&want.policy).unwrap();
         let sent = policy.clone();
@@ -202,7 +202,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_topic_is_absent() {
         let p = flagship();
-        let topic = Topic::new(&p, p.alerts.as_ref().unwrap());
+        let topic = Topic::new(&p, p.alerts.as_ref().unwrap(), &p.alerts.as_ref().unwrap().topics[0]);
         let missing = mock!(Client::get_topic_attributes).then_error(|| {
             sns::get_topic_attributes::GetTopicAttributesError::NotFoundException(
                 aws_sdk_sns::types::error::NotFoundException::builder().build(),
@@ -215,7 +215,7 @@ mod tests {
     #[tokio::test]
     async fn an_update_writes_only_what_differs() {
         let p = flagship();
-        let topic = Topic::new(&p, p.alerts.as_ref().unwrap());
+        let topic = Topic::new(&p, p.alerts.as_ref().unwrap(), &p.alerts.as_ref().unwrap().topics[0]);
         let want = topic.want.clone().unwrap();
         let have = TopicSpec { kms_master_key_id: Some("alias/old".into()), ..want.clone() };
         let set = mock!(Client::set_topic_attributes)

@@ -139,3 +139,65 @@ fn matchers_are_the_cheapest_that_do_the_job() {
     assert_eq!(event_matcher("*x*"), json!({"wildcard": "*x*"}));
     assert_eq!(event_matcher("a*b"), json!({"wildcard": "a*b"}));
 }
+
+#[test]
+fn the_exclusion_matches_exactly_the_records_no_signal_matches() {
+    let full = Restriction::new(
+        Some(&agents(&[
+            (Kind::Roles, "AIAgent*"),
+            (Kind::Roles, "*-agent"),
+            (Kind::SessionNames, "agent-*"),
+            (Kind::SourceIdentities, "agent-*"),
+            (Kind::Users, "ai-agent-*"),
+            (Kind::Users, "bot"),
+            (Kind::SsoPermissionSets, "AIAgentOps"),
+            (Kind::UserAgents, "awslabs/mcp/"),
+        ])),
+        &["arn:aws:sts::123456789012:assumed-role/Ops/*".to_string()],
+    );
+    let only_ua = Restriction::new(Some(&agents(&[(Kind::UserAgents, "awslabs/mcp/")])), &[]);
+    let mut sourced = session("DataPipeline", "i-0abc");
+    sourced["userIdentity"]["sessionContext"]["sourceIdentity"] = json!("agent-claude");
+    let user = |name: &str| {
+        json!({"eventName": "DeleteBucket", "eventSource": "s3.amazonaws.com", "userAgent": "aws-cli/2.17.0",
+            "userIdentity": {"type": "IAMUser", "userName": name, "arn": format!("arn:aws:iam::123456789012:user/{name}"),
+            "principalId": "AIDA3EXAMPLEUSER0001", "accountId": "123456789012"}})
+    };
+    let mut mcp = session("Developer", "alice");
+    mcp["userAgent"] = json!("Boto3/1.38.3 awslabs/mcp/aws-api-mcp-server/1.0.2");
+    let mut no_agent = session("Developer", "alice");
+    no_agent.as_object_mut().unwrap().remove("userAgent");
+    let service = json!({"eventName": "DeleteSnapshot", "eventSource": "ec2.amazonaws.com",
+        "userIdentity": {"type": "AWSService", "invokedBy": "backup.amazonaws.com"}});
+    let root = json!({"eventName": "DeleteBucket", "eventSource": "s3.amazonaws.com", "userAgent": "console",
+        "userIdentity": {"type": "Root", "arn": "arn:aws:iam::123456789012:root", "principalId": "123456789012"}});
+    let records = [
+        session("AIAgentRunner", "run-42"),
+        session("prod-agent", "s"),
+        session("Deployer", "agent-7f3a"),
+        sourced,
+        user("ai-agent-ci"),
+        user("bot"),
+        user("alice"),
+        session("AWSReservedSSO_AIAgentOps_5b6c1e2d3f4a5b6c", "alice@example.com"),
+        session("Ops", "x"),
+        mcp,
+        session("Developer", "alice"),
+        session("prod-agent-x", "s"),
+        no_agent,
+        service,
+        root,
+    ];
+    for r in [&full, &only_ua] {
+        let branches = r.event_branches();
+        let mut agent = json!({"detail-type": ["AWS API Call via CloudTrail"]});
+        crate::profile::restrict_event_pattern(&mut agent, branches).unwrap();
+        let agent = EventPattern::parse(&agent).unwrap();
+        let others = json!({"detail-type": ["AWS API Call via CloudTrail"], "detail": r.exclusion(&[]).unwrap()});
+        let others = EventPattern::parse(&others).unwrap_or_else(|e| panic!("{others}: {e}"));
+        for record in &records {
+            let event = envelope(record);
+            assert_ne!(agent.matches(&event), others.matches(&event), "{record}");
+        }
+    }
+}
