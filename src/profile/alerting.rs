@@ -833,20 +833,39 @@ pub fn split_by_source(pattern: &Value, max: usize) -> Option<Vec<Value>> {
     parts.iter().map(|m| part(m)).collect()
 }
 
+/// The detail-types of CloudTrail's API calls, sign-ins and service events: the events whose
+/// forward is narrowed by source and name.
+const CLOUDTRAIL_CALLS: [&str; 3] =
+    ["AWS API Call via CloudTrail", "AWS Console Sign In via CloudTrail", "AWS Service Event via CloudTrail"];
+
 /// What another region forwards to the home bus: the CloudTrail calls of the sources the rules
 /// name, by event name where every branch of a source lists its names, as one or more patterns
 /// of at most `max` characters split by source (so no event matches two). A rule that names no
-/// source makes the whole forward its detail types (or everything of the account's).
+/// source makes the whole forward its detail types (or everything of the account's). A rule on
+/// other events (CloudTrail Insights) is forwarded as it is; one on S3's own object events is
+/// not forwarded at all: S3 sends them only in the bucket's region, the home region.
 pub fn forward_patterns(rules: &[Rule], max: usize) -> Vec<Value> {
+    let all = rules.iter().flat_map(|r| r.parts.iter().map(|(_, p)| p));
+    let wanted = all.filter(|p| !crate::detect::eventbridge::s3_events_only(p));
+    let (calls, own): (Vec<&Value>, Vec<&Value>) = wanted.partition(|p| {
+        let types = p.get("detail-type").and_then(Value::as_array);
+        types.is_none_or(|t| t.iter().any(|t| t.as_str().is_some_and(|t| CLOUDTRAIL_CALLS.contains(&t))))
+    });
+    let mut out = if calls.is_empty() { Vec::new() } else { forward_calls(&calls, max) };
+    out.extend(own.into_iter().cloned());
+    out
+}
+
+/// [`forward_patterns`] for the rules on CloudTrail's calls.
+fn forward_calls(patterns: &[&Value], max: usize) -> Vec<Value> {
     use std::collections::{BTreeMap, BTreeSet};
-    let patterns: Vec<&Value> = rules.iter().flat_map(|r| r.parts.iter().map(|(_, p)| p)).collect();
     let strings = |v: Option<&Value>| -> Option<Vec<String>> {
         v?.as_array()?.iter().map(|x| x.as_str().map(str::to_string)).collect()
     };
     let mut detail_types: Option<BTreeSet<String>> = Some(BTreeSet::new());
     // Per source, its event names; `None`: any name.
     let mut sources: Option<BTreeMap<String, Option<BTreeSet<String>>>> = Some(BTreeMap::new());
-    for p in &patterns {
+    for p in patterns {
         match (strings(p.get("detail-type")), detail_types.as_mut()) {
             (Some(types), Some(all)) => all.extend(types),
             _ => detail_types = None,
@@ -1011,6 +1030,27 @@ mod tests {
         // Emails, queues and functions are not secrets; --show-endpoints shows everything.
         assert_eq!(label("email", "sec@example.com", false), "email:sec@example.com");
         assert_eq!(label("https", "https://h.example/SECRET", true), "https:https://h.example/SECRET");
+    }
+
+    #[test]
+    fn other_regions_forward_calls_by_source_insights_as_they_are_and_no_s3_object_events() {
+        let runtime = crate::profile::Runtime::placeholder("us-east-1");
+        let profile = crate::profile::load("ai-agent-guard").unwrap().resolve(&runtime, &Default::default()).unwrap();
+        let forward = &profile.events.as_ref().unwrap().forward;
+        let insight = json!({"source": ["aws.cloudtrail"], "detail-type": ["AWS Insight via CloudTrail"]});
+        let matching = |event: &Value| {
+            forward
+                .iter()
+                .filter(|p| crate::detect::eventbridge::EventPattern::parse(p).unwrap().matches(event))
+                .count()
+        };
+        assert_eq!(matching(&insight), 1, "{forward:#?}");
+        let deleted =
+            json!({"source": "aws.s3", "detail-type": "Object Deleted", "detail": {"reason": "DeleteObject"}});
+        assert_eq!(matching(&deleted), 0, "S3 sends its object events only in the bucket's region");
+        let quiet = json!({"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail",
+            "detail": {"eventSource": "ec2.amazonaws.com", "eventName": "DescribeInstances"}});
+        assert_eq!(matching(&quiet), 0, "calls no rule names stay in their region");
     }
 
     #[test]
