@@ -599,8 +599,8 @@ pub struct PermissionsArgs {
     pub read_only: bool,
 
     /// Add what `destroy --allow-data-loss` needs: deleting the buckets and their objects, the
-    /// log group and the topic, and scheduling the key's deletion. Without it the policy cannot
-    /// remove audit data, so a role that applies in CI cannot either.
+    /// log group, the topic and the key's alias. Without it the policy cannot delete logs, so
+    /// a role that applies in CI cannot either.
     #[arg(long)]
     pub destroy: bool,
 

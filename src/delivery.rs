@@ -99,8 +99,14 @@ fn check(w: &Watched, sums: &anyhow::Result<BTreeMap<usize, f64>>, i: usize, win
 async fn sums(aws: &Aws, region: &str, chunk: &[Watched], window_seconds: u64) -> anyhow::Result<BTreeMap<usize, f64>> {
     let now = std::time::SystemTime::now();
     let start = now - std::time::Duration::from_secs(window_seconds);
-    // One period covers the whole window: a period is a multiple of 60 seconds.
-    let period = i32::try_from(window_seconds.div_ceil(60) * 60).unwrap_or(i32::MAX);
+    // One period covers the whole window. CloudWatch wants a multiple of 60 seconds, of 300
+    // for data older than 15 days and of 3,600 beyond 63 days (GetMetricData, Period).
+    let step = match window_seconds {
+        s if s > 63 * 86_400 => 3_600,
+        s if s > 15 * 86_400 => 300,
+        _ => 60,
+    };
+    let period = i32::try_from(window_seconds.div_ceil(step) * step).unwrap_or(i32::MAX);
     let queries: Vec<MetricDataQuery> = chunk
         .iter()
         .enumerate()

@@ -571,7 +571,10 @@ impl HuntSettings {
 
 /// `90d`, `36h`, `2w`, `45m` in seconds; more than zero.
 fn duration(text: &str) -> Option<u64> {
-    let (number, unit) = text.trim().split_at(text.trim().len().checked_sub(1)?);
+    let text = text.trim();
+    // The unit is the last character, whatever its width (a typo may not be ASCII).
+    let (at, _) = text.char_indices().last()?;
+    let (number, unit) = text.split_at(at);
     let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
     let scale = match unit {
         "m" => 60,
@@ -620,6 +623,8 @@ mod hunt_tests {
         assert_eq!(super::duration("0d"), None);
         assert_eq!(super::duration("d"), None);
         assert_eq!(super::duration("5y"), None);
+        assert_eq!(super::duration("5é"), None);
+        assert_eq!(super::duration(""), None);
     }
 }
 

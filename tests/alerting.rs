@@ -372,8 +372,8 @@ async fn rules_and_alarms_the_profile_drops_are_deleted_but_others_are_not() {
         [
             "cloudwatch_alarm.ctguard-cis-4.15-organizations-changes",
             // Fewer calls to watch: the other regions need one forwarding rule less.
-            "events_rule.ap-southeast-2/ctguard-forward-to-home-5",
-            "events_rule.eu-west-1/ctguard-forward-to-home-5",
+            "events_rule.ap-southeast-2/ctguard-forward-to-home-6",
+            "events_rule.eu-west-1/ctguard-forward-to-home-6",
             "events_rule.us-east-1/ctguard-monitoring-tampering",
             "logs_metric_filter.ctguard-cis-4.15-organizations-changes",
         ]

@@ -253,8 +253,12 @@ async fn insights_converge_drift_is_repaired_and_switching_them_off_is_a_coverag
     assert_eq!(insight_types(&emu).await.unwrap(), ["ApiCallRateInsight", "ApiErrorRateInsight"]);
     emu.ctguard(&["plan", "--detailed-exitcode", "-p", &both]).expect(0);
 
-    // The profile drops Insights: a coverage loss, refused without --allow-data-loss.
-    let none = profile(&dir, "", "");
+    // A profile without [trail.insights] leaves them as they are: someone else's choice and bill.
+    let silent = profile(&dir, "", "");
+    emu.ctguard(&["plan", "--detailed-exitcode", "-p", &silent]).expect(0);
+
+    // The profile switches Insights off: a coverage loss, refused without --allow-data-loss.
+    let none = profile(&dir, "", "api_call_rate = false\napi_error_rate = false");
     let plan = emu.ctguard(&["plan", "--format", "json", "-p", &none]);
     let destructive = trail_change(&plan.stdout)["destructive"].to_string();
     assert!(destructive.contains("stops CloudTrail Insights ApiCallRateInsight"), "{destructive}");

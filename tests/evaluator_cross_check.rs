@@ -198,6 +198,19 @@ fn operator_cases() -> Vec<Case> {
 }
 
 /// Every shipped rule of the ai-agent-guard profile, as deployed, against every sample record.
+/// The shipped ai-agent-guard profile, resolved in the test account and region.
+fn shipped_profile() -> ctguard::profile::Profile {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = ctguard::profile::load(root.join("profiles/ai-agent-guard.toml").to_str().unwrap()).unwrap();
+    let runtime = ctguard::profile::Runtime {
+        account_id: ACCOUNT.into(),
+        partition: "aws".into(),
+        region: REGION.into(),
+        enabled_regions: vec![REGION.into()],
+    };
+    loaded.resolve(&runtime, &Default::default()).unwrap()
+}
+
 fn shipped_cases() -> Vec<Case> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut events = Vec::new();
@@ -220,14 +233,7 @@ fn shipped_cases() -> Vec<Case> {
             });
         }
     }
-    let loaded = ctguard::profile::load(root.join("profiles/ai-agent-guard.toml").to_str().unwrap()).unwrap();
-    let runtime = ctguard::profile::Runtime {
-        account_id: ACCOUNT.into(),
-        partition: "aws".into(),
-        region: REGION.into(),
-        enabled_regions: vec![REGION.into()],
-    };
-    let profile = loaded.resolve(&runtime, &Default::default()).unwrap();
+    let profile = shipped_profile();
     let events_section = profile.events.as_ref().unwrap();
     // As deployed: each rule, or each part of one too long for a single rule, and the
     // forwarding rules of the other regions.
@@ -244,15 +250,7 @@ fn shipped_cases() -> Vec<Case> {
 fn parts_agent_exclusions_and_forwarders_never_double_an_alert() {
     let cases = shipped_cases();
     let events: Vec<Value> = cases[0].events.iter().map(as_moto_delivers).collect();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let loaded = ctguard::profile::load(root.join("profiles/ai-agent-guard.toml").to_str().unwrap()).unwrap();
-    let runtime = ctguard::profile::Runtime {
-        account_id: ACCOUNT.into(),
-        partition: "aws".into(),
-        region: REGION.into(),
-        enabled_regions: vec![REGION.into()],
-    };
-    let profile = loaded.resolve(&runtime, &Default::default()).unwrap();
+    let profile = shipped_profile();
     let e = profile.events.as_ref().unwrap();
     let parse = |p: &Value| EventPattern::parse(p).unwrap_or_else(|err| panic!("{p}: {err}"));
     let forwarders: Vec<EventPattern> = e.forward.iter().map(parse).collect();

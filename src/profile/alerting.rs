@@ -103,7 +103,7 @@ pub struct Events {
     pub forward: Vec<Value>,
 }
 
-/// An EventBridge rule. The same rule is deployed in every region of the profile.
+/// An EventBridge rule, deployed in the home region; other regions forward what it watches.
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,
@@ -306,6 +306,16 @@ impl Resolver<'_> {
             "events.rules",
             events.iter().flat_map(|e| e.rules.iter().flat_map(|r| r.parts.iter().map(|(n, _)| n.clone()))),
         );
+        // A rule that names neither a detail-type nor an eventSource leaves other regions
+        // nothing to forward by: a forwarding rule on everything is no pattern EventBridge takes.
+        let forward = events.iter().flat_map(|e| e.forward.iter());
+        if forward.clone().any(|f| f.as_object().is_some_and(|o| o.is_empty()) || validate::event_pattern(f).is_err()) {
+            self.problem(
+                "events.rules",
+                "a rule's pattern names neither detail-type nor detail.eventSource, so the other regions cannot \
+                 forward what it watches to the home region: add \"detail-type\" to its pattern",
+            );
+        }
         if !doc.bucket.eventbridge_notifications {
             let rules = events.iter().flat_map(|e| e.rules.iter()).enumerate();
             for (i, _) in rules.filter(|(_, r)| crate::detect::eventbridge::s3_events_only(&r.pattern)) {

@@ -180,6 +180,8 @@ pub struct Trail {
     pub data_events: Vec<trail_events::DataSelector>,
     /// The Insights types on, as PutInsightSelectors names them.
     pub insights: Vec<String>,
+    /// `[trail.insights]` is declared: without it ctguard leaves the trail's Insights as found.
+    pub insights_declared: bool,
     /// Selectors not named `ctguard…` are someone else's, kept as they are.
     pub shared_selectors: bool,
     pub kms: Option<Kms>,
@@ -581,6 +583,7 @@ impl Resolver<'_> {
                 record_log_deletions: doc.trail.record_log_deletions,
                 data_events,
                 insights,
+                insights_declared: doc.trail.insights.is_some(),
                 shared_selectors: doc.trail.shared_selectors,
                 kms,
                 log_integrity_hours: doc.trail.log_integrity_hours,

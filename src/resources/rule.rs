@@ -1,9 +1,10 @@
-//! EventBridge rules on CloudTrail events, one per profile rule and region. EventBridge only
-//! sees events from its own region, and global services (IAM, STS, Organizations, Route 53)
-//! deliver only to us-east-1, so every rule runs in every region of the profile (but a rule on
-//! S3's own object events, which S3 sends only in its bucket's region: the home region). Matches in
-//! other regions are forwarded to the home region's default bus, where the same rule turns
-//! them into a readable message on the one alert topic: one topic, one set of subscribers.
+//! EventBridge rules on CloudTrail events. EventBridge only sees events from its own region, and
+//! global services (IAM, STS, Organizations, Route 53) deliver only to us-east-1, so the
+//! profile's rules run in the home region (each part of a rule too long for one pattern is a
+//! rule of its own) and every other region runs forwarding rules that send the events the rules
+//! watch to the home region's default bus, once each. There the rules turn them into a readable
+//! message on their severity's topic. S3's own object events are never forwarded: S3 sends them
+//! only in the bucket's region, the home region.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -109,6 +110,12 @@ async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<BTreeMap<String, Liste
     Ok(rules.collect())
 }
 
+/// What the profile wrote, as text and never template: a '"' or '\\' would end or escape its
+/// line, and `<name>` is where EventBridge puts an input path.
+fn plain(s: &str) -> String {
+    s.replace(['"', '\\'], "'").replace('<', "(").replace('>', ")")
+}
+
 /// The detail-type of the events CloudTrail Insights sends to EventBridge.
 const INSIGHT_DETAIL_TYPE: &str = "AWS Insight via CloudTrail";
 
@@ -126,7 +133,7 @@ fn insight_transformer(rule: &Rule) -> Transformer {
         "[{}] {}: <type> <state> for <action> (<service>) in <region> at <time>; <rate> per minute against a \
          baseline of <baseline>",
         rule.severity.as_str().to_uppercase(),
-        rule.title
+        plain(&rule.title)
     );
     let statistics = "$.detail.insightDetails.insightContext.statistics";
     let paths = [
@@ -154,7 +161,7 @@ fn s3_object_transformer(rule: &Rule) -> Transformer {
         "[{}] {}: <requester> from <ip>: <type> (<reason>, <deletion>) s3://<bucket>/<key> version <version> in \
          <region> at <time>",
         rule.severity.as_str().to_uppercase(),
-        rule.title
+        plain(&rule.title)
     );
     let paths = [
         ("requester", "$.detail.requester"),
@@ -220,9 +227,7 @@ pub fn message(rule: &Rule, partition: &str, account_alias: Option<&str>) -> Tra
     if crate::detect::eventbridge::s3_events_only(&rule.pattern) {
         return s3_object_transformer(rule);
     }
-    // What the profile wrote is text, never template: a '"' or '\\' would end or escape its
-    // line, and `<name>` is where EventBridge puts an input path.
-    let text = |s: &str| s.replace(['"', '\\'], "'").replace('<', "(").replace('>', ")");
+    let text = plain;
     let agents = if rule.restriction.is_empty() {
         "none of the declared agent signals (this rule covers every other principal)".to_string()
     } else {
@@ -262,7 +267,7 @@ pub fn message(rule: &Rule, partition: &str, account_alias: Option<&str>) -> Tra
     Transformer { paths: Some(used.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()), template }
 }
 
-/// Rules repeat in every region, so the region is part of the name.
+/// Forwarding rules repeat in every region, so the region is part of the name.
 fn address(name: &str, region: &str) -> Address {
     Address { kind: KIND, name: format!("{region}/{name}"), region: region.into() }
 }

@@ -141,9 +141,13 @@ impl AdvancedSelector {
     /// on `other` only narrow it. Sufficient, not necessary: an unproven case counts as a loss.
     fn covers(&self, other: &AdvancedSelector) -> bool {
         let subset = |a: &[String], b: &[String]| a.iter().all(|v| b.contains(v));
+        // A field that only excludes (NotEquals alone) matches almost everything: it is never
+        // within a field that names what it matches.
+        let names = |f: &FieldSelector| !(f.equals.is_empty() && f.starts_with.is_empty() && f.ends_with.is_empty());
         self.field_selectors.iter().all(|mine| {
             other.field(&mine.field).is_some_and(|theirs| {
-                subset(&theirs.equals, &mine.equals)
+                (!names(mine) || names(theirs))
+                    && subset(&theirs.equals, &mine.equals)
                     && subset(&theirs.starts_with, &mine.starts_with)
                     && subset(&theirs.ends_with, &mine.ends_with)
                     && subset(&mine.not_equals, &theirs.not_equals)
@@ -249,6 +253,8 @@ pub struct Trail {
     key: Option<Address>,
     /// Selectors not named `ctguard…` are someone else's: kept, never compared.
     shared: bool,
+    /// The profile declares `[trail.insights]`; without it, Insights are left as found.
+    insights: bool,
 }
 
 fn address(name: &str, region: &str) -> Address {
@@ -302,8 +308,8 @@ impl Trail {
             is_logging: true,
             tags: tags::owner_tags(profile),
         };
-        let kind =
-            Trail { name: t.name.clone(), arn: t.arn.clone(), region: region.into(), key, shared: t.shared_selectors };
+        let (name, arn, shared, insights) = (t.name.clone(), t.arn.clone(), t.shared_selectors, t.insights_declared);
+        let kind = Trail { name, arn, region: region.into(), key, shared, insights };
         Declared::new(kind, address(&t.name, region), want, depends)
     }
 
@@ -317,6 +323,7 @@ impl Trail {
             region: trail.region.clone(),
             key: None,
             shared: false,
+            insights: false,
         };
         let mut declared = Declared::undeclared(kind, address(&trail.name, &trail.region));
         declared.depends.push(successor);
@@ -655,6 +662,11 @@ impl Kind for Trail {
             .collect();
         insight_selectors.sort();
         insight_selectors.dedup();
+        // Insights the profile does not declare are someone else's choice (and bill): left as
+        // they are, never compared, so they are neither drift nor switched off.
+        if !self.insights {
+            insight_selectors = want.map(|w| w.insight_selectors.clone()).unwrap_or(insight_selectors);
+        }
         let tag_list = tags.resource_tag_list().first().map(|r| r.tags_list()).unwrap_or_default();
         let spec = TrailSpec {
             settings,
@@ -986,6 +998,7 @@ mod kind_tests {
             }],
         }];
         p.trail.insights = vec!["ApiErrorRateInsight".into()];
+        p.trail.insights_declared = true;
         let want = Trail::new(&p, "us-east-1").want.unwrap();
         let list = advanced(&want);
         let every = list.iter().find(|s| s.name.as_deref() == Some("ctguard: every object")).unwrap();
@@ -1002,6 +1015,18 @@ mod kind_tests {
         let lost = Trail::destructive(Some(&off), &want, false);
         assert_eq!(lost.len(), 1, "{lost:?}");
         assert!(lost[0].contains("ApiErrorRateInsight"));
+    }
+
+    #[test]
+    fn a_selector_that_only_excludes_is_wider_than_one_that_names_its_events() {
+        let declared = log_deletions_selector("aws", "audit");
+        let mut theirs = declared.clone();
+        for f in theirs.field_selectors.iter_mut().filter(|f| f.field == "eventName") {
+            f.not_equals = vec!["GetObject".into()];
+            f.equals.clear();
+        }
+        assert!(!declared.covers(&theirs), "NotEquals GetObject records every other call");
+        assert!(declared.covers(&declared));
     }
 
     #[test]
