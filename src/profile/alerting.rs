@@ -308,7 +308,8 @@ impl Resolver<'_> {
         );
         // A rule that names neither a detail-type nor an eventSource leaves other regions
         // nothing to forward by: a forwarding rule on everything is no pattern EventBridge takes.
-        let forward = events.iter().flat_map(|e| e.forward.iter());
+        // Only a profile of several regions deploys forwarding rules.
+        let forward = events.iter().flat_map(|e| e.forward.iter()).filter(|_| regions.len() > 1);
         if forward.clone().any(|f| f.as_object().is_some_and(|o| o.is_empty()) || validate::event_pattern(f).is_err()) {
             self.problem(
                 "events.rules",
@@ -906,6 +907,16 @@ fn forward_calls(patterns: &[&Value], max: usize) -> Vec<Value> {
         base.insert("detail-type".into(), json!(types));
     }
     let Some(sources) = sources else {
+        // Some branch names no eventSource: narrow by the patterns' own `source` lists when
+        // every pattern has one, so the forward never becomes every event.
+        let top: Option<BTreeSet<String>> = patterns
+            .iter()
+            .map(|p| strings(p.get("source")))
+            .collect::<Option<Vec<_>>>()
+            .map(|l| l.concat().into_iter().collect());
+        if let Some(top) = top.filter(|t| !t.is_empty()) {
+            base.insert("source".into(), json!(top));
+        }
         return vec![Value::Object(base)];
     };
     let branch = |source: &str, names: Option<&BTreeSet<String>>| match names {
