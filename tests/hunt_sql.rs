@@ -41,9 +41,9 @@ fn samples() -> Vec<Record> {
         for (section, wrapped) in lists {
             for (i, entry) in doc[section].as_array().into_iter().flatten().enumerate() {
                 let record = if wrapped { entry["record"].clone() } else { entry.clone() };
-                // S3's own EventBridge events are in no trail, so not in the table either;
-                // hunt leaves their rules out (see below).
-                if ctguard::detect::eventbridge::is_event(&record) {
+                // S3's own EventBridge events are in no trail, and Insights records are delivered
+                // under CloudTrail-Insight/, so neither is in the table; hunt leaves their rules out.
+                if ctguard::detect::eventbridge::is_event(&record) || record["eventType"] == "AwsCloudTrailInsight" {
                     continue;
                 }
                 out.push(Record {

@@ -1,8 +1,9 @@
 //! The audit bucket's EventBridge notifications and the rule on S3's own "Object Deleted"
 //! events, against the emulator: apply turns the setting on and keeps every topic and queue
 //! notification someone else configured; turning it off by hand is drift that apply repairs;
-//! deleting a log object raises an alert on the alert topic that names what happened, and a new
-//! object or a delete in another bucket raises none.
+//! deleting a log object raises an alert on the alert topic that names what happened, and so does
+//! overwriting one; CloudTrail's own deliveries, writes outside the trail's log prefix and a delete
+//! in another bucket raise none.
 //!
 //! The emulator delivers synchronously (tests/emulator/delivery.py and its S3 events in
 //! server.py): a message is in its queue when the call that caused it returns.
@@ -88,6 +89,22 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
     }
 }
 
+/// An object written as a log-delivery service would write it. A test cannot sign as a service
+/// principal; the emulator's test-only header names the requester S3 reports for it.
+async fn delivered_by(s3: &aws_sdk_s3::Client, service: &'static str, key: &str) {
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from_static(b"{\"Records\": []}"))
+        .customize()
+        .mutate_request(move |req| {
+            req.headers_mut().insert("x-emulator-s3-requester", service);
+        })
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deleted_audit_logs_raise_an_alert_and_foreign_notifications_survive() {
     let emu = Emulator::start();
@@ -120,10 +137,30 @@ async fn deleted_audit_logs_raise_an_alert_and_foreign_notifications_survive() {
     let pager = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:pager");
     sns.subscribe().topic_arn(&alerts).protocol("sqs").endpoint(&pager).send().await.unwrap();
 
-    // CloudTrail delivering a log: Object Created, no alert.
+    // CloudTrail delivering a log (S3 names the requester by CloudTrail's service principal):
+    // Object Created, no alert.
     let body = || ByteStream::from_static(b"{\"Records\": []}");
+    delivered_by(&s3, "cloudtrail.amazonaws.com", LOG_KEY).await;
+    assert_eq!(drain(&sqs, &url).await, Vec::<String>::new(), "CloudTrail's delivery raises no alert");
+
+    // The same key overwritten by a principal of the account: an alert naming key and requester.
     s3.put_object().bucket(BUCKET).key(LOG_KEY).body(body()).send().await.unwrap();
-    assert_eq!(drain(&sqs, &url).await, Vec::<String>::new(), "a new log object raises no alert");
+    let overwrite = drain(&sqs, &url).await;
+    assert_eq!(overwrite.len(), 1, "{overwrite:?}");
+    let alert = &overwrite[0];
+    assert!(
+        alert.starts_with(
+            "[CRITICAL] Audit log written by someone other than CloudTrail: 123456789012 from 127.0.0.1: Object Created"
+        ),
+        "{alert}"
+    );
+    assert!(alert.contains(&format!("(PutObject, ) s3://{BUCKET}/{LOG_KEY}")), "{alert}");
+    // Config's snapshots and Athena's results are outside the trail's log prefix: no alert.
+    delivered_by(&s3, "config.amazonaws.com", "config/AWSLogs/123456789012/Config/us-east-1/snapshot.json.gz").await;
+    s3.put_object().bucket(BUCKET).key("athena-results/q1.csv").body(body()).send().await.unwrap();
+    assert_eq!(drain(&sqs, &url).await, Vec::<String>::new(), "writes outside the log prefix raise no alert");
+    // Back to CloudTrail's own version on top, so the deletes below delete a delivered log.
+    delivered_by(&s3, "cloudtrail.amazonaws.com", LOG_KEY).await;
 
     // Someone deletes it: a delete marker (the bucket is versioned), then the version itself.
     s3.delete_object().bucket(BUCKET).key(LOG_KEY).send().await.unwrap();

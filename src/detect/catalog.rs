@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::detect::PatternError;
 use crate::detect::agents::{Attribution, Matched, Restriction};
-use crate::detect::eventbridge::{EventPattern, into_envelope, is_event, service_events_only};
+use crate::detect::eventbridge::{EventPattern, insights_only, into_envelope, is_event, service_events_only};
 use crate::detect::logfilter::FilterPattern;
 
 /// What a detection is deployed as.
@@ -53,6 +53,8 @@ pub struct Detection {
     /// A rule on events a service sends EventBridge itself (S3's "Object Deleted"): no
     /// CloudTrail record matches it, only such events do.
     pub service_events: bool,
+    /// A rule on CloudTrail Insights events only, which a trail delivers apart from the API calls.
+    pub insights: bool,
     matcher: Matcher,
     attribution: Option<Attribution>,
 }
@@ -91,6 +93,7 @@ impl Detection {
             text: pattern.to_string(),
             signals: Vec::new(),
             service_events: service_events_only(pattern),
+            insights: insights_only(pattern),
             matcher: Matcher::Rule(matcher),
             attribution: None,
         })
@@ -107,6 +110,7 @@ impl Detection {
             text: pattern.to_string(),
             signals: Vec::new(),
             service_events: false,
+            insights: false,
             matcher: Matcher::Alarm(matcher),
             attribution: None,
         })

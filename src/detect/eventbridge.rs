@@ -331,6 +331,14 @@ pub fn service_events_only(pattern: &Value) -> bool {
     !types.is_empty() && types.iter().all(|t| t.as_str().is_some_and(|t| !t.ends_with("via CloudTrail")))
 }
 
+/// Whether a pattern matches only CloudTrail Insights events, which EventBridge receives with
+/// detail-type "AWS Insight via CloudTrail" and a trail delivers under `CloudTrail-Insight/`,
+/// apart from the API calls (CloudTrail User Guide, "Working with CloudTrail Insights").
+pub fn insights_only(pattern: &Value) -> bool {
+    let Some(types) = pattern.get("detail-type").and_then(Value::as_array) else { return false };
+    !types.is_empty() && types.iter().all(|t| t == "AWS Insight via CloudTrail")
+}
+
 /// Whether a pattern matches only S3's own object events (`source` aws.s3, no CloudTrail
 /// detail-type). S3 sends them to the default bus of the bucket's own region, and only for a
 /// bucket whose EventBridge notifications are on (S3 User Guide, "Using EventBridge").

@@ -112,6 +112,10 @@ pub enum CompileError {
         "{name} matches events a service sends EventBridge itself, which are in no trail, so the CloudTrail table cannot be searched for them; hunt with a rule on the CloudTrail records of the same calls (data events, for S3 objects)"
     )]
     ServiceEvents { name: String },
+    #[error(
+        "{name} matches CloudTrail Insights events, which a trail delivers under CloudTrail-Insight/, apart from the API calls the CloudTrail table reads; look them up in the CloudTrail console's Insights page or with LookupEvents --event-category insight"
+    )]
+    InsightEvents { name: String },
     #[error("{}", format_unsupported(.0))]
     Unsupported(Vec<(String, Kind, Unsupported)>),
     #[error(
@@ -138,17 +142,28 @@ fn format_unsupported(list: &[(String, Kind, Unsupported)]) -> String {
 const STAND_INS: [(&str, &str); 2] =
     [("100000000001", "aws-ctguard-stand-in-a"), ("100000000002", "aws-ctguard-stand-in-b")];
 
-/// The rules a hunt leaves out, with why: they match events a service sends EventBridge itself
-/// (S3's "Object Deleted"), which no trail records. Empty when `--detection` chose others.
+/// Why the CloudTrail table cannot be searched for a detection's events, if it cannot: events a
+/// service sends EventBridge itself (S3's "Object Deleted") are in no trail, and Insights events
+/// are delivered under their own prefix.
+fn outside_table(d: &crate::detect::catalog::Detection) -> Option<&'static str> {
+    if d.service_events {
+        Some("it matches events a service sends EventBridge itself, which are in no trail")
+    } else if d.insights {
+        Some(
+            "it matches CloudTrail Insights events, which the trail delivers under CloudTrail-Insight/, not read by the CloudTrail table",
+        )
+    } else {
+        None
+    }
+}
+
+/// The rules a hunt leaves out, with why (see `outside_table`). Empty when `--detection` chose
+/// others.
 pub fn left_out(catalog: &Catalog, request: &Request) -> Vec<String> {
-    catalog
-        .detections
-        .iter()
-        .filter(|d| d.service_events && request.detections.is_empty())
-        .map(|d| {
-            format!("{} left out: it matches events a service sends EventBridge itself, which are in no trail", d.id)
-        })
-        .collect()
+    if !request.detections.is_empty() {
+        return Vec::new();
+    }
+    catalog.detections.iter().filter_map(|d| outside_table(d).map(|why| format!("{} left out: {why}", d.id))).collect()
 }
 
 /// One Athena query: some of the detections, in catalog order.
@@ -230,15 +245,20 @@ fn query(
             return Err(CompileError::UnknownDetection { name: name.clone(), known: known.join(", ") });
         }
     }
-    if let Some(d) = catalog.detections.iter().find(|d| d.service_events && request.detections.contains(&d.id)) {
-        return Err(CompileError::ServiceEvents { name: d.id.clone() });
+    for d in catalog.detections.iter().filter(|d| request.detections.contains(&d.id)) {
+        if d.service_events {
+            return Err(CompileError::ServiceEvents { name: d.id.clone() });
+        }
+        if d.insights {
+            return Err(CompileError::InsightEvents { name: d.id.clone() });
+        }
     }
-    // Rules on events a service sends EventBridge itself match no CloudTrail record: left
-    // out, and the command says so (see `left_out`).
+    // Rules on events the CloudTrail table does not hold are left out, and the command says so
+    // (see `left_out`).
     let chosen: Vec<_> = catalog
         .detections
         .iter()
-        .filter(|d| !d.service_events)
+        .filter(|d| outside_table(d).is_none())
         .filter(|d| request.detections.is_empty() || request.detections.contains(&d.id))
         .collect();
     if chosen.is_empty() {
@@ -387,9 +407,11 @@ mod tests {
         let s3 =
             json!({"source": ["aws.s3"], "detail-type": ["Object Deleted"], "detail": {"reason": ["DeleteObject"]}});
         let trail = json!({"source": ["aws.s3"], "detail": {"eventName": ["DeleteObject"]}});
+        let insight = json!({"source": ["aws.cloudtrail"], "detail-type": ["AWS Insight via CloudTrail"]});
         let detections = vec![
             Detection::rule("s3", &s3, "critical", None).unwrap(),
             Detection::rule("ct", &trail, "high", None).unwrap(),
+            Detection::rule("insight", &insight, "medium", None).unwrap(),
         ];
         let catalog = Catalog { detections };
         let literals = Literals { markers: Vec::new() };
@@ -399,11 +421,15 @@ mod tests {
         let sql = &q.batches[0].sql;
         assert!(sql.contains("'ct'") && !sql.contains("'s3'"), "{sql}");
         let notes = left_out(&catalog, &request);
-        assert!(notes.len() == 1 && notes[0].starts_with("s3 left out"), "{notes:?}");
-        let named = Request { detections: vec!["s3".into()], ..request };
+        assert!(notes.len() == 2 && notes[0].starts_with("s3 left out"), "{notes:?}");
+        assert!(notes[1].starts_with("insight left out") && notes[1].contains("CloudTrail-Insight/"), "{notes:?}");
+        let named = Request { detections: vec!["s3".into()], ..request.clone() };
         let e = query(&catalog, &literals, &named, &[], MAX_QUERY_BYTES).unwrap_err();
         assert!(matches!(&e, CompileError::ServiceEvents { name } if name == "s3"), "{e}");
         assert!(left_out(&catalog, &named).is_empty());
+        let named = Request { detections: vec!["insight".into()], ..request };
+        let e = query(&catalog, &literals, &named, &[], MAX_QUERY_BYTES).unwrap_err();
+        assert!(matches!(&e, CompileError::InsightEvents { name } if name == "insight"), "{e}");
     }
 
     #[test]

@@ -506,6 +506,11 @@ impl Resolver<'_> {
         vars.insert("trail_name".into(), json!(trail_name));
         vars.insert("trail_arn".into(), json!(trail_arn));
         vars.insert("trail_log_path".into(), json!(log_path));
+        // Where CloudTrail writes for every account, the organization layout included
+        // (`<prefix>/AWSLogs/<account or org id>/...`): what only CloudTrail may write.
+        let log_prefix =
+            if trail_prefix.is_empty() { "AWSLogs/".to_string() } else { format!("{trail_prefix}/AWSLogs/") };
+        vars.insert("trail_log_prefix".into(), json!(log_prefix));
 
         let access_log_bucket =
             doc.access_log_bucket.as_ref().map(|a| self.access_log_names(a, &bucket_name, &mut vars));

@@ -285,6 +285,23 @@ fn an_agent_rule_needs_a_declared_signal() {
 }
 
 #[test]
+fn agent_data_events_refuse_a_role_pattern_that_starts_with_a_wildcard() {
+    // "*-agent" would select by the prefix "assumed-role/": every role session's data events.
+    let overrides = Vars::from([("agent_roles".to_string(), json!("*-agent"))]);
+    let on_selector = |overrides: &Vars| -> Vec<Problem> {
+        problems("ai-agent-guard", overrides).into_iter().filter(|p| p.key.starts_with("trail.data_events")).collect()
+    };
+    let found = on_selector(&overrides);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "trail.data_events[0].agents");
+    for part in ["\"*-agent\" starts with a wildcard", "every role session"] {
+        assert!(found[0].message.contains(part), "{part:?} in {}", found[0].message);
+    }
+    let found = on_selector(&Vars::from([("agent_users".to_string(), json!("*bot"))]));
+    assert!(found.len() == 1 && found[0].message.contains("every IAM user"), "{found:?}");
+}
+
+#[test]
 fn var_replaces_an_agent_list_with_a_comma_separated_one() {
     let overrides = Vars::from([("agent_roles".to_string(), json!("ops-bot, claude-*"))]);
     let profile = load("ai-agent-guard").unwrap().resolve(&runtime(), &overrides).unwrap();
@@ -377,9 +394,12 @@ fn a_rule_on_s3_object_events_needs_the_buckets_eventbridge_notifications() {
     let text = flagship().replace("eventbridge_notifications = true", "eventbridge_notifications = false");
     let (_dir, spec) = on_disk(&text, &[]);
     let all = problems(&spec, &Vars::new());
-    let p = all.iter().find(|p| p.key.ends_with("].pattern")).expect("a problem on the rule's pattern");
-    assert!(p.message.contains("[bucket] eventbridge_notifications = true"), "{}", p.message);
-    assert_eq!(all.len(), 1, "{all:?}");
+    // Both rules on S3's own events: deletions and writes in the audit bucket.
+    assert_eq!(all.len(), 2, "{all:?}");
+    for p in &all {
+        assert!(p.key.ends_with("].pattern"), "{p:?}");
+        assert!(p.message.contains("[bucket] eventbridge_notifications = true"), "{}", p.message);
+    }
 }
 
 #[test]

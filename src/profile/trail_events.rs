@@ -282,6 +282,21 @@ impl Resolver<'_> {
             add("eventName", Operator::Equals, names);
         }
         if doc.agents {
+            for s in agents.map(|a| a.signals.as_slice()).unwrap_or_default().iter().filter(|s| selects_by_arn(s)) {
+                if s.pattern.starts_with('*') {
+                    self.problem(
+                        &format!("{key}.agents"),
+                        format!(
+                            "[agents] {} pattern {:?} starts with a wildcard: CloudTrail selects data events by \
+                             userIdentity.arn prefix, so it would record every {}'s data events; start the \
+                             pattern with the name's literal beginning, or select callers with `fields`",
+                            s.kind.key(),
+                            s.pattern,
+                            if s.kind == Kind::Users { "IAM user" } else { "role session" },
+                        ),
+                    );
+                }
+            }
             match agents.map(agent_arn_prefixes) {
                 Some(prefixes) if !prefixes.is_empty() => add("userIdentity.arn", Operator::StartsWith, prefixes),
                 _ => self.problem(
@@ -404,6 +419,11 @@ fn resource_arn(resource_type: &str, arn: &str, operator: Operator) -> Result<()
     }
     let Some((bucket, _)) = parts[5].split_once('/') else { return Err(expected()) };
     validate::bucket_name(bucket).map_err(|e| format!("{} (the bucket: {e})", expected()))
+}
+
+/// Whether a signal names callers by ARN, so a data-event selector can select them.
+fn selects_by_arn(s: &crate::detect::agents::Signal) -> bool {
+    matches!(s.kind, Kind::Roles | Kind::Users | Kind::SsoPermissionSets)
 }
 
 /// The `userIdentity.arn` prefixes of the agents' roles, permission sets and users: the text

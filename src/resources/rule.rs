@@ -116,12 +116,8 @@ fn plain(s: &str) -> String {
     s.replace(['"', '\\'], "'").replace('<', "(").replace('>', ")")
 }
 
-/// The detail-type of the events CloudTrail Insights sends to EventBridge.
-const INSIGHT_DETAIL_TYPE: &str = "AWS Insight via CloudTrail";
-
 fn is_insight_rule(rule: &Rule) -> bool {
-    let types = rule.pattern.get("detail-type").and_then(|t| t.as_array());
-    types.is_some_and(|list| !list.is_empty() && list.iter().all(|t| t == INSIGHT_DETAIL_TYPE))
+    crate::detect::eventbridge::insights_only(&rule.pattern)
 }
 
 /// An Insights event names no caller: it says which API's call or error rate left its

@@ -528,6 +528,11 @@ LIST_PUBLIC_KEYS_TARGET = "CloudTrail_20131101.ListPublicKeys"
 PUBLIC_KEYS_ADMIN_PATH = "/moto-api/ctguard/cloudtrail-public-keys"
 
 
+# The service principal a test's S3 request stands in for (see patch_s3_eventbridge_events), per
+# request: each request is served on its own thread.
+S3_REQUESTER = threading.local()
+
+
 class AwsWireAdapter:
     """WSGI middleware around moto's app; see the module docstring."""
 
@@ -548,6 +553,7 @@ class AwsWireAdapter:
         self.athena_outcomes: dict[str, dict] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        S3_REQUESTER.value = environ.get("HTTP_X_EMULATOR_S3_REQUESTER")
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
         route = path[len(self.HISTORY_PATH):].rstrip("/") if path.startswith(self.HISTORY_PATH) else None
@@ -1602,6 +1608,11 @@ def patch_s3_eventbridge_events() -> None:
     Each event goes to the rules of the default bus in the bucket's region through the alert
     delivery path (tests/emulator/delivery.py), which applies the targets' input transformers.
     Lifecycle expiry (reason "Lifecycle Expiration") is not emulated: moto runs no lifecycle.
+
+    `requester` is "AWS account ID or AWS service principal of requester": the caller's account,
+    or, for a request carrying the test-only header `X-Emulator-S3-Requester`, that header's value.
+    A test cannot sign as a service principal, so the header stands in for CloudTrail's or Config's
+    own deliveries (`cloudtrail.amazonaws.com`), which S3 names by their service principal.
     """
 
     from moto.s3 import notifications
@@ -1651,7 +1662,10 @@ def patch_s3_eventbridge_events() -> None:
         conf = bucket.notification_configuration
         return conf is not None and conf.event_bridge is not None
 
-    requester = {"requester": "123456789012", "source-ip-address": "127.0.0.1"}
+    def requester(account_id: str) -> dict:
+        service = getattr(S3_REQUESTER, "value", None)
+        return {"requester": service or account_id, "source-ip-address": service or "127.0.0.1"}
+
     created_reasons = {"Put": "PutObject", "Post": "POST Object", "Copy": "CopyObject",
                        "CompleteMultipartUpload": "CompleteMultipartUpload"}
 
@@ -1664,7 +1678,7 @@ def patch_s3_eventbridge_events() -> None:
                "version-id": key.version_id, "sequencer": "617f08299329d189"}
         send(account_id, bucket, "Object Created",
              dict({"object": obj, "request-id": "N4N7GDK58NMKJ12R", "reason": created_reasons.get(how, how)},
-                  **requester))
+                  **requester(account_id)))
 
     notifications._send_event_bridge_message = send_event_bridge_message
 
@@ -1689,7 +1703,7 @@ def patch_s3_eventbridge_events() -> None:
             obj["version-id"] = version
         send(self.account_id, bucket, "Object Deleted",
              dict({"object": obj, "request-id": "0BH729840619AG5K", "reason": "DeleteObject",
-                   "deletion-type": deletion}, **requester))
+                   "deletion-type": deletion}, **requester(self.account_id)))
         return result
 
     S3Backend.delete_object = delete_object
