@@ -388,16 +388,21 @@ async fn every_operator_agrees_with_moto() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shipped_rules_agree_with_moto_on_every_sample_record() {
     let cases = shipped_cases();
-    // The 20 rules (the audit-log deletion, Insights and S3 object rules among them) as 24
+    // The 21 rules (the audit-log deletion, Insights and both S3 object rules among them) as 25
     // deployed parts, four rules being split in two, and the 6 forwarding rules of the other
     // regions.
     let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(cases.len(), 30, "{names:?}");
-    for rule in ["ctguard-audit-log-deletion", "ctguard-cloudtrail-insight", "ctguard-audit-log-object-deleted"] {
+    assert_eq!(cases.len(), 31, "{names:?}");
+    for rule in [
+        "ctguard-audit-log-deletion",
+        "ctguard-cloudtrail-insight",
+        "ctguard-audit-log-object-deleted",
+        "ctguard-audit-log-object-written",
+    ] {
         assert!(names.contains(&rule), "{names:?}");
     }
     assert_eq!(names.iter().filter(|n| n.starts_with("forward-")).count(), 6, "{names:?}");
     let records = cases[0].events.len();
     let compared = cross_check(cases).await;
-    assert_eq!(compared, 30 * records, "every rule part and forwarder over every sample record");
+    assert_eq!(compared, 31 * records, "every rule part and forwarder over every sample record");
 }

@@ -157,12 +157,17 @@ pub struct Catalog {
 impl Catalog {
     /// Indexes of the detections that fire on `record`, and the record back. Rules match the
     /// envelope built around the record, which is moved in and out rather than copied. An
-    /// EventBridge event a service sent itself (see [`is_event`]) is matched by rules only: it
-    /// never reaches the trail's log group, where metric filters look.
+    /// EventBridge event (see [`is_event`]) is matched by rules as it is. Metric filters see its
+    /// `detail` when it is a CloudTrail record EventBridge carried ("... via CloudTrail", as an
+    /// archive or a replay keeps it), which the trail also delivers to its log group; an event a
+    /// service sent EventBridge itself never reaches that group.
     pub fn evaluate(&self, record: Value) -> (Vec<usize>, Value) {
         if is_event(&record) {
-            let fired = self.detections.iter().enumerate();
-            let fired = fired.filter(|(_, d)| d.kind == Kind::Rule && d.fires(&Value::Null, &record));
+            let via_trail = record["detail-type"].as_str().is_some_and(|t| t.ends_with("via CloudTrail"));
+            let fired = self.detections.iter().enumerate().filter(|(_, d)| match d.kind {
+                Kind::Rule => d.fires(&Value::Null, &record),
+                Kind::Alarm => via_trail && d.fires(&record["detail"], &Value::Null),
+            });
             return (fired.map(|(i, _)| i).collect(), record);
         }
         let mut fired: Vec<usize> = self
@@ -233,6 +238,22 @@ mod tests {
         assert_eq!(c.evaluate(record("StopLogging", "cloudtrail.amazonaws.com")).0, vec![0]);
         // Same event name, other service: the rule's source clause keeps it silent.
         assert!(c.evaluate(record("TerminateInstances", "gamelift.amazonaws.com")).0.is_empty());
+    }
+
+    #[test]
+    fn an_archived_cloudtrail_event_is_matched_by_rules_and_by_filters_on_its_detail() {
+        let c = catalog();
+        for (name, source, fired) in
+            [("StopLogging", "cloudtrail.amazonaws.com", vec![0]), ("TerminateInstances", "ec2.amazonaws.com", vec![1])]
+        {
+            // What an EventBridge archive or a rule's SQS target keeps: the record as `detail`.
+            let event = json!({"version": "0", "id": "e", "detail-type": "AWS API Call via CloudTrail",
+                "source": format!("aws.{}", source.split('.').next().unwrap()), "account": "123456789012",
+                "time": "2026-11-27T10:00:00Z", "region": "eu-west-1", "resources": [], "detail": record(name, source)});
+            let (got, back) = c.evaluate(event.clone());
+            assert_eq!(got, fired, "{name}");
+            assert_eq!(back, event, "the event comes back whole");
+        }
     }
 
     #[test]
