@@ -164,6 +164,7 @@ pub const TABLE: &[Row] = &[
     read("config:DescribeConfigRules", On::ConfigRules),
     read("config:DescribeConfigurationRecorderStatus", On::AnyConfig),
     read("config:DescribeConfigurationRecorders", On::AnyConfig),
+    read("config:DescribeDeliveryChannelStatus", On::AnyConfig),
     read("config:DescribeDeliveryChannels", On::AnyConfig),
     read("config:GetComplianceDetailsByConfigRule", On::ConfigRules),
     read("config:ListTagsForResource", On::ConfigRules),
@@ -222,6 +223,7 @@ pub const TABLE: &[Row] = &[
     write("kms:TagResource", On::KeyTagging),
     write("kms:UntagResource", On::OwnedKeys),
     write("kms:UpdateKeyDescription", On::OwnedKeys),
+    write("logs:AssociateKmsKey", On::LogGroup),
     write("logs:CreateLogGroup", On::LogGroup),
     destroy("logs:DeleteLogGroup", On::LogGroup),
     write("logs:DeleteMetricFilter", On::LogGroup),
@@ -229,6 +231,7 @@ pub const TABLE: &[Row] = &[
     // Whether a group whose storedBytes reads zero really holds no event.
     read("logs:DescribeLogStreams", On::LogGroup),
     read("logs:DescribeMetricFilters", On::LogGroup),
+    destroy("logs:DisassociateKmsKey", On::LogGroup),
     read("logs:ListTagsForResource", On::LogGroup),
     write("logs:PutMetricFilter", On::LogGroup),
     write("logs:PutRetentionPolicy", On::LogGroup),
@@ -300,6 +303,7 @@ pub const UNSCOPED: &[(&str, &str)] = &[
     ),
     ("config:DescribeConfigurationRecorderStatus", "no resource-level permission; one recorder per region"),
     ("config:DescribeConfigurationRecorders", "no resource-level permission; one recorder per region"),
+    ("config:DescribeDeliveryChannelStatus", "no resource-level permission; one delivery channel per region"),
     ("config:DescribeDeliveryChannels", "no resource-level permission; one delivery channel per region"),
     ("config:PutConfigurationRecorder", "no resource-level permission; one recorder per region"),
     ("config:PutDeliveryChannel", "no resource-level permission; one delivery channel per region"),
@@ -414,8 +418,10 @@ impl<'a> Names<'a> {
         let p = self.profile;
         let trail = p.trail.kms.iter();
         let topic = p.alerts.iter().filter_map(|a| a.kms.as_ref());
+        let logs = p.cloudwatch_logs.iter().filter_map(|c| c.kms.as_ref());
         trail
             .chain(topic)
+            .chain(logs)
             .filter_map(|k| match k {
                 Kms::Managed { alias, .. } => Some(alias.as_str()),
                 Kms::Existing { .. } => None,
@@ -634,7 +640,13 @@ mod tests {
 
     #[test]
     fn only_the_destroy_policy_deletes_audit_data_and_only_the_declared_buckets() {
-        let deletes = ["s3:DeleteBucket", "s3:DeleteObjectVersion", "logs:DeleteLogGroup", "kms:DeleteAlias"];
+        let deletes = [
+            "s3:DeleteBucket",
+            "s3:DeleteObjectVersion",
+            "logs:DeleteLogGroup",
+            "logs:DisassociateKmsKey",
+            "kms:DeleteAlias",
+        ];
         let apply = flagship(&full()).to_string();
         for action in deletes {
             assert!(!apply.contains(action), "apply's policy allows {action}");
