@@ -110,7 +110,7 @@ impl Kind for Channel {
         anyhow::bail!("ctguard does not delete AWS Config delivery channels")
     }
 
-    /// The region's channel delivers: DescribeDeliveryChannelStatus shows no FAILURE, and a
+    /// The region's channel delivers: DescribeDeliveryChannelStatus shows no Failure, and a
     /// snapshot arrived within the channel's frequency (plus `SNAPSHOT_GRACE`).
     async fn health(&self, aws: &Aws) -> Vec<Check> {
         let frequency = match self.shared.read(aws, &self.region, &self.setup).await {
@@ -149,7 +149,7 @@ fn frequency_seconds(f: &str) -> i64 {
 }
 
 /// One check per channel from its status (AWS Config API Reference, DeliveryChannelStatus):
-/// failing on a FAILURE of snapshot, history or stream delivery, naming the error, or on a
+/// failing when the last snapshot, history or stream delivery failed (lastStatus Failure), naming the error, or on a
 /// last successful snapshot older than the frequency allows. Pure, so tested on answers.
 pub fn delivery_check(region: &str, status: &DeliveryChannelStatus, frequency: i64, now: i64) -> Check {
     let channel = status.name().unwrap_or("(unnamed)");
@@ -159,7 +159,7 @@ pub fn delivery_check(region: &str, status: &DeliveryChannelStatus, frequency: i
         if let Some(info) = info.filter(|i| i.last_status() == Some(&DeliveryStatus::Failure)) {
             let code = info.last_error_code().unwrap_or("no error code");
             let message = info.last_error_message().unwrap_or("no message");
-            problems.push(format!("{what} delivery FAILURE: {code}: {message}"));
+            problems.push(format!("{what} delivery failed: {code}: {message}"));
         }
     };
     export("snapshot", status.config_snapshot_delivery_info(), &mut problems);
@@ -169,7 +169,7 @@ pub fn delivery_check(region: &str, status: &DeliveryChannelStatus, frequency: i
     {
         let code = stream.last_error_code().unwrap_or("no error code");
         let message = stream.last_error_message().unwrap_or("no message");
-        problems.push(format!("SNS stream delivery FAILURE: {code}: {message}"));
+        problems.push(format!("SNS stream delivery failed: {code}: {message}"));
     }
     let last = status.config_snapshot_delivery_info().and_then(|i| i.last_successful_time()).map(|t| t.secs());
     match last {
@@ -264,7 +264,7 @@ mod tests {
             .build();
         let check = delivery_check("eu-west-1", &failed, 86_400, now);
         assert!(!check.ok);
-        assert_eq!(check.detail, "history delivery FAILURE: AccessDenied: Access Denied by the bucket's key");
+        assert_eq!(check.detail, "history delivery failed: AccessDenied: Access Denied by the bucket's key");
 
         // Every 3 hours, last one 5 hours ago: over the frequency and its hour of grace.
         let late = DeliveryChannelStatus::builder()

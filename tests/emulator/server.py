@@ -1161,11 +1161,12 @@ def patch_logs_kms_key_association() -> None:
 # documents it (API_DescribeDeliveryChannelStatus, API_DeliveryChannelStatus,
 # API_ConfigExportDeliveryInfo, API_ConfigStreamDeliveryInfo): every channel of the region,
 # or those named (NoSuchDeliveryChannelException for a name that does not exist), each with
-#   - configSnapshotDeliveryInfo and configHistoryDeliveryInfo: lastStatus SUCCESS,
+#   - configSnapshotDeliveryInfo and configHistoryDeliveryInfo: lastStatus Success,
 #     lastAttemptTime = lastSuccessfulTime = the time of the call (deliveries that have just
 #     succeeded), and for snapshots nextDeliveryTime one delivery frequency later
 #     (TwentyFour_Hours when the channel sets none);
-#   - configStreamDeliveryInfo: lastStatus NOT_APPLICABLE without an SNS topic, else SUCCESS.
+#   - configStreamDeliveryInfo: lastStatus Not_Applicable without an SNS topic, else Success.
+# DeliveryStatus is spelled Success | Failure | Not_Applicable (API_ConfigExportDeliveryInfo).
 # Times are epoch seconds, as the JSON protocol sends them.
 # Test-only endpoint (reached through the proxy, which forwards /moto-api/* unfaulted):
 #   POST /moto-api/ctguard/config-delivery-status
@@ -1173,7 +1174,7 @@ def patch_logs_kms_key_association() -> None:
 #         "configSnapshotDeliveryInfo": {...}, "configHistoryDeliveryInfo": {...},
 #         "configStreamDeliveryInfo": {...}}
 #        Each info given replaces the default one for that channel from then on, e.g.
-#        {"lastStatus": "FAILURE", "lastErrorCode": "AccessDenied", "lastErrorMessage": "...",
+#        {"lastStatus": "Failure", "lastErrorCode": "AccessDenied", "lastErrorMessage": "...",
 #         "lastAttemptTime": 1700000000}. {"region": R, "clear": true} drops the region's seeds.
 # ---------------------------------------------------------------------------
 
@@ -1208,12 +1209,12 @@ def patch_config_delivery_channel_status() -> None:
         now = time.time()
         props = channel.config_snapshot_delivery_properties
         frequency = getattr(props, "delivery_frequency", None) or "TwentyFour_Hours"
-        stream = {"lastStatus": "SUCCESS" if channel.sns_topic_arn else "NOT_APPLICABLE", "lastStatusChangeTime": now}
+        stream = {"lastStatus": "Success" if channel.sns_topic_arn else "Not_Applicable", "lastStatusChangeTime": now}
         out = {
             "name": channel.name,
-            "configSnapshotDeliveryInfo": {"lastStatus": "SUCCESS", "lastAttemptTime": now, "lastSuccessfulTime": now,
+            "configSnapshotDeliveryInfo": {"lastStatus": "Success", "lastAttemptTime": now, "lastSuccessfulTime": now,
                                            "nextDeliveryTime": now + CONFIG_FREQUENCY_SECONDS.get(frequency, 86400)},
-            "configHistoryDeliveryInfo": {"lastStatus": "SUCCESS", "lastAttemptTime": now, "lastSuccessfulTime": now},
+            "configHistoryDeliveryInfo": {"lastStatus": "Success", "lastAttemptTime": now, "lastSuccessfulTime": now},
             "configStreamDeliveryInfo": stream,
         }
         with _config_delivery_lock:
