@@ -80,6 +80,9 @@ pub enum On {
     Aliases,
     /// Decrypting log files, only through S3.
     KeysViaS3,
+    /// The audit bucket's key, only through S3, when `[athena]` writes query results with
+    /// SSE-KMS: S3 asks KMS for a data key as the caller.
+    ResultsKeyViaS3,
     /// The declared EventBridge rules, and rules named with ctguard's prefix, in every
     /// region of the profile.
     EventRules,
@@ -214,6 +217,7 @@ pub const TABLE: &[Row] = &[
     read("kms:DescribeKey", On::Keys),
     write("kms:EnableKey", On::OwnedKeys),
     write("kms:EnableKeyRotation", On::OwnedKeys),
+    read("kms:GenerateDataKey", On::ResultsKeyViaS3),
     read("kms:GetKeyPolicy", On::Keys),
     read("kms:GetKeyRotationStatus", On::Keys),
     write("kms:ListKeys", On::AnyKey),
@@ -531,6 +535,13 @@ impl<'a> Names<'a> {
                 let managed = (!self.managed_keys().is_empty()).then(|| self.arn("kms", home, "key/*"));
                 unique(existing.chain(managed).collect())
             }
+            On::ResultsKeyViaS3 if p.athena.is_none() || p.bucket.encryption != crate::profile::Encryption::Kms => {
+                Vec::new()
+            }
+            On::ResultsKeyViaS3 => match &p.bucket.kms_key_arn {
+                Some(arn) => vec![arn.clone()],
+                None => vec![self.arn("kms", home, "key/*")],
+            },
             // Rules, alarms and Config rules the profile dropped are looked for (and deleted)
             // even when it declares none any more.
             On::EventRules => {
@@ -584,7 +595,9 @@ impl<'a> Names<'a> {
             // S3 decrypts an SSE-KMS log file for GetObject with the caller's kms:Decrypt; KMS
             // sets kms:ViaService to s3.<region>.amazonaws.com. No encryption-context condition:
             // with S3 Bucket Keys the context is the bucket's, not the trail's.
-            On::KeysViaS3 => Some(json!({"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}})),
+            On::KeysViaS3 | On::ResultsKeyViaS3 => {
+                Some(json!({"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}))
+            }
             _ => None,
         }
     }

@@ -560,6 +560,7 @@ impl Resolver<'_> {
             c
         });
         let alerting = self.alerting(&doc, runtime, &mut vars);
+        self.distinct_keys(&kms, cloudwatch_logs.as_ref().and_then(|c| c.kms.as_ref()), &alerting);
         let data_events = self.data_events(&doc.trail.data_events, alerting.agents.as_ref(), &vars);
         let insights = trail_events::insight_types(doc.trail.insights.as_ref());
         self.insights(&insights, doc.trail.management_events);
@@ -733,6 +734,24 @@ impl Resolver<'_> {
             kms: None,
         };
         (resolved, c.trust_policy.clone(), c.role_policy.clone())
+    }
+
+    /// Each key ctguard creates has an alias of its own: two declarations of one alias would
+    /// be two policies for one key, each undoing the other.
+    fn distinct_keys(&mut self, trail: &Option<Kms>, logs: Option<&Kms>, alerting: &alerting::Alerting) {
+        let topics = alerting.alerts.as_ref().and_then(|a| a.kms.as_ref());
+        let declared = [("trail.kms", trail.as_ref()), ("cloudwatch_logs.kms", logs), ("alerts.kms", topics)];
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for (key, kms) in declared {
+            let Some(Kms::Managed { alias, .. }) = kms else { continue };
+            if let Some((first, _)) = seen.iter().find(|(_, a)| a == alias) {
+                self.problem(
+                    &format!("{key}.alias"),
+                    format!("{alias} is already {first}'s key: give each key its own alias"),
+                );
+            }
+            seen.push((key, alias));
+        }
     }
 
     /// A KMS key: created by ctguard (`alias` + `policy`, rendered now) or an existing key.

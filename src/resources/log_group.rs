@@ -201,6 +201,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_declared_key_is_associated_and_taking_it_off_is_a_data_loss_change() {
+        let p = flagship();
+        let group = LogGroup::new(&p, p.cloudwatch_logs.as_ref().unwrap());
+        let key = kms_key::address("alias/ctguard-logs", "us-east-1");
+        assert_eq!(group.depends, vec![key.clone()]);
+        let arn = "arn:aws:kms:us-east-1:123456789012:key/k-9";
+        let outputs = Outputs::from([(key, super::super::kind::Exports { arn: Some(arn.into()) })]);
+        let want = group.kind.resolve(group.want.clone().unwrap(), &outputs);
+        assert_eq!(want.kms_key_id.as_deref(), Some(arn));
+        let have = LogGroupSpec { kms_key_id: None, ..want.clone() };
+        let associate = mock!(Client::associate_kms_key)
+            .match_requests(move |r| r.log_group_name() == Some("/ctguard/cloudtrail") && r.kms_key_id() == Some(arn))
+            .then_output(|| logs::associate_kms_key::AssociateKmsKeyOutput::builder().build());
+        group.kind.update(&aws(&[&associate]), &Delta::between(&want, Some(&have))).await.unwrap();
+        assert_eq!(associate.num_calls(), 1);
+        assert!(LogGroup::destructive(Some(&want), &have, false).is_empty());
+
+        // A profile without a key, on a group that has one.
+        let plain = LogGroupSpec { kms_key_id: None, ..want.clone() };
+        let lost = LogGroup::destructive(Some(&plain), &want, true);
+        assert_eq!(lost, [format!("stops encrypting new events with KMS key {arn} (DisassociateKmsKey)")]);
+        let off = mock!(Client::disassociate_kms_key)
+            .then_output(|| logs::disassociate_kms_key::DisassociateKmsKeyOutput::builder().build());
+        group.kind.update(&aws(&[&off]), &Delta::between(&plain, Some(&want))).await.unwrap();
+        assert_eq!(off.num_calls(), 1);
+        // Never on the create path, where nothing was read: no rule, so a call would panic.
+        let retention = mock!(Client::put_retention_policy)
+            .then_output(|| logs::put_retention_policy::PutRetentionPolicyOutput::builder().build());
+        let tag = mock!(Client::tag_resource).then_output(|| logs::tag_resource::TagResourceOutput::builder().build());
+        group.kind.update(&aws(&[&retention, &tag]), &Delta::all(&plain)).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn reads_the_exact_group_and_its_managed_tags() {
         let p = flagship();
         let group = LogGroup::new(&p, p.cloudwatch_logs.as_ref().unwrap());
