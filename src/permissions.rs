@@ -80,6 +80,9 @@ pub enum On {
     Aliases,
     /// Decrypting log files, only through S3.
     KeysViaS3,
+    /// The audit bucket's key, only through S3, when `[athena]` writes query results with
+    /// SSE-KMS: S3 asks KMS for a data key as the caller.
+    ResultsKeyViaS3,
     /// The declared EventBridge rules, and rules named with ctguard's prefix, in every
     /// region of the profile.
     EventRules,
@@ -164,6 +167,7 @@ pub const TABLE: &[Row] = &[
     read("config:DescribeConfigRules", On::ConfigRules),
     read("config:DescribeConfigurationRecorderStatus", On::AnyConfig),
     read("config:DescribeConfigurationRecorders", On::AnyConfig),
+    read("config:DescribeDeliveryChannelStatus", On::AnyConfig),
     read("config:DescribeDeliveryChannels", On::AnyConfig),
     read("config:GetComplianceDetailsByConfigRule", On::ConfigRules),
     read("config:ListTagsForResource", On::ConfigRules),
@@ -213,6 +217,7 @@ pub const TABLE: &[Row] = &[
     read("kms:DescribeKey", On::Keys),
     write("kms:EnableKey", On::OwnedKeys),
     write("kms:EnableKeyRotation", On::OwnedKeys),
+    read("kms:GenerateDataKey", On::ResultsKeyViaS3),
     read("kms:GetKeyPolicy", On::Keys),
     read("kms:GetKeyRotationStatus", On::Keys),
     write("kms:ListKeys", On::AnyKey),
@@ -222,6 +227,7 @@ pub const TABLE: &[Row] = &[
     write("kms:TagResource", On::KeyTagging),
     write("kms:UntagResource", On::OwnedKeys),
     write("kms:UpdateKeyDescription", On::OwnedKeys),
+    write("logs:AssociateKmsKey", On::LogGroup),
     write("logs:CreateLogGroup", On::LogGroup),
     destroy("logs:DeleteLogGroup", On::LogGroup),
     write("logs:DeleteMetricFilter", On::LogGroup),
@@ -229,6 +235,7 @@ pub const TABLE: &[Row] = &[
     // Whether a group whose storedBytes reads zero really holds no event.
     read("logs:DescribeLogStreams", On::LogGroup),
     read("logs:DescribeMetricFilters", On::LogGroup),
+    destroy("logs:DisassociateKmsKey", On::LogGroup),
     read("logs:ListTagsForResource", On::LogGroup),
     write("logs:PutMetricFilter", On::LogGroup),
     write("logs:PutRetentionPolicy", On::LogGroup),
@@ -300,6 +307,7 @@ pub const UNSCOPED: &[(&str, &str)] = &[
     ),
     ("config:DescribeConfigurationRecorderStatus", "no resource-level permission; one recorder per region"),
     ("config:DescribeConfigurationRecorders", "no resource-level permission; one recorder per region"),
+    ("config:DescribeDeliveryChannelStatus", "no resource-level permission; one delivery channel per region"),
     ("config:DescribeDeliveryChannels", "no resource-level permission; one delivery channel per region"),
     ("config:PutConfigurationRecorder", "no resource-level permission; one recorder per region"),
     ("config:PutDeliveryChannel", "no resource-level permission; one delivery channel per region"),
@@ -414,8 +422,10 @@ impl<'a> Names<'a> {
         let p = self.profile;
         let trail = p.trail.kms.iter();
         let topic = p.alerts.iter().filter_map(|a| a.kms.as_ref());
+        let logs = p.cloudwatch_logs.iter().filter_map(|c| c.kms.as_ref());
         trail
             .chain(topic)
+            .chain(logs)
             .filter_map(|k| match k {
                 Kms::Managed { alias, .. } => Some(alias.as_str()),
                 Kms::Existing { .. } => None,
@@ -525,6 +535,13 @@ impl<'a> Names<'a> {
                 let managed = (!self.managed_keys().is_empty()).then(|| self.arn("kms", home, "key/*"));
                 unique(existing.chain(managed).collect())
             }
+            On::ResultsKeyViaS3 if p.athena.is_none() || p.bucket.encryption != crate::profile::Encryption::Kms => {
+                Vec::new()
+            }
+            On::ResultsKeyViaS3 => match &p.bucket.kms_key_arn {
+                Some(arn) => vec![arn.clone()],
+                None => vec![self.arn("kms", home, "key/*")],
+            },
             // Rules, alarms and Config rules the profile dropped are looked for (and deleted)
             // even when it declares none any more.
             On::EventRules => {
@@ -578,7 +595,9 @@ impl<'a> Names<'a> {
             // S3 decrypts an SSE-KMS log file for GetObject with the caller's kms:Decrypt; KMS
             // sets kms:ViaService to s3.<region>.amazonaws.com. No encryption-context condition:
             // with S3 Bucket Keys the context is the bucket's, not the trail's.
-            On::KeysViaS3 => Some(json!({"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}})),
+            On::KeysViaS3 | On::ResultsKeyViaS3 => {
+                Some(json!({"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}))
+            }
             _ => None,
         }
     }
@@ -634,7 +653,13 @@ mod tests {
 
     #[test]
     fn only_the_destroy_policy_deletes_audit_data_and_only_the_declared_buckets() {
-        let deletes = ["s3:DeleteBucket", "s3:DeleteObjectVersion", "logs:DeleteLogGroup", "kms:DeleteAlias"];
+        let deletes = [
+            "s3:DeleteBucket",
+            "s3:DeleteObjectVersion",
+            "logs:DeleteLogGroup",
+            "logs:DisassociateKmsKey",
+            "kms:DeleteAlias",
+        ];
         let apply = flagship(&full()).to_string();
         for action in deletes {
             assert!(!apply.contains(action), "apply's policy allows {action}");

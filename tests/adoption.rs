@@ -274,3 +274,54 @@ async fn a_renamed_trail_replaces_the_old_one_which_keeps_logging_until_data_los
     assert!(created < started && started < status_after_start && status_after_start < deleted, "{log:?}");
     emu.ctguard(&["plan", "--detailed-exitcode", "--var", "trail_name=third-audit"]).expect(0);
 }
+
+async fn log_group_key(emu: &Emulator) -> Option<String> {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&emu.sdk().await);
+    let groups = logs.describe_log_groups().log_group_name_prefix(LOG_GROUP).send().await.unwrap();
+    let group = groups.log_groups().iter().find(|g| g.log_group_name() == Some(LOG_GROUP));
+    group.expect("the log group exists").kms_key_id().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn taking_the_log_groups_key_off_needs_allow_data_loss_and_a_changed_key_is_drift() {
+    let emu = Emulator::start();
+    emu.ctguard(&["apply", "--auto-approve"]).expect(0);
+    let key = log_group_key(&emu).await.expect("the shipped profile encrypts the log group");
+
+    // Someone points the group at another key: drift, repaired by apply.
+    let kms = aws_sdk_kms::Client::new(&emu.sdk().await);
+    let other = kms.create_key().send().await.unwrap().key_metadata().unwrap().arn().unwrap().to_string();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&emu.sdk().await);
+    logs.associate_kms_key().log_group_name(LOG_GROUP).kms_key_id(&other).send().await.unwrap();
+    let plan = emu.ctguard(&["plan", "--detailed-exitcode", "--format", "json"]);
+    plan.expect(2);
+    let doc: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let drift = change(&doc, &format!("logs_log_group.{LOG_GROUP}"));
+    assert_eq!(drift["changes"][0]["path"], "kms_key_id", "{drift:#}");
+    assert_eq!(drift["changes"][0]["before"], other.as_str());
+    assert_eq!(drift["destructive"], json!([]), "another key still encrypts: {drift:#}");
+    emu.ctguard(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(log_group_key(&emu).await.as_deref(), Some(key.as_str()));
+
+    // A profile without the key would leave new events without it: refused unless asked.
+    let dir = tempfile::tempdir().unwrap();
+    run(ctguard_cmd().args(["profiles", "export", "ai-agent-guard", dir.path().to_str().unwrap()])).expect(0);
+    let path = dir.path().join("profiles/ai-agent-guard.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = "kms = { alias = \"alias/ctguard-logs\", policy = \"logs-key-policy.json\" }\n";
+    assert!(text.contains(line));
+    std::fs::write(&path, text.replace(line, "")).unwrap();
+    let profile = path.to_str().unwrap();
+    let plan = emu.ctguard(&["plan", "-p", profile]);
+    let lost = format!("! data loss: stops encrypting new events with KMS key {key} (DisassociateKmsKey)");
+    assert!(plan.stdout.contains(&lost), "{}", plan.stdout);
+    emu.clear_requests();
+    let refused = emu.ctguard(&["apply", "--auto-approve", "-p", profile]);
+    refused.expect(1);
+    assert!(refused.stderr.contains("pass --allow-data-loss"), "{}", refused.stderr);
+    assert_nothing_changed(&emu);
+    assert_eq!(log_group_key(&emu).await.as_deref(), Some(key.as_str()));
+    emu.ctguard(&["apply", "--auto-approve", "--allow-data-loss", "-p", profile]).expect(0);
+    assert_eq!(log_group_key(&emu).await, None);
+    emu.ctguard(&["plan", "--detailed-exitcode", "-p", profile]).expect(0);
+}

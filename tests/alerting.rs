@@ -315,8 +315,8 @@ fn the_aws_managed_sns_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = profile(&dir);
     let text = std::fs::read_to_string(&p).unwrap().replace(
-        "policy = \"alert-topic-policy.json\"\n",
-        "policy = \"alert-topic-policy.json\"\nkms = { key_arn = \"alias/aws/sns\" }\n",
+        "kms = { alias = \"alias/ctguard-alerts\", policy = \"alert-key-policy.json\" }\n",
+        "kms = { key_arn = \"alias/aws/sns\" }\n",
     );
     std::fs::write(&p, text).unwrap();
     let run = run(ctguard_cmd().args(["plan", "-p", p.to_str().unwrap()]));

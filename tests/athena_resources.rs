@@ -51,7 +51,12 @@ async fn apply_manages_the_workgroup_and_table_and_hunt_runs_there() {
     let config = wg.configuration().unwrap();
     let results = config.result_configuration().unwrap();
     assert_eq!(results.output_location(), Some(format!("s3://{BUCKET}/athena-results/").as_str()));
-    assert_eq!(results.encryption_configuration().map(|e| e.encryption_option().as_str()), Some("SSE_S3"));
+    // Encrypted as the bucket is: with the trail's key, by ARN.
+    let encryption = results.encryption_configuration().unwrap();
+    assert_eq!(encryption.encryption_option().as_str(), "SSE_KMS");
+    let kms = aws_sdk_kms::Client::new(&emu.sdk().await);
+    let key = kms.describe_key().key_id("alias/ctguard-audit").send().await.unwrap();
+    assert_eq!(encryption.kms_key(), key.key_metadata().unwrap().arn());
     assert_eq!(config.bytes_scanned_cutoff_per_query(), Some(100_000_000_000));
     assert_eq!(config.enforce_work_group_configuration(), Some(true));
     assert_eq!(config.publish_cloud_watch_metrics_enabled(), Some(true));

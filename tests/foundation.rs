@@ -37,7 +37,18 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
     // The audit bucket, read back through the SDK.
     let v = s3.get_bucket_versioning().bucket(BUCKET).send().await.unwrap();
     assert_eq!(v.status().map(|s| s.as_str()), Some("Enabled"));
+    // SSE-KMS with the trail's key, by ARN, and an S3 Bucket Key.
+    let kms = aws_sdk_kms::Client::new(&conf);
+    let trail_key = kms.describe_key().key_id(KEY_ALIAS).send().await.unwrap();
+    let trail_key_arn = trail_key.key_metadata().unwrap().arn().unwrap().to_string();
     let enc = s3.get_bucket_encryption().bucket(BUCKET).send().await.unwrap();
+    let rule = &enc.server_side_encryption_configuration().unwrap().rules()[0];
+    let default = rule.apply_server_side_encryption_by_default().unwrap();
+    assert_eq!(default.sse_algorithm().as_str(), "aws:kms");
+    assert_eq!(default.kms_master_key_id(), Some(trail_key_arn.as_str()));
+    assert_eq!(rule.bucket_key_enabled(), Some(true));
+    // Server access logs cannot be delivered to an SSE-KMS bucket: the access-log bucket keeps SSE-S3.
+    let enc = s3.get_bucket_encryption().bucket(ACCESS_BUCKET).send().await.unwrap();
     let rule = &enc.server_side_encryption_configuration().unwrap().rules()[0];
     assert_eq!(rule.apply_server_side_encryption_by_default().unwrap().sse_algorithm().as_str(), "AES256");
     let pab = s3.get_public_access_block().bucket(BUCKET).send().await.unwrap();
@@ -80,7 +91,6 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
     assert_eq!(own.ownership_controls().unwrap().rules()[0].object_ownership().as_str(), "BucketOwnerEnforced");
 
     // The KMS key.
-    let kms = aws_sdk_kms::Client::new(&conf);
     let key = kms.describe_key().key_id(KEY_ALIAS).send().await.unwrap();
     let key = key.key_metadata().unwrap();
     assert!(kms.get_key_rotation_status().key_id(key.key_id()).send().await.unwrap().key_rotation_enabled());
@@ -133,6 +143,32 @@ async fn apply_builds_everything_and_a_second_apply_changes_nothing() {
     let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
     let groups = logs.describe_log_groups().log_group_name_prefix(LOG_GROUP).send().await.unwrap();
     assert_eq!(groups.log_groups()[0].retention_in_days(), Some(365));
+    // Encrypted with a key of its own, which only this region's Logs service may use, and only
+    // for this group.
+    let logs_key = kms.describe_key().key_id("alias/ctguard-logs").send().await.unwrap();
+    let logs_key = logs_key.key_metadata().unwrap();
+    assert_eq!(groups.log_groups()[0].kms_key_id(), logs_key.arn());
+    assert!(kms.get_key_rotation_status().key_id(logs_key.key_id()).send().await.unwrap().key_rotation_enabled());
+    let lpol = policy_json(
+        kms.get_key_policy().key_id(logs_key.key_id()).policy_name("default").send().await.unwrap().policy().unwrap(),
+    );
+    let grant = statement(&lpol, "CtguardLogsEncryptsLogGroup");
+    assert_eq!(grant["Principal"]["Service"], format!("logs.{REGION}.amazonaws.com"));
+    assert_eq!(
+        grant["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"],
+        format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOG_GROUP}")
+    );
+    // The alert topic, encrypted with the alerts key.
+    let sns = aws_sdk_sns::Client::new(&conf);
+    let topic = format!("arn:aws:sns:{REGION}:{ACCOUNT}:ctguard-alerts");
+    let attrs = sns.get_topic_attributes().topic_arn(&topic).send().await.unwrap();
+    assert_eq!(
+        attrs.attributes().and_then(|a| a.get("KmsMasterKeyId")).map(String::as_str),
+        Some("alias/ctguard-alerts")
+    );
+    let alerts_key = kms.describe_key().key_id("alias/ctguard-alerts").send().await.unwrap();
+    let alerts_key = alerts_key.key_metadata().unwrap().key_id().to_string();
+    assert!(kms.get_key_rotation_status().key_id(&alerts_key).send().await.unwrap().key_rotation_enabled());
     let iam = aws_sdk_iam::Client::new(&conf);
     let role = iam.get_role().role_name(ROLE).send().await.unwrap();
     let trust = policy_json(role.role().unwrap().assume_role_policy_document().unwrap());
@@ -341,7 +377,8 @@ async fn a_key_left_without_its_alias_by_an_interrupted_run_is_reused() {
     emu.ctguard(&["apply", "--auto-approve"]).expect(0);
     let named = kms.describe_key().key_id(KEY_ALIAS).send().await.unwrap();
     assert_eq!(named.key_metadata().unwrap().key_id(), orphan);
-    assert_eq!(kms.list_keys().send().await.unwrap().keys().len(), 1, "a second key was created");
+    // The profile's three keys, and no second one for the trail's alias.
+    assert_eq!(kms.list_keys().send().await.unwrap().keys().len(), 3, "a second key was created");
     emu.ctguard(&["verify"]).expect(0);
 }
 

@@ -94,10 +94,14 @@ async fn assert_exactly_declared(emu: &Emulator, want: &BTreeMap<String, usize>,
     let buckets = s3.list_buckets().send().await.unwrap();
     assert_eq!(buckets.buckets().len(), n("s3_bucket"), "buckets: {:?}", buckets.buckets());
 
-    // KMS: the alias names one key, and no other live key carries ctguard's tags.
+    // KMS: each alias names one key, and no other live key carries ctguard's tags.
     let kms = aws_sdk_kms::Client::new(&conf);
-    let aliased = kms.describe_key().key_id(KEY_ALIAS).send().await.unwrap();
-    let aliased = aliased.key_metadata().unwrap().key_id().to_string();
+    let mut aliased = Vec::new();
+    for alias in [KEY_ALIAS, "alias/ctguard-logs", "alias/ctguard-alerts"] {
+        let key = kms.describe_key().key_id(alias).send().await.unwrap();
+        aliased.push(key.key_metadata().unwrap().key_id().to_string());
+    }
+    aliased.sort();
     let mut live_ctguard_keys = Vec::new();
     for key in kms.list_keys().limit(1000).send().await.unwrap().keys() {
         let id = key.key_id().unwrap();
@@ -111,7 +115,8 @@ async fn assert_exactly_declared(emu: &Emulator, want: &BTreeMap<String, usize>,
             live_ctguard_keys.push(id.to_string());
         }
     }
-    assert_eq!(live_ctguard_keys, [aliased], "live KMS keys tagged by ctguard");
+    live_ctguard_keys.sort();
+    assert_eq!(live_ctguard_keys, aliased, "live KMS keys tagged by ctguard");
 
     let sns = aws_sdk_sns::Client::new(&conf);
     let topics = sns.list_topics().send().await.unwrap();

@@ -208,3 +208,49 @@ async fn verify_fails_on_delivery_failures_aws_reports_only_as_metrics() {
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("--health-window: expected a duration such as 30m, 24h or 7d"), "{}", bad.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_fails_when_aws_config_cannot_deliver_naming_channel_region_and_error() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("verify.xml");
+    let plain = profile(dir.path(), "");
+    emu.ctguard(&["apply", "--auto-approve", "-p", plain.to_str().unwrap()]).expect(0);
+    let address = "config_delivery_channel.us-east-1";
+    let (code, doc) = verify(&emu, &plain, &junit);
+    assert_eq!(code, 0, "{doc:#}");
+    let ok = check(&doc, address, "AWS Config delivery channel us-east-1/");
+    assert_eq!(ok["ok"], true, "{ok}");
+    let name = ok["name"].as_str().unwrap().to_string();
+
+    // Config could not write its history files (a bucket policy or key policy refusing it).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    emu.seed_config_delivery_status(serde_json::json!({
+        "region": "us-east-1",
+        "configHistoryDeliveryInfo": {
+            "lastStatus": "Failure", "lastErrorCode": "AccessDenied", "lastErrorMessage": "Access Denied",
+            "lastAttemptTime": now - 600, "lastSuccessfulTime": now - 7 * 86_400,
+        },
+    }));
+    let (code, doc) = verify(&emu, &plain, &junit);
+    assert_eq!(code, 2, "{doc:#}");
+    let failed = check(&doc, address, &name);
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert_eq!(failed["detail"], "history delivery failed: AccessDenied: Access Denied", "{failed}");
+    let text = emu.ctguard(&["verify", "-p", plain.to_str().unwrap()]);
+    assert_eq!(text.code, 2);
+    assert!(text.stdout.contains(&name) && text.stdout.contains("AccessDenied: Access Denied"), "{}", text.stdout);
+
+    // Snapshots stopped three days ago on a daily channel, with no error recorded.
+    emu.seed_config_delivery_status(serde_json::json!({"region": "us-east-1", "clear": true}));
+    emu.seed_config_delivery_status(serde_json::json!({
+        "region": "us-east-1",
+        "configSnapshotDeliveryInfo": {
+            "lastStatus": "Success", "lastAttemptTime": now - 3 * 86_400, "lastSuccessfulTime": now - 3 * 86_400,
+        },
+    }));
+    let (code, doc) = verify(&emu, &plain, &junit);
+    assert_eq!(code, 2, "{doc:#}");
+    let late = check(&doc, address, &name);
+    assert!(late["detail"].as_str().unwrap().starts_with("no snapshot delivered for 72 h"), "{late}");
+}

@@ -139,7 +139,11 @@ pub struct Bucket {
     pub name: String,
     pub trail_prefix: String,
     pub encryption: Encryption,
+    /// The SSE-KMS key given by ARN.
     pub kms_key_arn: Option<String>,
+    /// SSE-KMS with the trail's managed key (`kms_key = "trail"`), whose ARN is known only
+    /// once the key exists.
+    pub trail_key: bool,
     pub policy: Value,
     pub lifecycle: Lifecycle,
     pub object_lock: Option<ObjectLock>,
@@ -207,6 +211,8 @@ pub struct CloudWatchLogs {
     pub role_arn: String,
     pub trust_policy: Value,
     pub role_policy: Value,
+    /// The key the group's events are encrypted with.
+    pub kms: Option<Kms>,
 }
 
 /// Reads and type-checks a profile (by built-in name or path).
@@ -482,13 +488,27 @@ impl Resolver<'_> {
         let trail_prefix = self.text("bucket.trail_prefix", &doc.bucket.trail_prefix, &vars);
         self.check("bucket.trail_prefix", &trail_prefix, validate::trail_prefix);
         let kms_key_arn = doc.bucket.kms_key_arn.as_ref().map(|k| self.text("bucket.kms_key_arn", k, &vars));
-        match (doc.bucket.encryption, &kms_key_arn) {
-            (Encryption::Kms, None) => self.problem("bucket.kms_key_arn", "required when encryption = \"aws:kms\""),
-            (Encryption::Aes256, Some(_)) => {
+        let trail_key = doc.bucket.kms_key == Some(types::BucketKey::Trail);
+        match (doc.bucket.encryption, &kms_key_arn, trail_key) {
+            (Encryption::Kms, None, false) => {
+                self.problem("bucket.kms_key_arn", "required when encryption = \"aws:kms\" (or kms_key = \"trail\")")
+            }
+            (Encryption::Kms, Some(_), true) => {
+                self.problem("bucket.kms_key", "expected kms_key or kms_key_arn, not both")
+            }
+            (Encryption::Aes256, Some(_), _) => {
                 self.problem("bucket.kms_key_arn", "only allowed when encryption = \"aws:kms\"")
             }
-            (Encryption::Kms, Some(arn)) => self.check("bucket.kms_key_arn", &arn.clone(), validate::kms_key_arn),
+            (Encryption::Aes256, None, true) => {
+                self.problem("bucket.kms_key", "only allowed when encryption = \"aws:kms\"")
+            }
+            (Encryption::Kms, Some(arn), false) => {
+                self.check("bucket.kms_key_arn", &arn.clone(), validate::kms_key_arn)
+            }
             _ => {}
+        }
+        if trail_key && !matches!(doc.trail.kms, Some(types::KmsDoc { alias: Some(_), .. })) {
+            self.problem("bucket.kms_key", "\"trail\" needs a key ctguard creates: [trail.kms] with alias and policy");
         }
         self.lifecycle("bucket.lifecycle", &doc.bucket.lifecycle);
         self.audit_retention("bucket.lifecycle", &doc.bucket.lifecycle);
@@ -532,9 +552,15 @@ impl Resolver<'_> {
         let cloudwatch_logs = cloudwatch_logs.map(|(mut c, trust, policy)| {
             c.trust_policy = self.shared_document("cloudwatch_logs.trust_policy", &trust, &vars);
             c.role_policy = self.template("cloudwatch_logs.role_policy", &policy, &vars);
+            c.kms = doc
+                .cloudwatch_logs
+                .as_ref()
+                .and_then(|d| d.kms.as_ref())
+                .and_then(|k| self.kms("cloudwatch_logs.kms", k, &vars));
             c
         });
         let alerting = self.alerting(&doc, runtime, &mut vars);
+        self.distinct_keys(&kms, cloudwatch_logs.as_ref().and_then(|c| c.kms.as_ref()), &alerting);
         let data_events = self.data_events(&doc.trail.data_events, alerting.agents.as_ref(), &vars);
         let insights = trail_events::insight_types(doc.trail.insights.as_ref());
         self.insights(&insights, doc.trail.management_events);
@@ -572,6 +598,7 @@ impl Resolver<'_> {
                 trail_prefix,
                 encryption: doc.bucket.encryption,
                 kms_key_arn,
+                trail_key,
                 policy: bucket_policy,
                 lifecycle: doc.bucket.lifecycle.clone(),
                 object_lock,
@@ -692,6 +719,8 @@ impl Resolver<'_> {
         let log_group_arn = format!("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*");
         vars.insert("log_group_name".into(), json!(log_group));
         vars.insert("log_group_arn".into(), json!(log_group_arn));
+        // The ARN without `:*`, as CloudWatch Logs puts it in the encryption context.
+        vars.insert("log_group_plain_arn".into(), json!(log_group_arn.trim_end_matches(":*")));
         vars.insert("role_arn".into(), json!(role_arn));
         let resolved = CloudWatchLogs {
             log_group,
@@ -702,8 +731,27 @@ impl Resolver<'_> {
             role_arn,
             trust_policy: Value::Null,
             role_policy: Value::Null,
+            kms: None,
         };
         (resolved, c.trust_policy.clone(), c.role_policy.clone())
+    }
+
+    /// Each key ctguard creates has an alias of its own: two declarations of one alias would
+    /// be two policies for one key, each undoing the other.
+    fn distinct_keys(&mut self, trail: &Option<Kms>, logs: Option<&Kms>, alerting: &alerting::Alerting) {
+        let topics = alerting.alerts.as_ref().and_then(|a| a.kms.as_ref());
+        let declared = [("trail.kms", trail.as_ref()), ("cloudwatch_logs.kms", logs), ("alerts.kms", topics)];
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for (key, kms) in declared {
+            let Some(Kms::Managed { alias, .. }) = kms else { continue };
+            if let Some((first, _)) = seen.iter().find(|(_, a)| a == alias) {
+                self.problem(
+                    &format!("{key}.alias"),
+                    format!("{alias} is already {first}'s key: give each key its own alias"),
+                );
+            }
+            seen.push((key, alias));
+        }
     }
 
     /// A KMS key: created by ctguard (`alias` + `policy`, rendered now) or an existing key.

@@ -207,6 +207,33 @@ fn kms_key_needs_one_mode() {
 }
 
 #[test]
+fn the_bucket_encrypts_with_the_trail_key_only_when_ctguard_creates_it() {
+    let p = load(&on_disk(&flagship(), &[]).1).unwrap().resolve(&runtime(), &Vars::new()).unwrap();
+    assert!(p.bucket.trail_key && p.bucket.kms_key_arn.is_none());
+    let existing = flagship().replace(
+        "alias = \"alias/ctguard-audit\"\npolicy = \"trail-key-policy.json\"",
+        "key_arn = \"arn:aws:kms:us-east-1:123456789012:key/x\"",
+    );
+    let (_dir, spec) = on_disk(&existing, &[]);
+    assert_eq!(problems(&spec, &Vars::new())[0].key, "bucket.kms_key");
+    let both = flagship().replace(
+        "kms_key = \"trail\"",
+        "kms_key = \"trail\"\nkms_key_arn = \"arn:aws:kms:us-east-1:123456789012:key/x\"",
+    );
+    let (_dir, spec) = on_disk(&both, &[]);
+    assert_eq!(problems(&spec, &Vars::new())[0].key, "bucket.kms_key");
+}
+
+#[test]
+fn each_managed_key_has_its_own_alias() {
+    let text = flagship().replace("alias = \"alias/ctguard-logs\"", "alias = \"alias/ctguard-audit\"");
+    let (_dir, spec) = on_disk(&text, &[]);
+    let found = problems(&spec, &Vars::new());
+    assert_eq!(found[0].key, "cloudwatch_logs.kms.alias", "{found:?}");
+    assert!(found[0].message.contains("trail.kms"), "{found:?}");
+}
+
+#[test]
 fn problems_display_as_file_line_key_message() {
     let p = Problem { file: "p.toml".into(), line: Some(3), key: "bucket.name".into(), message: "bad".into() };
     assert_eq!(p.to_string(), "p.toml:3: bucket.name: bad");

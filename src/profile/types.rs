@@ -77,8 +77,10 @@ pub struct BucketDoc {
     pub trail_prefix: String,
     #[serde(default)]
     pub encryption: Encryption,
-    /// Key for SSE-KMS: a key ARN. Required when encryption = "aws:kms".
+    /// Key for SSE-KMS: a key ARN. With encryption = "aws:kms", this or `kms_key`.
     pub kms_key_arn: Option<String>,
+    /// Key for SSE-KMS: `"trail"`, the trail's ctguard-managed key (`[trail.kms]`).
+    pub kms_key: Option<BucketKey>,
     /// Bucket policy template file name, under the profile's policies_dir.
     pub policy: String,
     #[serde(default)]
@@ -144,6 +146,14 @@ pub enum Encryption {
     Aes256,
     #[serde(rename = "aws:kms")]
     Kms,
+}
+
+/// A key the audit bucket can name instead of an ARN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum BucketKey {
+    /// The key `[trail.kms]` has ctguard create.
+    #[serde(rename = "trail")]
+    Trail,
 }
 
 /// Object lifecycle, in days. 0 switches a step off.
@@ -307,6 +317,9 @@ pub struct CloudWatchLogsDoc {
     pub role_path: String,
     pub trust_policy: String,
     pub role_policy: String,
+    /// The key CloudWatch Logs encrypts the group's events with; none: the group is not
+    /// encrypted with a KMS key (taking a key off is a data-loss change).
+    pub kms: Option<KmsDoc>,
 }
 
 fn default_retention() -> i32 {

@@ -10,14 +10,14 @@ use aws_sdk_athena::types::{
 };
 use serde::Serialize;
 
-use super::bucket;
-use super::kind::{Declared, Delta, Found, Kind};
+use super::kind::{Declared, Delta, Found, Kind, Outputs};
 use super::tags::{self, Tags};
+use super::{bucket, kms_key};
 use crate::aws::error::{ErrorKind, kind};
 use crate::aws::{Aws, AwsResultExt};
-use crate::plan::Address;
+use crate::plan::{Address, UNKNOWN};
 use crate::profile::athena::Athena;
-use crate::profile::{Encryption, Profile};
+use crate::profile::{Encryption, Kms, Profile};
 
 pub const KIND: &str = "athena_workgroup";
 
@@ -60,6 +60,8 @@ pub struct AthenaWorkGroup {
     name: String,
     arn: String,
     region: String,
+    /// The bucket's managed key (`kms_key = "trail"`), whose ARN `resolve` fills in.
+    key: Option<Address>,
 }
 
 impl AthenaWorkGroup {
@@ -84,8 +86,13 @@ impl AthenaWorkGroup {
             "arn:{}:athena:{}:{}:workgroup/{}",
             runtime.partition, runtime.region, runtime.account_id, athena.workgroup
         );
-        let kind = AthenaWorkGroup { name: athena.workgroup.clone(), arn, region: runtime.region.clone() };
-        Declared::new(kind, address(athena, &runtime.region), want, vec![audit_bucket(profile)])
+        let key = match (&profile.trail.kms, profile.bucket.trail_key) {
+            (Some(Kms::Managed { alias, .. }), true) => Some(kms_key::address(alias, &runtime.region)),
+            _ => None,
+        };
+        let depends = [audit_bucket(profile)].into_iter().chain(key.clone()).collect();
+        let kind = AthenaWorkGroup { name: athena.workgroup.clone(), arn, region: runtime.region.clone(), key };
+        Declared::new(kind, address(athena, &runtime.region), want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -174,6 +181,13 @@ fn expand_updates(delta: &Delta<'_, WorkGroupSpec>) -> anyhow::Result<Option<Wor
 #[async_trait]
 impl Kind for AthenaWorkGroup {
     type Spec = WorkGroupSpec;
+
+    fn resolve(&self, mut want: WorkGroupSpec, outputs: &Outputs) -> WorkGroupSpec {
+        if let Some(key) = &self.key {
+            want.kms_key = outputs.get(key).map_or(Some(UNKNOWN.to_string()), |e| e.arn.clone());
+        }
+        want
+    }
 
     async fn read(&self, aws: &Aws, _: Option<&WorkGroupSpec>) -> anyhow::Result<Option<Found<WorkGroupSpec>>> {
         let got = aws.athena.get_work_group().work_group(&self.name).send().await.found(|| self.what("reading"))?;
@@ -264,12 +278,15 @@ mod tests {
         let (p, wg) = declared();
         let want = wg.want.unwrap();
         assert_eq!(want.output_location.as_deref(), Some("s3://ctguard-audit-123456789012-us-east-1/athena-results/"));
-        assert_eq!(want.encryption.as_deref(), Some("SSE_S3"));
-        assert_eq!(want.kms_key, None);
+        // The bucket encrypts with the trail's key: so do the results, once its ARN is known.
+        assert_eq!(want.encryption.as_deref(), Some("SSE_KMS"));
+        let key = kms_key::address("alias/ctguard-audit", "us-east-1");
+        let outputs = Outputs::from([(key.clone(), super::super::kind::Exports { arn: Some("arn:k".into()) })]);
+        assert_eq!(wg.kind.resolve(want.clone(), &outputs).kms_key.as_deref(), Some("arn:k"));
         assert_eq!(want.bytes_scanned_cutoff_per_query, Some(p.athena.as_ref().unwrap().scan_limit as i64));
         assert_eq!(want.enforce_work_group_configuration, Some(true));
         assert_eq!(want.publish_cloud_watch_metrics_enabled, Some(true));
-        assert_eq!(wg.depends, vec![audit_bucket(&p)]);
+        assert_eq!(wg.depends, vec![audit_bucket(&p), key]);
     }
 
     #[test]
@@ -277,6 +294,7 @@ mod tests {
         let mut p = flagship();
         p.bucket.encryption = Encryption::Kms;
         p.bucket.kms_key_arn = Some("arn:aws:kms:us-east-1:123456789012:key/k".into());
+        p.bucket.trail_key = false;
         let want = AthenaWorkGroup::new(&p, p.athena.as_ref().unwrap()).want.unwrap();
         assert_eq!(want.encryption.as_deref(), Some("SSE_KMS"));
         assert_eq!(want.kms_key.as_deref(), Some("arn:aws:kms:us-east-1:123456789012:key/k"));

@@ -24,15 +24,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::foreign::{self, Delivers};
-use super::kind::{Declared, Delta, Found, Kind};
-use super::loss;
+use super::kind::{Declared, Delta, Found, Kind, Outputs};
 use super::tags::{self, MANAGED_KEYS, OWNER_TAG, Tags};
+use super::{kms_key, loss};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
-use crate::plan::Address;
+use crate::plan::{Address, UNKNOWN};
 use crate::policy::grants::Delivery;
 use crate::policy::ownership::{self, Rules};
-use crate::profile::{AccessLogBucket, Encryption, Lifecycle, LockMode, ObjectLock, Profile};
+use crate::profile::{AccessLogBucket, Encryption, Kms, Lifecycle, LockMode, ObjectLock, Profile};
 
 pub const KIND: &str = "s3_bucket";
 /// The lifecycle rule ctguard writes.
@@ -179,6 +179,8 @@ pub struct Bucket {
     name: String,
     region: String,
     guard: Guard,
+    /// The managed key (`kms_key = "trail"`) whose ARN `resolve` fills into the encryption.
+    key: Option<Address>,
 }
 
 /// What the parts of the bucket ctguard does not own must not defeat.
@@ -269,6 +271,11 @@ impl Bucket {
             .map(|a| Logging { target_bucket: a.name.clone(), target_prefix: format!("{}{}/", a.prefix, b.name) });
         let mut declared =
             Bucket::new(profile, &b.name, encryption, &b.policy, &b.lifecycle, logging, Guard::audit(profile));
+        if let (true, Some(Kms::Managed { alias, .. })) = (b.trail_key, &profile.trail.kms) {
+            let key = kms_key::address(alias, &declared.kind.region);
+            declared.depends.push(key.clone());
+            declared.kind.key = Some(key);
+        }
         if let Some(want) = declared.want.as_mut() {
             want.object_lock = b.object_lock.as_ref().map(LockSpec::of);
             want.object_lock_enabled = want.object_lock.is_some();
@@ -320,7 +327,7 @@ impl Bucket {
             foreign_lifecycle: Vec::new(),
         };
         let address = Address { kind: KIND, name: name.to_string(), region: region.clone() };
-        Declared::new(Bucket { name: name.to_string(), region, guard }, address, want, depends)
+        Declared::new(Bucket { name: name.to_string(), region, guard, key: None }, address, want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -476,15 +483,17 @@ fn flatten_encryption(out: Option<&EncryptionOutput>) -> Option<SseDefault> {
 }
 
 fn expand_encryption(want: &SseDefault) -> anyhow::Result<ServerSideEncryptionConfiguration> {
-    let (algorithm, key) = match want {
-        SseDefault::S3 { sse_algorithm } => (sse_algorithm, None),
-        SseDefault::Kms { sse_algorithm, kms_master_key_id, .. } => (sse_algorithm, kms_master_key_id.as_ref()),
+    let (algorithm, key, bucket_key) = match want {
+        SseDefault::S3 { sse_algorithm } => (sse_algorithm, None, false),
+        SseDefault::Kms { sse_algorithm, kms_master_key_id, bucket_key_enabled } => {
+            (sse_algorithm, kms_master_key_id.as_ref(), *bucket_key_enabled)
+        }
     };
-    let mut default =
-        ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::from(algorithm.as_str()));
+    let default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::from(algorithm.as_str()))
+        .set_kms_master_key_id(key.cloned());
     let mut rule = ServerSideEncryptionRule::builder();
-    if let Some(key) = key {
-        default = default.kms_master_key_id(key);
+    if bucket_key {
         rule = rule.bucket_key_enabled(true);
     }
     let rule = rule.apply_server_side_encryption_by_default(default.build()?).build();
@@ -510,6 +519,15 @@ impl Kind for Bucket {
 
     /// A shorter expiry loses only data that is there: an empty bucket has none. A removed
     /// Deny or suspended versioning endangers the logs yet to come, so they count regardless.
+    fn resolve(&self, mut want: BucketSpec, outputs: &Outputs) -> BucketSpec {
+        if let (Some(key), Some(SseDefault::Kms { kms_master_key_id, .. })) = (&self.key, want.encryption.as_mut()) {
+            // S3 wants the key's ARN, not its alias, for deliveries by AWS services (S3 User
+            // Guide, "Specifying server-side encryption with AWS KMS").
+            *kms_master_key_id = outputs.get(key).map_or(Some(UNKNOWN.to_string()), |e| e.arn.clone());
+        }
+        want
+    }
+
     fn destructive(want: Option<&BucketSpec>, have: &BucketSpec, empty: bool) -> Vec<String> {
         let Some(want) = want else { return vec!["deletes the bucket and every log in it".into()] };
         let mut out = loss::removed_denies("bucket policy", want.policy.as_ref(), have.policy.as_ref());

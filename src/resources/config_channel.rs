@@ -1,14 +1,19 @@
 //! AWS Config's delivery channel, per region: configuration snapshots and history go to the
 //! audit bucket under the profile's prefix. See config_region for the one-per-region rule.
+//! verify also reads the channel's delivery status (`health`): a configuration that matches
+//! the profile still delivers nothing when the bucket's policy or key refuses Config.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_config::types::{ConfigSnapshotDeliveryProperties, DeliveryChannel, MaximumExecutionFrequency};
+use aws_sdk_config::types::{
+    ConfigExportDeliveryInfo, ConfigSnapshotDeliveryProperties, DeliveryChannel, DeliveryChannelStatus, DeliveryStatus,
+    MaximumExecutionFrequency,
+};
 use serde::Serialize;
 
 use super::config_region::{self, Managed, RegionConfig, RegionState};
-use super::kind::{Declared, Delta, Found, Kind, Spec};
+use super::kind::{Check, Declared, Delta, Found, Kind, Spec};
 use super::{bucket, config_recorder};
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
@@ -104,6 +109,87 @@ impl Kind for Channel {
     async fn delete(&self, _: &Aws) -> anyhow::Result<()> {
         anyhow::bail!("ctguard does not delete AWS Config delivery channels")
     }
+
+    /// The region's channel delivers: DescribeDeliveryChannelStatus shows no Failure, and a
+    /// snapshot arrived within the channel's frequency (plus `SNAPSHOT_GRACE`).
+    async fn health(&self, aws: &Aws) -> Vec<Check> {
+        let frequency = match self.shared.read(aws, &self.region, &self.setup).await {
+            Ok((state, _)) => state.channels.first().map(flatten).and_then(|c| c.snapshot_frequency),
+            Err(_) => None,
+        };
+        // AWS Config takes a snapshot every 24 hours when the channel sets no frequency.
+        let frequency = frequency.as_deref().map_or(86_400, frequency_seconds);
+        let read = aws.config(&self.region).describe_delivery_channel_status().send().await;
+        let read = read.ctx(|| format!("reading the AWS Config delivery status in {}", self.region));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        match read {
+            Ok(out) => {
+                out.delivery_channels_status().iter().map(|s| delivery_check(&self.region, s, frequency, now)).collect()
+            }
+            Err(e) => vec![Check {
+                name: format!("AWS Config delivery channel {} delivering", self.region),
+                ok: false,
+                detail: format!("could not read the delivery status: {e:#}"),
+            }],
+        }
+    }
+}
+
+/// How late a snapshot may be beyond the channel's frequency: deliveries are not instant.
+const SNAPSHOT_GRACE: i64 = 3_600;
+
+fn frequency_seconds(f: &str) -> i64 {
+    match MaximumExecutionFrequency::from(f) {
+        MaximumExecutionFrequency::OneHour => 3_600,
+        MaximumExecutionFrequency::ThreeHours => 3 * 3_600,
+        MaximumExecutionFrequency::SixHours => 6 * 3_600,
+        MaximumExecutionFrequency::TwelveHours => 12 * 3_600,
+        _ => 24 * 3_600,
+    }
+}
+
+/// One check per channel from its status (AWS Config API Reference, DeliveryChannelStatus):
+/// failing when the last snapshot, history or stream delivery failed (lastStatus Failure), naming the error, or on a
+/// last successful snapshot older than the frequency allows. Pure, so tested on answers.
+pub fn delivery_check(region: &str, status: &DeliveryChannelStatus, frequency: i64, now: i64) -> Check {
+    let channel = status.name().unwrap_or("(unnamed)");
+    let name = format!("AWS Config delivery channel {region}/{channel} delivering");
+    let mut problems = Vec::new();
+    let export = |what: &str, info: Option<&ConfigExportDeliveryInfo>, problems: &mut Vec<String>| {
+        if let Some(info) = info.filter(|i| i.last_status() == Some(&DeliveryStatus::Failure)) {
+            let code = info.last_error_code().unwrap_or("no error code");
+            let message = info.last_error_message().unwrap_or("no message");
+            problems.push(format!("{what} delivery failed: {code}: {message}"));
+        }
+    };
+    export("snapshot", status.config_snapshot_delivery_info(), &mut problems);
+    export("history", status.config_history_delivery_info(), &mut problems);
+    if let Some(stream) = status.config_stream_delivery_info()
+        && stream.last_status() == Some(&DeliveryStatus::Failure)
+    {
+        let code = stream.last_error_code().unwrap_or("no error code");
+        let message = stream.last_error_message().unwrap_or("no message");
+        problems.push(format!("SNS stream delivery failed: {code}: {message}"));
+    }
+    let last = status.config_snapshot_delivery_info().and_then(|i| i.last_successful_time()).map(|t| t.secs());
+    match last {
+        Some(at) if now - at > frequency + SNAPSHOT_GRACE => problems.push(format!(
+            "no snapshot delivered for {} h (the channel delivers every {} h)",
+            (now - at) / 3_600,
+            frequency / 3_600
+        )),
+        _ => {}
+    }
+    match problems.is_empty() {
+        true => {
+            let detail = match last {
+                Some(at) => format!("deliveries succeed; last snapshot {} min ago", (now - at).max(0) / 60),
+                None => "deliveries succeed; no snapshot delivered yet".into(),
+            };
+            Check { name, ok: true, detail }
+        }
+        false => Check { name, ok: false, detail: problems.join("; ") },
+    }
 }
 
 #[cfg(test)]
@@ -144,5 +230,49 @@ mod tests {
         assert_eq!(found.spec, ChannelSpec { s3_key_prefix: String::new(), snapshot_frequency: None, ..want.clone() });
         channel.kind.update(&aws, &Delta::between(&want, Some(&found.spec))).await.unwrap();
         assert_eq!(put.num_calls(), 1);
+    }
+
+    fn info(status: DeliveryStatus, last_success: Option<i64>) -> ConfigExportDeliveryInfo {
+        let info = ConfigExportDeliveryInfo::builder().last_status(status.clone());
+        let info = match last_success {
+            Some(t) => info.last_successful_time(aws_smithy_types::DateTime::from_secs(t)),
+            None => info,
+        };
+        match status {
+            DeliveryStatus::Failure => {
+                info.last_error_code("AccessDenied").last_error_message("Access Denied by the bucket's key").build()
+            }
+            _ => info.build(),
+        }
+    }
+
+    #[test]
+    fn a_failed_delivery_or_a_late_snapshot_fails_naming_channel_and_error() {
+        let now = 1_700_000_000;
+        let ok = DeliveryChannelStatus::builder()
+            .name("default")
+            .config_snapshot_delivery_info(info(DeliveryStatus::Success, Some(now - 3_600)))
+            .config_history_delivery_info(info(DeliveryStatus::Success, Some(now - 60)))
+            .build();
+        let check = delivery_check("eu-west-1", &ok, 86_400, now);
+        assert!(check.ok, "{check:?}");
+        assert_eq!(check.name, "AWS Config delivery channel eu-west-1/default delivering");
+
+        let failed = DeliveryChannelStatus::builder()
+            .name("default")
+            .config_history_delivery_info(info(DeliveryStatus::Failure, None))
+            .build();
+        let check = delivery_check("eu-west-1", &failed, 86_400, now);
+        assert!(!check.ok);
+        assert_eq!(check.detail, "history delivery failed: AccessDenied: Access Denied by the bucket's key");
+
+        // Every 3 hours, last one 5 hours ago: over the frequency and its hour of grace.
+        let late = DeliveryChannelStatus::builder()
+            .name("default")
+            .config_snapshot_delivery_info(info(DeliveryStatus::Success, Some(now - 5 * 3_600)))
+            .build();
+        let check = delivery_check("eu-west-1", &late, frequency_seconds("Three_Hours"), now);
+        assert!(!check.ok);
+        assert_eq!(check.detail, "no snapshot delivered for 5 h (the channel delivers every 3 h)");
     }
 }

@@ -96,6 +96,11 @@ impl<'a, S> Delta<'a, S> {
         Delta { want, have: None }
     }
 
+    /// The live state the change starts from; `None` when every field is to be written.
+    pub fn before(&self) -> Option<&'a S> {
+        self.have
+    }
+
     /// Whether the field `part` picks differs.
     pub fn changed<T: PartialEq + ?Sized>(&self, part: impl Fn(&S) -> &T) -> bool {
         self.have.is_none_or(|have| part(have) != part(self.want))

@@ -1,18 +1,20 @@
 //! The CloudWatch Logs group CloudTrail delivers to. It holds audit data: ctguard never
-//! deletes it.
+//! deletes it. With `[cloudwatch_logs] kms`, CloudWatch Logs encrypts its events with that key
+//! (AssociateKmsKey); taking the key off (DisassociateKmsKey) leaves new events protected only
+//! by AWS's own encryption, so it is a data-loss change apply makes only when asked.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::kind::{Declared, Delta, Found, Kind};
-use super::loss;
+use super::kind::{Declared, Delta, Found, Kind, Outputs};
 use super::tags::{self, Tags};
+use super::{kms_key, loss};
 use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
-use crate::plan::Address;
-use crate::profile::{CloudWatchLogs, Profile};
+use crate::plan::{Address, UNKNOWN};
+use crate::profile::{CloudWatchLogs, Kms, Profile};
 
 pub const KIND: &str = "logs_log_group";
 
@@ -20,6 +22,9 @@ pub const KIND: &str = "logs_log_group";
 pub struct LogGroupSpec {
     /// `None`: events are kept for ever.
     pub retention_in_days: Option<i32>,
+    /// The ARN of the KMS key the group's events are encrypted with (DescribeLogGroups'
+    /// `kmsKeyId`); `None`: no customer-managed key.
+    pub kms_key_id: Option<String>,
     pub tags: Tags,
 }
 
@@ -34,15 +39,25 @@ pub struct LogGroup {
     /// ARN without the trailing `:*`, as the tagging API wants it.
     arn: String,
     region: String,
+    /// The managed key whose ARN `resolve` fills in.
+    key: Option<Address>,
 }
 
 impl LogGroup {
     pub fn new(profile: &Profile, cw: &CloudWatchLogs) -> Declared<Self> {
-        let want = LogGroupSpec { retention_in_days: Some(cw.retention_days), tags: tags::owner_tags(profile) };
-        let arn = cw.log_group_arn.trim_end_matches(":*").to_string();
         let region = profile.runtime.region.clone();
-        let kind = LogGroup { name: cw.log_group.clone(), arn, region: region.clone() };
-        Declared::new(kind, address(cw, &region), want, Vec::new())
+        let (key, kms_key_id) = match &cw.kms {
+            Some(Kms::Managed { alias, .. }) => (Some(kms_key::address(alias, &region)), None),
+            Some(Kms::Existing { key_arn }) => (None, Some(key_arn.clone())),
+            None => (None, None),
+        };
+        let want =
+            LogGroupSpec { retention_in_days: Some(cw.retention_days), kms_key_id, tags: tags::owner_tags(profile) };
+        let arn = cw.log_group_arn.trim_end_matches(":*").to_string();
+        // AssociateKmsKey fails unless the key's policy already lets this region's Logs use it.
+        let depends = key.iter().cloned().collect();
+        let kind = LogGroup { name: cw.log_group.clone(), arn, region: region.clone(), key };
+        Declared::new(kind, address(cw, &region), want, depends)
     }
 
     fn what(&self, doing: &str) -> String {
@@ -73,13 +88,22 @@ impl Kind for LogGroup {
     type Spec = LogGroupSpec;
 
     fn destructive(want: Option<&LogGroupSpec>, have: &LogGroupSpec, empty: bool) -> Vec<String> {
-        match want {
-            None => vec!["deletes the log group and every event in it".into()],
-            Some(_) if empty => Vec::new(),
-            Some(want) => {
-                loss::retention("retention", want.retention_in_days, have.retention_in_days).into_iter().collect()
-            }
+        let Some(want) = want else { return vec!["deletes the log group and every event in it".into()] };
+        let mut out = Vec::new();
+        if let (None, Some(key)) = (&want.kms_key_id, &have.kms_key_id) {
+            out.push(format!("stops encrypting new events with KMS key {key} (DisassociateKmsKey)"));
         }
+        if !empty {
+            out.extend(loss::retention("retention", want.retention_in_days, have.retention_in_days));
+        }
+        out
+    }
+
+    fn resolve(&self, mut want: LogGroupSpec, outputs: &Outputs) -> LogGroupSpec {
+        if let Some(key) = &self.key {
+            want.kms_key_id = outputs.get(key).map_or(Some(UNKNOWN.to_string()), |e| e.arn.clone());
+        }
+        want
     }
 
     async fn read(&self, aws: &Aws, _: Option<&LogGroupSpec>) -> anyhow::Result<Option<Found<LogGroupSpec>>> {
@@ -94,6 +118,7 @@ impl Kind for LogGroup {
         let tags = tags.as_ref().and_then(|t| t.tags()).into_iter().flatten();
         let spec = LogGroupSpec {
             retention_in_days: group.retention_in_days(),
+            kms_key_id: group.kms_key_id().map(str::to_string),
             tags: tags::managed(tags.map(|(k, v)| (k.as_str(), v.as_str()))),
         };
         Ok(Some(Found { empty: self.empty(aws, group.stored_bytes()).await?, ..Found::new(spec) }))
@@ -101,8 +126,13 @@ impl Kind for LogGroup {
 
     async fn create(&self, aws: &Aws, want: &LogGroupSpec) -> anyhow::Result<()> {
         let req = aws.logs.create_log_group().log_group_name(&self.name).set_tags(Some(sdk_tags(&want.tags)));
-        // Made by an earlier, interrupted run or not: set retention and tags.
-        created(req.send().await.ctx(|| self.what("creating")))?;
+        let req = req.set_kms_key_id(want.kms_key_id.clone());
+        if created(req.send().await.ctx(|| self.what("creating")))? {
+            // Tags and key were set at creation; retention cannot be.
+            let made = LogGroupSpec { retention_in_days: None, ..want.clone() };
+            return self.update(aws, &Delta::between(want, Some(&made))).await;
+        }
+        // Made by an earlier, interrupted run: set every field.
         self.update(aws, &Delta::all(want)).await
     }
 
@@ -113,6 +143,22 @@ impl Kind for LogGroup {
                 .send()
                 .await
                 .ctx(|| self.what("setting retention of"))?;
+        }
+        if delta.changed(|g| &g.kms_key_id) {
+            // Events already stored stay encrypted with the key they were written with.
+            match &delta.want.kms_key_id {
+                Some(key) => {
+                    let req = aws.logs.associate_kms_key().log_group_name(&self.name).kms_key_id(key);
+                    req.send().await.ctx(|| self.what("associating the KMS key with"))?;
+                }
+                // Only a key the live group was read with is taken off (a data-loss change,
+                // refused unless asked); a group found on the create path is left as it is.
+                None if delta.before().is_some_and(|h| h.kms_key_id.is_some()) => {
+                    let req = aws.logs.disassociate_kms_key().log_group_name(&self.name);
+                    req.send().await.ctx(|| self.what("disassociating the KMS key from"))?;
+                }
+                None => {}
+            }
         }
         if delta.changed(|g| &g.tags) {
             let req = aws.logs.tag_resource().resource_arn(&self.arn).set_tags(Some(sdk_tags(&delta.want.tags)));
@@ -152,6 +198,39 @@ mod tests {
         let aws = aws(&[&exists, &retention, &tag]);
         group.kind.create(&aws, &want).await.unwrap();
         assert_eq!((retention.num_calls(), tag.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn the_declared_key_is_associated_and_taking_it_off_is_a_data_loss_change() {
+        let p = flagship();
+        let group = LogGroup::new(&p, p.cloudwatch_logs.as_ref().unwrap());
+        let key = kms_key::address("alias/ctguard-logs", "us-east-1");
+        assert_eq!(group.depends, vec![key.clone()]);
+        let arn = "arn:aws:kms:us-east-1:123456789012:key/k-9";
+        let outputs = Outputs::from([(key, super::super::kind::Exports { arn: Some(arn.into()) })]);
+        let want = group.kind.resolve(group.want.clone().unwrap(), &outputs);
+        assert_eq!(want.kms_key_id.as_deref(), Some(arn));
+        let have = LogGroupSpec { kms_key_id: None, ..want.clone() };
+        let associate = mock!(Client::associate_kms_key)
+            .match_requests(move |r| r.log_group_name() == Some("/ctguard/cloudtrail") && r.kms_key_id() == Some(arn))
+            .then_output(|| logs::associate_kms_key::AssociateKmsKeyOutput::builder().build());
+        group.kind.update(&aws(&[&associate]), &Delta::between(&want, Some(&have))).await.unwrap();
+        assert_eq!(associate.num_calls(), 1);
+        assert!(LogGroup::destructive(Some(&want), &have, false).is_empty());
+
+        // A profile without a key, on a group that has one.
+        let plain = LogGroupSpec { kms_key_id: None, ..want.clone() };
+        let lost = LogGroup::destructive(Some(&plain), &want, true);
+        assert_eq!(lost, [format!("stops encrypting new events with KMS key {arn} (DisassociateKmsKey)")]);
+        let off = mock!(Client::disassociate_kms_key)
+            .then_output(|| logs::disassociate_kms_key::DisassociateKmsKeyOutput::builder().build());
+        group.kind.update(&aws(&[&off]), &Delta::between(&plain, Some(&want))).await.unwrap();
+        assert_eq!(off.num_calls(), 1);
+        // Never on the create path, where nothing was read: no rule, so a call would panic.
+        let retention = mock!(Client::put_retention_policy)
+            .then_output(|| logs::put_retention_policy::PutRetentionPolicyOutput::builder().build());
+        let tag = mock!(Client::tag_resource).then_output(|| logs::tag_resource::TagResourceOutput::builder().build());
+        group.kind.update(&aws(&[&retention, &tag]), &Delta::all(&plain)).await.unwrap();
     }
 
     #[tokio::test]

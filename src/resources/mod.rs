@@ -51,11 +51,15 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
     if let Some(logs) = &profile.access_log_bucket {
         out.push(Box::new(bucket::Bucket::access_logs(profile, logs)));
     }
-    out.push(Box::new(bucket::Bucket::audit(profile)));
+    // The trail's key comes first: the audit bucket may encrypt with it (`kms_key = "trail"`).
     if let Some(Kms::Managed { alias, policy }) = &profile.trail.kms {
         out.push(Box::new(kms_key::KmsKey::new(profile, alias, policy, "encrypts CloudTrail logs")));
     }
+    out.push(Box::new(bucket::Bucket::audit(profile)));
     if let Some(cw) = &profile.cloudwatch_logs {
+        if let Some(Kms::Managed { alias, policy }) = &cw.kms {
+            out.push(Box::new(kms_key::KmsKey::new(profile, alias, policy, "encrypts the CloudTrail log group")));
+        }
         out.push(Box::new(log_group::LogGroup::new(profile, cw)));
         out.push(Box::new(role::Role::cloudtrail_logs(profile, cw)));
     }

@@ -164,6 +164,12 @@ impl Emulator {
     /// Adds CloudTrail records to the emulator's event history, which LookupEvents serves
     /// (tests/emulator/server.py, `EventHistory`): each a record, or `{"record", "resources",
     /// "username"}`. The record's awsRegion picks the region.
+    /// What DescribeDeliveryChannelStatus reports for a region's Config delivery channels from
+    /// now on (tests/emulator/README.md, "DescribeDeliveryChannelStatus").
+    pub fn seed_config_delivery_status(&self, status: serde_json::Value) {
+        http("POST", &format!("{}/moto-api/ctguard/config-delivery-status", self.endpoint), &status.to_string());
+    }
+
     pub fn seed_event_history(&self, events: &[serde_json::Value]) {
         let body = serde_json::json!({ "events": events }).to_string();
         http("POST", &format!("{}/moto-api/ctguard/cloudtrail-events", self.endpoint), &body);

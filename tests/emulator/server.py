@@ -575,6 +575,8 @@ class AwsWireAdapter:
             return self._list_public_keys(environ, start_response)
         if method == "POST" and path == ATHENA_OUTCOMES_PATH:
             return self._athena_set_outcomes(environ, start_response)
+        if method == "POST" and path == CONFIG_DELIVERY_STATUS_PATH:
+            return self._config_delivery_status(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if method == "POST" and target in ("AmazonAthena.StartQueryExecution", "AmazonAthena.GetQueryExecution"):
             with self.athena_lock:
@@ -615,6 +617,18 @@ class AwsWireAdapter:
                 body = {"cleared": self.history.clear_calls()}
             else:
                 status, body = "405 Method Not Allowed", {"error": f"emulator endpoint {route}: not {method}"}
+        except (ValueError, KeyError, TypeError) as exc:
+            status, body = "400 Bad Request", {"error": f"{type(exc).__name__}: {exc}"}
+        payload = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    # -- AWS Config delivery status (see seed_config_delivery_status) --------------
+
+    @staticmethod
+    def _config_delivery_status(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        try:
+            status, body = "200 OK", {"seeded": seed_config_delivery_status(json.loads(_read_body(environ)))}
         except (ValueError, KeyError, TypeError) as exc:
             status, body = "400 Bad Request", {"error": f"{type(exc).__name__}: {exc}"}
         payload = json.dumps(body).encode()
@@ -1094,6 +1108,130 @@ def patch_logs_metric_filter_upsert() -> None:
         append(self, filter_name, filter_pattern, log_group_name, metric_transformations)
 
     MetricFilters.add_filter = add_filter
+
+
+# ---------------------------------------------------------------------------
+# Addition: CloudWatch Logs AssociateKmsKey and DisassociateKmsKey
+#
+# moto 5.2.5 keeps the kmsKeyId given to CreateLogGroup and returns it from DescribeLogGroups,
+# but does not serve AssociateKmsKey or DisassociateKmsKey. These answer as the CloudWatch Logs
+# API reference documents them: the group must exist (ResourceNotFoundException); the key is
+# named by its ARN and must be a key of the same account and region
+# (InvalidParameterException otherwise); an association replaces the group's key, a
+# disassociation removes it. AWS also checks that the key's policy lets
+# logs.<region>.amazonaws.com use the key for this group; the emulator evaluates no policy.
+# ---------------------------------------------------------------------------
+
+
+def patch_logs_kms_key_association() -> None:
+    from moto.kms.models import kms_backends
+    from moto.logs.exceptions import InvalidParameterException, ResourceNotFoundException
+    from moto.logs.responses import LogsResponse
+
+    def group(self):  # noqa: ANN001, ANN202
+        found = self.logs_backend.groups.get(self._get_param("logGroupName"))
+        if found is None:
+            raise ResourceNotFoundException("The specified log group does not exist.")
+        return found
+
+    def associate_kms_key(self) -> str:  # noqa: ANN001
+        target = group(self)
+        key = self._get_param("kmsKeyId") or ""
+        parts = key.split(":", 5)
+        if len(parts) != 6 or parts[2] != "kms" or not parts[5].startswith("key/"):
+            raise InvalidParameterException(f"Specified KMS key ARN is not valid: {key}")
+        if (parts[3], parts[4]) != (self.region, self.current_account) or \
+                parts[5][len("key/"):] not in kms_backends[self.current_account][self.region].keys:
+            raise InvalidParameterException(f"Specified KMS key {key} does not exist or is not in this region")
+        target.kms_key_id = key
+        return ""
+
+    def disassociate_kms_key(self) -> str:  # noqa: ANN001
+        group(self).kms_key_id = None
+        return ""
+
+    LogsResponse.associate_kms_key = associate_kms_key
+    LogsResponse.disassociate_kms_key = disassociate_kms_key
+
+
+# ---------------------------------------------------------------------------
+# Addition: AWS Config DescribeDeliveryChannelStatus
+#
+# moto 5.2.5 raises NotImplementedError for it. This answers as the AWS Config API reference
+# documents it (API_DescribeDeliveryChannelStatus, API_DeliveryChannelStatus,
+# API_ConfigExportDeliveryInfo, API_ConfigStreamDeliveryInfo): every channel of the region,
+# or those named (NoSuchDeliveryChannelException for a name that does not exist), each with
+#   - configSnapshotDeliveryInfo and configHistoryDeliveryInfo: lastStatus Success,
+#     lastAttemptTime = lastSuccessfulTime = the time of the call (deliveries that have just
+#     succeeded), and for snapshots nextDeliveryTime one delivery frequency later
+#     (TwentyFour_Hours when the channel sets none);
+#   - configStreamDeliveryInfo: lastStatus Not_Applicable without an SNS topic, else Success.
+# DeliveryStatus is spelled Success | Failure | Not_Applicable (API_ConfigExportDeliveryInfo).
+# Times are epoch seconds, as the JSON protocol sends them.
+# Test-only endpoint (reached through the proxy, which forwards /moto-api/* unfaulted):
+#   POST /moto-api/ctguard/config-delivery-status
+#        {"region": "us-east-1", "channel": NAME (optional: every channel of the region),
+#         "configSnapshotDeliveryInfo": {...}, "configHistoryDeliveryInfo": {...},
+#         "configStreamDeliveryInfo": {...}}
+#        Each info given replaces the default one for that channel from then on, e.g.
+#        {"lastStatus": "Failure", "lastErrorCode": "AccessDenied", "lastErrorMessage": "...",
+#         "lastAttemptTime": 1700000000}. {"region": R, "clear": true} drops the region's seeds.
+# ---------------------------------------------------------------------------
+
+CONFIG_DELIVERY_STATUS_PATH = "/moto-api/ctguard/config-delivery-status"
+CONFIG_DELIVERY_INFOS = ("configSnapshotDeliveryInfo", "configHistoryDeliveryInfo", "configStreamDeliveryInfo")
+CONFIG_FREQUENCY_SECONDS = {
+    "One_Hour": 3600, "Three_Hours": 3 * 3600, "Six_Hours": 6 * 3600,
+    "Twelve_Hours": 12 * 3600, "TwentyFour_Hours": 24 * 3600,
+}
+_config_delivery_lock = threading.Lock()
+# (region, channel name or "*") -> {info name: info}
+_config_delivery_seeds: dict[tuple[str, str], dict[str, dict]] = {}
+
+
+def seed_config_delivery_status(request: dict) -> int:
+    region = request["region"]
+    with _config_delivery_lock:
+        if request.get("clear"):
+            for k in [k for k in _config_delivery_seeds if k[0] == region]:
+                del _config_delivery_seeds[k]
+            return 0
+        infos = {k: dict(request[k]) for k in CONFIG_DELIVERY_INFOS if k in request}
+        _config_delivery_seeds.setdefault((region, request.get("channel") or "*"), {}).update(infos)
+        return len(infos)
+
+
+def patch_config_delivery_channel_status() -> None:
+    from moto.config.exceptions import NoSuchDeliveryChannelException
+    from moto.config.responses import ConfigResponse
+
+    def status(region: str, channel) -> dict:  # noqa: ANN001
+        now = time.time()
+        props = channel.config_snapshot_delivery_properties
+        frequency = getattr(props, "delivery_frequency", None) or "TwentyFour_Hours"
+        stream = {"lastStatus": "Success" if channel.sns_topic_arn else "Not_Applicable", "lastStatusChangeTime": now}
+        out = {
+            "name": channel.name,
+            "configSnapshotDeliveryInfo": {"lastStatus": "Success", "lastAttemptTime": now, "lastSuccessfulTime": now,
+                                           "nextDeliveryTime": now + CONFIG_FREQUENCY_SECONDS.get(frequency, 86400)},
+            "configHistoryDeliveryInfo": {"lastStatus": "Success", "lastAttemptTime": now, "lastSuccessfulTime": now},
+            "configStreamDeliveryInfo": stream,
+        }
+        with _config_delivery_lock:
+            for key in ((region, "*"), (region, channel.name)):
+                out.update(_config_delivery_seeds.get(key, {}))
+        return out
+
+    def describe_delivery_channel_status(self) -> str:  # noqa: ANN001
+        channels = self.config_backend.delivery_channels
+        names = self._get_param("DeliveryChannelNames") or []
+        for name in names:
+            if name not in channels:
+                raise NoSuchDeliveryChannelException(name)
+        listed = [status(self.region, c) for n, c in channels.items() if not names or n in names]
+        return json.dumps({"DeliveryChannelsStatus": listed})
+
+    ConfigResponse.describe_delivery_channel_status = describe_delivery_channel_status
 
 
 def patch_config_rule_update_keeps_tags() -> None:
@@ -1739,6 +1877,8 @@ def main(argv: list[str] | None = None) -> int:
         patch_s3_logging_permission_check()
         patch_service_linked_role_names()
         patch_logs_metric_filter_upsert()
+        patch_logs_kms_key_association()
+        patch_config_delivery_channel_status()
         patch_config_rule_update_keeps_tags()
         patch_sqs_retention_check()
         patch_event_pattern_arrays_of_objects()
