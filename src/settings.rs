@@ -282,6 +282,41 @@ impl VerifyOptions {
     }
 }
 
+/// `drill`, resolved.
+#[derive(Debug, Clone)]
+pub struct DrillSettings {
+    pub common: Settings,
+    pub selection: crate::drill::Selection,
+}
+
+impl DrillSettings {
+    pub fn resolve(global: &Global, args: &crate::cli::DrillArgs) -> anyhow::Result<Self> {
+        let common = cli::Common {
+            profile: args.profile.clone(),
+            vars: args.vars.clone(),
+            region: None,
+            endpoint_url: args.endpoint_url.clone(),
+            aws_profile: args.aws_profile.clone(),
+            expand: false,
+        };
+        let timeout = match &args.timeout {
+            None => None,
+            Some(t) => Some(crate::drill::parse_timeout(t).ok_or_else(|| {
+                anyhow::anyhow!("--timeout: expected a duration such as 30s, 2m or 1h (at most 24h), got {t:?}")
+            })?),
+        };
+        let selection = crate::drill::Selection {
+            regions: args.regions.clone(),
+            alarms: args.alarms.clone(),
+            events: !args.no_events,
+            alarm_path: !args.no_alarms,
+            end_to_end: args.end_to_end,
+            timeout,
+        };
+        Ok(DrillSettings { common: Settings::resolve(global, &common)?, selection })
+    }
+}
+
 /// `profiles`, resolved.
 #[derive(Debug, Clone)]
 pub enum ProfilesTask {
