@@ -227,6 +227,13 @@ async fn drive(
         fired.push(fire(aws, drill, path, &alarms, expires).await);
     }
     wait(aws, &url, drill, &mut fired).await?;
+    for (path, f) in drill.paths.iter().zip(fired.iter_mut()) {
+        if let (PathKind::EndToEnd { alarm }, Some(sent)) = (&path.kind, f.sent) {
+            let count = counted(aws, profile, alarm, sent).await?;
+            let note = format!("the metric filter counted {count} access-denied calls since the call");
+            f.note = Some(f.note.take().map_or(note.clone(), |n| format!("{n}; {note}")));
+        }
+    }
     // Back to OK: the drill leaves each alarm as it found it (OK actions, if any, fire too).
     for (path, f) in drill.paths.iter().zip(&fired) {
         if let (PathKind::Alarm { name }, Some(_)) = (&path.kind, f.sent) {
@@ -346,6 +353,27 @@ async fn wait(aws: &Aws, url: &str, drill: &Drill, fired: &mut [Fired]) -> anyho
             }
         }
     }
+}
+
+/// The sum of the alarm's metric from a minute before `since` (CloudWatch's periods start on
+/// the minute) until now.
+async fn counted(aws: &Aws, profile: &Profile, alarm: &str, since: Instant) -> anyhow::Result<f64> {
+    let Some(a) = profile.alarms.iter().find(|a| a.name == alarm) else { return Ok(0.0) };
+    let now = SystemTime::now();
+    let start = now - since.elapsed() - Duration::from_secs(60);
+    let out = aws
+        .cloudwatch
+        .get_metric_statistics()
+        .namespace(&a.namespace)
+        .metric_name(&a.metric)
+        .start_time(start.into())
+        .end_time((now + Duration::from_secs(60)).into())
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .ctx(|| format!("reading metric {}/{}", a.namespace, a.metric))?;
+    Ok(out.datapoints().iter().filter_map(|d| d.sum()).sum())
 }
 
 /// Whether `r` is `path`'s message. The end-to-end path's message is CloudWatch's own, which

@@ -658,6 +658,40 @@ mod tests {
     }
 
     #[test]
+    fn the_drill_rule_alerts_like_the_rules_at_home_and_forwards_elsewhere() {
+        let p = flagship();
+        let events = p.events.as_ref().unwrap();
+        let home = EventRule::drill(&p, events, HOME, Default::default(), Default::default()).want.unwrap();
+        assert_eq!(home.pattern, Some(serde_json::json!({"source": ["ctguard.drill"]})));
+        let topics = drill_topics(&p);
+        assert_eq!(home.targets.len(), topics.len());
+        for (topic, _) in &topics {
+            let target = &home.targets[&topic.name];
+            assert_eq!(target.arn, topic.arn);
+            let text = target.input_transformer.as_ref().unwrap();
+            assert!(text.template.contains("[DRILL] ctguard fire drill, not an incident"), "{}", text.template);
+            assert!(text.template.contains("Call: <eventName> (<eventSource>)"), "{}", text.template);
+        }
+        let other = EventRule::drill(&p, events, OTHER, Default::default(), Default::default()).want.unwrap();
+        let forwarder = rule_in(&p, OTHER).want.unwrap();
+        assert_eq!(other.targets, forwarder.targets, "the forwarding rules' target and role");
+    }
+
+    #[test]
+    fn every_topic_the_rules_publish_to_is_drilled() {
+        let mut p = flagship();
+        let alerts = p.alerts.as_mut().unwrap();
+        let mut critical = alerts.topics[0].clone();
+        critical.name = "ctguard-critical".into();
+        critical.arn = "arn:aws:sns:us-east-1:123456789012:ctguard-critical".into();
+        alerts.topics.push(critical);
+        alerts.routes.insert(Severity::Critical, 1);
+        let names: Vec<String> = drill_topics(&p).iter().map(|(t, _)| t.name.clone()).collect();
+        assert_eq!(names, ["ctguard-alerts", "ctguard-critical"]);
+        assert_eq!(drill_topics(&p)[1].1, Severity::Critical);
+    }
+
+    #[test]
     fn the_home_region_alerts_and_other_regions_forward() {
         let p = flagship();
         let home = rule_in(&p, HOME).want.unwrap();
