@@ -628,6 +628,8 @@ pub struct PermissionsSettings {
     pub read_only: bool,
     /// `--destroy`: destroy's deletes as well.
     pub destroy: bool,
+    /// `--drill`: only what `ctguard drill` needs.
+    pub drill: bool,
     /// `--account`: the account to name without asking STS.
     pub account: Option<String>,
 }
@@ -643,6 +645,7 @@ impl PermissionsSettings {
             common: Settings::resolve(global, &args.common)?,
             read_only: args.read_only,
             destroy: args.destroy,
+            drill: args.drill,
             account: args.account.clone(),
         })
     }

@@ -373,7 +373,7 @@ async fn counted(aws: &Aws, profile: &Profile, alarm: &str, since: Instant) -> a
         .send()
         .await
         .ctx(|| format!("reading metric {}/{}", a.namespace, a.metric))?;
-    Ok(out.datapoints().iter().filter_map(|d| d.sum()).sum())
+    Ok(out.datapoints().iter().filter_map(|d| d.sum()).fold(0.0, |a, b| a + b))
 }
 
 /// Whether `r` is `path`'s message. The end-to-end path's message is CloudWatch's own, which
@@ -382,7 +382,9 @@ fn matches(path: &Path, r: &Received) -> bool {
     match &path.kind {
         PathKind::EndToEnd { alarm } => {
             let doc: Value = serde_json::from_str(&r.message).unwrap_or(Value::Null);
+            // The alarm path's own drill of the same alarm is not this path's message.
             path.topics.contains(&r.topic_arn)
+                && !r.message.contains(crate::resources::rule::DRILL_MARKER)
                 && doc.get("AlarmName").and_then(Value::as_str) == Some(alarm)
                 && doc.get("NewStateValue").and_then(Value::as_str) == Some("ALARM")
         }
