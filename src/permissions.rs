@@ -407,7 +407,6 @@ pub fn drill_policy(profile: &Profile, options: &Options) -> Value {
             &[
                 "sqs:CreateQueue",
                 "sqs:DeleteQueue",
-                "sqs:GetQueueAttributes",
                 "sqs:GetQueueUrl",
                 "sqs:ListQueueTags",
                 "sqs:ReceiveMessage",

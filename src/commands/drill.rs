@@ -222,10 +222,9 @@ async fn drive(
     let url = queue::create(aws, &drill.run, topics, expires, &profile.name).await?;
     printer.verbose(&format!("subscribed {} to {} topic(s)", queue::name(&drill.run), topics.len()));
     let alarms = describe_alarms(aws, drill).await?;
-    let mut fired = Vec::new();
-    for path in &drill.paths {
-        fired.push(fire(aws, drill, path, &alarms, expires).await);
-    }
+    // Every path at once: each is timed from its own call.
+    let mut fired =
+        futures::future::join_all(drill.paths.iter().map(|path| fire(aws, drill, path, &alarms, expires))).await;
     wait(aws, &url, drill, &mut fired).await?;
     for (path, f) in drill.paths.iter().zip(fired.iter_mut()) {
         if let (PathKind::EndToEnd { alarm }, Some(sent)) = (&path.kind, f.sent) {
