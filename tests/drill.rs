@@ -21,6 +21,7 @@ use serde_json::Value;
 const TOPIC: &str = "ctguard-alerts";
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:ctguard-test-alerts";
+const ALARM: &str = "ctguard-cis-4.13-route-table-changes";
 
 fn topic_arn() -> String {
     format!("arn:aws:sns:{REGION}:{ACCOUNT}:{TOPIC}")
@@ -238,7 +239,7 @@ async fn sigint_mid_run_and_a_killed_runs_leftovers_are_cleaned_up() {
     eu.remove_targets().rule("ctguard-drill").ids("ctguard-forward-to-home").send().await.unwrap();
     let mut child = ctguard_cmd()
         .env("AWS_ENDPOINT_URL", &emu.endpoint)
-        .args(["drill", "-p", &p, "--no-alarms", "--timeout", "2m", "-v"])
+        .args(["drill", "-p", &p, "--alarm", ALARM, "--timeout", "2m", "-v"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -259,7 +260,11 @@ async fn sigint_mid_run_and_a_killed_runs_leftovers_are_cleaned_up() {
     let stderr = lines.join("\n");
     assert!(sent, "{stderr}");
     assert_eq!(code, Some(130), "{stderr}");
-    assert!(stderr.contains("SIGINT") && stderr.contains("removed"), "{stderr}");
+    assert!(stderr.contains("interrupted: SIGINT: the drill stopped; its alarms were returned to OK"), "{stderr}");
+    // The alarm the drill had set to ALARM is back to OK.
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let alarm = cw.describe_alarms().alarm_names(ALARM).send().await.unwrap();
+    assert_eq!(alarm.metric_alarms()[0].state_value().map(|s| s.as_str()), Some("OK"));
     let (queues, subs) = leftovers(&conf).await;
     assert_eq!(queues.len(), 1, "only the unexpired queue is left: {queues:?}");
     assert!(queues[0].ends_with(live), "{queues:?}");

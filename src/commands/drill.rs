@@ -37,24 +37,30 @@ pub async fn run(settings: &DrillSettings, printer: &Printer, format: Format) ->
         r = drive(aws, &profile, &drill, &topics, &expires, printer) => r,
         signal = stop_signal() => Err(anyhow::Error::new(Interrupted(format!("{signal}: the drill stopped")))),
     };
+    // Also after an interruption: no alarm is left in the drill's ALARM, no queue or role behind.
+    let reset = reset_alarms(aws, &drill).await;
     let removed = remove(aws, &run, &topics, end_to_end).await;
-    match removed {
-        Ok(done) => cleanup.extend(done),
-        Err(e) => {
-            let left = format!("SQS queue {}{}", queue::name(&run), if end_to_end { " and its IAM role" } else { "" });
-            printer.warn(&format!(
-                "could not delete the drill's {left}: {e:#}; the next drill deletes it after {expires}"
-            ));
-        }
+    let mut tidy = true;
+    for failed in [reset.err(), removed.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"))].into_iter().flatten() {
+        tidy = false;
+        printer.warn(&format!(
+            "could not undo all of the drill ({failed:#}); the next drill deletes its queue and role after {expires}"
+        ));
     }
+    cleanup.extend(removed.unwrap_or_default());
     let outcomes = match result {
         Ok(o) => o,
-        Err(e) if e.is::<Interrupted>() => {
-            let text =
-                format!("{e}; its temporary queue{} removed", if end_to_end { " and role were" } else { " was" });
-            return Err(Interrupted(text.trim_start_matches("interrupted: ").to_string()).into());
-        }
-        Err(e) => return Err(e),
+        Err(e) => match e.downcast::<Interrupted>() {
+            Ok(Interrupted(what)) => {
+                let left = match (tidy, end_to_end) {
+                    (true, true) => "its alarms were returned to OK, its temporary queue and role deleted",
+                    (true, false) => "its alarms were returned to OK, its temporary queue deleted",
+                    (false, _) => "not everything it made could be undone (see the warning)",
+                };
+                return Err(Interrupted(format!("{what}; {left}")).into());
+            }
+            Err(e) => return Err(e),
+        },
     };
     let report = Report { run, outcomes, cleanup };
     printer.data(|w, p| match format {
@@ -233,15 +239,36 @@ async fn drive(
             f.note = Some(f.note.take().map_or(note.clone(), |n| format!("{n}; {note}")));
         }
     }
-    // Back to OK: the drill leaves each alarm as it found it (OK actions, if any, fire too).
-    for (path, f) in drill.paths.iter().zip(&fired) {
-        if let (PathKind::Alarm { name }, Some(_)) = (&path.kind, f.sent) {
-            let req = aws.cloudwatch.set_alarm_state().alarm_name(name).state_value(StateValue::Ok);
-            let req = req.state_reason(format!("{} ended", path.reason()));
-            req.send().await.ctx(|| format!("returning alarm {name} to OK"))?;
+    Ok(drill.paths.iter().zip(fired).map(|(p, f)| outcome(p, f, &faults)).collect())
+}
+
+/// Returns to OK every alarm this run set to ALARM and that is still there (OK actions, if any,
+/// fire too). Found by the run's token in the state reason, so it also works after an
+/// interruption, whatever had been sent.
+async fn reset_alarms(aws: &Aws, drill: &Drill) -> anyhow::Result<()> {
+    let paths: BTreeMap<&str, &Path> = drill
+        .paths
+        .iter()
+        .filter_map(|p| match &p.kind {
+            PathKind::Alarm { name } => Some((name.as_str(), p)),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<String> = paths.keys().map(|n| n.to_string()).collect();
+    for chunk in names.chunks(100) {
+        let req = aws.cloudwatch.describe_alarms().set_alarm_names(Some(chunk.to_vec()));
+        let found = req.send().await.ctx(|| "reading the drilled alarms".into())?;
+        for a in found.metric_alarms() {
+            let (Some(name), Some(reason)) = (a.alarm_name(), a.state_reason()) else { continue };
+            let Some(path) = paths.get(name) else { continue };
+            if a.state_value() == Some(&StateValue::Alarm) && reason.contains(&path.token) {
+                let req = aws.cloudwatch.set_alarm_state().alarm_name(name).state_value(StateValue::Ok);
+                let req = req.state_reason(format!("{} ended", path.reason()));
+                req.send().await.ctx(|| format!("returning alarm {name} to OK"))?;
+            }
         }
     }
-    Ok(drill.paths.iter().zip(fired).map(|(p, f)| outcome(p, f, &faults)).collect())
+    Ok(())
 }
 
 /// Each alarm's state and whether its actions run, by name.
