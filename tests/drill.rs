@@ -55,8 +55,13 @@ async fn converged(dir: &tempfile::TempDir) -> (Emulator, String, aws_config::Sd
     (emu, p, conf)
 }
 
-fn drill(emu: &Emulator, p: &str, extra: &[&str]) -> (Run, Value) {
-    let mut args = vec!["drill", "-p", p, "--format", "json", "--timeout", "3s"];
+/// A drill that must deliver waits long enough for a loaded machine (it returns as soon as every
+/// message is in); one that must fail waits [`FAIL_WAIT`].
+const DELIVER_WAIT: &str = "60s";
+const FAIL_WAIT: &str = "8s";
+
+fn drill(emu: &Emulator, p: &str, timeout: &str, extra: &[&str]) -> (Run, Value) {
+    let mut args = vec!["drill", "-p", p, "--format", "json", "--timeout", timeout];
     args.extend(extra);
     let run = emu.ctguard(&args);
     let doc = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
@@ -109,7 +114,7 @@ async fn a_converged_account_delivers_on_every_path_and_leaves_nothing_behind() 
     }
     emu.ctguard(&["plan", "-p", &p, "--detailed-exitcode"]).expect(0);
 
-    let (run, doc) = drill(&emu, &p, &[]);
+    let (run, doc) = drill(&emu, &p, DELIVER_WAIT, &[]);
     run.expect(0);
     let got = paths(&doc);
     for region in REGIONS {
@@ -139,7 +144,7 @@ async fn a_converged_account_delivers_on_every_path_and_leaves_nothing_behind() 
     }
 
     // Human output names each path.
-    let text = emu.ctguard(&["drill", "-p", &p, "--timeout", "3s", "--no-alarms"]);
+    let text = emu.ctguard(&["drill", "-p", &p, "--timeout", DELIVER_WAIT, "--no-alarms"]);
     text.expect(0);
     assert!(text.stdout.contains("delivered events/eu-west-1"), "{}", text.stdout);
     assert!(text.stdout.contains("Drill: 2 of 2 paths delivered."), "{}", text.stdout);
@@ -157,11 +162,11 @@ async fn each_broken_link_fails_its_own_path() {
 
     // A removed rule target: the forwarding from eu-west-1 is gone, the home region still works.
     eu.remove_targets().rule("ctguard-drill").ids("ctguard-forward-to-home").send().await.unwrap();
-    let (run, doc) = drill(&emu, &p, &["--no-alarms"]);
+    let (run, doc) = drill(&emu, &p, FAIL_WAIT, &["--no-alarms"]);
     run.expect(2);
     let got = paths(&doc);
     let eu_path = got.iter().find(|(n, _, _)| n == "events/eu-west-1").unwrap();
-    assert!(!eu_path.1 && eu_path.2.contains("timed out after 3s"), "{got:#?}");
+    assert!(!eu_path.1 && eu_path.2.contains(&format!("timed out after {}", FAIL_WAIT)), "{got:#?}");
     assert!(got.iter().any(|(n, ok, _)| n == "events/us-east-1" && *ok), "{got:#?}");
     assert_eq!(leftovers(&conf).await, (vec![], vec![]));
     emu.ctguard(&["apply", "--auto-approve", "-p", &p]).expect(0);
@@ -172,7 +177,7 @@ async fn each_broken_link_fails_its_own_path() {
     let (first, second) =
         (alarms.metric_alarms()[0].alarm_name().unwrap(), alarms.metric_alarms()[1].alarm_name().unwrap());
     cw.disable_alarm_actions().alarm_names(first).send().await.unwrap();
-    let (run, doc) = drill(&emu, &p, &["--no-events", "--alarm", first, "--alarm", second]);
+    let (run, doc) = drill(&emu, &p, FAIL_WAIT, &["--no-events", "--alarm", first, "--alarm", second]);
     run.expect(2);
     let got = paths(&doc);
     assert_eq!(got.len(), 2, "{got:#?}");
@@ -186,7 +191,7 @@ async fn each_broken_link_fails_its_own_path() {
     let subs = sns.list_subscriptions_by_topic().topic_arn(topic_arn()).send().await.unwrap();
     let declared = subs.subscriptions().iter().find(|s| s.endpoint() == Some(QUEUE)).unwrap();
     sns.unsubscribe().subscription_arn(declared.subscription_arn().unwrap()).send().await.unwrap();
-    let (run, doc) = drill(&emu, &p, &["--no-alarms", "--region", "us-east-1"]);
+    let (run, doc) = drill(&emu, &p, FAIL_WAIT, &["--no-alarms", "--region", "us-east-1"]);
     run.expect(2);
     let got = paths(&doc);
     assert_eq!(got.len(), 1, "{got:#?}");
@@ -203,7 +208,7 @@ async fn each_broken_link_fails_its_own_path() {
         .retain(|s| !s["Principal"].to_string().contains("events.amazonaws.com"));
     let req = sns.set_topic_attributes().topic_arn(topic_arn()).attribute_name("Policy");
     req.attribute_value(policy.to_string()).send().await.unwrap();
-    let (run, doc) = drill(&emu, &p, &["--region", "eu-west-1", "--alarm", second]);
+    let (run, doc) = drill(&emu, &p, FAIL_WAIT, &["--region", "eu-west-1", "--alarm", second]);
     run.expect(2);
     let got = paths(&doc);
     let events = got.iter().find(|(n, _, _)| n == "events/eu-west-1").unwrap();
@@ -276,12 +281,12 @@ async fn the_end_to_end_path_creates_and_deletes_its_role_and_fails_when_nothing
     let dir = tempfile::tempdir().unwrap();
     let (emu, p, conf) = converged(&dir).await;
     emu.clear_requests();
-    let (run, doc) = drill(&emu, &p, &["--end-to-end", "--no-events", "--no-alarms"]);
+    let (run, doc) = drill(&emu, &p, FAIL_WAIT, &["--end-to-end", "--no-events", "--no-alarms"]);
     run.expect(2);
     let got = paths(&doc);
     assert_eq!(got.len(), 1, "{got:#?}");
     assert!(got[0].0.starts_with("end-to-end/"), "{got:#?}");
-    assert!(!got[0].1 && got[0].2.contains("timed out after 3s"), "{got:#?}");
+    assert!(!got[0].1 && got[0].2.contains(&format!("timed out after {}", FAIL_WAIT)), "{got:#?}");
     assert!(got[0].2.contains("S3 ListBuckets as the drill's role"), "{got:#?}");
     assert!(got[0].2.contains("counted 0 access-denied calls"), "{got:#?}");
     let ops: Vec<String> = emu.requests().iter().map(Request::iam_action).collect();

@@ -6,7 +6,7 @@
 //! Ctrl-C/SIGTERM.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::types::StateValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -208,12 +208,13 @@ fn grants_publish(policy: &Value, service: &str) -> bool {
 
 /// One path's progress.
 struct Fired {
-    sent: Option<Instant>,
+    /// Wall-clock time of the call, to compare with SQS's arrival times.
+    sent: Option<SystemTime>,
     /// Why it failed before any wait (the call failed, the alarm cannot notify).
     failed: Option<String>,
     /// What happened on the way, for the report.
     note: Option<String>,
-    arrived: BTreeMap<String, Instant>,
+    arrived: BTreeMap<String, SystemTime>,
 }
 
 async fn drive(
@@ -312,7 +313,7 @@ async fn fire(
                     .detail_type(drill::DETAIL_TYPE)
                     .detail(detail.to_string())
                     .build();
-                f.sent = Some(Instant::now());
+                f.sent = Some(SystemTime::now());
                 let out = aws.events(region).put_events().entries(entry).send().await;
                 let out = out.ctx(|| format!("putting the drill event in {region}"))?;
                 if let Some(e) = out.entries().iter().find(|e| e.error_code().is_some()) {
@@ -330,14 +331,14 @@ async fn fire(
                     anyhow::bail!("alarm {name} is in ALARM already, perhaps in earnest: not drilled")
                 }
                 Some(_) => {
-                    f.sent = Some(Instant::now());
+                    f.sent = Some(SystemTime::now());
                     let req = aws.cloudwatch.set_alarm_state().alarm_name(name).state_value(StateValue::Alarm);
                     req.state_reason(path.reason()).send().await.ctx(|| format!("setting alarm {name} to ALARM"))?;
                 }
             },
             PathKind::EndToEnd { .. } => {
                 let arn = role::create(aws, &drill.run, expires).await?;
-                f.sent = Some(Instant::now());
+                f.sent = Some(SystemTime::now());
                 f.note = Some(role::denied_call(aws, &arn, Duration::from_secs(60)).await?);
             }
         }
@@ -350,28 +351,33 @@ async fn fire(
     f
 }
 
-/// Receives until every path has its messages or has waited its timeout.
+/// Receives until every path has its messages or has waited its timeout, then reads what is
+/// left: a message is judged by when it reached the queue, not when the drill read it, so a
+/// slow run does not fail a path that delivered in time.
 async fn wait(aws: &Aws, url: &str, drill: &Drill, fired: &mut [Fired]) -> anyhow::Result<()> {
     loop {
-        let now = Instant::now();
-        let pending: Vec<Duration> = drill
+        let now = SystemTime::now();
+        let left = drill
             .paths
             .iter()
             .zip(fired.iter())
             .filter_map(|(p, f)| {
                 let sent = f.sent.filter(|_| f.failed.is_none())?;
                 let complete = p.topics.iter().all(|t| f.arrived.contains_key(t));
-                let left = (sent + p.timeout).checked_duration_since(now)?;
+                let left = (sent + p.timeout).duration_since(now).ok().filter(|l| !l.is_zero())?;
                 (!complete).then_some(left)
             })
-            .collect();
-        let Some(left) = pending.into_iter().min() else { return Ok(()) };
-        let got = queue::receive(aws, url, left).await?;
-        if got.is_empty() && left < Duration::from_secs(1) {
-            tokio::time::sleep(left.min(Duration::from_millis(200))).await;
+            .min();
+        let got = queue::receive(aws, url, left.unwrap_or_default()).await?;
+        if got.is_empty() {
+            match left {
+                None => return Ok(()),
+                Some(l) if l < Duration::from_secs(1) => tokio::time::sleep(l.min(Duration::from_millis(200))).await,
+                Some(_) => {}
+            }
         }
-        let at = Instant::now();
         for r in &got {
+            let at = r.at.unwrap_or_else(SystemTime::now);
             for (p, f) in drill.paths.iter().zip(fired.iter_mut()) {
                 if matches(p, r) {
                     f.arrived.entry(r.topic_arn.clone()).or_insert(at);
@@ -383,10 +389,10 @@ async fn wait(aws: &Aws, url: &str, drill: &Drill, fired: &mut [Fired]) -> anyho
 
 /// The sum of the alarm's metric from a minute before `since` (CloudWatch's periods start on
 /// the minute) until now.
-async fn counted(aws: &Aws, profile: &Profile, alarm: &str, since: Instant) -> anyhow::Result<f64> {
+async fn counted(aws: &Aws, profile: &Profile, alarm: &str, since: SystemTime) -> anyhow::Result<f64> {
     let Some(a) = profile.alarms.iter().find(|a| a.name == alarm) else { return Ok(0.0) };
     let now = SystemTime::now();
-    let start = now - since.elapsed() - Duration::from_secs(60);
+    let start = since - Duration::from_secs(60);
     let out = aws
         .cloudwatch
         .get_metric_statistics()
@@ -434,10 +440,16 @@ fn outcome(path: &Path, f: Fired, faults: &BTreeMap<String, TopicFaults>) -> Out
     if let Some(failed) = f.failed {
         return Outcome { path: name, delivered: false, seconds: None, detail: failed };
     }
-    let sent = f.sent.unwrap_or_else(Instant::now);
-    let missing: Vec<String> =
-        path.topics.iter().filter(|t| !f.arrived.contains_key(*t)).map(|t| topic_name(t)).collect();
-    let seconds = f.arrived.values().max().map(|at| at.duration_since(sent).as_secs_f64());
+    let sent = f.sent.unwrap_or_else(SystemTime::now);
+    // AWS's clock and this machine's may differ a little: an arrival "before" the call is 0s.
+    let took = |at: &SystemTime| at.duration_since(sent).unwrap_or_default();
+    let missing: Vec<String> = path
+        .topics
+        .iter()
+        .filter(|t| f.arrived.get(*t).is_none_or(|at| took(at) > path.timeout))
+        .map(|t| topic_name(t))
+        .collect();
+    let seconds = f.arrived.values().max().map(|at| took(at).as_secs_f64());
     let mut detail = if missing.is_empty() {
         format!("delivered to {}", path.topics.iter().map(|t| topic_name(t)).collect::<Vec<_>>().join(", "))
     } else {
@@ -445,7 +457,7 @@ fn outcome(path: &Path, f: Fired, faults: &BTreeMap<String, TopicFaults>) -> Out
             PathKind::Events { .. } => " (is the drill rule ctguard-drill applied, with its target?)",
             _ => "",
         };
-        format!("timed out after {}s: no message from {}{hint}", path.timeout.as_secs(), missing.join(", "))
+        format!("timed out after {}s: no message in time from {}{hint}", path.timeout.as_secs(), missing.join(", "))
     };
     if let Some(note) = f.note {
         detail.push_str(&format!("; {note}"));

@@ -174,6 +174,8 @@ pub fn event_detail(path: &Path, region: &str, now: &str) -> Value {
 pub struct Received {
     pub topic_arn: String,
     pub message: String,
+    /// When SQS received it (its `SentTimestamp`); None where the body alone was read.
+    pub at: Option<std::time::SystemTime>,
 }
 
 /// Reads an SNS envelope (SNS Developer Guide, "Amazon SNS message and JSON formats"); a body
@@ -183,6 +185,7 @@ pub fn envelope(body: &str) -> Option<Received> {
     Some(Received {
         topic_arn: v.get("TopicArn")?.as_str()?.to_string(),
         message: v.get("Message")?.as_str()?.to_string(),
+        at: None,
     })
 }
 

@@ -2,9 +2,9 @@
 //! topic, that only those topics may send to. Everything here is found again by name, so
 //! cleanup works whether or not the call that created a thing returned before an interruption.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::json;
 
 use super::{EXPIRES_TAG, PREFIX, Received, envelope};
@@ -71,10 +71,19 @@ pub async fn receive(aws: &Aws, url: &str, wait: Duration) -> anyhow::Result<Vec
         .queue_url(url)
         .max_number_of_messages(10)
         .wait_time_seconds(secs)
+        .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
         .send()
         .await
         .ctx(|| "receiving the drill's messages".into())?;
-    Ok(out.messages().iter().filter_map(|m| m.body().and_then(envelope)).collect())
+    let received = |m: &aws_sdk_sqs::types::Message| {
+        let mut r = envelope(m.body()?)?;
+        // Epoch milliseconds at which SNS delivered it to the queue (SQS API Reference,
+        // ReceiveMessage): the arrival time, however late the drill reads it.
+        let sent = m.attributes().and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp));
+        r.at = sent.and_then(|t| t.parse::<u64>().ok()).map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+        Some(r)
+    };
+    Ok(out.messages().iter().filter_map(received).collect())
 }
 
 /// Unsubscribes the queue of `name` from every topic and deletes it; what is already gone is
