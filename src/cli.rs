@@ -156,6 +156,20 @@ pub enum Command {
     /// the service that uses it. The account ID comes from STS, or --account; when neither
     /// is available the policy names every account (`*`). Always JSON.
     Permissions(PermissionsArgs),
+    /// Fire drill: prove, in the live account, that every alert path delivers a message.
+    ///
+    /// Subscribes a temporary SQS queue (`ctguard-drill-<run>`) to every alert topic, then, for
+    /// each path, makes the call that should alert and waits for the message: PutEvents of a
+    /// `ctguard.drill` event in every region (the drill rule `ctguard-drill`, which apply
+    /// manages beside the rules, alerts at home and forwards elsewhere), and SetAlarmState to
+    /// ALARM on every alarm, then back to OK (an alarm's OK actions, if any, fire too). Every
+    /// message says `[DRILL]`. Each topic's declared subscriptions must exist and be confirmed,
+    /// and its policy must let EventBridge and CloudWatch publish, for its paths to pass.
+    /// The queue (and the --end-to-end role) is deleted at the end, on failure and on
+    /// Ctrl-C/SIGTERM; those a killed run left are deleted by the next run once expired.
+    ///
+    /// Exit status: 0 every path delivered, 2 a path failed or timed out, 1 could not run.
+    Drill(DrillArgs),
     /// Print a shell completion script.
     ///
     /// bash: `ctguard completions bash > ~/.local/share/bash-completion/completions/ctguard`;
@@ -604,9 +618,65 @@ pub struct PermissionsArgs {
     #[arg(long)]
     pub destroy: bool,
 
+    /// Only what `ctguard drill` needs, to grant apart from apply: PutEvents on the default
+    /// buses, SetAlarmState on ctguard's alarms, the temporary queue and subscriptions, and the
+    /// temporary role of --end-to-end.
+    #[arg(long, conflicts_with_all = ["read_only", "destroy"])]
+    pub drill: bool,
+
     /// The 12-digit account ID the policy names, without asking STS (for an offline machine).
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Profile to use: the name of a built-in profile (see `ctguard profiles list`) or a path
+    /// to a .toml file.
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
+    pub profile: String,
+
+    /// Set a profile variable, overriding the profile's [variables] table. Repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Drill the EventBridge path of this region only (repeatable); by default every region
+    /// of the profile. The home region is the profile's home_region, else AWS_REGION.
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+
+    /// Drill this alarm only (repeatable); by default every alarm of the profile.
+    #[arg(long = "alarm", value_name = "NAME")]
+    pub alarms: Vec<String>,
+
+    /// Skip the EventBridge paths.
+    #[arg(long)]
+    pub no_events: bool,
+
+    /// Skip the alarm paths.
+    #[arg(long)]
+    pub no_alarms: bool,
+
+    /// Also drill through CloudTrail: a role ctguard creates with no permissions makes one
+    /// call that is denied, and the drill waits for the access-denied metric filter's count and
+    /// its alarm's message (CIS 4.1), then deletes the role. Takes minutes: CloudTrail delivers
+    /// to CloudWatch Logs within about 5 (default wait 20m). That alarm's message is the real
+    /// one, without [DRILL].
+    #[arg(long)]
+    pub end_to_end: bool,
+
+    /// How long to wait for each path's message: 30s, 2m, 1h. Default 2m (20m for
+    /// --end-to-end).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Named profile from the shared AWS config and credentials files.
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+    pub aws_profile: Option<String>,
 }
 
 #[derive(Debug, Args)]

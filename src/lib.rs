@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod delivery;
 pub mod detect;
+pub mod drill;
 pub mod engine;
 pub mod events;
 pub mod hunt;

@@ -58,7 +58,12 @@ fn json_requested(args: &[OsString]) -> bool {
 fn run(command: Command, global: Global, printer: Printer) -> anyhow::Result<Status> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let watch = Watch::default();
+    // The drill hears Ctrl-C and SIGTERM itself: it must delete its queue and role first.
+    let own_signals = matches!(command, Command::Drill(_));
     let result = runtime.block_on(async {
+        if own_signals {
+            return dispatch(command, global, printer, watch.clone()).await;
+        }
         // Ctrl-C is heard while the command runs: nothing in it blocks this thread (reading
         // stdin and `ctguard test` run on blocking threads).
         tokio::select! {
@@ -122,6 +127,10 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
             tokio::task::spawn_blocking(move || commands::test::run(&settings, &printer)).await?
         }
         Command::Profiles(args) => commands::profiles::run(&settings::ProfilesTask::resolve(&args.action), &printer),
+        Command::Drill(args) => {
+            let settings = settings::DrillSettings::resolve(&global, &args)?;
+            commands::drill::run(&settings, &printer, global.format).await
+        }
         Command::Permissions(args) => {
             let settings = settings::PermissionsSettings::resolve(&global, &args)?;
             commands::permissions::run(&settings, &printer).await

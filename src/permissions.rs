@@ -381,6 +381,63 @@ pub fn policy(profile: &Profile, options: &Options) -> Value {
     doc
 }
 
+/// What `ctguard drill` needs, and nothing it does not: granted apart from apply's policy, so a
+/// team can let a scheduled job drill without letting it change the pipeline. Each statement
+/// names what the drill touches: the default buses of the profile's regions, its alarms, its
+/// topics, the temporary queue and (for --end-to-end) the temporary role, by the drill's
+/// name prefix and role path.
+pub fn drill_policy(profile: &Profile, options: &Options) -> Value {
+    let names = Names::of(profile, options);
+    let (partition, account, home) = (names.partition, names.account, names.home);
+    let buses: Vec<String> = names.regions.iter().map(|r| names.arn("events", r, "event-bus/default")).collect();
+    let alarms: Vec<String> =
+        profile.alarms.iter().map(|a| names.arn("cloudwatch", home, &format!("alarm:{}", a.name))).collect();
+    let topics: Vec<String> = profile.alerts.iter().flat_map(|a| a.topics.iter().map(|t| t.arn.clone())).collect();
+    let queue = format!("arn:{partition}:sqs:{home}:{account}:{}*", crate::drill::PREFIX);
+    let role = format!("arn:{partition}:iam::{account}:role{}{}*", crate::drill::role::PATH, crate::drill::PREFIX);
+    let statement = |sid: &str, actions: &[&str], resources: Vec<String>| json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources});
+    let mut unscoped = vec!["cloudwatch:GetMetricStatistics", "sns:Unsubscribe", "sqs:ListQueues", "iam:ListRoles"];
+    unscoped.push("sts:GetCallerIdentity");
+    if options.all_regions {
+        unscoped.push("account:ListRegions");
+    }
+    unscoped.sort();
+    let mut statements = vec![
+        statement("CtguardDrillEvents", &["events:PutEvents"], buses),
+        statement("CtguardDrillAlarms", &["cloudwatch:DescribeAlarms", "cloudwatch:SetAlarmState"], alarms),
+        statement(
+            "CtguardDrillTopics",
+            &["sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic", "sns:Subscribe"],
+            topics,
+        ),
+        statement(
+            "CtguardDrillQueue",
+            &[
+                "sqs:CreateQueue",
+                "sqs:DeleteQueue",
+                "sqs:GetQueueUrl",
+                "sqs:ListQueueTags",
+                "sqs:ReceiveMessage",
+                "sqs:SetQueueAttributes",
+                "sqs:TagQueue",
+            ],
+            vec![queue],
+        ),
+        statement(
+            "CtguardDrillRole",
+            &["iam:CreateRole", "iam:DeleteRole", "iam:ListRoleTags", "iam:TagRole", "sts:AssumeRole"],
+            vec![role],
+        ),
+        statement("CtguardDrillUnscoped", &unscoped, vec!["*".into()]),
+    ];
+    statements.retain(|s| s["Resource"].as_array().is_some_and(|r| !r.is_empty()));
+    let mut doc = json!({"Version": "2012-10-17", "Statement": statements});
+    if let Some(stand_in) = &options.unknown_account {
+        unknown_account(&mut doc, stand_in);
+    }
+    doc
+}
+
 /// Every string of the document with the stand-in account ID replaced by `*`.
 fn unknown_account(value: &mut Value, stand_in: &str) {
     match value {
@@ -624,6 +681,32 @@ impl<'a> Names<'a> {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod drill_tests {
+    use super::*;
+
+    #[test]
+    fn the_drill_policy_names_only_what_the_drill_touches() {
+        let p = crate::resources::testing::flagship();
+        let options = Options { read_only: false, destroy: false, all_regions: false, unknown_account: None };
+        let doc = drill_policy(&p, &options);
+        let text = doc.to_string();
+        for action in ["events:PutEvents", "cloudwatch:SetAlarmState", "sqs:CreateQueue", "sts:AssumeRole"] {
+            assert!(text.contains(action), "{action}");
+        }
+        for apply_only in ["events:PutRule", "sns:SetTopicAttributes", "iam:PutRolePolicy", "iam:PassRole"] {
+            assert!(!text.contains(apply_only), "{apply_only}");
+        }
+        let by_sid = |sid: &str| doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).unwrap().clone();
+        assert_eq!(by_sid("CtguardDrillQueue")["Resource"][0], "arn:aws:sqs:us-east-1:123456789012:ctguard-drill-*");
+        assert_eq!(
+            by_sid("CtguardDrillRole")["Resource"][0],
+            "arn:aws:iam::123456789012:role/ctguard-drill/ctguard-drill-*"
+        );
+        assert_eq!(by_sid("CtguardDrillEvents")["Resource"].as_array().unwrap().len(), p.regions.len());
     }
 }
 

@@ -282,6 +282,41 @@ impl VerifyOptions {
     }
 }
 
+/// `drill`, resolved.
+#[derive(Debug, Clone)]
+pub struct DrillSettings {
+    pub common: Settings,
+    pub selection: crate::drill::Selection,
+}
+
+impl DrillSettings {
+    pub fn resolve(global: &Global, args: &crate::cli::DrillArgs) -> anyhow::Result<Self> {
+        let common = cli::Common {
+            profile: args.profile.clone(),
+            vars: args.vars.clone(),
+            region: None,
+            endpoint_url: args.endpoint_url.clone(),
+            aws_profile: args.aws_profile.clone(),
+            expand: false,
+        };
+        let timeout = match &args.timeout {
+            None => None,
+            Some(t) => Some(crate::drill::parse_timeout(t).ok_or_else(|| {
+                anyhow::anyhow!("--timeout: expected a duration such as 30s, 2m or 1h (at most 24h), got {t:?}")
+            })?),
+        };
+        let selection = crate::drill::Selection {
+            regions: args.regions.clone(),
+            alarms: args.alarms.clone(),
+            events: !args.no_events,
+            alarm_path: !args.no_alarms,
+            end_to_end: args.end_to_end,
+            timeout,
+        };
+        Ok(DrillSettings { common: Settings::resolve(global, &common)?, selection })
+    }
+}
+
 /// `profiles`, resolved.
 #[derive(Debug, Clone)]
 pub enum ProfilesTask {
@@ -593,6 +628,8 @@ pub struct PermissionsSettings {
     pub read_only: bool,
     /// `--destroy`: destroy's deletes as well.
     pub destroy: bool,
+    /// `--drill`: only what `ctguard drill` needs.
+    pub drill: bool,
     /// `--account`: the account to name without asking STS.
     pub account: Option<String>,
 }
@@ -608,6 +645,7 @@ impl PermissionsSettings {
             common: Settings::resolve(global, &args.common)?,
             read_only: args.read_only,
             destroy: args.destroy,
+            drill: args.drill,
             account: args.account.clone(),
         })
     }

@@ -168,7 +168,21 @@ fn checks_for(r: &Request, state: &State) -> Vec<Check> {
             "CreateTopic" => first(&["Name"]).map(|n| arn("sns", &n)).into_iter().collect(),
             _ => first(&["TopicArn", "ResourceArn"]).into_iter().collect(),
         },
+        "sqs" => match op.as_str() {
+            "ListQueues" => vec!["*".into()],
+            _ => first(&["QueueName"])
+                .or_else(|| first(&["QueueUrl"]).map(|u| u.rsplit('/').next().unwrap_or_default().to_string()))
+                .map(|q| arn("sqs", &q))
+                .into_iter()
+                .collect(),
+        },
+        "sts" => match op.as_str() {
+            "AssumeRole" => first(&["RoleArn"]).into_iter().collect(),
+            _ => vec!["*".into()],
+        },
         "events" => match op.as_str() {
+            // Every drill event goes to the default bus.
+            "PutEvents" => vec![arn("events", "event-bus/default")],
             "ListRules" => vec!["*".into()],
             "ListTagsForResource" | "TagResource" => first(&["ResourceARN"]).into_iter().collect(),
             _ => first(&["Name", "Rule"]).map(|n| rule(&n)).into_iter().collect(),
@@ -252,6 +266,17 @@ fn checks_for(r: &Request, state: &State) -> Vec<Check> {
         })
         .collect();
     // Tagging a key as it is created needs kms:TagResource, on no key in particular.
+    // CreateQueue with tags is also authorised as sqs:TagQueue (SQS Developer Guide, "Amazon SQS
+    // cost allocation tags").
+    if action == "sqs:CreateQueue" && !tags.is_empty() {
+        let queue = first(&["QueueName"]).map(|q| arn("sqs", &q)).unwrap_or_default();
+        out.push(Check {
+            action: "sqs:TagQueue".into(),
+            resource: queue,
+            context: BTreeMap::new(),
+            call: call.clone(),
+        });
+    }
     if action == "kms:CreateKey" && !tags.is_empty() {
         out.push(Check {
             action: "kms:TagResource".into(),
@@ -504,6 +529,44 @@ fn the_flagship_profile_stays_inside_its_printed_policies() {
 #[test]
 fn the_cis_profile_stays_inside_its_printed_policies() {
     calls_stay_inside_the_printed_policies("cis-aws-foundations");
+}
+
+/// `ctguard drill`, every path including --end-to-end, stays inside `permissions --drill`, which
+/// allows none of apply's writes.
+#[test]
+fn the_drill_stays_inside_its_printed_policy() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(ctguard_cmd().args(["profiles", "export", "ai-agent-guard", dir.path().to_str().unwrap()]));
+    out.expect(0);
+    let path = dir.path().join("profiles/ai-agent-guard.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace("regions = \"all-enabled\"\n", "regions = [\"us-east-1\", \"eu-west-1\"]\n");
+    std::fs::write(&path, text).unwrap();
+    let profile = path.to_str().unwrap();
+    emu.ctguard(&["apply", "--auto-approve", "-p", profile]).expect(0);
+    let drill_policy = printed_policy(&emu, profile, Some("--drill"));
+    // The emulator feeds CloudTrail to no log group, so the end-to-end path fails (exit 2);
+    // what matters here is the calls.
+    let drilled = recorded(&emu, &["drill", "-p", profile, "--end-to-end", "--timeout", "2s"], &[2]);
+    let mut state = tokio::runtime::Runtime::new().unwrap().block_on(state(&emu));
+    for r in drilled.iter().filter(|r| r.iam_action() == "iam:CreateRole") {
+        let (name, role_path) = (r.params["RoleName"].as_str().unwrap(), r.params["Path"].as_str().unwrap());
+        state.roles.insert(name.to_string(), format!("arn:aws:iam::{ACCOUNT}:role{role_path}{name}"));
+    }
+    let called: std::collections::BTreeSet<String> = drilled.iter().map(Request::iam_action).collect();
+    for needed in ["events:PutEvents", "cloudwatch:SetAlarmState", "sqs:CreateQueue", "sns:Subscribe", "sts:AssumeRole"]
+    {
+        assert!(called.contains(needed), "the drill did not call {needed}: {called:?}");
+    }
+    // S3 ListBuckets is the end-to-end path's denied call, made as the drill's own role.
+    let as_caller: Vec<Request> = drilled.into_iter().filter(|r| r.iam_action() != "s3:ListBuckets").collect();
+    let failures = outside(&drill_policy, &as_caller, &state);
+    assert!(failures.is_empty(), "drill made calls permissions --drill does not allow:\n{}", failures.join("\n"));
+    let text = drill_policy.to_string();
+    for apply_only in ["events:PutRule", "events:PutTargets", "sns:SetTopicAttributes", "iam:PassRole"] {
+        assert!(!text.contains(apply_only), "{apply_only} in the drill policy");
+    }
 }
 
 #[test]

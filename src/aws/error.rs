@@ -41,6 +41,7 @@ fn modeled(err: &dyn Any) -> Option<ErrorKind> {
     use aws_sdk_kms::operation as kms;
     use aws_sdk_s3::operation as s3;
     use aws_sdk_sns::operation as sns;
+    use aws_sdk_sqs::operation as sqs;
     /// Tries each listed operation error type; the first `is_*()` that holds gives the kind.
     macro_rules! by_type {
         ($($t:ty { $($is:ident => $kind:ident),+ })+) => {$(
@@ -96,6 +97,10 @@ fn modeled(err: &dyn Any) -> Option<ErrorKind> {
         }
         sns::unsubscribe::UnsubscribeError { is_not_found_exception => NotFound }
         sns::delete_topic::DeleteTopicError { is_not_found_exception => NotFound }
+        sqs::get_queue_url::GetQueueUrlError { is_queue_does_not_exist => NotFound }
+        sqs::delete_queue::DeleteQueueError { is_queue_does_not_exist => NotFound }
+        sqs::list_queue_tags::ListQueueTagsError { is_queue_does_not_exist => NotFound }
+        iam::list_role_tags::ListRoleTagsError { is_no_such_entity_exception => NotFound }
         logs::create_log_group::CreateLogGroupError { is_resource_already_exists_exception => AlreadyExists }
         logs::list_tags_for_resource::ListTagsForResourceError { is_resource_not_found_exception => NotFound }
         logs::describe_metric_filters::DescribeMetricFiltersError { is_resource_not_found_exception => NotFound }

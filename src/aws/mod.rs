@@ -96,6 +96,10 @@ pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The workgroup and table `ctguard hunt` queries, in the home region.
     pub athena: aws_sdk_athena::Client,
+    /// The temporary queue of `ctguard drill`, in the home region.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The temporary role of `ctguard drill --end-to-end`.
+    pub sts: aws_sdk_sts::Client,
     regional: BTreeMap<String, Regional>,
 }
 
@@ -164,6 +168,8 @@ impl Aws {
             sns: client!(aws_sdk_sns),
             cloudwatch: client!(aws_sdk_cloudwatch),
             athena: client!(aws_sdk_athena),
+            sqs: client!(aws_sdk_sqs),
+            sts: client!(aws_sdk_sts),
             regional: regions
                 .iter()
                 .map(|r| {

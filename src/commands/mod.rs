@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod apply;
 pub mod destroy;
+pub mod drill;
 pub mod hunt;
 pub mod investigate;
 pub mod permissions;
@@ -119,6 +120,21 @@ impl Session {
     /// Loads and fully validates the profile, then connects. The profile is checked once with
     /// stand-in account facts before any AWS call, so a bad profile fails without credentials.
     pub async fn open(settings: &Settings, printer: &Printer) -> anyhow::Result<Session> {
+        let (aws, mut profile, ctx) = Self::connect(settings, printer).await?;
+        // The trails a rename left behind keep logging until they are deleted: the documents
+        // that admit only the declared trail must admit them too.
+        let left_over = resources::trail::left_over(&aws, &profile).await?;
+        resources::trail::admit(&mut profile, &left_over);
+        let listings = resources::Listings::new(&profile.regions);
+        let mut resources = resources::declared(&profile, &listings);
+        let orphans = resources::undeclared(&aws, &profile, &resources, &listings, &left_over).await?;
+        resources.extend(orphans);
+        Ok(Session { aws, profile, resources, ctx })
+    }
+
+    /// The profile, validated and resolved against the account, and the clients: what a
+    /// command that reads no resource state needs (`drill`).
+    pub async fn connect(settings: &Settings, printer: &Printer) -> anyhow::Result<(Aws, Profile, Context)> {
         let (loaded, _) = validate::offline(&settings.profile, settings.region.as_deref())?;
         let home = settings.region.clone().or(loaded.home_region().map(str::to_string));
 
@@ -154,15 +170,7 @@ impl Session {
             region: runtime.region.clone(),
         };
         let aws = Aws::new(&config, caller, &profile.regions, &on_retry);
-        // The trails a rename left behind keep logging until they are deleted: the documents
-        // that admit only the declared trail must admit them too.
-        let left_over = resources::trail::left_over(&aws, &profile).await?;
-        resources::trail::admit(&mut profile, &left_over);
-        let listings = resources::Listings::new(&profile.regions);
-        let mut resources = resources::declared(&profile, &listings);
-        let orphans = resources::undeclared(&aws, &profile, &resources, &listings, &left_over).await?;
-        resources.extend(orphans);
-        Ok(Session { aws, profile, resources, ctx })
+        Ok((aws, profile, ctx))
     }
 
     /// Warns about each subscription the plan would make to an endpoint in a domain reserved

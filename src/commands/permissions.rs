@@ -48,7 +48,11 @@ pub async fn run(settings: &PermissionsSettings, printer: &Printer) -> anyhow::R
         all_regions: loaded.wants_enabled_regions(),
         unknown_account,
     };
-    let doc = permissions::policy(&profile, &options);
+    let doc = if settings.drill {
+        permissions::drill_policy(&profile, &options)
+    } else {
+        permissions::policy(&profile, &options)
+    };
     let size = doc.to_string().len();
     if size > permissions::MANAGED_POLICY_LIMIT {
         printer.status(&format!(

@@ -306,6 +306,14 @@ impl Resolver<'_> {
             "events.rules",
             events.iter().flat_map(|e| e.rules.iter().flat_map(|r| r.parts.iter().map(|(n, _)| n.clone()))),
         );
+        // ctguard's own rules in every region: a rule of the profile by either name would be
+        // overwritten by them.
+        let reserved = [crate::resources::rule::DRILL_RULE, crate::resources::rule::FORWARD_RULE];
+        for name in events.iter().flat_map(|e| e.rules.iter().flat_map(|r| r.parts.iter().map(|(n, _)| n))) {
+            if reserved.iter().any(|r| name == r || name.strip_prefix(r).is_some_and(|rest| rest.starts_with('-'))) {
+                self.problem("events.rules", format!("{name:?} is the name of ctguard's own rule: choose another"));
+            }
+        }
         // A rule that names neither a detail-type nor an eventSource leaves other regions
         // nothing to forward by: a forwarding rule on everything is no pattern EventBridge takes.
         // Only a profile of several regions deploys forwarding rules.

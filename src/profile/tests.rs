@@ -439,3 +439,16 @@ fn a_rule_on_s3_object_events_cannot_be_restricted_to_agents() {
     let p = all.iter().find(|p| p.key.ends_with("].agents")).expect("a problem on agents");
     assert!(p.message.contains("account ID or service principal"), "{}", p.message);
 }
+
+#[test]
+fn a_rule_named_like_ctguards_own_drill_or_forwarding_rule_is_refused() {
+    for taken in ["ctguard-drill", "ctguard-forward-to-home-2"] {
+        let text = flagship().replacen("name = \"ctguard-destructive-actions\"", &format!("name = \"{taken}\""), 1);
+        let (_dir, spec) = on_disk(&text, &[]);
+        let found = problems(&spec, &Vars::new());
+        assert!(
+            found.iter().any(|p| p.key == "events.rules" && p.message.contains("ctguard's own rule")),
+            "{taken}: {found:?}"
+        );
+    }
+}

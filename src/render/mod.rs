@@ -2,6 +2,7 @@
 //! `Write` so tests render into a `Vec<u8>`. The words and symbols for actions live here only.
 
 pub mod attrs;
+pub mod drill;
 pub mod html;
 pub mod human;
 pub mod hunt;

@@ -99,6 +99,9 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
                     out.push(Box::new(kind));
                 }
             }
+            if !events.rules.is_empty() {
+                out.push(Box::new(rule::EventRule::drill(profile, events, r, listed.clone(), tags.clone())));
+            }
         }
     }
     if let Some(setup) = &profile.config {

@@ -24,7 +24,7 @@ use super::{role, topic};
 use crate::aws::{Aws, AwsResultExt, all_pages};
 use crate::plan::Address;
 use crate::policy;
-use crate::profile::{Events, Profile, Rule};
+use crate::profile::{AlertTopic, Events, Profile, Rule, Severity};
 use aws_sdk_eventbridge::operation::list_rules::ListRulesOutput;
 
 pub const KIND: &str = "events_rule";
@@ -33,6 +33,14 @@ const FORWARD_TARGET: &str = "ctguard-forward-to-home";
 /// The forwarding rules of the regions other than the home one (`-2`, `-3`, ... when the
 /// watched calls take more than one pattern).
 pub const FORWARD_RULE: &str = "ctguard-forward-to-home";
+/// The fire-drill rule, in every region: at home it alerts like the profile's rules, elsewhere
+/// it forwards like the forwarding rules (see [`EventRule::drill`]).
+pub const DRILL_RULE: &str = "ctguard-drill";
+/// The source of the events `ctguard drill` puts; no AWS service sends it (AWS reserves the
+/// `aws.` prefix for its own).
+pub const DRILL_SOURCE: &str = "ctguard.drill";
+/// What every drill message carries, so a receiver can tell a drill from an incident.
+pub const DRILL_MARKER: &str = "[DRILL]";
 
 /// A rule as ctguard compares it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -290,7 +298,7 @@ impl EventRule {
             pattern,
             &rule.description,
             &rt.region,
-            (TOPIC_TARGET, target),
+            BTreeMap::from([(TOPIC_TARGET.to_string(), target)]),
             depends,
             (region_rules, tags),
         )
@@ -324,10 +332,46 @@ impl EventRule {
             pattern,
             &description,
             region,
-            (FORWARD_TARGET, target),
+            BTreeMap::from([(FORWARD_TARGET.to_string(), target)]),
             depends,
             (region_rules, tags),
         )
+    }
+
+    /// The fire-drill rule of `region`, matching only `ctguard drill`'s events. In the home
+    /// region it publishes to every topic the profile's rules publish to, with the alert
+    /// message the rules use (so the drill crosses the same input transformer, topic policy
+    /// and key); in any other region it forwards to the home bus with the forwarding rules'
+    /// target and role, so a drill event put there proves that region's forwarding path.
+    pub fn drill(
+        profile: &Profile,
+        events: &Events,
+        region: &str,
+        region_rules: Arc<RegionEventRules>,
+        tags: Arc<TagIndex>,
+    ) -> Declared<Self> {
+        let rt = &profile.runtime;
+        let pattern = serde_json::json!({ "source": [DRILL_SOURCE] });
+        let (targets, depends) = if region == rt.region {
+            let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
+            let topics = drill_topics(profile);
+            let targets = topics
+                .iter()
+                .enumerate()
+                .map(|(i, (on, severity))| {
+                    let text = message(&drill_alert(*severity), &rt.partition, alerts.account_alias.as_deref());
+                    let target = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
+                    (drill_target_id(i, &on.name), target)
+                })
+                .collect::<BTreeMap<_, _>>();
+            (targets, topics.iter().map(|(on, _)| topic::address(on, &rt.region)).collect())
+        } else {
+            let (arn, role_arn) = (events.home_bus_arn.clone(), Some(events.role_arn.clone()));
+            let target = TargetSpec { arn, role_arn, input_transformer: None };
+            (BTreeMap::from([(FORWARD_TARGET.to_string(), target)]), vec![role::address(&events.role_name, region)])
+        };
+        let description = "ctguard: fire drill (`ctguard drill`); matches only its own ctguard.drill events";
+        Self::declared(profile, DRILL_RULE, &pattern, description, region, targets, depends, (region_rules, tags))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -337,7 +381,7 @@ impl EventRule {
         pattern: &Value,
         description: &str,
         region: &str,
-        (target_id, target): (&str, TargetSpec),
+        targets: BTreeMap<String, TargetSpec>,
         depends: Vec<Address>,
         (region_rules, tags): (Arc<RegionEventRules>, Arc<TagIndex>),
     ) -> Declared<Self> {
@@ -346,7 +390,7 @@ impl EventRule {
             pattern: Some(policy::canonical_pattern(pattern)),
             state: Some(RuleState::Enabled.as_str().to_string()),
             description: description.to_string(),
-            targets: BTreeMap::from([(target_id.to_string(), target)]),
+            targets,
             tags: tags::owner_tags(profile),
         };
         let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
@@ -411,6 +455,42 @@ impl EventRule {
             req.send().await.ctx(|| self.what("removing targets from"))?;
         }
         Ok(())
+    }
+}
+
+/// Every topic the profile's rules publish to, in the profile's topic order, with the lowest
+/// severity routed there (the drill message's headline).
+pub fn drill_topics(profile: &Profile) -> Vec<(&AlertTopic, Severity)> {
+    let (Some(alerts), Some(events)) = (&profile.alerts, &profile.events) else { return Vec::new() };
+    let mut out: Vec<(&AlertTopic, Severity)> = Vec::new();
+    for rule in &events.rules {
+        let on = alerts.topic_for(rule.severity);
+        match out.iter_mut().find(|(t, _)| t.name == on.name) {
+            Some((_, s)) => *s = (*s).min(rule.severity),
+            None => out.push((on, rule.severity)),
+        }
+    }
+    out.sort_by_key(|(t, _)| alerts.topics.iter().position(|x| x.name == t.name));
+    out
+}
+
+/// A target id is at most 64 characters of `[.\-_A-Za-z0-9]` (EventBridge API Reference,
+/// Target); SNS topic names are of those characters, so the topic's name serves when short
+/// enough.
+fn drill_target_id(index: usize, topic: &str) -> String {
+    if topic.len() <= 64 { topic.to_string() } else { format!("ctguard-alert-topic-{}", index + 1) }
+}
+
+/// The drill as a rule of the profile, for [`message`]: its headline says it is a drill.
+fn drill_alert(severity: Severity) -> Rule {
+    Rule {
+        name: DRILL_RULE.to_string(),
+        description: String::new(),
+        pattern: serde_json::json!({ "source": [DRILL_SOURCE] }),
+        title: format!("{DRILL_MARKER} ctguard fire drill, not an incident"),
+        severity,
+        restriction: Default::default(),
+        parts: Vec::new(),
     }
 }
 
@@ -575,6 +655,40 @@ mod tests {
             assert_eq!(paths[k], path);
             assert!(t.template.contains(&format!("<{k}>")), "{}", t.template);
         }
+    }
+
+    #[test]
+    fn the_drill_rule_alerts_like_the_rules_at_home_and_forwards_elsewhere() {
+        let p = flagship();
+        let events = p.events.as_ref().unwrap();
+        let home = EventRule::drill(&p, events, HOME, Default::default(), Default::default()).want.unwrap();
+        assert_eq!(home.pattern, Some(serde_json::json!({"source": ["ctguard.drill"]})));
+        let topics = drill_topics(&p);
+        assert_eq!(home.targets.len(), topics.len());
+        for (topic, _) in &topics {
+            let target = &home.targets[&topic.name];
+            assert_eq!(target.arn, topic.arn);
+            let text = target.input_transformer.as_ref().unwrap();
+            assert!(text.template.contains("[DRILL] ctguard fire drill, not an incident"), "{}", text.template);
+            assert!(text.template.contains("Call: <eventName> (<eventSource>)"), "{}", text.template);
+        }
+        let other = EventRule::drill(&p, events, OTHER, Default::default(), Default::default()).want.unwrap();
+        let forwarder = rule_in(&p, OTHER).want.unwrap();
+        assert_eq!(other.targets, forwarder.targets, "the forwarding rules' target and role");
+    }
+
+    #[test]
+    fn every_topic_the_rules_publish_to_is_drilled() {
+        let mut p = flagship();
+        let alerts = p.alerts.as_mut().unwrap();
+        let mut critical = alerts.topics[0].clone();
+        critical.name = "ctguard-critical".into();
+        critical.arn = "arn:aws:sns:us-east-1:123456789012:ctguard-critical".into();
+        alerts.topics.push(critical);
+        alerts.routes.insert(Severity::Critical, 1);
+        let names: Vec<String> = drill_topics(&p).iter().map(|(t, _)| t.name.clone()).collect();
+        assert_eq!(names, ["ctguard-alerts", "ctguard-critical"]);
+        assert_eq!(drill_topics(&p)[1].1, Severity::Critical);
     }
 
     #[test]

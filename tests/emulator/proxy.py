@@ -118,6 +118,8 @@ RESOURCE_FIELDS = frozenset({
     "ResourceARNList",
     # Athena
     "WorkGroup", "CatalogName", "QueryExecutionId",
+    # SQS (the drill's queue), STS AssumeRole (the drill's role)
+    "QueueName", "QueueUrl", "QueueNamePrefix", "RoleArn",
 })
 # Structures whose other fields (patterns, transformers, recording groups) say nothing about
 # which resource is touched.
