@@ -412,3 +412,10 @@ fn a_rule_on_s3_object_events_cannot_be_restricted_to_agents() {
     let p = all.iter().find(|p| p.key.ends_with("].agents")).expect("a problem on agents");
     assert!(p.message.contains("account ID or service principal"), "{}", p.message);
 }
+
+#[test]
+fn the_stand_in_account_is_in_the_home_regions_partition() {
+    assert_eq!(Runtime::placeholder("us-gov-west-1").partition, "aws-us-gov");
+    assert_eq!(Runtime::placeholder("cn-north-1").partition, "aws-cn");
+    assert_eq!(Runtime::placeholder("eu-west-1").partition, "aws");
+}
