@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use anyhow::Context as _;
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_sdk_organizations::types::{Account, AccountState, AccountStatus};
 
 use super::AwsResultExt;
@@ -176,46 +178,76 @@ pub fn role_arn(partition: &str, account: &str, name: &str) -> String {
 
 /// How to reach `account`: `base` itself for the caller's own account (it needs no role, and
 /// the management account has no OrganizationAccountAccessRole of its own), otherwise
-/// credentials from assuming `role` there. The SDK's assume-role provider asks STS when a
-/// client first needs credentials; the config's identity cache keeps them and asks again
-/// before they expire, so a long apply never runs on expired keys.
+/// credentials from assuming `role` there. The role is assumed here, once, so an account
+/// whose role cannot be assumed fails before anything else is asked of it, with AWS's reason.
+/// After that the SDK's assume-role provider serves the config, and its identity cache asks
+/// it again before the credentials expire, so a long apply never runs on expired keys.
 pub async fn reach(
     base: &SdkConfig,
     caller: &super::Caller,
     account: &str,
     role: &str,
     external_id: Option<&str>,
-) -> SdkConfig {
+) -> anyhow::Result<SdkConfig> {
     if account == caller.account_id {
-        return base.clone();
+        return Ok(base.clone());
     }
-    let mut builder = AssumeRoleProvider::builder(role_arn(&caller.partition, account, role))
-        .session_name(SESSION_NAME)
-        .configure(base);
+    let arn = role_arn(&caller.partition, account, role);
+    let mut builder = AssumeRoleProvider::builder(&arn).session_name(SESSION_NAME).configure(base);
     if let Some(id) = external_id {
         builder = builder.external_id(id);
     }
     let provider = builder.build().await;
-    base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
+    let first = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| anyhow::anyhow!("could not assume the role {arn} in account {account}: {}", assume_failure(&e)))?;
+    let primed = Primed { first: std::sync::Mutex::new(Some(first)), provider };
+    Ok(base.to_builder().credentials_provider(SharedCredentialsProvider::new(primed)).build())
 }
 
-/// Checks that `config` acts in `account`: the first call with assumed credentials, so a role
-/// that cannot be assumed fails here, with the reason, before anything else in that account.
-pub async fn whoami_in(
-    config: &SdkConfig,
-    account: &str,
-    role: &str,
-    partition: &str,
-    own: bool,
-    on_retry: &RetryListener,
-) -> anyhow::Result<super::Caller> {
-    let caller = super::whoami(config, on_retry).await.with_context(|| {
-        if own {
-            format!("account {account}: asking STS who the caller is")
-        } else {
-            format!("could not assume the role {} in account {account}", role_arn(partition, account, role))
+/// The assume-role provider, with the credentials the first AssumeRole returned handed out
+/// once before it is asked again: checking the role costs no second call.
+#[derive(Debug)]
+struct Primed {
+    first: std::sync::Mutex<Option<Credentials>>,
+    provider: AssumeRoleProvider,
+}
+
+impl ProvideCredentials for Primed {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match first {
+            Some(credentials) => future::ProvideCredentials::ready(Ok(credentials)),
+            None => self.provider.provide_credentials(),
         }
-    })?;
+    }
+}
+
+/// STS's own code and message for a failed AssumeRole (`AccessDenied: User: ... is not
+/// authorized to perform: sts:AssumeRole ...`), else the whole chain of causes.
+fn assume_failure(e: &CredentialsError) -> String {
+    use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(sdk) = s.downcast_ref::<SdkError<AssumeRoleError, aws_smithy_runtime_api::http::Response>>()
+            && let Some(code) = sdk.code()
+        {
+            return format!("{code}: {}", sdk.message().unwrap_or("no message"));
+        }
+        source = s.source();
+    }
+    super::error::causes(e)
+}
+
+/// Checks that `config` acts in `account` (an assumed role's trust may point elsewhere) and
+/// returns who STS says the caller is there.
+pub async fn whoami_in(config: &SdkConfig, account: &str, on_retry: &RetryListener) -> anyhow::Result<super::Caller> {
+    let caller = super::whoami(config, on_retry).await.with_context(|| format!("account {account}"))?;
     anyhow::ensure!(
         caller.account_id == account,
         "account {account}: the credentials act in account {} instead",

@@ -45,10 +45,9 @@ async fn open(
     fan: &FanOut,
     member: &Member,
 ) -> anyhow::Result<Session> {
-    let own = member.id == start.caller.account_id;
-    let config = accounts::reach(&start.config, &start.caller, &member.id, &fan.role, fan.external_id.as_deref()).await;
-    let caller =
-        accounts::whoami_in(&config, &member.id, &fan.role, &start.caller.partition, own, &printer.retries()).await?;
+    let config =
+        accounts::reach(&start.config, &start.caller, &member.id, &fan.role, fan.external_id.as_deref()).await?;
+    let caller = accounts::whoami_in(&config, &member.id, &printer.retries()).await?;
     Session::connect(settings, printer, &start.loaded, &config, caller).await
 }
 
