@@ -504,6 +504,9 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct InvestigateArgs {
+    #[command(flatten)]
+    pub accounts: AccountsArgs,
+
     /// Profile whose detections, regions and agent principals to use: a built-in name or a
     /// path to a .toml file.
     #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]

@@ -545,6 +545,8 @@ pub struct InvestigateSettings {
     pub format: render::Format,
     pub output: Output,
     pub connect: ConnectOptions,
+    /// `--accounts`: investigate each of these accounts in turn.
+    pub fan_out: Option<FanOut>,
 }
 
 impl InvestigateSettings {
@@ -589,6 +591,12 @@ impl InvestigateSettings {
                 SeverityArg::High => Severity::High,
                 SeverityArg::Critical => Severity::Critical,
             }),
+            // One JSON document holds one account's findings as they stream; JSON lines name
+            // each event's account and can follow one account with the next.
+            fan_out: FanOut::resolve(
+                &args.accounts,
+                &[("--format json (use jsonl)", !global.jsonl && global.format == Format::Json)],
+            )?,
             format: match (global.jsonl, global.format) {
                 (true, _) => render::Format::Jsonl,
                 (false, Format::Human) => render::Format::Human,

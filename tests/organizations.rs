@@ -307,3 +307,45 @@ async fn bad_account_input_changes_nothing_anywhere() {
     let mutating: Vec<_> = emu.mutating_requests();
     assert!(mutating.is_empty(), "no mutating call in any account: {mutating:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn investigate_looks_in_each_account_and_reports_one_it_cannot_reach() {
+    let emu = Emulator::start();
+    let members = organization(&emu, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = small_profile(dir.path());
+    let p = profile.to_str().unwrap();
+    let run = emu.ctguard(&["investigate", "-p", p, "--accounts", "all", "--since", "1h", "--color", "never"]);
+    run.expect(0);
+    let mut all = members.clone();
+    all.push(ACCOUNT.to_string());
+    for account in &all {
+        assert!(run.stdout.contains(&format!("=== Account {account}")), "{}", run.stdout);
+    }
+    assert!(
+        run.stdout.contains("Organization: 3 accounts: 3 quiet, 0 findings, 0 partial, 0 failed."),
+        "{}",
+        run.stdout
+    );
+
+    let run = emu.ctguard(&[
+        "investigate",
+        "-p",
+        p,
+        "--accounts",
+        &members.join(","),
+        "--assume-role",
+        "Missing",
+        "--since",
+        "1h",
+        "--color",
+        "never",
+    ]);
+    run.expect(1);
+    assert!(run.stdout.contains("0 quiet, 0 findings, 0 partial, 2 failed."), "{}", run.stdout);
+    assert!(run.stderr.contains("could not assume the role"), "{}", run.stderr);
+
+    let run = emu.ctguard(&["investigate", "-p", p, "--accounts", "all", "--format", "json"]);
+    run.expect(1);
+    assert!(run.stderr.contains("--accounts cannot go with --format json (use jsonl)"), "{}", run.stderr);
+}

@@ -77,7 +77,8 @@ pub fn organization_summary(w: &mut dyn Write, p: Paint, command: &str, accounts
     for a in accounts {
         let word = match &a.outcome {
             AccountOutcome::Failed(reason) => format!("{}: {reason}", p.failure("failed")),
-            AccountOutcome::Drifted => p.failure("drifted"),
+            AccountOutcome::Drifted | AccountOutcome::Findings => p.failure(a.outcome.word()),
+            AccountOutcome::Partial => p.warning("partial"),
             AccountOutcome::Changes => p.warning("changes"),
             other => p.success(other.word()),
         };

@@ -120,7 +120,13 @@ pub enum AccountOutcome {
     Converged,
     /// verify: drift or a failing health check.
     Drifted,
-    /// The account could not be planned, applied or verified; the reason.
+    /// investigate: nothing at or above --fail-on.
+    Quiet,
+    /// investigate: an event at or above --fail-on.
+    Findings,
+    /// investigate: some lookups failed, and nothing at or above --fail-on in the rest.
+    Partial,
+    /// The account could not be planned, applied, verified or investigated; the reason.
     Failed(String),
 }
 
@@ -132,6 +138,9 @@ impl AccountOutcome {
             AccountOutcome::Changes => "changes",
             AccountOutcome::Converged => "converged",
             AccountOutcome::Drifted => "drifted",
+            AccountOutcome::Quiet => "quiet",
+            AccountOutcome::Findings => "findings",
+            AccountOutcome::Partial => "partial",
             AccountOutcome::Failed(_) => "failed",
         }
     }
@@ -158,6 +167,7 @@ pub fn outcome_order(command: &str) -> &'static [&'static str] {
     match command {
         "plan" => &["unchanged", "changes", "failed"],
         "verify" => &["converged", "drifted", "failed"],
+        "investigate" => &["quiet", "findings", "partial", "failed"],
         _ => &["converged", "failed"],
     }
 }
