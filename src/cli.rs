@@ -660,6 +660,13 @@ pub struct PermissionsArgs {
     /// The 12-digit account ID the policy names, without asking STS (for an offline machine).
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,
+
+    /// Add what `--accounts` needs in the account it runs from (the management account or a
+    /// delegated administrator): listing the organization's accounts and OUs, and
+    /// sts:AssumeRole on ROLE (default OrganizationAccountAccessRole) in the other accounts.
+    /// The role in each member account needs the rest of this policy.
+    #[arg(long, value_name = "ROLE", num_args = 0..=1, default_missing_value = "OrganizationAccountAccessRole")]
+    pub organization: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -708,6 +708,8 @@ pub struct PermissionsSettings {
     pub destroy: bool,
     /// `--account`: the account to name without asking STS.
     pub account: Option<String>,
+    /// `--organization`: the role `--accounts` assumes in member accounts.
+    pub organization: Option<String>,
 }
 
 impl PermissionsSettings {
@@ -722,6 +724,13 @@ impl PermissionsSettings {
             read_only: args.read_only,
             destroy: args.destroy,
             account: args.account.clone(),
+            organization: match &args.organization {
+                Some(role) => {
+                    role_name(role).map_err(|e| anyhow::anyhow!("--organization: {e:#}"))?;
+                    Some(role.clone())
+                }
+                None => None,
+            },
         })
     }
 }

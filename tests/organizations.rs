@@ -349,3 +349,53 @@ async fn investigate_looks_in_each_account_and_reports_one_it_cannot_reach() {
     run.expect(1);
     assert!(run.stderr.contains("--accounts cannot go with --format json (use jsonl)"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_printed_policy_covers_the_organization_calls_of_a_fan_out() {
+    let emu = Emulator::start();
+    let members = organization(&emu, 1).await;
+    let org = organizations(&emu.sdk().await);
+    let root = org.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_string();
+    let ou = org.create_organizational_unit().parent_id(&root).name("prod").send().await.unwrap();
+    let ou = ou.organizational_unit().unwrap().id().unwrap().to_string();
+    org.move_account().account_id(&members[0]).source_parent_id(&root).destination_parent_id(&ou).send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = small_profile(dir.path());
+    let p = profile.to_str().unwrap();
+
+    let run = emu.ctguard(&["permissions", "-p", p, "--organization", "AWSControlTowerExecution"]);
+    run.expect(0);
+    let policy: Value = serde_json::from_str(&run.stdout).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    let allowed = |action: &str, resource: &str| {
+        statements.iter().any(|s| {
+            let list = |v: &Value| match v {
+                Value::String(s) => vec![s.clone()],
+                v => v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+            };
+            list(&s["Action"]).iter().any(|a| a == action)
+                && list(&s["Resource"])
+                    .iter()
+                    .any(|r| r == "*" || r.strip_suffix('*').is_some_and(|p| resource.starts_with(p)) || r == resource)
+        })
+    };
+    let assume = "arn:aws:iam::*:role/AWSControlTowerExecution";
+    assert!(statements.iter().any(|s| s["Action"] == "sts:AssumeRole" && s["Resource"] == assume), "{policy:#}");
+    let plain = emu.ctguard(&["permissions", "-p", p]);
+    assert!(!plain.stdout.contains("organizations:"), "only with --organization");
+
+    for selection in ["all", ou.as_str()] {
+        emu.clear_requests();
+        emu.ctguard(&["plan", "-p", p, "--accounts", selection]).expect(0);
+        let calls: Vec<String> = emu
+            .requests()
+            .into_iter()
+            .filter(|r| r.service == "organizations")
+            .map(|r| format!("organizations:{}", r.operation.rsplit('.').next().unwrap()))
+            .collect();
+        assert!(!calls.is_empty(), "{selection}: the organization was listed");
+        for call in calls {
+            assert!(allowed(&call, "*"), "{selection}: {call} is not in the printed policy");
+        }
+    }
+}
