@@ -399,3 +399,27 @@ async fn the_printed_policy_covers_the_organization_calls_of_a_fan_out() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_flagship_profile_converges_in_a_member_and_the_management_account() {
+    let emu = Emulator::start();
+    let members = organization(&emu, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    run(ctguard_cmd().args(["profiles", "export", "ai-agent-guard", dir.path().to_str().unwrap()])).expect(0);
+    let path = dir.path().join("profiles/ai-agent-guard.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("regions = \"all-enabled\"\n", "regions = [\"us-east-1\"]\n")).unwrap();
+    let p = path.to_str().unwrap();
+    let email = "--var=alert_email=security@acme.com";
+    emu.ctguard(&["apply", "-p", p, email, "--accounts", "all", "--auto-approve"]).expect(0);
+    let run = emu.ctguard(&["plan", "-p", p, email, "--accounts", "all", "--detailed-exitcode", "--format", "json"]);
+    run.expect(0);
+    let doc = json(&run);
+    assert_eq!(statuses(&doc).len(), 2);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "unchanged"), "{doc:#}");
+    // The shipped bucket names carry the account id: each account has its own.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&as_account(&emu, &members[0]).await).force_path_style(true).build(),
+    );
+    s3.head_bucket().bucket(format!("ctguard-audit-{}-us-east-1", members[0])).send().await.unwrap();
+}
