@@ -227,13 +227,12 @@ pub async fn apply(
         }
     })
     .await;
-    let header = |m: &Member| line(m, AccountOutcome::Converged);
     if settings.format == Format::Human {
         let view = PlanView { expand: settings.expand, summary_only: false };
         printer.data(|w, paint| {
             for (m, p) in &planned {
                 if let Ok(p) = p {
-                    render::human::account_header(w, paint, &header(m))?;
+                    render::human::account_header(w, paint, &line(m, AccountOutcome::Changes))?;
                     render::human::plan(w, paint, &p.session.ctx, &p.plan, view)?;
                     writeln!(w)?;
                 }
