@@ -268,10 +268,54 @@ pub struct Common {
     pub expand: bool,
 }
 
+/// Running one profile over several accounts of an organization.
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    /// Run in several accounts of the organization at once: `all` (every ACTIVE account), a
+    /// comma-separated list of 12-digit account ids, or an organizational unit id (`ou-...`:
+    /// the accounts in it and in every OU below it). Listed with AWS Organizations, so run it
+    /// from the management account or a delegated administrator. Each account gets its own
+    /// plan or verdict, then an organization summary. The account ctguard runs in uses its own
+    /// credentials; every other account is reached by assuming --assume-role in it.
+    #[arg(long, value_name = "all|ID,ID,...|ou-...", help_heading = "Organization")]
+    pub accounts: Option<String>,
+
+    /// The role to assume in each member account (session name `ctguard`). Organizations
+    /// creates OrganizationAccountAccessRole in the accounts it creates; with AWS Control Tower
+    /// use AWSControlTowerExecution.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "OrganizationAccountAccessRole",
+        requires = "accounts",
+        help_heading = "Organization"
+    )]
+    pub assume_role: String,
+
+    /// The external id the member accounts' role trust policies require (sts:ExternalId).
+    #[arg(long, value_name = "ID", requires = "accounts", help_heading = "Organization")]
+    pub external_id: Option<String>,
+
+    /// Accounts worked on at once. Within each account, regions keep their own bounds, as
+    /// without --accounts.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..=64),
+        requires = "accounts",
+        help_heading = "Organization"
+    )]
+    pub concurrency: u16,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub common: Common,
+
+    #[command(flatten)]
+    pub accounts: AccountsArgs,
 
     #[command(flatten)]
     pub endpoints: EndpointArgs,
@@ -295,6 +339,9 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub common: Common,
+
+    #[command(flatten)]
+    pub accounts: AccountsArgs,
 
     #[command(flatten)]
     pub endpoints: EndpointArgs,
@@ -329,6 +376,9 @@ pub struct ApplyArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub common: Common,
+
+    #[command(flatten)]
+    pub accounts: AccountsArgs,
 
     #[command(flatten)]
     pub endpoints: EndpointArgs,
@@ -468,6 +518,9 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct InvestigateArgs {
+    #[command(flatten)]
+    pub accounts: AccountsArgs,
+
     /// Profile whose detections, regions and agent principals to use: a built-in name or a
     /// path to a .toml file.
     #[arg(short = 'p', long = "profile", value_name = "NAME|PATH", default_value = "ai-agent-guard")]
@@ -627,6 +680,19 @@ pub struct PermissionsArgs {
     /// The 12-digit account ID the policy names, without asking STS (for an offline machine).
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,
+
+    /// Add what `--accounts` needs in the account it runs from (the management account or a
+    /// delegated administrator): listing the organization's accounts and OUs, and
+    /// sts:AssumeRole on ROLE (default OrganizationAccountAccessRole) in the other accounts.
+    /// The role in each member account needs the rest of this policy.
+    #[arg(
+        long,
+        value_name = "ROLE",
+        num_args = 0..=1,
+        default_missing_value = "OrganizationAccountAccessRole",
+        conflicts_with = "drill"
+    )]
+    pub organization: Option<String>,
 }
 
 #[derive(Debug, Args)]

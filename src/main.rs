@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Differs) => ExitCode::from(2),
         Ok(Status::Partial) => ExitCode::from(3),
+        Ok(Status::Failed) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             printer.error(&e, global.format);
@@ -79,17 +80,28 @@ fn run(command: Command, global: Global, printer: Printer) -> anyhow::Result<Sta
 async fn dispatch(command: Command, global: Global, printer: Printer, watch: Watch) -> anyhow::Result<Status> {
     match command {
         Command::Plan(args) => {
-            let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
+            let settings = Settings::resolve(&global, &args.common)?
+                .with_endpoints(&args.endpoints)
+                .with_accounts(&args.accounts, &[("--out", args.out.is_some())])?;
             let options = settings::PlanOptions {
                 detailed_exitcode: args.detailed_exitcode,
                 summary: args.summary,
                 out: args.out,
             };
-            commands::plan::run(&settings, &printer, options).await
+            match &settings.fan_out {
+                Some(fan) => commands::accounts::plan(&settings, &printer, fan, options).await,
+                None => commands::plan::run(&settings, &printer, options).await,
+            }
         }
         Command::Apply(args) => {
-            let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
+            let settings = Settings::resolve(&global, &args.common)?
+                .with_endpoints(&args.endpoints)
+                .with_accounts(&args.accounts, &[("a saved plan (PLANFILE)", args.plan_file.is_some())])?;
             let consent = ctguard::plan::Consent { adopt: args.adopt, data_loss: args.allow_data_loss };
+            if let Some(fan) = &settings.fan_out {
+                let options = settings::ApplyOptions { auto_approve: args.auto_approve, consent };
+                return commands::accounts::apply(&settings, &printer, fan, options, &watch).await;
+            }
             match args.plan_file {
                 None => {
                     let options = settings::ApplyOptions { auto_approve: args.auto_approve, consent };
@@ -105,9 +117,16 @@ async fn dispatch(command: Command, global: Global, printer: Printer, watch: Wat
             }
         }
         Command::Verify(args) => {
-            let settings = Settings::resolve(&global, &args.common)?.with_endpoints(&args.endpoints);
+            let refused =
+                [("--junit", args.junit.is_some()), ("--sarif", args.sarif.is_some()), ("--html", args.html.is_some())];
+            let settings = Settings::resolve(&global, &args.common)?
+                .with_endpoints(&args.endpoints)
+                .with_accounts(&args.accounts, &refused)?;
             let options = settings::VerifyOptions::resolve(&args)?;
-            commands::verify::run(&settings, &printer, &options).await
+            match &settings.fan_out {
+                Some(fan) => commands::accounts::verify(&settings, &printer, fan, &options).await,
+                None => commands::verify::run(&settings, &printer, &options).await,
+            }
         }
         Command::ValidateLogs(args) => {
             let settings = settings::ValidateLogsSettings::resolve(&global, &args)?;

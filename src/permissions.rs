@@ -684,6 +684,29 @@ impl<'a> Names<'a> {
     }
 }
 
+/// What a run over several accounts (`--accounts`) needs in the account it starts from:
+/// listing the organization (crate::aws::accounts) and assuming `role` in the other accounts.
+pub fn organization_statements(partition: &str, role: &str) -> Vec<Value> {
+    vec![
+        json!({
+            "Sid": "CtguardListOrganization",
+            "Effect": "Allow",
+            "Action": [
+                "organizations:ListAccounts",
+                "organizations:ListAccountsForParent",
+                "organizations:ListOrganizationalUnitsForParent",
+            ],
+            "Resource": "*",
+        }),
+        json!({
+            "Sid": "CtguardAssumeMemberRole",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": format!("arn:{partition}:iam::*:role/{role}"),
+        }),
+    ]
+}
+
 #[cfg(test)]
 mod drill_tests {
     use super::*;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::aws::ConnectOptions;
 use crate::cli::{
-    self, ColorChoice, Common, EndpointArgs, GlobalArgs, HuntArgs, InvestigateArgs, PermissionsArgs, SeverityArg,
-    TestArgs, ValidateLogsArgs,
+    self, AccountsArgs, ColorChoice, Common, EndpointArgs, GlobalArgs, HuntArgs, InvestigateArgs, PermissionsArgs,
+    SeverityArg, TestArgs, ValidateLogsArgs,
 };
 use crate::detect::replay::Input;
 use crate::integrity::keys::{self, PublicKeys};
@@ -131,6 +131,9 @@ pub struct Settings {
     pub expand: bool,
     /// `--show-endpoints`: subscription endpoints in full rather than masked.
     pub show_endpoints: bool,
+    /// `--accounts`: run in these accounts of the organization; `None` for the caller's
+    /// account alone, exactly as without fan-out.
+    pub fan_out: Option<FanOut>,
 }
 
 impl Settings {
@@ -149,7 +152,16 @@ impl Settings {
             output: global.output,
             expand: common.expand || global.output.verbose > 0,
             show_endpoints: false,
+            fan_out: None,
         })
+    }
+
+    /// The settings of a command that can run over several accounts. `refused` names the
+    /// options given on the command line that hold one account's result (a saved plan, a
+    /// report file) and so cannot go with --accounts.
+    pub fn with_accounts(mut self, args: &AccountsArgs, refused: &[(&str, bool)]) -> anyhow::Result<Self> {
+        self.fan_out = FanOut::resolve(args, refused)?;
+        Ok(self)
     }
 
     /// The settings a saved plan was made with: its profile, variables and region.
@@ -177,6 +189,99 @@ impl Settings {
             retry_mode: self.retry.mode,
         }
     }
+}
+
+/// Which accounts of the organization `--accounts` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountSelection {
+    /// Every ACTIVE account.
+    All,
+    /// These 12-digit ids, in the order given, each once.
+    Ids(Vec<String>),
+    /// The accounts in this organizational unit and the OUs below it.
+    Ou(String),
+}
+
+/// `--accounts` and the options that say how to reach each account, checked before any call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FanOut {
+    pub accounts: AccountSelection,
+    /// The role name assumed in each member account.
+    pub role: String,
+    pub external_id: Option<String>,
+    /// Accounts worked on at once.
+    pub concurrency: usize,
+}
+
+impl FanOut {
+    fn resolve(args: &AccountsArgs, refused: &[(&str, bool)]) -> anyhow::Result<Option<Self>> {
+        let Some(accounts) = &args.accounts else { return Ok(None) };
+        let given: Vec<&str> = refused.iter().filter(|(_, set)| *set).map(|(name, _)| *name).collect();
+        anyhow::ensure!(
+            given.is_empty(),
+            "--accounts cannot go with {}: each holds one account's result. Run without --accounts, once per account",
+            given.join(", ")
+        );
+        let accounts = account_selection(accounts)?;
+        role_name(&args.assume_role)?;
+        if let Some(id) = &args.external_id {
+            external_id(id)?;
+        }
+        Ok(Some(FanOut {
+            accounts,
+            role: args.assume_role.clone(),
+            external_id: args.external_id.clone(),
+            concurrency: usize::from(args.concurrency).max(1),
+        }))
+    }
+}
+
+/// `all`, an OU id, or comma-separated account ids.
+fn account_selection(text: &str) -> anyhow::Result<AccountSelection> {
+    let text = text.trim();
+    if text == "all" {
+        return Ok(AccountSelection::All);
+    }
+    if text.starts_with("ou-") {
+        // Organizations' OU id pattern: ^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$.
+        let ok = text[3..].split_once('-').is_some_and(|(root, ou)| {
+            let lower = |s: &str, min, max| {
+                (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+            };
+            lower(root, 4, 32) && lower(ou, 8, 32)
+        });
+        anyhow::ensure!(ok, "--accounts {text:?}: expected an organizational unit id like ou-ab12-cd34ef56");
+        return Ok(AccountSelection::Ou(text.to_string()));
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for id in text.split(',').map(str::trim) {
+        anyhow::ensure!(
+            id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()),
+            "--accounts: {id:?} is not an account id: expected `all`, an OU id (ou-...), or 12-digit account ids \
+             separated by commas"
+        );
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
+        }
+    }
+    Ok(AccountSelection::Ids(ids))
+}
+
+/// IAM role names (CreateRole): 1 to 64 of letters, digits and `+=,.@_-`.
+fn role_name(name: &str) -> anyhow::Result<()> {
+    let ok = (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    anyhow::ensure!(
+        ok,
+        "--assume-role {name:?}: expected an IAM role name, 1 to 64 letters, digits and +=,.@_- (the name, not its ARN)"
+    );
+    Ok(())
+}
+
+/// STS external ids (AssumeRole): 2 to 1224 of letters, digits and `+=,.@:/_-`.
+fn external_id(id: &str) -> anyhow::Result<()> {
+    let ok = (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c));
+    anyhow::ensure!(ok, "--external-id: expected 2 to 1224 letters, digits and +=,.@:/_-");
+    Ok(())
 }
 
 /// AWS_MAX_ATTEMPTS and AWS_RETRY_MODE, as the AWS CLI and SDKs read them; when unset,
@@ -475,6 +580,8 @@ pub struct InvestigateSettings {
     pub format: render::Format,
     pub output: Output,
     pub connect: ConnectOptions,
+    /// `--accounts`: investigate each of these accounts in turn.
+    pub fan_out: Option<FanOut>,
 }
 
 impl InvestigateSettings {
@@ -519,6 +626,12 @@ impl InvestigateSettings {
                 SeverityArg::High => Severity::High,
                 SeverityArg::Critical => Severity::Critical,
             }),
+            // One JSON document holds one account's findings as they stream; JSON lines name
+            // each event's account and can follow one account with the next.
+            fan_out: FanOut::resolve(
+                &args.accounts,
+                &[("--format json (use jsonl)", !global.jsonl && global.format == Format::Json)],
+            )?,
             format: match (global.jsonl, global.format) {
                 (true, _) => render::Format::Jsonl,
                 (false, Format::Human) => render::Format::Human,
@@ -632,6 +745,8 @@ pub struct PermissionsSettings {
     pub drill: bool,
     /// `--account`: the account to name without asking STS.
     pub account: Option<String>,
+    /// `--organization`: the role `--accounts` assumes in member accounts.
+    pub organization: Option<String>,
 }
 
 impl PermissionsSettings {
@@ -647,6 +762,13 @@ impl PermissionsSettings {
             destroy: args.destroy,
             drill: args.drill,
             account: args.account.clone(),
+            organization: match &args.organization {
+                Some(role) => {
+                    role_name(role).map_err(|e| anyhow::anyhow!("--organization: {e:#}"))?;
+                    Some(role.clone())
+                }
+                None => None,
+            },
         })
     }
 }
@@ -691,5 +813,51 @@ mod tests {
             let e = check_endpoint(bad).unwrap_err().to_string();
             assert!(e.starts_with("--endpoint-url"), "{bad}: {e}");
         }
+    }
+
+    fn accounts(text: &str) -> AccountsArgs {
+        AccountsArgs {
+            accounts: Some(text.into()),
+            assume_role: "OrganizationAccountAccessRole".into(),
+            external_id: None,
+            concurrency: 8,
+        }
+    }
+
+    #[test]
+    fn account_selections_are_parsed_and_checked() {
+        assert_eq!(account_selection("all").unwrap(), AccountSelection::All);
+        assert_eq!(account_selection("ou-ab12-cd34ef56").unwrap(), AccountSelection::Ou("ou-ab12-cd34ef56".into()));
+        assert_eq!(
+            account_selection("111111111111, 222222222222,111111111111").unwrap(),
+            AccountSelection::Ids(vec!["111111111111".into(), "222222222222".into()])
+        );
+        for bad in ["12345", "11111111111a", "111111111111,", "ou-AB12-cd34ef56", "ou-ab12", "ou-ab1-cd34ef56", ""] {
+            assert!(account_selection(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_names_and_external_ids_follow_iam_and_sts() {
+        assert!(role_name("AWSControlTowerExecution").is_ok());
+        assert!(role_name("a+=,.@_-b").is_ok());
+        for bad in ["", "has space", "arn:aws:iam::1:role/R", "path/R", "é", &"r".repeat(65)] {
+            assert!(role_name(bad).is_err(), "{bad}");
+        }
+        assert!(external_id("ab:cd/ef").is_ok());
+        assert!(external_id("a").is_err());
+        assert!(external_id("no spaces").is_err());
+    }
+
+    #[test]
+    fn accounts_refuse_one_account_options_and_bad_roles() {
+        let none = AccountsArgs { accounts: None, ..accounts("all") };
+        assert_eq!(FanOut::resolve(&none, &[("--out", true)]).unwrap(), None);
+        let fan = FanOut::resolve(&accounts("all"), &[("--out", false)]).unwrap().unwrap();
+        assert_eq!((fan.role.as_str(), fan.concurrency), ("OrganizationAccountAccessRole", 8));
+        let e = FanOut::resolve(&accounts("all"), &[("--junit", true), ("--html", true)]).unwrap_err().to_string();
+        assert!(e.starts_with("--accounts cannot go with --junit, --html"), "{e}");
+        let bad_role = AccountsArgs { assume_role: "bad role".into(), ..accounts("all") };
+        assert!(FanOut::resolve(&bad_role, &[]).unwrap_err().to_string().starts_with("--assume-role"));
     }
 }

@@ -1,6 +1,7 @@
 //! AWS clients, built once from one `SdkConfig` and shared. Retries, timeouts and the HTTP
 //! client are set here and nowhere else.
 
+pub mod accounts;
 pub mod credentials;
 pub mod error;
 pub mod propagation;
@@ -236,9 +237,18 @@ pub async fn whoami(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Res
     let id =
         sts.get_caller_identity().send().await.ctx(|| "asking STS who the caller is (GetCallerIdentity)".into())?;
     let account_id = id.account().context("STS returned no account id")?.to_string();
-    // arn:PARTITION:sts::ACCOUNT:assumed-role/...
-    let partition = id.arn().and_then(|a| a.split(':').nth(1)).unwrap_or("aws").to_string();
+    let partition = partition_of_caller(id.arn(), &region);
     Ok(Caller { account_id, partition, region })
+}
+
+/// The partition of the caller's ARN (`arn:PARTITION:sts::ACCOUNT:assumed-role/...`); without
+/// one, the partition of the region the call went to, which is the same partition (STS answers
+/// only for its own).
+fn partition_of_caller(arn: Option<&str>, region: &str) -> String {
+    arn.and_then(|a| a.split(':').nth(1))
+        .filter(|p| p.starts_with("aws"))
+        .unwrap_or_else(|| crate::profile::validate::partition_of(region))
+        .to_string()
 }
 
 /// Every region enabled for the account, from the Account API (a small client, where EC2's
@@ -279,5 +289,20 @@ where
             return Ok(pages);
         }
         pages.push(send(token).await?);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_partition_comes_from_its_arn_else_its_region() {
+        let arn = Some("arn:aws-us-gov:sts::111122223333:assumed-role/R/s");
+        assert_eq!(partition_of_caller(arn, "us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_of_caller(Some("arn:aws-cn:iam::111122223333:user/u"), "cn-north-1"), "aws-cn");
+        assert_eq!(partition_of_caller(None, "cn-northwest-1"), "aws-cn");
+        assert_eq!(partition_of_caller(None, "us-gov-east-1"), "aws-us-gov");
+        assert_eq!(partition_of_caller(Some("garbled"), "eu-west-1"), "aws");
     }
 }

@@ -72,7 +72,7 @@ pub async fn run(
 
 /// Refuses, before any change, a plan with conflicts or with changes `consent` does not
 /// cover, naming each and the flag that would allow it.
-fn refuse(plan: &Plan, consent: Consent) -> anyhow::Result<()> {
+pub(super) fn refuse(plan: &Plan, consent: Consent) -> anyhow::Result<()> {
     let refusals = plan.refusals(consent);
     if refusals.is_empty() {
         return Ok(());
@@ -81,7 +81,7 @@ fn refuse(plan: &Plan, consent: Consent) -> anyhow::Result<()> {
 }
 
 /// Carries out what `consent` allows of `plan`, and reports what it withheld.
-async fn carry_out(
+pub(super) async fn carry_out(
     session: &Session,
     plan: &Plan,
     live: &engine::LiveState,
@@ -97,7 +97,7 @@ async fn carry_out(
     report
 }
 
-fn deleted_destructively(report: &Report) -> bool {
+pub(super) fn deleted_destructively(report: &Report) -> bool {
     report.outcomes.iter().any(|(c, o)| c.action == Action::Delete && !c.destructive.is_empty() && *o == Outcome::Done)
 }
 

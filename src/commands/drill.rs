@@ -21,7 +21,7 @@ use crate::render;
 use crate::settings::{DrillSettings, Format};
 
 pub async fn run(settings: &DrillSettings, printer: &Printer, format: Format) -> anyhow::Result<Status> {
-    let (aws, profile, ctx) = Session::connect(&settings.common, printer).await?;
+    let (aws, profile, ctx) = Session::prepare(&settings.common, printer).await?;
     let run = drill::run_id()?;
     let drill = drill::plan(&profile, &settings.selection, &run)?;
     let aws = &aws;

@@ -33,17 +33,92 @@ pub fn run(settings: &InvestigateSettings, printer: &Printer) -> anyhow::Result<
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let on_retry = printer.retries();
-    let (config, account) = runtime.block_on(async {
-        let connect = aws::ConnectOptions { region: home.clone(), ..settings.connect.clone() };
+    let connect = aws::ConnectOptions { region: home.clone(), ..settings.connect.clone() };
+    let (config, caller) = runtime.block_on(async {
         let config = aws::load_config(&connect).await;
         let caller = aws::whoami(&config, &on_retry).await?;
-        let enabled = if settings.regions.is_empty() && loaded.wants_enabled_regions() {
-            aws::enabled_regions(&config, &on_retry).await?
-        } else {
-            Vec::new()
-        };
-        anyhow::Ok((config, super::runtime_of(&caller, enabled)))
+        anyhow::Ok((config, caller))
     })?;
+    let status = match &settings.fan_out {
+        None => one_account(settings, printer, &runtime, &loaded, &config, caller),
+        Some(fan) => every_account(settings, printer, &runtime, &loaded, &config, &caller, fan),
+    };
+    runtime.shutdown_background();
+    status
+}
+
+/// Investigates each account `fan` selects, one after another (each streams its findings
+/// under its own header), then prints the organization summary. An account that cannot be
+/// reached is reported and the others go on.
+fn every_account(
+    settings: &InvestigateSettings,
+    printer: &Printer,
+    runtime: &tokio::runtime::Runtime,
+    loaded: &profile::Loaded,
+    base: &aws_config::SdkConfig,
+    caller: &aws::Caller,
+    fan: &crate::settings::FanOut,
+) -> anyhow::Result<Status> {
+    use crate::render::{AccountLine, AccountOutcome};
+    let on_retry = printer.retries();
+    let members = runtime.block_on(aws::accounts::select(base, &fan.accounts, &on_retry))?;
+    anyhow::ensure!(!members.is_empty(), "--accounts: no ACTIVE account is selected");
+    let mut lines = Vec::new();
+    let mut worst = Status::Success;
+    for m in &members {
+        let reached = runtime.block_on(async {
+            let config = aws::accounts::reach(base, caller, &m.id, &fan.role, fan.external_id.as_deref()).await?;
+            let caller = aws::accounts::whoami_in(&config, &m.id, &on_retry).await?;
+            anyhow::Ok((config, caller))
+        });
+        let mut line = AccountLine { id: m.id.clone(), name: m.name.clone(), outcome: AccountOutcome::Quiet };
+        if settings.format == crate::lookback::render::Format::Human {
+            printer.data(|w, paint| crate::render::human::account_header(w, paint, &line))?;
+        }
+        let status =
+            reached.and_then(|(config, caller)| one_account(settings, printer, runtime, loaded, &config, caller));
+        line.outcome = match status {
+            Ok(Status::Differs) => AccountOutcome::Findings,
+            Ok(Status::Partial) => AccountOutcome::Partial,
+            Ok(_) => AccountOutcome::Quiet,
+            Err(e) => {
+                printer.warn(&format!("account {}: {e:#}", m.id));
+                AccountOutcome::Failed(format!("{e:#}"))
+            }
+        };
+        worst = match (&line.outcome, worst) {
+            (AccountOutcome::Failed(_), _) | (_, Status::Failed) => Status::Failed,
+            (AccountOutcome::Findings, _) | (_, Status::Differs) => Status::Differs,
+            (AccountOutcome::Partial, _) | (_, Status::Partial) => Status::Partial,
+            _ => Status::Success,
+        };
+        lines.push(line);
+    }
+    if settings.format == crate::lookback::render::Format::Human {
+        printer.data(|w, paint| {
+            writeln!(w)?;
+            crate::render::human::organization_summary(w, paint, "investigate", &lines)
+        })?;
+    }
+    Ok(worst)
+}
+
+/// Investigates the account `config` acts in (`caller`), streaming the findings.
+fn one_account(
+    settings: &InvestigateSettings,
+    printer: &Printer,
+    runtime: &tokio::runtime::Runtime,
+    loaded: &profile::Loaded,
+    config: &aws_config::SdkConfig,
+    caller: aws::Caller,
+) -> anyhow::Result<Status> {
+    let on_retry = printer.retries();
+    let enabled = if settings.regions.is_empty() && loaded.wants_enabled_regions() {
+        runtime.block_on(aws::enabled_regions(config, &on_retry))?
+    } else {
+        Vec::new()
+    };
+    let account = super::runtime_of(&caller, enabled);
     let profile = loaded.resolve(&account, &settings.overrides)?;
     let catalog = profile.catalog()?;
     let regions = if settings.regions.is_empty() { profile.regions.clone() } else { settings.regions.clone() };
@@ -56,7 +131,7 @@ pub fn run(settings: &InvestigateSettings, printer: &Printer) -> anyhow::Result<
 
     let specs = lookup::streams(&regions, names.as_deref());
     let (tx, mut rx) = mpsc::channel(64);
-    let clients = regions.iter().map(|r| (r.clone(), lookup::client(&config, r, &on_retry))).collect();
+    let clients = regions.iter().map(|r| (r.clone(), lookup::client(config, r, &on_retry))).collect();
     let tasks = {
         let _inside = runtime.enter();
         lookup::spawn(clients, &specs, settings.window, LOOKUPS_PER_SECOND, tx)
@@ -127,7 +202,6 @@ pub fn run(settings: &InvestigateSettings, printer: &Printer) -> anyhow::Result<
     for task in tasks {
         task.abort();
     }
-    runtime.shutdown_background();
 
     let worst = summary.worst().map(severity::rank);
     Ok(match settings.fail_on {

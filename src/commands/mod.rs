@@ -1,5 +1,6 @@
 //! Commands: short orchestration over profile, engine and renderers.
 
+pub mod accounts;
 pub mod agents;
 pub mod apply;
 pub mod destroy;
@@ -37,6 +38,9 @@ pub enum Status {
     /// 3: investigate read only part of what it was asked to (some lookups failed) and found
     /// nothing at or above --fail-on in that part.
     Partial,
+    /// 1, with the failure already reported in the command's output: a run over several
+    /// accounts in which some account failed.
+    Failed,
 }
 
 /// Where a command is, for the message Ctrl-C leaves: what state the account is in.
@@ -57,9 +61,12 @@ impl Watch {
         f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Apply is about to make `total` changes.
+    /// Apply is about to make `total` changes, on top of those it is making in other accounts.
     pub fn applying(&self, total: usize) {
-        self.with(|p| *p = Phase::Applying { total, done: 0, failed: 0, in_flight: Vec::new() });
+        self.with(|p| match p {
+            Phase::Applying { total: all, .. } => *all += total,
+            Phase::ReadOnly => *p = Phase::Applying { total, done: 0, failed: 0, in_flight: Vec::new() },
+        });
     }
 
     /// A change started (`None`) or ended (`Some(ok)`).
@@ -116,11 +123,60 @@ pub struct Session {
     pub ctx: Context,
 }
 
+/// What every account's session starts from: the profile checked offline, and the caller's
+/// configuration and identity.
+pub struct Start {
+    pub loaded: profile::Loaded,
+    pub config: aws_config::SdkConfig,
+    pub caller: aws::Caller,
+}
+
+impl Start {
+    /// Loads and fully validates the profile, then connects as the caller. The profile is
+    /// checked once with stand-in account facts before any AWS call, so a bad profile fails
+    /// without credentials.
+    pub async fn new(settings: &Settings, printer: &Printer) -> anyhow::Result<Start> {
+        let (loaded, _) = validate::offline(&settings.profile, settings.region.as_deref())?;
+        let home = settings.region.clone().or(loaded.home_region().map(str::to_string));
+        let config = aws::load_config(&settings.connect(loaded.home_region())).await;
+        if home.is_none() {
+            // The region came from AWS_REGION or the shared config: held to the same rules.
+            if let Some(region) = config.region().map(|r| r.as_ref()) {
+                profile::validate::region(region).map_err(|e| {
+                    anyhow::anyhow!("region {region:?} (from AWS_REGION or the shared AWS config): expected {e}")
+                })?;
+            }
+        }
+        aws::credentials::check(&config, settings.aws_profile.as_deref()).await?;
+        let caller = aws::whoami(&config, &printer.retries()).await?;
+        Ok(Start { loaded, config, caller })
+    }
+}
+
 impl Session {
-    /// Loads and fully validates the profile, then connects. The profile is checked once with
-    /// stand-in account facts before any AWS call, so a bad profile fails without credentials.
+    /// The session of the caller's own account.
     pub async fn open(settings: &Settings, printer: &Printer) -> anyhow::Result<Session> {
-        let (aws, mut profile, ctx) = Self::connect(settings, printer).await?;
+        let start = Start::new(settings, printer).await?;
+        Session::connect(settings, printer, &start.loaded, &start.config, start.caller).await
+    }
+
+    /// The caller's own account resolved, without its resources: what a command that reads no
+    /// resource state needs (`drill`).
+    pub async fn prepare(settings: &Settings, printer: &Printer) -> anyhow::Result<(Aws, Profile, Context)> {
+        let start = Start::new(settings, printer).await?;
+        Session::resolve(settings, printer, &start.loaded, &start.config, start.caller).await
+    }
+
+    /// The session of the account `config` acts in, `caller` being who STS says that is: the
+    /// profile resolved for that account (its id, partition and regions), with its clients.
+    pub async fn connect(
+        settings: &Settings,
+        printer: &Printer,
+        loaded: &profile::Loaded,
+        config: &aws_config::SdkConfig,
+        caller: aws::Caller,
+    ) -> anyhow::Result<Session> {
+        let (aws, mut profile, ctx) = Session::resolve(settings, printer, loaded, config, caller).await?;
         // The trails a rename left behind keep logging until they are deleted: the documents
         // that admit only the declared trail must admit them too.
         let left_over = resources::trail::left_over(&aws, &profile).await?;
@@ -132,27 +188,18 @@ impl Session {
         Ok(Session { aws, profile, resources, ctx })
     }
 
-    /// The profile, validated and resolved against the account, and the clients: what a
-    /// command that reads no resource state needs (`drill`).
-    pub async fn connect(settings: &Settings, printer: &Printer) -> anyhow::Result<(Aws, Profile, Context)> {
-        let (loaded, _) = validate::offline(&settings.profile, settings.region.as_deref())?;
-        let home = settings.region.clone().or(loaded.home_region().map(str::to_string));
-
+    /// The profile resolved for the account `config` acts in, and its clients.
+    async fn resolve(
+        settings: &Settings,
+        printer: &Printer,
+        loaded: &profile::Loaded,
+        config: &aws_config::SdkConfig,
+        caller: aws::Caller,
+    ) -> anyhow::Result<(Aws, Profile, Context)> {
         let started = Instant::now();
-        let config = aws::load_config(&settings.connect(loaded.home_region())).await;
-        if home.is_none() {
-            // The region came from AWS_REGION or the shared config: held to the same rules.
-            if let Some(region) = config.region().map(|r| r.as_ref()) {
-                profile::validate::region(region).map_err(|e| {
-                    anyhow::anyhow!("region {region:?} (from AWS_REGION or the shared AWS config): expected {e}")
-                })?;
-            }
-        }
-        aws::credentials::check(&config, settings.aws_profile.as_deref()).await?;
         let on_retry = printer.retries();
-        let caller = aws::whoami(&config, &on_retry).await?;
         let enabled_regions =
-            if loaded.wants_enabled_regions() { aws::enabled_regions(&config, &on_retry).await? } else { Vec::new() };
+            if loaded.wants_enabled_regions() { aws::enabled_regions(config, &on_retry).await? } else { Vec::new() };
         let runtime = runtime_of(&caller, enabled_regions);
         printer.verbose(&format!(
             "account {} in {} ({:.0} ms)",
@@ -169,7 +216,7 @@ impl Session {
             account: runtime.account_id.clone(),
             region: runtime.region.clone(),
         };
-        let aws = Aws::new(&config, caller, &profile.regions, &on_retry);
+        let aws = Aws::new(config, caller, &profile.regions, &on_retry);
         Ok((aws, profile, ctx))
     }
 

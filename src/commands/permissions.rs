@@ -48,11 +48,14 @@ pub async fn run(settings: &PermissionsSettings, printer: &Printer) -> anyhow::R
         all_regions: loaded.wants_enabled_regions(),
         unknown_account,
     };
-    let doc = if settings.drill {
+    let mut doc = if settings.drill {
         permissions::drill_policy(&profile, &options)
     } else {
         permissions::policy(&profile, &options)
     };
+    if let (Some(role), Some(statements)) = (&settings.organization, doc["Statement"].as_array_mut()) {
+        statements.extend(permissions::organization_statements(&runtime.partition, role));
+    }
     let size = doc.to_string().len();
     if size > permissions::MANAGED_POLICY_LIMIT {
         printer.status(&format!(

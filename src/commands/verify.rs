@@ -6,18 +6,12 @@ use super::{Session, Status};
 use crate::printer::Printer;
 use crate::render::human::VerifyView;
 use crate::settings::{Format, Settings, VerifyOptions};
+use crate::verdict::Verdict;
 use crate::{checks, delivery, engine, render, verdict};
 
 pub async fn run(settings: &Settings, printer: &Printer, options: &VerifyOptions) -> anyhow::Result<Status> {
     let session = Session::open(settings, printer).await?;
-    let (live, plan) = session.plan(printer).await?;
-    let mut found = engine::checks(&live, &session.resources);
-    found.extend(engine::health(&session.aws, &session.resources, &live).await);
-    found.extend(delivery::checks(&session.aws, &session.resources, options.health_window).await);
-    found.extend(checks::deployed_patterns(&session.profile, &session.resources, &live));
-    found.extend(checks::cis_texts(&session.profile, &live));
-    found.extend(crate::integrity::verify_check(&session.aws, &session.profile).await?);
-    let verdict = verdict::judge(plan, found, &session.profile.waivers);
+    let verdict = judge(&session, printer, options).await?;
     if let Some(path) = &options.junit {
         let mut xml = Vec::new();
         render::junit::verify(&mut xml, &session.ctx, &verdict)?;
@@ -44,4 +38,16 @@ pub async fn run(settings: &Settings, printer: &Printer, options: &VerifyOptions
         Format::Json => render::json::verify(w, &session.ctx, &verdict),
     })?;
     Ok(if verdict.passed() { Status::Success } else { Status::Differs })
+}
+
+/// The account's verdict: drift, and every health check.
+pub(super) async fn judge(session: &Session, printer: &Printer, options: &VerifyOptions) -> anyhow::Result<Verdict> {
+    let (live, plan) = session.plan(printer).await?;
+    let mut found = engine::checks(&live, &session.resources);
+    found.extend(engine::health(&session.aws, &session.resources, &live).await);
+    found.extend(delivery::checks(&session.aws, &session.resources, options.health_window).await);
+    found.extend(checks::deployed_patterns(&session.profile, &session.resources, &live));
+    found.extend(checks::cis_texts(&session.profile, &live));
+    found.extend(crate::integrity::verify_check(&session.aws, &session.profile).await?);
+    Ok(verdict::judge(plan, found, &session.profile.waivers))
 }

@@ -83,7 +83,7 @@ impl Runtime {
     pub fn placeholder(region: &str) -> Self {
         Runtime {
             account_id: "000000000000".into(),
-            partition: "aws".into(),
+            partition: validate::partition_of(region).into(),
             region: region.into(),
             enabled_regions: vec![region.into()],
         }

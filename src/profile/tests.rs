@@ -452,3 +452,10 @@ fn a_rule_named_like_ctguards_own_drill_or_forwarding_rule_is_refused() {
         );
     }
 }
+
+#[test]
+fn the_stand_in_account_is_in_the_home_regions_partition() {
+    assert_eq!(Runtime::placeholder("us-gov-west-1").partition, "aws-us-gov");
+    assert_eq!(Runtime::placeholder("cn-north-1").partition, "aws-cn");
+    assert_eq!(Runtime::placeholder("eu-west-1").partition, "aws");
+}

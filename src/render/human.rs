@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 
-use super::{Context, Verb, phrase, symbol};
+use super::{AccountLine, AccountOutcome, Context, Verb, outcome_order, phrase, symbol};
 use crate::detect::catalog::{Catalog, Feed, Kind};
 use crate::detect::replay::{Hit, Tally, Threshold};
 use crate::engine::{Outcome, Report};
@@ -57,6 +57,34 @@ impl Paint {
         let color = if ok { AnsiColor::Green } else { AnsiColor::Red };
         self.paint(Style::new().fg_color(Some(color.into())), text)
     }
+}
+
+/// The line above each account's part of a run over several accounts.
+pub fn account_header(w: &mut dyn Write, p: Paint, line: &AccountLine) -> io::Result<()> {
+    writeln!(w, "{}\n", p.bold(&format!("=== Account {} ===", line.label())))
+}
+
+/// The organization summary after every account's part: the count per outcome, then each
+/// account with its outcome and, for a failed one, the reason.
+pub fn organization_summary(w: &mut dyn Write, p: Paint, command: &str, accounts: &[AccountLine]) -> io::Result<()> {
+    let counts: Vec<String> = outcome_order(command)
+        .iter()
+        .map(|word| format!("{} {word}", accounts.iter().filter(|a| a.outcome.word() == *word).count()))
+        .collect();
+    let n = accounts.len();
+    writeln!(w, "{} {n} account{}: {}.", p.bold("Organization:"), if n == 1 { "" } else { "s" }, counts.join(", "))?;
+    let width = accounts.iter().map(|a| a.label().len()).max().unwrap_or(0);
+    for a in accounts {
+        let word = match &a.outcome {
+            AccountOutcome::Failed(reason) => format!("{}: {reason}", p.failure("failed")),
+            AccountOutcome::Drifted | AccountOutcome::Findings => p.failure(a.outcome.word()),
+            AccountOutcome::Partial => p.warning("partial"),
+            AccountOutcome::Changes => p.warning("changes"),
+            other => p.success(other.word()),
+        };
+        writeln!(w, "  {:width$}  {word}", a.label())?;
+    }
+    Ok(())
 }
 
 /// Changes to show, in plan order: one entry per resource, or with `expand` off one per set of

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Context, FORMAT_VERSION, Verb, json_actions};
+use super::{AccountLine, AccountOutcome, Context, FORMAT_VERSION, Verb, json_actions, outcome_order};
 use crate::detect::catalog::Catalog;
 use crate::detect::replay::{Hit, Tally, Threshold};
 use crate::engine::{Outcome, Report};
@@ -33,7 +33,12 @@ fn write(w: &mut dyn Write, doc: &impl Serialize) -> io::Result<()> {
 }
 
 pub fn plan(w: &mut dyn Write, ctx: &Context, plan: &Plan) -> io::Result<()> {
-    let doc = json!({
+    write(w, &plan_doc(ctx, plan))
+}
+
+/// The plan document, also each account's part of an organization's.
+pub fn plan_doc(ctx: &Context, plan: &Plan) -> Value {
+    json!({
         "format_version": FORMAT_VERSION,
         "command": "plan",
         "profile": ctx.profile,
@@ -42,11 +47,15 @@ pub fn plan(w: &mut dyn Write, ctx: &Context, plan: &Plan) -> io::Result<()> {
         "has_changes": plan.has_changes(),
         "summary": plan.summary(),
         "resource_changes": plan.changes.iter().map(change).collect::<Vec<_>>(),
-    });
-    write(w, &doc)
+    })
 }
 
 pub fn verify(w: &mut dyn Write, ctx: &Context, v: &Verdict) -> io::Result<()> {
+    write(w, &verify_doc(ctx, v))
+}
+
+/// The verify document, also each account's part of an organization's.
+pub fn verify_doc(ctx: &Context, v: &Verdict) -> Value {
     let drift: Vec<Value> = v.drifted().map(change).collect();
     let checks: Vec<Value> = v
         .checks
@@ -66,7 +75,7 @@ pub fn verify(w: &mut dyn Write, ctx: &Context, v: &Verdict) -> io::Result<()> {
         .iter()
         .map(|u| json!({"resource": u.resource, "region": u.region, "field": u.field, "check": u.check}))
         .collect();
-    let doc = json!({
+    json!({
         "format_version": FORMAT_VERSION,
         "command": "verify",
         "profile": ctx.profile,
@@ -78,11 +87,15 @@ pub fn verify(w: &mut dyn Write, ctx: &Context, v: &Verdict) -> io::Result<()> {
         "checks": checks,
         "waived_drift": waived_drift,
         "unused_waivers": unused,
-    });
-    write(w, &doc)
+    })
 }
 
 pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report, verb: Verb) -> io::Result<()> {
+    write(w, &apply_report_doc(ctx, report, verb))
+}
+
+/// The apply (or destroy) document, also each account's part of an organization's.
+pub fn apply_report_doc(ctx: &Context, report: &Report, verb: Verb) -> Value {
     let results: Vec<Value> = report
         .outcomes
         .iter()
@@ -96,7 +109,7 @@ pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report, verb: Ver
             json!({"address": c.address.to_string(), "actions": json_actions(c.action), "status": status, "error": detail})
         })
         .collect();
-    let doc = json!({
+    json!({
         "format_version": FORMAT_VERSION,
         "command": verb.name(),
         "profile": ctx.profile,
@@ -104,6 +117,38 @@ pub fn apply_report(w: &mut dyn Write, ctx: &Context, report: &Report, verb: Ver
         "region": ctx.region,
         "status": if report.failed() { "failed" } else { "complete" },
         "results": results,
+    })
+}
+
+/// A run over several accounts: each account's own document under `result` (absent when it
+/// failed before one was made, with the reason under `error`), then the count per outcome.
+pub fn organization(
+    w: &mut dyn Write,
+    command: &str,
+    profile: &str,
+    accounts: &[(AccountLine, Option<Value>)],
+) -> io::Result<()> {
+    let entries: Vec<Value> = accounts
+        .iter()
+        .map(|(line, result)| {
+            let error = match &line.outcome {
+                AccountOutcome::Failed(reason) => json!(reason),
+                _ => Value::Null,
+            };
+            json!({"account": line.id, "name": line.name, "status": line.outcome.word(), "error": error, "result": result})
+        })
+        .collect();
+    let mut summary = serde_json::Map::new();
+    summary.insert("accounts".into(), json!(accounts.len()));
+    for word in outcome_order(command) {
+        summary.insert((*word).into(), json!(accounts.iter().filter(|(l, _)| l.outcome.word() == *word).count()));
+    }
+    let doc = json!({
+        "format_version": FORMAT_VERSION,
+        "command": command,
+        "profile": profile,
+        "accounts": entries,
+        "summary": summary,
     });
     write(w, &doc)
 }

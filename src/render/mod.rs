@@ -108,3 +108,67 @@ pub fn json_actions(action: Action) -> &'static [&'static str] {
         Action::Adopt => &["adopt"],
     }
 }
+
+/// How one account came out of a run over several accounts (`--accounts`). The organization
+/// summary counts these; each word and JSON status is spelled here only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountOutcome {
+    /// plan: nothing to change.
+    Unchanged,
+    /// plan: changes pending.
+    Changes,
+    /// apply: converged; verify: matches the profile.
+    Converged,
+    /// verify: drift or a failing health check.
+    Drifted,
+    /// investigate: nothing at or above --fail-on.
+    Quiet,
+    /// investigate: an event at or above --fail-on.
+    Findings,
+    /// investigate: some lookups failed, and nothing at or above --fail-on in the rest.
+    Partial,
+    /// The account could not be planned, applied, verified or investigated; the reason.
+    Failed(String),
+}
+
+impl AccountOutcome {
+    /// The word in the summary, and the JSON `status`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            AccountOutcome::Unchanged => "unchanged",
+            AccountOutcome::Changes => "changes",
+            AccountOutcome::Converged => "converged",
+            AccountOutcome::Drifted => "drifted",
+            AccountOutcome::Quiet => "quiet",
+            AccountOutcome::Findings => "findings",
+            AccountOutcome::Partial => "partial",
+            AccountOutcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// One account in an organization summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLine {
+    pub id: String,
+    /// Its name in the organization; may be empty.
+    pub name: String,
+    pub outcome: AccountOutcome,
+}
+
+impl AccountLine {
+    /// `111122223333 (prod)`, or the id alone.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() { self.id.clone() } else { format!("{} ({})", self.id, self.name) }
+    }
+}
+
+/// The order the summary counts outcomes in, by command.
+pub fn outcome_order(command: &str) -> &'static [&'static str] {
+    match command {
+        "plan" => &["unchanged", "changes", "failed"],
+        "verify" => &["converged", "drifted", "failed"],
+        "investigate" => &["quiet", "findings", "partial", "failed"],
+        _ => &["converged", "failed"],
+    }
+}

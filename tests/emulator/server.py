@@ -1847,6 +1847,38 @@ def patch_s3_eventbridge_events() -> None:
     S3Backend.delete_object = delete_object
 
 
+def patch_sts_assume_role_needs_role() -> None:
+    """Correct moto 5.2.5's AssumeRole, which succeeds for a role that does not exist (a model fix).
+
+    moto hands out credentials for any role ARN, in any account. AWS refuses with
+    AccessDenied ("... is not authorized to perform: sts:AssumeRole on resource: ...") when
+    the role is missing from the target account, which is what a member account without
+    OrganizationAccountAccessRole (or with a differently named role) answers. Only the role's
+    existence is checked, not its trust policy.
+    """
+    from moto.iam.models import iam_backends
+    from moto.sts.exceptions import STSClientError
+    from moto.sts.models import STSBackend
+    from moto.utilities.utils import get_partition
+
+    assume = STSBackend.assume_role
+
+    def assume_role(self, region_name, role_session_name, role_arn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        parts = role_arn.split(":")
+        account, name = (parts[4], parts[5].split("/")[-1]) if len(parts) >= 6 else ("", "")
+        roles = iam_backends[account][get_partition(region_name)].roles.values() if account else []
+        if not any(r.name == name for r in roles):
+            error = STSClientError(
+                "AccessDenied",
+                f"User: arn:aws:iam::{self.account_id}:user/moto is not authorized to perform: "
+                f"sts:AssumeRole on resource: {role_arn}",
+            )
+            raise error
+        return assume(self, region_name, role_session_name, role_arn, *args, **kwargs)
+
+    STSBackend.assume_role = assume_role
+
+
 def stop_when_stdin_closes(stop: threading.Event) -> None:
     """Sets `stop` once stdin reaches end of file: the test that started us has gone."""
     def watch_stdin() -> None:
@@ -1890,6 +1922,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_s3_create_bucket_tags()
         patch_s3_object_lock()
         patch_s3_eventbridge_events()
+        patch_sts_assume_role_needs_role()
         # Alert delivery (PutEvents -> rules -> targets, alarm actions, SNS -> SQS) lives in
         # its own module: tests/emulator/delivery.py.
         import delivery
