@@ -233,6 +233,9 @@ pub const TABLE: &[Row] = &[
     write("logs:PutMetricFilter", On::LogGroup),
     write("logs:PutRetentionPolicy", On::LogGroup),
     write("logs:TagResource", On::LogGroup),
+    read("organizations:DescribeOrganization", On::Anything),
+    read("organizations:ListAWSServiceAccessForOrganization", On::Anything),
+    read("organizations:ListDelegatedAdministrators", On::Anything),
     read("s3:AbortMultipartUpload", On::AthenaResults),
     write("s3:CreateBucket", On::Buckets),
     destroy("s3:DeleteBucket", On::Buckets),
@@ -294,6 +297,18 @@ pub const UNSCOPED: &[(&str, &str)] = &[
     ("cloudtrail:DescribeTrails", "no resource-level permission; lists the region's trails"),
     ("cloudtrail:ListPublicKeys", "no resource-level permission; the keys are CloudTrail's, not the account's"),
     ("cloudtrail:LookupEvents", "no resource-level permission; the event history `ctguard investigate` reads"),
+    (
+        "organizations:DescribeOrganization",
+        "no resource-level permission; read only with `[trail] organization = true`",
+    ),
+    (
+        "organizations:ListAWSServiceAccessForOrganization",
+        "no resource-level permission; whether CloudTrail has trusted access, only for an organization trail",
+    ),
+    (
+        "organizations:ListDelegatedAdministrators",
+        "no resource-level permission; whether this account administers CloudTrail, only for an organization trail",
+    ),
     (
         "cloudwatch:GetMetricData",
         "no resource-level permission; verify's delivery health reads the rules' and topics' failure metrics",
@@ -619,6 +634,7 @@ mod tests {
             partition: "aws".into(),
             region: "us-east-1".into(),
             enabled_regions: vec!["us-east-1".into(), "eu-west-1".into()],
+            organization: None,
         };
         let profile = load("ai-agent-guard").unwrap().resolve(&runtime, &Vars::new()).unwrap();
         policy(&profile, options)

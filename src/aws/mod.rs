@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod error;
+pub mod organization;
 pub mod propagation;
 pub mod retry;
 pub mod timing;

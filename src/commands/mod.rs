@@ -137,7 +137,14 @@ impl Session {
         let caller = aws::whoami(&config, &on_retry).await?;
         let enabled_regions =
             if loaded.wants_enabled_regions() { aws::enabled_regions(&config, &on_retry).await? } else { Vec::new() };
-        let runtime = runtime_of(&caller, enabled_regions);
+        let mut runtime = runtime_of(&caller, enabled_regions);
+        // Checked before anything is read or written: only the management account or
+        // CloudTrail's delegated administrator may make an organization trail.
+        runtime.organization = if loaded.wants_organization() {
+            Some(aws::organization::for_organization_trail(&config, &caller.account_id, &on_retry).await?)
+        } else {
+            None
+        };
         printer.verbose(&format!(
             "account {} in {} ({:.0} ms)",
             runtime.account_id,
@@ -204,6 +211,9 @@ pub(crate) fn runtime_of(caller: &aws::Caller, enabled_regions: Vec<String>) -> 
         partition: caller.partition.clone(),
         region: caller.region.clone(),
         enabled_regions,
+        // Replaced by the account's own in `Session::open`, the one command path that writes
+        // the documents it fills.
+        organization: Some(profile::Organization::stand_in()),
     }
 }
 

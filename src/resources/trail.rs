@@ -42,6 +42,8 @@ pub struct TrailSettings {
     pub kms_key_id: Option<String>,
     pub cloud_watch_logs_log_group_arn: Option<String>,
     pub cloud_watch_logs_role_arn: Option<String>,
+    /// IsOrganizationTrail: the trail records every account of the organization.
+    pub is_organization_trail: bool,
 }
 
 /// The trail's event selectors: advanced ones, which ctguard writes, or the basic ones a trail
@@ -293,6 +295,7 @@ impl Trail {
             kms_key_id,
             cloud_watch_logs_log_group_arn: group,
             cloud_watch_logs_role_arn: role_arn,
+            is_organization_trail: t.organization.is_some(),
         };
         let mut selectors = vec![management_selector(t.management_events)];
         if t.record_log_deletions {
@@ -540,6 +543,7 @@ macro_rules! with_settings {
             .is_multi_region_trail($s.is_multi_region_trail)
             .include_global_service_events($s.include_global_service_events)
             .enable_log_file_validation($s.log_file_validation_enabled)
+            .is_organization_trail($s.is_organization_trail)
     };
 }
 
@@ -560,6 +564,11 @@ impl Kind for Trail {
                 "stops recording global service events (IAM, STS, CloudFront)",
             ),
             (have.is_logging && !want.is_logging, "stops logging"),
+            (
+                h.is_organization_trail && !w.is_organization_trail,
+                "stops recording the organization's member accounts (an organization trail becomes a trail of this \
+                 account alone)",
+            ),
         ];
         let mut out: Vec<String> =
             narrowed.into_iter().filter(|(lost, _)| *lost).map(|(_, why)| why.to_string()).collect();
@@ -643,6 +652,7 @@ impl Kind for Trail {
             kms_key_id: opt(trail.kms_key_id()),
             cloud_watch_logs_log_group_arn: opt(trail.cloud_watch_logs_log_group_arn()),
             cloud_watch_logs_role_arn: opt(trail.cloud_watch_logs_role_arn()),
+            is_organization_trail: trail.is_organization_trail().unwrap_or(false),
         };
         // A trail has one kind or the other (CloudTrail API Reference, PutEventSelectors).
         let mut foreign = Vec::new();
