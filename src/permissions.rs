@@ -298,18 +298,6 @@ pub const UNSCOPED: &[(&str, &str)] = &[
     ("cloudtrail:ListPublicKeys", "no resource-level permission; the keys are CloudTrail's, not the account's"),
     ("cloudtrail:LookupEvents", "no resource-level permission; the event history `ctguard investigate` reads"),
     (
-        "organizations:DescribeOrganization",
-        "no resource-level permission; read only with `[trail] organization = true`",
-    ),
-    (
-        "organizations:ListAWSServiceAccessForOrganization",
-        "no resource-level permission; whether CloudTrail has trusted access, only for an organization trail",
-    ),
-    (
-        "organizations:ListDelegatedAdministrators",
-        "no resource-level permission; whether this account administers CloudTrail, only for an organization trail",
-    ),
-    (
         "cloudwatch:GetMetricData",
         "no resource-level permission; verify's delivery health reads the rules' and topics' failure metrics",
     ),
@@ -326,6 +314,18 @@ pub const UNSCOPED: &[(&str, &str)] = &[
         "no resource-level permission (the key does not exist yet); allowed only with this profile's ownership tag in the request",
     ),
     ("kms:ListKeys", "no resource-level permission; finds a key an interrupted apply left without its alias"),
+    (
+        "organizations:DescribeOrganization",
+        "no resource-level permission; read only with `[trail] organization = true`",
+    ),
+    (
+        "organizations:ListAWSServiceAccessForOrganization",
+        "no resource-level permission; whether CloudTrail has trusted access, only for an organization trail",
+    ),
+    (
+        "organizations:ListDelegatedAdministrators",
+        "no resource-level permission; whether this account administers CloudTrail, only for an organization trail",
+    ),
     ("sns:Unsubscribe", "no resource-level permission; ctguard unsubscribes only what it recorded on its topic"),
     ("sts:GetCallerIdentity", "no resource-level permission (and needs none)"),
     ("tag:GetResources", "no resource-level permission; reads the tags of the rules and alarms in one call"),
@@ -489,6 +489,10 @@ impl<'a> Names<'a> {
                 .iter()
                 .map(|n| self.arn("cloudtrail", home, &format!("trail/{n}")))
                 .collect(),
+            // The organization trail a member relies on is the management account's.
+            On::AnyTrail if p.trail.use_organization_trail => {
+                vec![self.arn("cloudtrail", "*", "trail/*"), format!("arn:{}:cloudtrail:*:*:trail/*", self.partition)]
+            }
             On::AnyTrail => vec![self.arn("cloudtrail", "*", "trail/*")],
             On::LogGroup => p
                 .cloudwatch_logs

@@ -2,7 +2,8 @@
 //! bucket and key policy statements AWS documents for them, converging to an empty plan;
 //! refused, with nothing written, from a member account, from an account in no organization
 //! and where CloudTrail has no trusted access; and not turned back into a trail of one
-//! account without --allow-data-loss.
+//! account without --allow-data-loss. A member relying on the organization trail makes no
+//! trail of its own, and verify fails when the organization trail stops or is gone.
 
 mod common;
 
@@ -189,4 +190,142 @@ async fn no_organization_or_no_trusted_access_is_refused_before_any_write() {
     assert!(run.stderr.contains(&format!("trusted access for CloudTrail is not enabled in organization {org_id}")));
     assert!(run.stderr.contains("enable-aws-service-access --service-principal cloudtrail.amazonaws.com"));
     assert_eq!(emu.mutating_requests().len(), 0, "{:#?}", emu.mutating_requests());
+}
+
+/// A member's profile that relies on the organization trail: a bucket (AWS Config's and
+/// Athena's, were they declared) and no trail of its own. `own_trail`: a trail of its own
+/// instead, the profile's state before it relies on the organization's.
+fn member_profile(dir: &tempfile::TempDir, own_trail: bool) -> PathBuf {
+    if !dir.path().join("policies").exists() {
+        run(ctguard_cmd().args(["profiles", "export", "ai-agent-guard", dir.path().to_str().unwrap()])).expect(0);
+    }
+    let path = dir.path().join("profiles/member.toml");
+    let relies = if own_trail { "" } else { "use_organization_trail = true\n" };
+    let text = format!(
+        "[profile]\nname = \"member-guard\"\npolicies_dir = \"../policies\"\n\n\
+         [bucket]\nname = \"ctguard-member-${{account_id}}-${{region}}\"\ntrail_prefix = \"cloudtrail\"\n\
+         encryption = \"AES256\"\npolicy = \"audit-bucket-policy.json\"\n\n\
+         [trail]\nname = \"ctguard-member\"\n{relies}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The management account's organization trail, applied; returns its ARN.
+async fn management_trail(emu: &Emulator, dir: &tempfile::TempDir) -> String {
+    organization(emu, true).await;
+    let p = profile(dir, true);
+    emu.ctguard(&["apply", "--auto-approve", "-p", p.to_str().unwrap()]).expect(0);
+    format!("arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{TRAIL}")
+}
+
+/// The trails the member account owns (DescribeTrails without shadow trails), as ctguard would
+/// see them with the member's credentials.
+async fn own_trails(emu: &Emulator, env: &[(&str, OsString)]) -> Vec<String> {
+    let get = |k: &str| env.iter().find(|(n, _)| *n == k).unwrap().1.to_str().unwrap().to_string();
+    let creds = aws_credential_types::Credentials::new(
+        get("AWS_ACCESS_KEY_ID"),
+        get("AWS_SECRET_ACCESS_KEY"),
+        Some(get("AWS_SESSION_TOKEN")),
+        None,
+        "member",
+    );
+    let conf = aws_sdk_cloudtrail::config::Builder::from(&emu.sdk().await).credentials_provider(creds).build();
+    let ct = aws_sdk_cloudtrail::Client::from_conf(conf);
+    let out = ct.describe_trails().include_shadow_trails(false).send().await.unwrap();
+    out.trail_list().iter().filter_map(|t| t.trail_arn().map(str::to_string)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_relying_on_the_organization_trail_makes_none_and_verify_watches_it() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let org_trail = management_trail(&emu, &dir).await;
+    let (_, env) = member(&emu).await;
+    let envs: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let p = member_profile(&dir, false);
+    let p = p.to_str().unwrap();
+
+    let plan = emu.ctguard_in_env(&["plan", "-p", p], &envs);
+    plan.expect(0);
+    assert!(plan.stdout.contains(&format!("relies on organization trail {org_trail}")), "{}", plan.stdout);
+    emu.ctguard_in_env(&["apply", "--auto-approve", "-p", p], &envs).expect(0);
+    assert_eq!(own_trails(&emu, &env).await, Vec::<String>::new());
+    emu.ctguard_in_env(&["plan", "--detailed-exitcode", "-p", p], &envs).expect(0);
+    let verify = emu.ctguard_in_env(&["verify", "-v", "-p", p], &envs);
+    verify.expect(0);
+    assert!(verify.stdout.contains(&format!("{org_trail} is logging")), "{}", verify.stdout);
+
+    // Stopped in the management account: the member's verify fails on it.
+    let ct = aws_sdk_cloudtrail::Client::new(&emu.sdk().await);
+    ct.stop_logging().name(TRAIL).send().await.unwrap();
+    let verify = emu.ctguard_in_env(&["verify", "-p", p], &envs);
+    assert_eq!(verify.code, 2, "{}\n{}", verify.stdout, verify.stderr);
+    assert!(verify.stdout.contains("is not logging"), "{}", verify.stdout);
+
+    // Gone: verify fails, naming what it looked for; apply cannot make it from here.
+    ct.delete_trail().name(TRAIL).send().await.unwrap();
+    let verify = emu.ctguard_in_env(&["verify", "-p", p], &envs);
+    assert_eq!(verify.code, 2, "{}\n{}", verify.stdout, verify.stderr);
+    assert!(
+        verify.stdout.contains("has IsOrganizationTrail = true and a home account other than"),
+        "{}",
+        verify.stdout
+    );
+    let apply = emu.ctguard_in_env(&["apply", "--auto-approve", "-p", p], &envs);
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(own_trails(&emu, &env).await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_members_own_trail_is_not_deleted_silently_when_it_relies_on_the_organization_trail() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    management_trail(&emu, &dir).await;
+    let (id, env) = member(&emu).await;
+    let envs: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let own = member_profile(&dir, true).to_str().unwrap().to_string();
+    let applied = emu.ctguard_in_env(&["apply", "--auto-approve", "-p", &own], &envs);
+    applied.expect(0);
+    // Plan and apply say the account is covered already.
+    let org_trail = format!("arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{TRAIL}");
+    let note = format!("organization trail {org_trail} (account {ACCOUNT}) already records this account");
+    assert!(applied.stderr.contains(&note), "{}", applied.stderr);
+    let mine = format!("arn:aws:cloudtrail:{REGION}:{id}:trail/ctguard-member");
+    assert_eq!(own_trails(&emu, &env).await, vec![mine.clone()]);
+
+    let relies = member_profile(&dir, false).to_str().unwrap().to_string();
+    let plan = emu.ctguard_in_env(&["plan", "-p", &relies], &envs);
+    plan.expect(0);
+    assert!(plan.stdout.contains("data loss"), "{}", plan.stdout);
+    // As with a renamed trail: apply leaves it logging and says so, and verify fails on it until
+    // someone decides.
+    let kept = emu.ctguard_in_env(&["apply", "--auto-approve", "-p", &relies], &envs);
+    kept.expect(0);
+    assert!(kept.stdout.contains("--allow-data-loss"), "{}", kept.stdout);
+    assert_eq!(own_trails(&emu, &env).await, vec![mine]);
+    emu.ctguard_in_env(&["verify", "-p", &relies], &envs).expect(2);
+
+    emu.ctguard_in_env(&["apply", "--auto-approve", "--allow-data-loss", "-p", &relies], &envs).expect(0);
+    assert_eq!(own_trails(&emu, &env).await, Vec::<String>::new());
+    emu.ctguard_in_env(&["plan", "--detailed-exitcode", "-p", &relies], &envs).expect(0);
+}
+
+#[test]
+fn relying_on_an_organization_trail_refuses_what_would_configure_a_trail_or_its_log_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = profile(&dir, false);
+    let text =
+        std::fs::read_to_string(&path).unwrap().replacen("[trail]\n", "[trail]\nuse_organization_trail = true\n", 1);
+    std::fs::write(&path, text).unwrap();
+    let run = run(ctguard_cmd().args(["validate", "-p", path.to_str().unwrap()]));
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    for key in ["trail.kms", "trail.data_events", "cloudwatch_logs", "alarms"] {
+        assert!(
+            run.stderr.contains(&format!("{key}: not with trail.use_organization_trail = true")),
+            "{key}: {}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("would never fire"), "{}", run.stderr);
 }

@@ -163,7 +163,17 @@ impl Session {
         let aws = Aws::new(&config, caller, &profile.regions, &on_retry);
         // The trails a rename left behind keep logging until they are deleted: the documents
         // that admit only the declared trail must admit them too.
-        let left_over = resources::trail::left_over(&aws, &profile).await?;
+        let survey = resources::trail::survey(&aws, &profile).await?;
+        let left_over = survey.left_over;
+        if !profile.trail.use_organization_trail && profile.trail.organization.is_none() {
+            for t in &survey.covering {
+                printer.status(&format!(
+                    "note: organization trail {} (account {}) already records this account; \
+                     `[trail] use_organization_trail = true` relies on it instead of a second, paid trail",
+                    t.arn, t.owner
+                ));
+            }
+        }
         resources::trail::admit(&mut profile, &left_over);
         let listings = resources::Listings::new(&profile.regions);
         let mut resources = resources::declared(&profile, &listings);

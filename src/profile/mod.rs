@@ -210,6 +210,9 @@ pub struct Trail {
     pub log_integrity_hours: Option<u32>,
     /// The organization an organization trail records; `None`: the trail records this account.
     pub organization: Option<Organization>,
+    /// The account relies on an organization trail another account owns: ctguard makes no
+    /// trail for it and checks that one covers it.
+    pub use_organization_trail: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -559,6 +562,7 @@ impl Resolver<'_> {
         }
         let mut kms = doc.trail.kms.as_ref().and_then(|k| self.kms("trail.kms", k, &vars));
         self.log_integrity(&doc.trail);
+        self.relies_on_organization_trail(&doc);
 
         // Templates last, with every derived name defined.
         let mut bucket_policy = self.shared_document("bucket.policy", &doc.bucket.policy, &vars);
@@ -639,6 +643,7 @@ impl Resolver<'_> {
                 kms,
                 log_integrity_hours: doc.trail.log_integrity_hours,
                 organization,
+                use_organization_trail: doc.trail.use_organization_trail,
             },
             cloudwatch_logs,
             regions: alerting.regions,
@@ -683,6 +688,40 @@ impl Resolver<'_> {
                 self.problem("trail.organization", "the account belongs to no AWS Organizations organization");
                 None
             }
+        }
+    }
+
+    /// With `use_organization_trail`, the account has no trail of its own: what would configure
+    /// one, or read the logs it delivers to this account, is a mistake to say, not ignore.
+    fn relies_on_organization_trail(&mut self, doc: &ProfileDoc) {
+        let t = &doc.trail;
+        if !t.use_organization_trail {
+            return;
+        }
+        let own_trail = "configures this account's own trail, which use_organization_trail = true does not make";
+        let declared = [
+            ("trail.organization", t.organization, "an account cannot both make an organization trail and rely on one"),
+            ("trail.kms", t.kms.is_some(), own_trail),
+            ("trail.data_events", !t.data_events.is_empty(), own_trail),
+            ("trail.insights", t.insights.is_some(), own_trail),
+            (
+                "trail.log_integrity_hours",
+                t.log_integrity_hours.is_some(),
+                "the organization trail delivers to the management account's bucket: run validate-logs there",
+            ),
+        ];
+        for (key, _, why) in declared.into_iter().filter(|(_, on, _)| *on) {
+            self.problem(key, format!("not with trail.use_organization_trail = true: it {why}"));
+        }
+        // The organization trail delivers to CloudWatch Logs in the management account (if at
+        // all), never to this account's log group: filters there would never see an event.
+        let logs = "the organization trail delivers to the management account's log group, not this account's, so \
+                    its metric filters and alarms would never fire: declare them in the management account's profile";
+        if doc.cloudwatch_logs.is_some() {
+            self.problem("cloudwatch_logs", format!("not with trail.use_organization_trail = true: {logs}"));
+        }
+        if !doc.alarms.is_empty() {
+            self.problem("alarms", format!("not with trail.use_organization_trail = true: {logs}"));
         }
     }
 

@@ -219,6 +219,10 @@ pub struct TrailDoc {
     /// organization. Made from the management account or CloudTrail's delegated administrator.
     #[serde(default)]
     pub organization: bool,
+    /// Rely on the organization trail that records this member account (ctguard's, made from
+    /// the management account, or Control Tower's) instead of a trail of its own.
+    #[serde(default)]
+    pub use_organization_trail: bool,
     /// The statements an organization trail adds to the audit bucket's policy.
     #[serde(default = "organization_bucket_policy")]
     pub organization_bucket_policy: String,

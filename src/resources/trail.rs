@@ -347,16 +347,34 @@ pub struct LeftOver {
     pub region: String,
 }
 
-/// The trails `profile` owns but no longer declares.
-pub async fn left_over(aws: &Aws, profile: &Profile) -> anyhow::Result<Vec<LeftOver>> {
-    let owned = owned(aws, &profile.name).await?;
-    Ok(owned.into_iter().filter(|t| t.name != profile.trail.name).collect())
+/// What the home region's trails say before planning: the trails the profile owns but no
+/// longer declares, and the organization trails of other accounts that record this one.
+#[derive(Debug, Clone, Default)]
+pub struct Survey {
+    pub left_over: Vec<LeftOver>,
+    pub covering: Vec<super::org_trail::Covering>,
+}
+
+/// The trails `profile` owns but no longer declares, and the organization trails covering the
+/// account, from one DescribeTrails.
+pub async fn survey(aws: &Aws, profile: &Profile) -> anyhow::Result<Survey> {
+    let (owned, covering) = owned(aws, &profile.name).await?;
+    // Relying on an organization trail, every trail of its own is left over.
+    let declared = (!profile.trail.use_organization_trail).then_some(profile.trail.name.as_str());
+    let left_over = owned.into_iter().filter(|t| Some(t.name.as_str()) != declared).collect();
+    Ok(Survey { left_over, covering })
 }
 
 /// The undeclared resources for the trails left over, each deleted only after the declared
 /// trail it gave way to.
 pub fn undeclared(profile: &Profile, left: &[LeftOver]) -> Vec<Box<dyn Resource>> {
-    let successor = address(&profile.trail.name, &profile.runtime.region);
+    // Relying on an organization trail, the trail that takes over is that one: a trail of its
+    // own is deleted only once the organization trail was read covering the account.
+    let successor = if profile.trail.use_organization_trail {
+        super::org_trail::address(&profile.runtime.region)
+    } else {
+        address(&profile.trail.name, &profile.runtime.region)
+    };
     left.iter().map(|t| Box::new(Trail::left_over(t, successor.clone())) as Box<dyn Resource>).collect()
 }
 
@@ -406,20 +424,24 @@ fn admit_in(doc: &mut serde_json::Value, declared: &str, others: &[&str]) {
     }
 }
 
-/// Trails in the home region tagged as owned by `profile`.
-async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<LeftOver>> {
+/// Trails in the home region tagged as owned by `profile`, and the organization trails of
+/// other accounts covering this one (shadow trails, listed by the same call).
+async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<(Vec<LeftOver>, Vec<super::org_trail::Covering>)> {
     let region = aws.region();
+    let account = aws.caller.account_id.as_str();
     let listed = aws
         .cloudtrail
         .describe_trails()
-        .include_shadow_trails(false)
+        .include_shadow_trails(true)
         .send()
         .await
         .ctx(|| "listing CloudTrail trails".into())?;
+    let covering = super::org_trail::covering_in(listed.trail_list(), account);
     let local: Vec<(String, String)> = listed
         .trail_list()
         .iter()
         .filter(|t| t.home_region() == Some(region))
+        .filter(|t| t.trail_arn().and_then(super::org_trail::owner_of) == Some(account))
         .filter_map(|t| Some((t.name()?.to_string(), t.trail_arn()?.to_string())))
         .collect();
     let mut out = Vec::new();
@@ -442,7 +464,7 @@ async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<LeftOver>> {
             }
         }
     }
-    Ok(out)
+    Ok((out, covering))
 }
 
 /// The basic selectors as the spec states them (flatten).

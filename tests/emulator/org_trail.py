@@ -10,6 +10,7 @@ from __future__ import annotations
 
 def install() -> None:
     patch_cloudtrail_delegated_administrators()
+    patch_cloudtrail_shadow_organization_trails()
 
 
 def patch_cloudtrail_delegated_administrators() -> None:
@@ -43,3 +44,34 @@ def patch_cloudtrail_delegated_administrators() -> None:
         return original(self, **kwargs)
 
     OrganizationsBackend.list_delegated_administrators = list_delegated_administrators
+
+
+def patch_cloudtrail_shadow_organization_trails() -> None:
+    """A member account sees its organization's trails as shadow trails (a model fix).
+
+    AWS's DescribeTrails with IncludeShadowTrails (the default) lists, in a member account, the
+    organization trails of its organization ("the replication of an organization trail in
+    member accounts", CloudTrail API Reference, DescribeTrails), and GetTrailStatus answers for
+    them by ARN. moto 5.2.5 lists only the caller's own trails. Here a member's DescribeTrails
+    with shadow trails also lists the management account's organization trails that record
+    its region (multi-region ones, or those homed there); GetTrailStatus, which moto answers
+    from that same list, then finds them by ARN.
+    """
+    from moto.cloudtrail.models import CloudTrailBackend, cloudtrail_backends
+    from moto.organizations.models import organizations_backends
+
+    original = CloudTrailBackend.describe_trails
+
+    def describe_trails(self, include_shadow_trails):  # noqa: ANN001
+        trails = list(original(self, include_shadow_trails))
+        member = organizations_backends.master_accounts.get(self.account_id)
+        if include_shadow_trails and member is not None:
+            management, _partition = member
+            for backend in cloudtrail_backends[management].values():
+                for trail in backend.trails.values():
+                    here = trail.is_multi_region or trail.region_name == self.region_name
+                    if trail.is_org_trail and here and trail not in trails:
+                        trails.append(trail)
+        return trails
+
+    CloudTrailBackend.describe_trails = describe_trails
