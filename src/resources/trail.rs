@@ -336,6 +336,18 @@ impl Trail {
     fn what(&self, doing: &str) -> String {
         format!("{doing} CloudTrail trail {}/{}", self.region, self.name)
     }
+
+    /// How calls name the trail: by name in the account that owns it; by ARN from CloudTrail's
+    /// delegated administrator, since an organization trail belongs to the management account
+    /// and names resolve in the caller's own account only (CloudTrail API Reference,
+    /// DescribeTrails: "names of trails belonging only to the current Region and current account").
+    fn handle(&self, aws: &Aws) -> &str {
+        if super::org_trail::owner_of(&self.arn) == Some(aws.caller.account_id.as_str()) {
+            &self.name
+        } else {
+            &self.arn
+        }
+    }
 }
 
 /// A trail this profile owns in the home region under another name than the one it
@@ -640,7 +652,7 @@ impl Kind for Trail {
 
     async fn read(&self, aws: &Aws, want: Option<&TrailSpec>) -> anyhow::Result<Option<Found<TrailSpec>>> {
         let ct = &aws.cloudtrail;
-        let Some(got) = ct.get_trail().name(&self.name).send().await.found(|| self.what("reading"))? else {
+        let Some(got) = ct.get_trail().name(self.handle(aws)).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
         };
         let Some(trail) = got.trail() else { return Ok(None) };
@@ -768,7 +780,7 @@ impl Kind for Trail {
             let s = &want.settings;
             // An empty string removes an optional setting.
             while_propagating(|| async {
-                with_settings!(ct.update_trail().name(&self.name), s)
+                with_settings!(ct.update_trail().name(self.handle(aws)), s)
                     .kms_key_id(s.kms_key_id.clone().unwrap_or_default())
                     .cloud_watch_logs_log_group_arn(s.cloud_watch_logs_log_group_arn.clone().unwrap_or_default())
                     .cloud_watch_logs_role_arn(s.cloud_watch_logs_role_arn.clone().unwrap_or_default())
@@ -796,7 +808,7 @@ impl Kind for Trail {
     }
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
-        aws.cloudtrail.delete_trail().name(&self.name).send().await.found(|| self.what("deleting"))?;
+        aws.cloudtrail.delete_trail().name(self.handle(aws)).send().await.found(|| self.what("deleting"))?;
         Ok(())
     }
 }
@@ -830,7 +842,7 @@ impl Trail {
     }
 
     async fn start_logging(&self, aws: &Aws) -> anyhow::Result<()> {
-        aws.cloudtrail.start_logging().name(&self.name).send().await.ctx(|| self.what("starting logging of"))?;
+        aws.cloudtrail.start_logging().name(self.handle(aws)).send().await.ctx(|| self.what("starting logging of"))?;
         Ok(())
     }
 }
