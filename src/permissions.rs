@@ -240,6 +240,9 @@ pub const TABLE: &[Row] = &[
     write("logs:PutMetricFilter", On::LogGroup),
     write("logs:PutRetentionPolicy", On::LogGroup),
     write("logs:TagResource", On::LogGroup),
+    read("organizations:DescribeOrganization", On::Anything),
+    read("organizations:ListAWSServiceAccessForOrganization", On::Anything),
+    read("organizations:ListDelegatedAdministrators", On::Anything),
     read("s3:AbortMultipartUpload", On::AthenaResults),
     write("s3:CreateBucket", On::Buckets),
     destroy("s3:DeleteBucket", On::Buckets),
@@ -319,6 +322,18 @@ pub const UNSCOPED: &[(&str, &str)] = &[
         "no resource-level permission (the key does not exist yet); allowed only with this profile's ownership tag in the request",
     ),
     ("kms:ListKeys", "no resource-level permission; finds a key an interrupted apply left without its alias"),
+    (
+        "organizations:DescribeOrganization",
+        "no resource-level permission; read only with `[trail] organization = true`",
+    ),
+    (
+        "organizations:ListAWSServiceAccessForOrganization",
+        "no resource-level permission; whether CloudTrail has trusted access, only for an organization trail",
+    ),
+    (
+        "organizations:ListDelegatedAdministrators",
+        "no resource-level permission; whether this account administers CloudTrail, only for an organization trail",
+    ),
     ("sns:Unsubscribe", "no resource-level permission; ctguard unsubscribes only what it recorded on its topic"),
     ("sts:GetCallerIdentity", "no resource-level permission (and needs none)"),
     ("tag:GetResources", "no resource-level permission; reads the tags of the rules and alarms in one call"),
@@ -541,6 +556,10 @@ impl<'a> Names<'a> {
                 .iter()
                 .map(|n| self.arn("cloudtrail", home, &format!("trail/{n}")))
                 .collect(),
+            // The organization trail a member relies on is the management account's.
+            On::AnyTrail if p.trail.use_organization_trail => {
+                vec![self.arn("cloudtrail", "*", "trail/*"), format!("arn:{}:cloudtrail:*:*:trail/*", self.partition)]
+            }
             On::AnyTrail => vec![self.arn("cloudtrail", "*", "trail/*")],
             On::LogGroup => p
                 .cloudwatch_logs
@@ -744,6 +763,7 @@ mod tests {
             partition: "aws".into(),
             region: "us-east-1".into(),
             enabled_regions: vec!["us-east-1".into(), "eu-west-1".into()],
+            organization: None,
         };
         let profile = load("ai-agent-guard").unwrap().resolve(&runtime, &Vars::new()).unwrap();
         policy(&profile, options)

@@ -129,6 +129,7 @@ fn runtime() -> Runtime {
         partition: "aws".into(),
         region: "us-east-1".into(),
         enabled_regions: vec!["us-east-1".into()],
+        organization: None,
     }
 }
 

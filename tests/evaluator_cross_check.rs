@@ -207,6 +207,7 @@ fn shipped_profile() -> ctguard::profile::Profile {
         partition: "aws".into(),
         region: REGION.into(),
         enabled_regions: vec![REGION.into()],
+        organization: None,
     };
     loaded.resolve(&runtime, &Default::default()).unwrap()
 }

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod credentials;
 pub mod error;
+pub mod organization;
 pub mod propagation;
 pub mod retry;
 pub mod timing;

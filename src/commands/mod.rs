@@ -179,7 +179,17 @@ impl Session {
         let (aws, mut profile, ctx) = Session::resolve(settings, printer, loaded, config, caller).await?;
         // The trails a rename left behind keep logging until they are deleted: the documents
         // that admit only the declared trail must admit them too.
-        let left_over = resources::trail::left_over(&aws, &profile).await?;
+        let survey = resources::trail::survey(&aws, &profile).await?;
+        let left_over = survey.left_over;
+        if !profile.trail.use_organization_trail && profile.trail.organization.is_none() {
+            for t in &survey.covering {
+                printer.status(&format!(
+                    "note: organization trail {} (account {}) already records this account; \
+                     `[trail] use_organization_trail = true` relies on it instead of a second, paid trail",
+                    t.arn, t.owner
+                ));
+            }
+        }
         resources::trail::admit(&mut profile, &left_over);
         let listings = resources::Listings::new(&profile.regions);
         let mut resources = resources::declared(&profile, &listings);
@@ -200,7 +210,14 @@ impl Session {
         let on_retry = printer.retries();
         let enabled_regions =
             if loaded.wants_enabled_regions() { aws::enabled_regions(config, &on_retry).await? } else { Vec::new() };
-        let runtime = runtime_of(&caller, enabled_regions);
+        let mut runtime = runtime_of(&caller, enabled_regions);
+        // Checked before anything is read or written: only the management account or
+        // CloudTrail's delegated administrator may make an organization trail.
+        runtime.organization = if loaded.wants_organization() {
+            Some(aws::organization::for_organization_trail(config, &caller.account_id, &on_retry).await?)
+        } else {
+            None
+        };
         printer.verbose(&format!(
             "account {} in {} ({:.0} ms)",
             runtime.account_id,
@@ -259,6 +276,9 @@ pub(crate) fn runtime_of(caller: &aws::Caller, enabled_regions: Vec<String>) -> 
         partition: caller.partition.clone(),
         region: caller.region.clone(),
         enabled_regions,
+        // Replaced by the account's own in `Session::resolve`, the one command path that writes
+        // the documents it fills.
+        organization: Some(profile::Organization::stand_in()),
     }
 }
 

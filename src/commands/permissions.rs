@@ -40,7 +40,13 @@ pub async fn run(settings: &PermissionsSettings, printer: &Printer) -> anyhow::R
         }
     };
     let unknown_account = (account == UNKNOWN_ACCOUNT).then(|| account.clone());
-    let runtime = Runtime { account_id: account, partition, enabled_regions: vec![region.clone()], region };
+    let runtime = Runtime {
+        account_id: account,
+        partition,
+        enabled_regions: vec![region.clone()],
+        region,
+        organization: Some(profile::Organization::stand_in()),
+    };
     let profile = loaded.resolve(&runtime, &common.profile.overrides)?;
     let options = Options {
         read_only: settings.read_only,

@@ -35,6 +35,7 @@ pub fn run(settings: &TestSettings, printer: &Printer) -> anyhow::Result<Status>
             partition: account.partition.clone(),
             region: home.clone(),
             enabled_regions: vec![home.clone()],
+            organization: Runtime::placeholder(&home).organization,
         };
         Ok(loaded.resolve(&runtime, &settings.profile.overrides)?)
     };

@@ -207,6 +207,7 @@ pub fn compile_within(
             partition: partition.into(),
             region: home.into(),
             enabled_regions: vec![home.into()],
+            organization: Runtime::placeholder(home).organization,
         };
         let catalog = catalog_for(&runtime)?;
         let literals = Literals {

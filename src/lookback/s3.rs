@@ -185,6 +185,7 @@ async fn own_bucket(
         account_id: caller.account_id,
         partition: caller.partition,
         region: caller.region,
+        organization: Some(profile::Organization::stand_in()),
     };
     let profile = loaded.resolve(&runtime, overrides)?;
     Ok(S3Url { bucket: profile.bucket.name, prefix: profile.bucket.trail_prefix })

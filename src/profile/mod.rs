@@ -73,6 +73,18 @@ pub struct Runtime {
     pub region: String,
     /// Regions enabled for the account; read only when the profile asks for ALL_ENABLED.
     pub enabled_regions: Vec<String>,
+    /// The organization the account belongs to; read only when the profile declares an
+    /// organization trail.
+    pub organization: Option<Organization>,
+}
+
+/// An AWS Organizations organization, as DescribeOrganization names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// `o-` followed by 10 to 32 characters.
+    pub id: String,
+    /// The management account: an organization trail is its resource, whoever creates it.
+    pub management_account: String,
 }
 
 /// The `regions` value that means "every region enabled for the account".
@@ -86,7 +98,16 @@ impl Runtime {
             partition: validate::partition_of(region).into(),
             region: region.into(),
             enabled_regions: vec![region.into()],
+            organization: Some(Organization::stand_in()),
         }
+    }
+}
+
+impl Organization {
+    /// Stand-in for commands that resolve a profile without writing its documents (validate,
+    /// permissions, test, hunt): the organization's ID only fills policy statements.
+    pub fn stand_in() -> Self {
+        Organization { id: "o-exampleorgid".into(), management_account: "000000000000".into() }
     }
 }
 
@@ -191,6 +212,11 @@ pub struct Trail {
     pub kms: Option<Kms>,
     /// verify's log_integrity check covers this many hours; `None`: not checked.
     pub log_integrity_hours: Option<u32>,
+    /// The organization an organization trail records; `None`: the trail records this account.
+    pub organization: Option<Organization>,
+    /// The account relies on an organization trail another account owns: ctguard makes no
+    /// trail for it and checks that one covers it.
+    pub use_organization_trail: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +323,11 @@ impl Loaded {
     /// Whether resolving needs the account's enabled regions.
     pub fn wants_enabled_regions(&self) -> bool {
         matches!(&self.doc.profile.regions, types::StringOrList::One(s) if s == ALL_ENABLED)
+    }
+
+    /// Whether resolving needs the account's organization (`[trail] organization = true`).
+    pub fn wants_organization(&self) -> bool {
+        self.doc.trail.organization
     }
 
     /// The home region the profile asks for, if it names one.
@@ -515,12 +546,21 @@ impl Resolver<'_> {
         let object_lock = doc.bucket.object_lock.as_ref().and_then(|l| self.object_lock("bucket.object_lock", l));
         let trail_name = self.text("trail.name", &doc.trail.name, &vars);
         self.check("trail.name", &trail_name, validate::trail_name);
-        let trail_arn = format!("arn:{partition}:cloudtrail:{region}:{account}:trail/{trail_name}");
-        let log_path = if trail_prefix.is_empty() {
-            format!("AWSLogs/{account}")
-        } else {
-            format!("{trail_prefix}/AWSLogs/{account}")
+        let organization = self.organization(&doc.trail, runtime);
+        // An organization trail belongs to the management account, even when CloudTrail's
+        // delegated administrator creates it (CloudTrail User Guide, "Organization delegated
+        // administrator").
+        let owner = organization.as_ref().map_or(account.as_str(), |o| o.management_account.as_str());
+        let trail_arn = format!("arn:{partition}:cloudtrail:{region}:{owner}:trail/{trail_name}");
+        let logs_under = |id: &str| {
+            if trail_prefix.is_empty() { format!("AWSLogs/{id}") } else { format!("{trail_prefix}/AWSLogs/{id}") }
         };
+        let log_path = logs_under(account);
+        if let Some(o) = &organization {
+            vars.insert("organization_id".into(), json!(o.id));
+            vars.insert("management_account_id".into(), json!(o.management_account));
+            vars.insert("organization_log_path".into(), json!(logs_under(&o.id)));
+        }
         vars.insert("bucket_name".into(), json!(bucket_name));
         vars.insert("bucket_arn".into(), json!(format!("arn:{partition}:s3:::{bucket_name}")));
         vars.insert("trail_name".into(), json!(trail_name));
@@ -540,11 +580,22 @@ impl Resolver<'_> {
             let alias = self.text("trail.kms.alias", alias, &vars);
             vars.insert("kms_alias".into(), json!(alias));
         }
-        let kms = doc.trail.kms.as_ref().and_then(|k| self.kms("trail.kms", k, &vars));
+        let mut kms = doc.trail.kms.as_ref().and_then(|k| self.kms("trail.kms", k, &vars));
         self.log_integrity(&doc.trail);
+        self.relies_on_organization_trail(&doc);
 
         // Templates last, with every derived name defined.
-        let bucket_policy = self.shared_document("bucket.policy", &doc.bucket.policy, &vars);
+        let mut bucket_policy = self.shared_document("bucket.policy", &doc.bucket.policy, &vars);
+        if organization.is_some() {
+            let extra =
+                self.shared_document("trail.organization_bucket_policy", &doc.trail.organization_bucket_policy, &vars);
+            extend_statements(&mut bucket_policy, &extra);
+            if let Some(Kms::Managed { policy, .. }) = &mut kms {
+                let extra =
+                    self.shared_document("trail.organization_key_policy", &doc.trail.organization_key_policy, &vars);
+                extend_statements(policy, &extra);
+            }
+        }
         let access_log_bucket = access_log_bucket.map(|mut a| {
             a.policy = self.shared_document("access_log_bucket.policy", &a.policy_template, &vars);
             a
@@ -571,7 +622,6 @@ impl Resolver<'_> {
         self.data_event_alarms(&alerting.alarms, &data_events);
         let config = doc.config.as_ref().map(|c| self.config(c, runtime, &alerting.regions, &mut vars));
         // Config delivers to the audit bucket: its statements join the bucket's policy.
-        let mut bucket_policy = bucket_policy;
         if let (Some((_, extra)), Some(Value::Array(list))) = (&config, bucket_policy.get_mut("Statement")) {
             list.extend(extra.iter().cloned());
         }
@@ -619,6 +669,8 @@ impl Resolver<'_> {
                 shared_selectors: doc.trail.shared_selectors,
                 kms,
                 log_integrity_hours: doc.trail.log_integrity_hours,
+                organization,
+                use_organization_trail: doc.trail.use_organization_trail,
             },
             cloudwatch_logs,
             regions: alerting.regions,
@@ -649,6 +701,54 @@ impl Resolver<'_> {
                     a.id
                 ),
             );
+        }
+    }
+
+    /// The organization an organization trail records, when the profile declares one.
+    fn organization(&mut self, trail: &types::TrailDoc, runtime: &Runtime) -> Option<Organization> {
+        if !trail.organization {
+            return None;
+        }
+        match &runtime.organization {
+            Some(o) => Some(o.clone()),
+            None => {
+                self.problem("trail.organization", "the account belongs to no AWS Organizations organization");
+                None
+            }
+        }
+    }
+
+    /// With `use_organization_trail`, the account has no trail of its own: what would configure
+    /// one, or read the logs it delivers to this account, is a mistake to say, not ignore.
+    fn relies_on_organization_trail(&mut self, doc: &ProfileDoc) {
+        let t = &doc.trail;
+        if !t.use_organization_trail {
+            return;
+        }
+        let own_trail = "configures this account's own trail, which use_organization_trail = true does not make";
+        let declared = [
+            ("trail.organization", t.organization, "an account cannot both make an organization trail and rely on one"),
+            ("trail.kms", t.kms.is_some(), own_trail),
+            ("trail.data_events", !t.data_events.is_empty(), own_trail),
+            ("trail.insights", t.insights.is_some(), own_trail),
+            (
+                "trail.log_integrity_hours",
+                t.log_integrity_hours.is_some(),
+                "the organization trail delivers to the management account's bucket: run validate-logs there",
+            ),
+        ];
+        for (key, _, why) in declared.into_iter().filter(|(_, on, _)| *on) {
+            self.problem(key, format!("not with trail.use_organization_trail = true: it {why}"));
+        }
+        // The organization trail delivers to CloudWatch Logs in the management account (if at
+        // all), never to this account's log group: filters there would never see an event.
+        let logs = "the organization trail delivers to the management account's log group, not this account's, so \
+                    its metric filters and alarms would never fire: declare them in the management account's profile";
+        if doc.cloudwatch_logs.is_some() {
+            self.problem("cloudwatch_logs", format!("not with trail.use_organization_trail = true: {logs}"));
+        }
+        if !doc.alarms.is_empty() {
+            self.problem("alarms", format!("not with trail.use_organization_trail = true: {logs}"));
         }
     }
 
@@ -868,3 +968,10 @@ impl Resolver<'_> {
 mod properties;
 #[cfg(test)]
 mod tests;
+
+/// Appends the statements of `extra` to those of `doc` (both rendered templates).
+fn extend_statements(doc: &mut Value, extra: &Value) {
+    if let (Some(Value::Array(list)), Some(Value::Array(more))) = (doc.get_mut("Statement"), extra.get("Statement")) {
+        list.extend(more.iter().cloned());
+    }
+}

@@ -225,6 +225,28 @@ pub struct TrailDoc {
     /// verify also validates the digest chain and log files delivered in the last N hours, as
     /// `ctguard validate-logs` does.
     pub log_integrity_hours: Option<u32>,
+    /// An organization trail (IsOrganizationTrail): it records every account of the
+    /// organization. Made from the management account or CloudTrail's delegated administrator.
+    #[serde(default)]
+    pub organization: bool,
+    /// Rely on the organization trail that records this member account (ctguard's, made from
+    /// the management account, or Control Tower's) instead of a trail of its own.
+    #[serde(default)]
+    pub use_organization_trail: bool,
+    /// The statements an organization trail adds to the audit bucket's policy.
+    #[serde(default = "organization_bucket_policy")]
+    pub organization_bucket_policy: String,
+    /// The statements an organization trail adds to the policy of the key ctguard manages.
+    #[serde(default = "organization_key_policy")]
+    pub organization_key_policy: String,
+}
+
+fn organization_bucket_policy() -> String {
+    "organization-trail-bucket-policy.json".into()
+}
+
+fn organization_key_policy() -> String {
+    "organization-trail-key-policy.json".into()
 }
 
 /// One `[[trail.data_events]]` entry: one advanced event selector recording data events.

@@ -24,6 +24,7 @@ pub mod kms_key;
 pub mod log_group;
 pub mod loss;
 pub mod metric_filter;
+pub mod org_trail;
 pub mod role;
 pub mod rule;
 pub mod service_role;
@@ -63,7 +64,11 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         out.push(Box::new(log_group::LogGroup::new(profile, cw)));
         out.push(Box::new(role::Role::cloudtrail_logs(profile, cw)));
     }
-    out.push(Box::new(trail::Trail::new(profile, home)));
+    if profile.trail.use_organization_trail {
+        out.push(Box::new(org_trail::OrganizationTrail::new(profile, home)));
+    } else {
+        out.push(Box::new(trail::Trail::new(profile, home)));
+    }
     if let Some(athena) = &profile.athena {
         out.push(Box::new(athena_workgroup::AthenaWorkGroup::new(profile, athena)));
         out.push(Box::new(athena_table::AthenaTable::new(profile, athena)));

@@ -66,6 +66,7 @@ pub fn flagship() -> Profile {
         partition: "aws".into(),
         region: HOME.into(),
         enabled_regions: regions(),
+        organization: None,
     };
     let loaded = profile::load("ai-agent-guard").expect("the shipped profile loads");
     loaded.resolve(&runtime, &Default::default()).expect("the shipped profile resolves")

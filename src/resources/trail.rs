@@ -42,6 +42,8 @@ pub struct TrailSettings {
     pub kms_key_id: Option<String>,
     pub cloud_watch_logs_log_group_arn: Option<String>,
     pub cloud_watch_logs_role_arn: Option<String>,
+    /// IsOrganizationTrail: the trail records every account of the organization.
+    pub is_organization_trail: bool,
 }
 
 /// The trail's event selectors: advanced ones, which ctguard writes, or the basic ones a trail
@@ -293,6 +295,7 @@ impl Trail {
             kms_key_id,
             cloud_watch_logs_log_group_arn: group,
             cloud_watch_logs_role_arn: role_arn,
+            is_organization_trail: t.organization.is_some(),
         };
         let mut selectors = vec![management_selector(t.management_events)];
         if t.record_log_deletions {
@@ -333,6 +336,18 @@ impl Trail {
     fn what(&self, doing: &str) -> String {
         format!("{doing} CloudTrail trail {}/{}", self.region, self.name)
     }
+
+    /// How calls name the trail: by name in the account that owns it; by ARN from CloudTrail's
+    /// delegated administrator, since an organization trail belongs to the management account
+    /// and names resolve in the caller's own account only (CloudTrail API Reference,
+    /// DescribeTrails: "names of trails belonging only to the current Region and current account").
+    fn handle(&self, aws: &Aws) -> &str {
+        if super::org_trail::owner_of(&self.arn) == Some(aws.caller.account_id.as_str()) {
+            &self.name
+        } else {
+            &self.arn
+        }
+    }
 }
 
 /// A trail this profile owns in the home region under another name than the one it
@@ -344,16 +359,34 @@ pub struct LeftOver {
     pub region: String,
 }
 
-/// The trails `profile` owns but no longer declares.
-pub async fn left_over(aws: &Aws, profile: &Profile) -> anyhow::Result<Vec<LeftOver>> {
-    let owned = owned(aws, &profile.name).await?;
-    Ok(owned.into_iter().filter(|t| t.name != profile.trail.name).collect())
+/// What the home region's trails say before planning: the trails the profile owns but no
+/// longer declares, and the organization trails of other accounts that record this one.
+#[derive(Debug, Clone, Default)]
+pub struct Survey {
+    pub left_over: Vec<LeftOver>,
+    pub covering: Vec<super::org_trail::Covering>,
+}
+
+/// The trails `profile` owns but no longer declares, and the organization trails covering the
+/// account, from one DescribeTrails.
+pub async fn survey(aws: &Aws, profile: &Profile) -> anyhow::Result<Survey> {
+    let (owned, covering) = owned(aws, &profile.name).await?;
+    // Relying on an organization trail, every trail of its own is left over.
+    let declared = (!profile.trail.use_organization_trail).then_some(profile.trail.name.as_str());
+    let left_over = owned.into_iter().filter(|t| Some(t.name.as_str()) != declared).collect();
+    Ok(Survey { left_over, covering })
 }
 
 /// The undeclared resources for the trails left over, each deleted only after the declared
 /// trail it gave way to.
 pub fn undeclared(profile: &Profile, left: &[LeftOver]) -> Vec<Box<dyn Resource>> {
-    let successor = address(&profile.trail.name, &profile.runtime.region);
+    // Relying on an organization trail, the trail that takes over is that one: a trail of its
+    // own is deleted only once the organization trail was read covering the account.
+    let successor = if profile.trail.use_organization_trail {
+        super::org_trail::address(&profile.runtime.region)
+    } else {
+        address(&profile.trail.name, &profile.runtime.region)
+    };
     left.iter().map(|t| Box::new(Trail::left_over(t, successor.clone())) as Box<dyn Resource>).collect()
 }
 
@@ -403,20 +436,24 @@ fn admit_in(doc: &mut serde_json::Value, declared: &str, others: &[&str]) {
     }
 }
 
-/// Trails in the home region tagged as owned by `profile`.
-async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<LeftOver>> {
+/// Trails in the home region tagged as owned by `profile`, and the organization trails of
+/// other accounts covering this one (shadow trails, listed by the same call).
+async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<(Vec<LeftOver>, Vec<super::org_trail::Covering>)> {
     let region = aws.region();
+    let account = aws.caller.account_id.as_str();
     let listed = aws
         .cloudtrail
         .describe_trails()
-        .include_shadow_trails(false)
+        .include_shadow_trails(true)
         .send()
         .await
         .ctx(|| "listing CloudTrail trails".into())?;
+    let covering = super::org_trail::covering_in(listed.trail_list(), account);
     let local: Vec<(String, String)> = listed
         .trail_list()
         .iter()
         .filter(|t| t.home_region() == Some(region))
+        .filter(|t| t.trail_arn().and_then(super::org_trail::owner_of) == Some(account))
         .filter_map(|t| Some((t.name()?.to_string(), t.trail_arn()?.to_string())))
         .collect();
     let mut out = Vec::new();
@@ -439,7 +476,7 @@ async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<Vec<LeftOver>> {
             }
         }
     }
-    Ok(out)
+    Ok((out, covering))
 }
 
 /// The basic selectors as the spec states them (flatten).
@@ -540,6 +577,7 @@ macro_rules! with_settings {
             .is_multi_region_trail($s.is_multi_region_trail)
             .include_global_service_events($s.include_global_service_events)
             .enable_log_file_validation($s.log_file_validation_enabled)
+            .is_organization_trail($s.is_organization_trail)
     };
 }
 
@@ -560,6 +598,11 @@ impl Kind for Trail {
                 "stops recording global service events (IAM, STS, CloudFront)",
             ),
             (have.is_logging && !want.is_logging, "stops logging"),
+            (
+                h.is_organization_trail && !w.is_organization_trail,
+                "stops recording the organization's member accounts (an organization trail becomes a trail of this \
+                 account alone)",
+            ),
         ];
         let mut out: Vec<String> =
             narrowed.into_iter().filter(|(lost, _)| *lost).map(|(_, why)| why.to_string()).collect();
@@ -609,7 +652,7 @@ impl Kind for Trail {
 
     async fn read(&self, aws: &Aws, want: Option<&TrailSpec>) -> anyhow::Result<Option<Found<TrailSpec>>> {
         let ct = &aws.cloudtrail;
-        let Some(got) = ct.get_trail().name(&self.name).send().await.found(|| self.what("reading"))? else {
+        let Some(got) = ct.get_trail().name(self.handle(aws)).send().await.found(|| self.what("reading"))? else {
             return Ok(None);
         };
         let Some(trail) = got.trail() else { return Ok(None) };
@@ -643,6 +686,7 @@ impl Kind for Trail {
             kms_key_id: opt(trail.kms_key_id()),
             cloud_watch_logs_log_group_arn: opt(trail.cloud_watch_logs_log_group_arn()),
             cloud_watch_logs_role_arn: opt(trail.cloud_watch_logs_role_arn()),
+            is_organization_trail: trail.is_organization_trail().unwrap_or(false),
         };
         // A trail has one kind or the other (CloudTrail API Reference, PutEventSelectors).
         let mut foreign = Vec::new();
@@ -736,7 +780,7 @@ impl Kind for Trail {
             let s = &want.settings;
             // An empty string removes an optional setting.
             while_propagating(|| async {
-                with_settings!(ct.update_trail().name(&self.name), s)
+                with_settings!(ct.update_trail().name(self.handle(aws)), s)
                     .kms_key_id(s.kms_key_id.clone().unwrap_or_default())
                     .cloud_watch_logs_log_group_arn(s.cloud_watch_logs_log_group_arn.clone().unwrap_or_default())
                     .cloud_watch_logs_role_arn(s.cloud_watch_logs_role_arn.clone().unwrap_or_default())
@@ -764,7 +808,7 @@ impl Kind for Trail {
     }
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
-        aws.cloudtrail.delete_trail().name(&self.name).send().await.found(|| self.what("deleting"))?;
+        aws.cloudtrail.delete_trail().name(self.handle(aws)).send().await.found(|| self.what("deleting"))?;
         Ok(())
     }
 }
@@ -798,7 +842,7 @@ impl Trail {
     }
 
     async fn start_logging(&self, aws: &Aws) -> anyhow::Result<()> {
-        aws.cloudtrail.start_logging().name(&self.name).send().await.ctx(|| self.what("starting logging of"))?;
+        aws.cloudtrail.start_logging().name(self.handle(aws)).send().await.ctx(|| self.what("starting logging of"))?;
         Ok(())
     }
 }

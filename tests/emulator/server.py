@@ -1928,6 +1928,10 @@ def main(argv: list[str] | None = None) -> int:
         import delivery
 
         delivery.install()
+        # Organization trails and shadow trails: tests/emulator/org_trail.py.
+        import org_trail
+
+        org_trail.install()
     app = RequestLog(app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
