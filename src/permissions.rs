@@ -44,6 +44,8 @@ pub enum On {
     AnyKey,
     /// The same, for AWS Config's recorder and delivery channel (one each per region).
     AnyConfig,
+    /// The same, for the Organizations reads made only for `[trail] organization = true`.
+    AnyOrganization,
     /// The declared buckets.
     Buckets,
     /// Every object in the declared buckets.
@@ -240,9 +242,9 @@ pub const TABLE: &[Row] = &[
     write("logs:PutMetricFilter", On::LogGroup),
     write("logs:PutRetentionPolicy", On::LogGroup),
     write("logs:TagResource", On::LogGroup),
-    read("organizations:DescribeOrganization", On::Anything),
-    read("organizations:ListAWSServiceAccessForOrganization", On::Anything),
-    read("organizations:ListDelegatedAdministrators", On::Anything),
+    read("organizations:DescribeOrganization", On::AnyOrganization),
+    read("organizations:ListAWSServiceAccessForOrganization", On::AnyOrganization),
+    read("organizations:ListDelegatedAdministrators", On::AnyOrganization),
     read("s3:AbortMultipartUpload", On::AthenaResults),
     write("s3:CreateBucket", On::Buckets),
     destroy("s3:DeleteBucket", On::Buckets),
@@ -537,6 +539,8 @@ impl<'a> Names<'a> {
             On::AnyKey | On::NewKeys => vec!["*".into()],
             On::AnyConfig if p.config.is_none() => Vec::new(),
             On::AnyConfig => vec!["*".into()],
+            On::AnyOrganization if p.trail.organization.is_none() => Vec::new(),
+            On::AnyOrganization => vec!["*".into()],
             On::Buckets => {
                 let buckets = std::iter::once(&p.bucket.name).chain(p.access_log_bucket.iter().map(|a| &a.name));
                 buckets.map(|b| format!("arn:{}:s3:::{b}", self.partition)).collect()
@@ -821,7 +825,7 @@ mod tests {
         let readme = include_str!("../README.md");
         let unscoped: Vec<&str> = TABLE
             .iter()
-            .filter(|r| matches!(r.on, On::Anything | On::AnyKey | On::AnyConfig | On::NewKeys))
+            .filter(|r| matches!(r.on, On::Anything | On::AnyKey | On::AnyConfig | On::AnyOrganization | On::NewKeys))
             .map(|r| r.action)
             .collect();
         let reasons: Vec<&str> = UNSCOPED.iter().map(|(a, _)| *a).collect();
