@@ -810,6 +810,21 @@ mod tests {
     }
 
     #[test]
+    fn the_organization_reads_come_only_with_an_organization_trail() {
+        assert!(!flagship(&full()).to_string().contains("organizations:"));
+        let runtime = Runtime {
+            organization: Some(crate::profile::Organization::stand_in()),
+            ..Runtime::placeholder("us-east-1")
+        };
+        let mut profile = load("ai-agent-guard").unwrap().resolve(&runtime, &Vars::new()).unwrap();
+        profile.trail.organization = runtime.organization.clone();
+        let text = policy(&profile, &full()).to_string();
+        for action in ["DescribeOrganization", "ListAWSServiceAccessForOrganization", "ListDelegatedAdministrators"] {
+            assert!(text.contains(&format!("organizations:{action}")), "{action}");
+        }
+    }
+
+    #[test]
     fn the_table_is_sorted_and_each_action_has_one_access() {
         let actions: Vec<&str> = TABLE.iter().map(|r| r.action).collect();
         let mut sorted = actions.clone();
