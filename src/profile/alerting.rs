@@ -860,9 +860,10 @@ const CLOUDTRAIL_CALLS: [&str; 3] =
 /// What another region forwards to the home bus: the CloudTrail calls of the sources the rules
 /// name, by event name where every branch of a source lists its names, as one or more patterns
 /// of at most `max` characters split by source (so no event matches two). A rule that names no
-/// source makes the whole forward its detail types (or everything of the account's). A rule on
-/// other events (CloudTrail Insights) is forwarded as it is; one on S3's own object events is
-/// not forwarded at all: S3 sends them only in the bucket's region, the home region.
+/// source makes the whole forward its detail types (or everything of the account's). Rules on
+/// other events (CloudTrail Insights) share one forward by their detail types; one on S3's own
+/// object events is not forwarded at all: S3 sends them only in the bucket's region, the home
+/// region.
 pub fn forward_patterns(rules: &[Rule], max: usize) -> Vec<Value> {
     let all = rules.iter().flat_map(|r| r.parts.iter().map(|(_, p)| p));
     let wanted = all.filter(|p| !crate::detect::eventbridge::s3_events_only(p));
@@ -871,16 +872,35 @@ pub fn forward_patterns(rules: &[Rule], max: usize) -> Vec<Value> {
         types.is_none_or(|t| t.iter().any(|t| t.as_str().is_some_and(|t| CLOUDTRAIL_CALLS.contains(&t))))
     });
     let mut out = if calls.is_empty() { Vec::new() } else { forward_calls(&calls, max) };
-    out.extend(own.into_iter().cloned());
+    out.extend(forward_others(&own));
     out
+}
+
+fn strings(v: Option<&Value>) -> Option<Vec<String>> {
+    v?.as_array()?.iter().map(|x| x.as_str().map(str::to_string)).collect()
+}
+
+/// The union of every pattern's `key` list; `None` when some pattern has none.
+fn union(patterns: &[&Value], key: &str) -> Option<std::collections::BTreeSet<String>> {
+    let lists: Option<Vec<Vec<String>>> = patterns.iter().map(|p| strings(p.get(key))).collect();
+    lists.map(|l| l.concat().into_iter().collect())
+}
+
+/// [`forward_patterns`] for the rules on events other than CloudTrail's calls: one forward on
+/// their detail types (and sources, when every rule names them). Two rules on the same events
+/// would otherwise forward each event twice, and the home rules alert on each copy.
+fn forward_others(patterns: &[&Value]) -> Option<Value> {
+    let types = union(patterns, "detail-type")?;
+    let mut forward = json!({ "detail-type": types });
+    if let Some(sources) = union(patterns, "source") {
+        forward["source"] = json!(sources);
+    }
+    Some(forward)
 }
 
 /// [`forward_patterns`] for the rules on CloudTrail's calls.
 fn forward_calls(patterns: &[&Value], max: usize) -> Vec<Value> {
     use std::collections::{BTreeMap, BTreeSet};
-    let strings = |v: Option<&Value>| -> Option<Vec<String>> {
-        v?.as_array()?.iter().map(|x| x.as_str().map(str::to_string)).collect()
-    };
     let mut detail_types: Option<BTreeSet<String>> = Some(BTreeSet::new());
     // Per source, its event names; `None`: any name.
     let mut sources: Option<BTreeMap<String, Option<BTreeSet<String>>>> = Some(BTreeMap::new());
@@ -917,12 +937,7 @@ fn forward_calls(patterns: &[&Value], max: usize) -> Vec<Value> {
     let Some(sources) = sources else {
         // Some branch names no eventSource: narrow by the patterns' own `source` lists when
         // every pattern has one, so the forward never becomes every event.
-        let top: Option<BTreeSet<String>> = patterns
-            .iter()
-            .map(|p| strings(p.get("source")))
-            .collect::<Option<Vec<_>>>()
-            .map(|l| l.concat().into_iter().collect());
-        if let Some(top) = top.filter(|t| !t.is_empty()) {
+        if let Some(top) = union(patterns, "source").filter(|t| !t.is_empty()) {
             base.insert("source".into(), json!(top));
         }
         return vec![Value::Object(base)];
@@ -1062,7 +1077,7 @@ mod tests {
     }
 
     #[test]
-    fn other_regions_forward_calls_by_source_insights_as_they_are_and_no_s3_object_events() {
+    fn other_regions_forward_calls_by_source_insights_once_and_no_s3_object_events() {
         let runtime = crate::profile::Runtime::placeholder("us-east-1");
         let profile = crate::profile::load("ai-agent-guard").unwrap().resolve(&runtime, &Default::default()).unwrap();
         let forward = &profile.events.as_ref().unwrap().forward;
@@ -1080,6 +1095,30 @@ mod tests {
         let quiet = json!({"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail",
             "detail": {"eventSource": "ec2.amazonaws.com", "eventName": "DescribeInstances"}});
         assert_eq!(matching(&quiet), 0, "calls no rule names stay in their region");
+    }
+
+    #[test]
+    fn two_rules_on_insights_forward_each_insight_once() {
+        let rule = |name: &str, insight: &str| {
+            let pattern = json!({"source": ["aws.cloudtrail"], "detail-type": ["AWS Insight via CloudTrail"],
+                                 "detail": {"insightDetails": {"insightType": [insight]}}});
+            Rule {
+                name: name.to_string(),
+                description: String::new(),
+                pattern: pattern.clone(),
+                title: name.to_string(),
+                severity: crate::profile::Severity::High,
+                restriction: Default::default(),
+                parts: vec![(name.to_string(), pattern)],
+            }
+        };
+        let rules = [rule("rate", "ApiCallRateInsight"), rule("errors", "ApiErrorRateInsight")];
+        let forward = forward_patterns(&rules, MAX_EVENT_PATTERN);
+        assert_eq!(
+            forward,
+            vec![json!({"source": ["aws.cloudtrail"], "detail-type": ["AWS Insight via CloudTrail"]})],
+            "one forward, not one per rule"
+        );
     }
 
     #[test]
