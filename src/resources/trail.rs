@@ -118,9 +118,14 @@ impl AdvancedSelector {
         self.field_selectors.iter().any(|f| f.field == "eventCategory" && f.equals.iter().any(|v| v == "Data"))
     }
 
-    /// Whether ctguard wrote it: its name carries ctguard's prefix.
-    fn owned(&self) -> bool {
-        self.name.as_deref().is_some_and(|n| n.starts_with(OWNED_PREFIX))
+    /// Whether ctguard wrote it: its name carries ctguard's prefix, or it has a name ctguard
+    /// gave its selectors before the prefix and selects exactly what a selector of `declared`
+    /// does. An upgraded shared trail then renames it instead of keeping a second copy as
+    /// someone else's.
+    fn owned(&self, declared: &[AdvancedSelector]) -> bool {
+        let Some(name) = self.name.as_deref() else { return false };
+        name.starts_with(OWNED_PREFIX)
+            || (UNPREFIXED_NAMES.contains(&name) && declared.iter().any(|d| d.field_selectors == self.field_selectors))
     }
 
     fn field(&self, name: &str) -> Option<&FieldSelector> {
@@ -191,6 +196,10 @@ fn data_selector(s: &DataSelector) -> AdvancedSelector {
     }
     AdvancedSelector { name: Some(s.name.clone()), field_selectors: fields }
 }
+
+/// The names of ctguard's management and audit-log-deletion selectors before they carried
+/// `OWNED_PREFIX`.
+const UNPREFIXED_NAMES: [&str; 2] = ["Management events", "Deletes of audit log objects"];
 
 fn canonical(list: impl IntoIterator<Item = AdvancedSelector>) -> Vec<AdvancedSelector> {
     let mut out: Vec<AdvancedSelector> = list.into_iter().map(AdvancedSelector::canonical).collect();
@@ -693,8 +702,12 @@ impl Kind for Trail {
         let event_selectors = match selected.advanced_event_selectors() {
             [] => Selectors::Basic(flatten_selectors(selected.event_selectors())),
             list => {
+                let declared = match want.map(|w| &w.event_selectors) {
+                    Some(Selectors::Advanced(d)) => d.as_slice(),
+                    _ => &[],
+                };
                 let (ours, theirs): (Vec<_>, Vec<_>) =
-                    flatten_advanced(list).into_iter().partition(|s| !self.shared || s.owned());
+                    flatten_advanced(list).into_iter().partition(|s| !self.shared || s.owned(declared));
                 foreign = theirs;
                 Selectors::Advanced(ours)
             }
@@ -824,7 +837,9 @@ impl Trail {
         if self.shared {
             let req = aws.cloudtrail.get_event_selectors().trail_name(&self.arn);
             let now = req.send().await.ctx(|| self.what("reading event selectors of"))?;
-            list.extend(flatten_advanced(now.advanced_event_selectors()).into_iter().filter(|s| !s.owned()));
+            let theirs: Vec<_> =
+                flatten_advanced(now.advanced_event_selectors()).into_iter().filter(|s| !s.owned(&list)).collect();
+            list.extend(theirs);
         }
         let req = aws.cloudtrail.put_event_selectors().trail_name(&self.name);
         let req = req.set_advanced_event_selectors(Some(expand_advanced(&list)?));
@@ -1109,6 +1124,19 @@ mod kind_tests {
         let found = trail.kind.read(&client, Some(&want)).await.unwrap().unwrap();
         assert_eq!(found.spec, want);
         assert!(found.notes.iter().any(|n| n.contains("\"exports bucket\"")), "{:?}", found.notes);
+        // A selector ctguard named before its prefix is its own when it selects what a declared
+        // one does; under that name with other fields, it is someone else's.
+        let mut renamed = advanced(&want);
+        let management = renamed.iter_mut().find(|s| s.name.as_deref() == Some("ctguard: management events")).unwrap();
+        management.name = Some("Management events".into());
+        let mut console = log_deletions_selector("aws", "exports");
+        console.name = Some("Deletes of audit log objects".into());
+        renamed.push(console);
+        let rules = reads(&want, Some(expand_advanced(&renamed).unwrap()));
+        let old = trail.kind.read(&aws(&rules.iter().collect::<Vec<_>>()), Some(&want)).await.unwrap().unwrap();
+        let Selectors::Advanced(ours) = &old.spec.event_selectors else { panic!("advanced") };
+        assert!(ours.iter().any(|s| s.name.as_deref() == Some("Management events")), "{ours:?}");
+        assert!(old.notes.iter().any(|n| n.contains("\"Deletes of audit log objects\"")), "{:?}", old.notes);
         // Not shared: the same selector is drift.
         trail.kind.shared = false;
         let found = trail.kind.read(&client, Some(&want)).await.unwrap().unwrap();
