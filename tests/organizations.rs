@@ -309,6 +309,43 @@ async fn bad_account_input_changes_nothing_anywhere() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_profile_that_does_not_fit_one_account_changes_no_account() {
+    let emu = Emulator::start();
+    let members = organization(&emu, 2).await;
+    let org = organizations(&emu.sdk().await);
+    org.enable_aws_service_access().service_principal("cloudtrail.amazonaws.com").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = small_profile(dir.path());
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(&profile, text.replacen("[trail]\n", "[trail]\norganization = true\n", 1)).unwrap();
+    let p = profile.to_str().unwrap();
+    emu.clear_requests();
+    // The management account may make an organization trail; its members may not.
+    let run = emu.ctguard(&["apply", "-p", p, "--accounts", "all", "--auto-approve"]);
+    run.expect(1);
+    assert!(run.stderr.contains("nothing was changed in any account"), "{}", run.stderr);
+    for m in &members {
+        assert!(run.stderr.contains(&format!("account {m}: ")), "{m} named:\n{}", run.stderr);
+    }
+    let mutating: Vec<_> =
+        emu.mutating_requests().into_iter().filter(|r| !r.operation.ends_with("AssumeRole")).collect();
+    assert!(mutating.is_empty(), "no mutating call in any account: {mutating:?}");
+    assert!(!trail_logging_anywhere(&emu, &members).await);
+}
+
+/// Whether the small profile's trail exists in the management account or any of `members`.
+async fn trail_logging_anywhere(emu: &Emulator, members: &[String]) -> bool {
+    for account in std::iter::once(ACCOUNT.to_string()).chain(members.iter().cloned()) {
+        let config = if account == ACCOUNT { emu.sdk().await } else { as_account(emu, &account).await };
+        let listed = aws_sdk_cloudtrail::Client::new(&config).describe_trails().send().await.unwrap();
+        if listed.trail_list().iter().any(|t| t.name() == Some(TRAIL_NAME)) {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn investigate_looks_in_each_account_and_reports_one_it_cannot_reach() {
     let emu = Emulator::start();
     let members = organization(&emu, 2).await;

@@ -240,10 +240,19 @@ pub async fn apply(
             Ok(())
         })?;
     }
-    let refusals: Vec<String> = planned
-        .iter()
-        .filter_map(|(m, p)| p.as_ref().ok().map(|p| (m, p.plan.refusals(consent))))
-        .flat_map(|(m, r)| r.into_iter().map(move |r| format!("account {}: {r}", m.id)))
+    // A profile that does not fit some account is bad input, like a plan that needs consent:
+    // no account changes. An account that could not be reached fails alone below.
+    let unfit = planned.iter().filter_map(|(m, p)| {
+        let e = p.as_ref().err().filter(|e| e.downcast_ref::<super::Unfit>().is_some())?;
+        Some(format!("account {}: {e:#}", m.id))
+    });
+    let refusals: Vec<String> = unfit
+        .chain(
+            planned
+                .iter()
+                .filter_map(|(m, p)| p.as_ref().ok().map(|p| (m, p.plan.refusals(consent))))
+                .flat_map(|(m, r)| r.into_iter().map(move |r| format!("account {}: {r}", m.id))),
+        )
         .collect();
     anyhow::ensure!(
         refusals.is_empty(),

@@ -115,6 +115,13 @@ impl Watch {
 #[error("interrupted: {0}")]
 pub struct Interrupted(pub String);
 
+/// The profile does not fit an account: it does not resolve there, or the account may not hold
+/// what it declares (an organization trail outside the management account). Bad input, not an
+/// account that could not be reached: a run over several accounts changes none of them.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Unfit(#[from] pub anyhow::Error);
+
 /// A profile resolved against a live account, with its clients and resources.
 pub struct Session {
     pub aws: Aws,
@@ -214,7 +221,8 @@ impl Session {
         // Checked before anything is read or written: only the management account or
         // CloudTrail's delegated administrator may make an organization trail.
         runtime.organization = if loaded.wants_organization() {
-            Some(aws::organization::for_organization_trail(config, &caller.account_id, &on_retry).await?)
+            let found = aws::organization::for_organization_trail(config, &caller.account_id, &on_retry).await;
+            Some(found.map_err(Unfit)?)
         } else {
             None
         };
@@ -224,7 +232,7 @@ impl Session {
             runtime.region,
             started.elapsed().as_secs_f64() * 1e3
         ));
-        let mut profile = loaded.resolve(&runtime, &settings.profile.overrides)?;
+        let mut profile = loaded.resolve(&runtime, &settings.profile.overrides).map_err(|e| Unfit(e.into()))?;
         if let Some(alerts) = profile.alerts.as_mut() {
             alerts.show_endpoints = settings.show_endpoints;
         }

@@ -164,6 +164,10 @@ pub fn error(w: &mut dyn Write, e: &anyhow::Error) -> io::Result<()> {
 
 /// The kind of one error in the chain, with its extra fields, if it is a kind of its own.
 fn kind_of(c: &(dyn std::error::Error + 'static)) -> Option<(&'static str, Value)> {
+    // A marker around the error that says what it is: the kind is the wrapped error's.
+    if let Some(unfit) = c.downcast_ref::<crate::commands::Unfit>() {
+        return unfit.0.chain().find_map(kind_of);
+    }
     if let Some(invalid) = c.downcast_ref::<crate::profile::Invalid>() {
         let problems: Vec<Value> = invalid
             .0
@@ -215,6 +219,14 @@ mod tests {
         assert_eq!(doc["error"]["kind"], "invalid-profile");
         assert_eq!(doc["error"]["problems"][0]["line"], 3);
         assert!(doc["error"]["message"].as_str().unwrap().starts_with("loading: the profile is invalid"));
+
+        // Marked as not fitting an account, it keeps its kind and its problems.
+        let unfit = crate::commands::Unfit(anyhow::Error::new(crate::profile::Invalid(Vec::new())));
+        let mut out = Vec::new();
+        error(&mut out, &anyhow::Error::new(unfit)).unwrap();
+        let doc: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(doc["error"]["kind"], "invalid-profile");
+        assert!(doc["error"]["message"].as_str().unwrap().starts_with("the profile is invalid"), "{doc}");
 
         let mut out = Vec::new();
         error(&mut out, &anyhow::anyhow!("something")).unwrap();
