@@ -890,7 +890,7 @@ fn union(patterns: &[&Value], key: &str) -> Option<std::collections::BTreeSet<St
 /// their detail types (and sources, when every rule names them). Two rules on the same events
 /// would otherwise forward each event twice, and the home rules alert on each copy.
 fn forward_others(patterns: &[&Value]) -> Option<Value> {
-    let types = union(patterns, "detail-type")?;
+    let types = union(patterns, "detail-type").filter(|t| !t.is_empty())?;
     let mut forward = json!({ "detail-type": types });
     if let Some(sources) = union(patterns, "source") {
         forward["source"] = json!(sources);
@@ -1119,6 +1119,11 @@ mod tests {
             vec![json!({"source": ["aws.cloudtrail"], "detail-type": ["AWS Insight via CloudTrail"]})],
             "one forward, not one per rule"
         );
+        let calls = json!({"source": ["aws.iam"], "detail-type": ["AWS API Call via CloudTrail"],
+                           "detail": {"eventSource": ["iam.amazonaws.com"], "eventName": ["DeleteRole"]}});
+        let only_calls = Rule { parts: vec![("calls".into(), calls.clone())], pattern: calls, ..rules[0].clone() };
+        let forward = forward_patterns(&[only_calls], MAX_EVENT_PATTERN);
+        assert_eq!(forward.len(), 1, "rules on calls only: no forward for other events: {forward:#?}");
     }
 
     #[test]

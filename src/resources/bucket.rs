@@ -428,6 +428,40 @@ fn flatten_lock(conf: &ObjectLockConfiguration) -> Option<LockSpec> {
     })
 }
 
+fn lock_caution(want: &BucketSpec, have: Option<&BucketSpec>) -> Option<String> {
+    let lock = want.object_lock.as_ref()?;
+    if have.is_some_and(|h| h.object_lock_enabled) {
+        return None;
+    }
+    let mut note =
+        "turns on S3 Object Lock, which can never be switched off for this bucket, nor its versioning suspended"
+            .to_string();
+    if lock.mode == LockMode::Compliance.as_str() {
+        note.push_str(
+            "; in COMPLIANCE mode nobody, the root user included, can delete a log version or shorten its \
+             retention before it expires",
+        );
+    }
+    Some(note)
+}
+
+/// A bucket that exists and moves to a KMS key it did not use: the readers of its logs keep
+/// working on the objects already there and fail on new ones unless the key lets them decrypt.
+fn key_caution(want: &BucketSpec, have: Option<&BucketSpec>) -> Option<String> {
+    let Some(SseDefault::Kms { kms_master_key_id: Some(key), .. }) = &want.encryption else { return None };
+    let before = match &have?.encryption {
+        Some(SseDefault::Kms { kms_master_key_id, .. }) => kms_master_key_id.as_deref(),
+        _ => None,
+    };
+    (before != Some(key.as_str())).then(|| {
+        format!(
+            "new objects are encrypted with KMS key {key}: whoever reads the logs (a SIEM, log analysis, Athena, \
+             another account) also needs kms:Decrypt on that key from its key policy; objects already in the \
+             bucket keep the encryption they were written with"
+        )
+    })
+}
+
 fn expand_lock(lock: &LockSpec) -> ObjectLockRule {
     let retention = DefaultRetention::builder()
         .mode(ObjectLockRetentionMode::from(lock.mode.as_str()))
@@ -555,20 +589,7 @@ impl Kind for Bucket {
 
     /// Object Lock, once on, stays on: plan says so before turning it on.
     fn cautions(want: &BucketSpec, have: Option<&BucketSpec>) -> Vec<String> {
-        let Some(lock) = &want.object_lock else { return Vec::new() };
-        if have.is_some_and(|h| h.object_lock_enabled) {
-            return Vec::new();
-        }
-        let mut note = "turns on S3 Object Lock, which can never be switched off for this bucket, nor its \
-                        versioning suspended"
-            .to_string();
-        if lock.mode == LockMode::Compliance.as_str() {
-            note.push_str(
-                "; in COMPLIANCE mode nobody, the root user included, can delete a log version or shorten its \
-                 retention before it expires",
-            );
-        }
-        vec![note]
+        lock_caution(want, have).into_iter().chain(key_caution(want, have)).collect()
     }
 
     async fn read(&self, aws: &Aws, want: Option<&BucketSpec>) -> anyhow::Result<Option<Found<BucketSpec>>> {
@@ -972,6 +993,23 @@ mod tests {
         let on = BucketSpec { object_lock: Some(lock("GOVERNANCE", Some(1), None)), ..want.clone() };
         assert!(Bucket::cautions(&want, Some(&on)).is_empty(), "already on: nothing new to say");
         assert!(Bucket::cautions(&off, None).is_empty(), "no Object Lock declared");
+    }
+
+    #[test]
+    fn plan_says_readers_need_the_key_when_an_existing_bucket_moves_to_one() {
+        let mut want = Bucket::audit(&crate::resources::testing::flagship()).want.unwrap();
+        want.object_lock = None;
+        let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        want.encryption = Some(SseDefault::Kms {
+            sse_algorithm: "aws:kms".into(),
+            kms_master_key_id: Some(key.into()),
+            bucket_key_enabled: true,
+        });
+        let on_s3 = BucketSpec { encryption: Some(sse_s3()), ..want.clone() };
+        let notes = Bucket::cautions(&want, Some(&on_s3));
+        assert!(notes.len() == 1 && notes[0].contains("needs kms:Decrypt on that key"), "{notes:?}");
+        assert!(Bucket::cautions(&want, Some(&want)).is_empty(), "already on that key");
+        assert!(Bucket::cautions(&want, None).is_empty(), "a new bucket has no readers yet");
     }
 
     #[test]
