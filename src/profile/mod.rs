@@ -603,6 +603,11 @@ impl Resolver<'_> {
         let cloudwatch_logs = cloudwatch_logs.map(|(mut c, trust, policy)| {
             c.trust_policy = self.shared_document("cloudwatch_logs.trust_policy", &trust, &vars);
             c.role_policy = self.template("cloudwatch_logs.role_policy", &policy, &vars);
+            if organization.is_some() {
+                let name = &doc.trail.organization_logs_role_policy;
+                let extra = self.template("trail.organization_logs_role_policy", name, &vars);
+                extend_statements(&mut c.role_policy, &extra);
+            }
             c.kms = doc
                 .cloudwatch_logs
                 .as_ref()

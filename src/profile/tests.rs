@@ -55,6 +55,20 @@ fn flagship_resolves_with_every_name_filled() {
 }
 
 #[test]
+fn an_organization_trail_may_deliver_every_members_stream_to_the_log_group() {
+    let text = flagship().replacen("[trail]\n", "[trail]\norganization = true\n", 1);
+    let (_dir, spec) = on_disk(&text, &[]);
+    let management = Runtime { organization: Some(Organization::stand_in()), ..runtime() };
+    let profile = load(&spec).unwrap().resolve(&management, &Vars::new()).unwrap();
+    let policy = profile.cloudwatch_logs.unwrap().role_policy.to_string();
+    let group = "arn:aws:logs:us-east-1:123456789012:log-group:/ctguard/cloudtrail";
+    assert!(policy.contains(&format!("{group}:log-stream:123456789012_CloudTrail_*")), "{policy}");
+    assert!(policy.contains(&format!("{group}:log-stream:o-exampleorgid_*")), "{policy}");
+    let single = load("ai-agent-guard").unwrap().resolve(&runtime(), &Vars::new()).unwrap();
+    assert!(!single.cloudwatch_logs.unwrap().role_policy.to_string().contains("o-exampleorgid"));
+}
+
+#[test]
 fn var_overrides_a_declared_variable() {
     let overrides = Vars::from([("trail_name".to_string(), json!("org-audit"))]);
     let profile = load("ai-agent-guard").unwrap().resolve(&runtime(), &overrides).unwrap();

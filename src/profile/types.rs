@@ -239,6 +239,10 @@ pub struct TrailDoc {
     /// The statements an organization trail adds to the policy of the key ctguard manages.
     #[serde(default = "organization_key_policy")]
     pub organization_key_policy: String,
+    /// The statements an organization trail adds to the policy of the role CloudTrail delivers
+    /// to CloudWatch Logs with: the members' events go to streams named `<organization id>_*`.
+    #[serde(default = "organization_logs_role_policy")]
+    pub organization_logs_role_policy: String,
 }
 
 fn organization_bucket_policy() -> String {
@@ -247,6 +251,10 @@ fn organization_bucket_policy() -> String {
 
 fn organization_key_policy() -> String {
     "organization-trail-key-policy.json".into()
+}
+
+fn organization_logs_role_policy() -> String {
+    "organization-trail-logs-role-policy.json".into()
 }
 
 /// One `[[trail.data_events]]` entry: one advanced event selector recording data events.
