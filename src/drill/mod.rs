@@ -252,6 +252,14 @@ mod tests {
     }
 
     #[test]
+    fn the_destructive_rule_leaves_out_only_the_drills_own_queue_and_role() {
+        // Queues and roles cannot be renamed, so the exclusion hides no one else's deletion.
+        let template = include_str!("../../policies/destructive-identity-and-services.json");
+        assert!(template.contains(&format!(r#""roleName": [{{"anything-but": {{"prefix": "{PREFIX}"}}}}]"#)));
+        assert!(template.contains(&format!(r#""queueUrl": [{{"anything-but": {{"wildcard": "*/{PREFIX}*"}}}}]"#)));
+    }
+
+    #[test]
     fn every_region_and_alarm_is_a_path_with_its_own_token() {
         let p = flagship();
         let d = plan(&p, &all(), "abc").unwrap();
