@@ -138,6 +138,14 @@ fn fixed(key: &str, value: &str) -> bool {
     }
 }
 
+/// The principals an Allow statement lets write objects (`s3:PutObject`), as `type:value`.
+pub fn object_writers(s: &Value) -> Vec<String> {
+    if !effect(s, "Allow") || !covers_action(s, "s3:PutObject") {
+        return Vec::new();
+    }
+    s.get("Principal").map(principals).unwrap_or_default().into_iter().map(|(k, v)| format!("{k}:{v}")).collect()
+}
+
 /// Whether an Allow statement grants access to anyone: a wildcard principal (`"*"`,
 /// `{"AWS": "*"}`) or a `NotPrincipal`, without a condition that pins the caller or the
 /// source to fixed values with a positive operator.

@@ -79,6 +79,11 @@ pub struct BucketSpec {
     /// ctguard's rules expire it too (see `Kind::destructive`). Empty in a desired spec.
     #[serde(skip)]
     pub foreign_lifecycle: Vec<LifecycleRuleSpec>,
+    /// Who someone else's policy statements let write objects, as read (`type:value`): they
+    /// stop delivering if the bucket moves to a KMS key their writes cannot use. Not compared;
+    /// empty in a desired spec.
+    #[serde(skip)]
+    pub foreign_writers: Vec<String>,
 }
 
 crate::tagged_spec!(BucketSpec);
@@ -325,6 +330,7 @@ impl Bucket {
             eventbridge_notifications: None,
             tags: tags::owner_tags(profile),
             foreign_lifecycle: Vec::new(),
+            foreign_writers: Vec::new(),
         };
         let address = Address { kind: KIND, name: name.to_string(), region: region.clone() };
         Declared::new(Bucket { name: name.to_string(), region, guard, key: None }, address, want, depends)
@@ -428,6 +434,41 @@ fn flatten_lock(conf: &ObjectLockConfiguration) -> Option<LockSpec> {
     })
 }
 
+/// The new KMS key a bucket moves to, if it does: `None` when the default encryption stays.
+fn new_key<'a>(want: &'a BucketSpec, have: &BucketSpec) -> Option<&'a str> {
+    let Some(SseDefault::Kms { kms_master_key_id: Some(key), .. }) = &want.encryption else { return None };
+    let before = match &have.encryption {
+        Some(SseDefault::Kms { kms_master_key_id, .. }) => kms_master_key_id.as_deref(),
+        _ => None,
+    };
+    (before != Some(key.as_str())).then_some(key.as_str())
+}
+
+/// With SSE-KMS as the default, S3 asks KMS for a data key as the writer: writers the bucket
+/// policy admits under someone else's statements fail unless the key's policy admits them, and
+/// some (ELB access logs) cannot write to SSE-KMS at all. Their logs would be lost.
+fn key_loss(want: &BucketSpec, have: &BucketSpec) -> Option<String> {
+    let key = new_key(want, have)?;
+    (!have.foreign_writers.is_empty()).then(|| {
+        format!(
+            "moves new objects to KMS key {key} while statements ctguard does not own let {} write here: \
+             their writes fail unless the key's policy lets them generate data keys, and their logs are lost",
+            have.foreign_writers.join(", ")
+        )
+    })
+}
+
+/// The writers of the statements of `policy` that are not ctguard's.
+fn foreign_writers(policy: Option<&str>, owned: bool) -> anyhow::Result<Vec<String>> {
+    let Some(text) = policy else { return Ok(Vec::new()) };
+    let doc = crate::policy::parse_raw(text)?;
+    let mut writers: Vec<String> =
+        ownership::split(&doc, owned).foreign.iter().flat_map(|s| crate::policy::grants::object_writers(s)).collect();
+    writers.sort();
+    writers.dedup();
+    Ok(writers)
+}
+
 fn lock_caution(want: &BucketSpec, have: Option<&BucketSpec>) -> Option<String> {
     let lock = want.object_lock.as_ref()?;
     if have.is_some_and(|h| h.object_lock_enabled) {
@@ -448,12 +489,7 @@ fn lock_caution(want: &BucketSpec, have: Option<&BucketSpec>) -> Option<String> 
 /// A bucket that exists and moves to a KMS key it did not use: the readers of its logs keep
 /// working on the objects already there and fail on new ones unless the key lets them decrypt.
 fn key_caution(want: &BucketSpec, have: Option<&BucketSpec>) -> Option<String> {
-    let Some(SseDefault::Kms { kms_master_key_id: Some(key), .. }) = &want.encryption else { return None };
-    let before = match &have?.encryption {
-        Some(SseDefault::Kms { kms_master_key_id, .. }) => kms_master_key_id.as_deref(),
-        _ => None,
-    };
-    (before != Some(key.as_str())).then(|| {
+    new_key(want, have?).map(|key| {
         format!(
             "new objects are encrypted with KMS key {key}: whoever reads the logs (a SIEM, log analysis, Athena, \
              another account) also needs kms:Decrypt on that key from its key policy; objects already in the \
@@ -570,6 +606,7 @@ impl Kind for Bucket {
             out.push("suspends versioning: logs overwritten or deleted from then on are gone for good".into());
         }
         out.extend(lock_loss(want.object_lock.as_ref(), have.object_lock.as_ref()));
+        out.extend(key_loss(want, have));
         if empty {
             return out;
         }
@@ -673,6 +710,7 @@ impl Kind for Bucket {
             policy,
             lifecycle: rules.iter().filter(|r| is_ours(r)).map(flatten_rule).collect(),
             foreign_lifecycle: rules.iter().filter(|r| !is_ours(r)).map(flatten_rule).collect(),
+            foreign_writers: foreign_writers(policy_text, owned)?,
             logging,
             object_lock: lock.and_then(flatten_lock),
             object_lock_enabled: lock.is_some_and(|l| l.object_lock_enabled() == Some(&ObjectLockEnabled::Enabled)),
@@ -1010,6 +1048,31 @@ mod tests {
         assert!(notes.len() == 1 && notes[0].contains("needs kms:Decrypt on that key"), "{notes:?}");
         assert!(Bucket::cautions(&want, Some(&want)).is_empty(), "already on that key");
         assert!(Bucket::cautions(&want, None).is_empty(), "a new bucket has no readers yet");
+
+        // Someone else's writers make the move a loss, withheld without --allow-data-loss.
+        assert!(Bucket::destructive(Some(&want), &on_s3, false).is_empty(), "only ctguard's writers");
+        let shared = BucketSpec { foreign_writers: vec!["AWS:arn:aws:iam::127311923021:root".into()], ..on_s3 };
+        let lost = Bucket::destructive(Some(&want), &shared, false);
+        assert!(lost.len() == 1 && lost[0].contains("AWS:arn:aws:iam::127311923021:root write here"), "{lost:?}");
+        assert!(
+            Bucket::destructive(Some(&want), &BucketSpec { encryption: want.encryption.clone(), ..shared }, false)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_writers_of_statements_ctguard_does_not_own_are_read() {
+        let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "CtguardCloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+             "Action": "s3:PutObject", "Resource": "*"},
+            {"Sid": "ElbLogs", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::127311923021:root"},
+             "Action": "s3:PutObject", "Resource": "*"},
+            {"Sid": "Readers", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+             "Action": "s3:GetObject", "Resource": "*"}
+        ]});
+        let writers = foreign_writers(Some(&policy.to_string()), true).unwrap();
+        assert_eq!(writers, ["AWS:arn:aws:iam::127311923021:root"]);
+        assert!(foreign_writers(None, true).unwrap().is_empty());
     }
 
     #[test]
