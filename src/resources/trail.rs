@@ -699,11 +699,13 @@ impl Kind for Trail {
         };
         // A trail has one kind or the other (CloudTrail API Reference, PutEventSelectors).
         let mut foreign = Vec::new();
+        let tag_list = tags.resource_tag_list().first().map(|r| r.tags_list()).unwrap_or_default();
+        let tagged = tag_list.iter().any(|t| t.key() == OWNER_TAG);
         let event_selectors = match selected.advanced_event_selectors() {
             [] => Selectors::Basic(flatten_selectors(selected.event_selectors())),
             list => {
                 let declared = match want.map(|w| &w.event_selectors) {
-                    Some(Selectors::Advanced(d)) => d.as_slice(),
+                    Some(Selectors::Advanced(d)) if tagged => d.as_slice(),
                     _ => &[],
                 };
                 let (ours, theirs): (Vec<_>, Vec<_>) =
@@ -724,7 +726,6 @@ impl Kind for Trail {
         if !self.insights {
             insight_selectors = want.map(|w| w.insight_selectors.clone()).unwrap_or(insight_selectors);
         }
-        let tag_list = tags.resource_tag_list().first().map(|r| r.tags_list()).unwrap_or_default();
         let spec = TrailSpec {
             settings,
             event_selectors,
@@ -837,11 +838,15 @@ impl Trail {
         if self.shared {
             let req = aws.cloudtrail.get_event_selectors().trail_name(&self.arn);
             let now = req.send().await.ctx(|| self.what("reading event selectors of"))?;
+            let req = aws.cloudtrail.list_tags().resource_id_list(&self.arn);
+            let tags = req.send().await.ctx(|| self.what("reading tags of"))?;
+            let tagged = tags.resource_tag_list().iter().flat_map(|r| r.tags_list()).any(|t| t.key() == OWNER_TAG);
+            let declared = if tagged { list.clone() } else { Vec::new() };
             let theirs: Vec<_> =
-                flatten_advanced(now.advanced_event_selectors()).into_iter().filter(|s| !s.owned(&list)).collect();
+                flatten_advanced(now.advanced_event_selectors()).into_iter().filter(|s| !s.owned(&declared)).collect();
             list.extend(theirs);
         }
-        let req = aws.cloudtrail.put_event_selectors().trail_name(&self.name);
+        let req = aws.cloudtrail.put_event_selectors().trail_name(self.handle(aws));
         let req = req.set_advanced_event_selectors(Some(expand_advanced(&list)?));
         req.send().await.ctx(|| self.what("setting event selectors of"))?;
         Ok(())
@@ -851,7 +856,7 @@ impl Trail {
     async fn put_insights(&self, aws: &Aws, types: &[String]) -> anyhow::Result<()> {
         let selectors =
             types.iter().map(|t| InsightSelector::builder().insight_type(InsightType::from(t.as_str())).build());
-        let req = aws.cloudtrail.put_insight_selectors().trail_name(&self.name);
+        let req = aws.cloudtrail.put_insight_selectors().trail_name(self.handle(aws));
         req.set_insight_selectors(Some(selectors.collect())).send().await.ctx(|| self.what("setting Insights of"))?;
         Ok(())
     }
