@@ -256,20 +256,28 @@ async fn reset_alarms(aws: &Aws, drill: &Drill) -> anyhow::Result<()> {
         })
         .collect();
     let names: Vec<String> = paths.keys().map(|n| n.to_string()).collect();
-    for chunk in names.chunks(100) {
-        let req = aws.cloudwatch.describe_alarms().set_alarm_names(Some(chunk.to_vec()));
-        let found = req.send().await.ctx(|| "reading the drilled alarms".into())?;
-        for a in found.metric_alarms() {
-            let (Some(name), Some(reason)) = (a.alarm_name(), a.state_reason()) else { continue };
-            let Some(path) = paths.get(name) else { continue };
-            if a.state_value() == Some(&StateValue::Alarm) && reason.contains(&path.token) {
-                let req = aws.cloudwatch.set_alarm_state().alarm_name(name).state_value(StateValue::Ok);
-                let req = req.state_reason(format!("{} ended", path.reason()));
-                req.send().await.ctx(|| format!("returning alarm {name} to OK"))?;
-            }
+    for a in alarms_named(aws, &names).await? {
+        let (Some(name), Some(reason)) = (a.alarm_name(), a.state_reason()) else { continue };
+        let Some(path) = paths.get(name) else { continue };
+        if a.state_value() == Some(&StateValue::Alarm) && reason.contains(&path.token) {
+            let req = aws.cloudwatch.set_alarm_state().alarm_name(name).state_value(StateValue::Ok);
+            let req = req.state_reason(format!("{} ended", path.reason()));
+            req.send().await.ctx(|| format!("returning alarm {name} to OK"))?;
         }
     }
     Ok(())
+}
+
+/// The metric alarms of `names`. DescribeAlarms takes up to 100 names and returns 50 alarms a
+/// page unless asked for 100.
+async fn alarms_named(aws: &Aws, names: &[String]) -> anyhow::Result<Vec<aws_sdk_cloudwatch::types::MetricAlarm>> {
+    let mut out = Vec::new();
+    for chunk in names.chunks(100) {
+        let req = aws.cloudwatch.describe_alarms().set_alarm_names(Some(chunk.to_vec())).max_records(100);
+        let found = req.send().await.ctx(|| "reading the drilled alarms".into())?;
+        out.extend(found.metric_alarms().iter().cloned());
+    }
+    Ok(out)
 }
 
 /// Each alarm's state and whether its actions run, by name.
@@ -283,14 +291,9 @@ async fn describe_alarms(aws: &Aws, drill: &Drill) -> anyhow::Result<BTreeMap<St
         })
         .collect();
     let mut out = BTreeMap::new();
-    // DescribeAlarms takes up to 100 names.
-    for chunk in names.chunks(100) {
-        let req = aws.cloudwatch.describe_alarms().set_alarm_names(Some(chunk.to_vec()));
-        let found = req.send().await.ctx(|| "reading the alarms to drill".into())?;
-        for a in found.metric_alarms() {
-            let state = a.state_value().cloned().unwrap_or(StateValue::InsufficientData);
-            out.insert(a.alarm_name().unwrap_or_default().to_string(), (state, a.actions_enabled().unwrap_or(true)));
-        }
+    for a in alarms_named(aws, &names).await? {
+        let state = a.state_value().cloned().unwrap_or(StateValue::InsufficientData);
+        out.insert(a.alarm_name().unwrap_or_default().to_string(), (state, a.actions_enabled().unwrap_or(true)));
     }
     Ok(out)
 }

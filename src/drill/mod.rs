@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::profile::Profile;
+use crate::profile::{Alarm, Profile};
 use crate::resources::rule::{DRILL_MARKER, DRILL_SOURCE};
 
 /// Names of everything a run creates start with this (queue and role), so a later run finds
@@ -121,21 +121,28 @@ pub fn plan(profile: &Profile, selection: &Selection, run: &str) -> anyhow::Resu
             paths.push(Path { kind, token: token(paths.len()), topics: drill_topics.clone(), timeout });
         }
     }
-    if selection.alarm_path {
-        for a in profile.alarms.iter().filter(|a| selection.alarms.is_empty() || selection.alarms.contains(&a.name)) {
-            let topic = alerts.topic_for(a.severity).arn.clone();
-            let kind = PathKind::Alarm { name: a.name.clone() };
-            paths.push(Path { kind, token: token(paths.len()), topics: vec![topic], timeout });
-        }
-    }
-    if selection.end_to_end {
-        let alarm = unauthorized_calls_alarm(profile).ok_or_else(|| {
+    let end_to_end = match selection.end_to_end {
+        false => None,
+        true => Some(unauthorized_calls_alarm(profile).ok_or_else(|| {
             anyhow::anyhow!(
                 "--end-to-end: profile {} has no alarm on access-denied calls (a metric filter on \
                  errorCode AccessDenied* and *UnauthorizedOperation, CIS 4.1)",
                 profile.name
             )
-        })?;
+        })?),
+    };
+    if selection.alarm_path {
+        let chosen = |a: &&Alarm| selection.alarms.is_empty() || selection.alarms.contains(&a.name);
+        // The end-to-end path waits for that alarm to go to ALARM on its own: set to ALARM by
+        // the alarm path first, it would not change state again.
+        let other = |a: &&Alarm| end_to_end.is_none_or(|e| e.name != a.name);
+        for a in profile.alarms.iter().filter(chosen).filter(other) {
+            let topic = alerts.topic_for(a.severity).arn.clone();
+            let kind = PathKind::Alarm { name: a.name.clone() };
+            paths.push(Path { kind, token: token(paths.len()), topics: vec![topic], timeout });
+        }
+    }
+    if let Some(alarm) = end_to_end {
         let topic = alerts.topic_for(alarm.severity).arn.clone();
         let kind = PathKind::EndToEnd { alarm: alarm.name.clone() };
         let timeout = selection.timeout.unwrap_or(END_TO_END_TIMEOUT);
@@ -148,7 +155,7 @@ pub fn plan(profile: &Profile, selection: &Selection, run: &str) -> anyhow::Resu
 }
 
 /// The alarm whose metric filter counts access-denied calls (CIS AWS Foundations 4.1).
-pub fn unauthorized_calls_alarm(profile: &Profile) -> Option<&crate::profile::Alarm> {
+pub fn unauthorized_calls_alarm(profile: &Profile) -> Option<&Alarm> {
     let covers = |p: &str| p.contains("UnauthorizedOperation") && p.contains("AccessDenied");
     profile.alarms.iter().find(|a| covers(&a.pattern) && a.restriction.is_empty())
 }
@@ -311,5 +318,9 @@ mod tests {
         assert_eq!(d.paths.len(), 1);
         assert!(matches!(&d.paths[0].kind, PathKind::EndToEnd { .. }));
         assert_eq!(d.paths[0].timeout, END_TO_END_TIMEOUT);
+        let both = plan(&p, &Selection { end_to_end: true, ..all() }, "abc").unwrap();
+        let e2e = unauthorized_calls_alarm(&p).unwrap().name.clone();
+        assert!(!both.paths.iter().any(|x| matches!(&x.kind, PathKind::Alarm { name } if *name == e2e)));
+        assert!(both.paths.iter().any(|x| matches!(&x.kind, PathKind::Alarm { .. })));
     }
 }
