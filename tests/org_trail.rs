@@ -303,8 +303,16 @@ async fn a_members_own_trail_is_not_deleted_silently_when_it_relies_on_the_organ
     let kept = emu.ctguard_in_env(&["apply", "--auto-approve", "-p", &relies], &envs);
     kept.expect(0);
     assert!(kept.stdout.contains("--allow-data-loss"), "{}", kept.stdout);
-    assert_eq!(own_trails(&emu, &env).await, vec![mine]);
+    assert_eq!(own_trails(&emu, &env).await, vec![mine.clone()]);
     emu.ctguard_in_env(&["verify", "-p", &relies], &envs).expect(2);
+
+    // Not while the organization trail is stopped: the member's own trail is its only record.
+    let ct = aws_sdk_cloudtrail::Client::new(&emu.sdk().await);
+    ct.stop_logging().name(TRAIL).send().await.unwrap();
+    let stopped = emu.ctguard_in_env(&["apply", "--auto-approve", "--allow-data-loss", "-p", &relies], &envs);
+    assert_eq!(stopped.code, 1, "{}\n{}", stopped.stdout, stopped.stderr);
+    assert_eq!(own_trails(&emu, &env).await, vec![mine.clone()], "kept while the organization trail is stopped");
+    ct.start_logging().name(TRAIL).send().await.unwrap();
 
     emu.ctguard_in_env(&["apply", "--auto-approve", "--allow-data-loss", "-p", &relies], &envs).expect(0);
     assert_eq!(own_trails(&emu, &env).await, Vec::<String>::new());

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::kind::{Check, Declared, Delta, Found, Kind};
-use crate::aws::{Aws, AwsResultExt, ErrorKind};
+use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
 use crate::profile::Profile;
 
@@ -23,6 +23,9 @@ pub struct CoverageSpec {
     pub multi_region: bool,
     /// It records global service events (IAM, STS, CloudFront).
     pub include_global_service_events: bool,
+    /// It is logging (GetTrailStatus by its ARN, which a member may call). A member's own trail
+    /// is deleted only once this holds.
+    pub logging: bool,
 }
 
 impl super::kind::Spec for CoverageSpec {}
@@ -86,7 +89,8 @@ pub struct OrganizationTrail {
 
 impl OrganizationTrail {
     pub fn new(profile: &Profile, region: &str) -> Declared<Self> {
-        let want = CoverageSpec { covered: true, multi_region: true, include_global_service_events: true };
+        let want =
+            CoverageSpec { covered: true, multi_region: true, include_global_service_events: true, logging: true };
         let kind = OrganizationTrail { account: profile.runtime.account_id.clone(), region: region.into() };
         Declared::new(kind, address(region), want, Vec::new())
     }
@@ -109,7 +113,12 @@ impl Kind for OrganizationTrail {
         let found = covering(aws, &self.account).await?;
         // Prefer one that records every region, as the profile asks.
         let Some(trail) = found.iter().max_by_key(|t| (t.multi_region, t.include_global_service_events)) else {
-            let spec = CoverageSpec { covered: false, multi_region: false, include_global_service_events: false };
+            let spec = CoverageSpec {
+                covered: false,
+                multi_region: false,
+                include_global_service_events: false,
+                logging: false,
+            };
             let mut out = Found::new(spec);
             out.checks.push(Check {
                 name: "an organization trail records this account".into(),
@@ -118,37 +127,30 @@ impl Kind for OrganizationTrail {
             });
             return Ok(Some(out));
         };
+        // A member reads the organization trail's status by its ARN (CloudTrail API Reference,
+        // GetTrailStatus: "you must provide the full ARN of that trail"); a refusal is this
+        // caller's missing permission, an error like any other.
+        let status = aws.cloudtrail.get_trail_status().name(&trail.arn).send().await;
+        let logging = status.ctx(|| format!("reading the status of organization trail {}", trail.arn))?.is_logging()
+            == Some(true);
         let spec = CoverageSpec {
             covered: true,
             multi_region: trail.multi_region,
             include_global_service_events: trail.include_global_service_events,
+            logging,
         };
         let mut out = Found::new(spec);
         out.notes.push(format!(
             "relies on organization trail {} (home region {}, account {}), which that account manages",
             trail.arn, trail.home_region, trail.owner
         ));
-        // A member may ask for the status of the organization trail by its ARN; where AWS
-        // refuses, logging is checked from the management account instead.
-        let status = aws.cloudtrail.get_trail_status().name(&trail.arn).send().await;
-        let check = match status.ctx(|| format!("reading the status of organization trail {}", trail.arn)) {
-            Ok(s) => Check {
-                name: "the organization trail is logging".into(),
-                ok: s.is_logging() == Some(true),
-                detail: match s.is_logging() {
-                    Some(true) => format!("{} is logging", trail.arn),
-                    _ => format!("{} is not logging: StartLogging in account {}", trail.arn, trail.owner),
-                },
+        let check = Check {
+            name: "the organization trail is logging".into(),
+            ok: logging,
+            detail: match logging {
+                true => format!("{} is logging", trail.arn),
+                false => format!("{} is not logging: StartLogging in account {}", trail.arn, trail.owner),
             },
-            Err(e) if crate::aws::error::kind(&e) == ErrorKind::AccessDenied => Check {
-                name: "the organization trail is logging".into(),
-                ok: true,
-                detail: format!(
-                    "not readable from this account (GetTrailStatus refused); verify account {} instead",
-                    trail.owner
-                ),
-            },
-            Err(e) => return Err(e),
         };
         out.checks.push(check);
         Ok(Some(out))
