@@ -640,6 +640,7 @@ impl Resolver<'_> {
                 None
             }
         });
+        let athena = athena.map(|a| self.organization_layout(a, organization.as_ref(), runtime));
 
         if !self.problems.is_empty() {
             return Err(Invalid(self.problems));
@@ -725,6 +726,31 @@ impl Resolver<'_> {
 
     /// With `use_organization_trail`, the account has no trail of its own: what would configure
     /// one, or read the logs it delivers to this account, is a mistake to say, not ignore.
+    /// An organization trail writes every account's logs, this one's included, under
+    /// `AWSLogs/<organization id>/<account>/`: the table reads that layout, for the accounts
+    /// `[athena]` lists or else this account alone.
+    fn organization_layout(
+        &mut self,
+        mut a: athena::Athena,
+        organization: Option<&Organization>,
+        runtime: &Runtime,
+    ) -> athena::Athena {
+        let Some(org) = organization else { return a };
+        match &a.organization {
+            // Offline, the organization is a stand-in: its id says nothing.
+            Some(declared) if declared.id != org.id && *org != Organization::stand_in() => self.problem(
+                "athena.organization_id",
+                format!("expected {}, the organization the trail records (it is {})", org.id, declared.id),
+            ),
+            Some(_) => {}
+            None => {
+                a.organization =
+                    Some(athena::Organization { id: org.id.clone(), accounts: vec![runtime.account_id.clone()] })
+            }
+        }
+        a
+    }
+
     fn relies_on_organization_trail(&mut self, doc: &ProfileDoc) {
         let t = &doc.trail;
         if !t.use_organization_trail {

@@ -69,6 +69,23 @@ fn an_organization_trail_may_deliver_every_members_stream_to_the_log_group() {
 }
 
 #[test]
+fn an_organization_trails_table_reads_the_organization_layout() {
+    let text = flagship().replacen("[trail]\n", "[trail]\norganization = true\n", 1);
+    let (_dir, spec) = on_disk(&text, &[]);
+    let real = Organization { id: "o-a1b2c3d4e5".into(), management_account: "123456789012".into() };
+    let management = Runtime { organization: Some(real), ..runtime() };
+    let profile = load(&spec).unwrap().resolve(&management, &Vars::new()).unwrap();
+    let org = profile.athena.unwrap().organization.unwrap();
+    assert_eq!((org.id.as_str(), org.accounts.as_slice()), ("o-a1b2c3d4e5", ["123456789012".to_string()].as_slice()));
+
+    let other =
+        text.replacen("[athena]\n", "[athena]\norganization_id = \"o-zzzzzzzzzz\"\naccounts = [\"123456789012\"]\n", 1);
+    let (_dir, spec) = on_disk(&other, &[]);
+    let found = load(&spec).unwrap().resolve(&management, &Vars::new()).unwrap_err().0;
+    assert!(found.iter().any(|p| p.key == "athena.organization_id" && p.message.contains("o-a1b2c3d4e5")), "{found:?}");
+}
+
+#[test]
 fn var_overrides_a_declared_variable() {
     let overrides = Vars::from([("trail_name".to_string(), json!("org-audit"))]);
     let profile = load("ai-agent-guard").unwrap().resolve(&runtime(), &overrides).unwrap();
