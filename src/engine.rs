@@ -28,11 +28,12 @@ pub async fn read_all(aws: &Aws, resources: &[Box<dyn Resource>]) -> anyhow::Res
     for r in resources {
         by_region.entry(r.address().region).or_default().push(r.as_ref());
     }
+    // Futures are built before they are streamed, here and below: a stream's closure over
+    // borrowed items keeps the future from being Send (rust-lang/rust#89976), and --accounts
+    // runs each account as a task.
     let regions = by_region.into_values().map(|rs| {
-        futures::stream::iter(rs)
-            .map(|r| async move { (r.address(), r.read(aws).await) })
-            .buffer_unordered(READ_CONCURRENCY)
-            .collect::<Vec<_>>()
+        let reads: Vec<_> = rs.into_iter().map(|r| async move { (r.address(), r.read(aws).await) }).collect();
+        futures::stream::iter(reads).buffer_unordered(READ_CONCURRENCY).collect::<Vec<_>>()
     });
     let mut state = LiveState::new();
     for (address, result) in futures::future::join_all(regions).await.into_iter().flatten() {
@@ -80,12 +81,12 @@ pub fn checks(live: &LiveState, resources: &[Box<dyn Resource>]) -> Vec<(Address
 
 /// Health only verify asks about (it costs extra calls), for every resource that exists.
 pub async fn health(aws: &Aws, resources: &[Box<dyn Resource>], live: &LiveState) -> Vec<(Address, Check)> {
-    let present = resources.iter().filter(|r| live.get(&r.address()).is_some_and(Option::is_some));
-    let checks: Vec<Vec<(Address, Check)>> = futures::stream::iter(present)
-        .map(|r| async move { r.health(aws).await.into_iter().map(|c| (r.address(), c)).collect() })
-        .buffered(READ_CONCURRENCY)
-        .collect()
-        .await;
+    let asks: Vec<_> = resources
+        .iter()
+        .filter(|r| live.get(&r.address()).is_some_and(Option::is_some))
+        .map(|r| async move { r.health(aws).await.into_iter().map(|c| (r.address(), c)).collect::<Vec<_>>() })
+        .collect();
+    let checks: Vec<Vec<(Address, Check)>> = futures::stream::iter(asks).buffered(READ_CONCURRENCY).collect().await;
     checks.into_iter().flatten().collect()
 }
 
@@ -164,13 +165,13 @@ pub async fn apply(
             }
             break;
         }
-        let results: Vec<_> = futures::stream::iter(ready.iter().map(|c| {
-            let resource = by_address[&c.address];
-            run_one(aws, resource, c, live.get(&c.address).and_then(Option::as_ref), &outputs, hook)
-        }))
-        .buffered(WRITE_CONCURRENCY)
-        .collect()
-        .await;
+        let runs: Vec<_> = ready
+            .iter()
+            .map(|c| {
+                run_one(aws, by_address[&c.address], c, live.get(&c.address).and_then(Option::as_ref), &outputs, hook)
+            })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(runs).buffered(WRITE_CONCURRENCY).collect().await;
         for (change, result) in ready.iter().zip(results) {
             match result {
                 Ok(new_outputs) => {

@@ -3,11 +3,14 @@
 //! The organization is listed first, from the caller's account, so an id or OU that is not
 //! there stops the run before any account is touched. Then each account is reached (its own
 //! credentials for the caller's account, the assumed role elsewhere) and gets the same plan or
-//! verdict as a run without --accounts; accounts run `--concurrency` at once, each with its own
-//! per-region bounds, so the run takes about as long as its slowest account. An account that
-//! fails (its role cannot be assumed, an AWS error) is reported in the summary; the others go on.
+//! verdict as a run without --accounts; accounts run `--concurrency` at once, each a task on
+//! the runtime's worker threads with its own per-region bounds, so the run takes about as long
+//! as its slowest account. An account that fails (its role cannot be assumed, an AWS error) is
+//! reported in the summary; the others go on. Output waits for every account and keeps the
+//! accounts' order.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -22,50 +25,88 @@ use crate::render::{self, AccountLine, AccountOutcome, Verb};
 use crate::settings::{ApplyOptions, FanOut, Format, PlanOptions, Settings, VerifyOptions};
 use crate::verdict::Verdict;
 
-/// The caller's start and the accounts the selection names, listed before any account is
-/// touched.
-async fn members(settings: &Settings, printer: &Printer, fan: &FanOut) -> anyhow::Result<(Start, Vec<Member>)> {
-    let start = Start::new(settings, printer).await?;
-    let members = accounts::select(&start.config, &fan.accounts, &printer.retries()).await?;
-    anyhow::ensure!(!members.is_empty(), "--accounts: no ACTIVE account is selected; nothing was changed");
-    printer.verbose(&format!(
-        "{} account{} selected: {}",
-        members.len(),
-        if members.len() == 1 { "" } else { "s" },
-        members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
-    ));
-    Ok((start, members))
+/// What every account's task shares: the settings, the caller's start and how each account
+/// is reached.
+struct Org {
+    settings: Settings,
+    printer: Printer,
+    start: Start,
+    fan: FanOut,
 }
 
-/// The session of one member account, reached as `fan` says.
-async fn open(
-    settings: &Settings,
-    printer: &Printer,
-    start: &Start,
-    fan: &FanOut,
-    member: &Member,
-) -> anyhow::Result<Session> {
-    let config =
-        accounts::reach(&start.config, &start.caller, &member.id, &fan.role, fan.external_id.as_deref()).await?;
-    let caller = accounts::whoami_in(&config, &member.id, &printer.retries()).await?;
-    Session::connect(settings, printer, &start.loaded, &config, caller).await
+impl Org {
+    /// The caller's start and the accounts the selection names, listed before any account is
+    /// touched.
+    async fn list(settings: &Settings, printer: &Printer, fan: &FanOut) -> anyhow::Result<(Arc<Org>, Vec<Member>)> {
+        let start = Start::new(settings, printer).await?;
+        let members = accounts::select(&start.config, &fan.accounts, &printer.retries()).await?;
+        anyhow::ensure!(!members.is_empty(), "--accounts: no ACTIVE account is selected; nothing was changed");
+        printer.verbose(&format!(
+            "{} account{} selected: {}",
+            members.len(),
+            if members.len() == 1 { "" } else { "s" },
+            members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+        let org = Org { settings: settings.clone(), printer: *printer, start, fan: fan.clone() };
+        Ok((Arc::new(org), members))
+    }
+
+    /// The session of one member account, reached as `fan` says.
+    async fn open(&self, member: &Member) -> anyhow::Result<Session> {
+        let Org { settings, printer, start, fan } = self;
+        let config =
+            accounts::reach(&start.config, &start.caller, &member.id, &fan.role, fan.external_id.as_deref()).await?;
+        let caller = accounts::whoami_in(&config, &member.id, &printer.retries()).await?;
+        Session::connect(settings, printer, &start.loaded, &config, caller).await
+    }
+
+    /// The profile's name, as its documents show it.
+    fn profile_name(&self) -> String {
+        self.start.loaded.doc.profile.name.clone()
+    }
 }
 
-/// Runs `work` in every member, `fan.concurrency` at once, and returns the results in the
-/// members' order.
-async fn each<'a, T, F, Fut>(members: &'a [Member], fan: &FanOut, work: F) -> Vec<(&'a Member, anyhow::Result<T>)>
+/// Runs `work` on every item, `fan.concurrency` at once (see `in_tasks`).
+async fn each<I, T, F, Fut>(org: &Arc<Org>, items: Vec<I>, work: F) -> Vec<anyhow::Result<T>>
 where
-    F: Fn(&'a Member) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    F: Fn(Arc<Org>, I) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
 {
-    futures::stream::iter(members)
-        .map(|m| {
-            let run = work(m);
-            async move { (m, run.await) }
+    in_tasks(org.fan.concurrency, items, |item| work(org.clone(), item)).await
+}
+
+/// Runs `work` on every item, `concurrency` at once, and returns the results in the items'
+/// order. Each runs as a task of its own, so the accounts' CPU work (signing, parsing,
+/// planning) spreads over the runtime's worker threads instead of sharing one, and the next
+/// account starts as soon as any one finishes, not when the oldest does.
+async fn in_tasks<I, T, F, Fut>(concurrency: usize, items: Vec<I>, work: F) -> Vec<anyhow::Result<T>>
+where
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    // buffer_unordered pulls the next item, and so spawns its task, only when fewer than
+    // `concurrency` are running.
+    let mut results: Vec<(usize, anyhow::Result<T>)> = futures::stream::iter(items.into_iter().enumerate())
+        .map(|(i, item)| {
+            let task = tokio::spawn(work(item));
+            async move { (i, joined(task.await)) }
         })
-        .buffered(fan.concurrency)
+        .buffer_unordered(concurrency)
         .collect()
-        .await
+        .await;
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// An account task's result; its panic is the run's, as it would be without a task.
+fn joined<T>(result: Result<anyhow::Result<T>, tokio::task::JoinError>) -> anyhow::Result<T> {
+    match result {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(anyhow::anyhow!("the account's run was cancelled: {e}")),
+    }
 }
 
 fn line(member: &Member, outcome: AccountOutcome) -> AccountLine {
@@ -94,17 +135,15 @@ pub async fn plan(
     fan: &FanOut,
     options: PlanOptions,
 ) -> anyhow::Result<Status> {
-    let (start, members) = members(settings, printer, fan).await?;
-    let results = each(&members, fan, |m| {
-        let start = &start;
-        async move {
-            let session = open(settings, printer, start, fan, m).await?;
-            let (_, plan) = session.plan(printer).await?;
-            session.warn_about_example_endpoints(&plan, printer);
-            Ok((session.ctx, plan))
-        }
+    let (org, members) = Org::list(settings, printer, fan).await?;
+    let results = each(&org, members.clone(), |org, m| async move {
+        let session = org.open(&m).await?;
+        let (_, plan) = session.plan(&org.printer).await?;
+        session.warn_about_example_endpoints(&plan, &org.printer);
+        Ok((session.ctx, plan))
     })
     .await;
+    let results: Vec<_> = members.iter().zip(results).collect();
     let lines: Vec<AccountLine> = results
         .iter()
         .map(|(m, r)| match r {
@@ -130,7 +169,7 @@ pub async fn plan(
             render::json::organization(
                 w,
                 "plan",
-                &profile_name(&start),
+                &org.profile_name(),
                 &lines.iter().cloned().zip(docs).collect::<Vec<_>>(),
             )
         }
@@ -146,16 +185,17 @@ pub async fn verify(
     fan: &FanOut,
     options: &VerifyOptions,
 ) -> anyhow::Result<Status> {
-    let (start, members) = members(settings, printer, fan).await?;
-    let results = each(&members, fan, |m| {
-        let start = &start;
+    let (org, members) = Org::list(settings, printer, fan).await?;
+    let results = each(&org, members.clone(), |org, m| {
+        let options = options.clone();
         async move {
-            let session = open(settings, printer, start, fan, m).await?;
-            let verdict = super::verify::judge(&session, printer, options).await?;
+            let session = org.open(&m).await?;
+            let verdict = super::verify::judge(&session, &org.printer, &options).await?;
             Ok((session.ctx, verdict))
         }
     })
     .await;
+    let results: Vec<_> = members.iter().zip(results).collect();
     let lines: Vec<AccountLine> = results
         .iter()
         .map(|(m, r)| match r {
@@ -187,7 +227,7 @@ pub async fn verify(
             render::json::organization(
                 w,
                 "verify",
-                &profile_name(&start),
+                &org.profile_name(),
                 &lines.iter().cloned().zip(docs).collect::<Vec<_>>(),
             )
         }
@@ -217,16 +257,14 @@ pub async fn apply(
     if !auto_approve && !std::io::stdin().is_terminal() {
         anyhow::bail!("stdin is not a terminal, so apply cannot ask for confirmation: pass --auto-approve");
     }
-    let (start, members) = members(settings, printer, fan).await?;
-    let planned = each(&members, fan, |m| {
-        let start = &start;
-        async move {
-            let session = open(settings, printer, start, fan, m).await?;
-            let (live, plan) = session.plan(printer).await?;
-            Ok(Planned { session, live, plan })
-        }
+    let (org, members) = Org::list(settings, printer, fan).await?;
+    let planned = each(&org, members.clone(), |org, m| async move {
+        let session = org.open(&m).await?;
+        let (live, plan) = session.plan(&org.printer).await?;
+        Ok(Planned { session, live, plan })
     })
     .await;
+    let planned: Vec<_> = members.iter().zip(planned).collect();
     if settings.format == Format::Human {
         let view = PlanView { expand: settings.expand, summary_only: false };
         printer.data(|w, paint| {
@@ -270,20 +308,13 @@ pub async fn apply(
             anyhow::bail!("apply cancelled: nothing was changed");
         }
     }
-    let reports = futures::stream::iter(&planned)
-        .map(|(m, p)| {
-            let start = &start;
-            async move {
-                let result = match p {
-                    Ok(p) => converge(settings, printer, start, fan, m, p, consent, watch).await,
-                    Err(e) => Err(anyhow::anyhow!("{e:#}")),
-                };
-                (*m, result)
-            }
-        })
-        .buffered(fan.concurrency)
-        .collect::<Vec<_>>()
-        .await;
+    let work = planned.into_iter().map(|(m, p)| (m.clone(), p)).collect();
+    let reports = each(&org, work, |org, (m, p)| {
+        let watch = watch.clone();
+        async move { converge(&org, &m, p?, consent, &watch).await }
+    })
+    .await;
+    let reports: Vec<_> = members.iter().zip(reports).collect();
     let lines: Vec<AccountLine> = reports
         .iter()
         .map(|(m, r)| match r {
@@ -317,7 +348,7 @@ pub async fn apply(
             render::json::organization(
                 w,
                 "apply",
-                &profile_name(&start),
+                &org.profile_name(),
                 &lines.iter().cloned().zip(docs).collect::<Vec<_>>(),
             )
         }
@@ -327,34 +358,75 @@ pub async fn apply(
 
 /// Carries out one account's plan, then, as apply does in one account, narrows the policies
 /// that admitted a trail it deleted.
-#[allow(clippy::too_many_arguments)]
 async fn converge(
-    settings: &Settings,
-    printer: &Printer,
-    start: &Start,
-    fan: &FanOut,
+    org: &Org,
     member: &Member,
-    planned: &Planned,
+    planned: Planned,
     consent: crate::plan::Consent,
     watch: &Watch,
 ) -> anyhow::Result<(render::Context, Report)> {
     let Planned { session, live, plan } = planned;
+    let printer = &org.printer;
     if !plan.has_changes() {
-        return Ok((session.ctx.clone(), Report { outcomes: Vec::new() }));
+        return Ok((session.ctx, Report { outcomes: Vec::new() }));
     }
-    let mut report = super::apply::carry_out(session, plan, live, consent, printer, watch).await;
+    let mut report = super::apply::carry_out(&session, &plan, &live, consent, printer, watch).await;
     if !report.failed() && super::apply::deleted_destructively(&report) {
-        let session = open(settings, printer, start, fan, member).await?;
+        let session = org.open(member).await?;
         let (live, follow_up) = session.plan(printer).await?;
         super::apply::refuse(&follow_up, consent)?;
         report
             .outcomes
             .extend(super::apply::carry_out(&session, &follow_up, &live, consent, printer, watch).await.outcomes);
     }
-    Ok((session.ctx.clone(), report))
+    Ok((session.ctx, report))
 }
 
-/// The profile's name, as its documents show it.
-fn profile_name(start: &Start) -> String {
-    start.loaded.doc.profile.name.clone()
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tasks_keep_the_items_order_and_the_bound() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        // The first items take longest, so they finish last; each waits long enough for the
+        // next ones to start.
+        let items: Vec<u64> = (0..12).rev().collect();
+        let results = in_tasks(3, items, |n| {
+            let (running, most, threads) = (running.clone(), most.clone(), threads.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                threads.lock().unwrap().push(std::thread::current().id());
+                tokio::time::sleep(Duration::from_millis(50 + 5 * n)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                anyhow::ensure!(n != 4, "item {n} failed");
+                Ok(n * 10)
+            }
+        })
+        .await;
+        let shown: Vec<String> =
+            results.iter().map(|r| r.as_ref().map(|v| v.to_string()).unwrap_or_else(|e| e.to_string())).collect();
+        assert_eq!(shown, ["110", "100", "90", "80", "70", "60", "50", "item 4 failed", "30", "20", "10", "0"]);
+        assert_eq!(most.load(Ordering::SeqCst), 3, "at most `concurrency` at once, and as many as that");
+        // Spawned on the runtime's workers, not polled on the thread that awaits them.
+        let caller = std::thread::current().id();
+        assert!(threads.lock().unwrap().iter().all(|t| *t != caller), "a task ran on the caller's thread");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[should_panic(expected = "account bug")]
+    async fn a_panicking_task_panics_the_run() {
+        in_tasks(2, vec![1, 2], |n| async move {
+            assert!(n != 2, "account bug");
+            anyhow::Ok(n)
+        })
+        .await;
+    }
 }

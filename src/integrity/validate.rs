@@ -294,16 +294,19 @@ async fn public_keys(
         sources.iter().zip(listed).filter(|(_, l)| !l.is_empty()).map(|(s, _)| s.region.as_str()).collect();
     wanted.sort();
     wanted.dedup();
-    let by_region: BTreeMap<&str, PublicKeys> = stream::iter(wanted)
+    // Built before they are streamed: a stream's closure over borrowed items keeps the future
+    // from being Send (rust-lang/rust#89976), and verify --accounts runs each account as a task.
+    let lists: Vec<_> = wanted
+        .into_iter()
         .map(|region| async move {
             let client = aws_sdk_cloudtrail::Client::from_conf(
                 home.config().to_builder().region(Region::new(region.to_string())).build(),
             );
             anyhow::Ok((region, keys::list(&client, from, to).await?))
         })
-        .buffer_unordered(LISTS_IN_FLIGHT)
-        .try_collect()
-        .await?;
+        .collect();
+    let by_region: BTreeMap<&str, PublicKeys> =
+        stream::iter(lists).buffer_unordered(LISTS_IN_FLIGHT).try_collect().await?;
     Ok(sources.iter().map(|s| by_region.get(s.region.as_str()).cloned().unwrap_or_default()).collect())
 }
 
