@@ -88,6 +88,8 @@ pub enum On {
     /// The declared EventBridge rules, and rules named with ctguard's prefix, in every
     /// region of the profile.
     EventRules,
+    /// The central event bus, in the account that owns it (`[events] central_bus`).
+    EventBus,
     /// The declared alarms, and alarms named with ctguard's prefix.
     Alarms,
     /// Every alarm in the home region (DescribeAlarms lists by prefix).
@@ -178,10 +180,14 @@ pub const TABLE: &[Row] = &[
     write("config:PutDeliveryChannel", On::AnyConfig),
     write("config:StartConfigurationRecorder", On::AnyConfig),
     write("config:TagResource", On::ConfigRules),
+    write("events:CreateEventBus", On::EventBus),
+    write("events:DeleteEventBus", On::EventBus),
     write("events:DeleteRule", On::EventRules),
+    read("events:DescribeEventBus", On::EventBus),
     read("events:ListRules", On::Anything),
     read("events:ListTagsForResource", On::EventRules),
     read("events:ListTargetsByRule", On::EventRules),
+    write("events:PutPermission", On::EventBus),
     write("events:PutRule", On::EventRules),
     write("events:PutTargets", On::EventRules),
     write("events:RemoveTargets", On::EventRules),
@@ -512,10 +518,17 @@ impl<'a> Names<'a> {
         let p = self.profile;
         let logs =
             p.cloudwatch_logs.iter().map(|c| (c.role_arn.as_str(), "cloudtrail.amazonaws.com", c.role_path.as_str()));
-        // The forwarding role exists only when there is another region to forward from.
-        let forward = p.events.iter().filter(|_| p.regions.len() > 1 || self.regions == ["*"]);
+        // The forwarding role exists only when there is another region to forward from, or a
+        // central bus of another account to send to.
+        let to_central = |e: &&crate::profile::Events| e.central.as_ref().is_some_and(|b| !b.owned_here());
+        let forward = p.events.iter().filter(|e| p.regions.len() > 1 || self.regions == ["*"] || to_central(e));
         let events = forward.map(|e| (e.role_arn.as_str(), "events.amazonaws.com", e.role_path.as_str()));
         logs.chain(events).collect()
+    }
+
+    /// The central bus, when this account owns it.
+    fn central_bus(&self) -> Option<&crate::profile::central_bus::CentralBus> {
+        self.profile.events.as_ref()?.central.as_ref().filter(|b| b.owned_here())
     }
 
     fn config_role(&self) -> Option<(&str, bool)> {
@@ -627,8 +640,14 @@ impl<'a> Names<'a> {
             On::EventRules => {
                 let declared = p.events.iter().flat_map(|e| e.rules.iter().flat_map(|r| Self::with_prefix(&r.name)));
                 let names: Vec<String> = declared.chain([format!("{PREFIX}*")]).map(|n| format!("rule/{n}")).collect();
-                unique(every_region("events", &unique(names)))
+                let mut arns = every_region("events", &unique(names));
+                // The central bus (tagged like the rules) and the rules on it.
+                if let Some(bus) = self.central_bus() {
+                    arns.extend([bus.arn.clone(), self.arn("events", &bus.region, &format!("rule/{}/*", bus.name))]);
+                }
+                unique(arns)
             }
+            On::EventBus => self.central_bus().map(|b| b.arn.clone()).into_iter().collect(),
             On::Alarms => {
                 let declared = p.alarms.iter().flat_map(|a| Self::with_prefix(&a.name));
                 let names = declared.chain([format!("{PREFIX}*")]).map(|n| format!("alarm:{n}"));

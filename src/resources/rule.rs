@@ -20,16 +20,21 @@ use super::kind::{Check, Declared, Delta, Found, Kind, Resource};
 use super::snapshot::Snapshot;
 use super::tag_index::TagIndex;
 use super::tags::{self, Tags};
-use super::{role, topic};
+use super::{event_bus, role, topic};
 use crate::aws::{Aws, AwsResultExt, all_pages};
 use crate::plan::Address;
 use crate::policy;
+use crate::profile::central_bus::CentralBus;
 use crate::profile::{AlertTopic, Events, Profile, Rule, Severity};
 use aws_sdk_eventbridge::operation::list_rules::ListRulesOutput;
 
 pub const KIND: &str = "events_rule";
 const TOPIC_TARGET: &str = "ctguard-alert-topic";
 const FORWARD_TARGET: &str = "ctguard-forward-to-home";
+const CENTRAL_TARGET: &str = "ctguard-forward-to-central";
+/// The home region's rules that send what the profile's rules watch to the central bus
+/// (`-2`, `-3`, ... like the forwarding rules), in every account but the bus's own.
+pub const CENTRAL_FORWARD_RULE: &str = "ctguard-forward-to-central";
 /// The forwarding rules of the regions other than the home one (`-2`, `-3`, ... when the
 /// watched calls take more than one pattern).
 pub const FORWARD_RULE: &str = "ctguard-forward-to-home";
@@ -73,6 +78,8 @@ pub struct Transformer {
 pub struct EventRule {
     name: String,
     region: String,
+    /// A custom bus the rule is on; `None`: the region's default bus.
+    bus: Option<String>,
     arn: String,
     region_rules: Arc<RegionEventRules>,
     tags: Arc<TagIndex>,
@@ -87,23 +94,32 @@ struct ListedRule {
     description: String,
 }
 
-/// Every rule of one region's default bus, from one paginated ListRules, shared by the
-/// profile's rules in that region instead of a DescribeRule each.
+/// Every rule of one region's default bus (or of one custom bus), from one paginated
+/// ListRules, shared by the profile's rules there instead of a DescribeRule each.
 #[derive(Default)]
 pub struct RegionEventRules {
+    bus: Option<String>,
     snapshot: Snapshot<BTreeMap<String, ListedRule>>,
 }
 
 impl RegionEventRules {
+    /// The rules of the custom bus `name`.
+    pub fn on_bus(name: &str) -> Self {
+        RegionEventRules { bus: Some(name.to_string()), snapshot: Snapshot::default() }
+    }
+
     async fn get(&self, aws: &Aws, region: &str) -> anyhow::Result<Arc<BTreeMap<String, ListedRule>>> {
-        self.snapshot.get(|| fetch(aws, region)).await
+        self.snapshot.get(|| fetch(aws, region, self.bus.as_deref())).await
     }
 }
 
-async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<BTreeMap<String, ListedRule>> {
+async fn fetch(aws: &Aws, region: &str, bus: Option<&str>) -> anyhow::Result<BTreeMap<String, ListedRule>> {
     let list = |token| async move {
-        let page = aws.events(region).list_rules().set_next_token(token).send().await;
-        page.ctx(|| format!("listing EventBridge rules in {region}"))
+        let req = aws.events(region).list_rules().set_event_bus_name(bus.map(str::to_string)).set_next_token(token);
+        let on = bus.map(|b| format!(" on bus {b}")).unwrap_or_default();
+        // A custom bus not made yet has no rules.
+        let page = req.send().await.found(|| format!("listing EventBridge rules in {region}{on}"))?;
+        anyhow::Ok(page.unwrap_or_else(|| ListRulesOutput::builder().build()))
     };
     let pages = all_pages(list, ListRulesOutput::next_token).await?;
     let rules = pages.iter().flat_map(|p| p.rules()).map(|r| {
@@ -276,6 +292,84 @@ fn address(name: &str, region: &str) -> Address {
     Address { kind: KIND, name: format!("{region}/{name}"), region: region.into() }
 }
 
+/// A rule on a custom bus carries the rules' names of the default bus: the bus is part of it.
+fn bus_address(name: &str, region: &str, bus: &str) -> Address {
+    Address { kind: KIND, name: format!("{region}/{bus}/{name}"), region: region.into() }
+}
+
+/// `pattern` matching the events of any account where it names `account`'s own resources or
+/// principals (the audit bucket, the alert topics, ctguard's roles and log groups, the agents'
+/// role ARNs, whose names and ARNs carry the account ID): each such value becomes a `wildcard`
+/// with `*` for the account ID (EventBridge User Guide, "Content filtering": wildcard matching,
+/// and anything-but with a wildcard). Only accounts of the organization put events on the
+/// central bus, so `*` stands for them.
+pub fn for_any_account(pattern: &Value, account: &str) -> Value {
+    match pattern {
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), for_any_account(v, account))).collect())
+        }
+        // A list of values of one field: the leaves.
+        Value::Array(items) => Value::Array(items.iter().map(|v| any_account_value(v, account)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// One value of a field's list, as [`for_any_account`] says.
+fn any_account_value(value: &Value, account: &str) -> Value {
+    let json = |k: &str, v: Value| Value::Object(serde_json::Map::from_iter([(k.to_string(), v)]));
+    match value {
+        Value::String(s) if s.contains(account) => json("wildcard", Value::String(literal(s, account, false))),
+        Value::Object(op) if op.len() == 1 => {
+            let (name, arg) = op.iter().next().expect("one entry");
+            match (name.as_str(), arg) {
+                ("prefix", Value::String(s)) if s.contains(account) => {
+                    json("wildcard", Value::String(literal(s, account, true)))
+                }
+                ("wildcard", _) => json("wildcard", wildcard_any_account(arg, account)),
+                ("anything-but", Value::String(_) | Value::Array(_)) if arg.to_string().contains(account) => {
+                    let strings: Vec<Value> = match arg {
+                        Value::Array(items) => items.clone(),
+                        one => vec![one.clone()],
+                    };
+                    let all = strings
+                        .iter()
+                        .map(|v| match v {
+                            Value::String(s) => Value::String(literal(s, account, false)),
+                            other => other.clone(),
+                        })
+                        .collect();
+                    json("anything-but", json("wildcard", Value::Array(all)))
+                }
+                ("anything-but", Value::Object(inner)) if inner.len() == 1 => {
+                    json("anything-but", any_account_value(arg, account))
+                }
+                _ => value.clone(),
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+/// A wildcard's value (one pattern or a list) with the account ID a `*`.
+fn wildcard_any_account(arg: &Value, account: &str) -> Value {
+    match arg {
+        Value::String(s) => Value::String(s.replace(account, "*").replace("**", "*")),
+        Value::Array(items) => Value::Array(items.iter().map(|v| wildcard_any_account(v, account)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A literal value (or a prefix, `open_end`) as a wildcard pattern with `*` for the account ID;
+/// a `*` or `\` of its own is escaped, and no two `*` meet (EventBridge refuses `**`).
+fn literal(s: &str, account: &str, open_end: bool) -> String {
+    let parts: Vec<String> = s.split(account).map(|p| p.replace('\\', "\\\\").replace('*', "\\*")).collect();
+    let mut out = parts.join("*");
+    if open_end && !out.ends_with('*') {
+        out.push('*');
+    }
+    out
+}
+
 impl EventRule {
     /// A rule of the profile (or one part of it), in the home region, publishing its alert to
     /// its severity's topic. `region_rules` is shared by every rule of the profile in the region.
@@ -297,9 +391,71 @@ impl EventRule {
             name,
             pattern,
             &rule.description,
-            &rt.region,
+            (&rt.region, None),
             BTreeMap::from([(TOPIC_TARGET.to_string(), target)]),
             depends,
+            (region_rules, tags),
+        )
+    }
+
+    /// A rule of the profile (or one part of it) on the central bus, in the account that owns
+    /// it: the same alert on the same topic for the events every other account sends there.
+    /// The message names the account the event came from (`$.account`, kept as it was when
+    /// the event crossed to this bus) and no alias: the profile's alias is this account's.
+    pub fn central(
+        profile: &Profile,
+        rule: &Rule,
+        (name, pattern): &(String, Value),
+        bus: &CentralBus,
+        region_rules: Arc<RegionEventRules>,
+        tags: Arc<TagIndex>,
+    ) -> Declared<Self> {
+        let rt = &profile.runtime;
+        let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
+        let on = alerts.topic_for(rule.severity);
+        let text = message(rule, &rt.partition, None);
+        let target = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
+        let depends = vec![topic::address(on, &rt.region), event_bus::address(bus)];
+        let description = format!("{} (central: events of the organization's accounts)", rule.description);
+        Self::declared(
+            profile,
+            name,
+            &for_any_account(pattern, &rt.account_id),
+            description.trim_start(),
+            (&bus.region, Some(&bus.name)),
+            BTreeMap::from([(TOPIC_TARGET.to_string(), target)]),
+            depends,
+            (region_rules, tags),
+        )
+    }
+
+    /// The `index`th rule of the home region sending what the rules watch to the central bus,
+    /// in an account that does not own it. Events other regions forward to this bus do not
+    /// go on ("EventBridge can't route events received from a sender event bus to a third
+    /// event bus"): the forwarding rules there send to the central bus themselves.
+    pub fn central_forwarder(
+        profile: &Profile,
+        events: &Events,
+        bus: &CentralBus,
+        index: usize,
+        pattern: &Value,
+        region_rules: Arc<RegionEventRules>,
+        tags: Arc<TagIndex>,
+    ) -> Declared<Self> {
+        let name = match index {
+            0 => CENTRAL_FORWARD_RULE.to_string(),
+            i => format!("{CENTRAL_FORWARD_RULE}-{}", i + 1),
+        };
+        let description = format!("ctguard: sends the calls ctguard's rules watch to the central bus {}", bus.arn);
+        let rt = &profile.runtime;
+        Self::declared(
+            profile,
+            &name,
+            pattern,
+            &description,
+            (&rt.region, None),
+            BTreeMap::from([central_target(bus, events)]),
+            vec![role::address(&events.role_name, &rt.region)],
             (region_rules, tags),
         )
     }
@@ -326,16 +482,12 @@ impl EventRule {
         let (arn, role_arn) = (events.home_bus_arn.clone(), Some(events.role_arn.clone()));
         let target = TargetSpec { arn, role_arn, input_transformer: None };
         let depends = vec![role::address(&events.role_name, region)];
-        Self::declared(
-            profile,
-            &name,
-            pattern,
-            &description,
-            region,
-            BTreeMap::from([(FORWARD_TARGET.to_string(), target)]),
-            depends,
-            (region_rules, tags),
-        )
+        let mut targets = BTreeMap::from([(FORWARD_TARGET.to_string(), target)]);
+        // An event this region forwards home goes no further: it goes to the central bus from here.
+        if let Some(bus) = events.central.as_ref().filter(|b| !b.owned_here()) {
+            targets.extend([central_target(bus, events)]);
+        }
+        Self::declared(profile, &name, pattern, &description, (region, None), targets, depends, (region_rules, tags))
     }
 
     /// The fire-drill rule of `region`, matching only `ctguard drill`'s events. In the home
@@ -371,7 +523,16 @@ impl EventRule {
             (BTreeMap::from([(FORWARD_TARGET.to_string(), target)]), vec![role::address(&events.role_name, region)])
         };
         let description = "ctguard: fire drill (`ctguard drill`); matches only its own ctguard.drill events";
-        Self::declared(profile, DRILL_RULE, &pattern, description, region, targets, depends, (region_rules, tags))
+        Self::declared(
+            profile,
+            DRILL_RULE,
+            &pattern,
+            description,
+            (region, None),
+            targets,
+            depends,
+            (region_rules, tags),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -380,7 +541,7 @@ impl EventRule {
         name: &str,
         pattern: &Value,
         description: &str,
-        region: &str,
+        (region, bus): (&str, Option<&str>),
         targets: BTreeMap<String, TargetSpec>,
         depends: Vec<Address>,
         (region_rules, tags): (Arc<RegionEventRules>, Arc<TagIndex>),
@@ -393,20 +554,28 @@ impl EventRule {
             targets,
             tags: tags::owner_tags(profile),
         };
-        let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
-        let kind = EventRule { name: name.to_string(), region: region.into(), arn, region_rules, tags };
-        Declared::new(kind, address(name, region), want, depends)
+        let on = bus.map(|b| format!("{b}/")).unwrap_or_default();
+        let arn = format!("arn:{}:events:{region}:{}:rule/{on}{name}", rt.partition, rt.account_id);
+        let at = match bus {
+            Some(b) => bus_address(name, region, b),
+            None => address(name, region),
+        };
+        let bus = bus.map(str::to_string);
+        let kind = EventRule { name: name.to_string(), region: region.into(), bus, arn, region_rules, tags };
+        Declared::new(kind, at, want, depends)
     }
 
     fn orphan(name: &str, arn: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Declared<Self> {
         // Orphans are found by their tags already; their read goes to the resource itself.
         let tags = Arc::new(TagIndex::default());
-        let rule = EventRule { name: name.into(), region: region.into(), arn: arn.into(), region_rules, tags };
+        let rule =
+            EventRule { name: name.into(), region: region.into(), bus: None, arn: arn.into(), region_rules, tags };
         Declared::undeclared(rule, address(name, region))
     }
 
     fn what(&self, doing: &str) -> String {
-        format!("{doing} EventBridge rule {}/{}", self.region, self.name)
+        let on = self.bus.as_ref().map(|b| format!("{b}/")).unwrap_or_default();
+        format!("{doing} EventBridge rule {}/{on}{}", self.region, self.name)
     }
 
     /// An EventBridge rule delivers only when ENABLED and with its target in place.
@@ -433,7 +602,7 @@ impl EventRule {
     async fn put_targets(&self, aws: &Aws, wanted: &BTreeMap<String, TargetSpec>) -> anyhow::Result<()> {
         let eb = aws.events(&self.region);
         let targets = wanted.iter().map(|(id, spec)| expand_target(id, spec)).collect::<anyhow::Result<Vec<_>>>()?;
-        let req = eb.put_targets().rule(&self.name).set_targets(Some(targets));
+        let req = eb.put_targets().rule(&self.name).set_event_bus_name(self.bus.clone()).set_targets(Some(targets));
         let put = req.send().await.ctx(|| self.what("setting targets of"))?;
         if let Some(failed) = put.failed_entries().first() {
             anyhow::bail!(
@@ -443,7 +612,13 @@ impl EventRule {
                 failed.error_message().unwrap_or("")
             );
         }
-        let listed = eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of"))?;
+        let listed = eb
+            .list_targets_by_rule()
+            .rule(&self.name)
+            .set_event_bus_name(self.bus.clone())
+            .send()
+            .await
+            .ctx(|| self.what("listing targets of"))?;
         let extra: Vec<String> =
             listed.targets().iter().map(|t| t.id().to_string()).filter(|id| !wanted.contains_key(id)).collect();
         self.remove_targets(aws, extra).await
@@ -451,7 +626,8 @@ impl EventRule {
 
     async fn remove_targets(&self, aws: &Aws, ids: Vec<String>) -> anyhow::Result<()> {
         if !ids.is_empty() {
-            let req = aws.events(&self.region).remove_targets().rule(&self.name).set_ids(Some(ids));
+            let req = aws.events(&self.region).remove_targets().rule(&self.name).set_event_bus_name(self.bus.clone());
+            let req = req.set_ids(Some(ids));
             req.send().await.ctx(|| self.what("removing targets from"))?;
         }
         Ok(())
@@ -492,6 +668,14 @@ fn drill_alert(severity: Severity) -> Rule {
         restriction: Default::default(),
         parts: Vec::new(),
     }
+}
+
+/// The target that sends to the central bus, with the forwarding role: a bus in another account
+/// that admits this one through its organization, not by account ID, takes events only from a
+/// target with a role (EventBridge API Reference, PutTargets: RoleArn).
+fn central_target(bus: &CentralBus, events: &Events) -> (String, TargetSpec) {
+    let target = TargetSpec { arn: bus.arn.clone(), role_arn: Some(events.role_arn.clone()), input_transformer: None };
+    (CENTRAL_TARGET.to_string(), target)
 }
 
 fn flatten_target(t: &Target) -> TargetSpec {
@@ -538,7 +722,14 @@ impl Kind for EventRule {
         let Some(rule) = listed.get(&self.name) else { return Ok(None) };
         let want_tags = want.map(|w| &w.tags);
         let (targets, tags) = tokio::try_join!(
-            async { eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of")) },
+            async {
+                eb.list_targets_by_rule()
+                    .rule(&self.name)
+                    .set_event_bus_name(self.bus.clone())
+                    .send()
+                    .await
+                    .ctx(|| self.what("listing targets of"))
+            },
             self.tags.tags(aws, &self.region, &self.arn, want_tags),
         )?;
         let pattern: Option<Value> = match &rule.pattern {
@@ -569,6 +760,7 @@ impl Kind for EventRule {
             // the next run knows as its own rather than one it would have to be told to adopt.
             eb.put_rule()
                 .name(&self.name)
+                .set_event_bus_name(self.bus.clone())
                 .event_pattern(serde_json::to_string(&want.pattern)?)
                 .state(RuleState::Enabled)
                 .description(&want.description)
@@ -589,12 +781,17 @@ impl Kind for EventRule {
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
         let eb = aws.events(&self.region);
-        let req = eb.list_targets_by_rule().rule(&self.name);
+        let req = eb.list_targets_by_rule().rule(&self.name).set_event_bus_name(self.bus.clone());
         let Some(listed) = req.send().await.found(|| self.what("listing targets of"))? else {
             return Ok(());
         };
         self.remove_targets(aws, listed.targets().iter().map(|t| t.id().to_string()).collect()).await?;
-        eb.delete_rule().name(&self.name).send().await.found(|| self.what("deleting"))?;
+        eb.delete_rule()
+            .name(&self.name)
+            .set_event_bus_name(self.bus.clone())
+            .send()
+            .await
+            .found(|| self.what("deleting"))?;
         Ok(())
     }
 }
