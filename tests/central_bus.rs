@@ -227,6 +227,86 @@ async fn a_members_destructive_call_alerts_in_the_security_account() {
     }
     let local = alerts(&drain(&member_sqs, &member_queue).await);
     assert_eq!(local.len(), 2, "the member alerts locally as well: {local:#?}");
+
+    // Tampering with the member's own alert topic: the rule names the topic by its ARN, which
+    // carries the member's account ID; on the central bus it matches any account's.
+    let topic = format!("arn:aws:sns:{REGION}:{member_id}:ctguard-alerts");
+    let detail = json!({
+        "eventSource": "sns.amazonaws.com",
+        "eventName": "DeleteTopic",
+        "eventID": "tamper-event",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::000000000000:user/mallory", "userName": "mallory"},
+        "requestParameters": {"topicArn": topic},
+    });
+    let entry = PutEventsRequestEntry::builder()
+        .source("aws.sns")
+        .detail_type("AWS API Call via CloudTrail")
+        .detail(detail.to_string())
+        .build();
+    events_in(&member_conf, REGION).put_events().entries(entry).send().await.unwrap();
+    let central = alerts(&drain(&sqs, &queue).await);
+    let local = alerts(&drain(&member_sqs, &member_queue).await);
+    assert!(!local.is_empty(), "the member's own rule alerts");
+    assert_eq!(central.len(), local.len(), "as many central alerts as local ones: {central:#?} {local:#?}");
+    for m in &central {
+        assert!(m.contains("Call: DeleteTopic (sns.amazonaws.com)") && m.contains(&member_id), "{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_statement_in_the_bus_policy_survives_apply() {
+    let emu = Emulator::start();
+    organization(&emu).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(&dir, &bus_arn());
+    let p = p.to_str().unwrap();
+    emu.ctguard(&["apply", "--auto-approve", "-p", p]).expect(0);
+
+    // Another team lets one more account put events; ctguard's statement is then removed.
+    let eb = events_in(&emu.sdk().await, REGION);
+    eb.put_permission()
+        .event_bus_name(BUS)
+        .action("events:PutEvents")
+        .principal("111122223333")
+        .statement_id("PartnerAccountPutsEvents")
+        .send()
+        .await
+        .unwrap();
+    eb.remove_permission().event_bus_name(BUS).statement_id("CtguardOrganizationPutsEvents").send().await.unwrap();
+    let plan = emu.ctguard(&["plan", "--detailed-exitcode", "-p", p]);
+    plan.expect(2);
+    assert!(plan.stdout.contains(&format!("event_bus.{BUS}")), "{}", plan.stdout);
+
+    emu.ctguard(&["apply", "--auto-approve", "-p", p]).expect(0);
+    let policy = bus_policy(&emu).await;
+    assert!(statement(&policy, "CtguardOrganizationPutsEvents").is_some(), "{policy:#}");
+    let theirs = statement(&policy, "PartnerAccountPutsEvents").expect("the other team's statement is kept");
+    assert_eq!(theirs["Principal"]["AWS"], "arn:aws:iam::111122223333:root");
+    emu.ctguard(&["plan", "--detailed-exitcode", "-p", p]).expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_central_bus_is_refused_before_any_change() {
+    let emu = Emulator::start();
+    organization(&emu).await;
+    emu.clear_requests();
+    for (arn, expected) in [
+        ("ctguard-central", "expected an event bus ARN"),
+        ("arn:aws:events:us-east-1:123456789012:event-bus/default", "a custom event bus"),
+        ("arn:aws-us-gov:events:us-gov-west-1:123456789012:event-bus/central", "is in partition aws-us-gov"),
+        (
+            "arn:aws:events:ap-south-1:123456789012:event-bus/central",
+            "region ap-south-1 is not one the profile declares",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = profile(&dir, arn);
+        let run = emu.ctguard(&["apply", "--auto-approve", "-p", p.to_str().unwrap()]);
+        run.expect(1);
+        assert!(run.stderr.contains("ai-agent-guard.toml: events.central_bus: "), "{arn}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{arn}: {}", run.stderr);
+        assert_eq!(emu.mutating_requests().len(), 0, "{arn}: {:#?}", emu.mutating_requests());
+    }
 }
 
 fn urlencoding_decode(s: &str) -> String {

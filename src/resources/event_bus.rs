@@ -39,10 +39,15 @@ pub struct EventBus {
     region: String,
 }
 
-/// EventBridge names no size for a bus policy in its API reference; the merged document is
-/// checked for unique Sids only.
+/// "The permission policy on the event bus cannot exceed 10 KB in size" (EventBridge API
+/// Reference, PutPermission).
 fn rules() -> Rules {
-    Rules { what: "EventBridge event bus policy", max_bytes: None, max_statements: None, administrator: None }
+    Rules {
+        what: "EventBridge event bus policy",
+        max_bytes: Some(10 * 1024),
+        max_statements: None,
+        administrator: None,
+    }
 }
 
 impl EventBus {

@@ -319,7 +319,8 @@ fn any_account_value(value: &Value, account: &str) -> Value {
     let json = |k: &str, v: Value| Value::Object(serde_json::Map::from_iter([(k.to_string(), v)]));
     match value {
         Value::String(s) if s.contains(account) => json("wildcard", Value::String(literal(s, account, false))),
-        Value::Object(op) if op.len() == 1 => {
+        // An operator: one key, an EventBridge comparison.
+        Value::Object(op) if op.len() == 1 && op.keys().all(|k| OPERATORS.contains(&k.as_str())) => {
             let (name, arg) = op.iter().next().expect("one entry");
             match (name.as_str(), arg) {
                 ("prefix", Value::String(s)) if s.contains(account) => {
@@ -346,9 +347,15 @@ fn any_account_value(value: &Value, account: &str) -> Value {
                 _ => value.clone(),
             }
         }
+        // A branch of `$or`.
+        Value::Object(_) => for_any_account(value, account),
         other => other.clone(),
     }
 }
+
+/// The comparison operators of EventBridge's content filtering.
+const OPERATORS: [&str; 8] =
+    ["prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "numeric", "exists", "cidr"];
 
 /// A wildcard's value (one pattern or a list) with the account ID a `*`.
 fn wildcard_any_account(arg: &Value, account: &str) -> Value {
@@ -811,6 +818,131 @@ mod tests {
         } else {
             EventRule::forwarder(p, events, 0, &events.forward[0], region, Default::default(), Default::default())
         }
+    }
+
+    const SECURITY: &str = "999988887777";
+
+    /// The flagship profile sending to a central bus of the security account, resolved for
+    /// `account`.
+    fn with_central_bus(account: &str) -> Profile {
+        let mut loaded = crate::profile::load("ai-agent-guard").unwrap();
+        let arn = format!("arn:aws:events:{HOME}:{SECURITY}:event-bus/ctguard-central");
+        loaded.doc.events.as_mut().unwrap().central_bus = Some(arn);
+        let organization =
+            crate::profile::Organization { id: "o-a1b2c3d4e5".into(), management_account: SECURITY.into() };
+        let runtime = crate::profile::Runtime {
+            account_id: account.into(),
+            partition: "aws".into(),
+            region: HOME.into(),
+            enabled_regions: vec![HOME.into(), OTHER.into()],
+            organization: Some(organization),
+        };
+        loaded.resolve(&runtime, &Default::default()).unwrap()
+    }
+
+    fn declared_addresses(p: &Profile) -> Vec<Address> {
+        crate::resources::declared(p, &crate::resources::Listings::new(&p.regions))
+            .iter()
+            .map(|r| r.address())
+            .collect()
+    }
+
+    #[test]
+    fn a_value_naming_the_account_becomes_a_wildcard_for_any() {
+        let pattern = serde_json::json!({
+            "detail": {
+                "a": ["x*111122223333", {"prefix": "arn:aws:sns:us-east-1:111122223333:t:"}, "other"],
+                "b": [{"anything-but": ["arn:aws:iam::111122223333:role/r"]}, {"exists": false}],
+                "c": [{"anything-but": {"wildcard": ["arn:aws:sts::111122223333:assumed-role/AIAgent*"]}}],
+                "$or": [{"d": ["111122223333"]}, {"e": [{"prefix": "111122223333"}]}],
+            }
+        });
+        let got = for_any_account(&pattern, "111122223333");
+        let want = serde_json::json!({
+            "detail": {
+                "a": [{"wildcard": "x\\**"}, {"wildcard": "arn:aws:sns:us-east-1:*:t:*"}, "other"],
+                "b": [{"anything-but": {"wildcard": ["arn:aws:iam::*:role/r"]}}, {"exists": false}],
+                "c": [{"anything-but": {"wildcard": ["arn:aws:sts::*:assumed-role/AIAgent*"]}}],
+                "$or": [{"d": [{"wildcard": "*"}]}, {"e": [{"wildcard": "*"}]}],
+            }
+        });
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_security_account_runs_the_rules_on_its_bus_for_any_members_events() {
+        let p = with_central_bus(SECURITY);
+        let addresses = declared_addresses(&p);
+        assert!(addresses.iter().any(|a| a.kind == event_bus::KIND && a.name == "ctguard-central"));
+        assert!(addresses.iter().any(|a| a.name == format!("{HOME}/ctguard-central/ctguard-destructive-actions")));
+        assert!(!addresses.iter().any(|a| a.name.contains(CENTRAL_FORWARD_RULE)), "it sends nothing to itself");
+        let events = p.events.as_ref().unwrap();
+        let bus = events.central.as_ref().unwrap();
+        let on_bus: BTreeMap<String, RuleSpec> = events
+            .rules
+            .iter()
+            .flat_map(|r| r.parts.iter().map(move |part| (r, part)))
+            .map(|(r, part)| {
+                let d = EventRule::central(&p, r, part, bus, Default::default(), Default::default());
+                (part.0.clone(), d.want.unwrap())
+            })
+            .collect();
+        let member = "111122223333";
+        for (name, spec) in &on_bus {
+            let pattern = spec.pattern.as_ref().unwrap();
+            crate::detect::eventbridge::EventPattern::parse(pattern).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert!(!pattern.to_string().contains(SECURITY), "{name}: {pattern}");
+            let text = &spec.targets[TOPIC_TARGET].input_transformer.as_ref().unwrap().template;
+            assert!(!text.contains("Account: <account> ("), "no alias of the security account's: {text}");
+        }
+        let matches = |rule: &str, event: Value| {
+            let p = crate::detect::eventbridge::EventPattern::parse(on_bus[rule].pattern.as_ref().unwrap()).unwrap();
+            p.matches(&event)
+        };
+        let call = |source: &str, name: &str, who: &Value, params: Value| {
+            serde_json::json!({
+                "source": source, "detail-type": "AWS API Call via CloudTrail", "account": member,
+                "detail": {"eventSource": format!("{}.amazonaws.com", &source[4..]), "eventName": name,
+                           "userIdentity": who, "requestParameters": params}
+            })
+        };
+        let human = serde_json::json!({"type": "IAMUser", "userName": "alice", "arn": format!("arn:aws:iam::{member}:user/alice")});
+        let topic = |name: &str| serde_json::json!({"topicArn": format!("arn:aws:sns:{HOME}:{member}:{name}")});
+        assert!(matches("ctguard-pipeline-tampering", call("aws.sns", "DeleteTopic", &human, topic("ctguard-alerts"))));
+        assert!(!matches("ctguard-pipeline-tampering", call("aws.sns", "DeleteTopic", &human, topic("payments"))));
+        // A member's agent is an agent here too: its role ARN names the member's account.
+        let agent = serde_json::json!({"type": "AssumedRole", "principalId": "AROAEXAMPLE:s1",
+                                       "arn": format!("arn:aws:sts::{member}:assumed-role/AIAgent-ci/s1")});
+        let terminate = |who: &Value| call("aws.ec2", "TerminateInstances", who, serde_json::json!({}));
+        assert!(matches("ctguard-destructive-actions", terminate(&human)));
+        assert!(!matches("ctguard-destructive-actions", terminate(&agent)), "the agents' own rule covers it");
+    }
+
+    #[test]
+    fn a_member_sends_to_the_central_bus_from_every_region_once() {
+        let member = "111122223333";
+        let p = with_central_bus(member);
+        let addresses = declared_addresses(&p);
+        assert!(!addresses.iter().any(|a| a.kind == event_bus::KIND));
+        let events = p.events.as_ref().unwrap();
+        let bus = events.central.as_ref().unwrap();
+        let home_senders = addresses.iter().filter(|a| a.name.starts_with(&format!("{HOME}/{CENTRAL_FORWARD_RULE}")));
+        assert!(home_senders.count() >= events.forward.len());
+        let role = format!("arn:aws:iam::{member}:role/ctguard/ctguard-events-forwarder");
+        let central = TargetSpec { arn: bus.arn.clone(), role_arn: Some(role), input_transformer: None };
+        let (listed, tags) = (Arc::default(), Arc::default);
+        let sender = EventRule::central_forwarder(&p, events, bus, 0, &events.forward[0], listed, tags()).want.unwrap();
+        assert_eq!(sender.targets, BTreeMap::from([(CENTRAL_TARGET.to_string(), central.clone())]));
+        let forwarder = rule_in(&p, OTHER).want.unwrap();
+        assert_eq!(forwarder.targets.get(CENTRAL_TARGET), Some(&central));
+        assert!(forwarder.targets.contains_key(FORWARD_TARGET), "and home, for the member's own alerts");
+        // The profile's own rules and the drill alert locally only: each event crosses once.
+        assert!(!rule_in(&p, HOME).want.unwrap().targets.contains_key(CENTRAL_TARGET));
+        let drill = EventRule::drill(&p, events, OTHER, Default::default(), Default::default()).want.unwrap();
+        assert!(!drill.targets.contains_key(CENTRAL_TARGET));
+        let forwarding_role = role::Role::events_forwarder(&p, events).want.unwrap();
+        let inline = &forwarding_role.inline_policies["ctguard-forward-to-central"];
+        assert_eq!(inline["Statement"][0]["Resource"], bus.arn.as_str(), "{inline}");
     }
 
     #[test]
