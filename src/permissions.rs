@@ -46,6 +46,9 @@ pub enum On {
     AnyConfig,
     /// The same, for the Organizations reads made only for `[trail] organization = true`.
     AnyOrganization,
+    /// The same, for DescribeOrganization: made for an organization trail, and in the account
+    /// that owns the central bus (`[events] central_bus`), whose policy names the organization.
+    OrganizationId,
     /// The declared buckets.
     Buckets,
     /// Every object in the declared buckets.
@@ -248,7 +251,7 @@ pub const TABLE: &[Row] = &[
     write("logs:PutMetricFilter", On::LogGroup),
     write("logs:PutRetentionPolicy", On::LogGroup),
     write("logs:TagResource", On::LogGroup),
-    read("organizations:DescribeOrganization", On::AnyOrganization),
+    read("organizations:DescribeOrganization", On::OrganizationId),
     read("organizations:ListAWSServiceAccessForOrganization", On::AnyOrganization),
     read("organizations:ListDelegatedAdministrators", On::AnyOrganization),
     read("s3:AbortMultipartUpload", On::AthenaResults),
@@ -332,7 +335,8 @@ pub const UNSCOPED: &[(&str, &str)] = &[
     ("kms:ListKeys", "no resource-level permission; finds a key an interrupted apply left without its alias"),
     (
         "organizations:DescribeOrganization",
-        "no resource-level permission; read only with `[trail] organization = true`",
+        "no resource-level permission; read only with `[trail] organization = true`, and in the account that owns \
+         `[events] central_bus`",
     ),
     (
         "organizations:ListAWSServiceAccessForOrganization",
@@ -554,6 +558,8 @@ impl<'a> Names<'a> {
             On::AnyConfig => vec!["*".into()],
             On::AnyOrganization if p.trail.organization.is_none() => Vec::new(),
             On::AnyOrganization => vec!["*".into()],
+            On::OrganizationId if p.trail.organization.is_none() && self.central_bus().is_none() => Vec::new(),
+            On::OrganizationId => vec!["*".into()],
             On::Buckets => {
                 let buckets = std::iter::once(&p.bucket.name).chain(p.access_log_bucket.iter().map(|a| &a.name));
                 buckets.map(|b| format!("arn:{}:s3:::{b}", self.partition)).collect()
@@ -844,6 +850,31 @@ mod tests {
     }
 
     #[test]
+    fn the_account_owning_the_central_bus_reads_its_organization_and_manages_the_bus() {
+        let runtime = Runtime {
+            organization: Some(crate::profile::Organization::stand_in()),
+            ..Runtime::placeholder("us-east-1")
+        };
+        let mut loaded = load("ai-agent-guard").unwrap();
+        let bus = format!("arn:aws:events:us-east-1:{}:event-bus/ctguard-central", runtime.account_id);
+        loaded.doc.events.as_mut().unwrap().central_bus = Some(bus.clone());
+        let profile = loaded.resolve(&runtime, &Vars::new()).unwrap();
+        let text = policy(&profile, &full()).to_string();
+        assert!(text.contains("organizations:DescribeOrganization"));
+        assert!(!text.contains("organizations:ListDelegatedAdministrators"), "only an organization trail needs it");
+        for action in ["CreateEventBus", "DescribeEventBus", "PutPermission"] {
+            assert!(text.contains(&format!("events:{action}")), "{action}");
+        }
+        assert!(text.contains(&bus) && text.contains("rule/ctguard-central/*"), "{text}");
+
+        // Another account only sends to it: no Organizations read, no bus of its own.
+        loaded.doc.events.as_mut().unwrap().central_bus = Some(bus.replace(&runtime.account_id, "999988887777"));
+        let member = loaded.resolve(&runtime, &Vars::new()).unwrap();
+        let text = policy(&member, &full()).to_string();
+        assert!(!text.contains("organizations:") && !text.contains("events:CreateEventBus"), "{text}");
+    }
+
+    #[test]
     fn the_table_is_sorted_and_each_action_has_one_access() {
         let actions: Vec<&str> = TABLE.iter().map(|r| r.action).collect();
         let mut sorted = actions.clone();
@@ -859,7 +890,12 @@ mod tests {
         let readme = include_str!("../README.md");
         let unscoped: Vec<&str> = TABLE
             .iter()
-            .filter(|r| matches!(r.on, On::Anything | On::AnyKey | On::AnyConfig | On::AnyOrganization | On::NewKeys))
+            .filter(|r| {
+                matches!(
+                    r.on,
+                    On::Anything | On::AnyKey | On::AnyConfig | On::AnyOrganization | On::OrganizationId | On::NewKeys
+                )
+            })
             .map(|r| r.action)
             .collect();
         let reasons: Vec<&str> = UNSCOPED.iter().map(|(a, _)| *a).collect();
