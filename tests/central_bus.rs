@@ -251,6 +251,13 @@ async fn a_members_destructive_call_alerts_in_the_security_account() {
     for m in &central {
         assert!(m.contains("Call: DeleteTopic (sns.amazonaws.com)") && m.contains(&member_id), "{m}");
     }
+
+    // verify passes in both, and checks the rules on the bus like the others.
+    let verify = emu.ctguard(&["verify", "-v", "-p", p]);
+    verify.expect(0);
+    let on_bus = format!("events_rule.{REGION}/{BUS}/ctguard-destructive-actions");
+    assert!(verify.stdout.contains(&on_bus), "{}", verify.stdout);
+    in_env(&emu, &env, &["verify", "-p", p]).expect(0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,6 +5,12 @@
 //! watch to the home region's default bus, once each. There the rules turn them into a readable
 //! message on their severity's topic. S3's own object events are never forwarded: S3 sends them
 //! only in the bucket's region, the home region.
+//!
+//! With a central bus (`[events] central_bus`), the account that owns it runs the same rules on
+//! that bus for every account's events, and every other account sends what the rules watch
+//! there as well, once per event: from the home region by rules of their own, from the other
+//! regions by a second target of the forwarding rules (an event forwarded to the home bus goes
+//! no further).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
