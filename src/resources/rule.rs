@@ -366,7 +366,21 @@ const OPERATORS: [&str; 8] =
 /// A wildcard's value (one pattern or a list) with the account ID a `*`.
 fn wildcard_any_account(arg: &Value, account: &str) -> Value {
     match arg {
-        Value::String(s) => Value::String(s.replace(account, "*").replace("**", "*")),
+        Value::String(s) => {
+            // No `*` next to one already there: EventBridge refuses `**`.
+            let mut out = String::new();
+            for (i, part) in s.split(account).enumerate() {
+                let mut part = part;
+                if i > 0 {
+                    if !(out.ends_with('*') && !out.ends_with("\\*")) {
+                        out.push('*');
+                    }
+                    part = part.strip_prefix('*').unwrap_or(part);
+                }
+                out.push_str(part);
+            }
+            Value::String(out)
+        }
         Value::Array(items) => Value::Array(items.iter().map(|v| wildcard_any_account(v, account)).collect()),
         other => other.clone(),
     }
@@ -377,7 +391,7 @@ fn wildcard_any_account(arg: &Value, account: &str) -> Value {
 fn literal(s: &str, account: &str, open_end: bool) -> String {
     let parts: Vec<String> = s.split(account).map(|p| p.replace('\\', "\\\\").replace('*', "\\*")).collect();
     let mut out = parts.join("*");
-    if open_end && !out.ends_with('*') {
+    if open_end && !s.ends_with(account) {
         out.push('*');
     }
     out
@@ -861,6 +875,7 @@ mod tests {
                 "b": [{"anything-but": ["arn:aws:iam::111122223333:role/r"]}, {"exists": false}],
                 "c": [{"anything-but": {"wildcard": ["arn:aws:sts::111122223333:assumed-role/AIAgent*"]}}],
                 "$or": [{"d": ["111122223333"]}, {"e": [{"prefix": "111122223333"}]}],
+                "f": [{"prefix": "a\\*111122223333-"}, {"wildcard": "*111122223333*"}],
             }
         });
         let got = for_any_account(&pattern, "111122223333");
@@ -870,6 +885,7 @@ mod tests {
                 "b": [{"anything-but": {"wildcard": ["arn:aws:iam::*:role/r"]}}, {"exists": false}],
                 "c": [{"anything-but": {"wildcard": ["arn:aws:sts::*:assumed-role/AIAgent*"]}}],
                 "$or": [{"d": [{"wildcard": "*"}]}, {"e": [{"wildcard": "*"}]}],
+                "f": [{"wildcard": "a\\\\\\**-*"}, {"wildcard": "*"}],
             }
         });
         assert_eq!(got, want);
