@@ -27,7 +27,8 @@ struct Watched {
     address: Address,
     namespace: &'static str,
     metric: &'static str,
-    dimension: (&'static str, String),
+    /// The metric's dimensions, by name.
+    dimensions: Vec<(&'static str, String)>,
     /// What a non-zero value means, for the check's detail.
     meaning: &'static str,
 }
@@ -37,14 +38,20 @@ fn watched(resources: &[Box<dyn Resource>]) -> Vec<Watched> {
     let declared = resources.iter().filter(|r| r.declared()).map(|r| r.address());
     declared
         .filter_map(|address| match address.kind {
-            // A rule's address is `region/name`.
+            // A rule's address is `region/name`, or `region/bus/name` on a custom bus, whose
+            // metrics carry EventBusName beside RuleName (EventBridge User Guide, "Monitoring
+            // Amazon EventBridge": RuleName alone refers to the default bus).
             k if k == rule::KIND => {
-                let name = address.name.rsplit('/').next().unwrap_or_default().to_string();
+                let parts: Vec<&str> = address.name.split('/').collect();
+                let dimensions = match parts[..] {
+                    [_, bus, name] => vec![("EventBusName", bus.to_string()), ("RuleName", name.to_string())],
+                    _ => vec![("RuleName", parts.last().copied().unwrap_or_default().to_string())],
+                };
                 Some(Watched {
                     address,
                     namespace: "AWS/Events",
                     metric: "FailedInvocations",
-                    dimension: ("RuleName", name),
+                    dimensions,
                     meaning: "EventBridge could not deliver the rule's events to a target (the topic's policy or its \
                               key's policy may refuse events.amazonaws.com)",
                 })
@@ -55,7 +62,7 @@ fn watched(resources: &[Box<dyn Resource>]) -> Vec<Watched> {
                     address,
                     namespace: "AWS/SNS",
                     metric: "NumberOfNotificationsFailed",
-                    dimension: ("TopicName", name),
+                    dimensions: vec![("TopicName", name)],
                     meaning: "SNS could not deliver messages to a subscriber",
                 })
             }
@@ -111,8 +118,12 @@ async fn sums(aws: &Aws, region: &str, chunk: &[Watched], window_seconds: u64) -
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let dimension = Dimension::builder().name(w.dimension.0).value(&w.dimension.1).build();
-            let metric = Metric::builder().namespace(w.namespace).metric_name(w.metric).dimensions(dimension).build();
+            let dimensions = w.dimensions.iter().map(|(n, v)| Dimension::builder().name(*n).value(v).build());
+            let metric = Metric::builder()
+                .namespace(w.namespace)
+                .metric_name(w.metric)
+                .set_dimensions(Some(dimensions.collect()))
+                .build();
             let stat = MetricStat::builder().metric(metric).period(period).stat("Sum").build();
             MetricDataQuery::builder().id(format!("m{i}")).metric_stat(stat).return_data(true).build()
         })
@@ -140,5 +151,40 @@ async fn sums(aws: &Aws, region: &str, chunk: &[Watched], window_seconds: u64) -
         if token.is_none() {
             return Ok(sums);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::central_bus::{CentralBus, CentralRole};
+    use crate::resources::testing::{HOME, flagship};
+
+    #[test]
+    fn a_rule_on_a_custom_bus_is_watched_by_its_bus_and_name() {
+        let p = flagship();
+        let events = p.events.as_ref().unwrap();
+        let rule = &events.rules[0];
+        let bus = CentralBus {
+            arn: format!("arn:aws:events:{HOME}:123456789012:event-bus/ctguard-central"),
+            partition: "aws".into(),
+            region: HOME.into(),
+            account: "123456789012".into(),
+            name: "ctguard-central".into(),
+            role: CentralRole::Owner { policy: serde_json::Value::Null },
+        };
+        let (listed, tags) = (Default::default(), Default::default());
+        let home = rule::EventRule::new(&p, rule, &rule.parts[0], Default::default(), Default::default());
+        let central = rule::EventRule::central(&p, rule, &rule.parts[0], &bus, listed, tags);
+        let resources: Vec<Box<dyn Resource>> = vec![Box::new(home), Box::new(central)];
+        let dims: Vec<Vec<(&str, String)>> = watched(&resources).into_iter().map(|w| w.dimensions).collect();
+        let name = rule.parts[0].0.clone();
+        assert_eq!(
+            dims,
+            vec![
+                vec![("RuleName", name.clone())],
+                vec![("EventBusName", "ctguard-central".to_string()), ("RuleName", name)],
+            ]
+        );
     }
 }

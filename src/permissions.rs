@@ -46,6 +46,9 @@ pub enum On {
     AnyConfig,
     /// The same, for the Organizations reads made only for `[trail] organization = true`.
     AnyOrganization,
+    /// The same, for DescribeOrganization: made for an organization trail, and in the account
+    /// that owns the central bus (`[events] central_bus`), whose policy names the organization.
+    OrganizationId,
     /// The declared buckets.
     Buckets,
     /// Every object in the declared buckets.
@@ -88,6 +91,8 @@ pub enum On {
     /// The declared EventBridge rules, and rules named with ctguard's prefix, in every
     /// region of the profile.
     EventRules,
+    /// The central event bus, in the account that owns it (`[events] central_bus`).
+    EventBus,
     /// The declared alarms, and alarms named with ctguard's prefix.
     Alarms,
     /// Every alarm in the home region (DescribeAlarms lists by prefix).
@@ -178,10 +183,14 @@ pub const TABLE: &[Row] = &[
     write("config:PutDeliveryChannel", On::AnyConfig),
     write("config:StartConfigurationRecorder", On::AnyConfig),
     write("config:TagResource", On::ConfigRules),
+    write("events:CreateEventBus", On::EventBus),
+    write("events:DeleteEventBus", On::EventBus),
     write("events:DeleteRule", On::EventRules),
+    read("events:DescribeEventBus", On::EventBus),
     read("events:ListRules", On::Anything),
     read("events:ListTagsForResource", On::EventRules),
     read("events:ListTargetsByRule", On::EventRules),
+    write("events:PutPermission", On::EventBus),
     write("events:PutRule", On::EventRules),
     write("events:PutTargets", On::EventRules),
     write("events:RemoveTargets", On::EventRules),
@@ -242,7 +251,7 @@ pub const TABLE: &[Row] = &[
     write("logs:PutMetricFilter", On::LogGroup),
     write("logs:PutRetentionPolicy", On::LogGroup),
     write("logs:TagResource", On::LogGroup),
-    read("organizations:DescribeOrganization", On::AnyOrganization),
+    read("organizations:DescribeOrganization", On::OrganizationId),
     read("organizations:ListAWSServiceAccessForOrganization", On::AnyOrganization),
     read("organizations:ListDelegatedAdministrators", On::AnyOrganization),
     read("s3:AbortMultipartUpload", On::AthenaResults),
@@ -326,7 +335,8 @@ pub const UNSCOPED: &[(&str, &str)] = &[
     ("kms:ListKeys", "no resource-level permission; finds a key an interrupted apply left without its alias"),
     (
         "organizations:DescribeOrganization",
-        "no resource-level permission; read only with `[trail] organization = true`",
+        "no resource-level permission; read only with `[trail] organization = true`, and in the account that owns \
+         `[events] central_bus`",
     ),
     (
         "organizations:ListAWSServiceAccessForOrganization",
@@ -512,10 +522,17 @@ impl<'a> Names<'a> {
         let p = self.profile;
         let logs =
             p.cloudwatch_logs.iter().map(|c| (c.role_arn.as_str(), "cloudtrail.amazonaws.com", c.role_path.as_str()));
-        // The forwarding role exists only when there is another region to forward from.
-        let forward = p.events.iter().filter(|_| p.regions.len() > 1 || self.regions == ["*"]);
+        // The forwarding role exists only when there is another region to forward from, or a
+        // central bus of another account to send to.
+        let to_central = |e: &&crate::profile::Events| e.central.as_ref().is_some_and(|b| !b.owned_here());
+        let forward = p.events.iter().filter(|e| p.regions.len() > 1 || self.regions == ["*"] || to_central(e));
         let events = forward.map(|e| (e.role_arn.as_str(), "events.amazonaws.com", e.role_path.as_str()));
         logs.chain(events).collect()
+    }
+
+    /// The central bus, when this account owns it.
+    fn central_bus(&self) -> Option<&crate::profile::central_bus::CentralBus> {
+        self.profile.events.as_ref()?.central.as_ref().filter(|b| b.owned_here())
     }
 
     fn config_role(&self) -> Option<(&str, bool)> {
@@ -541,6 +558,8 @@ impl<'a> Names<'a> {
             On::AnyConfig => vec!["*".into()],
             On::AnyOrganization if p.trail.organization.is_none() => Vec::new(),
             On::AnyOrganization => vec!["*".into()],
+            On::OrganizationId if p.trail.organization.is_none() && self.central_bus().is_none() => Vec::new(),
+            On::OrganizationId => vec!["*".into()],
             On::Buckets => {
                 let buckets = std::iter::once(&p.bucket.name).chain(p.access_log_bucket.iter().map(|a| &a.name));
                 buckets.map(|b| format!("arn:{}:s3:::{b}", self.partition)).collect()
@@ -627,8 +646,14 @@ impl<'a> Names<'a> {
             On::EventRules => {
                 let declared = p.events.iter().flat_map(|e| e.rules.iter().flat_map(|r| Self::with_prefix(&r.name)));
                 let names: Vec<String> = declared.chain([format!("{PREFIX}*")]).map(|n| format!("rule/{n}")).collect();
-                unique(every_region("events", &unique(names)))
+                let mut arns = every_region("events", &unique(names));
+                // The central bus (tagged like the rules) and the rules on it.
+                if let Some(bus) = self.central_bus() {
+                    arns.extend([bus.arn.clone(), self.arn("events", &bus.region, &format!("rule/{}/*", bus.name))]);
+                }
+                unique(arns)
             }
+            On::EventBus => self.central_bus().map(|b| b.arn.clone()).into_iter().collect(),
             On::Alarms => {
                 let declared = p.alarms.iter().flat_map(|a| Self::with_prefix(&a.name));
                 let names = declared.chain([format!("{PREFIX}*")]).map(|n| format!("alarm:{n}"));
@@ -825,6 +850,31 @@ mod tests {
     }
 
     #[test]
+    fn the_account_owning_the_central_bus_reads_its_organization_and_manages_the_bus() {
+        let runtime = Runtime {
+            organization: Some(crate::profile::Organization::stand_in()),
+            ..Runtime::placeholder("us-east-1")
+        };
+        let mut loaded = load("ai-agent-guard").unwrap();
+        let bus = format!("arn:aws:events:us-east-1:{}:event-bus/ctguard-central", runtime.account_id);
+        loaded.doc.events.as_mut().unwrap().central_bus = Some(bus.clone());
+        let profile = loaded.resolve(&runtime, &Vars::new()).unwrap();
+        let text = policy(&profile, &full()).to_string();
+        assert!(text.contains("organizations:DescribeOrganization"));
+        assert!(!text.contains("organizations:ListDelegatedAdministrators"), "only an organization trail needs it");
+        for action in ["CreateEventBus", "DescribeEventBus", "PutPermission"] {
+            assert!(text.contains(&format!("events:{action}")), "{action}");
+        }
+        assert!(text.contains(&bus) && text.contains("rule/ctguard-central/*"), "{text}");
+
+        // Another account only sends to it: no Organizations read, no bus of its own.
+        loaded.doc.events.as_mut().unwrap().central_bus = Some(bus.replace(&runtime.account_id, "999988887777"));
+        let member = loaded.resolve(&runtime, &Vars::new()).unwrap();
+        let text = policy(&member, &full()).to_string();
+        assert!(!text.contains("organizations:") && !text.contains("events:CreateEventBus"), "{text}");
+    }
+
+    #[test]
     fn the_table_is_sorted_and_each_action_has_one_access() {
         let actions: Vec<&str> = TABLE.iter().map(|r| r.action).collect();
         let mut sorted = actions.clone();
@@ -840,7 +890,12 @@ mod tests {
         let readme = include_str!("../README.md");
         let unscoped: Vec<&str> = TABLE
             .iter()
-            .filter(|r| matches!(r.on, On::Anything | On::AnyKey | On::AnyConfig | On::AnyOrganization | On::NewKeys))
+            .filter(|r| {
+                matches!(
+                    r.on,
+                    On::Anything | On::AnyKey | On::AnyConfig | On::AnyOrganization | On::OrganizationId | On::NewKeys
+                )
+            })
             .map(|r| r.action)
             .collect();
         let reasons: Vec<&str> = UNSCOPED.iter().map(|(a, _)| *a).collect();

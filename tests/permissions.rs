@@ -185,7 +185,17 @@ fn checks_for(r: &Request, state: &State) -> Vec<Check> {
             "PutEvents" => vec![arn("events", "event-bus/default")],
             "ListRules" => vec!["*".into()],
             "ListTagsForResource" | "TagResource" => first(&["ResourceARN"]).into_iter().collect(),
-            _ => first(&["Name", "Rule"]).map(|n| rule(&n)).into_iter().collect(),
+            "CreateEventBus" | "DescribeEventBus" | "DeleteEventBus" => {
+                first(&["Name"]).map(|n| arn("events", &format!("event-bus/{n}"))).into_iter().collect()
+            }
+            "PutPermission" => {
+                first(&["EventBusName"]).map(|n| arn("events", &format!("event-bus/{n}"))).into_iter().collect()
+            }
+            // A rule on a custom bus: rule/BUS/NAME.
+            _ => {
+                let on = p["EventBusName"].as_str().map(|b| format!("{b}/")).unwrap_or_default();
+                first(&["Name", "Rule"]).map(|n| rule(&format!("{on}{n}"))).into_iter().collect()
+            }
         },
         "cloudwatch" => match op.as_str() {
             "GetMetricData" => vec!["*".into()],
@@ -529,6 +539,56 @@ fn the_flagship_profile_stays_inside_its_printed_policies() {
 #[test]
 fn the_cis_profile_stays_inside_its_printed_policies() {
     calls_stay_inside_the_printed_policies("cis-aws-foundations");
+}
+
+/// The account that owns a central bus (`[events] central_bus`): making the bus, writing its
+/// policy and the rules on it, and reading them back stay inside the printed policies.
+#[test]
+fn the_central_bus_stays_inside_its_printed_policies() {
+    let emu = Emulator::start();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let org = aws_sdk_organizations::Client::new(&emu.sdk().await);
+        let all = aws_sdk_organizations::types::OrganizationFeatureSet::All;
+        org.create_organization().feature_set(all).send().await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    run(ctguard_cmd().args(["profiles", "export", "ai-agent-guard", dir.path().to_str().unwrap()])).expect(0);
+    let path = dir.path().join("profiles/ai-agent-guard.toml");
+    let events = "forwarder_role_policy = \"events-forwarder-policy.json\"\n";
+    let bus = format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/ctguard-central");
+    let text =
+        std::fs::read_to_string(&path).unwrap().replacen(events, &format!("{events}central_bus = \"{bus}\"\n"), 1);
+    std::fs::write(&path, text).unwrap();
+    let profile = path.to_str().unwrap();
+    let (read_only, full) = (printed_policy(&emu, profile, Some("--read-only")), printed_policy(&emu, profile, None));
+
+    let applied = recorded(&emu, &["apply", "--auto-approve", "-p", profile], &[0]);
+    let mut reads = recorded(&emu, &["plan", "-p", profile], &[0]);
+    reads.extend(recorded(&emu, &["verify", "-p", profile], &[0, 2]));
+    let state = tokio::runtime::Runtime::new().unwrap().block_on(state(&emu));
+    let on_bus = |r: &&Request| {
+        r.params["EventBusName"].as_str() == Some("ctguard-central")
+            || r.params["Name"].as_str() == Some("ctguard-central")
+    };
+    let called: std::collections::BTreeSet<String> = applied.iter().filter(on_bus).map(Request::iam_action).collect();
+    for needed in ["events:CreateEventBus", "events:PutPermission", "events:PutRule", "events:PutTargets"] {
+        assert!(called.contains(needed), "apply did not call {needed} on the bus, so it went unchecked: {called:?}");
+    }
+    let read_on_bus: std::collections::BTreeSet<String> =
+        reads.iter().filter(on_bus).map(Request::iam_action).collect();
+    assert!(read_on_bus.contains("events:DescribeEventBus"), "{read_on_bus:?}");
+    let writes_outside = outside(&full, &applied, &state);
+    assert!(
+        writes_outside.is_empty(),
+        "apply made calls its printed policy does not allow:\n{}",
+        writes_outside.join("\n")
+    );
+    let reads_outside = outside(&read_only, &reads, &state);
+    assert!(
+        reads_outside.is_empty(),
+        "plan or verify made calls the read-only policy does not allow:\n{}",
+        reads_outside.join("\n")
+    );
 }
 
 /// `ctguard drill`, every path including --end-to-end, stays inside `permissions --drill`, which

@@ -107,6 +107,9 @@ fn modeled(err: &dyn Any) -> Option<ErrorKind> {
         logs::delete_metric_filter::DeleteMetricFilterError { is_resource_not_found_exception => NotFound }
         events::list_targets_by_rule::ListTargetsByRuleError { is_resource_not_found_exception => NotFound }
         events::delete_rule::DeleteRuleError { is_resource_not_found_exception => NotFound }
+        events::list_rules::ListRulesError { is_resource_not_found_exception => NotFound }
+        events::describe_event_bus::DescribeEventBusError { is_resource_not_found_exception => NotFound }
+        events::create_event_bus::CreateEventBusError { is_resource_already_exists_exception => AlreadyExists }
         cw::delete_alarms::DeleteAlarmsError { is_resource_not_found => NotFound }
         config::delete_config_rule::DeleteConfigRuleError { is_no_such_config_rule_exception => NotFound }
         // GetWorkGroup models no "not found": a workgroup that does not exist is its

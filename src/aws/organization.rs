@@ -95,6 +95,27 @@ pub async fn for_organization_trail(
     }
 }
 
+/// The organization `account` belongs to, or `None` when it belongs to none: what the account
+/// that owns the central bus admits to it (`aws:PrincipalOrgID`). Any account of an
+/// organization may call DescribeOrganization (Organizations API Reference).
+pub async fn of_account(config: &SdkConfig, on_retry: &RetryListener) -> anyhow::Result<Option<Organization>> {
+    let described = client(config, on_retry).describe_organization().send().await;
+    let described = match described {
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_aws_organizations_not_in_use_exception()) => {
+            return Ok(None);
+        }
+        other => other.ctx(|| "reading the account's organization (organizations:DescribeOrganization)".into())?,
+    };
+    let o = described.organization().context("DescribeOrganization returned no organization")?;
+    Ok(Some(Organization {
+        id: o.id().context("DescribeOrganization returned no organization id")?.to_string(),
+        management_account: o
+            .master_account_id()
+            .context("DescribeOrganization returned no management account")?
+            .to_string(),
+    }))
+}
+
 /// Whether `account` manages the organization, administers CloudTrail for it, or neither.
 async fn standing(org: &Client, account: &str, management: &str) -> anyhow::Result<Standing> {
     if account == management {

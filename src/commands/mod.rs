@@ -223,6 +223,9 @@ impl Session {
         runtime.organization = if loaded.wants_organization() {
             let found = aws::organization::for_organization_trail(config, &caller.account_id, &on_retry).await;
             Some(found.map_err(Unfit)?)
+        } else if loaded.central_bus_account() == Some(caller.account_id.as_str()) {
+            // The central bus's policy admits the organization of the account that owns it.
+            aws::organization::of_account(config, &on_retry).await?
         } else {
             None
         };

@@ -101,6 +101,8 @@ pub struct Events {
     /// a superset of what the rules match for some event sources, no event matching two, so an
     /// event is forwarded once and the home region's rules alert on it as on their own.
     pub forward: Vec<Value>,
+    /// The security account's bus every account's matches also go to (`central_bus`).
+    pub central: Option<super::central_bus::CentralBus>,
 }
 
 /// An EventBridge rule, deployed in the home region; other regions forward what it watches.
@@ -282,6 +284,7 @@ impl Resolver<'_> {
         }
         let events = events.map(|(role_name, role_arn, home_bus_arn, e)| Events {
             forward: Vec::new(),
+            central: self.central_bus(&e, runtime, &regions, vars),
             trust_policy: self.shared_document("events.forwarder_trust_policy", &e.forwarder_trust_policy, vars),
             role_policy: self.template("events.forwarder_role_policy", &e.forwarder_role_policy, vars),
             rules: {
@@ -308,7 +311,11 @@ impl Resolver<'_> {
         );
         // ctguard's own rules in every region: a rule of the profile by either name would be
         // overwritten by them.
-        let reserved = [crate::resources::rule::DRILL_RULE, crate::resources::rule::FORWARD_RULE];
+        let reserved = [
+            crate::resources::rule::DRILL_RULE,
+            crate::resources::rule::FORWARD_RULE,
+            crate::resources::rule::CENTRAL_FORWARD_RULE,
+        ];
         for name in events.iter().flat_map(|e| e.rules.iter().flat_map(|r| r.parts.iter().map(|(n, _)| n))) {
             if reserved.iter().any(|r| name == r || name.strip_prefix(r).is_some_and(|rest| rest.starts_with('-'))) {
                 self.problem("events.rules", format!("{name:?} is the name of ctguard's own rule: choose another"));
@@ -316,8 +323,10 @@ impl Resolver<'_> {
         }
         // A rule that names neither a detail-type nor an eventSource leaves other regions
         // nothing to forward by: a forwarding rule on everything is no pattern EventBridge takes.
-        // Only a profile of several regions deploys forwarding rules.
-        let forward = events.iter().flat_map(|e| e.forward.iter()).filter(|_| regions.len() > 1);
+        // Only a profile of several regions, or one sending to a central bus of another
+        // account, deploys forwarding rules.
+        let central = events.iter().any(|e| e.central.as_ref().is_some_and(|b| !b.owned_here()));
+        let forward = events.iter().flat_map(|e| e.forward.iter()).filter(|_| regions.len() > 1 || central);
         if forward.clone().any(|f| f.as_object().is_some_and(|o| o.is_empty()) || validate::event_pattern(f).is_err()) {
             self.problem(
                 "events.rules",

@@ -6,6 +6,7 @@ mod agents;
 mod alerting;
 pub mod athena;
 mod catalog;
+pub mod central_bus;
 pub mod classes;
 mod config;
 pub mod managed_rules;
@@ -74,7 +75,7 @@ pub struct Runtime {
     /// Regions enabled for the account; read only when the profile asks for ALL_ENABLED.
     pub enabled_regions: Vec<String>,
     /// The organization the account belongs to; read only when the profile declares an
-    /// organization trail.
+    /// organization trail, or a central bus this account owns.
     pub organization: Option<Organization>,
 }
 
@@ -328,6 +329,13 @@ impl Loaded {
     /// Whether resolving needs the account's organization (`[trail] organization = true`).
     pub fn wants_organization(&self) -> bool {
         self.doc.trail.organization
+    }
+
+    /// The account that owns the central bus, as the profile names it (`[events] central_bus`);
+    /// `None` when there is none or the ARN does not parse (resolving then says why).
+    pub fn central_bus_account(&self) -> Option<&str> {
+        let arn = self.doc.events.as_ref()?.central_bus.as_deref()?;
+        central_bus::parse_arn(arn).ok().map(|(_, _, account, _)| account)
     }
 
     /// The home region the profile asks for, if it names one.

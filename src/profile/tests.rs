@@ -491,3 +491,57 @@ fn the_stand_in_account_is_in_the_home_regions_partition() {
     assert_eq!(Runtime::placeholder("cn-north-1").partition, "aws-cn");
     assert_eq!(Runtime::placeholder("eu-west-1").partition, "aws");
 }
+
+/// The flagship profile with `central_bus = arn`, in us-east-1 and eu-west-1.
+fn with_central_bus(arn: &str) -> String {
+    let text = flagship().replacen("regions = \"all-enabled\"", "regions = [\"us-east-1\", \"eu-west-1\"]", 1);
+    let events = "forwarder_role_policy = \"events-forwarder-policy.json\"\n";
+    assert!(text.contains(events));
+    text.replacen(events, &format!("{events}central_bus = \"{arn}\"\n"), 1)
+}
+
+#[test]
+fn a_central_bus_in_this_account_needs_its_organization_and_the_home_region() {
+    // Owned here, but the account is in no organization and the bus is not in the home region.
+    let (_dir, spec) = on_disk(&with_central_bus("arn:aws:events:eu-west-1:123456789012:event-bus/central"), &[]);
+    let got = problems(&spec, &Vars::new());
+    let central: Vec<&Problem> = got.iter().filter(|p| p.key == "events.central_bus").collect();
+    assert_eq!(central.len(), 2, "{got:#?}");
+    assert!(central[0].message.contains("home region in us-east-1"), "{}", central[0].message);
+    assert!(central[1].message.contains("belongs to no AWS Organizations organization"), "{}", central[1].message);
+
+    // In the home region, with the organization: the policy admits the organization.
+    let (_dir, spec) = on_disk(&with_central_bus("arn:aws:events:us-east-1:123456789012:event-bus/central"), &[]);
+    let runtime = Runtime {
+        enabled_regions: vec!["us-east-1".into(), "eu-west-1".into()],
+        organization: Some(Organization { id: "o-a1b2c3d4e5".into(), management_account: "999988887777".into() }),
+        ..runtime()
+    };
+    let p = load(&spec).unwrap().resolve(&runtime, &Vars::new()).unwrap();
+    let bus = p.events.unwrap().central.unwrap();
+    let central_bus::CentralRole::Owner { policy } = &bus.role else { panic!("{bus:?}") };
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"], "o-a1b2c3d4e5");
+    assert_eq!(statement["Resource"], "arn:aws:events:us-east-1:123456789012:event-bus/central");
+}
+
+#[test]
+fn a_central_bus_of_another_account_is_checked_offline_and_admitted_by_the_forwarding_role() {
+    for (arn, expected) in [
+        ("arn:aws:events:us-east-1:999988887777:bus/central", "expected an event bus ARN"),
+        ("arn:aws-cn:events:cn-north-1:999988887777:event-bus/central", "in partition aws-cn, but account"),
+        ("arn:aws:events:ap-south-1:999988887777:event-bus/central", "not one the profile declares"),
+        ("arn:aws:events:us-east-1:999988887777:event-bus/default", "a custom event bus"),
+    ] {
+        let (_dir, spec) = on_disk(&with_central_bus(arn), &[]);
+        let got = problems(&spec, &Vars::new());
+        assert!(got.iter().any(|p| p.key == "events.central_bus" && p.message.contains(expected)), "{arn}: {got:#?}");
+        assert!(got.iter().all(|p| p.file.ends_with("p.toml")), "{got:#?}");
+    }
+    let (_dir, spec) = on_disk(&with_central_bus("arn:aws:events:eu-west-1:999988887777:event-bus/central"), &[]);
+    let p = load(&spec).unwrap().resolve(&runtime(), &Vars::new()).unwrap();
+    let bus = p.events.unwrap().central.unwrap();
+    let central_bus::CentralRole::Member { forwarder_policy } = &bus.role else { panic!("{bus:?}") };
+    assert_eq!(forwarder_policy["Statement"][0]["Action"], "events:PutEvents");
+    assert_eq!(forwarder_policy["Statement"][0]["Resource"], "arn:aws:events:eu-west-1:999988887777:event-bus/central");
+}

@@ -439,7 +439,26 @@ pub struct EventsDoc {
     pub forwarder_role_path: String,
     pub forwarder_trust_policy: String,
     pub forwarder_role_policy: String,
+    /// An event bus in another (security) account where every account's matches also go:
+    /// `arn:PARTITION:events:REGION:ACCOUNT:event-bus/NAME`. In ACCOUNT, ctguard manages the bus,
+    /// its policy and rules on it that alert like the profile's own.
+    #[serde(default)]
+    pub central_bus: Option<String>,
+    /// The bus's resource policy (ctguard's statements), in the account that owns the bus.
+    #[serde(default = "default_central_bus_policy")]
+    pub central_bus_policy: String,
+    /// The forwarding role's inline policy admitting the central bus, in every other account.
+    #[serde(default = "default_central_forwarder_policy")]
+    pub central_forwarder_policy: String,
     pub rules: Vec<RuleDoc>,
+}
+
+fn default_central_bus_policy() -> String {
+    "central-bus-policy.json".into()
+}
+
+fn default_central_forwarder_policy() -> String {
+    "central-bus-forwarder-policy.json".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

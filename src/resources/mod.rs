@@ -18,6 +18,7 @@ pub mod config_recording;
 pub mod config_region;
 pub mod config_rule;
 pub mod discovery;
+pub mod event_bus;
 pub mod foreign;
 pub mod kind;
 pub mod kms_key;
@@ -83,8 +84,11 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         }
     }
     if let Some(events) = &profile.events {
-        // The forwarding role is only needed when there is another region to forward from.
-        if profile.regions.len() > 1 {
+        let central = events.central.as_ref();
+        let forwards_to_central = central.is_some_and(|b| !b.owned_here());
+        // The forwarding role is only needed when there is another region to forward from, or
+        // a central bus of another account to send to.
+        if profile.regions.len() > 1 || forwards_to_central {
             out.push(Box::new(role::Role::events_forwarder(profile, events)));
         }
         // The rules run in the home region only; every other region forwards what they watch
@@ -107,6 +111,9 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
             if !events.rules.is_empty() {
                 out.push(Box::new(rule::EventRule::drill(profile, events, r, listed.clone(), tags.clone())));
             }
+        }
+        if let Some(bus) = central {
+            central_bus(profile, events, bus, listings, &mut out);
         }
     }
     if let Some(setup) = &profile.config {
@@ -138,4 +145,36 @@ pub fn declared(profile: &Profile, listings: &Listings) -> Vec<Box<dyn Resource>
         }
     }
     out
+}
+
+/// The central bus's part (`[events] central_bus`): in the account that owns it, the bus and
+/// the profile's rules on it; in every other account, the home region's rules that send to it
+/// (the other regions' forwarding rules send to it as well, see `rule::EventRule::forwarder`).
+fn central_bus(
+    profile: &Profile,
+    events: &crate::profile::Events,
+    bus: &crate::profile::central_bus::CentralBus,
+    listings: &Listings,
+    out: &mut Vec<Box<dyn Resource>>,
+) {
+    let home = &profile.runtime.region;
+    if let Some(declared) = event_bus::EventBus::new(profile, bus) {
+        out.push(Box::new(declared));
+        let (listed, tags) = (Arc::new(rule::RegionEventRules::on_bus(&bus.name)), &listings.tags[&bus.region]);
+        for r in &events.rules {
+            for part in &r.parts {
+                out.push(Box::new(rule::EventRule::central(profile, r, part, bus, listed.clone(), tags.clone())));
+            }
+        }
+        return;
+    }
+    // What the rules watch, each event once: the forwarding patterns (CloudTrail calls and
+    // Insights events), and the rules on S3's own object events, which no region forwards.
+    let s3_rules = events.rules.iter().filter(|r| crate::detect::eventbridge::s3_events_only(&r.pattern));
+    let patterns = events.forward.iter().cloned().chain(s3_rules.flat_map(|r| r.parts.iter().map(|(_, p)| p.clone())));
+    let (listed, tags) = (&listings.event_rules[home], &listings.tags[home]);
+    for (i, pattern) in patterns.enumerate() {
+        let kind = rule::EventRule::central_forwarder(profile, events, bus, i, &pattern, listed.clone(), tags.clone());
+        out.push(Box::new(kind));
+    }
 }

@@ -19,10 +19,13 @@ use crate::aws::error::created;
 use crate::aws::{Aws, AwsResultExt};
 use crate::plan::Address;
 use crate::policy::{self, ownership, ownership::Rules};
+use crate::profile::central_bus::CentralRole;
 use crate::profile::{CloudWatchLogs, Events, Profile};
 
 pub const KIND: &str = "iam_role";
 const INLINE_POLICY: &str = "ctguard-cloudtrail-to-logs";
+/// The forwarding role's inline policy admitting the central bus.
+const CENTRAL_INLINE_POLICY: &str = "ctguard-forward-to-central";
 /// Inline policies whose name starts with this are ctguard's; every shipped one does.
 const INLINE_PREFIX: &str = "ctguard-";
 
@@ -63,10 +66,18 @@ impl Role {
         Role::new(profile, &cw.role_name, &cw.role_path, description, &cw.trust_policy, inline)
     }
 
+    /// In an account that forwards to a central bus it does not own, the role may also put
+    /// events on that bus, through an inline policy of its own.
     pub fn events_forwarder(profile: &Profile, e: &Events) -> Declared<Self> {
         let description = "ctguard: lets EventBridge forward matches to the home region's event bus";
         let inline = ("ctguard-forward-events", &e.role_policy);
-        Role::new(profile, &e.role_name, &e.role_path, description, &e.trust_policy, inline)
+        let mut role = Role::new(profile, &e.role_name, &e.role_path, description, &e.trust_policy, inline);
+        if let Some(CentralRole::Member { forwarder_policy }) = e.central.as_ref().map(|b| &b.role)
+            && let Some(want) = role.want.as_mut()
+        {
+            want.inline_policies.insert(CENTRAL_INLINE_POLICY.to_string(), policy::canonical(forwarder_policy));
+        }
+        role
     }
 
     fn new(

@@ -5,6 +5,12 @@
 //! watch to the home region's default bus, once each. There the rules turn them into a readable
 //! message on their severity's topic. S3's own object events are never forwarded: S3 sends them
 //! only in the bucket's region, the home region.
+//!
+//! With a central bus (`[events] central_bus`), the account that owns it runs the same rules on
+//! that bus for every account's events, and every other account sends what the rules watch
+//! there as well, once per event: from the home region by rules of their own, from the other
+//! regions by a second target of the forwarding rules (an event forwarded to the home bus goes
+//! no further).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,16 +26,21 @@ use super::kind::{Check, Declared, Delta, Found, Kind, Resource};
 use super::snapshot::Snapshot;
 use super::tag_index::TagIndex;
 use super::tags::{self, Tags};
-use super::{role, topic};
+use super::{event_bus, role, topic};
 use crate::aws::{Aws, AwsResultExt, all_pages};
 use crate::plan::Address;
 use crate::policy;
+use crate::profile::central_bus::CentralBus;
 use crate::profile::{AlertTopic, Events, Profile, Rule, Severity};
 use aws_sdk_eventbridge::operation::list_rules::ListRulesOutput;
 
 pub const KIND: &str = "events_rule";
 const TOPIC_TARGET: &str = "ctguard-alert-topic";
 const FORWARD_TARGET: &str = "ctguard-forward-to-home";
+const CENTRAL_TARGET: &str = "ctguard-forward-to-central";
+/// The home region's rules that send what the profile's rules watch to the central bus
+/// (`-2`, `-3`, ... like the forwarding rules), in every account but the bus's own.
+pub const CENTRAL_FORWARD_RULE: &str = "ctguard-forward-to-central";
 /// The forwarding rules of the regions other than the home one (`-2`, `-3`, ... when the
 /// watched calls take more than one pattern).
 pub const FORWARD_RULE: &str = "ctguard-forward-to-home";
@@ -73,6 +84,8 @@ pub struct Transformer {
 pub struct EventRule {
     name: String,
     region: String,
+    /// A custom bus the rule is on; `None`: the region's default bus.
+    bus: Option<String>,
     arn: String,
     region_rules: Arc<RegionEventRules>,
     tags: Arc<TagIndex>,
@@ -87,23 +100,32 @@ struct ListedRule {
     description: String,
 }
 
-/// Every rule of one region's default bus, from one paginated ListRules, shared by the
-/// profile's rules in that region instead of a DescribeRule each.
+/// Every rule of one region's default bus (or of one custom bus), from one paginated
+/// ListRules, shared by the profile's rules there instead of a DescribeRule each.
 #[derive(Default)]
 pub struct RegionEventRules {
+    bus: Option<String>,
     snapshot: Snapshot<BTreeMap<String, ListedRule>>,
 }
 
 impl RegionEventRules {
+    /// The rules of the custom bus `name`.
+    pub fn on_bus(name: &str) -> Self {
+        RegionEventRules { bus: Some(name.to_string()), snapshot: Snapshot::default() }
+    }
+
     async fn get(&self, aws: &Aws, region: &str) -> anyhow::Result<Arc<BTreeMap<String, ListedRule>>> {
-        self.snapshot.get(|| fetch(aws, region)).await
+        self.snapshot.get(|| fetch(aws, region, self.bus.as_deref())).await
     }
 }
 
-async fn fetch(aws: &Aws, region: &str) -> anyhow::Result<BTreeMap<String, ListedRule>> {
+async fn fetch(aws: &Aws, region: &str, bus: Option<&str>) -> anyhow::Result<BTreeMap<String, ListedRule>> {
     let list = |token| async move {
-        let page = aws.events(region).list_rules().set_next_token(token).send().await;
-        page.ctx(|| format!("listing EventBridge rules in {region}"))
+        let req = aws.events(region).list_rules().set_event_bus_name(bus.map(str::to_string)).set_next_token(token);
+        let on = bus.map(|b| format!(" on bus {b}")).unwrap_or_default();
+        // A custom bus not made yet has no rules.
+        let page = req.send().await.found(|| format!("listing EventBridge rules in {region}{on}"))?;
+        anyhow::Ok(page.unwrap_or_else(|| ListRulesOutput::builder().build()))
     };
     let pages = all_pages(list, ListRulesOutput::next_token).await?;
     let rules = pages.iter().flat_map(|p| p.rules()).map(|r| {
@@ -276,6 +298,105 @@ fn address(name: &str, region: &str) -> Address {
     Address { kind: KIND, name: format!("{region}/{name}"), region: region.into() }
 }
 
+/// A rule on a custom bus carries the rules' names of the default bus: the bus is part of it.
+fn bus_address(name: &str, region: &str, bus: &str) -> Address {
+    Address { kind: KIND, name: format!("{region}/{bus}/{name}"), region: region.into() }
+}
+
+/// `pattern` matching the events of any account where it names `account`'s own resources or
+/// principals (the audit bucket, the alert topics, ctguard's roles and log groups, the agents'
+/// role ARNs, whose names and ARNs carry the account ID): each such value becomes a `wildcard`
+/// with `*` for the account ID (EventBridge User Guide, "Content filtering": wildcard matching,
+/// and anything-but with a wildcard). Only accounts of the organization put events on the
+/// central bus, so `*` stands for them.
+pub fn for_any_account(pattern: &Value, account: &str) -> Value {
+    match pattern {
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), for_any_account(v, account))).collect())
+        }
+        // A list of values of one field: the leaves.
+        Value::Array(items) => Value::Array(items.iter().map(|v| any_account_value(v, account)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// One value of a field's list, as [`for_any_account`] says.
+fn any_account_value(value: &Value, account: &str) -> Value {
+    let json = |k: &str, v: Value| Value::Object(serde_json::Map::from_iter([(k.to_string(), v)]));
+    match value {
+        Value::String(s) if s.contains(account) => json("wildcard", Value::String(literal(s, account, false))),
+        // An operator: one key, an EventBridge comparison.
+        Value::Object(op) if op.len() == 1 && op.keys().all(|k| OPERATORS.contains(&k.as_str())) => {
+            let (name, arg) = op.iter().next().expect("one entry");
+            match (name.as_str(), arg) {
+                ("prefix", Value::String(s)) if s.contains(account) => {
+                    json("wildcard", Value::String(literal(s, account, true)))
+                }
+                ("wildcard", _) => json("wildcard", wildcard_any_account(arg, account)),
+                ("anything-but", Value::String(_) | Value::Array(_)) if arg.to_string().contains(account) => {
+                    let strings: Vec<Value> = match arg {
+                        Value::Array(items) => items.clone(),
+                        one => vec![one.clone()],
+                    };
+                    let all = strings
+                        .iter()
+                        .map(|v| match v {
+                            Value::String(s) => Value::String(literal(s, account, false)),
+                            other => other.clone(),
+                        })
+                        .collect();
+                    json("anything-but", json("wildcard", Value::Array(all)))
+                }
+                ("anything-but", Value::Object(inner)) if inner.len() == 1 => {
+                    json("anything-but", any_account_value(arg, account))
+                }
+                _ => value.clone(),
+            }
+        }
+        // A branch of `$or`.
+        Value::Object(_) => for_any_account(value, account),
+        other => other.clone(),
+    }
+}
+
+/// The comparison operators of EventBridge's content filtering.
+const OPERATORS: [&str; 8] =
+    ["prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "numeric", "exists", "cidr"];
+
+/// A wildcard's value (one pattern or a list) with the account ID a `*`.
+fn wildcard_any_account(arg: &Value, account: &str) -> Value {
+    match arg {
+        Value::String(s) => {
+            // No `*` next to one already there: EventBridge refuses `**`.
+            let mut out = String::new();
+            for (i, part) in s.split(account).enumerate() {
+                let mut part = part;
+                if i > 0 {
+                    if !(out.ends_with('*') && !out.ends_with("\\*")) {
+                        out.push('*');
+                    }
+                    part = part.strip_prefix('*').unwrap_or(part);
+                }
+                out.push_str(part);
+            }
+            Value::String(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| wildcard_any_account(v, account)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A literal value (or a prefix, `open_end`) as a wildcard pattern with `*` for the account ID;
+/// a `*` or `\` of its own is escaped, and no two `*` meet (EventBridge refuses `**`).
+fn literal(s: &str, account: &str, open_end: bool) -> String {
+    let parts: Vec<String> = s.split(account).map(|p| p.replace('\\', "\\\\").replace('*', "\\*")).collect();
+    let mut out = parts.join("*");
+    if open_end && !s.ends_with(account) {
+        out.push('*');
+    }
+    out
+}
+
 impl EventRule {
     /// A rule of the profile (or one part of it), in the home region, publishing its alert to
     /// its severity's topic. `region_rules` is shared by every rule of the profile in the region.
@@ -297,9 +418,71 @@ impl EventRule {
             name,
             pattern,
             &rule.description,
-            &rt.region,
+            (&rt.region, None),
             BTreeMap::from([(TOPIC_TARGET.to_string(), target)]),
             depends,
+            (region_rules, tags),
+        )
+    }
+
+    /// A rule of the profile (or one part of it) on the central bus, in the account that owns
+    /// it: the same alert on the same topic for the events every other account sends there.
+    /// The message names the account the event came from (`$.account`, kept as it was when
+    /// the event crossed to this bus) and no alias: the profile's alias is this account's.
+    pub fn central(
+        profile: &Profile,
+        rule: &Rule,
+        (name, pattern): &(String, Value),
+        bus: &CentralBus,
+        region_rules: Arc<RegionEventRules>,
+        tags: Arc<TagIndex>,
+    ) -> Declared<Self> {
+        let rt = &profile.runtime;
+        let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
+        let on = alerts.topic_for(rule.severity);
+        let text = message(rule, &rt.partition, None);
+        let target = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
+        let depends = vec![topic::address(on, &rt.region), event_bus::address(bus)];
+        let description = format!("{} (central: events of the organization's accounts)", rule.description);
+        Self::declared(
+            profile,
+            name,
+            &for_any_account(pattern, &rt.account_id),
+            description.trim_start(),
+            (&bus.region, Some(&bus.name)),
+            BTreeMap::from([(TOPIC_TARGET.to_string(), target)]),
+            depends,
+            (region_rules, tags),
+        )
+    }
+
+    /// The `index`th rule of the home region sending what the rules watch to the central bus,
+    /// in an account that does not own it. Events other regions forward to this bus do not
+    /// go on ("EventBridge can't route events received from a sender event bus to a third
+    /// event bus"): the forwarding rules there send to the central bus themselves.
+    pub fn central_forwarder(
+        profile: &Profile,
+        events: &Events,
+        bus: &CentralBus,
+        index: usize,
+        pattern: &Value,
+        region_rules: Arc<RegionEventRules>,
+        tags: Arc<TagIndex>,
+    ) -> Declared<Self> {
+        let name = match index {
+            0 => CENTRAL_FORWARD_RULE.to_string(),
+            i => format!("{CENTRAL_FORWARD_RULE}-{}", i + 1),
+        };
+        let description = format!("ctguard: sends the calls ctguard's rules watch to the central bus {}", bus.arn);
+        let rt = &profile.runtime;
+        Self::declared(
+            profile,
+            &name,
+            pattern,
+            &description,
+            (&rt.region, None),
+            BTreeMap::from([central_target(bus, events)]),
+            vec![role::address(&events.role_name, &rt.region)],
             (region_rules, tags),
         )
     }
@@ -326,16 +509,12 @@ impl EventRule {
         let (arn, role_arn) = (events.home_bus_arn.clone(), Some(events.role_arn.clone()));
         let target = TargetSpec { arn, role_arn, input_transformer: None };
         let depends = vec![role::address(&events.role_name, region)];
-        Self::declared(
-            profile,
-            &name,
-            pattern,
-            &description,
-            region,
-            BTreeMap::from([(FORWARD_TARGET.to_string(), target)]),
-            depends,
-            (region_rules, tags),
-        )
+        let mut targets = BTreeMap::from([(FORWARD_TARGET.to_string(), target)]);
+        // An event this region forwards home goes no further: it goes to the central bus from here.
+        if let Some(bus) = events.central.as_ref().filter(|b| !b.owned_here()) {
+            targets.extend([central_target(bus, events)]);
+        }
+        Self::declared(profile, &name, pattern, &description, (region, None), targets, depends, (region_rules, tags))
     }
 
     /// The fire-drill rule of `region`, matching only `ctguard drill`'s events. In the home
@@ -371,7 +550,16 @@ impl EventRule {
             (BTreeMap::from([(FORWARD_TARGET.to_string(), target)]), vec![role::address(&events.role_name, region)])
         };
         let description = "ctguard: fire drill (`ctguard drill`); matches only its own ctguard.drill events";
-        Self::declared(profile, DRILL_RULE, &pattern, description, region, targets, depends, (region_rules, tags))
+        Self::declared(
+            profile,
+            DRILL_RULE,
+            &pattern,
+            description,
+            (region, None),
+            targets,
+            depends,
+            (region_rules, tags),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -380,7 +568,7 @@ impl EventRule {
         name: &str,
         pattern: &Value,
         description: &str,
-        region: &str,
+        (region, bus): (&str, Option<&str>),
         targets: BTreeMap<String, TargetSpec>,
         depends: Vec<Address>,
         (region_rules, tags): (Arc<RegionEventRules>, Arc<TagIndex>),
@@ -393,20 +581,28 @@ impl EventRule {
             targets,
             tags: tags::owner_tags(profile),
         };
-        let arn = format!("arn:{}:events:{region}:{}:rule/{name}", rt.partition, rt.account_id);
-        let kind = EventRule { name: name.to_string(), region: region.into(), arn, region_rules, tags };
-        Declared::new(kind, address(name, region), want, depends)
+        let on = bus.map(|b| format!("{b}/")).unwrap_or_default();
+        let arn = format!("arn:{}:events:{region}:{}:rule/{on}{name}", rt.partition, rt.account_id);
+        let at = match bus {
+            Some(b) => bus_address(name, region, b),
+            None => address(name, region),
+        };
+        let bus = bus.map(str::to_string);
+        let kind = EventRule { name: name.to_string(), region: region.into(), bus, arn, region_rules, tags };
+        Declared::new(kind, at, want, depends)
     }
 
     fn orphan(name: &str, arn: &str, region: &str, region_rules: Arc<RegionEventRules>) -> Declared<Self> {
         // Orphans are found by their tags already; their read goes to the resource itself.
         let tags = Arc::new(TagIndex::default());
-        let rule = EventRule { name: name.into(), region: region.into(), arn: arn.into(), region_rules, tags };
+        let rule =
+            EventRule { name: name.into(), region: region.into(), bus: None, arn: arn.into(), region_rules, tags };
         Declared::undeclared(rule, address(name, region))
     }
 
     fn what(&self, doing: &str) -> String {
-        format!("{doing} EventBridge rule {}/{}", self.region, self.name)
+        let on = self.bus.as_ref().map(|b| format!("{b}/")).unwrap_or_default();
+        format!("{doing} EventBridge rule {}/{on}{}", self.region, self.name)
     }
 
     /// An EventBridge rule delivers only when ENABLED and with its target in place.
@@ -433,7 +629,7 @@ impl EventRule {
     async fn put_targets(&self, aws: &Aws, wanted: &BTreeMap<String, TargetSpec>) -> anyhow::Result<()> {
         let eb = aws.events(&self.region);
         let targets = wanted.iter().map(|(id, spec)| expand_target(id, spec)).collect::<anyhow::Result<Vec<_>>>()?;
-        let req = eb.put_targets().rule(&self.name).set_targets(Some(targets));
+        let req = eb.put_targets().rule(&self.name).set_event_bus_name(self.bus.clone()).set_targets(Some(targets));
         let put = req.send().await.ctx(|| self.what("setting targets of"))?;
         if let Some(failed) = put.failed_entries().first() {
             anyhow::bail!(
@@ -443,7 +639,13 @@ impl EventRule {
                 failed.error_message().unwrap_or("")
             );
         }
-        let listed = eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of"))?;
+        let listed = eb
+            .list_targets_by_rule()
+            .rule(&self.name)
+            .set_event_bus_name(self.bus.clone())
+            .send()
+            .await
+            .ctx(|| self.what("listing targets of"))?;
         let extra: Vec<String> =
             listed.targets().iter().map(|t| t.id().to_string()).filter(|id| !wanted.contains_key(id)).collect();
         self.remove_targets(aws, extra).await
@@ -451,7 +653,8 @@ impl EventRule {
 
     async fn remove_targets(&self, aws: &Aws, ids: Vec<String>) -> anyhow::Result<()> {
         if !ids.is_empty() {
-            let req = aws.events(&self.region).remove_targets().rule(&self.name).set_ids(Some(ids));
+            let req = aws.events(&self.region).remove_targets().rule(&self.name).set_event_bus_name(self.bus.clone());
+            let req = req.set_ids(Some(ids));
             req.send().await.ctx(|| self.what("removing targets from"))?;
         }
         Ok(())
@@ -492,6 +695,14 @@ fn drill_alert(severity: Severity) -> Rule {
         restriction: Default::default(),
         parts: Vec::new(),
     }
+}
+
+/// The target that sends to the central bus, with the forwarding role: a bus in another account
+/// that admits this one through its organization, not by account ID, takes events only from a
+/// target with a role (EventBridge API Reference, PutTargets: RoleArn).
+fn central_target(bus: &CentralBus, events: &Events) -> (String, TargetSpec) {
+    let target = TargetSpec { arn: bus.arn.clone(), role_arn: Some(events.role_arn.clone()), input_transformer: None };
+    (CENTRAL_TARGET.to_string(), target)
 }
 
 fn flatten_target(t: &Target) -> TargetSpec {
@@ -538,7 +749,14 @@ impl Kind for EventRule {
         let Some(rule) = listed.get(&self.name) else { return Ok(None) };
         let want_tags = want.map(|w| &w.tags);
         let (targets, tags) = tokio::try_join!(
-            async { eb.list_targets_by_rule().rule(&self.name).send().await.ctx(|| self.what("listing targets of")) },
+            async {
+                eb.list_targets_by_rule()
+                    .rule(&self.name)
+                    .set_event_bus_name(self.bus.clone())
+                    .send()
+                    .await
+                    .ctx(|| self.what("listing targets of"))
+            },
             self.tags.tags(aws, &self.region, &self.arn, want_tags),
         )?;
         let pattern: Option<Value> = match &rule.pattern {
@@ -569,6 +787,7 @@ impl Kind for EventRule {
             // the next run knows as its own rather than one it would have to be told to adopt.
             eb.put_rule()
                 .name(&self.name)
+                .set_event_bus_name(self.bus.clone())
                 .event_pattern(serde_json::to_string(&want.pattern)?)
                 .state(RuleState::Enabled)
                 .description(&want.description)
@@ -589,12 +808,17 @@ impl Kind for EventRule {
 
     async fn delete(&self, aws: &Aws) -> anyhow::Result<()> {
         let eb = aws.events(&self.region);
-        let req = eb.list_targets_by_rule().rule(&self.name);
+        let req = eb.list_targets_by_rule().rule(&self.name).set_event_bus_name(self.bus.clone());
         let Some(listed) = req.send().await.found(|| self.what("listing targets of"))? else {
             return Ok(());
         };
         self.remove_targets(aws, listed.targets().iter().map(|t| t.id().to_string()).collect()).await?;
-        eb.delete_rule().name(&self.name).send().await.found(|| self.what("deleting"))?;
+        eb.delete_rule()
+            .name(&self.name)
+            .set_event_bus_name(self.bus.clone())
+            .send()
+            .await
+            .found(|| self.what("deleting"))?;
         Ok(())
     }
 }
@@ -614,6 +838,133 @@ mod tests {
         } else {
             EventRule::forwarder(p, events, 0, &events.forward[0], region, Default::default(), Default::default())
         }
+    }
+
+    const SECURITY: &str = "999988887777";
+
+    /// The flagship profile sending to a central bus of the security account, resolved for
+    /// `account`.
+    fn with_central_bus(account: &str) -> Profile {
+        let mut loaded = crate::profile::load("ai-agent-guard").unwrap();
+        let arn = format!("arn:aws:events:{HOME}:{SECURITY}:event-bus/ctguard-central");
+        loaded.doc.events.as_mut().unwrap().central_bus = Some(arn);
+        let organization =
+            crate::profile::Organization { id: "o-a1b2c3d4e5".into(), management_account: SECURITY.into() };
+        let runtime = crate::profile::Runtime {
+            account_id: account.into(),
+            partition: "aws".into(),
+            region: HOME.into(),
+            enabled_regions: vec![HOME.into(), OTHER.into()],
+            organization: Some(organization),
+        };
+        loaded.resolve(&runtime, &Default::default()).unwrap()
+    }
+
+    fn declared_addresses(p: &Profile) -> Vec<Address> {
+        crate::resources::declared(p, &crate::resources::Listings::new(&p.regions))
+            .iter()
+            .map(|r| r.address())
+            .collect()
+    }
+
+    #[test]
+    fn a_value_naming_the_account_becomes_a_wildcard_for_any() {
+        let pattern = serde_json::json!({
+            "detail": {
+                "a": ["x*111122223333", {"prefix": "arn:aws:sns:us-east-1:111122223333:t:"}, "other"],
+                "b": [{"anything-but": ["arn:aws:iam::111122223333:role/r"]}, {"exists": false}],
+                "c": [{"anything-but": {"wildcard": ["arn:aws:sts::111122223333:assumed-role/AIAgent*"]}}],
+                "$or": [{"d": ["111122223333"]}, {"e": [{"prefix": "111122223333"}]}],
+                "f": [{"prefix": "a\\*111122223333-"}, {"wildcard": "*111122223333*"}],
+            }
+        });
+        let got = for_any_account(&pattern, "111122223333");
+        let want = serde_json::json!({
+            "detail": {
+                "a": [{"wildcard": "x\\**"}, {"wildcard": "arn:aws:sns:us-east-1:*:t:*"}, "other"],
+                "b": [{"anything-but": {"wildcard": ["arn:aws:iam::*:role/r"]}}, {"exists": false}],
+                "c": [{"anything-but": {"wildcard": ["arn:aws:sts::*:assumed-role/AIAgent*"]}}],
+                "$or": [{"d": [{"wildcard": "*"}]}, {"e": [{"wildcard": "*"}]}],
+                "f": [{"wildcard": "a\\\\\\**-*"}, {"wildcard": "*"}],
+            }
+        });
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_security_account_runs_the_rules_on_its_bus_for_any_members_events() {
+        let p = with_central_bus(SECURITY);
+        let addresses = declared_addresses(&p);
+        assert!(addresses.iter().any(|a| a.kind == event_bus::KIND && a.name == "ctguard-central"));
+        assert!(addresses.iter().any(|a| a.name == format!("{HOME}/ctguard-central/ctguard-destructive-actions")));
+        assert!(!addresses.iter().any(|a| a.name.contains(CENTRAL_FORWARD_RULE)), "it sends nothing to itself");
+        let events = p.events.as_ref().unwrap();
+        let bus = events.central.as_ref().unwrap();
+        let on_bus: BTreeMap<String, RuleSpec> = events
+            .rules
+            .iter()
+            .flat_map(|r| r.parts.iter().map(move |part| (r, part)))
+            .map(|(r, part)| {
+                let d = EventRule::central(&p, r, part, bus, Default::default(), Default::default());
+                (part.0.clone(), d.want.unwrap())
+            })
+            .collect();
+        let member = "111122223333";
+        for (name, spec) in &on_bus {
+            let pattern = spec.pattern.as_ref().unwrap();
+            crate::detect::eventbridge::EventPattern::parse(pattern).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert!(!pattern.to_string().contains(SECURITY), "{name}: {pattern}");
+            let text = &spec.targets[TOPIC_TARGET].input_transformer.as_ref().unwrap().template;
+            assert!(!text.contains("Account: <account> ("), "no alias of the security account's: {text}");
+        }
+        let matches = |rule: &str, event: Value| {
+            let p = crate::detect::eventbridge::EventPattern::parse(on_bus[rule].pattern.as_ref().unwrap()).unwrap();
+            p.matches(&event)
+        };
+        let call = |source: &str, name: &str, who: &Value, params: Value| {
+            serde_json::json!({
+                "source": source, "detail-type": "AWS API Call via CloudTrail", "account": member,
+                "detail": {"eventSource": format!("{}.amazonaws.com", &source[4..]), "eventName": name,
+                           "userIdentity": who, "requestParameters": params}
+            })
+        };
+        let human = serde_json::json!({"type": "IAMUser", "userName": "alice", "arn": format!("arn:aws:iam::{member}:user/alice")});
+        let topic = |name: &str| serde_json::json!({"topicArn": format!("arn:aws:sns:{HOME}:{member}:{name}")});
+        assert!(matches("ctguard-pipeline-tampering", call("aws.sns", "DeleteTopic", &human, topic("ctguard-alerts"))));
+        assert!(!matches("ctguard-pipeline-tampering", call("aws.sns", "DeleteTopic", &human, topic("payments"))));
+        // A member's agent is an agent here too: its role ARN names the member's account.
+        let agent = serde_json::json!({"type": "AssumedRole", "principalId": "AROAEXAMPLE:s1",
+                                       "arn": format!("arn:aws:sts::{member}:assumed-role/AIAgent-ci/s1")});
+        let terminate = |who: &Value| call("aws.ec2", "TerminateInstances", who, serde_json::json!({}));
+        assert!(matches("ctguard-destructive-actions", terminate(&human)));
+        assert!(!matches("ctguard-destructive-actions", terminate(&agent)), "the agents' own rule covers it");
+    }
+
+    #[test]
+    fn a_member_sends_to_the_central_bus_from_every_region_once() {
+        let member = "111122223333";
+        let p = with_central_bus(member);
+        let addresses = declared_addresses(&p);
+        assert!(!addresses.iter().any(|a| a.kind == event_bus::KIND));
+        let events = p.events.as_ref().unwrap();
+        let bus = events.central.as_ref().unwrap();
+        let home_senders = addresses.iter().filter(|a| a.name.starts_with(&format!("{HOME}/{CENTRAL_FORWARD_RULE}")));
+        assert!(home_senders.count() >= events.forward.len());
+        let role = format!("arn:aws:iam::{member}:role/ctguard/ctguard-events-forwarder");
+        let central = TargetSpec { arn: bus.arn.clone(), role_arn: Some(role), input_transformer: None };
+        let (listed, tags) = (Arc::default(), Arc::default);
+        let sender = EventRule::central_forwarder(&p, events, bus, 0, &events.forward[0], listed, tags()).want.unwrap();
+        assert_eq!(sender.targets, BTreeMap::from([(CENTRAL_TARGET.to_string(), central.clone())]));
+        let forwarder = rule_in(&p, OTHER).want.unwrap();
+        assert_eq!(forwarder.targets.get(CENTRAL_TARGET), Some(&central));
+        assert!(forwarder.targets.contains_key(FORWARD_TARGET), "and home, for the member's own alerts");
+        // The profile's own rules and the drill alert locally only: each event crosses once.
+        assert!(!rule_in(&p, HOME).want.unwrap().targets.contains_key(CENTRAL_TARGET));
+        let drill = EventRule::drill(&p, events, OTHER, Default::default(), Default::default()).want.unwrap();
+        assert!(!drill.targets.contains_key(CENTRAL_TARGET));
+        let forwarding_role = role::Role::events_forwarder(&p, events).want.unwrap();
+        let inline = &forwarding_role.inline_policies["ctguard-forward-to-central"];
+        assert_eq!(inline["Statement"][0]["Resource"], bus.arn.as_str(), "{inline}");
     }
 
     #[test]

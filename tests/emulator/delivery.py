@@ -23,7 +23,8 @@ calls ctguard makes:
     from a sender event bus to a third event bus");
   - every target invocation counts `Invocations`, each one that fails (the topic, queue or
     bus does not exist) `FailedInvocations`, and each matching rule `TriggeredRules`, in the
-    AWS/Events namespace by `RuleName`, as EventBridge reports them to CloudWatch.
+    AWS/Events namespace by `RuleName` (with `EventBusName` for a rule on a custom bus), as
+    EventBridge reports them to CloudWatch.
 * SetAlarmState -> when the state changes and the alarm's actions are enabled, each SNS action
   of the new state (AlarmActions, OKActions, InsufficientDataActions) receives the
   notification CloudWatch sends: the JSON document of "Schema of Amazon SNS notifications when
@@ -152,17 +153,25 @@ def deliver_to_rule(rule: Any, event: dict, ingestion: float, forwarded: bool, m
         return
     if not rule.event_pattern.matches_event(event):  # moto's matcher, on a copy it makes
         return
-    _count(rule.account_id, rule.region_name, "AWS/Events", "TriggeredRules", {"RuleName": rule.name})
+    dims = _rule_dimensions(rule)
+    _count(rule.account_id, rule.region_name, "AWS/Events", "TriggeredRules", dims)
     for target in list(rule.targets):
         if forwarded and _is_event_bus(target["Arn"]):
             log.info("rule %s: not forwarding an event that came from another bus", rule.arn)
             continue
-        _count(rule.account_id, rule.region_name, "AWS/Events", "Invocations", {"RuleName": rule.name})
+        _count(rule.account_id, rule.region_name, "AWS/Events", "Invocations", dims)
         try:
             _invoke(rule, target, event, ingestion, moto_send)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed invocation
             log.warning("rule %s: target %s failed: %s: %s", rule.arn, target["Arn"], type(exc).__name__, exc)
-            _count(rule.account_id, rule.region_name, "AWS/Events", "FailedInvocations", {"RuleName": rule.name})
+            _count(rule.account_id, rule.region_name, "AWS/Events", "FailedInvocations", dims)
+
+
+def _rule_dimensions(rule: Any) -> dict[str, str]:
+    """A rule's metric dimensions: RuleName on the default bus, EventBusName and RuleName on a
+    custom one (EventBridge User Guide, "Monitoring Amazon EventBridge")."""
+    bus = getattr(rule, "event_bus_name", "default") or "default"
+    return {"RuleName": rule.name} if bus == "default" else {"EventBusName": bus, "RuleName": rule.name}
 
 
 def _is_event_bus(arn: str) -> bool:

@@ -108,7 +108,7 @@ RESOURCE_FIELDS = frozenset({
     # SNS
     "TopicArn", "ResourceArn", "SubscriptionArn", "TagKeys",
     # EventBridge
-    "Rule", "NamePrefix", "ResourceARN", "Targets",
+    "Rule", "NamePrefix", "ResourceARN", "Targets", "EventBusName",
     # CloudWatch
     "AlarmName", "AlarmNames", "AlarmNamePrefix",
     # AWS Config
