@@ -469,10 +469,7 @@ impl EventRule {
         region_rules: Arc<RegionEventRules>,
         tags: Arc<TagIndex>,
     ) -> Declared<Self> {
-        let name = match index {
-            0 => CENTRAL_FORWARD_RULE.to_string(),
-            i => format!("{CENTRAL_FORWARD_RULE}-{}", i + 1),
-        };
+        let name = numbered(CENTRAL_FORWARD_RULE, index);
         let description = format!("ctguard: sends the calls ctguard's rules watch to the central bus {}", bus.arn);
         let rt = &profile.runtime;
         Self::declared(
@@ -498,10 +495,7 @@ impl EventRule {
         region_rules: Arc<RegionEventRules>,
         tags: Arc<TagIndex>,
     ) -> Declared<Self> {
-        let name = match index {
-            0 => FORWARD_RULE.to_string(),
-            i => format!("{FORWARD_RULE}-{}", i + 1),
-        };
+        let name = numbered(FORWARD_RULE, index);
         let description = format!(
             "ctguard: forwards the CloudTrail calls ctguard's rules watch to {} once each",
             profile.runtime.region
@@ -680,6 +674,14 @@ pub fn drill_topics(profile: &Profile) -> Vec<(&AlertTopic, Severity)> {
 /// A target id is at most 64 characters of `[.\-_A-Za-z0-9]` (EventBridge API Reference,
 /// Target); SNS topic names are of those characters, so the topic's name serves when short
 /// enough.
+/// The `index`th of a family of rules: `base`, then `base-2`, `base-3`, ...
+fn numbered(base: &str, index: usize) -> String {
+    match index {
+        0 => base.to_string(),
+        i => format!("{base}-{}", i + 1),
+    }
+}
+
 fn drill_target_id(index: usize, topic: &str) -> String {
     if topic.len() <= 64 { topic.to_string() } else { format!("ctguard-alert-topic-{}", index + 1) }
 }
