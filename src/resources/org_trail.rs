@@ -48,14 +48,15 @@ pub fn owner_of(arn: &str) -> Option<&str> {
 /// The organization trails of other accounts in the home region's DescribeTrails, shadow
 /// trails included: what covers `account` without being its own.
 pub async fn covering(aws: &Aws, account: &str) -> anyhow::Result<Vec<Covering>> {
-    let listed = aws
-        .cloudtrail
-        .describe_trails()
-        .include_shadow_trails(true)
-        .send()
-        .await
-        .ctx(|| "listing CloudTrail trails, shadow trails included".into())?;
-    Ok(covering_in(listed.trail_list(), account))
+    Ok(covering_in(&listed_with_shadows(aws).await?, account))
+}
+
+/// The home region's DescribeTrails, shadow trails (other regions' and accounts' trails that
+/// record here) included.
+pub async fn listed_with_shadows(aws: &Aws) -> anyhow::Result<Vec<aws_sdk_cloudtrail::types::Trail>> {
+    let req = aws.cloudtrail.describe_trails().include_shadow_trails(true);
+    let listed = req.send().await.ctx(|| "listing CloudTrail trails, shadow trails included".into())?;
+    Ok(listed.trail_list().to_vec())
 }
 
 /// The organization trails of other accounts among `listed` (DescribeTrails with shadow trails).

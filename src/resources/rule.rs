@@ -409,10 +409,7 @@ impl EventRule {
     ) -> Declared<Self> {
         let rt = &profile.runtime;
         let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
-        let on = alerts.topic_for(rule.severity);
-        let text = message(rule, &rt.partition, alerts.account_alias.as_deref());
-        let target = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
-        let depends = vec![topic::address(on, &rt.region)];
+        let (target, depends) = alert_target(profile, rule, alerts.account_alias.as_deref());
         Self::declared(
             profile,
             name,
@@ -438,11 +435,8 @@ impl EventRule {
         tags: Arc<TagIndex>,
     ) -> Declared<Self> {
         let rt = &profile.runtime;
-        let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
-        let on = alerts.topic_for(rule.severity);
-        let text = message(rule, &rt.partition, None);
-        let target = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
-        let depends = vec![topic::address(on, &rt.region), event_bus::address(bus)];
+        let (target, mut depends) = alert_target(profile, rule, None);
+        depends.push(event_bus::address(bus));
         let description = format!("{} (central: events of the organization's accounts)", rule.description);
         Self::declared(
             profile,
@@ -680,6 +674,17 @@ fn numbered(base: &str, index: usize) -> String {
         0 => base.to_string(),
         i => format!("{base}-{}", i + 1),
     }
+}
+
+/// The alert of `rule` on its severity's topic, and the topic it depends on. `alias`: the
+/// account alias the message shows.
+fn alert_target(profile: &Profile, rule: &Rule, alias: Option<&str>) -> (TargetSpec, Vec<Address>) {
+    let rt = &profile.runtime;
+    let alerts = profile.alerts.as_ref().expect("validated: rules need [alerts]");
+    let on = alerts.topic_for(rule.severity);
+    let text = message(rule, &rt.partition, alias);
+    let target = TargetSpec { arn: on.arn.clone(), role_arn: None, input_transformer: Some(text) };
+    (target, vec![topic::address(on, &rt.region)])
 }
 
 fn drill_target_id(index: usize, topic: &str) -> String {

@@ -450,16 +450,9 @@ fn admit_in(doc: &mut serde_json::Value, declared: &str, others: &[&str]) {
 async fn owned(aws: &Aws, profile: &str) -> anyhow::Result<(Vec<LeftOver>, Vec<super::org_trail::Covering>)> {
     let region = aws.region();
     let account = aws.caller.account_id.as_str();
-    let listed = aws
-        .cloudtrail
-        .describe_trails()
-        .include_shadow_trails(true)
-        .send()
-        .await
-        .ctx(|| "listing CloudTrail trails".into())?;
-    let covering = super::org_trail::covering_in(listed.trail_list(), account);
+    let listed = super::org_trail::listed_with_shadows(aws).await?;
+    let covering = super::org_trail::covering_in(&listed, account);
     let local: Vec<(String, String)> = listed
-        .trail_list()
         .iter()
         .filter(|t| t.home_region() == Some(region))
         .filter(|t| t.trail_arn().and_then(super::org_trail::owner_of) == Some(account))
